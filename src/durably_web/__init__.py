@@ -1,0 +1,60 @@
+"""durably_web: step-oriented, resumable batch execution on SQLite, on CPython and in the browser.
+
+A job is a function made of named steps; each finished step's result is checkpointed, so a run
+that crashes, is reloaded or loses its worker resumes at the first unfinished step.
+"""
+
+from durably_web.clock import Clock, SystemClock
+from durably_web.durably import Durably
+from durably_web.errors import (
+    ConflictError,
+    DurablyError,
+    LeaseLost,
+    NotFoundError,
+    RunCancelled,
+    RunFailed,
+    StorageError,
+    ValidationError,
+)
+from durably_web.events import Event
+from durably_web.factory import create_durably
+from durably_web.handles import JobHandle, JobResult, Jobs
+from durably_web.job import JobDefinition, define_job
+from durably_web.models import Log, Progress, Run, Step
+from durably_web.step import AbortSignal, StepContext
+from durably_web.storage.connection import Connection
+from durably_web.storage.store import SQLiteStore
+from durably_web.trigger import TriggerItem
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AbortSignal",
+    "Clock",
+    "ConflictError",
+    "Connection",
+    "Durably",
+    "DurablyError",
+    "Event",
+    "JobDefinition",
+    "JobHandle",
+    "JobResult",
+    "Jobs",
+    "LeaseLost",
+    "Log",
+    "NotFoundError",
+    "Progress",
+    "Run",
+    "RunCancelled",
+    "RunFailed",
+    "SQLiteStore",
+    "Step",
+    "StepContext",
+    "StorageError",
+    "SystemClock",
+    "TriggerItem",
+    "ValidationError",
+    "__version__",
+    "create_durably",
+    "define_job",
+]

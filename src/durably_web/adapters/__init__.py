@@ -1,0 +1,1 @@
+"""Connection adapters: one per SQLite driver. The engine core imports none of them."""

@@ -1,0 +1,63 @@
+"""Time for the engine: wall-clock timestamps and sleeps, behind a protocol.
+
+All time in the engine flows through a :class:`Clock`, so tests swap in
+:class:`durably_web.testing.FakeClock` and advance time instead of sleeping. Timestamps are
+stored as fixed-width ISO-8601 UTC text with milliseconds (``2026-01-02T03:04:05.678Z``, the
+form JavaScript's ``toISOString`` gives), so they compare correctly as strings in SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+__all__ = ["Clock", "SystemClock", "format_timestamp", "parse_timestamp"]
+
+
+class Clock(Protocol):
+    """A source of time the engine can be driven by."""
+
+    def now(self) -> float:
+        """Return the current time as seconds since the Unix epoch."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Suspend the calling task for ``seconds``."""
+        ...
+
+
+class SystemClock:
+    """The real clock: ``time.time()`` and ``asyncio.sleep``."""
+
+    def now(self) -> float:
+        """Return ``time.time()``."""
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep with ``asyncio.sleep``."""
+        await asyncio.sleep(seconds)
+
+
+_last_second = -1
+_last_prefix = ""
+
+
+def format_timestamp(epoch_seconds: float) -> str:
+    """Format epoch seconds as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC, millisecond precision)."""
+    global _last_second, _last_prefix
+    millis = round(epoch_seconds * 1000)
+    seconds, ms = divmod(millis, 1000)
+    if seconds != _last_second:
+        _last_prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
+        _last_second = seconds
+    return f"{_last_prefix}{ms:03d}Z"
+
+
+def parse_timestamp(text: str) -> float:
+    """Parse a timestamp written by :func:`format_timestamp` (or any ISO-8601 UTC text)."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()

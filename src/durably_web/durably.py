@@ -1,0 +1,514 @@
+"""The `Durably` facade: job registry, triggers, run management, queries, events, worker.
+
+Create one with :func:`durably_web.create_durably`. It delegates storage to the Store,
+execution to the Worker and Runtime, and following a run to :mod:`durably_web.watch`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from durably_web.clock import Clock
+from durably_web.errors import ConflictError, NotFoundError, ValidationError
+from durably_web.events import (
+    Event,
+    EventBus,
+    EventHandler,
+    RunCancel,
+    RunCoalesced,
+    RunDelete,
+    RunRetry,
+    RunTrigger,
+)
+from durably_web.handles import JobHandle, Jobs
+from durably_web.job import JobDefinition
+from durably_web.models import RUN_STATUSES, Log, Run, Step
+from durably_web.options import Options, parse_duration
+from durably_web.storage.store import RunFilter, SQLiteStore
+from durably_web.trigger import TriggerItem, prepare, validate_label_filter
+from durably_web.watch import wait_for, watch
+from durably_web.worker import Worker
+
+__all__ = ["Durably"]
+
+InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
+
+
+class Durably:
+    """A durable job engine on one database.
+
+    Args:
+        store: the Store to keep runs in.
+        options: validated settings (see :func:`durably_web.create_durably`).
+        clock: the engine's time source.
+        worker_id: this instance's lease owner name.
+        owns_store: close the store's connection in :meth:`close`.
+
+    """
+
+    def __init__(
+        self,
+        store: SQLiteStore,
+        options: Options,
+        clock: Clock,
+        worker_id: str,
+        *,
+        owns_store: bool = True,
+    ) -> None:
+        self.store = store
+        self.options = options
+        self.clock = clock
+        self.worker_id = worker_id
+        self.jobs = Jobs()
+        self._by_name: dict[str, JobDefinition[Any, Any]] = {}
+        self._bus = EventBus(clock)
+        self._owns_store = owns_store
+        self._migrated = False
+        self.worker = Worker(
+            store=store,
+            bus=self._bus,
+            clock=clock,
+            options=options,
+            jobs=self._by_name,
+            worker_id=worker_id,
+        )
+
+    # -- registry -----------------------------------------------------------------------
+
+    def register(
+        self, jobs: Mapping[str, JobDefinition[Any, Any]] | Iterable[JobDefinition[Any, Any]]
+    ) -> Durably:
+        """Register job definitions under keys; return this instance for chaining.
+
+        Args:
+            jobs: ``{"key": definition}``; or definitions alone, keyed by their name with
+                ``-`` turned into ``_``.
+
+        Raises:
+            ConflictError: a key or job name is taken by a different definition (nothing is
+                registered then).
+            ValidationError: a value is not a :class:`JobDefinition` or a key not an identifier.
+
+        """
+        if isinstance(jobs, Mapping):
+            pairs = list(jobs.items())
+        else:
+            pairs = [(getattr(job, "name", "").replace("-", "_"), job) for job in jobs]
+        for key, job in pairs:
+            if not isinstance(job, JobDefinition):
+                raise ValidationError(f"job {key!r} must be a JobDefinition, got {job!r}")
+            if not isinstance(key, str) or not key.isidentifier():
+                raise ValidationError(f"job key must be a Python identifier, got {key!r}")
+            taken = self.jobs.get(key)
+            if taken is not None and not taken.definition.same_as(job):
+                raise ConflictError(
+                    f"job key {key!r} is already registered with a different definition"
+                )
+            named = self._by_name.get(job.name)
+            if named is not None and not named.same_as(job):
+                raise ConflictError(
+                    f'Job "{job.name}" is already registered with a different definition'
+                )
+        for key, job in pairs:
+            self._by_name.setdefault(job.name, job)
+            if key not in self.jobs:
+                self.jobs._add(key, JobHandle(self, job))
+        if pairs:
+            self.worker.wake()
+        return self
+
+    def job(self, definition: JobDefinition[InputT, OutputT]) -> JobHandle[InputT, OutputT]:
+        """Return the typed handle of a registered definition (registering it if needed)."""
+        for _, handle in self.jobs.items():
+            if handle.definition is definition:
+                return handle
+        self.register([definition])
+        return self.job(definition)
+
+    def job_by_name(self, name: str) -> JobHandle[Any, Any]:
+        """Return the handle of the job named ``name`` (its definition's name, or its key).
+
+        Raises:
+            NotFoundError: no such job.
+
+        """
+        for _, handle in self.jobs.items():
+            if handle.name == name:
+                return handle
+        handle_by_key = self.jobs.get(name)
+        if handle_by_key is not None:
+            return handle_by_key
+        raise NotFoundError(f"Job not found: {name}")
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Create or upgrade the schema (idempotent; safe from several processes at once)."""
+        if not self._migrated:
+            await self.store.migrate(self.clock.now())
+            self._migrated = True
+
+    async def init(self) -> None:
+        """Migrate, then start the worker."""
+        await self.migrate()
+        self.start()
+
+    def start(self) -> None:
+        """Start the worker loop in the running event loop (idempotent)."""
+        self.worker.start()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop the worker; wait for runs in flight.
+
+        Args:
+            timeout: wait at most this many seconds, then interrupt the runs still in
+                flight at their next ``await`` and hand them back to the queue (pending again,
+                checkpoints kept). ``None`` waits for them to finish.
+
+        """
+        await self.worker.stop(timeout)
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop the worker, then close the database connection if this instance opened it."""
+        await self.stop(timeout)
+        if self._owns_store:
+            await self.store.close()
+
+    async def __aenter__(self) -> Durably:
+        await self.init()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- events -------------------------------------------------------------------------
+
+    def on(self, event_type: str, handler: EventHandler) -> Callable[[], None]:
+        """Call ``handler(event)`` for each event of ``event_type`` (``"*"`` for all).
+
+        Handlers may be sync or async; one that raises does not stop the others and its
+        error is emitted as ``worker:error``. Returns a function that unsubscribes.
+        """
+        return self._bus.on(event_type, handler)
+
+    # -- triggers -----------------------------------------------------------------------
+
+    async def _enqueue(
+        self, job: JobDefinition[Any, Any], items: Sequence[TriggerItem], *, batch: bool = False
+    ) -> list[Run]:
+        prepared = [
+            prepare(job, item, self.options.labels, f" at index {i}" if batch else "")
+            for i, item in enumerate(items)
+        ]
+        if not prepared:
+            return []
+        await self.migrate()
+        runs = await self.store.enqueue([new for new, _ in prepared], self.clock.now())
+        for run, (new, data) in zip(runs, prepared, strict=True):
+            if run.disposition == "created":
+                self._bus.emit(
+                    RunTrigger,
+                    run_id=run.id,
+                    job_name=run.job_name,
+                    labels=run.labels,
+                    input=data,
+                )
+            elif run.disposition == "coalesced":
+                self._bus.emit(
+                    RunCoalesced,
+                    run_id=run.id,
+                    job_name=run.job_name,
+                    labels=run.labels,
+                    skipped_input=data,
+                    skipped_labels=new.labels,
+                )
+        self.worker.wake()
+        return runs
+
+    # -- run management -----------------------------------------------------------------
+
+    async def cancel(self, run_id: str) -> Run:
+        """Cancel a pending or leased run; a running job stops at its next step boundary.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run already finished.
+
+        """
+        await self.migrate()
+        run = await self.store.cancel_run(_run_id(run_id), self.clock.now())
+        execution = self.worker.active.get(run.id)
+        if execution is not None:
+            execution.cancel_announced = True
+            execution.abort("cancelled")
+        self._bus.emit(RunCancel, run_id=run.id, job_name=run.job_name, labels=run.labels)
+        return run
+
+    async def retry(self, run_id: str) -> Run:
+        """Re-run a failed or cancelled run in place: same id, completed steps replay.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run is not failed or cancelled, or its concurrency key is
+                held by another pending run.
+
+        """
+        await self.migrate()
+        run = await self.store.retry_run(_run_id(run_id), self.clock.now())
+        self._bus.emit(RunRetry, run_id=run.id, job_name=run.job_name, labels=run.labels)
+        self.worker.wake()
+        return run
+
+    async def retrigger(self, run_id: str) -> Run:
+        """Start a new run of a finished run's job with the same input, labels and key.
+
+        Raises:
+            NotFoundError: no such run, or its job is not registered here.
+            ConflictError: the run is still pending or leased.
+            ValidationError: its input no longer validates against the job's input type.
+
+        """
+        run = await self._require(run_id)
+        if not run.is_terminal:
+            raise ConflictError(f"Cannot retrigger {run.status} run: {run.id}")
+        job = self._by_name.get(run.job_name)
+        if job is None:
+            raise NotFoundError(f"Unknown job: {run.job_name}")
+        item = TriggerItem(run.input, concurrency_key=run.concurrency_key, labels=run.labels)
+        try:
+            new_run, data = prepare(job, item, None)
+        except ValidationError as exc:
+            raise ValidationError(f"Cannot retrigger run {run.id}: {exc}") from None
+        created = (await self.store.enqueue([new_run], self.clock.now()))[0]
+        self._bus.emit(
+            RunTrigger,
+            run_id=created.id,
+            job_name=created.job_name,
+            labels=created.labels,
+            input=data,
+        )
+        self.worker.wake()
+        return created
+
+    async def delete_run(self, run_id: str) -> Run:
+        """Delete a finished run with its steps and logs; return what was deleted.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run is pending or leased (cancel it first).
+
+        """
+        await self.migrate()
+        run = await self.store.delete_run(_run_id(run_id))
+        self._bus.emit(RunDelete, run_id=run.id, job_name=run.job_name, labels=run.labels)
+        return run
+
+    async def purge_runs(self, older_than: datetime | timedelta | str, limit: int = 500) -> int:
+        """Delete up to ``limit`` finished runs that completed before ``older_than``.
+
+        Args:
+            older_than: an aware datetime, a ``timedelta`` before now, or a duration before
+                now like ``"7d"``, ``"12h"``, ``"30m"``.
+            limit: at most this many runs (1-100000).
+
+        Returns:
+            How many runs were deleted.
+
+        """
+        if isinstance(older_than, str):
+            cutoff = self.clock.now() - parse_duration(older_than, "older_than")
+        elif isinstance(older_than, timedelta):
+            cutoff = self.clock.now() - older_than.total_seconds()
+        elif isinstance(older_than, datetime):
+            if older_than.tzinfo is None:
+                raise ValidationError("older_than must be timezone-aware (e.g. UTC)")
+            cutoff = older_than.timestamp()
+        else:
+            raise ValidationError(
+                f"older_than must be a datetime, timedelta or duration like '7d', "
+                f"got {older_than!r}"
+            )
+        _check_int(limit, "limit", minimum=1, maximum=100_000)
+        await self.migrate()
+        return await self.store.purge_runs(cutoff, limit)
+
+    # -- queries ------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> Run | None:
+        """Return the run, or None if there is none with that id."""
+        await self.migrate()
+        return await self.store.get_run(_run_id(run_id))
+
+    async def _require(self, run_id: str) -> Run:
+        run = await self.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"Run not found: {run_id}")
+        return run
+
+    async def get_runs(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        job_name: str | Sequence[str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Run]:
+        """List runs, newest first.
+
+        Args:
+            status: one status or several (any of them).
+            job_name: one job name or several.
+            labels: every label given must match exactly.
+            limit: at most this many (None: all).
+            offset: skip this many first.
+
+        """
+        statuses = _strings(status, "status")
+        for value in statuses:
+            if value not in RUN_STATUSES:
+                raise ValidationError(
+                    f"Invalid status: {value!r}. Must be one of: {', '.join(RUN_STATUSES)}"
+                )
+        if limit is not None:
+            _check_int(limit, "limit", minimum=0)
+        _check_int(offset, "offset", minimum=0)
+        run_filter = RunFilter(
+            statuses=statuses,
+            job_names=_strings(job_name, "job_name"),
+            labels=validate_label_filter(labels),
+            limit=limit,
+            offset=offset,
+        )
+        await self.migrate()
+        return await self.store.get_runs(run_filter)
+
+    async def get_steps(self, run_id: str) -> list[Step]:
+        """Return the run's step records (checkpoints and failures) in index order."""
+        await self.migrate()
+        return await self.store.get_steps(_run_id(run_id))
+
+    async def get_logs(self, run_id: str) -> list[Log]:
+        """Return the run's persisted log lines, oldest first."""
+        await self.migrate()
+        return await self.store.get_logs(_run_id(run_id))
+
+    def subscribe(self, run_id: str) -> AsyncIterator[Event]:
+        """Iterate over a run's events: its current state first, ending after it finishes."""
+        return self._watch(_run_id(run_id), None)
+
+    async def _watch(self, run_id: str, timeout: float | None) -> AsyncIterator[Event]:
+        await self.migrate()
+        async for event in watch(
+            run_id,
+            store=self.store,
+            bus=self._bus,
+            clock=self.clock,
+            poll_interval=self.options.polling_interval,
+            is_local=self.worker.active.__contains__,
+            timeout=timeout,
+        ):
+            yield event
+
+    async def wait_for_run(
+        self,
+        run_id: str,
+        *,
+        timeout: float | None = None,
+        on_progress: Callable[[Any], Any] | None = None,
+        on_log: Callable[[Any], Any] | None = None,
+    ) -> Run:
+        """Wait until the run completes and return it.
+
+        Args:
+            run_id: the run to wait for.
+            timeout: seconds to wait at most (None: forever).
+            on_progress: called with each :class:`~durably_web.models.Progress`.
+            on_log: called with each ``log:write`` event.
+
+        Raises:
+            RunFailed: the run failed; the message is its error.
+            RunCancelled: the run was cancelled.
+            NotFoundError: no such run (or it was deleted meanwhile).
+            TimeoutError: ``timeout`` passed first.
+
+        """
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+        ):
+            raise ValidationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        run_id = _run_id(run_id)
+        events = self._watch(run_id, timeout)
+        try:
+            return await wait_for(events, run_id, self.store, on_progress, on_log)
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+
+    # -- driving the worker by hand -----------------------------------------------------
+
+    async def process_one(self) -> Run | None:
+        """Claim and execute one run in the calling task; return its final state, or None."""
+        await self.migrate()
+        run = await self.worker.claim()
+        if run is None:
+            return None
+        await self.worker.run_inline(run)
+        return await self.store.get_run(run.id)
+
+    async def process_until_idle(self, max_runs: int | None = None) -> int:
+        """Execute runs one by one until none is claimable (or ``max_runs``); return the count."""
+        if max_runs is not None:
+            _check_int(max_runs, "max_runs", minimum=1)
+        count = 0
+        while max_runs is None or count < max_runs:
+            if await self.process_one() is None:
+                break
+            count += 1
+        return count
+
+    async def release_all_leases(self) -> int:
+        """Expire every lease so those runs are reclaimed at once; return how many.
+
+        Only for an engine that knows no other engine is alive on this database, like the
+        browser worker that holds the origin's exclusive OPFS pool.
+        """
+        await self.migrate()
+        count = await self.store.expire_leases(self.clock.now())
+        if count:
+            self.worker.wake()
+        return count
+
+
+def _run_id(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"run_id must be a non-empty string, got {value!r}")
+    return value
+
+
+def _strings(value: Any, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValidationError(
+        f"{name} must be a string or a list of strings, got {json.dumps(value, default=repr)}"
+    )
+
+
+def _check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bound = f" and at most {maximum}" if maximum is not None else ""
+        raise ValidationError(
+            f"{name} must be an integer of at least {minimum}{bound}, got {value!r}"
+        )

@@ -1,0 +1,176 @@
+"""Typed job handles: ``durably.jobs.<key>.trigger(...)`` and friends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from durably_web.job import JobDefinition
+from durably_web.models import Run
+from durably_web.trigger import TriggerItem
+from durably_web.validation import parse
+
+if TYPE_CHECKING:
+    from durably_web.durably import Durably
+
+__all__ = ["JobHandle", "JobResult", "Jobs"]
+
+InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult(Generic[OutputT]):
+    """What ``trigger_and_wait`` returns.
+
+    Attributes:
+        id: the run id.
+        output: the job's output, parsed into the job's output type when it has one.
+        run: the completed run record.
+
+    """
+
+    id: str
+    output: OutputT
+    run: Run
+
+    @property
+    def disposition(self) -> str | None:
+        """How the trigger resolved: ``created``, ``idempotent`` or ``coalesced``."""
+        return self.run.disposition
+
+
+class JobHandle(Generic[InputT, OutputT]):
+    """Trigger and inspect one registered job."""
+
+    def __init__(self, durably: Durably, definition: JobDefinition[InputT, OutputT]) -> None:
+        self._durably = durably
+        self.definition = definition
+
+    @property
+    def name(self) -> str:
+        """The job's name."""
+        return self.definition.name
+
+    async def trigger(
+        self,
+        input: InputT | Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        concurrency_key: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        coalesce: Literal["skip"] | None = None,
+    ) -> Run:
+        """Enqueue a run; return it with its ``disposition``.
+
+        Args:
+            input: a dict or an instance of the job's input type; validated before storing.
+            idempotency_key: a second trigger with the same key returns the first run
+                (``disposition="idempotent"``) whatever its status.
+            concurrency_key: runs sharing a key never execute at once (across jobs), and a
+                job has at most one pending run per key.
+            labels: ``str → str`` tags for filtering and scoping.
+            coalesce: ``"skip"`` (needs ``concurrency_key``) returns the pending run holding
+                the key (``disposition="coalesced"``) instead of raising ``ConflictError``.
+
+        Raises:
+            ValidationError: invalid input, labels or options; nothing is stored.
+            ConflictError: a pending run holds the concurrency key and ``coalesce`` is unset.
+
+        """
+        item = TriggerItem(input, idempotency_key, concurrency_key, labels, coalesce)
+        return (await self._durably._enqueue(self.definition, [item]))[0]
+
+    async def batch_trigger(
+        self, items: Sequence[InputT | Mapping[str, Any] | TriggerItem]
+    ) -> list[Run]:
+        """Validate every item, then enqueue all in one transaction (all or nothing).
+
+        Args:
+            items: plain inputs, or :class:`TriggerItem` for per-item options.
+
+        """
+        prepared = [item if isinstance(item, TriggerItem) else TriggerItem(item) for item in items]
+        return await self._durably._enqueue(self.definition, prepared, batch=True)
+
+    async def trigger_and_wait(
+        self,
+        input: InputT | Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        on_progress: Callable[[Any], Any] | None = None,
+        on_log: Callable[[Any], Any] | None = None,
+        idempotency_key: str | None = None,
+        concurrency_key: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        coalesce: Literal["skip"] | None = None,
+    ) -> JobResult[OutputT]:
+        """Trigger, then wait for the run to complete; see :meth:`trigger`.
+
+        Raises:
+            RunFailed / RunCancelled: the run did not complete.
+            TimeoutError: it did not finish within ``timeout`` seconds.
+
+        """
+        run = await self.trigger(
+            input,
+            idempotency_key=idempotency_key,
+            concurrency_key=concurrency_key,
+            labels=labels,
+            coalesce=coalesce,
+        )
+        done = await self._durably.wait_for_run(
+            run.id, timeout=timeout, on_progress=on_progress, on_log=on_log
+        )
+        adapter = self.definition.output_adapter
+        output = done.output
+        if adapter is not None:
+            output = parse(adapter, output, f"output of run {run.id}")
+        return JobResult(run.id, output, done.with_disposition(run.disposition or "created"))
+
+    async def get_runs(self, **filters: Any) -> list[Run]:
+        """``durably.get_runs`` restricted to this job."""
+        return await self._durably.get_runs(job_name=self.name, **filters)
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self.name!r}>"
+
+
+class Jobs:
+    """The registered jobs by key: ``jobs.import_csv`` or ``jobs["import_csv"]``."""
+
+    def __init__(self) -> None:
+        self._handles: dict[str, JobHandle[Any, Any]] = {}
+
+    def _add(self, key: str, handle: JobHandle[Any, Any]) -> None:
+        self._handles[key] = handle
+
+    def get(self, key: str) -> JobHandle[Any, Any] | None:
+        """Return the handle registered under ``key``, or None."""
+        return self._handles.get(key)
+
+    def __getattr__(self, key: str) -> JobHandle[Any, Any]:
+        handles = self.__dict__.get("_handles", {})
+        if key in handles:
+            return handles[key]  # type: ignore[no-any-return]
+        raise AttributeError(f"no job registered under {key!r}; registered: {sorted(handles)}")
+
+    def __getitem__(self, key: str) -> JobHandle[Any, Any]:
+        try:
+            return self._handles[key]
+        except KeyError:
+            raise KeyError(f"no job registered under {key!r}") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._handles
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handles)
+
+    def __len__(self) -> int:
+        return len(self._handles)
+
+    def items(self) -> list[tuple[str, JobHandle[Any, Any]]]:
+        """Return ``(key, handle)`` pairs."""
+        return list(self._handles.items())

@@ -1,0 +1,119 @@
+"""Job definitions: a name, an input type, an optional output type and a run function."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+import pydantic
+
+from durably_web.errors import ValidationError
+
+if TYPE_CHECKING:
+    from durably_web.step import StepContext
+
+__all__ = ["JobDefinition", "JobFunction", "define_job"]
+
+InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
+
+JobFunction = Callable[["StepContext", InputT], Awaitable[OutputT] | OutputT]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class JobDefinition(Generic[InputT, OutputT]):
+    """A job: validated input in, a function of named steps, validated output out.
+
+    Build one with :func:`define_job`. Two definitions are the same when they share name,
+    types and function; registering a different one under a taken name is an error.
+    """
+
+    name: str
+    input: Any
+    output: Any
+    run: JobFunction[InputT, OutputT]
+    input_adapter: pydantic.TypeAdapter[InputT] = field(repr=False)
+    output_adapter: pydantic.TypeAdapter[OutputT] | None = field(repr=False)
+
+    def same_as(self, other: JobDefinition[Any, Any]) -> bool:
+        """Return True when ``other`` defines the same job (same name, types and function)."""
+        return (
+            self.name == other.name
+            and self.input is other.input
+            and self.output is other.output
+            and self.run is other.run
+        )
+
+    async def call(self, step: StepContext, payload: InputT) -> OutputT:
+        """Run the job function, awaiting it when it is a coroutine function."""
+        result = self.run(step, payload)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+
+@overload
+def define_job(
+    *, name: str, input: type[InputT] | Any, output: type[OutputT] | Any = None, run: None = None
+) -> Callable[[JobFunction[InputT, OutputT]], JobDefinition[InputT, OutputT]]: ...
+
+
+@overload
+def define_job(
+    *,
+    name: str,
+    input: type[InputT] | Any,
+    output: type[OutputT] | Any = None,
+    run: JobFunction[InputT, OutputT],
+) -> JobDefinition[InputT, OutputT]: ...
+
+
+def define_job(
+    *,
+    name: str,
+    input: Any,
+    output: Any = None,
+    run: JobFunction[Any, Any] | None = None,
+) -> JobDefinition[Any, Any] | Callable[[JobFunction[Any, Any]], JobDefinition[Any, Any]]:
+    """Define a job.
+
+    Args:
+        name: the job's stable name, stored with each run (letters, digits, ``_.:/-``).
+        input: a pydantic model, or any type a ``pydantic.TypeAdapter`` accepts; trigger
+            input is validated against it and the run function receives the parsed value.
+        output: optional type the job's return value is validated against.
+        run: ``async def run(step, payload)``. Without it, ``define_job`` is a decorator.
+
+    Returns:
+        A :class:`JobDefinition`, or a decorator producing one.
+
+    Raises:
+        ValidationError: the name is malformed or a type is not one pydantic understands.
+
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValidationError(
+            f"job name must be 1-128 characters of letters, digits and _.:/- "
+            f"starting with a letter or digit, got {name!r}"
+        )
+    input_adapter = _adapter(input, f"input type of job {name!r}")
+    output_adapter = None if output is None else _adapter(output, f"output type of job {name!r}")
+
+    def build(fn: JobFunction[Any, Any]) -> JobDefinition[Any, Any]:
+        if not callable(fn):
+            raise ValidationError(f"run of job {name!r} must be callable, got {fn!r}")
+        return JobDefinition(name, input, output, fn, input_adapter, output_adapter)
+
+    return build if run is None else build(run)
+
+
+def _adapter(tp: Any, what: str) -> pydantic.TypeAdapter[Any]:
+    try:
+        return pydantic.TypeAdapter(tp)
+    except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError) as exc:
+        raise ValidationError(f"{what} is not a type pydantic can validate: {exc}") from None

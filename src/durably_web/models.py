@@ -1,0 +1,294 @@
+"""The records the engine returns: runs, steps, logs and progress, with their wire forms.
+
+Python attributes are snake_case; :meth:`to_wire` gives the camelCase JSON object upstream
+Durably sends, key for key. Timestamps are aware UTC ``datetime`` objects in Python and
+``YYYY-MM-DDTHH:MM:SS.mmmZ`` strings on the wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "Disposition",
+    "Log",
+    "LogLevel",
+    "Progress",
+    "Run",
+    "RunStatus",
+    "Step",
+    "StepStatus",
+    "TERMINAL_STATUSES",
+    "wire_time",
+]
+
+RunStatus = Literal["pending", "leased", "completed", "failed", "cancelled"]
+StepStatus = Literal["completed", "failed", "cancelled"]
+LogLevel = Literal["info", "warn", "error"]
+Disposition = Literal["created", "idempotent", "coalesced"]
+
+RUN_STATUSES: tuple[RunStatus, ...] = ("pending", "leased", "completed", "failed", "cancelled")
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+ACTIVE_STATUSES: frozenset[str] = frozenset({"pending", "leased"})
+
+
+def wire_time(value: datetime | None) -> str | None:
+    """Format a datetime as upstream's ``toISOString()`` form; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """Parse a stored ISO-8601 timestamp into an aware UTC datetime."""
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A run's last reported progress: ``current`` of ``total``, with an optional message."""
+
+    current: int | float
+    total: int | float | None = None
+    message: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return ``{"current", "total"?, "message"?}``, omitting unset keys as upstream does."""
+        out: dict[str, Any] = {"current": self.current}
+        if self.total is not None:
+            out["total"] = self.total
+        if self.message is not None:
+            out["message"] = self.message
+        return out
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Progress:
+        """Build from the JSON object form."""
+        return cls(data["current"], data.get("total"), data.get("message"))
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One execution of a job, as stored.
+
+    Attributes:
+        id: the run's ULID.
+        job_name: the name of the job it runs.
+        input: the validated input, as JSON data.
+        status: ``pending``, ``leased``, ``completed``, ``failed`` or ``cancelled``.
+        idempotency_key / concurrency_key: the keys it was triggered with, if any.
+        current_step_index: one past the index of the last completed step.
+        completed_step_count: how many steps have completed.
+        progress: the last progress reported, or ``None``.
+        output: the job's output as JSON data once completed.
+        error: the failure message of a failed run.
+        labels: string labels for filtering and scoping.
+        lease_owner / lease_expires_at / lease_generation: the current lease; the
+            generation fences every write of the lease holder.
+        started_at / completed_at / created_at / updated_at: lifecycle timestamps.
+        disposition: for a run returned by a trigger, whether it was ``created``, found by
+            its idempotency key (``idempotent``) or is an existing pending run
+            (``coalesced``); ``None`` elsewhere.
+
+    """
+
+    id: str
+    job_name: str
+    input: Any
+    status: RunStatus
+    idempotency_key: str | None
+    concurrency_key: str | None
+    current_step_index: int
+    completed_step_count: int
+    progress: Progress | None
+    output: Any
+    error: str | None
+    labels: dict[str, str]
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    lease_generation: int
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    disposition: Disposition | None = field(default=None, compare=False)
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the run is completed, failed or cancelled."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def is_active(self) -> bool:
+        """True while the run is pending or leased."""
+        return self.status in ACTIVE_STATUSES
+
+    def with_disposition(self, disposition: Disposition) -> Run:
+        """Return a copy carrying a trigger disposition."""
+        return replace(self, disposition=disposition)
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return upstream's full ``Run`` JSON (plus ``disposition`` when set)."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "jobName": self.job_name,
+            "input": self.input,
+            "status": self.status,
+            "idempotencyKey": self.idempotency_key,
+            "concurrencyKey": self.concurrency_key,
+            "currentStepIndex": self.current_step_index,
+            "completedStepCount": self.completed_step_count,
+            "progress": None if self.progress is None else self.progress.to_wire(),
+            "output": self.output,
+            "error": self.error,
+            "labels": self.labels,
+            "leaseOwner": self.lease_owner,
+            "leaseExpiresAt": wire_time(self.lease_expires_at),
+            "leaseGeneration": self.lease_generation,
+            "startedAt": wire_time(self.started_at),
+            "completedAt": wire_time(self.completed_at),
+            "createdAt": wire_time(self.created_at),
+            "updatedAt": wire_time(self.updated_at),
+        }
+        if self.disposition is not None:
+            out["disposition"] = self.disposition
+        return out
+
+    def to_client_wire(self) -> dict[str, Any]:
+        """Return upstream's ``ClientRun`` JSON, the form its HTTP handler sends."""
+        return {
+            "id": self.id,
+            "jobName": self.job_name,
+            "input": self.input,
+            "status": self.status,
+            "currentStepIndex": self.current_step_index,
+            "completedStepCount": self.completed_step_count,
+            "progress": None if self.progress is None else self.progress.to_wire(),
+            "output": self.output,
+            "error": self.error,
+            "labels": self.labels,
+            "startedAt": wire_time(self.started_at),
+            "completedAt": wire_time(self.completed_at),
+            "createdAt": wire_time(self.created_at),
+            "isTerminal": self.is_terminal,
+            "isActive": self.is_active,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Run:
+        """Rebuild a run from either wire form (missing lease fields become ``None``/0)."""
+        progress = data.get("progress")
+        created = parse_time(data["createdAt"])
+        assert created is not None
+        return cls(
+            id=data["id"],
+            job_name=data["jobName"],
+            input=data.get("input"),
+            status=data["status"],
+            idempotency_key=data.get("idempotencyKey"),
+            concurrency_key=data.get("concurrencyKey"),
+            current_step_index=int(data.get("currentStepIndex", 0)),
+            completed_step_count=int(data.get("completedStepCount", 0)),
+            progress=None if progress is None else Progress.from_wire(progress),
+            output=data.get("output"),
+            error=data.get("error"),
+            labels=dict(data.get("labels") or {}),
+            lease_owner=data.get("leaseOwner"),
+            lease_expires_at=parse_time(data.get("leaseExpiresAt")),
+            lease_generation=int(data.get("leaseGeneration", 0)),
+            started_at=parse_time(data.get("startedAt")),
+            completed_at=parse_time(data.get("completedAt")),
+            created_at=created,
+            updated_at=parse_time(data.get("updatedAt")) or created,
+            disposition=data.get("disposition"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A finished step's checkpoint record (no row exists while a step is running)."""
+
+    id: str
+    run_id: str
+    name: str
+    index: int
+    status: StepStatus
+    output: Any
+    error: str | None
+    started_at: datetime
+    completed_at: datetime | None
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return upstream's step JSON."""
+        return {
+            "id": self.id,
+            "runId": self.run_id,
+            "name": self.name,
+            "index": self.index,
+            "status": self.status,
+            "output": self.output,
+            "error": self.error,
+            "startedAt": wire_time(self.started_at),
+            "completedAt": wire_time(self.completed_at),
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Step:
+        """Rebuild a step from its JSON form."""
+        started = parse_time(data["startedAt"])
+        assert started is not None
+        return cls(
+            data["id"],
+            data["runId"],
+            data["name"],
+            int(data["index"]),
+            data["status"],
+            data.get("output"),
+            data.get("error"),
+            started,
+            parse_time(data.get("completedAt")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """A structured log line written by ``step.log``."""
+
+    id: str
+    run_id: str
+    step_name: str | None
+    level: LogLevel
+    message: str
+    data: Any
+    created_at: datetime
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return upstream's log JSON."""
+        return {
+            "id": self.id,
+            "runId": self.run_id,
+            "stepName": self.step_name,
+            "level": self.level,
+            "message": self.message,
+            "data": self.data,
+            "createdAt": wire_time(self.created_at),
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Log:
+        """Rebuild a log from its JSON form."""
+        created = parse_time(data["createdAt"])
+        assert created is not None
+        return cls(
+            data["id"],
+            data["runId"],
+            data.get("stepName"),
+            data["level"],
+            data["message"],
+            data.get("data"),
+            created,
+        )

@@ -1,0 +1,66 @@
+"""The `Connection` protocol: the only thing the Store needs from a SQLite driver.
+
+An adapter executes SQL and nothing else; it knows no domain. Contract:
+
+- ``execute`` runs one statement and returns the number of rows it changed.
+- ``query`` runs one statement and returns every row as a dict keyed by column name.
+- ``run_batch(statements, guard)`` runs a list of statements in one ``BEGIN IMMEDIATE`` …
+  ``COMMIT`` with one call into the driver (one bridge crossing in the browser). With
+  ``guard``, when the first statement changes no row the transaction is rolled back and
+  ``False`` returned: the fenced writes of a lease holder use it.
+- ``transaction()`` is a synchronous context manager: ``BEGIN IMMEDIATE`` on entry (so a
+  writer takes the database lock before reading what it will write), ``COMMIT`` on normal exit,
+  ``ROLLBACK`` when the block raises. Transactions do not nest and never span an ``await``.
+- Driver errors are translated once, here: a constraint violation raises
+  :class:`IntegrityViolation`, anything else :class:`~durably_web.errors.StorageError`. The
+  engine never sees ``sqlite3`` or ``JsException`` errors.
+
+Parameters are primitives only: ``None``, ``int``, ``float``, ``str``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from durably_web.errors import StorageError
+
+__all__ = ["Connection", "IntegrityViolation", "Param", "Row"]
+
+Param = None | int | float | str
+Row = dict[str, Any]
+
+
+class IntegrityViolation(StorageError):
+    """A UNIQUE, CHECK or FOREIGN KEY constraint refused a write."""
+
+
+class Connection(Protocol):
+    """A synchronous SQLite connection the Store drives."""
+
+    def execute(self, sql: str, params: Sequence[Param] = ()) -> int:
+        """Run one statement; return the number of rows it inserted, updated or deleted."""
+        ...
+
+    def query(self, sql: str, params: Sequence[Param] = ()) -> list[Row]:
+        """Run one statement; return its rows as dicts keyed by column name."""
+        ...
+
+    def execute_script(self, sql: str) -> None:
+        """Run several ``;``-separated statements (schema and migrations)."""
+        ...
+
+    def run_batch(
+        self, statements: Sequence[tuple[str, Sequence[Param]]], guard: bool = False
+    ) -> bool:
+        """Run ``statements`` in one write transaction; see the module docstring for ``guard``."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Return a context manager wrapping its block in ``BEGIN IMMEDIATE`` … ``COMMIT``."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection; further calls raise ``StorageError``."""
+        ...

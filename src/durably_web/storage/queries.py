@@ -1,0 +1,39 @@
+"""Load the SQL the Store runs from the ``.sql`` files beside this module."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+__all__ = ["migrations", "queries", "schema"]
+
+_HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)
+
+
+@cache
+def queries() -> dict[str, str]:
+    """Return every query of ``sql/queries.sql`` by name, without its trailing semicolon."""
+    text = resources.files(__package__).joinpath("sql/queries.sql").read_text("utf-8")
+    parts = _HEADER.split(text)
+    found: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        found[name] = body.strip().rstrip(";").strip()
+    return found
+
+
+@cache
+def migrations() -> tuple[tuple[int, str], ...]:
+    """Return ``(version, script)`` for each ``sql/migrations/NNNN_*.sql``, in version order."""
+    folder = resources.files(__package__).joinpath("sql/migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = re.match(r"^(\d{4})_[a-z0-9_]+\.sql$", entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text("utf-8")))
+    return tuple(sorted(found))
+
+
+def schema() -> str:
+    """Return ``sql/schema.sql``: the schema every migration applied in order must produce."""
+    return resources.files(__package__).joinpath("sql/schema.sql").read_text("utf-8")

@@ -1,0 +1,619 @@
+"""The Store: every domain operation on runs, steps and logs, over a `Connection`.
+
+All SQL comes from ``sql/queries.sql``. Methods are ``async`` so a store for a server database
+can await its driver; this SQLite store drives its synchronous connection inside each method
+and never yields in the middle of a transaction. Every write a lease holder makes is fenced by
+``status = 'leased' AND lease_generation = ?``: when the fence refuses it, nothing is written
+and the caller gets :class:`RunCancelled` (the run was cancelled) or :class:`LeaseLost`
+(another worker reclaimed it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from durably_web.clock import format_timestamp
+from durably_web.errors import (
+    ConflictError,
+    LeaseLost,
+    NotFoundError,
+    RunCancelled,
+)
+from durably_web.ids import new_ulid
+from durably_web.models import Disposition, Log, Progress, Run, Step, parse_time
+from durably_web.storage.connection import Connection, IntegrityViolation, Param, Row
+from durably_web.storage.queries import migrations, queries
+
+__all__ = ["CompletedStep", "LogRow", "NewRun", "Pending", "RunFilter", "SQLiteStore"]
+
+LogRow = tuple[str, str, str | None, str, str, str | None, str]
+"""A log line to insert: id, run_id, step_name, level, message, data JSON, created_at."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A validated run to enqueue."""
+
+    job_name: str
+    input_json: str
+    idempotency_key: str | None = None
+    concurrency_key: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    coalesce: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedStep:
+    """A checkpoint read back for replay."""
+
+    index: int
+    output_json: str | None
+
+
+@dataclass(slots=True)
+class Pending:
+    """Run-level state a running job produced that is not yet written.
+
+    A checkpoint writes only its step row (and pending log lines); the run's progress and
+    step counters ride along with the next flush (within 50 ms) or the outcome, so a
+    ``step.progress`` call costs no transaction and a checkpoint does not rewrite the run.
+
+    Attributes:
+        progress_json: the latest progress, as JSON text.
+        current_step_index / completed_step_count: absolute counters, once changed.
+        logs: log lines to insert.
+
+    """
+
+    progress_json: str | None = None
+    current_step_index: int | None = None
+    completed_step_count: int | None = None
+    logs: list[LogRow] = field(default_factory=list)
+
+    def take_logs(self) -> list[LogRow]:
+        """Return and clear the pending log lines."""
+        logs, self.logs = self.logs, []
+        return logs
+
+    def take_run_fields(self) -> tuple[str | None, int | None, int | None]:
+        """Return and clear ``(progress_json, current_step_index, completed_step_count)``."""
+        fields = (self.progress_json, self.current_step_index, self.completed_step_count)
+        self.progress_json = self.current_step_index = self.completed_step_count = None
+        return fields
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.logs
+            or self.progress_json is not None
+            or self.current_step_index is not None
+            or self.completed_step_count is not None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Filters for :meth:`SQLiteStore.get_runs` (all optional, combined with AND)."""
+
+    statuses: tuple[str, ...] = ()
+    job_names: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    limit: int | None = None
+    offset: int = 0
+
+
+class SQLiteStore:
+    """Domain operations over one SQLite :class:`Connection`.
+
+    Args:
+        connection: the adapter to run SQL on (``sqlite3`` on CPython, the JS bridge in
+            the browser).
+
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._q = queries()
+        self._insert_step = self._q["insert_step"]
+        self._insert_log = self._q["insert_log"]
+        self._seen_version: int | None = None
+        self._checked: set[str] = set()
+
+    # -- schema -------------------------------------------------------------------------
+
+    async def migrate(self, now: float) -> list[int]:
+        """Apply every migration newer than the database's version; return those applied.
+
+        Each migration runs in its own ``BEGIN IMMEDIATE`` transaction that re-reads the
+        version first, so two processes migrating one file at once apply each exactly once.
+        """
+        applied = []
+        for version, script in migrations():
+            with self.connection.transaction():
+                if self._version() >= version:
+                    continue
+                self.connection.execute_script(script)
+                self.connection.execute(self._q["record_version"], (version, format_timestamp(now)))
+                applied.append(version)
+        return applied
+
+    async def schema_version(self) -> int:
+        """Return the highest migration version applied (0 for an empty database)."""
+        return self._version()
+
+    def _version(self) -> int:
+        exists = self.connection.query(self._q["schema_versions_exists"])[0]["n"]
+        if not exists:
+            return 0
+        return int(self.connection.query(self._q["current_version"])[0]["version"])
+
+    # -- enqueue ------------------------------------------------------------------------
+
+    async def enqueue(self, new_runs: Sequence[NewRun], now: float) -> list[Run]:
+        """Insert runs in one transaction; return each with its disposition.
+
+        Per run, in order: an existing run with the same ``(job, idempotency_key)`` is
+        returned as ``idempotent``; a pending run with the same ``(job, concurrency_key)``
+        is returned as ``coalesced`` when ``coalesce`` is set and is otherwise a
+        :class:`ConflictError` that rolls the whole batch back; else the run is inserted as
+        ``created``. Runs of one batch see each other.
+        """
+        stamp = format_timestamp(now)
+        results: list[Run] = []
+        with self.connection.transaction():
+            for new in new_runs:
+                results.append(self._enqueue_one(new, stamp, now))
+        return results
+
+    def _enqueue_one(self, new: NewRun, stamp: str, now: float) -> Run:
+        if new.idempotency_key is not None:
+            rows = self.connection.query(
+                self._q["find_by_idempotency_key"], (new.job_name, new.idempotency_key)
+            )
+            if rows:
+                return _run(rows[0], "idempotent")
+        if new.concurrency_key is not None:
+            rows = self.connection.query(
+                self._q["find_pending_by_concurrency_key"], (new.job_name, new.concurrency_key)
+            )
+            if rows:
+                if new.coalesce:
+                    return _run(rows[0], "coalesced")
+                raise ConflictError(
+                    f'A pending run already exists for concurrency key "{new.concurrency_key}" '
+                    f'in job "{new.job_name}". Use coalesce="skip" to return the existing run '
+                    "instead."
+                )
+        run_id = new_ulid(now)
+        labels_json = json.dumps(new.labels, separators=(",", ":"), ensure_ascii=False)
+        row = self.connection.query(
+            self._q["insert_run"],
+            (
+                run_id,
+                new.job_name,
+                new.input_json,
+                new.idempotency_key,
+                new.concurrency_key,
+                labels_json,
+                stamp,
+            ),
+        )[0]
+        for key, value in new.labels.items():
+            self.connection.execute(self._q["insert_label"], (run_id, key, value))
+        return _run(row, "created")
+
+    # -- claim and execute --------------------------------------------------------------
+
+    async def claim_next(
+        self, owner: str, now: float, lease_duration: float, job_names: Iterable[str]
+    ) -> Run | None:
+        """Lease the oldest claimable run of one of ``job_names``; None when there is none.
+
+        Claimable: pending, or leased with an expired lease. The lease generation goes up by
+        one: the fencing token of every write the new holder makes.
+        """
+        jobs_json = json.dumps(sorted(job_names))
+        self._invalidate()
+        with self.connection.transaction():
+            rows = self.connection.query(
+                self._q["claim_next"],
+                (
+                    format_timestamp(now),
+                    owner,
+                    format_timestamp(now + lease_duration),
+                    jobs_json,
+                ),
+            )
+        return _run(rows[0]) if rows else None
+
+    async def completed_steps(self, run_id: str) -> dict[str, CompletedStep]:
+        """Return the completed checkpoints of a run by step name."""
+        rows = self.connection.query(self._q["completed_steps"], (run_id,))
+        return {row["name"]: CompletedStep(row["index"], row["output"]) for row in rows}
+
+    async def check_lease(self, run_id: str, generation: int) -> None:
+        """Raise :class:`RunCancelled` or :class:`LeaseLost` unless the lease is still held.
+
+        Cheap when nothing changed: SQLite's ``data_version`` moves only when another
+        connection commits, and every write through this store that could end a lease
+        (cancel, delete) resets the remembered version, so the run's row is read only when
+        someone else may have touched it.
+        """
+        version = self.connection.query(self._q["data_version"])[0]["data_version"]
+        if version == self._seen_version and run_id in self._checked:
+            return
+        rows = self.connection.query(self._q["run_state"], (run_id,))
+        if rows and rows[0]["status"] == "leased" and rows[0]["lease_generation"] == generation:
+            if version != self._seen_version:
+                self._checked.clear()
+                self._seen_version = version
+            self._checked.add(run_id)
+            return
+        raise self._refusal(run_id, rows[0] if rows else None)
+
+    async def checkpoint_step(
+        self,
+        run_id: str,
+        generation: int,
+        *,
+        name: str,
+        index: int,
+        output_json: str | None,
+        started_at: float,
+        now: float,
+        pending: Pending,
+    ) -> None:
+        """Persist a completed step, fenced, in one transaction with pending log lines.
+
+        Raises:
+            RunCancelled: the run was cancelled; nothing was written.
+            LeaseLost: the lease was reclaimed; nothing was written.
+            ConflictError: a completed step with this name already exists.
+
+        """
+        stamp = format_timestamp(now)
+        step = (
+            new_ulid(now),
+            run_id,
+            name,
+            index,
+            "completed",
+            output_json,
+            None,
+            format_timestamp(started_at),
+            stamp,
+            generation,
+        )
+        statements: list[tuple[str, Sequence[Param]]] = [(self._insert_step, step)]
+        if pending.logs:
+            statements.extend((self._insert_log, log) for log in pending.take_logs())
+        try:
+            written = self.connection.run_batch(statements, guard=True)
+        except IntegrityViolation as exc:
+            raise ConflictError(
+                f"step {name!r} of run {run_id} already has a completed checkpoint"
+            ) from exc
+        if not written:
+            raise self._refusal(run_id)
+
+    async def record_failed_step(
+        self,
+        run_id: str,
+        generation: int,
+        *,
+        name: str,
+        index: int,
+        status: str,
+        error: str,
+        started_at: float,
+        now: float,
+        pending: Pending,
+    ) -> bool:
+        """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off."""
+        step = (
+            new_ulid(now),
+            run_id,
+            name,
+            index,
+            status,
+            None,
+            error,
+            format_timestamp(started_at),
+            format_timestamp(now),
+            generation,
+        )
+        statements: list[tuple[str, Sequence[Param]]] = [(self._insert_step, step)]
+        statements.extend((self._insert_log, log) for log in pending.take_logs())
+        return self.connection.run_batch(statements, guard=True)
+
+    async def flush(self, run_id: str, generation: int, pending: Pending, now: float) -> bool:
+        """Write pending progress, counters and logs on their own; False if fenced off."""
+        if not pending:
+            return True
+        progress, index, count = pending.take_run_fields()
+        statements: list[tuple[str, Sequence[Param]]] = [
+            (
+                self._q["touch_run"],
+                (run_id, generation, progress, index, count, format_timestamp(now)),
+            )
+        ]
+        statements.extend((self._insert_log, log) for log in pending.take_logs())
+        return self.connection.run_batch(statements, guard=True)
+
+    async def renew_lease(
+        self, run_id: str, generation: int, now: float, lease_duration: float
+    ) -> str | None:
+        """Extend a held lease; return the new expiry text, or None if the fence refused."""
+        expires = format_timestamp(now + lease_duration)
+        statement = (self._q["renew_lease"], (run_id, generation, expires, format_timestamp(now)))
+        return expires if self.connection.run_batch([statement], guard=True) else None
+
+    async def complete_run(
+        self,
+        run_id: str,
+        generation: int,
+        output_json: str | None,
+        now: float,
+        pending: Pending,
+        *,
+        delete_steps: bool,
+    ) -> None:
+        """Mark the run completed with its output (fenced); optionally drop steps and logs.
+
+        Raises:
+            RunCancelled / LeaseLost: the fence refused; nothing was written.
+
+        """
+        stamp = format_timestamp(now)
+        progress, index, count = pending.take_run_fields()
+        logs = pending.take_logs()
+        statements: list[tuple[str, Sequence[Param]]] = [
+            (
+                self._q["complete_run"],
+                (run_id, generation, output_json, progress, stamp, index, count),
+            )
+        ]
+        if delete_steps:
+            statements.append((self._q["delete_steps"], (run_id,)))
+            statements.append((self._q["delete_logs"], (run_id,)))
+        else:
+            statements.extend((self._insert_log, log) for log in logs)
+        if not self.connection.run_batch(statements, guard=True):
+            raise self._refusal(run_id)
+
+    async def fail_run(
+        self, run_id: str, generation: int, error: str, now: float, pending: Pending
+    ) -> None:
+        """Mark the run failed with ``error`` (fenced). Steps are kept for an in-place retry.
+
+        Raises:
+            RunCancelled / LeaseLost: the fence refused; nothing was written.
+
+        """
+        progress, index, count = pending.take_run_fields()
+        statements: list[tuple[str, Sequence[Param]]] = [
+            (
+                self._q["fail_run"],
+                (run_id, generation, error, progress, format_timestamp(now), index, count),
+            )
+        ]
+        statements.extend((self._insert_log, log) for log in pending.take_logs())
+        if not self.connection.run_batch(statements, guard=True):
+            raise self._refusal(run_id)
+
+    async def release_lease(
+        self, run_id: str, generation: int, now: float, pending: Pending
+    ) -> bool:
+        """Give an interrupted run back to the queue at once (fenced); False if refused."""
+        progress, index, count = pending.take_run_fields()
+        statements: list[tuple[str, Sequence[Param]]] = [
+            (
+                self._q["release_lease"],
+                (run_id, generation, progress, format_timestamp(now), index, count),
+            )
+        ]
+        statements.extend((self._insert_log, log) for log in pending.take_logs())
+        return self.connection.run_batch(statements, guard=True)
+
+    async def expire_leases(self, now: float) -> int:
+        """Expire every live lease, so the next claims reclaim those runs at once.
+
+        For an engine that knows it is the only one alive (the browser's exclusive OPFS
+        pool): every lease it finds belongs to a dead engine.
+        """
+        self._invalidate()
+        with self.connection.transaction():
+            return self.connection.execute(self._q["expire_leases"], (format_timestamp(now),))
+
+    def _invalidate(self) -> None:
+        """Forget which leases were seen held: this store just changed run states itself."""
+        self._seen_version = None
+        self._checked.clear()
+
+    def _refusal(self, run_id: str, state: Row | None = None) -> RunCancelled | LeaseLost:
+        if state is None:
+            rows = self.connection.query(self._q["run_state"], (run_id,))
+            state = rows[0] if rows else None
+        if state is not None and state["status"] == "cancelled":
+            return RunCancelled(f"Run was cancelled: {run_id}")
+        return LeaseLost(f"Lease ownership was lost: {run_id}")
+
+    # -- run management -----------------------------------------------------------------
+
+    async def cancel_run(self, run_id: str, now: float) -> Run:
+        """Cancel a pending or leased run.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run is already completed, failed or cancelled.
+
+        """
+        self._invalidate()
+        with self.connection.transaction():
+            rows = self.connection.query(self._q["cancel_run"], (run_id, format_timestamp(now)))
+            if not rows:
+                current = self._require(run_id)
+                if current.status == "cancelled":
+                    raise ConflictError(f"Cannot cancel already cancelled run: {run_id}")
+                raise ConflictError(f"Cannot cancel {current.status} run: {run_id}")
+        return _run(rows[0])
+
+    async def retry_run(self, run_id: str, now: float) -> Run:
+        """Put a failed or cancelled run back to pending, same id, checkpoints kept.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run is not failed or cancelled, or another run of its job
+                already waits under its concurrency key.
+
+        """
+        self._invalidate()
+        try:
+            with self.connection.transaction():
+                rows = self.connection.query(self._q["retry_run"], (run_id, format_timestamp(now)))
+                if not rows:
+                    current = self._require(run_id)
+                    raise ConflictError(
+                        f"Cannot retry {current.status} run: {run_id} "
+                        "(only failed or cancelled runs can be retried)"
+                    )
+        except IntegrityViolation as exc:
+            raise ConflictError(
+                f"Cannot retry run {run_id}: a pending run with its concurrency key already exists"
+            ) from exc
+        return _run(rows[0])
+
+    async def delete_run(self, run_id: str) -> Run:
+        """Delete a terminal run with its steps, logs and labels; return what was deleted.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run is pending or leased.
+
+        """
+        self._invalidate()
+        with self.connection.transaction():
+            run = self._require(run_id)
+            if not run.is_terminal:
+                raise ConflictError(f"Cannot delete {run.status} run: {run_id}")
+            self._cascade_delete(run_id)
+        return run
+
+    async def purge_runs(self, older_than: float, limit: int) -> int:
+        """Delete up to ``limit`` terminal runs that finished before ``older_than``."""
+        self._invalidate()
+        with self.connection.transaction():
+            rows = self.connection.query(
+                self._q["purge_candidates"], (format_timestamp(older_than), limit)
+            )
+            for row in rows:
+                self._cascade_delete(row["id"])
+        return len(rows)
+
+    def _cascade_delete(self, run_id: str) -> None:
+        for query in ("delete_steps", "delete_logs", "delete_labels", "delete_run"):
+            self.connection.execute(self._q[query], (run_id,))
+
+    def _require(self, run_id: str) -> Run:
+        rows = self.connection.query(self._q["get_run"], (run_id,))
+        if not rows:
+            raise NotFoundError(f"Run not found: {run_id}")
+        return _run(rows[0])
+
+    # -- queries ------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> Run | None:
+        """Return the run, or None."""
+        rows = self.connection.query(self._q["get_run"], (run_id,))
+        return _run(rows[0]) if rows else None
+
+    async def get_runs(self, run_filter: RunFilter) -> list[Run]:
+        """Return runs matching the filter, newest first."""
+        clauses: list[str] = []
+        params: list[Param] = []
+        if len(run_filter.statuses) == 1:
+            clauses.append(self._q["filter_status"])
+            params.append(run_filter.statuses[0])
+        elif run_filter.statuses:
+            clauses.append(self._q["filter_statuses"])
+            params.append(json.dumps(run_filter.statuses))
+        if len(run_filter.job_names) == 1:
+            clauses.append(self._q["filter_job"])
+            params.append(run_filter.job_names[0])
+        elif run_filter.job_names:
+            clauses.append(self._q["filter_jobs"])
+            params.append(json.dumps(run_filter.job_names))
+        for key, value in run_filter.labels:
+            clauses.append(self._q["filter_label"])
+            params.extend((key, value))
+        sql = self._q["list_runs"].replace("{filters}", " AND ".join(clauses) or "1")
+        params.extend((-1 if run_filter.limit is None else run_filter.limit, run_filter.offset))
+        return [_run(row) for row in self.connection.query(sql, params)]
+
+    async def get_steps(self, run_id: str) -> list[Step]:
+        """Return a run's step records in index order."""
+        return [
+            Step(
+                row["id"],
+                row["run_id"],
+                row["name"],
+                row["index"],
+                row["status"],
+                _load(row["output"]),
+                row["error"],
+                parse_time(row["started_at"]),  # type: ignore[arg-type]
+                parse_time(row["completed_at"]),
+            )
+            for row in self.connection.query(self._q["get_steps"], (run_id,))
+        ]
+
+    async def get_logs(self, run_id: str) -> list[Log]:
+        """Return a run's log lines, oldest first."""
+        return [
+            Log(
+                row["id"],
+                row["run_id"],
+                row["step_name"],
+                row["level"],
+                row["message"],
+                _load(row["data"]),
+                parse_time(row["created_at"]),  # type: ignore[arg-type]
+            )
+            for row in self.connection.query(self._q["get_logs"], (run_id,))
+        ]
+
+    async def close(self) -> None:
+        """Close the connection."""
+        self.connection.close()
+
+
+def _load(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+def _run(row: Row, disposition: Disposition | None = None) -> Run:
+    progress = _load(row["progress"])
+    return Run(
+        id=row["id"],
+        job_name=row["job_name"],
+        input=json.loads(row["input"]),
+        status=row["status"],
+        idempotency_key=row["idempotency_key"],
+        concurrency_key=row["concurrency_key"],
+        current_step_index=row["current_step_index"],
+        completed_step_count=row["completed_step_count"],
+        progress=None if progress is None else Progress.from_wire(progress),
+        output=_load(row["output"]),
+        error=row["error"],
+        labels=json.loads(row["labels"] or "{}"),
+        lease_owner=row["lease_owner"],
+        lease_expires_at=parse_time(row["lease_expires_at"]),
+        lease_generation=row["lease_generation"],
+        started_at=parse_time(row["started_at"]),
+        completed_at=parse_time(row["completed_at"]),
+        created_at=parse_time(row["created_at"]),  # type: ignore[arg-type]
+        updated_at=parse_time(row["updated_at"]),  # type: ignore[arg-type]
+        disposition=disposition,
+    )

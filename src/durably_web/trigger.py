@@ -1,0 +1,127 @@
+"""Validate a trigger request into a `NewRun`: input, labels, keys and coalesce option.
+
+Everything is checked before anything is written; a batch is validated whole first. Errors
+name the field and, in a batch, the index of the item.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pydantic
+
+from durably_web.errors import ValidationError
+from durably_web.job import JobDefinition
+from durably_web.storage.store import NewRun
+from durably_web.validation import dump_json, format_pydantic_error, to_json_value
+
+__all__ = ["TriggerItem", "prepare", "validate_label_filter", "validate_labels"]
+
+_LABEL_KEY = re.compile(r"^[a-zA-Z0-9\-_./]+$")
+_MAX_KEY = 255
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerItem:
+    """One item of ``batch_trigger`` with its own options (plain inputs need none)."""
+
+    input: Any
+    idempotency_key: str | None = None
+    concurrency_key: str | None = None
+    labels: Mapping[str, str] | None = None
+    coalesce: Literal["skip"] | None = None
+
+
+def validate_labels(
+    labels: Any, adapter: pydantic.TypeAdapter[Any] | None, where: str = ""
+) -> dict[str, str]:
+    """Validate labels (with the instance's labels model, if any) into a ``str → str`` dict.
+
+    Raises:
+        ValidationError: a key is not ``[A-Za-z0-9-_./]+``, a value is not a string, or the
+            labels model rejects them.
+
+    """
+    if labels is None:
+        return {}
+    if adapter is not None:
+        try:
+            labels = adapter.dump_python(adapter.validate_python(labels), mode="json")
+        except pydantic.ValidationError as exc:
+            raise ValidationError(f"invalid labels{where}: {format_pydantic_error(exc)}") from None
+    if not isinstance(labels, Mapping):
+        raise ValidationError(f"labels{where} must be a mapping of strings, got {labels!r}")
+    out: dict[str, str] = {}
+    for key, value in labels.items():
+        if value is None and adapter is not None:
+            continue
+        if not isinstance(key, str) or not _LABEL_KEY.match(key) or len(key) > _MAX_KEY:
+            raise ValidationError(
+                f"invalid label key {key!r}{where}: must contain only alphanumeric "
+                "characters, dashes, underscores, dots, and slashes"
+            )
+        if not isinstance(value, str):
+            raise ValidationError(f"label {key!r}{where} must be a string, got {value!r}")
+        out[key] = value
+    return out
+
+
+def validate_label_filter(labels: Any) -> tuple[tuple[str, str], ...]:
+    """Validate a ``get_runs`` label filter into sorted ``(key, value)`` pairs."""
+    return tuple(sorted(validate_labels(labels, None, " in filter").items()))
+
+
+def _key(value: Any, name: str, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > _MAX_KEY:
+        raise ValidationError(
+            f"{name}{where} must be a non-empty string of at most {_MAX_KEY} characters, "
+            f"got {value!r}"
+        )
+    return value
+
+
+def prepare(
+    job: JobDefinition[Any, Any],
+    item: TriggerItem,
+    labels_adapter: pydantic.TypeAdapter[Any] | None,
+    where: str = "",
+) -> tuple[NewRun, Any]:
+    """Validate one trigger; return the run to enqueue and the input as JSON data.
+
+    Args:
+        job: the job being triggered.
+        item: input and options.
+        labels_adapter: the instance's labels model, if any.
+        where: a suffix naming the batch item (``" at index 3"``) for error messages.
+
+    """
+    if item.coalesce is not None and item.coalesce != "skip":
+        raise ValidationError(
+            f"Invalid coalesce value{where}: {item.coalesce!r}. Valid values: 'skip'"
+        )
+    concurrency_key = _key(item.concurrency_key, "concurrency_key", where)
+    if item.coalesce == "skip" and concurrency_key is None:
+        raise ValidationError(f"coalesce requires concurrency_key{where}")
+    idempotency_key = _key(item.idempotency_key, "idempotency_key", where)
+    try:
+        value = job.input_adapter.validate_python(item.input)
+    except pydantic.ValidationError as exc:
+        raise ValidationError(
+            f"Invalid input for job {job.name!r}{where}: {format_pydantic_error(exc)}"
+        ) from None
+    data = to_json_value(job.input_adapter, value, f"input for job {job.name!r}{where}")
+    labels = validate_labels(item.labels, labels_adapter, where)
+    new_run = NewRun(
+        job_name=job.name,
+        input_json=dump_json(data, f"input for job {job.name!r}{where}"),
+        idempotency_key=idempotency_key,
+        concurrency_key=concurrency_key,
+        labels=labels,
+        coalesce=item.coalesce == "skip",
+    )
+    return new_run, data

@@ -1,0 +1,198 @@
+"""Follow one run: its current state first, then its events until it ends.
+
+Events of runs executing in this process arrive from the event bus as they happen. For a run
+another process executes, the watcher polls the database every ``poll_interval`` and turns
+what changed (status, progress) into the same events, so ``subscribe`` and ``wait_for_run``
+work across processes too. Snapshot and polled events carry ``sequence`` 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from durably_web.clock import Clock
+from durably_web.errors import NotFoundError, RunCancelled, RunFailed
+from durably_web.events import (
+    TERMINAL_EVENT_TYPES,
+    Event,
+    EventBus,
+    LogWrite,
+    RunCancel,
+    RunComplete,
+    RunDelete,
+    RunFail,
+    RunProgress,
+    RunStart,
+    RunTrigger,
+)
+from durably_web.models import Run, wire_time
+from durably_web.storage.store import SQLiteStore
+
+__all__ = ["snapshot", "wait_for", "watch"]
+
+
+def snapshot(run: Run, now: float) -> list[Event]:
+    """Return events describing a run's current state (sequence 0)."""
+    base: dict[str, Any] = {
+        "run_id": run.id,
+        "job_name": run.job_name,
+        "labels": run.labels,
+        "sequence": 0,
+        "at": now,
+    }
+    if run.status == "pending":
+        return [RunTrigger(input=run.input, **base)]
+    if run.status == "leased":
+        events: list[Event] = [
+            RunStart(
+                input=run.input,
+                lease_owner=run.lease_owner or "",
+                lease_expires_at=wire_time(run.lease_expires_at) or "",
+                **base,
+            )
+        ]
+        if run.progress is not None:
+            events.append(RunProgress(progress=run.progress, **base))
+        return events
+    if run.status == "completed":
+        return [RunComplete(output=run.output, duration=0, **base)]
+    if run.status == "failed":
+        return [RunFail(error=run.error or "Unknown error", failed_step_name="", **base)]
+    return [RunCancel(**base)]
+
+
+def _changes(before: Run, after: Run, now: float) -> list[Event]:
+    if after.status != before.status or (
+        after.status == "leased" and after.lease_generation != before.lease_generation
+    ):
+        return snapshot(after, now)
+    if after.progress != before.progress and after.progress is not None:
+        return [
+            RunProgress(
+                run_id=after.id,
+                job_name=after.job_name,
+                labels=after.labels,
+                progress=after.progress,
+                at=now,
+            )
+        ]
+    return []
+
+
+async def watch(
+    run_id: str,
+    *,
+    store: SQLiteStore,
+    bus: EventBus,
+    clock: Clock,
+    poll_interval: float,
+    is_local: Callable[[str], bool],
+    timeout: float | None = None,
+) -> AsyncIterator[Event]:
+    """Yield the run's current state, then its events, ending after a terminal one.
+
+    Raises:
+        NotFoundError: the run does not exist.
+        TimeoutError: ``timeout`` seconds of the engine's clock passed first.
+
+    """
+    queue: deque[Event] = deque()
+    arrived = asyncio.Event()
+
+    def listen(event: Event) -> None:
+        if event.run_id == run_id:
+            queue.append(event)
+            arrived.set()
+
+    unsubscribe = bus.on("*", listen)
+    try:
+        run = await store.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"Run not found: {run_id}")
+        deadline = None if timeout is None else clock.now() + timeout
+        for event in snapshot(run, clock.now()):
+            yield event
+            if event.type in TERMINAL_EVENT_TYPES:
+                return
+        last = run
+        while True:
+            while queue:
+                event = queue.popleft()
+                yield event
+                if event.type in TERMINAL_EVENT_TYPES:
+                    return
+            wait = poll_interval
+            if deadline is not None:
+                remaining = deadline - clock.now()
+                if remaining <= 0:
+                    raise TimeoutError(f"run {run_id} did not finish within {timeout:g}s")
+                wait = min(wait, remaining)
+            arrived.clear()
+            if await _arrival(arrived, clock, wait) or is_local(run_id):
+                continue
+            current = await store.get_run(run_id)
+            now = clock.now()
+            if current is None:
+                yield RunDelete(run_id=run.id, job_name=run.job_name, labels=run.labels, at=now)
+                return
+            for event in _changes(last, current, now):
+                queue.append(event)
+            last = current
+    finally:
+        unsubscribe()
+
+
+async def _arrival(arrived: asyncio.Event, clock: Clock, seconds: float) -> bool:
+    """Wait for an event or ``seconds``; return True if an event arrived."""
+    waiter = asyncio.ensure_future(arrived.wait())
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        sleeper.cancel()
+    return arrived.is_set()
+
+
+async def wait_for(
+    events: AsyncIterator[Event],
+    run_id: str,
+    store: SQLiteStore,
+    on_progress: Callable[[Any], Any] | None = None,
+    on_log: Callable[[Any], Any] | None = None,
+) -> Run:
+    """Consume a run's events until it ends; return it completed or raise.
+
+    Raises:
+        RunFailed: the run failed (the message is the run's error).
+        RunCancelled: the run was cancelled.
+        NotFoundError: the run does not exist or was deleted.
+
+    """
+    async for event in events:
+        callback = None
+        argument: Any = None
+        if isinstance(event, RunProgress):
+            callback, argument = on_progress, event.progress
+        elif isinstance(event, LogWrite):
+            callback, argument = on_log, event
+        elif isinstance(event, RunComplete):
+            run = await store.get_run(run_id)
+            if run is None:
+                raise NotFoundError(f"Run not found: {run_id}")
+            return run
+        elif isinstance(event, RunFail):
+            raise RunFailed(event.error or "Run failed")
+        elif isinstance(event, RunCancel):
+            raise RunCancelled(f"Run was cancelled: {run_id}")
+        elif isinstance(event, RunDelete):
+            raise NotFoundError(f"Run was deleted: {run_id}")
+        if callback is not None:
+            result = callback(argument)
+            if inspect.isawaitable(result):
+                await result
+    raise NotFoundError(f"Run not found: {run_id}")

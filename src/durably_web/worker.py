@@ -1,0 +1,262 @@
+"""The worker: claims runs, executes them, renews their leases, keeps the database tidy.
+
+A trigger in the same process wakes the loop at once; the polling interval only matters for
+work written by another process or tab. Up to ``max_concurrent_runs`` runs execute at once,
+each in its own named task; one renewal task extends every held lease; idle maintenance
+purges runs older than ``retain_runs``. Background tasks are supervised: their errors go to
+``worker:error`` and never kill the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from durably_web.clock import Clock
+from durably_web.events import EventBus, RunLeaseRenewed, WorkerError
+from durably_web.job import JobDefinition
+from durably_web.models import Run
+from durably_web.options import Options
+from durably_web.runtime import Execution
+from durably_web.storage.store import SQLiteStore
+
+__all__ = ["Worker"]
+
+_MAINTENANCE_EVERY = 60.0
+_PURGE_BATCH = 100
+_ERROR_BACKOFF = 1.0
+
+
+class Worker:
+    """Runs claimed runs for one engine instance.
+
+    Args:
+        store / bus / clock / options: the engine's services and settings.
+        jobs: the registered job definitions by job name (read live: registering later works).
+        worker_id: this worker's lease owner name.
+
+    """
+
+    def __init__(
+        self,
+        *,
+        store: SQLiteStore,
+        bus: EventBus,
+        clock: Clock,
+        options: Options,
+        jobs: Mapping[str, JobDefinition[Any, Any]],
+        worker_id: str,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.options = options
+        self.jobs = jobs
+        self.worker_id = worker_id
+        self.active: dict[str, Execution] = {}
+        self._run_tasks: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._renew_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._last_maintenance: float | None = None
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._loop_task is not None and not self._loop_task.done()
+
+    def start(self) -> None:
+        """Start the loop (idempotent). Must be called with an event loop running."""
+        if self.running:
+            return
+        self._stopping = False
+        self._loop_task = asyncio.create_task(self._loop(), name="durably-worker")
+
+    def wake(self) -> None:
+        """Make an idle loop look for work now (called after a trigger or retry)."""
+        self._wake.set()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming; wait for running runs (at most ``timeout`` seconds, then hand back).
+
+        Runs still executing when the timeout passes are interrupted at their next
+        ``await`` and released: they go back to pending at once for the next worker.
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+            self._loop_task = None
+        tasks = list(self._run_tasks.values())
+        if tasks:
+            _, still_running = await asyncio.wait(tasks, timeout=timeout)
+            for task in still_running:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._cancel_renewal()
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self.bus.drain()
+
+    # -- the loop -----------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                claimed = await self._fill_slots()
+                if not claimed and not self.active:
+                    await self._maintenance()
+            except Exception as exc:  # noqa: BLE001 - the loop must survive anything
+                self.report(exc, "worker-loop")
+                await self._idle(_ERROR_BACKOFF)
+                continue
+            if not self._stopping:
+                await self._idle(self.options.polling_interval)
+
+    async def _fill_slots(self) -> bool:
+        claimed = False
+        while len(self.active) < self.options.max_concurrent_runs and not self._stopping:
+            run = await self.claim()
+            if run is None:
+                break
+            claimed = True
+            self.launch(run)
+        return claimed
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait for a wake-up or ``seconds`` of the engine's clock, whichever comes first."""
+        if self._wake.is_set():
+            return
+        waiter = asyncio.ensure_future(self._wake.wait())
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+
+    async def claim(self) -> Run | None:
+        """Lease the next run of a registered job, or return None."""
+        if not self.jobs:
+            return None
+        return await self.store.claim_next(
+            self.worker_id, self.clock.now(), self.options.lease_duration, self.jobs.keys()
+        )
+
+    def launch(self, run: Run) -> asyncio.Task[None]:
+        """Execute a claimed run in its own task; return the task."""
+        execution = self.execution(run)
+        task = asyncio.create_task(self._execute(execution), name=f"durably-run-{run.id}")
+        self._run_tasks[run.id] = task
+        return task
+
+    def execution(self, run: Run) -> Execution:
+        """Build the execution of a claimed run and register it as active."""
+        execution = Execution(
+            run,
+            self.jobs[run.job_name],
+            store=self.store,
+            bus=self.bus,
+            clock=self.clock,
+            preserve_steps=self.options.preserve_steps,
+            persist_logs=self.options.persist_logs,
+            spawn=self.spawn,
+            report=lambda exc, context: self.report(exc, context, run),
+        )
+        self.active[run.id] = execution
+        self._ensure_renewal()
+        return execution
+
+    async def _execute(self, execution: Execution) -> None:
+        try:
+            await execution.execute()
+        finally:
+            self.active.pop(execution.run.id, None)
+            self._run_tasks.pop(execution.run.id, None)
+            self._wake.set()
+
+    async def run_inline(self, run: Run) -> None:
+        """Execute a claimed run in the calling task (``process_one``)."""
+        await self._execute(self.execution(run))
+
+    # -- leases -------------------------------------------------------------------------
+
+    def _ensure_renewal(self) -> None:
+        if self._renew_task is None or self._renew_task.done():
+            self._renew_task = asyncio.create_task(self._renew_loop(), name="durably-leases")
+
+    async def _cancel_renewal(self) -> None:
+        if self._renew_task is not None:
+            self._renew_task.cancel()
+            await asyncio.gather(self._renew_task, return_exceptions=True)
+            self._renew_task = None
+
+    async def _renew_loop(self) -> None:
+        while self.active:
+            await self.clock.sleep(self.options.lease_renew_interval)
+            for execution in list(self.active.values()):
+                try:
+                    await self._renew(execution)
+                except Exception as exc:  # noqa: BLE001 - keep renewing the others
+                    self.report(exc, "lease-renewal", execution.run)
+
+    async def _renew(self, execution: Execution) -> None:
+        run = execution.run
+        expires = await self.store.renew_lease(
+            run.id, run.lease_generation, self.clock.now(), self.options.lease_duration
+        )
+        if expires is None:
+            execution.abort("lease-lost")
+            self.report(RuntimeError(f"Lease ownership was lost: {run.id}"), "lease-renewal", run)
+            return
+        self.bus.emit(
+            RunLeaseRenewed,
+            run_id=run.id,
+            job_name=run.job_name,
+            labels=run.labels,
+            lease_owner=self.worker_id,
+            lease_expires_at=expires,
+        )
+
+    # -- maintenance and supervision ----------------------------------------------------
+
+    async def _maintenance(self) -> None:
+        retain = self.options.retain_runs
+        if retain is None:
+            return
+        now = self.clock.now()
+        if self._last_maintenance is not None and now - self._last_maintenance < _MAINTENANCE_EVERY:
+            return
+        self._last_maintenance = now
+        await self.store.purge_runs(now - retain, _PURGE_BATCH)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` as a supervised background task; its error goes to ``worker:error``."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background_done(name))
+
+    def _background_done(self, name: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self._background.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                error = task.exception()
+                assert error is not None
+                self.report(error, name)
+
+        return done
+
+    def report(self, error: BaseException, context: str, run: Run | None = None) -> None:
+        """Emit ``worker:error`` for an error outside a job."""
+        self.bus.emit(
+            WorkerError,
+            run_id=None if run is None else run.id,
+            job_name=None if run is None else run.job_name,
+            labels={} if run is None else run.labels,
+            error=f"{type(error).__name__}: {error}",
+            context=context,
+        )
