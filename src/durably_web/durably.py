@@ -341,7 +341,15 @@ class Durably:
     async def get_run(self, run_id: str) -> Run | None:
         """Return the run, or None if there is none with that id."""
         await self.migrate()
-        return await self.store.get_run(_run_id(run_id))
+        run = await self.store.get_run(_run_id(run_id))
+        return None if run is None else self._fresh(run)
+
+    def _fresh(self, run: Run) -> Run:
+        """Overlay what a run executing here reported but has not written yet (progress)."""
+        execution = self.worker.active.get(run.id)
+        if execution is None or run.status != "leased" or execution.step is None:
+            return run
+        return execution.step.overlay(run)
 
     async def _require(self, run_id: str) -> Run:
         run = await self.get_run(run_id)
@@ -385,7 +393,7 @@ class Durably:
             offset=offset,
         )
         await self.migrate()
-        return await self.store.get_runs(run_filter)
+        return [self._fresh(run) for run in await self.store.get_runs(run_filter)]
 
     async def get_steps(self, run_id: str) -> list[Step]:
         """Return the run's step records (checkpoints and failures) in index order."""
@@ -405,7 +413,7 @@ class Durably:
         await self.migrate()
         async for event in watch(
             run_id,
-            store=self.store,
+            load=self.get_run,
             bus=self._bus,
             clock=self.clock,
             poll_interval=self.options.polling_interval,
@@ -444,7 +452,7 @@ class Durably:
         run_id = _run_id(run_id)
         events = self._watch(run_id, timeout)
         try:
-            return await wait_for(events, run_id, self.store, on_progress, on_log)
+            return await wait_for(events, run_id, self.get_run, on_progress, on_log)
         finally:
             await events.aclose()  # type: ignore[attr-defined]
 
@@ -457,7 +465,7 @@ class Durably:
         if run is None:
             return None
         await self.worker.run_inline(run)
-        return await self.store.get_run(run.id)
+        return await self.get_run(run.id)
 
     async def process_until_idle(self, max_runs: int | None = None) -> int:
         """Execute runs one by one until none is claimable (or ``max_runs``); return the count."""

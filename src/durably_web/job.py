@@ -59,18 +59,32 @@ class JobDefinition(Generic[InputT, OutputT]):
 
 @overload
 def define_job(
-    *, name: str, input: type[InputT] | Any, output: type[OutputT] | Any = None, run: None = None
+    *, name: str, input: type[InputT], output: type[OutputT], run: None = None
 ) -> Callable[[JobFunction[InputT, OutputT]], JobDefinition[InputT, OutputT]]: ...
 
 
 @overload
 def define_job(
-    *,
-    name: str,
-    input: type[InputT] | Any,
-    output: type[OutputT] | Any = None,
-    run: JobFunction[InputT, OutputT],
+    *, name: str, input: type[InputT], output: None = None, run: None = None
+) -> Callable[[JobFunction[InputT, Any]], JobDefinition[InputT, Any]]: ...
+
+
+@overload
+def define_job(
+    *, name: str, input: type[InputT], output: type[OutputT], run: JobFunction[InputT, OutputT]
 ) -> JobDefinition[InputT, OutputT]: ...
+
+
+@overload
+def define_job(
+    *, name: str, input: type[InputT], output: None = None, run: JobFunction[InputT, Any]
+) -> JobDefinition[InputT, Any]: ...
+
+
+@overload
+def define_job(
+    *, name: str, input: Any, output: Any = None, run: JobFunction[Any, Any] | None = None
+) -> Any: ...
 
 
 def define_job(

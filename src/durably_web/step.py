@@ -18,6 +18,7 @@ import asyncio
 import inspect
 import json
 import time
+from dataclasses import replace
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,7 +26,7 @@ from durably_web.clock import format_timestamp
 from durably_web.errors import LeaseLost, RunCancelled, ValidationError
 from durably_web.events import LogWrite, RunProgress, StepCancel, StepComplete, StepFail, StepStart
 from durably_web.ids import new_ulid
-from durably_web.models import Progress
+from durably_web.models import Progress, Run
 from durably_web.storage.store import Pending
 from durably_web.validation import dump_json
 
@@ -127,6 +128,7 @@ class StepContext:
         "_index",
         "_last_yield",
         "_pending",
+        "_progress",
         "log",
         "signal",
     )
@@ -149,6 +151,7 @@ class StepContext:
         self._index = 0
         self._current_step: str | None = None
         self._pending = Pending()
+        self._progress: Progress | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self._last_yield = time.monotonic()
         self.signal = AbortSignal()
@@ -308,7 +311,7 @@ class StepContext:
             raise ValidationError(f"progress total must be a number or None, got {total!r}")
         if message is not None and not isinstance(message, str):
             raise ValidationError(f"progress message must be a string or None, got {message!r}")
-        progress = Progress(current, total, message)
+        progress = self._progress = Progress(current, total, message)
         self._pending.progress_json = json.dumps(progress.to_wire(), separators=(",", ":"))
         run = self._execution.run
         self._execution.bus.emit(
@@ -365,6 +368,17 @@ class StepContext:
         run = self._execution.run
         await self._execution.store.flush(
             run.id, run.lease_generation, self._pending, self._execution.clock.now()
+        )
+
+    def overlay(self, run: Run) -> Run:
+        """Return ``run`` with this execution's progress and counters, written or not."""
+        if run.lease_generation != self._execution.run.lease_generation:
+            return run
+        return replace(
+            run,
+            progress=self._progress if self._progress is not None else run.progress,
+            current_step_index=self._current_step_index,
+            completed_step_count=self._completed_count,
         )
 
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from durably_web.clock import Clock
@@ -30,7 +30,6 @@ from durably_web.events import (
     RunTrigger,
 )
 from durably_web.models import Run, wire_time
-from durably_web.storage.store import SQLiteStore
 
 __all__ = ["snapshot", "wait_for", "watch"]
 
@@ -86,7 +85,7 @@ def _changes(before: Run, after: Run, now: float) -> list[Event]:
 async def watch(
     run_id: str,
     *,
-    store: SQLiteStore,
+    load: Callable[[str], Awaitable[Run | None]],
     bus: EventBus,
     clock: Clock,
     poll_interval: float,
@@ -110,7 +109,7 @@ async def watch(
 
     unsubscribe = bus.on("*", listen)
     try:
-        run = await store.get_run(run_id)
+        run = await load(run_id)
         if run is None:
             raise NotFoundError(f"Run not found: {run_id}")
         deadline = None if timeout is None else clock.now() + timeout
@@ -134,7 +133,7 @@ async def watch(
             arrived.clear()
             if await _arrival(arrived, clock, wait) or is_local(run_id):
                 continue
-            current = await store.get_run(run_id)
+            current = await load(run_id)
             now = clock.now()
             if current is None:
                 yield RunDelete(run_id=run.id, job_name=run.job_name, labels=run.labels, at=now)
@@ -161,7 +160,7 @@ async def _arrival(arrived: asyncio.Event, clock: Clock, seconds: float) -> bool
 async def wait_for(
     events: AsyncIterator[Event],
     run_id: str,
-    store: SQLiteStore,
+    load: Callable[[str], Awaitable[Run | None]],
     on_progress: Callable[[Any], Any] | None = None,
     on_log: Callable[[Any], Any] | None = None,
 ) -> Run:
@@ -181,7 +180,7 @@ async def wait_for(
         elif isinstance(event, LogWrite):
             callback, argument = on_log, event
         elif isinstance(event, RunComplete):
-            run = await store.get_run(run_id)
+            run = await load(run_id)
             if run is None:
                 raise NotFoundError(f"Run not found: {run_id}")
             return run

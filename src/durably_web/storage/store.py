@@ -11,6 +11,7 @@ and the caller gets :class:`RunCancelled` (the run was cancelled) or :class:`Lea
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,8 +119,7 @@ class SQLiteStore:
         self._q = queries()
         self._insert_step = self._q["insert_step"]
         self._insert_log = self._q["insert_log"]
-        self._seen_version: int | None = None
-        self._checked: set[str] = set()
+        self._leases = _lease_cache(connection)
 
     # -- schema -------------------------------------------------------------------------
 
@@ -242,14 +242,15 @@ class SQLiteStore:
         someone else may have touched it.
         """
         version = self.connection.query(self._q["data_version"])[0]["data_version"]
-        if version == self._seen_version and run_id in self._checked:
+        leases = self._leases
+        if version == leases.version and leases.held.get(run_id) == generation:
             return
         rows = self.connection.query(self._q["run_state"], (run_id,))
         if rows and rows[0]["status"] == "leased" and rows[0]["lease_generation"] == generation:
-            if version != self._seen_version:
-                self._checked.clear()
-                self._seen_version = version
-            self._checked.add(run_id)
+            if version != leases.version:
+                leases.held.clear()
+                leases.version = version
+            leases.held[run_id] = generation
             return
         raise self._refusal(run_id, rows[0] if rows else None)
 
@@ -428,9 +429,9 @@ class SQLiteStore:
             return self.connection.execute(self._q["expire_leases"], (format_timestamp(now),))
 
     def _invalidate(self) -> None:
-        """Forget which leases were seen held: this store just changed run states itself."""
-        self._seen_version = None
-        self._checked.clear()
+        """Forget which leases were seen held: a write through this connection changed runs."""
+        self._leases.version = None
+        self._leases.held.clear()
 
     def _refusal(self, run_id: str, state: Row | None = None) -> RunCancelled | LeaseLost:
         if state is None:
@@ -587,6 +588,24 @@ class SQLiteStore:
     async def close(self) -> None:
         """Close the connection."""
         self.connection.close()
+
+
+@dataclass(slots=True)
+class _LeaseCache:
+    """Leases seen held at a ``data_version``, shared by every store on one connection."""
+
+    version: int | None = None
+    held: dict[str, int] = field(default_factory=dict)
+
+
+_LEASE_CACHES: weakref.WeakKeyDictionary[Any, _LeaseCache] = weakref.WeakKeyDictionary()
+
+
+def _lease_cache(connection: Connection) -> _LeaseCache:
+    try:
+        return _LEASE_CACHES.setdefault(connection, _LeaseCache())
+    except TypeError:  # a connection that cannot be weakly referenced: no sharing needed
+        return _LeaseCache()
 
 
 def _load(text: str | None) -> Any:

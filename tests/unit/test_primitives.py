@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from durably_web import ValidationError, define_job
+from durably_web.clock import format_timestamp, parse_timestamp
+from durably_web.ids import new_ulid
+from durably_web.validation import dump_json
+
+
+def test_ulids_are_sortable_and_unique() -> None:
+    ids = [new_ulid(1767225600.0) for _ in range(1000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 1000
+    assert all(len(i) == 26 for i in ids)
+    assert new_ulid(1767225601.0) > ids[-1]
+
+
+def test_timestamps_fixed_width_and_round_trip() -> None:
+    assert format_timestamp(1767225600.5) == "2026-01-01T00:00:00.500Z"
+    assert format_timestamp(1767225600.0004) == "2026-01-01T00:00:00.000Z"
+    assert format_timestamp(1767225600.9996) == "2026-01-01T00:00:01.000Z"
+    assert parse_timestamp("2026-01-01T00:00:00.500Z") == 1767225600.5
+
+
+def test_dump_json_rejects_what_json_cannot_hold() -> None:
+    assert dump_json({"a": [1, "é"]}, "x") == '{"a":[1,"é"]}'
+    for bad in ({1, 2}, float("nan"), object()):
+        with pytest.raises(ValidationError, match="x is not JSON-serialisable"):
+            dump_json(bad, "x")
+
+
+def test_define_job_forms_and_errors() -> None:
+    async def run(step: object, payload: int) -> int:
+        return payload
+
+    job = define_job(name="double", input=int, run=run)
+    assert job.name == "double" and job.output_adapter is None
+
+    @define_job(name="dec", input=int, output=int)
+    async def decorated(step: object, payload: int) -> int:
+        return payload
+
+    assert decorated.output_adapter is not None
+    assert decorated.same_as(decorated) and not decorated.same_as(job)
+    with pytest.raises(ValidationError, match="job name must be"):
+        define_job(name="has space", input=int, run=run)
+    with pytest.raises(ValidationError, match="not a type pydantic can validate"):
+        define_job(name="x", input=object(), run=run)
+    with pytest.raises(ValidationError, match="must be callable"):
+        define_job(name="x", input=int)(42)  # type: ignore[arg-type]

@@ -1,0 +1,41 @@
+"""Migrations are numbered, forward-only, and produce exactly schema.sql."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from durably_web.storage.queries import migrations, queries, schema
+
+
+def _schema_of(script_runner: sqlite3.Connection) -> list[str]:
+    rows = script_runner.execute(
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type DESC, name"
+    ).fetchall()
+    return sorted(row[0] for row in rows)
+
+
+def test_migrations_produce_schema_sql() -> None:
+    migrated = sqlite3.connect(":memory:")
+    for _, script in migrations():
+        migrated.executescript(script)
+    expected = sqlite3.connect(":memory:")
+    expected.executescript(schema())
+    assert _schema_of(migrated) == _schema_of(expected)
+
+
+def test_migrations_are_numbered_from_one_without_gaps() -> None:
+    assert [version for version, _ in migrations()] == list(range(1, len(migrations()) + 1))
+
+
+def test_every_query_compiles_against_the_schema() -> None:
+    db = sqlite3.connect(":memory:")
+    db.executescript(schema())
+    for name, sql in queries().items():
+        if name.startswith("filter_"):
+            sql = f"SELECT 1 FROM durably_runs r WHERE {sql}"
+        sql = sql.replace("{filters}", "1")
+        try:
+            db.execute("EXPLAIN " + sql)
+        except sqlite3.ProgrammingError as exc:  # needs parameters: bind that many NULLs
+            count = int(str(exc).split("uses ")[1].split(",")[0])
+            db.execute("EXPLAIN " + sql, [None] * count)
