@@ -86,6 +86,10 @@ class SimulatedCrash(BaseException):
     """
 
 
+class _Refused(Exception):
+    """A guarded batch changed nothing: roll back (the failing commit was not reached)."""
+
+
 class FailingConnection:
     """Wrap a :class:`Connection`; make its Nth commit fail.
 
@@ -124,10 +128,35 @@ class FailingConnection:
         self._check()
         return self.inner.query(sql, params)
 
+    def data_version(self) -> int:
+        """Delegate to the inner connection (unless crashed)."""
+        self._check()
+        return self.inner.data_version()
+
     def execute_script(self, sql: str) -> None:
         """Delegate to the inner connection (unless crashed)."""
         self._check()
         self.inner.execute_script(sql)
+
+    def run_batch(
+        self, statements: Sequence[tuple[str, Sequence[Param]]], guard: bool = False
+    ) -> bool:
+        """Run the batch in one transaction whose commit fails when it is the chosen one."""
+        self._check()
+        if self.attempts + 1 != self.fail_on_commit:
+            written = self.inner.run_batch(statements, guard)
+            if written:
+                self.attempts += 1
+                self.commits += 1
+            return written
+        try:
+            with self.transaction():
+                for position, (sql, params) in enumerate(statements):
+                    if self.inner.execute(sql, params) == 0 and guard and position == 0:
+                        raise _Refused
+        except _Refused:
+            return False
+        return True
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -96,6 +96,13 @@ class SQLite3Connection:
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in rows]
 
+    def data_version(self) -> int:
+        """Return ``PRAGMA data_version`` (changes when another connection commits)."""
+        try:
+            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite error: {exc}") from exc
+
     def execute_script(self, sql: str) -> None:
         """Run a script of statements (inside the caller's transaction, if any)."""
         try:

@@ -8,6 +8,8 @@ An adapter executes SQL and nothing else; it knows no domain. Contract:
   ``COMMIT`` with one call into the driver (one bridge crossing in the browser). With
   ``guard``, when the first statement changes no row the transaction is rolled back and
   ``False`` returned: the fenced writes of a lease holder use it.
+- ``data_version()`` returns ``PRAGMA data_version``, which moves only when *another*
+  connection commits: the Store uses it to skip re-reading state nobody else can have changed.
 - ``transaction()`` is a synchronous context manager: ``BEGIN IMMEDIATE`` on entry (so a
   writer takes the database lock before reading what it will write), ``COMMIT`` on normal exit,
   ``ROLLBACK`` when the block raises. Transactions do not nest and never span an ``await``.
@@ -45,6 +47,10 @@ class Connection(Protocol):
 
     def query(self, sql: str, params: Sequence[Param] = ()) -> list[Row]:
         """Run one statement; return its rows as dicts keyed by column name."""
+        ...
+
+    def data_version(self) -> int:
+        """Return SQLite's ``PRAGMA data_version``: it changes when another connection commits."""
         ...
 
     def execute_script(self, sql: str) -> None:

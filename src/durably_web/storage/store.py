@@ -241,7 +241,7 @@ class SQLiteStore:
         (cancel, delete) resets the remembered version, so the run's row is read only when
         someone else may have touched it.
         """
-        version = self.connection.query(self._q["data_version"])[0]["data_version"]
+        version = self.connection.data_version()
         leases = self._leases
         if version == leases.version and leases.held.get(run_id) == generation:
             return

@@ -71,9 +71,6 @@ RETURNING *;
 -- name: completed_steps
 SELECT name, "index", output FROM durably_steps WHERE run_id = ?1 AND status = 'completed';
 
--- name: data_version
-PRAGMA data_version;
-
 -- name: run_state
 SELECT status, lease_generation FROM durably_runs WHERE id = ?1;
 
