@@ -35,6 +35,7 @@ def _job(steps: int) -> Any:
 
 
 async def engine_steps_per_second(path: Path, steps: int, synchronous: str) -> float:
+    """Run one ``steps``-step job on a fresh file database; return checkpointed steps/s."""
     durably = create_durably(f"sqlite:///{path}?synchronous={synchronous}")
     durably.register({"bench": _job(steps)})
     await durably.migrate()
@@ -42,12 +43,14 @@ async def engine_steps_per_second(path: Path, steps: int, synchronous: str) -> f
     started = time.perf_counter()
     final = await durably.process_one()
     elapsed = time.perf_counter() - started
-    assert final is not None and final.status == "completed", final
+    assert final is not None, "the run was not claimed"
+    assert final.status == "completed", final
     await durably.close()
     return steps / elapsed
 
 
 def raw_commits_per_second(path: Path, rows: int, synchronous: str) -> float:
+    """Insert ``rows`` rows, one transaction each, in a plain sqlite3 loop; return rows/s."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute(f"PRAGMA synchronous = {synchronous}")
@@ -64,6 +67,8 @@ def raw_commits_per_second(path: Path, rows: int, synchronous: str) -> float:
 
 
 async def trigger_to_start(path: Path, samples: int) -> tuple[float, float]:
+    """Return p50 and p95 milliseconds from ``trigger`` returning to ``run:start``."""
+
     @define_job(name="noop", input=dict)
     async def noop(step: StepContext, payload: dict[str, Any]) -> None:
         await step.run("only", lambda: 1)
@@ -94,6 +99,7 @@ async def trigger_to_start(path: Path, samples: int) -> tuple[float, float]:
 
 
 async def main() -> None:
+    """Parse arguments, run every measurement, print medians."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
@@ -107,10 +113,11 @@ async def main() -> None:
                     Path(tmp) / f"engine{i}.db", args.steps, args.synchronous
                 )
             )
-            raw.append(raw_commits_per_second(Path(tmp) / f"raw{i}.db", args.steps, args.synchronous))
+            raw_path = Path(tmp) / f"raw{i}.db"
+            raw.append(raw_commits_per_second(raw_path, args.steps, args.synchronous))
         p50, p95 = await trigger_to_start(Path(tmp) / "latency.db", 200)
     engine_median, raw_median = statistics.median(engine), statistics.median(raw)
-    print(f"journal WAL, synchronous {args.synchronous}, {args.steps} steps, median of {args.repeat}")
+    print(f"WAL, synchronous {args.synchronous}, {args.steps} steps, median of {args.repeat}")
     print(f"engine steps/s      {engine_median:10.0f}   runs: {[round(x) for x in engine]}")
     print(f"raw commits/s       {raw_median:10.0f}   runs: {[round(x) for x in raw]}")
     print(f"engine / raw        {engine_median / raw_median:10.2f}")

@@ -18,8 +18,8 @@ import asyncio
 import inspect
 import json
 import time
-from dataclasses import replace
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from durably_web.clock import format_timestamp
