@@ -7,7 +7,8 @@ execution to the Worker and Runtime, and following a run to :mod:`durably_web.wa
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from contextlib import aclosing
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -405,13 +406,13 @@ class Durably:
         await self.migrate()
         return await self.store.get_logs(_run_id(run_id))
 
-    def subscribe(self, run_id: str) -> AsyncIterator[Event]:
+    def subscribe(self, run_id: str) -> AsyncGenerator[Event, None]:
         """Iterate over a run's events: its current state first, ending after it finishes."""
         return self._watch(_run_id(run_id), None)
 
-    async def _watch(self, run_id: str, timeout: float | None) -> AsyncIterator[Event]:
+    async def _watch(self, run_id: str, timeout: float | None) -> AsyncGenerator[Event, None]:
         await self.migrate()
-        async for event in watch(
+        events = watch(
             run_id,
             load=self.get_run,
             bus=self._bus,
@@ -419,8 +420,10 @@ class Durably:
             poll_interval=self.options.polling_interval,
             is_local=self.worker.active.__contains__,
             timeout=timeout,
-        ):
-            yield event
+        )
+        async with aclosing(events):
+            async for event in events:
+                yield event
 
     async def wait_for_run(
         self,
@@ -454,14 +457,21 @@ class Durably:
         try:
             return await wait_for(events, run_id, self.get_run, on_progress, on_log)
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
 
     # -- driving the worker by hand -----------------------------------------------------
 
-    async def process_one(self) -> Run | None:
-        """Claim and execute one run in the calling task; return its final state, or None."""
+    async def process_one(self, run_id: str | None = None) -> Run | None:
+        """Claim and execute one run in the calling task; return its final state, or None.
+
+        Args:
+            run_id: execute this run, if it is claimable now (pending, or leased with an
+                expired lease, its job registered here, its concurrency key free); otherwise
+                return None. Without it, the oldest claimable run is taken.
+
+        """
         await self.migrate()
-        run = await self.worker.claim()
+        run = await self.worker.claim(None if run_id is None else _run_id(run_id))
         if run is None:
             return None
         await self.worker.run_inline(run)

@@ -95,8 +95,9 @@ class Options:
             raise ValidationError("give lease_duration or its alias stale_threshold, not both")
         renew = lease_renew_interval if lease_renew_interval is not None else heartbeat_interval
         duration = lease_duration if lease_duration is not None else stale_threshold
-        renew = 5.0 if renew is None else _seconds(renew, "lease_renew_interval")
         duration = 30.0 if duration is None else _seconds(duration, "lease_duration")
+        # Unset, the renewal interval follows a short lease: three renewals per lease.
+        renew = min(5.0, duration / 3) if renew is None else _seconds(renew, "lease_renew_interval")
         if renew >= duration:
             raise ValidationError(
                 f"lease_renew_interval ({renew:g}s) must be shorter than lease_duration "

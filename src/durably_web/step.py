@@ -10,6 +10,10 @@ its steps ran or replayed.
 Step indexes count calls in order from 0 on every execution, replays included, so a resumed
 run gives each new step the index it would have had without the interruption (upstream
 Durably seeds the counter from the stored index and drifts).
+
+While a resumed run replays its checkpoints (until the last one has been returned or a new
+step starts), ``step.progress`` and ``step.log`` calls are skipped: the attempt that ran those
+steps reported them already, so progress does not jump back and log lines are not repeated.
 """
 
 from __future__ import annotations
@@ -129,6 +133,7 @@ class StepContext:
         "_last_yield",
         "_pending",
         "_progress",
+        "_to_replay",
         "log",
         "signal",
     )
@@ -147,10 +152,16 @@ class StepContext:
         self._execution = execution
         self._completed = completed
         self._completed_count = len(completed)
+        self._to_replay = set(completed)
         self._current_step_index = current_step_index
         self._index = 0
         self._current_step: str | None = None
         self._pending = Pending()
+        if completed:
+            # A crash may have left the run's counters behind its checkpoints (they are
+            # written lazily): the next write of this attempt sets them from the checkpoints.
+            self._pending.current_step_index = current_step_index
+            self._pending.completed_step_count = len(completed)
         self._progress: Progress | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self._last_yield = time.monotonic()
@@ -191,12 +202,14 @@ class StepContext:
         self._index += 1
         cached = self._completed.get(name, _MISSING)
         if cached is not _MISSING:
+            self._to_replay.discard(name)
             return cached
         if not isinstance(name, str) or not name:
             raise ValidationError(f"step name must be a non-empty string, got {name!r}")
         execution = self._execution
         run, bus, store, clock = execution.run, execution.bus, execution.store, execution.clock
         await store.check_lease(run.id, run.lease_generation)
+        self._to_replay.clear()
         self._current_step = name
         bus.emit(
             StepStart,
@@ -311,6 +324,8 @@ class StepContext:
             raise ValidationError(f"progress total must be a number or None, got {total!r}")
         if message is not None and not isinstance(message, str):
             raise ValidationError(f"progress message must be a string or None, got {message!r}")
+        if self._to_replay:
+            return  # replaying: this progress was reported before; do not step back
         progress = self._progress = Progress(current, total, message)
         self._pending.progress_json = json.dumps(progress.to_wire(), separators=(",", ":"))
         run = self._execution.run
@@ -323,6 +338,8 @@ class StepContext:
         if not isinstance(message, str):
             raise ValidationError(f"log message must be a string, got {message!r}")
         data_json = None if data is None else dump_json(data, "log data")
+        if self._to_replay:
+            return  # replaying: this line was written by the attempt that ran these steps
         execution = self._execution
         run = execution.run
         now = execution.clock.now()

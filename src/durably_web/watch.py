@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from durably_web.clock import Clock
@@ -91,7 +91,7 @@ async def watch(
     poll_interval: float,
     is_local: Callable[[str], bool],
     timeout: float | None = None,
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """Yield the run's current state, then its events, ending after a terminal one.
 
     Raises:

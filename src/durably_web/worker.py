@@ -139,12 +139,16 @@ class Worker:
             waiter.cancel()
             sleeper.cancel()
 
-    async def claim(self) -> Run | None:
-        """Lease the next run of a registered job, or return None."""
+    async def claim(self, run_id: str | None = None) -> Run | None:
+        """Lease the next run of a registered job (or run ``run_id``), or return None."""
         if not self.jobs:
             return None
         return await self.store.claim_next(
-            self.worker_id, self.clock.now(), self.options.lease_duration, self.jobs.keys()
+            self.worker_id,
+            self.clock.now(),
+            self.options.lease_duration,
+            self.jobs.keys(),
+            run_id,
         )
 
     def launch(self, run: Run) -> asyncio.Task[None]:

@@ -192,3 +192,13 @@ async def test_wait_for_cancelled_and_deleted_runs(make_durably: MakeDurably) ->
     await durably.delete_run(run.id)
     with pytest.raises(NotFoundError):
         await durably.wait_for_run(run.id)
+
+
+async def test_subscription_can_be_closed_early(make_durably: MakeDurably) -> None:
+    durably = await make_durably({"echo": echo_job})
+    run = await durably.jobs.echo.trigger({})
+    events = durably.subscribe(run.id)
+    first = await events.__anext__()
+    assert first.type == "run:trigger"
+    await events.aclose()
+    assert not durably._bus.wants("run:complete")  # the subscription's listener is gone

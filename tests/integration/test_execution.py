@@ -381,3 +381,32 @@ async def test_job_that_raises_lease_lost_writes_nothing(make_durably: MakeDurab
     run = await durably.jobs.loses.trigger({})
     final = await durably.process_one()
     assert final is not None and final.status == "leased" and final.id == run.id
+
+
+async def test_replay_does_not_repeat_progress_or_logs(
+    make_durably: MakeDurably, recorder: Recorder
+) -> None:
+    durably = await make_durably({"steps": steps_job}, preserve_steps=True)
+    run = await durably.jobs.steps.trigger({"n": 4, "fail_at": 2})
+    await durably.process_one()
+    recorder.healed = True
+    await durably.retry(run.id)
+    progress: list[int] = []
+    durably.on("run:progress", lambda e: progress.append(e.progress.current))
+    final = await durably.process_one()
+    assert final is not None and final.status == "completed"
+    # steps 0 and 1 replay silently (no jump back to 1); progress resumes at the stored 2
+    assert progress == [2, 3, 4]
+    logs = await durably.get_logs(run.id)
+    assert [log.message for log in logs] == ["finished"]
+
+
+async def test_process_one_can_target_a_run(make_durably: MakeDurably) -> None:
+    durably = await make_durably({"steps": steps_job})
+    older = await durably.jobs.steps.trigger({"n": 1})
+    mine = await durably.jobs.steps.trigger({"n": 2})
+    final = await durably.process_one(mine.id)
+    assert final is not None and final.id == mine.id and final.status == "completed"
+    assert (await durably.get_run(older.id)).status == "pending"  # type: ignore[union-attr]
+    assert await durably.process_one(mine.id) is None  # finished: not claimable
+    assert await durably.process_one("missing") is None

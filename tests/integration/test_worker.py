@@ -20,6 +20,7 @@ async def test_trigger_wakes_idle_worker_without_polling(
     durably.start()
     await settle()
     started = asyncio.get_running_loop().create_future()
+
     def on_start(event: Any) -> None:
         if not started.done():
             started.set_result(event)

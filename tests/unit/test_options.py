@@ -76,3 +76,9 @@ def test_worker_id_validated() -> None:
     with pytest.raises(ValidationError, match="worker_id"):
         create_durably(worker_id="")
     assert create_durably().worker_id.startswith("worker_")
+
+
+def test_short_lease_derives_renewal_interval() -> None:
+    options = Options.build(lease_duration=2)
+    assert options.lease_renew_interval == 2 / 3
+    assert Options.build(lease_duration=60).lease_renew_interval == 5.0

@@ -108,7 +108,13 @@ def test_step_and_log_wire() -> None:
 
 
 def test_events_wire_like_upstream() -> None:
-    base: dict[str, Any] = {"run_id": "R1", "job_name": "j", "labels": {"a": "b"}, "sequence": 7, "at": AT}
+    base: dict[str, Any] = {
+        "run_id": "R1",
+        "job_name": "j",
+        "labels": {"a": "b"},
+        "sequence": 7,
+        "at": AT,
+    }
     assert RunStart(input={"x": 1}, lease_owner="w1", lease_expires_at="E", **base).to_wire() == {
         "type": "run:leased",
         "runId": "R1",

@@ -2,8 +2,8 @@
 
 A :class:`UsageError` is a mistake in the command line (a bad argument, a missing file, an
 unknown run): :func:`durably_web.cli.main` prints it as one line and exits with status 2.
-Every check that can fail this way runs before the database is opened, so a rejected command
-never creates or writes a database file.
+Every such check runs before the database is opened, or only reads it (an unknown run id),
+so a rejected command never creates or writes a database file.
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ import math
 import signal
 import sys
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 from durably_web.cli.render import ProgressLine, format_log
 from durably_web.durably import Durably
@@ -47,7 +47,6 @@ __all__ = ["run_job"]
 
 _TERMINAL = (RunComplete, RunFail, RunCancel, RunDelete)
 _TICK = 0.5
-_LEASE_RENEW = 5.0
 
 
 async def run_job(
@@ -86,9 +85,7 @@ async def run_job(
     err = err or sys.stderr
     options: dict[str, Any] = {"preserve_steps": preserve_steps}
     if lease_duration is not None:
-        # The engine requires renewals well inside the lease; derive them from its length.
         options["lease_duration"] = lease_duration
-        options["lease_renew_interval"] = min(_LEASE_RENEW, lease_duration / 3)
     durably = create_durably(database, **options)
     durably.register({key: job})
     follower = _Follower(durably, out, err)
@@ -139,10 +136,11 @@ async def _find_or_trigger(
     if run.status == "leased" and run.lease_expires_at is not None:
         left = (run.lease_expires_at - datetime.now(UTC)).total_seconds()
         if left > 0:
+            until = run.lease_expires_at.astimezone().strftime("%H:%M:%S")
             print(
-                f"Run {run.id} is still leased by {run.lease_owner or 'another worker'}: "
-                f"waiting up to {math.ceil(left)}s for the previous worker's lease to expire "
-                f"(if that worker is alive, this follows its progress instead)",
+                f"Run {run.id} is leased by {run.lease_owner or 'another worker'} until "
+                f"{until}: waiting up to {math.ceil(left)}s for the previous worker's lease "
+                f"to expire, or following that worker if it is still running",
                 file=err,
             )
     return run
@@ -159,7 +157,6 @@ class _Follower:
         self.run_id: str | None = None
         self.owner: str | None = None
         self.started = time.monotonic()
-        self._stopping: asyncio.Task[None] | None = None
 
     async def follow(self, run: Run) -> int:
         """Start the worker, draw the run's events until it ends; return the exit status."""
@@ -168,8 +165,7 @@ class _Follower:
         self.line.update(run.progress, steps=await _steps_done(self.durably, run))
         unsubscribe = self.durably.on("*", self._on_any_event)
         ticker = asyncio.create_task(self._tick(), name="durably-cli-ticker")
-        # A cast, not a bare iterator: subscribe() returns an async generator (aclose()).
-        events = cast(AsyncGenerator[Event, None], self.durably.subscribe(run.id))
+        events = self.durably.subscribe(run.id)
         try:
             async with contextlib.aclosing(events):
                 async for event in events:
@@ -182,8 +178,6 @@ class _Follower:
         finally:
             ticker.cancel()
             unsubscribe()
-            if self._stopping is not None:
-                await self._stopping
         self.line.finish()
         print(f"Run {run.id} ended without an outcome", file=self.err)
         return 1
@@ -207,6 +201,11 @@ class _Follower:
             elif previous is not None:
                 line.message(f"The previous lease expired; continuing run {event.run_id} here")
         elif isinstance(event, _TERMINAL):
+            if event.sequence == 0 and not isinstance(event, RunDelete):
+                # Seen by polling (another process ran it): take the final step count.
+                final = await self.durably.get_run(event.run_id or "")
+                if final is not None:
+                    line.steps = final.completed_step_count
             return self._outcome(event)
         return None
 
@@ -228,11 +227,7 @@ class _Follower:
         return 1
 
     def _on_any_event(self, event: Event) -> None:
-        if event.run_id == self.run_id and isinstance(event, _TERMINAL):
-            # Stop claiming at once, before the loop takes the next queued run of this job
-            # (stop() marks the worker stopping before its first await).
-            self._stopping = asyncio.ensure_future(self.durably.stop())
-        elif isinstance(event, RunStart) and event.run_id != self.run_id:
+        if isinstance(event, RunStart) and event.run_id != self.run_id:
             self.line.message(
                 f"note: running run {event.run_id} first (queued earlier for this job)"
             )

@@ -207,24 +207,31 @@ class SQLiteStore:
     # -- claim and execute --------------------------------------------------------------
 
     async def claim_next(
-        self, owner: str, now: float, lease_duration: float, job_names: Iterable[str]
+        self,
+        owner: str,
+        now: float,
+        lease_duration: float,
+        job_names: Iterable[str],
+        run_id: str | None = None,
     ) -> Run | None:
         """Lease the oldest claimable run of one of ``job_names``; None when there is none.
 
-        Claimable: pending, or leased with an expired lease. The lease generation goes up by
-        one: the fencing token of every write the new holder makes.
+        Claimable: pending, or leased with an expired lease, and no live lease holds its
+        concurrency key. The lease generation goes up by one: the fencing token of every write
+        the new holder makes. With ``run_id``, only that run is considered.
         """
-        jobs_json = json.dumps(sorted(job_names))
+        params: list[Param] = [
+            format_timestamp(now),
+            owner,
+            format_timestamp(now + lease_duration),
+            json.dumps(sorted(job_names)),
+        ]
+        if run_id is not None:
+            params.append(run_id)
         self._invalidate()
         with self.connection.transaction():
             rows = self.connection.query(
-                self._q["claim_next"],
-                (
-                    format_timestamp(now),
-                    owner,
-                    format_timestamp(now + lease_duration),
-                    jobs_json,
-                ),
+                self._q["claim_next" if run_id is None else "claim_run"], params
             )
         return _run(rows[0]) if rows else None
 

@@ -68,6 +68,24 @@ WHERE id = (
 )
 RETURNING *;
 
+-- name: claim_run
+-- Lease one given run if it is claimable now, under the same rules as claim_next.
+UPDATE durably_runs
+SET status = 'leased',
+    lease_owner = ?2,
+    lease_expires_at = ?3,
+    lease_generation = lease_generation + 1,
+    started_at = COALESCE(started_at, ?1),
+    updated_at = ?1
+WHERE id = ?5
+  AND job_name IN (SELECT value FROM json_each(?4))
+  AND (status = 'pending' OR (status = 'leased' AND lease_expires_at <= ?1))
+  AND (concurrency_key IS NULL OR NOT EXISTS (
+    SELECT 1 FROM durably_runs o
+    WHERE o.status = 'leased' AND o.concurrency_key = durably_runs.concurrency_key
+      AND o.id != durably_runs.id AND o.lease_expires_at > ?1))
+RETURNING *;
+
 -- name: completed_steps
 SELECT name, "index", output FROM durably_steps WHERE run_id = ?1 AND status = 'completed';
 
