@@ -1,0 +1,97 @@
+"""Boot the engine inside the browser worker (called by ``web/runtime.mjs``).
+
+By the time this runs, the worker has installed the OPFS VFS, booted Pyodide, loaded
+pydantic and durably_web, registered the SQLite bridge as the JS module ``durably_sqlite``,
+written the page's job module into the file system and installed any extra packages. This
+opens the database, imports the job module, registers its jobs, migrates, reclaims every
+leased run at once (the OPFS pool is exclusive: whoever leased them is dead) and starts the
+worker loop.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+from durably_web.adapters.pyodide import PyodideConnection
+from durably_web.browser.host import Host, Post
+from durably_web.errors import ValidationError
+from durably_web.factory import create_durably
+from durably_web.job import JobDefinition
+
+__all__ = ["boot", "jobs_of"]
+
+_PRAGMAS = {
+    # WAL needs exclusive locking mode on the sahpool VFS (no shared memory), set first.
+    "NORMAL": (
+        "PRAGMA locking_mode = EXCLUSIVE",
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = NORMAL",
+    ),
+    "FULL": ("PRAGMA journal_mode = DELETE", "PRAGMA synchronous = FULL"),
+}
+
+
+def jobs_of(module: ModuleType) -> dict[str, JobDefinition[Any, Any]]:
+    """Return a module's jobs: its ``jobs`` mapping, or every JobDefinition it defines.
+
+    Raises:
+        ValidationError: the module defines no job.
+
+    """
+    declared = getattr(module, "jobs", None)
+    if isinstance(declared, Mapping):
+        return dict(declared)
+    found = {
+        name: value for name, value in vars(module).items() if isinstance(value, JobDefinition)
+    }
+    if not found:
+        raise ValidationError(f"job module {module.__name__!r} defines no job (define_job)")
+    return found
+
+
+async def boot(
+    bridge: Any,
+    post: Post,
+    *,
+    database: str,
+    jobs_module: str | None,
+    module_dir: str,
+    durability: str = "NORMAL",
+    options: Mapping[str, Any] | None = None,
+) -> Host:
+    """Open the database, import the jobs, start the engine; return the page's host.
+
+    Args:
+        bridge: the ``durably_sqlite`` JS module.
+        post: sends JSON text to the page.
+        database: the database file in the OPFS pool (``:memory:`` under Node).
+        jobs_module: the module name of the page's jobs, written into ``module_dir``.
+        module_dir: where the worker wrote the job module (prepended to ``sys.path``).
+        durability: ``"NORMAL"`` (WAL, survives a killed tab) or ``"FULL"`` (fsync per commit).
+        options: further ``create_durably`` options from the page.
+
+    """
+    pragmas = _PRAGMAS.get(durability.upper())
+    if pragmas is None:
+        raise ValidationError(f"durability must be NORMAL or FULL, got {durability!r}")
+    connection = PyodideConnection(bridge, database, pragmas if database != ":memory:" else ())
+    durably = create_durably(connection, **dict(options or {}))
+    if jobs_module:
+        if module_dir not in sys.path:
+            sys.path.insert(0, module_dir)
+        try:
+            module = importlib.import_module(jobs_module)
+        except Exception as exc:
+            raise ValidationError(
+                f"the job module {jobs_module!r} failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
+        durably.register(jobs_of(module))
+    await durably.migrate()
+    await durably.release_all_leases()
+    host = Host(durably, post)
+    durably.start()
+    return host

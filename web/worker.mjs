@@ -1,0 +1,110 @@
+// @ts-check
+/**
+ * The durably_web engine worker (a module worker: Pyodide needs one).
+ *
+ * Boot order matters: the OPFS VFS is installed FIRST, then Pyodide boots. Installing the
+ * opfs-sahpool VFS while Pyodide was booting made createSyncAccessHandle() hang on ~12% of
+ * loads. A reloaded page can find the old worker still holding the access handles for ~2 s,
+ * so the install is retried (without `preserveOnInitFailure` a failed attempt would delete
+ * the pool's files).
+ *
+ * Messages to the page: {type: "stage", name, t}, then {type: "ready", jobs, workerId, marks}
+ * or {type: "boot-error", error: {name, message, code}}; after that, JSON text from the
+ * Python host (see src/durably_web/browser/host.py). The page sends {type: "init", config}
+ * once, then JSON text requests.
+ */
+import sqlite3InitModule from "./vendor/sqlite-wasm/index.mjs";
+import { BootError, bootPyodide, startEngine, wireError } from "./runtime.mjs";
+import { createBridge } from "./sqlite_bridge.mjs";
+
+const VENDOR = new URL("./vendor/", import.meta.url).href;
+/** @type {Record<string, number>} */
+const marks = { workerStart: performance.now() };
+/** @param {string} name */
+const stage = (name) => {
+  marks[name] = performance.now();
+  postMessage({ type: "stage", name, t: marks[name] });
+};
+const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** @type {(config: any) => void} */
+let receiveConfig = () => {};
+const configReady = new Promise((resolve) => (receiveConfig = resolve));
+/** @type {any} */
+let host = null;
+/** @type {string[]} */
+const early = [];
+
+self.onmessage = (event) => {
+  const data = event.data;
+  if (typeof data === "string") {
+    if (host) host.receive(data);
+    else early.push(data);
+  } else if (data?.type === "init") {
+    receiveConfig(data.config ?? {});
+  }
+};
+
+function checkOpfs() {
+  const storage = /** @type {any} */ (navigator).storage;
+  const handle = /** @type {any} */ (globalThis).FileSystemFileHandle;
+  if (!storage?.getDirectory || typeof handle?.prototype?.createSyncAccessHandle !== "function") {
+    throw new BootError(
+      "opfs_unavailable",
+      "This browser gives no access to the Origin Private File System (OPFS) here, so runs " +
+        "cannot be stored across reloads. Use a current Chromium, Firefox or Safari over https " +
+        "or localhost, outside private browsing.",
+    );
+  }
+}
+
+/** @param {any} sqlite3 */
+async function installVfs(sqlite3, attempts = 40, delayMs = 250) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const pool = await sqlite3.installOpfsSAHPoolVfs({
+        name: "durably-sahpool",
+        directory: ".durably-sahpool",
+        forceReinitIfPreviouslyFailed: true, // else the first failure is cached for good
+        preserveOnInitFailure: true, // else a failed attempt deletes the pool's files
+      });
+      return { pool, attempt };
+    } catch (error) {
+      const text = String(/** @type {any} */ (error)?.message ?? error);
+      if (/quota/i.test(text)) throw new BootError("quota_exceeded", `storage quota exceeded opening the database: ${text}`);
+      if (attempt >= attempts) {
+        throw new BootError("opfs_busy", `the database is held by another worker (open in another tab?): ${text}`);
+      }
+      await sleep(delayMs);
+    }
+  }
+}
+
+/** @param {string} url */
+async function fetchText(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
+  return response.text();
+}
+
+async function main() {
+  checkOpfs();
+  const sqlite3 = await sqlite3InitModule();
+  stage("sqlite");
+  const { pool, attempt } = await installVfs(sqlite3);
+  marks.vfsAttempts = attempt;
+  stage("vfs");
+  const config = await configReady;
+  const pyodide = await bootPyodide(VENDOR);
+  stage("pyodide");
+  const bridge = createBridge(sqlite3, (filename) => new pool.OpfsSAHPoolDb(filename));
+  host = await startEngine({ pyodide, bridge, post: (text) => postMessage(text), config, fetchText });
+  stage("engine");
+  const jobs = host.jobs();
+  const workerId = host.durably.worker_id;
+  postMessage({ type: "ready", jobs: jobs.toJs({ dict_converter: Object.fromEntries }), workerId, marks });
+  jobs.destroy();
+  for (const text of early.splice(0)) host.receive(text);
+}
+
+main().catch((error) => postMessage({ type: "boot-error", error: wireError(error) }));
