@@ -20,6 +20,14 @@ from durably_web.storage.store import SQLiteStore
 __all__ = ["create_durably", "open_connection"]
 
 _URL_OPTIONS = {"synchronous", "journal_mode", "busy_timeout"}
+_CONNECTION_METHODS = (
+    "execute",
+    "query",
+    "execute_script",
+    "run_batch",
+    "data_version",
+    "transaction",
+)
 
 
 def open_connection(url: str) -> Connection:
@@ -120,7 +128,7 @@ def create_durably(
         store = SQLiteStore(open_connection(database))
     elif isinstance(database, SQLiteStore):
         store, owns = database, False
-    elif all(hasattr(database, name) for name in ("execute", "query", "transaction")):
+    elif all(hasattr(database, name) for name in _CONNECTION_METHODS):
         store, owns = SQLiteStore(database), False
     else:
         raise ValidationError(

@@ -208,7 +208,14 @@ class StepContext:
             raise ValidationError(f"step name must be a non-empty string, got {name!r}")
         execution = self._execution
         run, bus, store, clock = execution.run, execution.bus, execution.store, execution.clock
-        await store.check_lease(run.id, run.lease_generation)
+        try:
+            await store.check_lease(run.id, run.lease_generation)
+        except RunCancelled:
+            self.signal.abort("cancelled")
+            raise
+        except LeaseLost:
+            self.signal.abort("lease-lost")
+            raise
         self._to_replay.clear()
         self._current_step = name
         bus.emit(

@@ -1,0 +1,259 @@
+"""A worker process for the crash tests, and the jobs it runs.
+
+Run as a script (``python crash_worker.py DB --expect N``) it opens the engine on ``DB``,
+executes runs until ``N`` runs are terminal and none is pending or leased, then exits 0. The
+tests SIGKILL it at random points and start a new one, which must resume the runs.
+
+The jobs record what they did in tables of their own (``side_effects``, ``intervals``) in the
+same database file, through a separate ``sqlite3`` connection that commits each row before the
+step returns: what a real side effect (an API call, a file write) looks like to the engine.
+The test process imports this module only for the job definitions, to trigger runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from durably_web import Event, JobDefinition, StepContext, create_durably, define_job
+
+LEASE_DURATION = 1.0
+LEASE_RENEW_INTERVAL = 0.2
+POLLING_INTERVAL = 0.05
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS side_effects (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id TEXT NOT NULL,
+  step_name TEXT NOT NULL,
+  pid INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS intervals (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id TEXT NOT NULL,
+  concurrency_key TEXT,
+  step_name TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  t_start REAL NOT NULL,
+  t_end REAL NOT NULL
+);
+"""
+
+
+def open_effects(path: str) -> sqlite3.Connection:
+    """Open an autocommit connection for side effects (every INSERT commits on its own)."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA busy_timeout = 10000")
+    return db
+
+
+def create_tables(path: str) -> None:
+    """Create the side-effect tables in the database file ``path``."""
+    db = open_effects(path)
+    try:
+        db.executescript(TABLES)
+    finally:
+        db.close()
+
+
+_effects: sqlite3.Connection | None = None
+
+
+def _effects_db() -> sqlite3.Connection:
+    if _effects is None:
+        raise RuntimeError("side effects are only recorded in a worker process")
+    return _effects
+
+
+# -- the many-step job (test_sigkill_resume) -------------------------------------------------
+
+
+class StepsInput(BaseModel):
+    steps: int
+    seed: int
+    sleep: float
+
+
+class StepsOutput(BaseModel):
+    count: int
+    total: int
+
+
+def step_name(index: int) -> str:
+    """The name of step ``index`` of the many-step job."""
+    return f"step-{index:04d}"
+
+
+def step_value(seed: int, index: int) -> int:
+    """What step ``index`` returns; the output sums them (replayed values included)."""
+    return (seed * 7919 + index * index) % 100_003
+
+
+def _side_effect_step(
+    run_id: str, name: str, value: int, sleep: float
+) -> Callable[[], Awaitable[int]]:
+    async def run() -> int:
+        await asyncio.sleep(sleep / 2)
+        _effects_db().execute(
+            "INSERT INTO side_effects (run_id, step_name, pid) VALUES (?, ?, ?)",
+            (run_id, name, os.getpid()),
+        )
+        await asyncio.sleep(sleep / 2)
+        return value
+
+    return run
+
+
+@define_job(name="crash-steps", input=StepsInput, output=StepsOutput)
+async def crash_steps(step: StepContext, payload: StepsInput) -> StepsOutput:
+    """``steps`` checkpointed steps, each committing one side-effect row mid-way."""
+    total = 0
+    for index in range(payload.steps):
+        name = step_name(index)
+        value = step_value(payload.seed, index)
+        total += await step.run(name, _side_effect_step(step.run_id, name, value, payload.sleep))
+        step.progress(index + 1, payload.steps)
+    return StepsOutput(count=payload.steps, total=total)
+
+
+class DieInput(BaseModel):
+    steps: int
+
+
+OUTCOME_KILL = "killed-before-outcome"
+
+
+@define_job(name="die-before-outcome", input=DieInput, output=StepsOutput)
+async def die_before_outcome(step: StepContext, payload: DieInput) -> StepsOutput:
+    """Checkpoint every step, then, the first time only, SIGKILL its own process.
+
+    The process dies after the last checkpoint and before the run's outcome is written: the
+    next worker replays every step from the cache and only has the outcome left to write.
+    """
+    total = 0
+    for index in range(payload.steps):
+        name = step_name(index)
+        total += await step.run(name, _side_effect_step(step.run_id, name, index, 0.0))
+    effects = _effects_db()
+    marker = (step.run_id, OUTCOME_KILL)
+    seen = "SELECT COUNT(*) FROM side_effects WHERE run_id = ? AND step_name = ?"
+    if not effects.execute(seen, marker).fetchone()[0]:
+        effects.execute(
+            "INSERT INTO side_effects (run_id, step_name, pid) VALUES (?, ?, ?)",
+            (*marker, os.getpid()),
+        )
+        os.kill(os.getpid(), signal.SIGKILL)
+    return StepsOutput(count=payload.steps, total=total)
+
+
+# -- two jobs sharing concurrency keys (test_two_workers) ------------------------------------
+
+
+class IntervalInput(BaseModel):
+    key: str | None
+    steps: int
+    sleep: float
+
+
+class IntervalOutput(BaseModel):
+    steps: int
+
+
+def _interval_step(
+    run_id: str, key: str | None, name: str, sleep: float
+) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        started = time.time()
+        await asyncio.sleep(sleep)
+        ended = time.time()
+        _effects_db().execute(
+            "INSERT INTO intervals (run_id, concurrency_key, step_name, pid, t_start, t_end) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, key, name, os.getpid(), started, ended),
+        )
+
+    return run
+
+
+async def _interval_job(step: StepContext, payload: IntervalInput) -> IntervalOutput:
+    for index in range(payload.steps):
+        name = f"work-{index:03d}"
+        await step.run(name, _interval_step(step.run_id, payload.key, name, payload.sleep))
+    return IntervalOutput(steps=payload.steps)
+
+
+interval_a = define_job(
+    name="interval-a", input=IntervalInput, output=IntervalOutput, run=_interval_job
+)
+interval_b = define_job(
+    name="interval-b", input=IntervalInput, output=IntervalOutput, run=_interval_job
+)
+
+JOBS: dict[str, JobDefinition[Any, Any]] = {
+    "crash_steps": crash_steps,
+    "die_before_outcome": die_before_outcome,
+    "interval_a": interval_a,
+    "interval_b": interval_b,
+}
+
+
+# -- the worker process ----------------------------------------------------------------------
+
+
+async def work(path: str, expect: int, max_concurrent_runs: int) -> None:
+    """Run the engine on ``path`` until ``expect`` runs are terminal and none is active."""
+    global _effects
+    _effects = open_effects(path)
+    durably = create_durably(
+        f"sqlite:///{path}",
+        lease_duration=LEASE_DURATION,
+        lease_renew_interval=LEASE_RENEW_INTERVAL,
+        polling_interval=POLLING_INTERVAL,
+        max_concurrent_runs=max_concurrent_runs,
+        preserve_steps=True,
+        jobs=JOBS,
+        worker_id=f"worker-{os.getpid()}",
+    )
+
+    def report(event: Event) -> None:
+        print(f"[{os.getpid()}] {event.type}: {event.to_wire()}", file=sys.stderr, flush=True)
+
+    durably.on("worker:error", report)
+    await durably.init()
+    try:
+        while True:
+            active = await durably.get_runs(status=["pending", "leased"], limit=1)
+            if not active:
+                finished = await durably.get_runs(status=["completed", "failed", "cancelled"])
+                if len(finished) >= expect:
+                    break
+            await asyncio.sleep(POLLING_INTERVAL)
+    finally:
+        await durably.close()
+        _effects.close()
+
+
+def main() -> None:
+    """Parse the command line and run the worker."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("database", help="path of the SQLite file")
+    parser.add_argument("--expect", type=int, required=True, help="runs to see finished")
+    parser.add_argument("--max-concurrent-runs", type=int, default=1)
+    args = parser.parse_args()
+    print(f"worker {os.getpid()} starting", file=sys.stderr, flush=True)
+    asyncio.run(work(args.database, args.expect, args.max_concurrent_runs))
+    print(f"worker {os.getpid()} done", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

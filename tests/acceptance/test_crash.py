@@ -1,0 +1,549 @@
+"""Crash tests with real processes: SIGKILL a worker mid-run, start another, check the outcome.
+
+``crash_worker.py`` is the worker process. Its jobs commit one side-effect row per step
+execution through their own connection, so the database shows every time a step function
+ran, including the executions whose checkpoint a kill prevented. From those rows the tests
+check that no completed step ever ran again, that a resumed run restarts at its first
+unfinished step, and that leases and concurrency keys keep executions apart across processes.
+
+Set ``CRASH_SEED`` to replay a run's random kill points.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from durably_web import Durably, Run, create_durably
+from tests.acceptance.crash_worker import (
+    JOBS,
+    OUTCOME_KILL,
+    create_tables,
+    step_name,
+    step_value,
+)
+
+WORKER_SCRIPT = Path(__file__).with_name("crash_worker.py")
+DEADLINE = 120.0
+"""Seconds a crash test may take before it gives up (it normally needs a fraction)."""
+
+
+# -- worker processes ------------------------------------------------------------------------
+
+
+class WorkerProcess:
+    """One ``crash_worker.py`` process, its output going to a log file."""
+
+    def __init__(self, db: Path, log: Path, *, expect: int, max_concurrent_runs: int) -> None:
+        self.log_path = log
+        self._log = log.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(WORKER_SCRIPT),
+                str(db),
+                "--expect",
+                str(expect),
+                "--max-concurrent-runs",
+                str(max_concurrent_runs),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.pid = self.process.pid
+        self.killed_at: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> bool:
+        """SIGKILL the process; return True if the signal is what ended it."""
+        if self.running:
+            self.killed_at = time.time()
+            os.kill(self.pid, signal.SIGKILL)
+        code = self.process.wait()
+        self._log.close()
+        return code == -signal.SIGKILL
+
+    async def wait(self, deadline: float) -> int:
+        """Wait for the process to exit by itself; return its exit code."""
+        while self.running:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker {self.pid} did not finish:\n{self.output()}")
+            await asyncio.sleep(0.02)
+        self._log.close()
+        return self.process.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+@contextmanager
+def reaped(workers: list[WorkerProcess]) -> Iterator[None]:
+    """Kill whatever worker is still alive when the test ends, pass or fail."""
+    try:
+        yield
+    finally:
+        for worker in workers:
+            worker.kill()
+
+
+def seeded_rng() -> tuple[random.Random, int]:
+    seed = int(os.environ.get("CRASH_SEED") or random.randrange(2**32))
+    return random.Random(seed), seed
+
+
+async def open_engine(db: Path) -> Durably:
+    """The test's own engine on the database: it triggers and inspects, never executes."""
+    create_tables(str(db))
+    durably = create_durably(f"sqlite:///{db}", jobs=JOBS, preserve_steps=True)
+    await durably.migrate()
+    return durably
+
+
+def scalar(db: sqlite3.Connection, sql: str, params: Sequence[object] = ()) -> int:
+    return int(db.execute(sql, params).fetchone()[0])
+
+
+# -- what the side effects may look like -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """One execution of a step function, as its side-effect row records it."""
+
+    id: int
+    run_id: str
+    step: str
+    pid: int
+
+
+def read_effects(db: sqlite3.Connection) -> list[Effect]:
+    rows = db.execute("SELECT id, run_id, step_name, pid FROM side_effects ORDER BY id")
+    return [Effect(*row) for row in rows]
+
+
+def double_executions(effects: Iterable[Effect], killed_pids: set[int], kills: int) -> list[str]:
+    """Explain every execution of a step that the at-least-once rule does not allow.
+
+    A step may run again only when each earlier execution was the last thing its worker did
+    for that run before it was killed: the step in flight at the kill. Any other repeat means
+    a step that had completed (and whose worker carried on) was executed a second time.
+    """
+    effects = sorted(effects, key=lambda e: e.id)
+    last_of_worker: dict[tuple[str, int], int] = {}
+    by_step: dict[tuple[str, str], list[Effect]] = defaultdict(list)
+    for effect in effects:
+        last_of_worker[effect.run_id, effect.pid] = effect.id
+        by_step[effect.run_id, effect.step].append(effect)
+    problems = []
+    for (run_id, step), executions in by_step.items():
+        if len(executions) > kills + 1:
+            problems.append(f"{run_id}/{step} ran {len(executions)} times with only {kills} kills")
+        for earlier in executions[:-1]:
+            if earlier.pid not in killed_pids:
+                problems.append(
+                    f"{run_id}/{step} ran again after effect #{earlier.id} by worker "
+                    f"{earlier.pid}, which was never killed"
+                )
+            elif earlier.id != last_of_worker[run_id, earlier.pid]:
+                problems.append(
+                    f"{run_id}/{step} ran again although worker {earlier.pid} completed it "
+                    f"(effect #{earlier.id}) and went on to effect "
+                    f"#{last_of_worker[run_id, earlier.pid]} before it was killed"
+                )
+    return problems
+
+
+def resume_gaps(effects: Iterable[Effect], index_of: dict[str, int]) -> list[str]:
+    """Explain every place a run did not continue from its first unfinished step.
+
+    Per run, in execution order, each step executed is the one after the previous, or the
+    previous one again when the worker changed (the step in flight at a kill re-runs).
+    """
+    by_run: dict[str, list[Effect]] = defaultdict(list)
+    for effect in sorted(effects, key=lambda e: e.id):
+        by_run[effect.run_id].append(effect)
+    problems = []
+    for run_id, executions in by_run.items():
+        previous: Effect | None = None
+        for effect in executions:
+            index = index_of[effect.step]
+            if previous is None:
+                allowed = {0}
+            elif previous.pid == effect.pid:
+                allowed = {index_of[previous.step] + 1}
+            else:
+                allowed = {index_of[previous.step], index_of[previous.step] + 1}
+            if index not in allowed:
+                problems.append(
+                    f"{run_id}: effect #{effect.id} ran {effect.step} (worker {effect.pid}) "
+                    f"after {previous.step if previous else 'nothing'}"
+                )
+            previous = effect
+        if len(problems) > 20:
+            break
+    return problems
+
+
+def test_double_execution_checks_reject_what_they_should() -> None:
+    """The checks themselves: a legal crash history passes, each kind of repeat is caught."""
+    index_of = {"s0": 0, "s1": 1, "s2": 2}
+    legal = [
+        Effect(1, "r", "s0", 10),
+        Effect(2, "r", "s1", 10),  # in flight when 10 was killed
+        Effect(3, "r", "s1", 11),
+        Effect(4, "r", "s2", 11),
+    ]
+    assert double_executions(legal, {10}, kills=1) == []
+    assert resume_gaps(legal, index_of) == []
+    completed_then_rerun = [*legal[:2], Effect(3, "r", "s2", 10), Effect(4, "r", "s1", 11)]
+    assert double_executions(completed_then_rerun, {10}, kills=1)
+    assert resume_gaps(completed_then_rerun, index_of)
+    not_killed = [Effect(1, "r", "s0", 10), Effect(2, "r", "s0", 11)]
+    assert double_executions(not_killed, set(), kills=0)
+    same_worker_twice = [Effect(1, "r", "s0", 10), Effect(2, "r", "s0", 10)]
+    assert resume_gaps(same_worker_twice, {"s0": 0})
+    skipped = [Effect(1, "r", "s0", 10), Effect(2, "r", "s2", 11)]
+    assert resume_gaps(skipped, index_of)
+    too_many = [Effect(i, "r", "s0", 10 + i) for i in range(1, 4)]
+    assert double_executions(too_many, {11, 12, 13}, kills=1)
+
+
+# -- test 1: SIGKILL at random points, resume in a new process -------------------------------
+
+RESUME_RUNS = 3
+RESUME_STEPS = 400
+STEP_SLEEP = 0.008
+TARGET_KILLS = 30
+
+
+def executions_before_kill(rng: random.Random, remaining_steps: int, kills_left: int) -> int:
+    """How many step executions the next worker gets before it is killed: random, 1 or more.
+
+    Counted in executions rather than seconds so the kills spread over the whole job, through
+    the start and end of every run, whatever the machine's speed: on average each kill still
+    to come, and the final worker, get an equal share of the remaining steps.
+    """
+    share = remaining_steps / (kills_left + 1)
+    return rng.randint(1, max(1, round(2 * share)))
+
+
+async def wait_for_executions(
+    effects: sqlite3.Connection, worker: WorkerProcess, count: int, deadline: float
+) -> bool:
+    """Wait until ``worker`` committed ``count`` side effects (True) or exited (False)."""
+    while worker.running:
+        done = scalar(effects, "SELECT COUNT(*) FROM side_effects WHERE pid = ?", (worker.pid,))
+        if done >= count:
+            return True
+        if time.monotonic() > deadline:
+            raise AssertionError(f"worker {worker.pid} made no progress:\n{worker.output()}")
+        await asyncio.sleep(0.002)
+    return False
+
+
+@pytest.mark.slow
+async def test_sigkill_resume(tmp_path: Path) -> None:
+    rng, seed = seeded_rng()
+    db = tmp_path / "crash.db"
+    durably = await open_engine(db)
+    runs = [
+        await durably.jobs.crash_steps.trigger(
+            {"steps": RESUME_STEPS, "seed": number, "sleep": STEP_SLEEP}
+        )
+        for number in range(1, RESUME_RUNS + 1)
+    ]
+    total_steps = RESUME_RUNS * RESUME_STEPS
+    workers: list[WorkerProcess] = []
+    killed: set[int] = set()
+    deadline = time.monotonic() + DEADLINE
+    started = time.monotonic()
+    with closing(sqlite3.connect(db, timeout=10)) as effects, reaped(workers):
+        while True:
+            worker = WorkerProcess(
+                db,
+                tmp_path / f"worker-{len(workers)}.log",
+                expect=RESUME_RUNS,
+                max_concurrent_runs=2,
+            )
+            workers.append(worker)
+            if len(killed) < TARGET_KILLS:
+                done = scalar(
+                    effects,
+                    "SELECT COUNT(*) FROM (SELECT DISTINCT run_id, step_name FROM side_effects)",
+                )
+                count = executions_before_kill(rng, total_steps - done, TARGET_KILLS - len(killed))
+                if not await wait_for_executions(effects, worker, count, deadline):
+                    code = worker.process.returncode
+                    raise AssertionError(
+                        f"worker exited ({code}) before its kill:\n{worker.output()}"
+                    )
+                # Then up to two steps more, so the kill lands anywhere in a step or checkpoint.
+                await asyncio.sleep(rng.uniform(0, 2 * STEP_SLEEP))
+                if worker.kill():
+                    killed.add(worker.pid)
+                    continue
+            code = await worker.wait(deadline)
+            assert code == 0, f"final worker exited with {code}:\n{worker.output()}"
+            break
+        all_effects = read_effects(effects)
+    elapsed = time.monotonic() - started
+    summary = (
+        f"seed={seed} kills={len(killed)} workers={len(workers)} "
+        f"executions={len(all_effects)} elapsed={elapsed:.1f}s"
+    )
+    print(summary)
+
+    assert len({w.pid for w in workers}) == len(workers), (
+        "a pid was reused; the checks need unique pids"
+    )
+    index_of = {step_name(i): i for i in range(RESUME_STEPS)}
+    assert double_executions(all_effects, killed, len(killed)) == [], summary
+    assert resume_gaps(all_effects, index_of) == [], summary
+    executed = {(e.run_id, e.step) for e in all_effects}
+    for run in runs:
+        missing = [name for name in index_of if (run.id, name) not in executed]
+        assert not missing, f"{run.id}: steps never executed: {missing[:5]} ({summary})"
+
+    for number, run in enumerate(runs, start=1):
+        final = await durably.get_run(run.id)
+        assert final is not None
+        assert final.status == "completed", (final, summary)
+        expected_total = sum(step_value(number, i) for i in range(RESUME_STEPS))
+        assert final.output == {"count": RESUME_STEPS, "total": expected_total}, summary
+        assert final.progress is not None and final.progress.current == RESUME_STEPS
+        assert final.current_step_index == RESUME_STEPS, (final, summary)
+        assert final.completed_step_count == RESUME_STEPS, (final, summary)
+        workers_that_ran_it = {e.pid for e in all_effects if e.run_id == run.id}
+        assert final.lease_generation >= len(workers_that_ran_it), (final, summary)
+        steps = await durably.get_steps(run.id)
+        assert [s.index for s in steps] == list(range(RESUME_STEPS)), summary
+        assert [s.name for s in steps] == [step_name(i) for i in range(RESUME_STEPS)], summary
+        assert {s.status for s in steps} == {"completed"}, summary
+        assert [s.output for s in steps] == [step_value(number, i) for i in range(RESUME_STEPS)]
+    await durably.close()
+    assert len(killed) >= 20, f"too few kills landed before the runs finished: {summary}"
+
+
+@pytest.mark.slow
+async def test_sigkill_between_last_checkpoint_and_outcome(tmp_path: Path) -> None:
+    """Killed after its last checkpoint, before its outcome: the resumed run replays every step.
+
+    Regression test for a run that then completed with the step counters of before the crash
+    (they are written lazily, and a pure replay used to leave them alone).
+    """
+    db = tmp_path / "outcome.db"
+    durably = await open_engine(db)
+    steps = 3
+    run = await durably.jobs.die_before_outcome.trigger({"steps": steps})
+    deadline = time.monotonic() + DEADLINE
+    workers: list[WorkerProcess] = []
+    with closing(sqlite3.connect(db, timeout=10)) as effects, reaped(workers):
+        for n, expected_code in enumerate((-signal.SIGKILL, 0)):
+            worker = WorkerProcess(
+                db, tmp_path / f"worker-{n}.log", expect=1, max_concurrent_runs=1
+            )
+            workers.append(worker)
+            code = await worker.wait(deadline)
+            assert code == expected_code, f"worker {n} exited with {code}:\n{worker.output()}"
+        all_effects = read_effects(effects)
+
+    first = workers[0].pid
+    assert [(e.step, e.pid) for e in all_effects] == [
+        *((step_name(i), first) for i in range(steps)),
+        (OUTCOME_KILL, first),
+    ], "the resumed run executed a checkpointed step again"
+    final = await durably.get_run(run.id)
+    assert final is not None
+    assert final.status == "completed"
+    assert final.output == {"count": steps, "total": sum(range(steps))}
+    assert final.lease_generation == 2
+    assert [s.index for s in await durably.get_steps(run.id)] == list(range(steps))
+    assert (final.current_step_index, final.completed_step_count) == (steps, steps), final
+    await durably.close()
+
+
+# -- test 2: two live workers on one file ----------------------------------------------------
+
+KEYS = ("k1", "k2", "k3")
+WAVES = 2
+UNKEYED = 4
+INTERVAL_STEPS = 30
+INTERVAL_SLEEP = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """One execution of a step function: which run, key and process, and when."""
+
+    run_id: str
+    key: str | None
+    step: str
+    pid: int
+    start: float
+    end: float
+
+
+def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def overlapping(intervals: Sequence[Interval], key: str | None = None) -> list[str]:
+    """Explain every pair of step executions that ran at the same time and must not have.
+
+    The same run in two processes, or two runs sharing a concurrency key, anywhere. Both step
+    intervals and each (run, process) execution window, first step start to last step end,
+    are compared: a window covers the checkpoints between steps as well.
+    """
+    windows: dict[tuple[str, int], tuple[float, float]] = {}
+    keys: dict[str, str | None] = {}
+    for item in intervals:
+        start, end = windows.get((item.run_id, item.pid), (item.start, item.end))
+        windows[item.run_id, item.pid] = (min(start, item.start), max(end, item.end))
+        keys[item.run_id] = item.key
+    spans = [(i.run_id, i.pid, (i.start, i.end), f"{i.step}") for i in intervals]
+    spans += [(run, pid, window, "window") for (run, pid), window in windows.items()]
+    spans.sort(key=lambda span: span[2][0])
+    problems = []
+    for n, (run_a, pid_a, span_a, what_a) in enumerate(spans):
+        for run_b, pid_b, span_b, what_b in spans[n + 1 :]:
+            if span_b[0] >= span_a[1]:
+                break
+            same_run = run_a == run_b and pid_a != pid_b
+            same_key = run_a != run_b and keys[run_a] is not None and keys[run_a] == keys[run_b]
+            if (same_run or same_key) and overlaps(span_a, span_b):
+                problems.append(
+                    f"{run_a}/{what_a} in {pid_a} {span_a} overlaps "
+                    f"{run_b}/{what_b} in {pid_b} {span_b} (key {keys[run_a]})"
+                )
+    return problems
+
+
+def test_overlap_check_rejects_what_it_should() -> None:
+    a = Interval("r1", "k", "w0", 1, 0.0, 1.0)
+    assert overlapping([a, Interval("r1", "k", "w1", 1, 1.0, 2.0)]) == []
+    assert overlapping([a, Interval("r2", None, "w0", 2, 0.5, 1.5)]) == []
+    assert overlapping([a, Interval("r2", "k", "w0", 2, 1.5, 2.0)]) == []
+    assert overlapping([a, Interval("r1", "k", "w1", 2, 0.5, 1.5)])
+    assert overlapping([a, Interval("r2", "k", "w0", 1, 0.9, 1.5)])
+    # Steps apart, but the windows of two same-key runs interleave.
+    interleaved = [
+        a,
+        Interval("r2", "k", "w0", 2, 1.1, 1.2),
+        Interval("r1", "k", "w1", 1, 1.3, 1.4),
+    ]
+    assert overlapping(interleaved)
+
+
+async def trigger_waves(
+    durably: Durably, created: list[Run], wanted: dict[tuple[str, str], int]
+) -> None:
+    """Trigger the next run of each (job, key) whose previous one left pending."""
+    for (job, key), count in list(wanted.items()):
+        if count == 0:
+            continue
+        run = await durably.jobs[job].trigger(
+            {"key": key, "steps": INTERVAL_STEPS, "sleep": INTERVAL_SLEEP},
+            concurrency_key=key,
+            coalesce="skip",
+        )
+        if run.disposition == "created":
+            created.append(run)
+            wanted[job, key] = count - 1
+
+
+@pytest.mark.slow
+async def test_two_workers(tmp_path: Path) -> None:
+    rng, seed = seeded_rng()
+    db = tmp_path / "two.db"
+    durably = await open_engine(db)
+    jobs = ("interval_a", "interval_b")
+    created: list[Run] = []
+    for n in range(UNKEYED):
+        created.append(
+            await durably.jobs[jobs[n % 2]].trigger(
+                {"key": None, "steps": INTERVAL_STEPS, "sleep": INTERVAL_SLEEP}
+            )
+        )
+    wanted = {(job, key): WAVES for job in jobs for key in KEYS}
+    await trigger_waves(durably, created, wanted)
+    expect = UNKEYED + WAVES * len(jobs) * len(KEYS)
+    total_steps = expect * INTERVAL_STEPS
+    workers: list[WorkerProcess] = []
+    deadline = time.monotonic() + DEADLINE
+    held_at_kill: list[str] = []
+    with closing(sqlite3.connect(db, timeout=10)) as effects, reaped(workers):
+        for n in range(2):
+            workers.append(
+                WorkerProcess(
+                    db, tmp_path / f"worker-{n}.log", expect=expect, max_concurrent_runs=2
+                )
+            )
+        victim, survivor = workers
+        kill_at: float | None = None
+        while survivor.running:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"runs did not finish:\n{survivor.output()}")
+            await trigger_waves(durably, created, wanted)
+            if victim.running:
+                done = scalar(effects, "SELECT COUNT(*) FROM intervals")
+                mine = scalar(
+                    effects, "SELECT COUNT(*) FROM intervals WHERE pid = ?", (victim.pid,)
+                )
+                if kill_at is None and mine and done >= total_steps // 3:
+                    kill_at = time.monotonic() + rng.uniform(0, 0.2)
+                if kill_at is not None and time.monotonic() >= kill_at:
+                    assert victim.kill(), f"worker {victim.pid} ended before the kill"
+                    held_at_kill = [
+                        row[0]
+                        for row in effects.execute(
+                            "SELECT id FROM durably_runs WHERE status = 'leased' AND lease_owner = ?",
+                            (f"worker-{victim.pid}",),
+                        )
+                    ]
+            await asyncio.sleep(0.01)
+        code = await survivor.wait(deadline)
+        assert code == 0, f"surviving worker exited with {code}:\n{survivor.output()}"
+        intervals = [
+            Interval(*row)
+            for row in effects.execute(
+                "SELECT run_id, concurrency_key, step_name, pid, t_start, t_end FROM intervals "
+                "ORDER BY id"
+            )
+        ]
+    summary = f"seed={seed} runs={len(created)} held_at_kill={len(held_at_kill)}"
+    print(summary)
+
+    assert victim.killed_at is not None, f"the victim was never killed: {summary}"
+    assert all(count == 0 for count in wanted.values()), summary
+    assert len(created) == expect
+    by_pid = Counter(item.pid for item in intervals)
+    assert by_pid[victim.pid] > 0 and by_pid[survivor.pid] > 0, (dict(by_pid), summary)
+    assert overlapping(intervals) == [], summary
+    for run in created:
+        final = await durably.get_run(run.id)
+        assert final is not None
+        assert final.status == "completed", (final, summary)
+        assert final.output == {"steps": INTERVAL_STEPS}
+        steps = {i.step for i in intervals if i.run_id == run.id}
+        assert len(steps) == INTERVAL_STEPS, (run.id, summary)
+        assert {i.key for i in intervals if i.run_id == run.id} == {run.concurrency_key}
+        if run.id in held_at_kill:
+            assert final.lease_generation >= 2, (final, summary)
+            assert final.lease_owner is None
+    await durably.close()
