@@ -384,8 +384,8 @@ class Durably:
                     f"Invalid status: {value!r}. Must be one of: {', '.join(RUN_STATUSES)}"
                 )
         if limit is not None:
-            _check_int(limit, "limit", minimum=0)
-        _check_int(offset, "offset", minimum=0)
+            _check_int(limit, "limit", minimum=0, maximum=_MAX_INT)
+        _check_int(offset, "offset", minimum=0, maximum=_MAX_INT)
         run_filter = RunFilter(
             statuses=statuses,
             job_names=_strings(job_name, "job_name"),
@@ -499,6 +499,9 @@ class Durably:
         if count:
             self.worker.wake()
         return count
+
+
+_MAX_INT = 2**31 - 1
 
 
 def _run_id(value: Any) -> str:
