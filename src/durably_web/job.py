@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import pydantic
@@ -15,7 +16,7 @@ from durably_web.errors import ValidationError
 if TYPE_CHECKING:
     from durably_web.step import StepContext
 
-__all__ = ["JobDefinition", "JobFunction", "define_job"]
+__all__ = ["JobDefinition", "JobFunction", "define_job", "jobs_in_module"]
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
@@ -124,6 +125,23 @@ def define_job(
         return JobDefinition(name, input, output, fn, input_adapter, output_adapter)
 
     return build if run is None else build(run)
+
+
+def jobs_in_module(module: ModuleType) -> dict[str, JobDefinition[Any, Any]]:
+    """Return a module's jobs: its ``jobs`` mapping, or every JobDefinition it defines.
+
+    Raises:
+        ValidationError: the module defines no job.
+    """
+    declared = getattr(module, "jobs", None)
+    if isinstance(declared, Mapping):
+        return dict(declared)
+    found = {
+        name: value for name, value in vars(module).items() if isinstance(value, JobDefinition)
+    }
+    if not found:
+        raise ValidationError(f"module {module.__name__!r} defines no job (use define_job)")
+    return found
 
 
 def _adapter(tp: Any, what: str) -> pydantic.TypeAdapter[Any]:

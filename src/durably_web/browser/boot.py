@@ -13,16 +13,15 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any
 
 from durably_web.adapters.pyodide import PyodideConnection
 from durably_web.browser.host import Host, Post
 from durably_web.errors import ValidationError
 from durably_web.factory import create_durably
-from durably_web.job import JobDefinition
+from durably_web.job import jobs_in_module
 
-__all__ = ["boot", "jobs_of"]
+__all__ = ["boot"]
 
 _PRAGMAS = {
     # WAL needs exclusive locking mode on the sahpool VFS (no shared memory), set first.
@@ -33,24 +32,6 @@ _PRAGMAS = {
     ),
     "FULL": ("PRAGMA journal_mode = DELETE", "PRAGMA synchronous = FULL"),
 }
-
-
-def jobs_of(module: ModuleType) -> dict[str, JobDefinition[Any, Any]]:
-    """Return a module's jobs: its ``jobs`` mapping, or every JobDefinition it defines.
-
-    Raises:
-        ValidationError: the module defines no job.
-
-    """
-    declared = getattr(module, "jobs", None)
-    if isinstance(declared, Mapping):
-        return dict(declared)
-    found = {
-        name: value for name, value in vars(module).items() if isinstance(value, JobDefinition)
-    }
-    if not found:
-        raise ValidationError(f"job module {module.__name__!r} defines no job (define_job)")
-    return found
 
 
 async def boot(
@@ -89,7 +70,7 @@ async def boot(
             raise ValidationError(
                 f"the job module {jobs_module!r} failed to import: {type(exc).__name__}: {exc}"
             ) from exc
-        durably.register(jobs_of(module))
+        durably.register(jobs_in_module(module))
     await durably.migrate()
     await durably.release_all_leases()
     host = Host(durably, post)

@@ -6,6 +6,9 @@
                                [--lease-duration SECONDS] [--preserve-steps]
     durably-web runs [--db PATH] [--status S] [--job NAME] [--limit N]
     durably-web run-info RUN_ID [--db PATH]
+    durably-web build [--force]
+    durably-web serve [--port N] [--host ADDR] [--jobs PATH] [--isolated] [--no-build]
+    durably-web serve-api MODULE[:ATTR] [--db PATH] [--host ADDR] [--port N] [--base-path P]
 
 Also ``python -m durably_web``. Exit status: 0 done, 1 the run failed or was cancelled (or the
 engine failed), 2 a bad command line (nothing is written then), 130 Ctrl-C, 143 SIGTERM.
@@ -31,9 +34,11 @@ from durably_web.cli.common import (
 )
 from durably_web.cli.loading import load_job, validate_input
 from durably_web.cli.run import run_job
+from durably_web.cli.serve_api import add_serve_api, run_serve_api
 from durably_web.cli.show import list_runs, show_run
 from durably_web.errors import DurablyError
 from durably_web.models import RUN_STATUSES
+from durably_web.webbuild.command import WEB_COMMANDS, add_web_commands, run_web_command
 
 __all__ = ["build_parser", "main"]
 
@@ -119,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("run-info", help="show a run with its steps and logs")
     info.add_argument("run_id", metavar="RUN_ID")
     info.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=db_help)
+    add_web_commands(commands)
+    add_serve_api(commands)
     return parser
 
 
@@ -152,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in WEB_COMMANDS:
+        return run_web_command(args)
+    if args.command == "serve-api":
+        return run_serve_api(args)
     if args.command == "runs":
         url = check_database(args.db)
         return asyncio.run(

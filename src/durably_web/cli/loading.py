@@ -21,7 +21,7 @@ from durably_web.errors import ValidationError
 from durably_web.job import JobDefinition
 from durably_web.trigger import TriggerItem, prepare
 
-__all__ = ["load_job", "validate_input"]
+__all__ = ["load_attribute", "load_job", "validate_input"]
 
 
 def load_job(target: str) -> tuple[str, JobDefinition[Any, Any]]:
@@ -57,6 +57,26 @@ def load_job(target: str) -> tuple[str, JobDefinition[Any, Any]]:
             f"{_jobs_in(module_ref, module)}"
         )
     return attribute, job
+
+
+def load_attribute(target: str) -> tuple[ModuleType, str | None, Any]:
+    """Import ``MODULE[:ATTR]``; return the module, the attribute name and its value.
+
+    Without ``:ATTR`` the module itself is the value.
+
+    Raises:
+        UsageError: the module cannot be imported or has no such attribute.
+    """
+    module_ref, sep, attribute = target.rpartition(":")
+    if not sep:
+        module = _import(target)
+        return module, None, module
+    if not module_ref or not attribute.isidentifier():
+        raise UsageError(f"expected MODULE or MODULE:ATTR, got {target!r}")
+    module = _import(module_ref)
+    if not hasattr(module, attribute):
+        raise UsageError(f"module {module_ref!r} has no attribute {attribute!r}")
+    return module, attribute, getattr(module, attribute)
 
 
 def validate_input(

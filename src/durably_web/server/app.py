@@ -14,7 +14,8 @@ Endpoints (paths below the mount point), bodies and status codes follow upstream
 | GET | /runs/subscribe | SSE: trimmed events of matching runs; never closes |
 | POST | /retrigger, /cancel, /retry | ``{"success": true[, "runId"]}`` |
 
-Extensions: ``POST /retry`` (in-place retry), ``GET /logs``, ``GET /jobs``, JSON errors with a
+Extensions: ``POST /retry`` (in-place retry), ``POST /batch-trigger`` (all or nothing),
+``GET /logs``, ``GET /jobs``, JSON errors with a
 ``code`` everywhere (``{"error", "code"}``; upstream sends 404 as plain text and some
 validation errors as 500), 405 for a wrong method, 413 for an oversized body, and jobs found
 by registration key as well as by name (upstream's React client sends the key).
@@ -43,6 +44,7 @@ from durably_web.server.http import (
     send_json,
 )
 from durably_web.server.sse import stream_events
+from durably_web.trigger import TriggerItem
 
 __all__ = ["DurablyApp", "create_app"]
 
@@ -135,6 +137,7 @@ class DurablyApp:
         self.manage_engine = manage_engine
         self._routes: dict[str, dict[str, Handler]] = {
             "/trigger": {"POST": self._trigger},
+            "/batch-trigger": {"POST": self._batch_trigger},
             "/runs": {"GET": self._runs},
             "/run": {"GET": self._run, "DELETE": self._delete},
             "/steps": {"GET": self._steps},
@@ -194,7 +197,7 @@ class DurablyApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.manage_engine:
-                    await self.durably.stop(timeout=10)
+                    await self.durably.close(timeout=10)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -234,6 +237,36 @@ class DurablyApp:
             coalesce=body.get("coalesce"),
         )
         await send_json(send, 200, {"runId": run.id, "disposition": run.disposition})
+
+    async def _batch_trigger(
+        self, request: Request, receive: Receive, send: Send, context: Any
+    ) -> None:
+        body = await read_json(receive, request, self.max_body)
+        if not isinstance(body, dict):
+            raise HTTPError(400, "request body must be a JSON object")
+        job_name = body.get("jobName")
+        if not isinstance(job_name, str) or not job_name:
+            raise HTTPError(400, "jobName is required")
+        items = body.get("items")
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise HTTPError(400, "items must be a list of trigger objects ({input, ...})")
+        handle = self.durably.job_by_name(job_name)
+        if self.auth is not None and self.auth.on_trigger is not None:
+            for item in items:
+                await call_hook(self.auth.on_trigger, context, {**item, "jobName": job_name})
+        runs = await handle.batch_trigger(
+            [
+                TriggerItem(
+                    item.get("input"),
+                    idempotency_key=item.get("idempotencyKey"),
+                    concurrency_key=item.get("concurrencyKey"),
+                    labels=item.get("labels"),
+                    coalesce=item.get("coalesce"),
+                )
+                for item in items
+            ]
+        )
+        await send_json(send, 200, [{"runId": r.id, "disposition": r.disposition} for r in runs])
 
     async def _runs(self, request: Request, receive: Receive, send: Send, context: Any) -> None:
         statuses = request.params("status")
