@@ -217,6 +217,23 @@ class DurablyApp:
     def _labels(self, request: Request) -> dict[str, str]:
         return {key[6:]: value for key, value in request.query if key.startswith("label.")}
 
+    def _job_names(self, request: Request) -> tuple[str, ...]:
+        """Return the ``jobName`` filters, a registration key standing for its job's name.
+
+        Upstream's React client sends the key (``durably.importCsv.useJob()`` asks for
+        ``jobName=importCsv``), so a filter resolves like ``POST /trigger`` does: a job's
+        name first, then a key; anything else is kept as given (a job registered elsewhere).
+        """
+        names: list[str] = []
+        for value in request.params("jobName"):
+            try:
+                name = self.durably.job_by_name(value).name
+            except NotFoundError:
+                name = value
+            if name not in names:
+                names.append(name)
+        return tuple(names)
+
     # -- endpoints ----------------------------------------------------------------------
 
     async def _trigger(self, request: Request, receive: Receive, send: Send, context: Any) -> None:
@@ -277,7 +294,7 @@ class DurablyApp:
                     400, f"Invalid status: {shown}. Must be one of: {', '.join(RUN_STATUSES)}"
                 )
         query = RunsFilter(
-            job_name=tuple(request.params("jobName")),
+            job_name=self._job_names(request),
             status=tuple(statuses),
             labels=self._labels(request),
             limit=_non_negative(request.param("limit"), "limit"),
@@ -351,9 +368,7 @@ class DurablyApp:
     async def _runs_subscribe(
         self, request: Request, receive: Receive, send: Send, context: Any
     ) -> None:
-        query = SubscribeFilter(
-            job_name=tuple(request.params("jobName")), labels=self._labels(request)
-        )
+        query = SubscribeFilter(job_name=self._job_names(request), labels=self._labels(request))
         if self.auth is not None:
             if self.auth.scope_runs_subscribe is not None:
                 query = await call_hook(self.auth.scope_runs_subscribe, context, query)
@@ -364,15 +379,18 @@ class DurablyApp:
                     RunsFilter(job_name=query.job_name, labels=query.labels),
                 )
                 query = SubscribeFilter(job_name=scoped.job_name, labels=scoped.labels)
-        await stream_events(
-            send,
-            receive,
-            self._trimmed_events(query),
-            throttle=self.sse_throttle,
-            keepalive=self.keepalive,
-        )
+        events, unsubscribe = self._trimmed_events(query)
+        try:
+            await stream_events(
+                send, receive, events, throttle=self.sse_throttle, keepalive=self.keepalive
+            )
+        finally:
+            unsubscribe()
 
-    async def _trimmed_events(self, query: SubscribeFilter) -> AsyncIterator[dict[str, Any]]:
+    def _trimmed_events(
+        self, query: SubscribeFilter
+    ) -> tuple[AsyncIterator[dict[str, Any]], Callable[[], None]]:
+        """Listen now (before the response starts); return the trimmed events and a stop."""
         queue: asyncio.Queue[Event] = asyncio.Queue()
         jobs = set(query.job_name)
         labels = dict(query.labels)
@@ -385,18 +403,19 @@ class DurablyApp:
             queue.put_nowait(event)
 
         unsubscribe = self.durably.on("*", listen)
-        try:
+
+        async def trimmed() -> AsyncIterator[dict[str, Any]]:
             while True:
                 wire = (await queue.get()).to_wire()
                 fields = _TRIMMED.get(wire["type"])
                 if fields is None:
                     continue
-                trimmed = {"type": wire["type"], "runId": wire["runId"], "jobName": wire["jobName"]}
-                trimmed.update({name: wire[name] for name in fields if name in wire})
-                trimmed["labels"] = wire["labels"]
-                yield trimmed
-        finally:
-            unsubscribe()
+                out = {"type": wire["type"], "runId": wire["runId"], "jobName": wire["jobName"]}
+                out.update({name: wire[name] for name in fields if name in wire})
+                out["labels"] = wire["labels"]
+                yield out
+
+        return trimmed(), unsubscribe
 
 
 _MAX_INT = 2**31 - 1

@@ -1,0 +1,1 @@
+"""The React compatibility page: upstream's @coji/durably-react client, bundled with esbuild."""
