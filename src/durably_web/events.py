@@ -386,4 +386,6 @@ class EventBus:
     async def drain(self) -> None:
         """Wait for every async handler still running."""
         while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            finished = list(self._tasks)  # see Worker.stop: gather may not yield on 3.12+
+            await asyncio.gather(*finished, return_exceptions=True)
+            self._tasks.difference_update(finished)

@@ -98,7 +98,12 @@ class Worker:
             await asyncio.gather(*tasks, return_exceptions=True)
         await self._cancel_renewal()
         while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+            # Remove what finished ourselves: on Python >= 3.12 gathering tasks that are
+            # already done does not yield, so their done callbacks (which would remove them)
+            # might never get to run and this loop would spin.
+            finished = list(self._background)
+            await asyncio.gather(*finished, return_exceptions=True)
+            self._background.difference_update(finished)
         await self.bus.drain()
 
     # -- the loop -----------------------------------------------------------------------

@@ -72,10 +72,12 @@ def test_invalid_database(database: object, message: str) -> None:
         create_durably(database)  # type: ignore[arg-type]
 
 
-def test_worker_id_validated() -> None:
+async def test_worker_id_validated() -> None:
     with pytest.raises(ValidationError, match="worker_id"):
         create_durably(worker_id="")
-    assert create_durably().worker_id.startswith("worker_")
+    durably = create_durably()
+    assert durably.worker_id.startswith("worker_")
+    await durably.close()  # Python >= 3.13 warns about an unclosed sqlite3 database
 
 
 def test_short_lease_derives_renewal_interval() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 from durably_web.storage.queries import migrations, queries, schema
 
@@ -15,12 +16,15 @@ def _schema_of(script_runner: sqlite3.Connection) -> list[str]:
 
 
 def test_migrations_produce_schema_sql() -> None:
-    migrated = sqlite3.connect(":memory:")
-    for _, script in migrations():
-        migrated.executescript(script)
-    expected = sqlite3.connect(":memory:")
-    expected.executescript(schema())
-    assert _schema_of(migrated) == _schema_of(expected)
+    # closing(): Python >= 3.13 warns (ResourceWarning, an error here) about unclosed databases.
+    with (
+        closing(sqlite3.connect(":memory:")) as migrated,
+        closing(sqlite3.connect(":memory:")) as expected,
+    ):
+        for _, script in migrations():
+            migrated.executescript(script)
+        expected.executescript(schema())
+        assert _schema_of(migrated) == _schema_of(expected)
 
 
 def test_migrations_are_numbered_from_one_without_gaps() -> None:
@@ -28,14 +32,14 @@ def test_migrations_are_numbered_from_one_without_gaps() -> None:
 
 
 def test_every_query_compiles_against_the_schema() -> None:
-    db = sqlite3.connect(":memory:")
-    db.executescript(schema())
-    for name, sql in queries().items():
-        if name.startswith("filter_"):
-            sql = f"SELECT 1 FROM durably_runs r WHERE {sql}"
-        sql = sql.replace("{filters}", "1")
-        try:
-            db.execute("EXPLAIN " + sql)
-        except sqlite3.ProgrammingError as exc:  # needs parameters: bind that many NULLs
-            count = int(str(exc).split("uses ")[1].split(",")[0])
-            db.execute("EXPLAIN " + sql, [None] * count)
+    with closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(schema())
+        for name, sql in queries().items():
+            if name.startswith("filter_"):
+                sql = f"SELECT 1 FROM durably_runs r WHERE {sql}"
+            sql = sql.replace("{filters}", "1")
+            try:
+                db.execute("EXPLAIN " + sql)
+            except sqlite3.ProgrammingError as exc:  # needs parameters: bind that many NULLs
+                count = int(str(exc).split("uses ")[1].split(",")[0])
+                db.execute("EXPLAIN " + sql, [None] * count)

@@ -1,0 +1,68 @@
+"""The engine's Store contract and semantics tests, run again on Pyodide under Node.
+
+Pyodide is CPython 3.14 compiled to WASM, the interpreter of the browser worker; the database
+is sqlite-wasm behind the real synchronous bridge (``web/sqlite_bridge.mjs``) and
+:class:`~durably_web.adapters.pyodide.PyodideConnection`, in memory and on files with several
+connections (see ``BACKENDS`` in ``tests/pyodide/runner.py``). The durably-web wheel comes from
+``web/vendor``, rebuilt first if the sources changed. ``playwright_tests/test_pyodide_opfs.py``
+runs the same suite in Chromium on OPFS.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.pyodide import assets
+
+NODE = shutil.which("node")
+HARNESS = assets.ROOT / "tests" / "pyodide" / "run_in_node.mjs"
+# Two backends x (contract + integration) + unit tests: ~240 pass. A floor well above any
+# single module's count, so a run that silently collects little cannot pass.
+MIN_PASSED = 200
+
+
+def format_failures(summary: dict[str, Any]) -> str:
+    """Every failure with its traceback, for the assertion message."""
+    return "\n\n".join(
+        f"FAILED {f['name']} ({f['phase']}): {f['error']}\n{f['traceback']}"
+        for f in summary["failed"]
+    )
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed: it runs Pyodide here")
+def test_suite_passes_on_pyodide_under_node(tmp_path: Path) -> None:
+    assert NODE is not None
+    vendor = assets.ensure_build()
+    wheels = assets.ensure_test_wheels()
+    out = tmp_path / "summary.json"
+    command = [NODE, str(HARNESS), "--vendor", str(vendor), "--wheels", str(wheels)]
+    result = subprocess.run(
+        [*command, "--json", str(out)],
+        cwd=assets.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if not out.exists():
+        pytest.fail(
+            f"the Node harness wrote no summary (exit {result.returncode}):\n{result.stderr}"
+        )
+    summary = json.loads(out.read_text())
+    counts = summary["counts"]
+    print(f"pyodide: {counts} in {summary['harness']['total_ms'] / 1000:.1f} s")
+    for skipped in summary["skipped"]:
+        print(f"skipped {skipped['name']}: {skipped['reason']}")
+    assert not summary["failed"], format_failures(summary)
+    assert counts["passed"] >= MIN_PASSED, f"only {counts['passed']} tests passed: {counts}"
+    assert summary["python"].startswith("3.14"), summary["python"]
+    assert summary["platform"] == "emscripten"
+    assert summary["backends"] == ["memory", "file"]
+    assert summary["journal_modes"] == {"memory": "memory", "file": "delete"}
+    assert result.returncode == 0, result.stderr
