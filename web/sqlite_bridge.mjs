@@ -245,6 +245,11 @@ export function createBridge(sqlite3, openDb) {
      */
     batch(handle, guard, ...spec) {
       const e = entry(handle);
+      if (spec.length === 2 + spec[1]) {
+        // One statement is its own transaction in autocommit mode: no BEGIN/COMMIT steps.
+        const changed = execute(e, spec[0], spec, 2, spec[1], null);
+        return guard && changed === 0 ? 0 : 1;
+      }
       execute(e, e.begin, spec, 0, 0, null);
       try {
         let first = true;

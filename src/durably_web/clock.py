@@ -42,17 +42,23 @@ class SystemClock:
 
 _last_second = -1
 _last_prefix = ""
+_last_millis = -1
+_last_text = ""
 
 
 def format_timestamp(epoch_seconds: float) -> str:
     """Format epoch seconds as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC, millisecond precision)."""
-    global _last_second, _last_prefix
+    global _last_second, _last_prefix, _last_millis, _last_text
     millis = round(epoch_seconds * 1000)
+    if millis == _last_millis:  # a checkpoint formats the same millisecond several times
+        return _last_text
     seconds, ms = divmod(millis, 1000)
     if seconds != _last_second:
         _last_prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
         _last_second = seconds
-    return f"{_last_prefix}{ms:03d}Z"
+    _last_millis = millis
+    _last_text = f"{_last_prefix}{ms:03d}Z"
+    return _last_text
 
 
 def parse_timestamp(text: str) -> float:

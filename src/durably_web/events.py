@@ -341,6 +341,10 @@ class EventBus:
         """Return True when some handler would receive an event of this type."""
         return bool(self._handlers.get(event_type) or self._handlers.get("*"))
 
+    def skip(self) -> None:
+        """Account for an event nobody listens to (the sequence still advances)."""
+        self._sequence += 1
+
     def emit(self, cls: type[E], **values: Any) -> E | None:
         """Build and dispatch an event of class ``cls``; return it, or None if nobody listens."""
         self._sequence += 1

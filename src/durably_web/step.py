@@ -218,14 +218,17 @@ class StepContext:
             raise
         self._to_replay.clear()
         self._current_step = name
-        bus.emit(
-            StepStart,
-            run_id=run.id,
-            job_name=run.job_name,
-            labels=run.labels,
-            step_name=name,
-            step_index=index,
-        )
+        if bus.wants("step:start"):  # the hot path builds no event nobody listens to
+            bus.emit(
+                StepStart,
+                run_id=run.id,
+                job_name=run.job_name,
+                labels=run.labels,
+                step_name=name,
+                step_index=index,
+            )
+        else:
+            bus.skip()
         started = clock.now()
         try:
             result = _call_step(fn, self.signal)
@@ -271,16 +274,19 @@ class StepContext:
         pending.current_step_index = self._current_step_index
         execution.steps_completed += 1
         self._schedule_flush()
-        bus.emit(
-            StepComplete,
-            run_id=run.id,
-            job_name=run.job_name,
-            labels=run.labels,
-            step_name=name,
-            step_index=index,
-            output=output,
-            duration=int((clock.now() - started) * 1000),
-        )
+        if bus.wants("step:complete"):
+            bus.emit(
+                StepComplete,
+                run_id=run.id,
+                job_name=run.job_name,
+                labels=run.labels,
+                step_name=name,
+                step_index=index,
+                output=output,
+                duration=int((clock.now() - started) * 1000),
+            )
+        else:
+            bus.skip()
         now = time.monotonic()
         if now - self._last_yield > _YIELD_EVERY:
             self._last_yield = now

@@ -118,6 +118,17 @@ class SQLite3Connection:
         if self._in_transaction:
             raise StorageError("transactions do not nest")
         db = self._db
+        if len(statements) == 1:
+            # One statement is its own transaction in autocommit mode: no BEGIN/COMMIT round
+            # trips, and a guarded statement that changes nothing has written nothing.
+            sql, params = statements[0]
+            try:
+                changed = db.execute(sql, params).rowcount
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityViolation(str(exc)) from exc
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite error: {exc}") from exc
+            return not (guard and changed == 0)
         try:
             db.execute("BEGIN IMMEDIATE")
             try:

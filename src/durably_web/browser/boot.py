@@ -20,6 +20,7 @@ from durably_web.browser.host import Host, Post
 from durably_web.errors import ValidationError
 from durably_web.factory import create_durably
 from durably_web.job import jobs_in_module
+from durably_web.storage.store import SQLiteStore
 
 __all__ = ["boot"]
 
@@ -60,7 +61,9 @@ async def boot(
     if pragmas is None:
         raise ValidationError(f"durability must be NORMAL or FULL, got {durability!r}")
     connection = PyodideConnection(bridge, database, pragmas if database != ":memory:" else ())
-    durably = create_durably(connection, **dict(options or {}))
+    # The OPFS pool is exclusive to this worker: no other connection writes the database.
+    store = SQLiteStore(connection, exclusive=database != ":memory:")
+    durably = create_durably(store, **dict(options or {}))
     if jobs_module:
         if module_dir not in sys.path:
             sys.path.insert(0, module_dir)

@@ -69,6 +69,7 @@ class Host:
         self.durably = durably
         self._post = post
         self._listening: set[str] = set()
+        self._unlisten: list[Callable[[], None]] = []
         self._outbox: list[dict[str, Any]] = []
         self._flush_scheduled = False
         self._subscriptions: dict[str, asyncio.Task[None]] = {}
@@ -91,7 +92,6 @@ class Host:
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe,
         }
-        durably.on("*", self._on_event)
 
     def jobs(self) -> list[dict[str, str]]:
         """Return the registered jobs as ``[{"key", "name"}]`` for the ready message."""
@@ -130,8 +130,6 @@ class Host:
     # -- events -------------------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
-        if event.type not in self._listening and "*" not in self._listening:
-            return
         self._outbox.append(event.to_wire())
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -151,6 +149,11 @@ class Host:
         if unknown:
             raise ValidationError(f"unknown event types {unknown}")
         self._listening = {"run:start" if t == "run:leased" else t for t in types}
+        # One handler per type asked for, none otherwise: the engine then skips building
+        # events nobody listens to (step events are on the per-step hot path).
+        for unlisten in self._unlisten:
+            unlisten()
+        self._unlisten = [self.durably.on(t, self._on_event) for t in sorted(self._listening)]
         return sorted(self._listening)
 
     # -- requests -----------------------------------------------------------------------

@@ -111,11 +111,14 @@ class SQLiteStore:
     Args:
         connection: the adapter to run SQL on (``sqlite3`` on CPython, the JS bridge in
             the browser).
-
+        exclusive: no other connection can write this database (the browser worker's
+            exclusive OPFS pool): the lease check before each step then reads nothing, since
+            only this engine can cancel or reclaim its runs, and it tells its own runs at once.
     """
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, exclusive: bool = False) -> None:
         self.connection = connection
+        self.exclusive = exclusive
         self._q = queries()
         self._insert_step = self._q["insert_step"]
         self._insert_log = self._q["insert_log"]
@@ -248,6 +251,8 @@ class SQLiteStore:
         (cancel, delete) resets the remembered version, so the run's row is read only when
         someone else may have touched it.
         """
+        if self.exclusive:
+            return
         version = self.connection.data_version()
         leases = self._leases
         if version == leases.version and leases.held.get(run_id) == generation:
