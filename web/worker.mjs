@@ -93,6 +93,9 @@ async function main() {
   stage("sqlite");
   const { pool, attempt } = await installVfs(sqlite3);
   marks.vfsAttempts = attempt;
+  // The pool never grows by itself (6 slots by default) and a WAL database holds two (db and
+  // -wal): keep free slots, or opening a third database in a profile fails SQLITE_CANTOPEN.
+  await pool.reserveMinimumCapacity(pool.getFileCount() + 8);
   stage("vfs");
   const config = await configReady;
   const pyodide = await bootPyodide(VENDOR);

@@ -14,11 +14,17 @@ Hierarchy::
 Every class has a ``status_code`` and a stable ``code``. :meth:`DurablyError.to_wire` gives
 ``{"error": message, "code": code}`` and :func:`error_from_wire` rebuilds the same class on the
 other side of a postMessage, HTTP response or SSE frame.
+
+This module also runs on PyScript pages under MicroPython (``durably_web.client`` raises
+these classes there), so it keeps to the subset both share: no ``from __future__`` (MicroPython
+has no such module; it never evaluates annotations, and CPython 3.11+ can evaluate these) and
+no hard ``typing`` import.
 """
 
-from __future__ import annotations
-
-from typing import Any, ClassVar
+try:  # noqa: SIM105 - MicroPython has no contextlib.suppress
+    from typing import Any, ClassVar
+except ImportError:  # MicroPython (PyScript pages): annotations are never evaluated there
+    pass
 
 __all__ = [
     "ConflictError",

@@ -1,0 +1,31 @@
+"""The self-check pages in web/check: the whole client API, in every page-side runtime.
+
+``client.html`` exercises every method of ``durably_web.client`` under MicroPython and under
+Pyodide; ``client-js.html`` the lifecycle of ``web/client.mjs`` (watchdog, restarts, the tab
+lock). Each page reports ``[name, ok, detail]`` rows in ``window.__check``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from playwright_tests.demo.helpers import Browser, Server
+
+
+@pytest.mark.parametrize(
+    ("path", "interpreter"),
+    [
+        ("check/client.html", "micropython"),
+        ("check/client.html?py=1", "cpython"),
+        ("check/client-js.html", "js"),
+    ],
+)
+def test_client_self_check(server: Server, browser: Browser, path: str, interpreter: str) -> None:
+    page = browser.open().new_page()
+    page.goto(f"{server.url}/{path}")
+    page.wait_for_function("window.__check && window.__check.done", timeout=180_000)
+    report = page.evaluate("window.__check")
+    assert report["interpreter"] == interpreter
+    failed = [row for row in report["results"] if not row[1]]
+    assert not failed, failed
+    assert len(report["results"]) >= 13

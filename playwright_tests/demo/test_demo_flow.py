@@ -1,0 +1,125 @@
+"""The demo page's main flows: boot, import with progress, invalid input, states."""
+
+from __future__ import annotations
+
+from playwright_tests.demo.helpers import Browser, Demo, Server, fresh_db
+
+
+def test_import_runs_with_progress_to_completion(server: Server, browser: Browser) -> None:
+    demo = Demo(browser.open().new_page()).goto(server.demo(fresh_db()))
+    assert demo.wait_status("ready") == "ready"
+    stages = [name for name, _ in demo.state()["stages"]]
+    assert stages == ["worker", "sqlite", "vfs", "pyodide", "engine"]
+
+    run_id = demo.start_import(rows=500, batch=50, delay_ms=50)
+    demo.wait_run(run_id, "completed")
+
+    seen = demo.state()["progress_seen"][run_id]
+    assert seen[-1] == 500
+    assert any(0 < value < 500 for value in seen), f"no intermediate progress: {seen}"
+    assert '"rows": 500' in str(demo.row(run_id).text_content())
+    assert demo.row(run_id).get_attribute("data-resumed") is None  # one attempt only
+    audit = demo.audit(run_id)
+    assert audit["batches"] == 10
+    assert audit["executions"] == 10
+    assert audit["rows_imported"] == 500
+    logs = demo.page.locator("#logs li").all_text_contents()
+    assert any("batch 9 imported" in line for line in logs)
+
+
+def test_invalid_input_shows_an_error_and_stores_nothing(server: Server, browser: Browser) -> None:
+    db = fresh_db()
+    demo = Demo(browser.open().new_page()).goto(server.demo(db))
+    demo.wait_status("ready")
+    demo.page.fill("#rows", "0")
+    demo.page.click("#import")
+    demo.page.wait_for_selector("#form-error:not([hidden])")
+    assert demo.page.get_attribute("#form-error", "data-code") == "validation_error"
+    assert "rows > 0" in demo.form_error()
+
+    demo.page.fill("#rows", "10")
+    demo.page.fill("#batch", "0")  # batch_size must be >= 1
+    demo.page.click("#import")
+    demo.page.wait_for_function(
+        "document.getElementById('form-error').textContent.includes('batch_size')"
+    )
+    demo.page.reload()
+    demo.page.wait_for_function("document.body.dataset.app === 'running'")
+    demo.wait_status("ready")
+    demo.page.wait_for_selector("#count[data-count]")
+    assert demo.page.get_attribute("#count", "data-count") == "0"
+    assert demo.run_ids() == []
+
+
+def test_failed_run_can_be_retried_and_deleted(server: Server, browser: Browser) -> None:
+    demo = Demo(browser.open().new_page()).goto(server.demo(fresh_db()))
+    demo.wait_status("ready")
+    run_id = demo.start_import(rows=300, batch=100, fail=True)
+    demo.wait_run(run_id, "failed")
+    assert "failed on purpose" in str(demo.row(run_id).text_content())
+    assert demo.row(run_id).get_attribute("data-resumed") is None
+    demo.click(run_id, "retry")
+    demo.wait_run(run_id, "completed")
+    assert demo.row(run_id).get_attribute("data-resumed") == "1"  # replayed batch 0
+    audit = demo.audit(run_id)
+    assert audit["batches"] == 3
+    assert audit["rerun_after_checkpoint"] == 0
+    demo.click(run_id, "delete")
+    demo.page.wait_for_selector(f'#runs tr[data-run-id="{run_id}"]', state="detached")
+
+
+def test_cancel_stops_a_running_import(server: Server, browser: Browser) -> None:
+    demo = Demo(browser.open().new_page()).goto(server.demo(fresh_db()))
+    demo.wait_status("ready")
+    run_id = demo.start_import(rows=2000, batch=100, delay_ms=200)
+    demo.wait_progress(run_id, 100)
+    demo.click(run_id, "cancel")
+    demo.wait_run(run_id, "cancelled")
+    demo.page.wait_for_timeout(1000)
+    assert demo.run_status(run_id) == "cancelled"
+    assert demo.progress(run_id) < 2000
+
+
+def test_a_second_tab_is_told_the_database_is_open_elsewhere(
+    server: Server, browser: Browser
+) -> None:
+    context = browser.open()
+    db = fresh_db()
+    first = Demo(context.new_page()).goto(server.demo(db))
+    first.wait_status("ready")
+    second_page = context.new_page()
+    workers: list[str] = []
+    second_page.on("worker", lambda worker: workers.append(worker.url))
+    second = Demo(second_page).goto(server.demo(db))
+    assert second.wait_status("open-in-another-tab", "failed", "ready") == "open-in-another-tab"
+    assert second.state()["error"]["code"] == "open_in_another_tab"
+    assert "open in another tab" in str(second.page.text_content("#engine-error"))
+    assert workers == [], "the second tab must not start an engine worker"
+    assert first.state()["status"] == "ready"
+    # The first tab's engine still works.
+    run_id = first.start_import(rows=100, batch=50)
+    first.wait_run(run_id, "completed")
+
+
+def test_a_job_module_that_fails_to_import_shows_a_clear_error(
+    broken_server: Server, browser: Browser
+) -> None:
+    demo = Demo(browser.open().new_page()).goto(broken_server.demo(fresh_db()))
+    assert demo.wait_status("failed", "ready") == "failed"
+    error = demo.state()["error"]
+    assert error["code"] == "job_module_failed"
+    assert "broken on purpose" in error["message"]
+    text = str(demo.page.text_content("#engine-error"))
+    assert "job_module_failed" in text and "broken on purpose" in text
+    assert demo.page.is_visible("#try-again")
+
+
+def test_several_databases_in_one_profile(server: Server, browser: Browser) -> None:
+    # The OPFS pool does not grow by itself; each WAL database (and the demo's ledger) holds
+    # two of its slots: without spare capacity the third database failed SQLITE_CANTOPEN.
+    page = browser.open().new_page()
+    for _ in range(4):
+        demo = Demo(page).goto(server.demo(fresh_db()))
+        assert demo.wait_status("ready", "failed") == "ready", demo.state()["error"]
+    run_id = demo.start_import(rows=20, batch=10)
+    demo.wait_run(run_id, "completed")

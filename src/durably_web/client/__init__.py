@@ -1,0 +1,17 @@
+"""durably_web on a PyScript page: ``durably = await connect(jobs="./jobs.py")``.
+
+The engine runs in a Web Worker (Pyodide, SQLite on OPFS); this package is the page's side
+and runs under MicroPython (``<script type="mpy">``) or Pyodide (``<script type="py">``). It
+imports nothing from the engine except :mod:`durably_web.errors`, so the page needs neither
+pydantic nor the engine: ``durably-web build`` serves these files (and ``errors.py``) from
+``web/vendor/py/durably_web/`` (see ``PAGE_PACKAGE_FILES`` in ``durably_web.webbuild.build``).
+On CPython the package imports too, for type checking and tests of its pure parts.
+"""
+
+from durably_web.client.dispatch import Subscription
+from durably_web.client.jobs import JobHandle, Jobs
+from durably_web.client.page import connect
+from durably_web.client.records import Record
+from durably_web.client.remote import DurablyClient
+
+__all__ = ["DurablyClient", "JobHandle", "Jobs", "Record", "Subscription", "connect"]

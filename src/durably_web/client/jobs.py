@@ -1,0 +1,133 @@
+"""Job handles of the page's client: ``durably.jobs.import_csv.trigger(...)``.
+
+MicroPython-safe (see :mod:`durably_web.client.records`).
+"""
+
+import json
+
+try:
+    from collections.abc import Callable
+    from typing import TYPE_CHECKING, Any
+except ImportError:  # MicroPython: annotations are never evaluated there
+    TYPE_CHECKING = False  # type: ignore[misc]  # typing's name is Final; absent here
+
+from durably_web.client.records import Record, camel_options, plain
+
+if TYPE_CHECKING:
+    from durably_web.client.remote import DurablyClient
+
+__all__ = ["JobHandle", "Jobs"]
+
+
+class JobHandle:
+    """A job registered in the worker: ``durably.jobs.<key>``."""
+
+    def __init__(self, client: "DurablyClient", key: str, name: str) -> None:
+        self._client = client
+        self.key = key
+        self.name = name
+
+    async def trigger(
+        self,
+        input: Any,
+        idempotency_key: str | None = None,
+        concurrency_key: str | None = None,
+        labels: dict[str, str] | None = None,
+        coalesce: str | None = None,
+    ) -> Record:
+        """Create a run; return it with its ``disposition``.
+
+        Raises:
+            ValidationError: invalid input, labels or options; nothing was stored.
+            ConflictError: a pending run holds the concurrency key.
+
+        """
+        options = camel_options(
+            {
+                "idempotency_key": idempotency_key,
+                "concurrency_key": concurrency_key,
+                "labels": labels,
+                "coalesce": coalesce,
+            }
+        )
+        run: Record = await self._client._call("trigger", self.key, plain(input), options)
+        return run
+
+    async def trigger_and_wait(
+        self,
+        input: Any,
+        timeout: float | None = None,
+        on_progress: Callable[[Any], Any] | None = None,
+        on_log: Callable[[Any], Any] | None = None,
+        idempotency_key: str | None = None,
+        concurrency_key: str | None = None,
+        labels: dict[str, str] | None = None,
+        coalesce: str | None = None,
+    ) -> Record:
+        """Trigger, then wait; return the completed run (``.id``, ``.output``, ``.disposition``).
+
+        ``on_progress`` and ``on_log`` see every progress and log of the run, even of one that
+        finishes before the trigger's answer arrives (they listen before triggering).
+
+        Raises:
+            ValidationError: invalid input or options; nothing was stored.
+            RunFailed / RunCancelled: the run did not complete.
+            TimeoutError: it did not finish within ``timeout`` seconds.
+
+        """
+        options = camel_options(
+            {
+                "idempotency_key": idempotency_key,
+                "concurrency_key": concurrency_key,
+                "labels": labels,
+                "coalesce": coalesce,
+            }
+        )
+        adapter = self._client._adapter
+
+        def start(milliseconds: int, token: int) -> Any:
+            return adapter.triggerAndWait(
+                self.key, json.dumps(plain(input)), json.dumps(options), milliseconds, token
+            )
+
+        return await self._client._wait(start, timeout, on_progress, on_log)
+
+    async def batch_trigger(self, items: list[Any]) -> list[Record]:
+        """Create several runs in one transaction; items are inputs or ``{"input", "options"}``."""
+        wire = []
+        for item in items:
+            if isinstance(item, dict) and "input" in item and set(item) <= {"input", "options"}:
+                wire.append(
+                    {
+                        "input": plain(item["input"]),
+                        "options": camel_options(item.get("options") or {}),
+                    }
+                )
+            else:
+                wire.append({"input": plain(item)})
+        runs: list[Record] = await self._client._call("batchTrigger", self.key, wire)
+        return runs
+
+
+class Jobs:
+    """The jobs the worker registered: ``jobs.import_csv`` or ``jobs["import_csv"]``."""
+
+    def __init__(self, handles: dict[str, JobHandle]) -> None:
+        self._handles = handles
+
+    def __getattr__(self, key: str) -> JobHandle:
+        try:
+            return self._handles[key]
+        except KeyError:
+            known = ", ".join(sorted(self._handles))
+            raise AttributeError(f"no job {key!r}; the job module defines: {known}") from None
+
+    def __getitem__(self, key: str) -> JobHandle:
+        return self._handles[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._handles)
+
+    def keys(self) -> Any:
+        """Return the job keys."""
+        return self._handles.keys()

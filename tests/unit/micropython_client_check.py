@@ -1,0 +1,127 @@
+"""Run under MicroPython by test_page_client_micropython.py: the page package's pure parts.
+
+Written in the subset MicroPython shares with CPython; raises AssertionError on a failure.
+"""
+
+import json
+import sys
+
+try:  # noqa: SIM105 - MicroPython has no contextlib
+    from typing import Any
+except ImportError:  # MicroPython never evaluates annotations
+    pass
+
+sys.path.append("/pkg")
+
+from durably_web import errors
+from durably_web.client import DurablyClient, Record
+from durably_web.client.dispatch import Dispatcher, unwrap
+from durably_web.client.records import error_from_payload, event_from_wire, from_wire
+
+run = from_wire(
+    {
+        "id": "r1",
+        "jobName": "j",
+        "status": "leased",
+        "leaseGeneration": 1,
+        "progress": {"current": 3},
+        "output": {"rowCount": 5},
+        "labels": {"a": "b"},
+    }
+)
+assert (run.id, run.job_name, run.progress.current, run.progress.total) == ("r1", "j", 3, None)
+assert run.output.rowCount == 5 and run.labels["a"] == "b" and run.disposition is None
+assert run.to_dict()["output"] == {"rowCount": 5}
+event = event_from_wire({"type": "run:leased", "runId": "r1", "sequence": 4})
+assert (event.type, event.run_id, event.job_name, event.sequence) == ("run:start", "r1", None, 4)
+
+error = error_from_payload({"name": "ConflictError", "message": "m", "code": "open_in_another_tab"})
+assert isinstance(error, errors.ConflictError) and error.code == "open_in_another_tab"
+assert errors.ConflictError.code == "conflict" and error.status_code == 409
+assert (
+    type(error_from_payload({"code": "validation_error", "message": "x"})) is errors.ValidationError
+)
+assert type(errors.error_from_wire({"error": "x", "code": "not_found"})) is errors.NotFoundError
+caught: Any = None
+try:
+    unwrap('{"ok": false, "error": {"code": "timeout", "message": "late"}}')
+except Exception as exc:  # noqa: BLE001 - MicroPython's TimeoutError is asyncio's
+    caught = exc
+assert "late" in str(caught) and "Timeout" in type(caught).__name__
+
+
+class Adapter:
+    """Answers like web/client/python.mjs."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+        self.events = [
+            {"type": "run:trigger", "runId": "r1"},
+            {"type": "run:complete", "runId": "r1"},
+        ]
+
+    async def call(self, method: str, args: str) -> str:
+        self.sent.append((method, json.loads(args)))
+        return json.dumps({"ok": True, "result": {"id": "r1", "jobName": "j", "status": "pending"}})
+
+    def on(self, event_type: str) -> str:
+        return json.dumps({"ok": True, "result": 1})
+
+    def off(self, token: int) -> None:
+        pass
+
+    def subscribe(self, run_id: str) -> int:
+        return 1
+
+    async def next(self, subscription: int) -> str:
+        if self.events:
+            return json.dumps({"ok": True, "result": {"done": False, "value": self.events.pop(0)}})
+        return json.dumps({"ok": True, "result": {"done": True}})
+
+
+async def main() -> None:
+    """Drive a client over the fake adapter."""
+    statuses: list[Any] = []
+    dispatcher = Dispatcher(statuses.append)
+    adapter = Adapter()
+    client = DurablyClient(adapter, dispatcher, [{"key": "import_csv", "name": "import-csv"}])
+    run = await client.jobs.import_csv.trigger({"rows": 1}, idempotency_key="k")
+    assert run.status == "pending"
+    assert adapter.sent[-1] == ("trigger", ["import_csv", {"rows": 1}, {"idempotencyKey": "k"}])
+    got: list[Any] = []
+    client.on("run:progress", got.append)
+    dispatcher.receive(
+        "event",
+        json.dumps(
+            {
+                "token": 1,
+                "event": {
+                    "type": "run:progress",
+                    "runId": "r1",
+                    "progress": {"current": 2, "total": 4},
+                },
+            }
+        ),
+    )
+    assert got[0].progress.current == 2 and got[0].progress.total == 4
+    dispatcher.receive(
+        "status",
+        json.dumps(
+            {
+                "status": "failed",
+                "attempt": 1,
+                "error": {"name": "DurablyError", "message": "m", "code": "job_module_failed"},
+            }
+        ),
+    )
+    assert statuses[-1].status == "failed" and statuses[-1].error.code == "job_module_failed"
+    types: list[str] = []
+    async for event in client.subscribe("r1"):
+        types.append(event.type)
+    assert types == ["run:trigger", "run:complete"], types
+    assert getattr(client.jobs, "nope", None) is None
+    assert isinstance(Record({}), Record)
+
+
+print("checked records and errors", sys.implementation.name)
+# run_micropython.mjs then awaits main() and prints "OK".

@@ -1,0 +1,305 @@
+"""The page-side client's pure parts (durably_web.client) on CPython.
+
+Records must expose the same attribute names as the engine's own Run / Step / Log / events,
+errors must come back as the engine's classes, and the client must route the JS adapter's
+replies and pushes. The JS adapter is replaced by a fake that answers like
+``web/client/python.mjs`` (JSON text in, JSON text out); the real one is exercised in a
+browser by ``playwright_tests/demo/test_client_checks.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+
+from durably_web import Durably, errors
+from durably_web.client import DurablyClient, Record
+from durably_web.client.dispatch import Dispatcher, unwrap
+from durably_web.client.records import camel_options, error_from_payload, event_from_wire, from_wire
+from durably_web.events import Event
+from tests.conftest import MakeDurably
+from tests.jobs import steps_job
+
+
+async def test_records_have_the_engine_attribute_names(make_durably: MakeDurably) -> None:
+    durably: Durably = await make_durably({"steps": steps_job}, preserve_steps=True)
+    seen: list[Event] = []
+    durably.on("*", seen.append)
+    run = await durably.jobs.steps.trigger({"n": 2})
+    await durably.process_until_idle()
+    stored = await durably.get_run(run.id)
+    assert stored is not None
+    records: list[Any] = [
+        stored,
+        *await durably.get_steps(run.id),
+        *await durably.get_logs(run.id),
+    ]
+    for engine_record in records:
+        record = from_wire(engine_record.to_wire())
+        for field in dataclasses.fields(engine_record):
+            value = getattr(engine_record, field.name)
+            if isinstance(value, (str, int, type(None))) and not field.name.endswith("_at"):
+                assert getattr(record, field.name) == value, field.name
+    assert seen
+    for event in seen:
+        record = event_from_wire(event.to_wire())
+        assert record.type == event.type  # run:leased on the wire is run:start again
+        assert (record.run_id, record.job_name, record.sequence) == (
+            event.run_id,
+            event.job_name,
+            event.sequence,
+        )
+        if event.type == "run:progress":
+            assert record.progress.current == event.progress.current  # type: ignore[attr-defined]
+
+
+def test_user_data_keeps_its_keys_and_reads_both_ways() -> None:
+    run = from_wire({"id": "r", "jobName": "j", "output": {"rowCount": 3, "rows": [{"a": 1}]}})
+    assert run.job_name == "j"
+    assert run.output.rowCount == 3 and run.output["rowCount"] == 3
+    assert run.output.rows[0].a == 1
+    assert run.to_dict() == {
+        "id": "r",
+        "job_name": "j",
+        "output": {"rowCount": 3, "rows": [{"a": 1}]},
+    }
+    assert run == {"id": "r", "job_name": "j", "output": {"rowCount": 3, "rows": [{"a": 1}]}}
+    clash = from_wire({"output": {"items": 5}}).output
+    assert clash["items"] == 5 and callable(clash.items)  # a method name: read it with []
+    with pytest.raises(AttributeError, match="no field 'status'"):
+        _ = run.status
+    progress = from_wire({"progress": {"current": 2}}).progress
+    assert (progress.current, progress.total, progress.message) == (2, None, None)
+
+
+@pytest.mark.parametrize(
+    ("payload", "cls", "code"),
+    [
+        (
+            {"name": "ValidationError", "message": "m", "code": "validation_error"},
+            errors.ValidationError,
+            "validation_error",
+        ),
+        (
+            {"name": "NotFoundError", "message": "m", "code": "not_found"},
+            errors.NotFoundError,
+            "not_found",
+        ),
+        (
+            {"name": "RunFailed", "message": "m", "code": "run_failed"},
+            errors.RunFailed,
+            "run_failed",
+        ),
+        (
+            {"name": "ConflictError", "message": "m", "code": "open_in_another_tab"},
+            errors.ConflictError,
+            "open_in_another_tab",
+        ),
+        (
+            {"name": "BootError", "message": "m", "code": "opfs_unavailable"},
+            errors.StorageError,
+            "opfs_unavailable",
+        ),
+        (
+            {"name": "BootError", "message": "m", "code": "job_module_failed"},
+            errors.DurablyError,
+            "job_module_failed",
+        ),
+        (
+            {"name": "TypeError", "message": "m", "code": "internal_error"},
+            errors.DurablyError,
+            "internal_error",
+        ),
+        ({"name": "LeaseLost", "message": "m"}, errors.LeaseLost, "lease_lost"),
+    ],
+)
+def test_errors_come_back_as_the_engine_classes(
+    payload: dict[str, str], cls: type[errors.DurablyError], code: str
+) -> None:
+    error = error_from_payload(payload)
+    assert type(error) is cls
+    assert (error.code, error.message) == (code, "m")
+    assert cls.code == cls.__dict__.get("code", cls.code)  # the class itself is untouched
+
+
+def test_unwrap_raises_the_error_or_returns_the_result() -> None:
+    assert unwrap('{"ok": true, "result": {"a": 1}}') == {"a": 1}
+    with pytest.raises(errors.NotFoundError, match="gone"):
+        unwrap(
+            '{"ok": false, "error": {"name": "NotFoundError", "message": "gone", "code": "not_found"}}'
+        )
+    with pytest.raises(TimeoutError, match="late"):
+        unwrap('{"ok": false, "error": {"message": "late", "code": "timeout"}}')
+
+
+def test_trigger_options_become_wire_names() -> None:
+    assert camel_options({"idempotency_key": "k", "labels": {"a": "b"}, "coalesce": None}) == {
+        "idempotencyKey": "k",
+        "labels": {"a": "b"},
+    }
+    with pytest.raises(errors.ValidationError, match="unknown trigger option 'bogus'"):
+        camel_options({"bogus": 1})
+
+
+class FakeAdapter:
+    """Answers like web/client/python.mjs: JSON text, promises as coroutines."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.calls: list[tuple[str, Any]] = []
+        self.listening: dict[int, str] = {}
+        self.events: list[dict[str, Any]] = []
+
+    async def call(self, method: str, args_json: str) -> str:
+        self.calls.append((method, json.loads(args_json)))
+        if method == "getRun":
+            return json.dumps({"ok": True, "result": None})
+        if method == "cancel":
+            error = {"name": "ConflictError", "message": "already done", "code": "conflict"}
+            return json.dumps({"ok": False, "error": error})
+        result = {
+            "id": "r1",
+            "jobName": "import-csv",
+            "status": "pending",
+            "disposition": "created",
+        }
+        return json.dumps({"ok": True, "result": [result] if method == "batchTrigger" else result})
+
+    def on(self, event_type: str) -> str:
+        token = len(self.listening) + 1
+        self.listening[token] = event_type
+        return json.dumps({"ok": True, "result": token})
+
+    def off(self, token: int) -> None:
+        del self.listening[token]
+
+    def push(self, event: dict[str, Any]) -> None:
+        wanted = {event["type"], "*", "run:start" if event["type"] == "run:leased" else ""}
+        for token, event_type in list(self.listening.items()):
+            if event_type in wanted:
+                self.dispatcher.receive("event", json.dumps({"token": token, "event": event}))
+
+    def subscribe(self, run_id: str) -> int:
+        self.events = [
+            {"type": "run:leased", "runId": run_id},
+            {"type": "run:complete", "runId": run_id},
+        ]
+        return 7
+
+    async def next(self, subscription: int) -> str:
+        if not self.events:
+            return json.dumps({"ok": True, "result": {"done": True, "value": None}})
+        return json.dumps({"ok": True, "result": {"done": False, "value": self.events.pop(0)}})
+
+    async def triggerAndWait(
+        self, job: str, input_json: str, options_json: str, timeout_ms: int, token: int
+    ) -> str:
+        self.calls.append(
+            ("triggerAndWait", [job, json.loads(input_json), json.loads(options_json), timeout_ms])
+        )
+        for current in (1, 2):
+            self.dispatcher.receive(
+                "wait",
+                json.dumps(
+                    {"token": token, "kind": "progress", "value": {"current": current, "total": 2}}
+                ),
+            )
+        self.dispatcher.receive(
+            "wait",
+            json.dumps(
+                {
+                    "token": token,
+                    "kind": "log",
+                    "value": {"type": "log:write", "runId": "r1", "message": "hi"},
+                }
+            ),
+        )
+        run = {"id": "r1", "status": "completed", "output": {"rows": 2}, "disposition": "created"}
+        return json.dumps({"ok": True, "result": run})
+
+
+def make_client() -> tuple[DurablyClient, FakeAdapter, list[Any]]:
+    statuses: list[Any] = []
+    dispatcher = Dispatcher(statuses.append)
+    adapter = FakeAdapter(dispatcher)
+    client = DurablyClient(adapter, dispatcher, [{"key": "import_csv", "name": "import-csv"}])
+    return client, adapter, statuses
+
+
+async def test_client_sends_wire_names_and_converts_answers() -> None:
+    client, adapter, _ = make_client()
+    run = await client.jobs.import_csv.trigger({"rows": 1}, idempotency_key="k")
+    assert (run.id, run.job_name, run.disposition) == ("r1", "import-csv", "created")
+    assert adapter.calls[-1] == ("trigger", ["import_csv", {"rows": 1}, {"idempotencyKey": "k"}])
+    await client.jobs["import_csv"].batch_trigger(
+        [{"rows": 1}, {"input": {"rows": 2}, "options": {"labels": {"a": "b"}}}]
+    )
+    assert adapter.calls[-1][1][1] == [
+        {"input": {"rows": 1}},
+        {"input": {"rows": 2}, "options": {"labels": {"a": "b"}}},
+    ]
+    await client.get_runs(status="completed", job_name="import-csv")
+    assert adapter.calls[-1] == ("getRuns", [{"status": "completed", "jobName": "import-csv"}])
+    assert await client.get_run("nope") is None
+    with pytest.raises(errors.ConflictError, match="already done"):
+        await client.cancel("r1")
+    with pytest.raises(AttributeError, match="the job module defines: import_csv"):
+        _ = client.jobs.nope
+
+
+async def test_handlers_get_records_and_their_failures_stay_on_the_page(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client, adapter, statuses = make_client()
+    client._dispatcher.receive("status", json.dumps({"status": "ready", "attempt": 1}))
+    assert statuses[-1].status == "ready" and client.status == "ready"
+    got: list[Any] = []
+    awaited: list[Any] = []
+
+    async def slow(event: Any) -> None:
+        await asyncio.sleep(0)
+        awaited.append(event.run_id)
+
+    def broken(event: Any) -> None:
+        raise RuntimeError("handler bug")
+
+    unsubscribe = client.on("run:start", got.append)
+    client.on("*", slow)
+    client.on("run:start", broken)
+    adapter.push({"type": "run:leased", "runId": "r1", "jobName": "import-csv"})
+    await asyncio.sleep(0.01)
+    assert [e.type for e in got] == ["run:start"] and got[0].run_id == "r1"
+    assert awaited == ["r1"]
+    assert "handler bug" in capsys.readouterr().out
+    unsubscribe()
+    adapter.push({"type": "run:leased", "runId": "r2"})
+    assert len(got) == 1
+
+
+async def test_subscribe_and_trigger_and_wait() -> None:
+    client, adapter, _ = make_client()
+    types = [event.type async for event in client.subscribe("r1")]
+    assert types == ["run:start", "run:complete"]
+    progress: list[int] = []
+    logs: list[str] = []
+    run = await client.jobs.import_csv.trigger_and_wait(
+        {"rows": 2},
+        timeout=1.5,
+        on_progress=lambda p: progress.append(p.current),
+        on_log=lambda e: logs.append(e.message),
+    )
+    assert (run.output.rows, run.disposition) == (2, "created")
+    assert progress == [1, 2] and logs == ["hi"]
+    assert adapter.calls[-1] == ("triggerAndWait", ["import_csv", {"rows": 2}, {}, 1500])
+    assert client._dispatcher.waiters == {}
+
+
+def test_record_repr_and_plain_values() -> None:
+    record = Record({"a": 1})
+    assert repr(record) == "Record(a=1)"
+    assert list(record) == ["a"] and len(record) == 1 and "a" in record
+    assert record.get("b", 2) == 2
