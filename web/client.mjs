@@ -1,22 +1,31 @@
 // @ts-check
 /**
- * durably_web on a page: the engine runs in a Web Worker (Pyodide, SQLite on OPFS); this
- * client gives the page the interface of a local Durably over docs/browser-protocol.md.
+ * durably_web on a page, with the interface of a local Durably, in one of two modes:
+ *
+ * - worker mode (`connect({jobs})`): the engine runs in a Web Worker of this page (Pyodide,
+ *   SQLite on OPFS), over docs/browser-protocol.md;
+ * - server mode (`connect({url})`): the engine runs in a server (durably_web.server, or
+ *   upstream Durably's handler), over HTTP and server-sent events (docs/server.md).
  *
  *     import { connect } from "./client.mjs";
  *     const durably = await connect({ jobs: "./jobs.py", onStatus: (s) => show(s) });
+ *     // or: const durably = await connect({ url: "/api/durably" });
  *     const run = await durably.jobs.import_csv.trigger({ rows: 100 });
  *     for await (const event of durably.subscribe(run.id)) console.log(event.type);
  *
  * Values are upstream Durably's wire form (camelCase). Timeouts are milliseconds, as in
  * upstream's JS API. Errors are DurablyError subclasses with `code` and `statusCode`.
- * The client class is in ./client/durably.mjs; the worker lifecycle (tab lock, watchdog,
- * restarts) in ./client/link.mjs; run subscriptions and waiting in ./client/subscription.mjs.
+ * The worker-mode client is in ./client/durably.mjs, its worker lifecycle (tab lock,
+ * watchdog, restarts) in ./client/link.mjs; the server-mode client in ./client/http.mjs;
+ * `on()` handlers in ./client/events.mjs; run subscriptions and waiting in
+ * ./client/subscription.mjs.
  */
 import { DurablyClient } from "./client/durably.mjs";
+import { connectHttp } from "./client/http.mjs";
 
 export * from "./client/errors.mjs";
 export { DurablyClient, EVENT_TYPES, JobHandle } from "./client/durably.mjs";
+export { HttpDurablyClient, HttpJobHandle } from "./client/http.mjs";
 export { Subscription } from "./client/subscription.mjs";
 
 /**
@@ -25,19 +34,29 @@ export { Subscription } from "./client/subscription.mjs";
  */
 
 /**
- * Start the engine worker for this page and wait until it is ready.
+ * Start the engine worker for this page and wait until it is ready, or (with `url`) connect
+ * to a server's Durably endpoint. Both give the same client interface.
  *
  * @param {ConnectOptions} [options]
+ *   url: a server's Durably endpoint, relative to the page (`"/api/durably"`): server mode,
+ *   no worker (only `listen` and `onStatus` apply then);
  *   jobs: URL of the job module (a .py file), relative to the page; worker: the worker script
  *   (default: worker.mjs beside this file); packages: extra wheels; database: the OPFS file
  *   (default "/durably.db"); durability: "NORMAL" (WAL) or "FULL"; options: create_durably
  *   options; readyTimeout / pingInterval (ms), missedPings, maxAttempts: the watchdog;
- *   onStatus: called with every status change and boot stage.
- * @returns {Promise<DurablyClient>}
+ *   onStatus: called with every status change and boot stage; listen: event types to listen
+ *   for from the start (the worker forwards them from its boot on, so a run it reclaims at
+ *   boot reaches the page; events that arrive before a handler are kept for the first one).
+ * @returns {Promise<DurablyClient | import("./client/http.mjs").HttpDurablyClient>}
  * @throws {import("./client/errors.mjs").DurablyError} ConflictError `open_in_another_tab`,
- *   or the boot error (`opfs_unavailable`, `job_module_failed`, ...).
+ *   or the boot error (`opfs_unavailable`, `job_module_failed`, ...); in server mode the
+ *   server's error or `network_error`.
  */
 export async function connect(options = {}) {
+  if (options.url) {
+    const base = globalThis.document?.baseURI ?? globalThis.location?.href;
+    return connectHttp({ url: new URL(options.url, base).href, listen: options.listen, onStatus: options.onStatus });
+  }
   const database = options.database ?? "/durably.db";
   const early = preconnected.get(database);
   if (!early) {
@@ -47,6 +66,7 @@ export async function connect(options = {}) {
   }
   preconnected.delete(database);
   early.stopRecording();
+  if (options.listen?.length) early.client.hub.addListen(options.listen);
   if (options.onStatus) {
     for (const info of early.statuses) options.onStatus(info);
     early.client.statusHandlers.add(options.onStatus);
@@ -62,6 +82,7 @@ export async function connect(options = {}) {
  * @param {ConnectOptions} [options]
  */
 export function preconnect(options = {}) {
+  if (options.url) return; // server mode: nothing to boot, connect() is quick
   const started = boot(options);
   preconnected.set(started.client.link.options.config.database, started);
 }

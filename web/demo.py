@@ -3,10 +3,14 @@
 The page is usable at once: the form works while the engine boots in its worker (the boot
 stages are shown), and an import clicked early starts when the engine is ready. Runs are
 listed live from engine events, with cancel / retry / delete, and survive reloads.
-Query: ``?db=NAME`` picks the database (``/NAME.db`` in the origin's OPFS pool).
+Query: ``?db=NAME`` picks the database (``/NAME.db`` in the origin's OPFS pool);
+``?server=/api/durably`` connects to a server's Durably endpoint instead of starting a worker
+(``durably-web serve-api web/jobs.py --static web``). Only the ``connect(...)`` call differs
+between the two modes (and a few labels): everything else below is the same code.
 
-For the tests, the page mirrors what it shows into ``window.__demo`` (JSON) and offers
-``window.durablyKillWorker()`` (terminates the worker behind the client's back).
+For the tests, the page mirrors what it shows into ``window.__demo`` (JSON: statuses, runs,
+the events each run got, ...) and offers ``window.durablyKillWorker()`` (terminates the
+worker behind the client's back; nothing in server mode).
 """
 
 import asyncio
@@ -21,13 +25,30 @@ from durably_web.client import connect
 PARAMS = js.URLSearchParams.new(js.location.search)
 NAME = str(PARAMS.get("db")) if PARAMS.has("db") else "demo"
 DATABASE = NAME if NAME.startswith("/") else "/" + NAME + ".db"
+SERVER = str(PARAMS.get("server")) if PARAMS.has("server") else None
+# The event types the page shows. Listened for from the connect (worker mode: from the
+# worker's boot; web/index.html's preconnect names the same), so the run:start of a run the
+# engine reclaims at boot reaches on_event even though the handlers come after connect().
+EVENTS = [
+    "run:trigger",
+    "run:start",
+    "run:progress",
+    "run:complete",
+    "run:fail",
+    "run:cancel",
+    "run:retry",
+    "run:delete",
+    "log:write",
+]
 STATE = {
+    "mode": "server" if SERVER else "worker",
     "status": "loading",
     "stages": [],
     "error": None,
     "runs": {},
     "progress_seen": {},
     "resumed": [],
+    "events": {},
     "statuses": [],
     "page_ready_ms": js.performance.now(),
 }
@@ -167,6 +188,7 @@ def on_event(event):
     """Update the page from an engine event."""
     kind = event.type
     run_id = event.run_id
+    STATE["events"].setdefault(run_id, []).append(kind)
     if kind == "log:write":
         line = js.document.createElement("li")
         line.textContent = run_id[-8:] + " " + event.level + ": " + event.message
@@ -191,6 +213,9 @@ def on_event(event):
         }.get(kind)
         if status:
             runs.set_status(run_id, status, None, event.get("output"), event.get("error"))
+            if kind in ("run:complete", "run:fail") and run_id in runs:
+                # A server's event stream carries no output or error: show the stored ones.
+                spawn(fetch_and_render(run_id))
     publish()
 
 
@@ -233,28 +258,23 @@ async def benchmark():
 async def start_engine():
     """Connect to the engine (boot its worker), then list runs and follow their events."""
     global durably
-    el("stage-list").hidden = False
+    el("stage-list").hidden = bool(SERVER)  # no worker, no boot stages
     el("engine-error").hidden = True
     el("engine-error-help").hidden = True
     STATE["error"] = None
     try:
-        durably = await connect(jobs="./jobs.py", database=DATABASE, on_status=on_status)
+        if SERVER:  # the engine runs in a server: HTTP + server-sent events
+            durably = await connect(url=SERVER, on_status=on_status, listen=EVENTS)
+        else:  # the engine runs in a Web Worker of this page, on OPFS
+            durably = await connect(
+                jobs="./jobs.py", database=DATABASE, on_status=on_status, listen=EVENTS
+            )
     except Exception as exc:  # noqa: BLE001 - every boot failure is shown
         fail(exc)
         return
     runs.durably = durably
     js.window.durablyKillWorker = create_proxy(lambda: durably._kill_worker())
-    for kind in (
-        "run:trigger",
-        "run:start",
-        "run:progress",
-        "run:complete",
-        "run:fail",
-        "run:cancel",
-        "run:retry",
-        "run:delete",
-        "log:write",
-    ):
+    for kind in EVENTS:
         durably.on(kind, on_event)
     await refresh()
     el("bench").disabled = False
@@ -268,6 +288,16 @@ on_click("import", start_import)
 on_click("bench", benchmark)
 on_click("try-again", start_engine)
 el("db-name").textContent = DATABASE
+if SERVER:
+    el("db-label").textContent = "server"
+    el("db-name").textContent = SERVER
+    el("mode-hint").textContent = (
+        "A CSV import runs as a durable job in the server at "
+        + SERVER
+        + " (SQLite on its disk); this page follows it over HTTP and server-sent events. "
+        + "Each batch of rows is a checkpointed step: a restarted server resumes the import "
+        + "where it stopped, without importing a finished batch again."
+    )
 js.document.body.dataset.app = "running"
 el("status").textContent = "Engine starting…"
 STATE["status"] = "booting"

@@ -97,7 +97,8 @@ class RunTable:
         Its lease generation counts the claims; a pending run with checkpointed steps is
         waiting to resume.
         """
-        resumed = run.status in ("leased", "completed") and run.lease_generation > 1
+        generation = run.get("lease_generation") or 0  # a server's runs do not say
+        resumed = run.status in ("leased", "completed") and generation > 1
         resumed = resumed or (run.status == "pending" and run.completed_step_count > 0)
         if resumed and run.id in self:
             self.rows[run.id].dataset.resumed = "1"

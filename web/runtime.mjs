@@ -16,7 +16,10 @@
  *   database?: string,
  *   durability?: "NORMAL" | "FULL",
  *   options?: Record<string, unknown>,
+ *   listen?: string[],
  * }} EngineConfig
+ *   listen: event types the page listens for from the start (registered before the engine
+ *   reclaims and claims runs, so their events reach the page)
  * @typedef {{ name: string, message: string, code: string }} WireError
  */
 
@@ -119,6 +122,7 @@ export async function startEngine({ pyodide, bridge, post, config, fetchText }) 
   }
   const boot = pyodide.pyimport("durably_web.browser.boot").boot;
   const options = pyodide.toPy(config.options ?? {});
+  const listen = pyodide.toPy(config.listen ?? []);
   try {
     return await boot.callKwargs(bridge, post, {
       database: config.database ?? "/durably.db",
@@ -126,11 +130,13 @@ export async function startEngine({ pyodide, bridge, post, config, fetchText }) 
       module_dir: JOB_DIR,
       durability: config.durability ?? "NORMAL",
       options,
+      listen,
     });
   } catch (error) {
     throw pythonError(error);
   } finally {
     options.destroy();
+    listen.destroy();
     boot.destroy();
   }
 }

@@ -4,6 +4,9 @@
   ``durably_web.webbuild``'s server when it is there, else a small stdlib server. Set
   ``DURABLY_WEB_ROOT`` to serve another project root (a directory holding ``web/``).
 - ``broken_server``: the same files, with a job module that fails to import at ``/jobs.py``.
+- ``api_server``: server mode: ``durably-web serve-api web/jobs.py --static web`` as a real
+  process (uvicorn) on 127.0.0.1, with a fresh database (and the jobs' ledger) per test; the
+  demo page at ``/?server=/api/durably``.
 - ``browser``: opens persistent Chromium contexts (Debian's ``/usr/bin/chromium``), one fresh
   profile per test unless a test reopens the same one; records every request of every
   context and fails the test if one left 127.0.0.1. Request routing is not used: it would
@@ -15,7 +18,13 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from playwright_tests.demo.helpers import Browser, Server
+from playwright_tests.demo.helpers import ApiServer, Browser, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -96,6 +105,67 @@ def server() -> Iterator[Server]:
 def broken_server() -> Iterator[Server]:
     """The demo's files with a job module that raises on import at ``/jobs.py``."""
     yield from _serve(BROKEN_JOBS)
+
+
+API = "/api/durably"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """The documented server-mode command, run as a process until the test ends."""
+    web = ROOT / "web"
+    if not (web / "vendor" / "pyscript").is_dir():
+        pytest.skip(f"{web}/vendor is missing: run `durably-web build` first")
+    pytest.importorskip("uvicorn")
+    workdir = tmp_path_factory.mktemp("api-server")  # the jobs' ledger.db lands here
+    port = _free_port()
+    log = workdir / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "durably_web",
+        "serve-api",
+        str(web / "jobs.py"),
+        "--static",
+        str(web),
+        "--base-path",
+        API,
+        "--db",
+        str(workdir / "demo.db"),
+        "--port",
+        str(port),
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"serve-api exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}{API}/jobs", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"serve-api did not answer within 60 s:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield ApiServer(url, API, log)
+    finally:
+        process.terminate()  # uvicorn shuts down gracefully on SIGTERM (engine stopped)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,32 @@ class Server:
         """The demo page's URL for database ``db``."""
         query = "&".join(f"{key}={value}" for key, value in {"db": db, **params}.items())
         return f"{self.url}/?{query}"
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    """``durably-web serve-api web/jobs.py --static web``: the demo's files and its jobs' API."""
+
+    url: str
+    api: str
+    log: Path
+
+    def demo(self, **params: str) -> str:
+        """The demo page's URL in server mode."""
+        query = "&".join(f"{key}={value}" for key, value in {"server": self.api, **params}.items())
+        return f"{self.url}/?{query}"
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the API directly (not through the page); return the JSON answer."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.url}{self.api}{path}",
+            data=data,
+            method=method,
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
 
 
 def fresh_db() -> str:

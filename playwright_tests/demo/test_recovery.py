@@ -21,6 +21,12 @@ def test_reload_mid_run_resumes_without_redoing_finished_batches(
     demo.wait_run(run_id, "completed")
     assert demo.row(run_id).get_attribute("data-resumed") == "1"
     assert run_id in demo.state()["resumed"]
+    # The new engine reclaimed the run at boot, before the page's Python had attached its
+    # handlers: the page still got the run's events from the first one on (the init config's
+    # `listen`, and the client keeping them for the handlers), not only a get_runs snapshot.
+    events = demo.state()["events"][run_id]
+    assert events[0] == "run:start", events[:5]
+    assert "run:progress" in events and events[-1] == "run:complete", events[-5:]
 
     audit = demo.audit(run_id)
     assert audit["batches"] == 30
@@ -42,6 +48,9 @@ def test_killed_worker_is_restarted_and_the_run_finishes(server: Server, browser
     statuses = demo.state()["statuses"]
     assert "restarting" in statuses
     assert statuses[-1] == "ready"
+    # The restarted engine reclaims the run at boot: its run:start reaches the page too.
+    events = demo.state()["events"][run_id]
+    assert events.count("run:start") == 2, [e for e in events if e != "run:progress"]
     audit = demo.audit(run_id)
     assert audit["rerun_after_checkpoint"] == 0, audit
     assert audit["rows_imported"] == 2000

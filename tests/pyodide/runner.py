@@ -175,6 +175,24 @@ def connect(backend: str, session: Session) -> Iterator[ConnectionFactory]:
 
 
 @fixture
+def bridge(session: Session) -> Any:
+    """The SQLite bridge (``web/sqlite_bridge.mjs``): only here, on Pyodide."""
+    return session.bridge
+
+
+@fixture
+def database_file(session: Session) -> Iterator[str]:
+    """A database file name the bridge can open (deleted afterwards), for code that opens
+    its own connections (``durably_web.browser.boot``).
+    """
+    filename = f"/durably-test-{next(session.databases)}.db"
+    try:
+        yield filename
+    finally:
+        session.host.deleteDatabase(filename)
+
+
+@fixture
 def clock() -> FakeClock:
     """A clock tests move by hand."""
     return FakeClock()

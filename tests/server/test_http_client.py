@@ -100,3 +100,20 @@ async def test_subscribe_and_on(remote: HttpDurably) -> None:
     unsubscribe()
     assert {"run:trigger", "run:start", "run:complete"} <= {e.type for e in seen}
     assert all(e.run_id == run.id for e in seen)
+
+
+async def test_page_connect_with_a_url_gives_the_http_client_on_cpython(served: Served) -> None:
+    # The page's `connect(url=...)` (durably_web.client) is this client where there is no
+    # browser, so a script calls the server the way a PyScript page does.
+    from durably_web import DurablyError
+    from durably_web.client import connect
+
+    durably = await connect(url=served.url)
+    assert isinstance(durably, HttpDurably)
+    try:
+        done = await durably.jobs.echo.trigger_and_wait({"a": 1}, timeout=10)
+        assert (done.status, done.output) == ("completed", {"a": 1})
+    finally:
+        await durably.close()
+    with pytest.raises(DurablyError, match="browser Web Worker"):
+        await connect(jobs="./jobs.py")

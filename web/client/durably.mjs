@@ -6,8 +6,11 @@
  * `connect()` in ../client.mjs, the module pages import.
  */
 import { ValidationError, errorFromWire } from "./errors.mjs";
+import { EVENT_TYPES, EventHub } from "./events.mjs";
 import { EngineLink } from "./link.mjs";
 import { Subscription, followRun } from "./subscription.mjs";
+
+export { EVENT_TYPES };
 
 /**
  * @typedef {import("./link.mjs").StatusInfo} StatusInfo
@@ -18,16 +21,12 @@ import { Subscription, followRun } from "./subscription.mjs";
  *   jobs?: string | null, worker?: string, packages?: string[], database?: string,
  *   durability?: "NORMAL" | "FULL", options?: Record<string, unknown>,
  *   readyTimeout?: number, pingInterval?: number, missedPings?: number, maxAttempts?: number,
- *   onStatus?: (info: StatusInfo) => void,
+ *   onStatus?: (info: StatusInfo) => void, listen?: string[], url?: string,
  * }} ConnectOptions
+ *   url: a server's Durably endpoint (server-connected mode, ./http.mjs) instead of a worker;
+ *   listen: event types to listen for from the start (events before the first `on()` handler
+ *   of their type are kept for it; see ./events.mjs)
  */
-
-/** The engine's event types (durably_web.events), `run:leased` being upstream's `run:start`. */
-export const EVENT_TYPES = new Set([
-  "run:trigger", "run:coalesced", "run:start", "run:leased", "run:lease-renewed", "run:progress",
-  "run:complete", "run:fail", "run:cancel", "run:retry", "run:delete", "step:start",
-  "step:complete", "step:fail", "step:cancel", "log:write", "worker:error",
-]);
 
 /** @param {any} item @returns {{input: any, options?: TriggerOptions}} */
 const batchItem = (item) =>
@@ -35,7 +34,7 @@ const batchItem = (item) =>
     ? item
     : { input: item };
 
-/** A job registered in the worker: `client.jobs.<key>`. */
+/** A job registered in the worker: `client.jobs.<key>`. (Server mode: HttpJobHandle in ./http.mjs.) */
 export class JobHandle {
   /** @param {DurablyClient} client @param {string} key @param {string} name */
   constructor(client, key, name) {
@@ -56,7 +55,8 @@ export class JobHandle {
     /** @type {any} */
     let run = null;
     const start = async () => (run = await this.trigger(input, triggerOptions)).id;
-    const done = await followRun(this.client, start, { timeout, onProgress, onLog }, "triggerAndWait");
+    const fresh = () => run?.disposition === "created"; // the listeners saw all of this run
+    const done = await followRun(/** @type {any} */ (this.client), start, { timeout, onProgress, onLog }, "triggerAndWait", fresh);
     return { ...done, disposition: run.disposition };
   }
 
@@ -74,8 +74,7 @@ export class DurablyClient {
   constructor(options) {
     /** @type {Record<string, JobHandle>} */
     this.jobs = {};
-    /** @type {Map<string, Set<(event: any) => void>>} */
-    this.handlers = new Map();
+    this.hub = new EventHub({ listen: options.listen ?? [], onChange: () => this.syncListen() });
     /** @type {Set<(info: StatusInfo) => void>} */
     this.statusHandlers = new Set();
     if (options.onStatus) this.statusHandlers.add(options.onStatus);
@@ -100,6 +99,11 @@ export class DurablyClient {
       maxAttempts: options.maxAttempts ?? 3,
       onStatus: (info) => this.setStatus(info),
       onPush: (message) => this.onPush(message),
+      listenTypes: () => {
+        const types = this.hub.types();
+        this.listening = types.join(",");
+        return types;
+      },
       onReady: (info, restarted) => this.onReady(info, restarted),
     });
   }
@@ -135,7 +139,7 @@ export class DurablyClient {
   /** @param {any} message */
   onPush(message) {
     if (message.type === "events") {
-      for (const event of message.events) this.dispatch(event);
+      for (const event of message.events) this.hub.deliver(event);
     } else if (message.type === "subscription") {
       this.subscriptions.get(message.id)?.push(message.event);
     } else if (message.type === "subscription-end") {
@@ -144,49 +148,26 @@ export class DurablyClient {
     }
   }
 
-  /** @param {any} event */
-  dispatch(event) {
-    const types = event.type === "run:leased" ? ["run:leased", "run:start", "*"] : [event.type, "*"];
-    for (const type of types) {
-      for (const handler of this.handlers.get(type) ?? []) {
-        try {
-          handler(event);
-        } catch (error) {
-          console.error(`durably_web: a ${event.type} handler failed`, error);
-        }
-      }
-    }
-  }
-
   /**
    * Call `handler` for each engine event of `type` (or "*"), or for each status change
    * (`"status"`: booting, ready, restarting, failed, ...). Returns a function that removes it.
+   * Events of a `connect({listen})` type that arrived before the first handler for their type
+   * are delivered to it first.
    * @param {string} type @param {(event: any) => void} handler
    */
   on(type, handler) {
-    if (typeof handler !== "function") throw new ValidationError(`event handler must be a function, got ${typeof handler}`);
     if (type === "status") {
+      if (typeof handler !== "function") throw new ValidationError(`event handler must be a function, got ${typeof handler}`);
       this.statusHandlers.add(handler);
       return () => void this.statusHandlers.delete(handler);
     }
-    if (type !== "*" && !EVENT_TYPES.has(type)) {
-      // Checked here: one unknown type would make the worker refuse every later `listen`.
-      throw new ValidationError(`unknown event type ${JSON.stringify(type)}; known: *, status, ${[...EVENT_TYPES].join(", ")}`);
-    }
-    const set = this.handlers.get(type) ?? new Set();
-    set.add(handler);
-    this.handlers.set(type, set);
-    this.syncListen();
-    return () => {
-      set.delete(handler);
-      if (!set.size) this.handlers.delete(type);
-      this.syncListen();
-    };
+    // Checked in the hub: one unknown type would make the worker refuse every later `listen`.
+    return this.hub.on(type, handler);
   }
 
-  /** Tell the worker which event types to forward: the union of those handled here. */
+  /** Tell the worker which event types to forward: those handled here and the `listen` ones. */
   syncListen() {
-    const types = [...this.handlers.keys()].sort();
+    const types = this.hub.types();
     const key = types.join(",");
     if (key === this.listening) return;
     this.listening = key;
@@ -266,6 +247,15 @@ export class DurablyClient {
   /** Resolve with the completed run; reject if it fails, is cancelled or `timeout` ms pass. @param {string} runId @param {WaitOptions} [options] */
   waitForRun(runId, options = {}) {
     return followRun(this, async () => runId, options);
+  }
+
+  /**
+   * Resolve once the events the worker sent before now have been delivered to the `on()`
+   * handlers: a ping round trip (the worker answers after flushing its event batch).
+   * @param {string} _runId
+   */
+  async settle(_runId) {
+    await this.link.request({ type: "ping" }).catch(() => {});
   }
 
   /**

@@ -5,9 +5,11 @@
  * - Ownership: the Web Lock `durably-web:<database>` is taken with `ifAvailable` before any
  *   worker starts and held until `close()`; without it `start()` fails with ConflictError
  *   `open_in_another_tab` (only one engine per origin can own the OPFS pool).
- * - Boot: `{type: "init", config}` is posted at once; the worker answers with `stage`
- *   messages, then `ready` or `boot-error` (docs/browser-protocol.md). A boot error is final
- *   (no restart): it names a cause a restart cannot fix.
+ * - Boot: `{type: "init", config}` is posted at once, its `listen` the event types the page
+ *   wants at that moment (`listenTypes()`), so the engine forwards the events of runs it
+ *   reclaims at boot; the worker answers with `stage` messages, then `ready` or `boot-error`
+ *   (docs/browser-protocol.md). A boot error is final (no restart): it names a cause a
+ *   restart cannot fix.
  * - Requests are JSON text `{type, id, ...}` with a pending map; each gets one `response`.
  * - Watchdog: a worker not ready within `readyTimeout`, or that leaves `missedPings` pings in
  *   a row unanswered (one is sent every `pingInterval`), is terminated and started again, at
@@ -29,6 +31,7 @@ import { ConflictError, DurablyError, errorFromWire } from "./errors.mjs";
  * @typedef {{ workerUrl: string, config: Record<string, any>, lockName: string,
  *             readyTimeout: number, pingInterval: number, missedPings: number, maxAttempts: number,
  *             onStatus: (info: StatusInfo) => void, onPush: (message: any) => void,
+ *             listenTypes: () => string[],
  *             onReady: (info: ReadyInfo, restarted: boolean) => void }} LinkOptions
  */
 
@@ -109,7 +112,9 @@ export class EngineLink {
       if (this.ready) this.restart(`the worker crashed${detail}`);
       else this.bootFailed(new DurablyError(`The engine worker ${this.options.workerUrl} failed to load${detail}. Check that \`durably-web build\` has run and that the server serves web/.`, "worker_failed"));
     };
-    worker.postMessage({ type: "init", config: this.options.config });
+    // Each start (a restart too) listens from the first event on: the new engine reclaims the
+    // interrupted runs at once, before the page could send a `listen` request.
+    worker.postMessage({ type: "init", config: { ...this.options.config, listen: this.options.listenTypes() } });
     this.readyTimer = setTimeout(() => this.restart(`the worker did not report ready within ${this.options.readyTimeout} ms`), this.options.readyTimeout);
   }
 

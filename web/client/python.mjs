@@ -1,6 +1,7 @@
 // @ts-check
 /**
- * The JS half of `durably_web.client` (PyScript pages, MicroPython or Pyodide).
+ * The JS half of `durably_web.client` (PyScript pages, MicroPython or Pyodide), in worker mode
+ * or server mode (the same adapter over ../client.mjs's `connect`, which picks the mode).
  *
  * Every value crosses the language boundary as JSON text, and every promise resolves (never
  * rejects) with `{"ok": true, "result": ...}` or `{"ok": false, "error": {name, message,
@@ -27,7 +28,7 @@ export class PythonAdapter {
   constructor(configJson, callback) {
     const config = JSON.parse(configJson);
     this.callback = callback;
-    /** @type {import("./durably.mjs").DurablyClient | null} */
+    /** Worker mode: a DurablyClient; server mode (`url` in the config): an HttpDurablyClient. @type {any} */
     this.client = null;
     /** @type {Map<number, () => void>} */
     this.listeners = new Map();
@@ -60,7 +61,7 @@ export class PythonAdapter {
 
   /** The jobs of the last ready worker, as JSON `[{key, name}]`. */
   jobs() {
-    return JSON.stringify(Object.values(this.client?.jobs ?? {}).map(({ key, name }) => ({ key, name })));
+    return JSON.stringify(Object.values(this.client?.jobs ?? {}).map((/** @type {any} */ { key, name }) => ({ key, name })));
   }
 
   /** @param {string} method @param {string} argsJson a JSON array */
@@ -76,7 +77,8 @@ export class PythonAdapter {
 
   /** @param {string} key */
   handle(key) {
-    const handle = this.live.jobs[key] ?? Object.values(this.live.jobs).find((h) => h.name === key);
+    const live = this.live;
+    const handle = live.jobs[key] ?? Object.values(live.jobs).find((/** @type {any} */ h) => h.name === key) ?? (live.listed === false ? live.job(key) : null);
     if (!handle) throw new NotFoundError(`Unknown job: ${key}`);
     return handle;
   }
@@ -89,7 +91,7 @@ export class PythonAdapter {
   on(type) {
     try {
       const token = this.nextToken++;
-      this.listeners.set(token, this.live.on(type, (event) => this.callback("event", JSON.stringify({ token, event }))));
+      this.listeners.set(token, this.live.on(type, (/** @type {any} */ event) => this.callback("event", JSON.stringify({ token, event }))));
       return JSON.stringify({ ok: true, result: token });
     } catch (error) {
       return JSON.stringify({ ok: false, error: errorToWire(error) });
@@ -159,7 +161,7 @@ export class PythonAdapter {
 
   /** Test hook: kill the worker without telling the client (the watchdog must notice). */
   killWorker() {
-    this.client?.link.worker?.terminate();
+    this.client?.link?.worker?.terminate();
   }
 
   /** Stop the engine; resolves (`{ok}` JSON) once the database is released. */
@@ -169,8 +171,9 @@ export class PythonAdapter {
 }
 
 /**
- * Start the engine for a Python page. `configJson` holds `connect()`'s options (jobs, worker,
- * packages, database, durability, options, readyTimeout, pingInterval, ...).
+ * Start the engine for a Python page, or connect to a server. `configJson` holds `connect()`'s
+ * options (url, or jobs, worker, packages, database, durability, options, readyTimeout,
+ * pingInterval, ...; listen).
  * @param {string} configJson @param {(kind: string, json: string) => void} callback
  */
 export function pyConnect(configJson, callback) {

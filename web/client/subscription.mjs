@@ -9,7 +9,17 @@
  */
 import { DurablyError, NotFoundError, RunCancelled, RunFailed } from "./errors.mjs";
 
-const TERMINAL = new Set(["run:complete", "run:fail", "run:cancel", "run:delete"]);
+export const TERMINAL = new Set(["run:complete", "run:fail", "run:cancel", "run:delete"]);
+
+/**
+ * What `followRun` needs of a client (worker mode: DurablyClient; server mode: HttpDurablyClient).
+ * @typedef {{
+ *   on: (type: string, handler: (event: any) => void) => () => void,
+ *   subscribe: (runId: string) => Subscription,
+ *   getRun: (runId: string) => Promise<any>,
+ *   settle: (runId: string) => Promise<void>,
+ * }} FollowClient
+ */
 
 export class Subscription {
   /**
@@ -99,18 +109,23 @@ export class Subscription {
  *
  * `start` returns the run id: for triggerAndWait it sends the trigger, so progress and log
  * callbacks are fed by event listeners registered *before* the trigger (a fast run may be
- * finished before a subscription could be opened); completion comes from a subscription
- * (its first event is the run's current state, so a run that already ended is seen too, and
- * it is re-opened after a worker restart). A ping round trip before resolving lets events
- * the worker sent before the end reach the callbacks first.
+ * finished before a subscription could be opened). When the run is new (`fresh()` after
+ * `start`: the trigger created it), those listeners saw all of it and only they feed the
+ * callbacks; otherwise the subscription's current state gives the progress so far first
+ * (in server mode the two arrive on different streams, whose order is not kept). Completion
+ * comes from a subscription (its first event is the run's current state, so a run that
+ * already ended is seen too, and it is re-opened after a worker restart). `client.settle(runId)` before resolving lets the
+ * events sent before the end reach the callbacks first (worker: a ping round trip; server:
+ * the run's terminal event on the events stream).
  *
- * @param {import("./durably.mjs").DurablyClient} client
+ * @param {FollowClient} client
  * @param {() => Promise<string>} start
  * @param {{timeout?: number, onProgress?: (progress: any) => void, onLog?: (log: any) => void}} options
  *   timeout in milliseconds (as upstream Durably's waitForRun)
  * @param {string} label the name in the timeout message (waitForRun / triggerAndWait)
+ * @param {() => boolean} [fresh] after `start`: whether the listeners saw the whole run
  */
-export async function followRun(client, start, { timeout, onProgress, onLog } = {}, label = "waitForRun") {
+export async function followRun(client, start, { timeout, onProgress, onLog } = {}, label = "waitForRun", fresh = () => false) {
   if (timeout != null && !(typeof timeout === "number" && timeout > 0 && Number.isFinite(timeout))) {
     throw new DurablyError(`timeout must be a positive number of milliseconds, got ${timeout}`, "validation_error");
   }
@@ -148,12 +163,13 @@ export async function followRun(client, start, { timeout, onProgress, onLog } = 
   });
   const follow = async () => {
     runId = await start();
+    const whole = fresh();
     for (const event of early.splice(0)) if (event.runId === runId) deliver(event);
     events = client.subscribe(runId);
     for await (const event of events) {
-      if (event.type === "run:progress" && !event.sequence) deliver(event); // current state
+      if (event.type === "run:progress" && !event.sequence && !whole) deliver(event); // current state
       if (!TERMINAL.has(event.type)) continue;
-      await client.link.request({ type: "ping" }).catch(() => {});
+      if (onProgress || onLog) await client.settle(runId);
       if (event.type === "run:complete") {
         const run = await client.getRun(runId);
         if (!run) throw new NotFoundError(`Run not found: ${runId}`);

@@ -3,16 +3,18 @@
 By the time this runs, the worker has installed the OPFS VFS, booted Pyodide, loaded
 pydantic and durably_web, registered the SQLite bridge as the JS module ``durably_sqlite``,
 written the page's job module into the file system and installed any extra packages. This
-opens the database, imports the job module, registers its jobs, migrates, reclaims every
+opens the database, imports the job module, registers its jobs, migrates, creates the page's
+host listening for the event types the page asked for in its init config, reclaims every
 leased run at once (the OPFS pool is exclusive: whoever leased them is dead) and starts the
-worker loop.
+worker loop. Listening first is what lets the page see the ``run:start`` and progress of a
+run reclaimed at boot: the engine claims it before the page could send a ``listen`` request.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from durably_web.adapters.pyodide import PyodideConnection
@@ -44,6 +46,7 @@ async def boot(
     module_dir: str,
     durability: str = "NORMAL",
     options: Mapping[str, Any] | None = None,
+    listen: Iterable[str] = (),
 ) -> Host:
     """Open the database, import the jobs, start the engine; return the page's host.
 
@@ -55,6 +58,7 @@ async def boot(
         module_dir: where the worker wrote the job module (prepended to ``sys.path``).
         durability: ``"NORMAL"`` (WAL, survives a killed tab) or ``"FULL"`` (fsync per commit).
         options: further ``create_durably`` options from the page.
+        listen: event types to forward to the page from the start (as a ``listen`` request).
 
     """
     pragmas = _PRAGMAS.get(durability.upper())
@@ -75,7 +79,8 @@ async def boot(
             ) from exc
         durably.register(jobs_in_module(module))
     await durably.migrate()
-    await durably.release_all_leases()
     host = Host(durably, post)
+    host.listen(list(listen))  # before any run is reclaimed or claimed
+    await durably.release_all_leases()
     durably.start()
     return host

@@ -142,7 +142,18 @@ class Host:
             self._send({"type": "events", "events": events})
 
     async def _listen(self, message: dict[str, Any]) -> list[str]:
-        types = message.get("events") or []
+        return self.listen(message.get("events") or [])
+
+    def listen(self, types: Any) -> list[str]:
+        """Forward events of ``types`` (``"*"``: all) to the page from now on, and no others.
+
+        The ``listen`` request does this; the boot does it before the engine starts, with the
+        types of the page's init config.
+
+        Raises:
+            ValidationError: not a list of known event type names.
+
+        """
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
             raise ValidationError("events must be a list of event type names")
         unknown = [t for t in types if t != "*" and t not in EVENT_TYPES and t != "run:leased"]
@@ -151,9 +162,11 @@ class Host:
         self._listening = {"run:start" if t == "run:leased" else t for t in types}
         # One handler per type asked for, none otherwise: the engine then skips building
         # events nobody listens to (step events are on the per-step hot path).
+        # "*" covers every type: another handler beside it would send its events twice.
+        registered = ["*"] if "*" in self._listening else sorted(self._listening)
         for unlisten in self._unlisten:
             unlisten()
-        self._unlisten = [self.durably.on(t, self._on_event) for t in sorted(self._listening)]
+        self._unlisten = [self.durably.on(t, self._on_event) for t in registered]
         return sorted(self._listening)
 
     # -- requests -----------------------------------------------------------------------

@@ -3,13 +3,18 @@
 ::
 
     durably-web serve-api MODULE[:ATTR] [--db PATH] [--host 127.0.0.1] [--port 8000]
-                          [--base-path /api/durably]
+                          [--base-path /api/durably] [--static DIR]
 
 ``ATTR`` may be a :class:`~durably_web.Durably` instance, an app from
 :func:`~durably_web.server.create_app`, a job definition, or a dict of jobs; without it, every
 job the module defines is served. For jobs, the engine is created on ``--db``. The engine's
 worker runs in the server's process (started and stopped with the server). Without auth
 hooks the server listens on loopback only unless ``--host`` says otherwise, and says so.
+
+``--static DIR`` also serves the files of ``DIR`` at ``/`` on the same origin, the API then
+at ``--base-path`` (default ``/api/durably``): ``durably-web serve-api web/jobs.py --static
+web`` serves the browser demo in server mode at ``/?server=/api/durably``
+(:mod:`durably_web.webbuild.asgi`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import ipaddress
 import socket
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -50,6 +56,12 @@ def add_serve_api(commands: Any) -> None:
     parser.add_argument("--port", type=int, default=8000, metavar="N", help="default 8000")
     parser.add_argument(
         "--base-path", default="", metavar="PATH", help="serve under this prefix, e.g. /api/durably"
+    )
+    parser.add_argument(
+        "--static",
+        type=Path,
+        metavar="DIR",
+        help="also serve DIR's files at / (the API then at --base-path, default /api/durably)",
     )
 
 
@@ -109,17 +121,38 @@ def run_serve_api(args: argparse.Namespace) -> int:
         raise UsageError("serve-api needs uvicorn: pip install 'durably-web[server]'") from None
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be 1-65535, got {args.port}")
+    static: Path | None = args.static
+    if static is not None and not static.is_dir():
+        raise UsageError(f"--static {str(static)!r}: no such directory")
+    base_path = args.base_path.rstrip("/")
+    if static is not None and not base_path:
+        base_path = "/api/durably"
     _, _, value = load_attribute(args.target)
     _check_port(args.host, args.port)
     app = _app(value, args.db)
-    if args.base_path:
-        app.base_path = args.base_path.rstrip("/")
+    if base_path:
+        app.base_path = base_path
     if app.auth is None:
         where = "loopback only" if _is_loopback(args.host) else f"{args.host}, WITHOUT auth hooks"
         print(f"durably-web: no auth configured: listening on {where}", file=sys.stderr)
-    prefix = app.base_path or ""
-    print(f"Serving Durably API at http://{args.host}:{args.port}{prefix}/", file=sys.stderr)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+    origin = f"http://{args.host}:{args.port}"
+    served: Any = app
+    if static is not None:
+        from durably_web.webbuild.asgi import site_app
+
+        served = site_app(app, static, base_path)
+        print(f"Serving {static} at {origin}/", file=sys.stderr)
+        if (static / "demo.py").is_file() and (static / "index.html").is_file():
+            print(f"The demo in server mode: {origin}/?server={base_path}", file=sys.stderr)
+        if not (static / "vendor").is_dir():
+            print(
+                f"durably-web: warning: {static / 'vendor'} is missing (run `durably-web build`)",
+                file=sys.stderr,
+            )
+    print(f"Serving Durably API at {origin}{base_path}/", file=sys.stderr)
+    config = uvicorn.Config(
+        served, host=args.host, port=args.port, log_level="warning", lifespan="on"
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(uvicorn.Server(config).serve())
     return 0

@@ -1,9 +1,17 @@
-"""``connect()`` for PyScript pages: load ``web/client/python.mjs`` and boot the engine worker.
+"""``connect()`` for PyScript pages: the engine in a Web Worker, or a server over HTTP + SSE.
 
-The JS module is imported with a dynamic ``import()`` (through ``Function``, since Python
-cannot spell it), which works in MicroPython and Pyodide alike and needs no PyScript
+``connect(jobs=...)`` boots the engine in a Web Worker of the page; ``connect(url=...)``
+connects to a server's Durably endpoint (``durably_web.server.create_app``, or upstream
+Durably's handler). Both return the same :class:`~durably_web.client.remote.DurablyClient`,
+so a page's code differs only in that call. Under PyScript, both go through
+``web/client/python.mjs``, imported with a dynamic ``import()`` (through ``Function``, since
+Python cannot spell it), which works in MicroPython and Pyodide alike and needs no PyScript
 ``js_modules`` entry. Its URL defaults to ``client/python.mjs`` beside ``./client.mjs``,
 resolved against the page; pass ``client=`` when ``client.mjs`` lives elsewhere.
+
+On CPython (no ``js`` module: a script, a test), ``connect(url=...)`` returns the httpx
+client :class:`~durably_web.client.http.HttpDurably` (``connect_http``), which has the same
+methods; ``connect(jobs=...)`` needs a browser there.
 Only this module and :mod:`durably_web.client.remote` (through the adapter) touch JS.
 """
 
@@ -11,13 +19,16 @@ import json
 
 try:
     from collections.abc import Callable
-    from typing import Any
+    from typing import TYPE_CHECKING, Any
 except ImportError:  # MicroPython: annotations are never evaluated there
-    pass
+    TYPE_CHECKING = False  # type: ignore[misc]  # typing's name is Final; absent here
 
 from durably_web import errors
 from durably_web.client.dispatch import Dispatcher, unwrap
 from durably_web.client.remote import DurablyClient
+
+if TYPE_CHECKING:
+    from durably_web.client.http import HttpDurably
 
 __all__ = ["connect"]
 
@@ -48,8 +59,12 @@ async def connect(
     missed_pings: int = 3,
     max_attempts: int = 3,
     url: str | None = None,
-) -> DurablyClient:
-    """Start the engine worker for this page; return its client once the engine is ready.
+    listen: list[str] | None = None,
+) -> "DurablyClient | HttpDurably":
+    """Start the engine worker for this page, or connect to a server; return the client.
+
+    Worker mode (``jobs=``) returns once the engine is ready; server mode (``url=``) once the
+    server's jobs are known. The client has the same methods either way.
 
     Args:
         jobs: URL of the job module (a ``.py`` file defining jobs), relative to the page.
@@ -65,26 +80,45 @@ async def connect(
         ping_interval: seconds between the watchdog's pings.
         missed_pings: unanswered pings in a row after which the worker is restarted.
         max_attempts: worker starts in a row before the client gives up (status failed).
-        url: a durably_web server's endpoint (server-connected mode): not available on
-            pages yet; raises. On CPython use ``durably_web.client.http.connect_http``.
+        url: a server's Durably endpoint, relative to the page (``"/api/durably"``) or
+            absolute: server-connected mode over HTTP + SSE, no worker (only ``on_status``,
+            ``listen`` and ``client`` apply). On CPython: the endpoint's absolute URL (the
+            other arguments do not apply there).
+        listen: event types to listen for from the start (worker mode: from the worker's
+            boot, so the ``run:start`` of a run it reclaims reaches the page). Events of these
+            types that arrive before the first ``on()`` handler for their type are kept and
+            delivered to it.
 
     Raises:
         ConflictError: code ``open_in_another_tab``: another tab owns this database.
         DurablyError: the engine did not boot; ``code`` names why (``opfs_unavailable``,
-            ``job_module_failed``, ``worker_failed``, ...).
+            ``job_module_failed``, ``worker_failed``, ...); in server mode the server's error
+            or ``network_error``.
 
     """
-    if url is not None:
-        raise errors.DurablyError(
-            "connect(url=...) (server-connected mode over HTTP + SSE) is not available on "
-            "PyScript pages yet; use connect(jobs=...) for the in-browser engine",
-        )
-    import js  # noqa: TID251 - the page side of the browser runtime
+    try:
+        import js  # noqa: TID251 - the page side of the browser runtime
+    except ImportError:  # CPython: no page, no worker
+        js = None
+    if js is None:
+        if url is None:
+            raise errors.DurablyError(
+                "connect(jobs=...) runs the engine in a browser Web Worker; outside a page use "
+                "connect(url=...) for a server, or create_durably(...) for a local engine",
+            )
+        from durably_web.client.http import connect_http
 
+        return await connect_http(url)
     base = js.document.baseURI
     client_url = js.URL.new(client, base).href
     adapter_url = js.URL.new("./client/python.mjs", client_url).href
     module = await js.Function.new("url", "return import(url)")(adapter_url)
+    dispatcher = Dispatcher(on_status)
+    if url is not None:
+        config: dict[str, Any] = {"url": js.URL.new(url, base).href, "listen": listen or []}
+        adapter = module.pyConnect(json.dumps(config), _create_proxy(dispatcher.receive))
+        ready = unwrap(await adapter.ready)
+        return DurablyClient(adapter, dispatcher, ready["jobs"])
     config = {
         "jobs": jobs,
         "packages": packages or [],
@@ -95,10 +129,10 @@ async def connect(
         "pingInterval": int(ping_interval * 1000),
         "missedPings": missed_pings,
         "maxAttempts": max_attempts,
+        "listen": listen or [],
     }
     if worker is not None:
         config["worker"] = js.URL.new(worker, base).href
-    dispatcher = Dispatcher(on_status)
     adapter = module.pyConnect(json.dumps(config), _create_proxy(dispatcher.receive))
     ready = unwrap(await adapter.ready)
     return DurablyClient(adapter, dispatcher, ready["jobs"])

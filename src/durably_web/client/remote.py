@@ -1,8 +1,11 @@
-"""The page's Durably for PyScript (MicroPython or Pyodide): the engine runs in a Web Worker.
+"""The page's Durably for PyScript (MicroPython or Pyodide), in worker or server mode.
 
-This wraps ``web/client.mjs`` through its JSON adapter ``web/client/python.mjs``: every call
-sends JSON text and gets JSON text back (``{"ok", "result" | "error"}``), so the code path is
-the same in both interpreters and no JS proxy reaches the caller. The one Python function
+The engine runs in a Web Worker of the page (worker mode) or in a server reached over
+HTTP + SSE (server mode). This wraps ``web/client.mjs`` through its JSON adapter
+``web/client/python.mjs``, whatever the mode (the JS client picks it; see
+:func:`durably_web.client.page.connect`): every call sends JSON text and gets JSON text
+back (``{"ok", "result" | "error"}``), so the code path is the same in both interpreters and
+no JS proxy reaches the caller. The one Python function
 handed to JS (``Dispatcher.receive`` in :mod:`durably_web.client.dispatch`) gets status
 changes, events and wait callbacks.
 
@@ -26,7 +29,7 @@ __all__ = ["DurablyClient"]
 
 
 class DurablyClient:
-    """The page's Durably: a local instance's methods, answered by the engine worker."""
+    """The page's Durably: a local instance's methods, answered by the engine worker or server."""
 
     def __init__(self, adapter: Any, dispatcher: Dispatcher, jobs: list[dict[str, str]]) -> None:
         self._adapter = adapter
@@ -161,5 +164,8 @@ class DurablyClient:
         unwrap(await self._adapter.close())
 
     def _kill_worker(self) -> None:
-        """Test hook: terminate the worker behind the client's back (the watchdog restarts it)."""
+        """Test hook: terminate the worker behind the client's back (the watchdog restarts it).
+
+        Does nothing in server mode.
+        """
         self._adapter.killWorker()

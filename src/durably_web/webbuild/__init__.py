@@ -8,6 +8,7 @@ MicroPython, hash-pinned wheels and a wheel of durably_web, all precompiled to `
 - :mod:`.npm`, :mod:`.wheels`, :mod:`.wheel_self`, :mod:`.precompile`, :mod:`.lock`,
   :mod:`.mirror`: the build steps, orchestrated by :mod:`.build`.
 - :mod:`.server`: the static server; :mod:`.command`: the two CLI commands.
+- :mod:`.asgi`: the same files as an ASGI app beside a Durably API (``serve-api --static``).
 
 The engine never imports this package; it only uses the standard library.
 """

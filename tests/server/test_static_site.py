@@ -1,0 +1,96 @@
+"""``serve-api --static``: a directory and the Durably API on one origin (webbuild.asgi)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from durably_web import create_durably
+from durably_web.server import create_app
+from durably_web.webbuild.asgi import resolve, site_app
+from tests.jobs import echo_job
+from tests.server.conftest import serve
+
+
+def make_site(root: Path) -> Path:
+    web = root / "web"
+    (web / "sub").mkdir(parents=True)
+    (web / "index.html").write_text("<h1>demo</h1>")
+    (web / "client.mjs").write_text("export const x = 1;")
+    (web / "sub" / "index.html").write_text("sub")
+    (web / ".secret").write_text("no")
+    (web / "node_modules").mkdir()
+    (web / "node_modules" / "x.js").write_text("no")
+    (root / "outside.txt").write_text("no")
+    return web
+
+
+def test_resolve_refuses_what_is_not_a_file_below_the_root(tmp_path: Path) -> None:
+    web = make_site(tmp_path).resolve()
+    assert resolve(web, "/") == (200, web / "index.html")
+    assert resolve(web, "/sub") == (301, "/sub/")
+    assert resolve(web, "/sub/") == (200, web / "sub" / "index.html")
+    assert resolve(web, "/client.mjs") == (200, web / "client.mjs")
+    for refused in ("/../outside.txt", "/%2e%2e/outside.txt", "/a%5Cb", "/a%00b", "relative"):
+        assert resolve(web, refused) == (403, None), refused
+    for hidden in ("/.secret", "/node_modules/x.js", "/missing.js"):
+        assert resolve(web, hidden) == (404, None), hidden
+    (web / "escape").symlink_to(tmp_path)
+    assert resolve(web, "/escape/outside.txt") == (403, None)
+
+
+async def test_the_site_serves_files_and_the_api_on_one_origin(tmp_path: Path) -> None:
+    web = make_site(tmp_path)
+    durably = create_durably(f"sqlite:///{tmp_path / 'site.db'}", jobs={"echo": echo_job})
+    app = site_app(create_app(durably), web, "/api/durably")
+    async with serve(app, durably) as running:
+        http = running.http
+        page = await http.get("/")
+        assert (page.status_code, page.text) == (200, "<h1>demo</h1>")
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert page.headers["cache-control"] == "no-cache"
+        again = await http.get("/", headers={"if-none-match": page.headers["etag"]})
+        assert (again.status_code, again.content) == (304, b"")
+        module = await http.get("/client.mjs")
+        assert module.headers["content-type"] == "text/javascript; charset=utf-8"
+        head = await http.head("/client.mjs")
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers["content-length"] == str(len("export const x = 1;"))
+        moved = await http.get("/sub?x=1")
+        assert (moved.status_code, moved.headers["location"]) == (301, "/sub/?x=1")
+        assert (await http.get("/.secret")).status_code == 404
+        assert (await http.get("/node_modules/x.js")).status_code == 404
+        assert (await http.post("/", content=b"x")).status_code == 405
+
+        assert (await http.get("/api/durably/jobs")).json() == [{"key": "echo", "name": "echo"}]
+        answer = await http.post("/api/durably/trigger", json={"jobName": "echo", "input": {}})
+        assert answer.status_code == 200 and answer.json()["disposition"] == "created"
+        missing = await http.get("/api/durably/nope")
+        assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+
+
+def test_serve_api_static_needs_a_directory(tmp_path: Path) -> None:
+    target = str(Path(__file__).with_name("serve_target.py"))
+    result = subprocess.run(
+        [sys.executable, "-m", "durably_web", "serve-api", target, "--static", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--static" in result.stderr and "no such directory" in result.stderr
+
+
+async def test_only_paths_below_the_api_reach_it(tmp_path: Path) -> None:
+    web = make_site(tmp_path)
+    (web / "api").mkdir()
+    (web / "api" / "durably-docs.txt").write_text("static")
+    durably = create_durably(f"sqlite:///{tmp_path / 'site.db'}", jobs={"echo": echo_job})
+    app = site_app(create_app(durably), web, "/api/durably/")
+    async with serve(app, durably) as running:
+        static = await running.http.get("/api/durably-docs.txt")
+        assert (static.status_code, static.text) == (200, "static")
+        api = await running.http.get("/api/durably/jobs")
+        assert api.json() == [{"key": "echo", "name": "echo"}]
