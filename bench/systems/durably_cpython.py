@@ -1,0 +1,270 @@
+"""System ``durably_web``: this project on CPython, file database, WAL, the stated ``synchronous``.
+
+Run by ``bench/run.py``; prints one JSON result line (see ``benchlib``). Workloads:
+
+- ``throughput``: trigger ``runs`` runs of a ``steps``-step job, start the worker
+  (``max_concurrent_runs=1``), time first trigger → last ``run:complete``; peak RSS.
+- ``latency``: on an idle started worker (default ``polling_interval=1.0``), time trigger call
+  → ``run:start`` and → ``run:complete`` of a 1-step job, ``samples`` times.
+- ``resume``: a child process runs a ``steps``-step job and SIGKILLs itself inside step
+  ``crash_after`` (so ``crash_after`` steps are checkpointed); the lease is then expired in SQL
+  and this fresh process times engine creation → ``run:complete`` (replaying the checkpoints).
+- ``queries``: ``runs`` runs bulk-inserted in SQL into the engine's own schema, then
+  ``get_runs(limit=50)`` unfiltered, by status and by label, ``calls`` times each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from importlib.metadata import version
+from typing import Any
+
+import benchlib
+from benchlib import Args
+
+from durably_web import Durably, StepContext, create_durably, define_job
+
+SYSTEM = "durably_web"
+_CRASH = {"at": -1}  # set in the crash phase of ``resume``: the step that kills the process
+
+
+@define_job(name="bench-steps", input=dict)
+async def bench_steps(step: StepContext, payload: dict[str, Any]) -> int:
+    """Run ``payload["steps"]`` checkpointed steps, each returning a small JSON value."""
+    steps = int(payload["steps"])
+    for i in range(steps):
+        await step.run(f"step-{i}", lambda i=i: _step(i))
+    return steps
+
+
+def _step(i: int) -> dict[str, Any]:
+    if i == _CRASH["at"]:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return benchlib.step_value(i)
+
+
+def _engine(args: Args) -> Durably:
+    url = f"sqlite:///{args.db_path()}?synchronous={args.synchronous}"
+    return create_durably(url, max_concurrent_runs=1).register({"bench": bench_steps})
+
+
+def _info(args: Args) -> dict[str, Any]:
+    return {
+        "version": version("durably-web"),
+        "python": sys.version.split()[0],
+        "sqlite": sqlite3.sqlite_version,
+        "settings": f"WAL, synchronous={args.synchronous}, wal_autocheckpoint=10000 (engine's)",
+        "polling_interval_s": 1.0,
+        "max_concurrent_runs": 1,
+    }
+
+
+async def throughput(args: Args) -> dict[str, Any]:
+    """Measure steps/s over ``runs`` x ``steps``, first trigger to last completion."""
+    runs, steps = int(args.params["runs"]), int(args.params["steps"])
+    durably = _engine(args)
+    await durably.migrate()
+    loop = asyncio.get_running_loop()
+    all_done: asyncio.Future[float] = loop.create_future()
+    finished = {"completed": 0, "failed": 0}
+
+    def on_end(event: Any) -> None:
+        finished["completed" if event.type == "run:complete" else "failed"] += 1
+        if sum(finished.values()) == runs and not all_done.done():
+            all_done.set_result(time.perf_counter())
+
+    durably.on("run:complete", on_end)
+    durably.on("run:fail", on_end)
+    started = time.perf_counter()
+    for _ in range(runs):
+        await durably.jobs.bench.trigger({"steps": steps})
+    durably.start()
+    ended = await all_done
+    await durably.close()
+    if finished["failed"]:
+        raise RuntimeError(f"{finished['failed']} runs failed")
+    wall = ended - started
+    return {
+        "steps_per_s": runs * steps / wall,
+        "wall_s": wall,
+        "rss_peak_mb": benchlib.peak_rss_mb(),
+    }
+
+
+async def latency(args: Args) -> dict[str, Any]:
+    """Trigger → run:start and trigger → run:complete of a 1-step job on an idle worker."""
+    samples, gap_ms = int(args.params["samples"]), float(args.params.get("gap_ms", 20))
+    durably = _engine(args)
+    await durably.init()
+    loop = asyncio.get_running_loop()
+    rng = random.Random(1)
+    marks: dict[str, float] = {}
+    state: dict[str, asyncio.Future[float]] = {}
+
+    def on_start(event: Any) -> None:
+        marks.setdefault("start", time.perf_counter())
+
+    durably.on("run:start", on_start)
+
+    def on_complete(event: Any) -> None:
+        done = state.get("done")
+        if done is not None and not done.done():
+            done.set_result(time.perf_counter())
+
+    durably.on("run:complete", on_complete)
+    to_start, to_complete, trigger_call = [], [], []
+    for i in range(samples + 2):  # the first two warm up
+        await asyncio.sleep(rng.uniform(0, gap_ms) / 1000)
+        marks.clear()
+        state["done"] = loop.create_future()
+        t0 = time.perf_counter()
+        await durably.jobs.bench.trigger({"steps": 1})
+        returned = time.perf_counter()
+        completed = await state["done"]
+        if i >= 2:
+            trigger_call.append((returned - t0) * 1000)
+            to_start.append((marks["start"] - t0) * 1000)
+            to_complete.append((completed - t0) * 1000)
+    await durably.close()
+    start_p50, start_p95 = benchlib.percentiles(to_start)
+    complete_p50, complete_p95 = benchlib.percentiles(to_complete)
+    return {
+        "trigger_call_p50_ms": benchlib.percentiles(trigger_call)[0],
+        "start_p50_ms": start_p50,
+        "start_p95_ms": start_p95,
+        "complete_p50_ms": complete_p50,
+        "complete_p95_ms": complete_p95,
+    }
+
+
+async def crash_phase(args: Args) -> None:
+    """Child process: run the long job until it kills itself inside step ``crash_after``."""
+    _CRASH["at"] = int(args.params["crash_after"])
+    durably = _engine(args)
+    await durably.migrate()
+    await durably.jobs.bench.trigger({"steps": int(args.params["steps"])})
+    await durably.process_one()
+    raise RuntimeError("the crash phase did not crash")
+
+
+async def resume(args: Args) -> dict[str, Any]:
+    """Fresh process: engine creation → completion of a run with ``crash_after`` checkpoints."""
+    steps, crash_after = int(args.params["steps"]), int(args.params["crash_after"])
+    child = subprocess.run(
+        [sys.executable, __file__, *_child_argv(args)], capture_output=True, text=True, check=False
+    )
+    if child.returncode != -signal.SIGKILL:
+        raise RuntimeError(f"crash phase exited {child.returncode}: {child.stderr[-2000:]}")
+    db = benchlib.open_raw(args.db_path(), args.synchronous)
+    done_steps = db.execute(
+        "SELECT COUNT(*) FROM durably_steps WHERE status = 'completed'"
+    ).fetchone()[0]
+    if done_steps != crash_after:
+        raise RuntimeError(f"expected {crash_after} checkpoints, found {done_steps}")
+    db.execute(
+        "UPDATE durably_runs SET lease_expires_at = ? WHERE status = 'leased'", (benchlib.EXPIRED,)
+    )
+    db.close()
+
+    loop = asyncio.get_running_loop()
+    completed: asyncio.Future[float] = loop.create_future()
+    marks: dict[str, float] = {}
+    started = time.perf_counter()
+    durably = _engine(args)
+
+    def on_start(event: Any) -> None:
+        marks.setdefault("claimed", time.perf_counter())
+
+    def on_end(event: Any) -> None:
+        if completed.done():
+            return
+        if event.type == "run:complete":
+            completed.set_result(time.perf_counter())
+        else:
+            completed.set_exception(RuntimeError(event.error))
+
+    durably.on("run:start", on_start)
+    durably.on("run:complete", on_end)
+    durably.on("run:fail", on_end)
+    await durably.init()
+    ended = await completed
+    await durably.close()
+    return {
+        "resume_s": ended - started,
+        "claim_to_complete_s": ended - marks["claimed"],
+        "replayed_steps": crash_after,
+        "new_steps": steps - crash_after,
+    }
+
+
+def _child_argv(args: Args) -> list[str]:
+    return [
+        "--workload",
+        args.workload,
+        "--synchronous",
+        args.synchronous,
+        "--dir",
+        args.dir,
+        "--params",
+        json.dumps(args.params),
+        "--phase",
+        "crash",
+    ]
+
+
+async def queries(args: Args) -> dict[str, Any]:
+    """get_runs(limit=50): unfiltered, status="failed", labels={"org": "org-3"}: p50/p95 ms."""
+    runs, calls = int(args.params["runs"]), int(args.params["calls"])
+    setup = _engine(args)
+    await setup.migrate()
+    await setup.close()
+    db = benchlib.open_raw(args.db_path(), args.synchronous)
+    benchlib.bulk_insert_runs(db, runs)
+    db.close()
+
+    durably = _engine(args)
+    await durably.migrate()
+    filters: dict[str, dict[str, Any]] = {
+        "all": {},
+        "status": {"status": "failed"},
+        "label": {"labels": {"org": "org-3"}},
+    }
+    metrics: dict[str, Any] = {}
+    for name, kwargs in filters.items():
+        timings = []
+        for i in range(calls + 3):  # the first three warm up
+            t0 = time.perf_counter()
+            found = await durably.get_runs(limit=50, **kwargs)
+            elapsed = (time.perf_counter() - t0) * 1000
+            if len(found) != 50:
+                raise RuntimeError(f"get_runs({kwargs}) returned {len(found)} runs, not 50")
+            if i >= 3:
+                timings.append(elapsed)
+        metrics[f"{name}_p50_ms"], metrics[f"{name}_p95_ms"] = benchlib.percentiles(timings)
+    await durably.close()
+    return metrics
+
+
+WORKLOADS = {"throughput": throughput, "latency": latency, "resume": resume, "queries": queries}
+
+
+def main() -> None:
+    """Run one workload once and print its result line."""
+    args = benchlib.parse_args(__doc__.splitlines()[0], list(WORKLOADS))
+    if args.phase == "crash":
+        asyncio.run(crash_phase(args))
+        return
+    metrics = asyncio.run(WORKLOADS[args.workload](args))
+    benchlib.emit(args, SYSTEM, metrics, _info(args))
+
+
+if __name__ == "__main__":
+    main()
