@@ -22,6 +22,7 @@ import asyncio
 import inspect
 import json
 import time
+import types
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -232,7 +233,7 @@ class StepContext:
         started = clock.now()
         try:
             result = _call_step(fn, self.signal)
-            if inspect.isawaitable(result):
+            if _awaitable(result):
                 result = await result
             self.throw_if_aborted()
             output_json = None if result is None else dump_json(result, f"result of step {name!r}")
@@ -265,7 +266,12 @@ class StepContext:
             raise
         finally:
             self._current_step = None
-        output = None if output_json is None else json.loads(output_json)
+        if output_json is None:
+            output = None
+        elif type(result) in _JSON_SCALARS:
+            output = result  # a plain str/int/float/bool is its own JSON form
+        else:
+            output = json.loads(output_json)
         self._completed[name] = output
         self._completed_count += 1
         self._current_step_index = max(self._current_step_index, index + 1)
@@ -423,6 +429,14 @@ class StepContext:
     def current_index(self) -> int:
         """The index the next step will get."""
         return self._index
+
+
+_JSON_SCALARS = frozenset({str, int, float, bool})
+
+
+def _awaitable(value: Any) -> bool:
+    """Return True for coroutines and other awaitables (cheaper than ``inspect.isawaitable``)."""
+    return type(value) is types.CoroutineType or hasattr(type(value), "__await__")
 
 
 def _call_step(fn: StepFunction, signal: AbortSignal) -> Any:

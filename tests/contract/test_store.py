@@ -45,15 +45,15 @@ def step_args(clock: FakeClock, name: str, index: int, output: str | None = "1")
 
 
 async def test_migrate_is_idempotent(store: SQLiteStore, clock: FakeClock) -> None:
-    assert await store.schema_version() == 2
+    assert await store.schema_version() == 3
     assert await store.migrate(clock.now()) == []
-    assert await store.schema_version() == 2
+    assert await store.schema_version() == 3
 
 
 async def test_migrate_from_empty_applies_all(connect: ConnectionFactory, clock: FakeClock) -> None:
     fresh = SQLiteStore(connect())
     assert await fresh.schema_version() == 0
-    assert await fresh.migrate(clock.now()) == [1, 2]
+    assert await fresh.migrate(clock.now()) == [1, 2, 3]
 
 
 # -- enqueue -----------------------------------------------------------------------------

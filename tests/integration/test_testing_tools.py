@@ -16,15 +16,15 @@ async def test_crash_at_nth_commit_then_resume(tmp_path: Path, recorder: Recorde
     inner = SQLite3Connection(str(tmp_path / "t.db"))
     clock = FakeClock()
     crashing = create_durably(
-        FailingConnection(inner, fail_on_commit=7, crash=True),
+        FailingConnection(inner, fail_on_commit=8, crash=True),
         clock=clock,
         preserve_steps=True,
     )
     crashing.register({"steps": steps_job})
-    await crashing.migrate()  # commits 1-2
-    run = await crashing.jobs.steps.trigger({"n": 6})  # commit 3
+    await crashing.migrate()  # commits 1-3
+    run = await crashing.jobs.steps.trigger({"n": 6})  # commit 4
     with pytest.raises(SimulatedCrash):
-        await crashing.process_one()  # claim (4), steps 0-2 (5-7): dies writing step-2
+        await crashing.process_one()  # claim (5), steps 0-2 (6-8): dies writing step-2
     await crashing.stop()
     assert [recorder.calls[(run.id, f"step-{i}")] for i in range(3)] == [1, 1, 1]
 
@@ -39,12 +39,12 @@ async def test_crash_at_nth_commit_then_resume(tmp_path: Path, recorder: Recorde
 
 async def test_failed_commit_raises_storage_error_and_writes_nothing(tmp_path: Path) -> None:
     inner = SQLite3Connection(str(tmp_path / "t.db"))
-    flaky = FailingConnection(inner, fail_on_commit=3)
+    flaky = FailingConnection(inner, fail_on_commit=4)
     durably = create_durably(flaky, jobs={"steps": steps_job})
     await durably.migrate()
-    with pytest.raises(StorageError, match="simulated failure of commit #3"):
+    with pytest.raises(StorageError, match="simulated failure of commit #4"):
         await durably.jobs.steps.trigger({"n": 1})
     assert await durably.get_runs() == []
     assert (await durably.jobs.steps.trigger({"n": 1})).status == "pending"
-    assert flaky.commits == 3
+    assert flaky.commits == 4
     inner.close()

@@ -41,7 +41,7 @@ CREATE TABLE "durably_schema_versions" (
   "applied_at" text not null
 );
 CREATE TABLE "durably_steps" (
-  "id" text primary key,
+  "id" text not null,
   "run_id" text not null,
   "name" text not null,
   "index" integer not null,
@@ -49,8 +49,9 @@ CREATE TABLE "durably_steps" (
   "output" text,
   "error" text,
   "started_at" text not null,
-  "completed_at" text
-);
+  "completed_at" text,
+  PRIMARY KEY ("run_id", "index", "id")
+) WITHOUT ROWID;
 CREATE INDEX "idx_durably_logs_run_created" ON "durably_logs" ("run_id", "created_at");
 CREATE INDEX "idx_durably_run_labels_key_value" ON "durably_run_labels" ("key", "value");
 CREATE UNIQUE INDEX "idx_durably_run_labels_pk" ON "durably_run_labels" ("run_id", "key");
@@ -63,4 +64,3 @@ CREATE INDEX "idx_durably_runs_status_concurrency" ON "durably_runs" ("status", 
 CREATE INDEX "idx_durably_runs_status_created" ON "durably_runs" ("status", "created_at");
 CREATE INDEX "idx_durably_runs_status_lease_expires" ON "durably_runs" ("status", "lease_expires_at");
 CREATE UNIQUE INDEX "idx_durably_steps_completed_unique" ON "durably_steps" ("run_id", "name") WHERE status = 'completed';
-CREATE INDEX "idx_durably_steps_run_index" ON "durably_steps" ("run_id", "index");
