@@ -11,8 +11,12 @@ what the selected systems need (``npm ci`` in ``bench/upstream_node``, a venv wi
 ratios (durably_web ÷ peer, oriented so that > 1 means durably_web is better), checks the
 targets, and writes everything, every repetition included, to a JSON file.
 
-To add a system (the browser ones, for instance), add a :class:`System` to :data:`SYSTEMS`
-whose command speaks the same protocol; a workload only it runs goes into :data:`WORKLOADS`.
+Systems belong to a *suite* with its own durably_web variant that ratios and targets are
+about: ``native`` (durably_web on CPython against upstream on Node, DBOS and the raw floors)
+and ``browser`` (durably_web on Pyodide in headless Chromium against upstream Durably on
+SQLocal in the same Chromium, and the raw sqlite-wasm / SQLocal floors). To add a system, add
+a :class:`System` to :data:`SYSTEMS` whose command speaks the same protocol; a workload only it
+runs goes into :data:`WORKLOADS`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -37,11 +42,14 @@ from typing import Any, Literal
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 NODE_DIR = BENCH / "upstream_node"
+UPSTREAM_BROWSER_DIR = BENCH / "upstream_browser"
+CHROMIUM = Path("/usr/bin/chromium")
 DBOS_VENV = BENCH / ".venv-dbos"
 DBOS_REQUIREMENTS = BENCH / "requirements-dbos.txt"
 PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 Role = Literal["self", "peer", "floor"]
+Suite = Literal["native", "browser"]
 
 
 # -- systems ------------------------------------------------------------------------------
@@ -97,6 +105,40 @@ def setup_dbos() -> None:
     _run_setup([*pip, "-r", str(DBOS_REQUIREMENTS)], BENCH)
 
 
+def setup_browser() -> None:
+    """Check for Playwright and Chromium; bring web/vendor up to date (``durably-web build``)."""
+    probe = subprocess.run(
+        [str(PROJECT_PYTHON), "-c", "import playwright"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        raise SystemExit("the browser systems need the playwright package in .venv")
+    if not CHROMIUM.exists():
+        raise SystemExit(f"the browser systems need {CHROMIUM}: apt-get install chromium")
+    # A no-op when web/vendor matches its inputs, src/durably_web included: the browser runs
+    # the current engine.
+    _run_setup([str(PROJECT_PYTHON), "-m", "durably_web", "build"], ROOT)
+
+
+def setup_upstream_browser() -> None:
+    """``npm ci`` in bench/upstream_browser unless current, then bundle it unless current."""
+    setup_browser()
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        raise SystemExit("node and npm are needed for upstream_chromium and raw_sqlocal")
+    installed = UPSTREAM_BROWSER_DIR / "node_modules" / ".package-lock.json"
+    lock = UPSTREAM_BROWSER_DIR / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        # --ignore-scripts: @coji/durably depends on better-sqlite3, which a browser never
+        # loads; without it npm would compile it (minutes). esbuild needs no install script.
+        npm_ci = ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
+        _run_setup(npm_ci, UPSTREAM_BROWSER_DIR)
+    bundle = UPSTREAM_BROWSER_DIR / "dist" / "page.js"
+    inputs = ("page.mjs", "sqlocal-worker.mjs", "build.mjs", "package-lock.json")
+    if not bundle.exists() or any(
+        (UPSTREAM_BROWSER_DIR / name).stat().st_mtime > bundle.stat().st_mtime for name in inputs
+    ):
+        _run_setup(["node", "build.mjs"], UPSTREAM_BROWSER_DIR)
+
+
 @dataclass(frozen=True)
 class System:
     """A command that runs one workload once and prints one JSON result line.
@@ -108,6 +150,8 @@ class System:
         workloads: the workloads it can run.
         role: ``self`` (this project: ratios are computed for it), ``peer`` or ``floor``.
         setup: makes the command runnable on a fresh machine (idempotent, fast when done).
+        suite: ``native`` or ``browser``: tables, ratios and targets are per suite, about its
+            ``self`` system.
 
     """
 
@@ -117,6 +161,11 @@ class System:
     workloads: frozenset[str]
     role: Role
     setup: Callable[[], None] | None = None
+    suite: Suite = "native"
+
+
+def _chromium(system: str) -> Callable[[], list[str]]:
+    return lambda: [str(PROJECT_PYTHON), str(BENCH / "systems" / "chromium.py"), "--system", system]
 
 
 SYSTEMS: dict[str, System] = {
@@ -160,10 +209,46 @@ SYSTEMS: dict[str, System] = {
             "floor",
             setup_node,
         ),
-        # Browser systems (durably_web on Pyodide + OPFS, upstream in the browser) go here:
-        # a command that drives the browser, runs one workload, prints one JSON line.
+        System(
+            "durably_web_chromium",
+            "durably_web (Chromium: Pyodide worker, OPFS)",
+            _chromium("durably_web_chromium"),
+            frozenset({"throughput", "latency", "resume", "queries", "start"}),
+            "self",
+            setup_browser,
+            "browser",
+        ),
+        System(
+            "upstream_chromium",
+            "upstream Durably 0.15 (Chromium: SQLocal, OPFS)",
+            _chromium("upstream_chromium"),
+            frozenset({"throughput", "latency", "resume", "queries", "start"}),
+            "peer",
+            setup_upstream_browser,
+            "browser",
+        ),
+        System(
+            "raw_wasm",
+            "raw sqlite-wasm (same worker, JS loop)",
+            _chromium("raw_wasm"),
+            frozenset({"throughput"}),
+            "floor",
+            setup_browser,
+            "browser",
+        ),
+        System(
+            "raw_sqlocal",
+            "raw SQLocal (page, one INSERT per transaction)",
+            _chromium("raw_sqlocal"),
+            frozenset({"throughput"}),
+            "floor",
+            setup_upstream_browser,
+            "browser",
+        ),
     )
 }
+#: The durably_web variant of each suite: ratios and targets are about it.
+SELVES: dict[Suite, str] = {"native": "durably_web", "browser": "durably_web_chromium"}
 
 
 # -- workloads ----------------------------------------------------------------------------
@@ -221,13 +306,25 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "throughput",
             "1. Throughput and 6. memory: {runs} runs x {steps} steps, max_concurrent_runs=1; "
-            "steps/s from first trigger to last completion; peak RSS of that process",
+            "steps/s from first trigger to last completion; peak RSS of that process (browser: "
+            "of the renderer process; JS heaps sampled through CDP during the workload)",
             (
                 Metric("steps_per_s", "steps/s", "higher", against_floors=True),
                 Metric("rss_peak_mb", "peak RSS (MiB)", "lower"),
+                Metric("renderer_rss_peak_mb", "renderer peak RSS (MiB)", "lower"),
+                Metric("js_heap_peak_mb", "JS heap peak, page + workers (MiB)", "lower"),
+                Metric("worker_heap_peak_mb", "JS heap peak, engine/SQLite worker (MiB)", "lower"),
+                Metric("wasm_mb", "WASM memory, all workers (MiB)", "lower"),
+                Metric("pyodide_wasm_mb", "of which Pyodide's (MiB)", "lower"),
             ),
             {"runs": 100, "steps": 100},
             {"runs": 5, "steps": 20},
+            # In Chromium, upstream (SQLocal) does ~30 steps/s and its floor ~150 rows/s:
+            # 10,000 steps would take 5-10 minutes per repetition. A rate needs fewer.
+            {
+                "upstream_chromium": ({"runs": 10, "steps": 100}, {"runs": 2, "steps": 10}),
+                "raw_sqlocal": ({"runs": 10, "steps": 100}, {"runs": 2, "steps": 10}),
+            },
         ),
         Workload(
             "latency",
@@ -245,7 +342,13 @@ WORKLOADS: dict[str, Workload] = {
             # Upstream's idle worker polls every 1000 ms and a trigger does not wake it: each
             # sample waits a random 0-1000 ms first so triggers land at random poll phases,
             # and fewer samples keep the run under a minute.
-            {"upstream": ({"samples": 40, "gap_ms": 1000}, {"samples": 3, "gap_ms": 1000})},
+            {
+                "upstream": ({"samples": 40, "gap_ms": 1000}, {"samples": 3, "gap_ms": 1000}),
+                "upstream_chromium": (
+                    {"samples": 40, "gap_ms": 1000},
+                    {"samples": 3, "gap_ms": 1000},
+                ),
+            },
         ),
         Workload(
             "resume",
@@ -254,9 +357,18 @@ WORKLOADS: dict[str, Workload] = {
             (
                 Metric("resume_s", "engine start → complete (s)", "lower"),
                 Metric("claim_to_complete_s", "claim → complete (s)", "lower"),
+                Metric("fresh_to_complete_s", "page load → complete (s)", "lower"),
             ),
             {"steps": 10_000, "crash_after": 9_000},
             {"steps": 500, "crash_after": 450},
+            # Upstream in Chromium needs ~5 minutes to checkpoint 9,000 steps before the crash:
+            # a tenth of the size (its resume cost grows linearly with the replayed steps).
+            {
+                "upstream_chromium": (
+                    {"steps": 1_000, "crash_after": 900},
+                    {"steps": 100, "crash_after": 90},
+                )
+            },
         ),
         Workload(
             "queries",
@@ -272,8 +384,24 @@ WORKLOADS: dict[str, Workload] = {
             ),
             {"runs": 100_000, "calls": 100},
             {"runs": 2_000, "calls": 10},
+            # Upstream in Chromium: its unfiltered and label queries take ~0.3 s each there.
+            {"upstream_chromium": ({"runs": 100_000, "calls": 20}, {"runs": 2_000, "calls": 10})},
         ),
-        # 5. Browser (OPFS) workloads: added with the browser systems.
+        Workload(
+            "start",
+            "5. Browser start: navigation → engine ready (migrated database on OPFS, worker "
+            "started), on a fresh profile (cold) then {reloads} reloads (warm: HTTP cache "
+            "revalidated, database there); bytes over the wire (headers + encoded bodies)",
+            (
+                Metric("cold_ready_ms", "cold: navigation → ready (ms)", "lower"),
+                Metric("warm_ready_ms", "warm reload: navigation → ready (ms)", "lower"),
+                Metric("cold_mb", "cold: transferred (MiB)", "lower"),
+                Metric("warm_mb", "warm: transferred (MiB)", "lower"),
+                Metric("cold_requests", "cold: requests", "lower"),
+            ),
+            {"reloads": 3},
+            {"reloads": 1},
+        ),
     )
 }
 
@@ -283,7 +411,7 @@ WORKLOADS: dict[str, Workload] = {
 
 @dataclass(frozen=True)
 class Target:
-    """A pass/fail line: ``durably_web``'s metric, or its ratio to a peer, against a bound."""
+    """A pass/fail line: a suite's durably_web metric, or its ratio to a peer, against a bound."""
 
     label: str
     workload: str
@@ -291,6 +419,7 @@ class Target:
     bound: float
     peer: str | None = None  # None: the absolute value; else durably_web ÷ peer (oriented)
     at_most: bool = False
+    suite: Suite = "native"
 
 
 TARGETS = (
@@ -306,8 +435,41 @@ TARGETS = (
     Target("trigger → start p50 ≤ 5 ms", "latency", "start_p50_ms", 5.0, at_most=True),
     Target("get_runs(status) p50 ≤ 10 ms", "queries", "status_p50_ms", 10.0, at_most=True),
     Target("get_runs(label) p50 ≤ 10 ms", "queries", "label_p50_ms", 10.0, at_most=True),
+    Target(
+        "Chromium steps/s ≥ 30 x upstream in Chromium",
+        "throughput",
+        "steps_per_s",
+        30.0,
+        "upstream_chromium",
+        suite="browser",
+    ),
+    Target(
+        "Chromium steps/s ≥ 50% of raw sqlite-wasm in the same worker",
+        "throughput",
+        "steps_per_s",
+        0.5,
+        "raw_wasm",
+        suite="browser",
+    ),
+    Target(
+        "engine ready ≤ 3 s cold",
+        "start",
+        "cold_ready_ms",
+        3000.0,
+        at_most=True,
+        suite="browser",
+    ),
+    Target(
+        "engine ready ≤ 2 s on a warm reload",
+        "start",
+        "warm_ready_ms",
+        2000.0,
+        at_most=True,
+        suite="browser",
+    ),
 )
-SELF = "durably_web"
+SELF = SELVES["native"]
+SUITE_TITLES: dict[Suite, str] = {"native": "CPython and Node", "browser": "headless Chromium"}
 TIMES = "\u00d7"  # the ratio sign in tables
 
 
@@ -336,18 +498,34 @@ def run_once(
         json.dumps(params),
     ]
     started = time.perf_counter()
+    # Its own process group: on a timeout, whatever it started (a browser, Playwright's
+    # driver) is killed with it.
+    proc = subprocess.Popen(
+        argv,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        proc = subprocess.run(
-            argv, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        # SIGTERM first: Playwright's driver then closes the browser it started (which runs
+        # in a process group of its own), then SIGKILL whatever is left of the group.
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
         return {"error": f"timed out after {timeout:.0f} s", "seconds": timeout}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.perf_counter() - started
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout)[-1500:]
+        tail = (stderr or stdout)[-1500:]
         return {"error": f"exit {proc.returncode}: {tail}", "seconds": seconds}
     result: dict[str, Any] = json.loads(lines[-1])
     result["seconds"] = seconds
@@ -391,14 +569,21 @@ def markdown_tables(
     workloads: list[Workload],
     quick: bool,
     repeat: int,
+    suite: Suite = "native",
 ) -> str:
-    """Tables of medians, one per workload, with a ratio row under each metric."""
-    out = [f"### WAL, synchronous={synchronous} (median of {repeat})", ""]
+    """Tables of medians, one per workload, with a ratio row under each metric.
+
+    Only ``suite``'s systems are shown; ratios are its durably_web variant ÷ each peer/floor.
+    """
+    me = SELVES[suite]
+    systems = [s for s in systems if s.suite == suite]
+    heading = f"### {SUITE_TITLES[suite]}: WAL, synchronous={synchronous} (median of {repeat})"
+    out = [heading, ""]
     for workload in workloads:
         present = [s for s in systems if s.name in medians.get(workload.name, {})]
         if not present:
             continue
-        title = workload.title.format(**workload.params(SELF, quick))
+        title = workload.title.format(**workload.params(me, quick))
         notes = [
             f"{SYSTEMS[name].label}: " + ", ".join(f"{k}={v}" for k, v in sizes[quick].items())
             for name, sizes in workload.overrides.items()
@@ -409,7 +594,7 @@ def markdown_tables(
         out.append("| metric | " + " | ".join(s.label for s in present) + " |")
         out.append("|---|" + "---:|" * len(present))
         data = medians[workload.name]
-        mine_all = data.get(SELF, {})
+        mine_all = data.get(me, {})
         for metric in workload.metrics:
             values = [data[s.name].get(metric.key) for s in present]
             if all(v is None for v in values):
@@ -431,17 +616,23 @@ def markdown_tables(
                     "| &nbsp;&nbsp;durably_web ÷ it (> 1 better) | " + " | ".join(cells) + " |"
                 )
         out.append("")
+    if len(out) == 2:
+        return ""
     return "\n".join(out)
 
 
 def check_targets(
-    medians: dict[str, dict[str, dict[str, float]]], workloads: dict[str, Workload]
+    medians: dict[str, dict[str, dict[str, float]]],
+    workloads: dict[str, Workload],
+    suite: Suite = "native",
 ) -> list[dict[str, Any]]:
-    """Evaluate every target against one durability setting's medians."""
+    """Evaluate every target of ``suite`` against one durability setting's medians."""
     checked = []
     for target in TARGETS:
+        if target.suite != suite:
+            continue
         data = medians.get(target.workload, {})
-        mine = data.get(SELF, {}).get(target.metric)
+        mine = data.get(SELVES[suite], {}).get(target.metric)
         value: float | None = mine
         if target.peer is not None:
             theirs = data.get(target.peer, {}).get(target.metric)
@@ -458,6 +649,7 @@ def check_targets(
         )
         checked.append(
             {
+                "suite": suite,
                 "target": target.label,
                 "value": value,
                 "bound": target.bound,
@@ -470,7 +662,7 @@ def check_targets(
 
 def targets_text(checked: list[dict[str, Any]], quick: bool) -> str:
     """Format the pass/fail lines as a Markdown table."""
-    lines = ["| target (durably_web) | measured | result |", "|---|---:|---|"]
+    lines = ["| target | measured | result |", "|---|---:|---|"]
     for item in checked:
         value = item["value"]
         shown = "n/a" if value is None else f"{TIMES}{fmt(value)}" if item["ratio"] else fmt(value)
@@ -490,8 +682,9 @@ _NOT_ENGINE = tuple(
 def code_state() -> dict[str, Any]:
     """Return the commit, the dirty files and a digest of the engine's source: what ran.
 
-    The digest covers src/durably_web without the browser, client, server, CLI and build
-    packages, which the CPython engine does not load.
+    ``src_digest`` covers src/durably_web without the browser, client, server, CLI and build
+    packages, which the CPython engine does not load; ``browser_digest`` covers all of
+    src/durably_web and web/'s JavaScript, what the browser systems run.
     """
 
     def git(*argv: str) -> str:
@@ -499,16 +692,23 @@ def code_state() -> dict[str, Any]:
         return proc.stdout
 
     digest = hashlib.sha1()
+    browser = hashlib.sha1()  # what the browser systems run: all of src, web/'s runtime
     for name in sorted(
-        git("ls-files", "--cached", "--others", "--exclude-standard", "src").split()
+        git("ls-files", "--cached", "--others", "--exclude-standard", "src", "web").split()
     ):
         path = ROOT / name
-        if path.is_file() and not name.startswith(_NOT_ENGINE):
-            digest.update(name.encode() + b"\0" + path.read_bytes())
+        if not path.is_file():
+            continue
+        entry = name.encode() + b"\0" + path.read_bytes()
+        if name.startswith("src/") and not name.startswith(_NOT_ENGINE):
+            digest.update(entry)
+        if name.startswith("src/") or name.endswith(".mjs"):
+            browser.update(entry)
     return {
         "commit": git("rev-parse", "HEAD").strip(),
-        "src_dirty": git("status", "--porcelain", "--", "src").splitlines(),
+        "src_dirty": git("status", "--porcelain", "--", "src", "web").splitlines(),
         "src_digest": digest.hexdigest(),
+        "browser_digest": browser.hexdigest(),
     }
 
 
@@ -541,7 +741,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, help="repetitions per system (default 5; --quick 1)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run for CI")
-    parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS))
+    parser.add_argument(
+        "--systems",
+        nargs="+",
+        choices=list(SYSTEMS),
+        help="default: all; with --quick, the native ones (the browser ones add ~4 minutes)",
+    )
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument(
         "--synchronous",
@@ -560,6 +765,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tmpdir", default=None, help="where the fresh database directories go")
     args = parser.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 5)
+    if args.systems is None:
+        quick_ok = {s.name for s in SYSTEMS.values() if s.suite == "native"}
+        args.systems = [name for name in SYSTEMS if not args.quick or name in quick_ok]
     systems = [SYSTEMS[name] for name in SYSTEMS if name in args.systems]
     workloads = [WORKLOADS[name] for name in WORKLOADS if name in args.workloads]
 
@@ -614,19 +822,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report: list[str] = []
     targets: dict[str, list[dict[str, Any]]] = {}
+    suites = [suite for suite in SUITE_TITLES if any(s.suite == suite for s in systems)]
     for synchronous in args.synchronous:
-        report.append(
-            markdown_tables(
-                synchronous, medians[synchronous], systems, workloads, args.quick, repeat
+        targets[synchronous] = []
+        for suite in suites:
+            tables = markdown_tables(
+                synchronous, medians[synchronous], systems, workloads, args.quick, repeat, suite
             )
-        )
-        targets[synchronous] = check_targets(medians[synchronous], WORKLOADS)
-        report.append(f"Targets at synchronous={synchronous}:\n")
-        report.append(targets_text(targets[synchronous], args.quick))
-        report.append("")
+            if not tables:
+                continue
+            report.append(tables)
+            checked = check_targets(medians[synchronous], WORKLOADS, suite)
+            targets[synchronous] += checked
+            report.append(f"Targets ({SUITE_TITLES[suite]}) at synchronous={synchronous}:\n")
+            report.append(targets_text(checked, args.quick))
+            report.append("")
     code_after = code_state()
-    if code_after["src_digest"] != code["src_digest"]:
-        report.append("WARNING: the engine source changed during this run; results mix versions.")
+    for key, what in (("src_digest", "engine"), ("browser_digest", "browser runtime")):
+        if code_after[key] != code[key]:
+            report.append(f"WARNING: the {what} source changed during this run: mixed versions.")
     print("\n".join(report))
 
     infos: dict[str, dict[str, Any]] = {}
@@ -640,7 +854,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quick": args.quick,
         "repeat": repeat,
         "machine": facts | {"loadavg_end": os.getloadavg()},
-        "code": code | {"src_digest_end": code_after["src_digest"]},
+        "code": code
+        | {
+            "src_digest_end": code_after["src_digest"],
+            "browser_digest_end": code_after["browser_digest"],
+        },
         "systems": {
             s.name: {"label": s.label, "role": s.role, "info": infos.get(s.name)} for s in systems
         },

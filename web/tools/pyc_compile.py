@@ -130,7 +130,7 @@ def runtime_prefix(kind: str) -> str:
 
 
 def wheel_tag(dst: str) -> str:
-    """The tag of the output wheel's file name; it must name this interpreter."""
+    """Return the tag of the output wheel's file name; it must name this interpreter."""
     tag = dst.rsplit("/", 1)[-1].removesuffix(".whl").split("-", 2)[-1]
     expected = f"cp{sys.version_info.major}{sys.version_info.minor}-"
     if not tag.startswith(expected):
