@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -32,44 +33,8 @@ from typing import Any
 from durably_web.webbuild.server import make_server
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-class Meter:
-    """Counts requests and bytes (headers + body as received) of one browser context."""
-
-    def __init__(self, context: Any, origin: str) -> None:
-        self.origin = origin
-        self.requests = 0
-        self.bytes = 0
-        self.foreign: list[str] = []
-        context.on("requestfinished", self._finished)
-        context.on("request", self._request)
-
-    def _request(self, request: Any) -> None:
-        if not request.url.startswith((self.origin, "data:", "blob:")):
-            self.foreign.append(request.url)
-
-    def _finished(self, request: Any) -> None:
-        self.requests += 1
-        try:
-            sizes = request.sizes()
-        except Exception:  # noqa: BLE001 - a request without sizes counts as 0 bytes
-            return
-        self.bytes += sizes["responseBodySize"] + sizes["responseHeadersSize"]
-
-    def reset(self) -> None:
-        """Start counting again."""
-        self.requests = self.bytes = 0
+sys.path.append(str(ROOT))  # run as a script: the repository root, for playwright_tests
+from playwright_tests.browser import Meter, launch_options  # noqa: E402
 
 
 def load(page: Any, url: str | None, meter: Meter) -> dict[str, Any]:
@@ -126,7 +91,7 @@ def main() -> None:
 
         def launch(profile: Path) -> tuple[Any, Meter]:
             context = playwright.chromium.launch_persistent_context(
-                str(profile), executable_path=CHROMIUM, args=ARGS, headless=True
+                str(profile), **launch_options()
             )
             return context, Meter(context, origin)
 

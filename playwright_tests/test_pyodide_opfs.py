@@ -24,23 +24,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from tests.pyodide import assets
 
+from playwright_tests.browser import CHROMIUM, foreign, launch_options
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BACKENDS = ["opfs", "opfs-full"]
 # Two OPFS backends x (contract + integration) + unit tests: ~250 pass.
 MIN_PASSED = 200
@@ -68,18 +59,6 @@ def base_url() -> Iterator[str]:
         shutil.rmtree(assets.ROOT / "web" / "vendor" / assets.BROWSER_ASSETS, ignore_errors=True)
 
 
-def foreign(urls: list[str]) -> list[str]:
-    """URLs that left 127.0.0.1 (``data:`` and ``blob:`` stay in the page)."""
-    bad = []
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme in ("data", "blob"):
-            continue
-        if parts.scheme not in ("http", "https", "ws", "wss") or parts.hostname != "127.0.0.1":
-            bad.append(url)
-    return bad
-
-
 def format_failures(summary: dict[str, Any]) -> str:
     """Every failure with its traceback, for the assertion message."""
     return "\n\n".join(
@@ -96,10 +75,7 @@ def test_suite_passes_on_pyodide_in_chromium_on_opfs(base_url: str, tmp_path: Pa
     started = time.monotonic()
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
+            str(tmp_path / "profile"), **launch_options()
         )
         try:
             # Context-wide (the worker's fetches too); a lambda, not list.append (a builtin

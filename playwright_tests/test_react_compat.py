@@ -42,18 +42,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from durably_web import Durably, StepContext, create_durably, define_job
 from durably_web.server import create_app
+from playwright_tests import browser
 from playwright_tests.react_compat.build import ensure_bundle
 
-CHROMIUM = os.environ.get("DURABLY_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM = os.environ.get("DURABLY_CHROMIUM", str(browser.CHROMIUM))
 API = "/api/durably"
 WAIT_MS = 20_000
 T = TypeVar("T")
@@ -237,14 +229,7 @@ class Traffic:
 
     def foreign(self) -> list[str]:
         """Requests that left 127.0.0.1 (or used a scheme that could)."""
-        bad = []
-        for _, url in self.requests:
-            parts = urlsplit(url)
-            if parts.scheme in ("data", "blob"):
-                continue
-            if parts.scheme not in ("http", "https", "ws", "wss") or parts.hostname != "127.0.0.1":
-                bad.append(url)
-        return bad
+        return browser.foreign(url for _, url in self.requests)
 
     def check(self) -> None:
         assert self.requests, "no request was recorded at all"
@@ -265,10 +250,7 @@ async def open_browser(profile: Path) -> AsyncIterator[Browsing]:
     traffic = Traffic()
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
+            str(profile), **browser.launch_options(CHROMIUM)
         )
         context.on("request", traffic.on_request)
         context.on("response", traffic.on_response)

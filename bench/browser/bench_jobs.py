@@ -2,9 +2,11 @@
 
 Loaded by ``bench/browser/worker.mjs`` into Pyodide (and, as a plain job module, by the
 product worker ``web/worker.mjs`` in the ``start`` workload: the ``jobs`` mapping below).
-The workloads mirror ``bench/systems/durably_cpython.py`` one for one; every timing is taken
-here, inside the worker, with ``time.perf_counter`` (``performance.now()`` underneath: 5 us
-resolution on the cross-origin-isolated bench page).
+The workloads are ``bench/systems/durably_cpython.py``'s, measured by the same code
+(``bench/systems/bench_workloads.py``, which the worker writes beside this file); every timing
+is taken here, inside the worker, with ``time.perf_counter`` (``performance.now()`` underneath:
+5 us resolution on the cross-origin-isolated bench page). The workloads import
+``bench_workloads`` when they run: the product worker loads this file alone, as a job module.
 
 The engine is built as ``durably_web.browser.boot.boot`` builds it, from the same pieces: the
 ``PyodideConnection`` over the worker's SQLite bridge with boot's pragmas for the durability
@@ -18,9 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
-import random
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -98,77 +97,22 @@ def _connection(durably: Durably) -> PyodideConnection:
 
 async def throughput(bridge: Any, sync: str, params: dict[str, Any], hooks: Any) -> dict[str, Any]:
     """Steps/s over ``runs`` x ``steps``, first trigger to last completion."""
+    import bench_workloads
+
     runs, steps = int(params["runs"]), int(params["steps"])
     durably = _engine(bridge, sync)
     await durably.migrate()
-    loop = asyncio.get_running_loop()
-    all_done: asyncio.Future[float] = loop.create_future()
-    finished = {"completed": 0, "failed": 0}
-
-    def on_end(event: Any) -> None:
-        finished["completed" if event.type == "run:complete" else "failed"] += 1
-        if sum(finished.values()) == runs and not all_done.done():
-            all_done.set_result(time.perf_counter())
-
-    durably.on("run:complete", on_end)
-    durably.on("run:fail", on_end)
-    hooks.stage("workload")
-    started = time.perf_counter()
-    for _ in range(runs):
-        await durably.jobs.bench.trigger({"steps": steps})
-    durably.start()
-    ended = await all_done
-    hooks.stage("workload-done")
-    await durably.close()
-    if finished["failed"]:
-        raise RuntimeError(f"{finished['failed']} runs failed")
-    wall = ended - started
-    return {"steps_per_s": runs * steps / wall, "wall_s": wall}
+    return await bench_workloads.throughput(durably, runs, steps, hooks.stage)
 
 
 async def latency(bridge: Any, sync: str, params: dict[str, Any], hooks: Any) -> dict[str, Any]:
     """Trigger → run:start and trigger → run:complete of a 1-step job on an idle worker."""
+    import bench_workloads
+
     samples, gap_ms = int(params["samples"]), float(params.get("gap_ms", 20))
     durably = _engine(bridge, sync)
     await durably.init()
-    loop = asyncio.get_running_loop()
-    rng = random.Random(1)
-    marks: dict[str, float] = {}
-    state: dict[str, asyncio.Future[float]] = {}
-
-    def on_start(event: Any) -> None:
-        marks.setdefault("start", time.perf_counter())
-
-    def on_complete(event: Any) -> None:
-        done = state.get("done")
-        if done is not None and not done.done():
-            done.set_result(time.perf_counter())
-
-    durably.on("run:start", on_start)
-    durably.on("run:complete", on_complete)
-    to_start, to_complete, trigger_call = [], [], []
-    for i in range(samples + 2):  # the first two warm up
-        await asyncio.sleep(rng.uniform(0, gap_ms) / 1000)
-        marks.clear()
-        state["done"] = loop.create_future()
-        t0 = time.perf_counter()
-        await durably.jobs.bench.trigger({"steps": 1})
-        returned = time.perf_counter()
-        completed = await state["done"]
-        if i >= 2:
-            trigger_call.append((returned - t0) * 1000)
-            to_start.append((marks["start"] - t0) * 1000)
-            to_complete.append((completed - t0) * 1000)
-    await durably.close()
-    start_p50, start_p95 = _percentiles(to_start)
-    complete_p50, complete_p95 = _percentiles(to_complete)
-    return {
-        "trigger_call_p50_ms": _percentiles(trigger_call)[0],
-        "start_p50_ms": start_p50,
-        "start_p95_ms": start_p95,
-        "complete_p50_ms": complete_p50,
-        "complete_p95_ms": complete_p95,
-    }
+    return await bench_workloads.latency(durably, samples, gap_ms)
 
 
 async def crash(bridge: Any, sync: str, params: dict[str, Any], hooks: Any) -> dict[str, Any]:
@@ -187,48 +131,28 @@ async def resume(bridge: Any, sync: str, params: dict[str, Any], hooks: Any) -> 
     Like boot: open, migrate, reclaim every leased run at once (the exclusive OPFS pool means
     their owner is dead: no lease has to expire first), start the worker.
     """
+    import bench_workloads
+
     steps, crash_after = int(params["steps"]), int(params["crash_after"])
     check = PyodideConnection(bridge, DATABASE, pragmas(sync))
     rows = check.query("SELECT COUNT(*) AS n FROM durably_steps WHERE status = 'completed'")
     check.close()
     if rows[0]["n"] != crash_after:
         raise RuntimeError(f"expected {crash_after} checkpoints, found {rows[0]['n']}")
-    loop = asyncio.get_running_loop()
-    completed: asyncio.Future[float] = loop.create_future()
-    marks: dict[str, float] = {}
 
-    def on_start(event: Any) -> None:
-        marks.setdefault("claimed", time.perf_counter())
-
-    def on_end(event: Any) -> None:
-        if completed.done():
-            return
-        if event.type == "run:complete":
-            completed.set_result(time.perf_counter())
-        else:
-            completed.set_exception(RuntimeError(event.error))
+    async def start(durably: Durably) -> None:
+        await durably.migrate()
+        await durably.release_all_leases()
+        durably.start()
 
     hooks.stage("workload")
-    started = time.perf_counter()
-    durably = _engine(bridge, sync)
-    durably.on("run:start", on_start)
-    durably.on("run:complete", on_end)
-    durably.on("run:fail", on_end)
-    await durably.migrate()
-    await durably.release_all_leases()
-    durably.start()
-    ended = await completed
-    await durably.close()
-    return {
-        "resume_s": ended - started,
-        "claim_to_complete_s": ended - marks["claimed"],
-        "replayed_steps": crash_after,
-        "new_steps": steps - crash_after,
-    }
+    return await bench_workloads.resume(lambda: _engine(bridge, sync), start, steps, crash_after)
 
 
 async def queries(bridge: Any, sync: str, params: dict[str, Any], hooks: Any) -> dict[str, Any]:
     """get_runs(limit=50): unfiltered, status="failed", labels={"org": "org-3"}: p50/p95 ms."""
+    import bench_workloads
+
     calls = int(params["calls"])  # params["runs"]: the size params["dataset_sql"] inserts
     durably = _engine(bridge, sync)
     await durably.migrate()  # the worker is not started: nothing claims the pending runs
@@ -239,31 +163,8 @@ async def queries(bridge: Any, sync: str, params: dict[str, Any], hooks: Any) ->
             connection.execute(statement)
     insert_s = time.perf_counter() - t0
     summary = list(connection.query(params["summary_sql"])[0].values())
-    filters: dict[str, dict[str, Any]] = {
-        "all": {},
-        "status": {"status": "failed"},
-        "label": {"labels": {"org": "org-3"}},
-    }
-    metrics: dict[str, Any] = {"bulk_insert_s": insert_s, "summary": summary}
-    for name, kwargs in filters.items():
-        timings = []
-        for i in range(calls + 3):  # the first three warm up
-            t0 = time.perf_counter()
-            found = await durably.get_runs(limit=50, **kwargs)
-            elapsed = (time.perf_counter() - t0) * 1000
-            if len(found) != 50:
-                raise RuntimeError(f"get_runs({kwargs}) returned {len(found)} runs, not 50")
-            if i >= 3:
-                timings.append(elapsed)
-        metrics[f"{name}_p50_ms"], metrics[f"{name}_p95_ms"] = _percentiles(timings)
-    await durably.close()
-    return metrics
-
-
-def _percentiles(samples_ms: list[float]) -> tuple[float, float]:
-    """(p50, p95) as benchlib.percentiles computes them (median; p95 by nearest rank)."""
-    ordered = sorted(samples_ms)
-    return statistics.median(ordered), ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+    metrics = await bench_workloads.queries(durably, calls)
+    return {"bulk_insert_s": insert_s, "summary": summary, **metrics}
 
 
 Workload = Callable[[Any, str, dict[str, Any], Any], Any]

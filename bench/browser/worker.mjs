@@ -16,7 +16,8 @@ import { bootPyodide } from "../runtime.mjs";
 import { createBridge } from "../sqlite_bridge.mjs";
 
 const VENDOR = new URL("../vendor/", import.meta.url).href;
-const JOBS = new URL("./bench_jobs.py", import.meta.url).href;
+/** Python modules written into HOME: bench_jobs.py imports bench_workloads.py (bench/systems/). */
+const MODULES = ["bench_jobs.py", "bench_workloads.py"];
 const HOME = "/home/pyodide/bench";
 const epoch = () => performance.timeOrigin + performance.now();
 /** @param {string} name */
@@ -98,11 +99,11 @@ async function main() {
   await pool.reserveMinimumCapacity(pool.getFileCount() + 8);
   stage("vfs");
   const config = await configReady;
-  const source = fetch(JOBS).then((response) => response.text());
+  const sources = MODULES.map((name) => fetch(new URL(`./${name}`, import.meta.url)).then((response) => response.text()));
   const pyodide = await bootPyodide(VENDOR);
   stage("pyodide");
   pyodide.FS.mkdirTree(HOME);
-  pyodide.FS.writeFile(`${HOME}/bench_jobs.py`, await source);
+  for (const [i, name] of MODULES.entries()) pyodide.FS.writeFile(`${HOME}/${name}`, await sources[i]);
   pyodide.runPython(`import sys\nif ${JSON.stringify(HOME)} not in sys.path: sys.path.insert(0, ${JSON.stringify(HOME)})`);
   const bench = pyodide.pyimport("bench_jobs");
   const bridge = createBridge(sqlite3, (filename) => new pool.OpfsSAHPoolDb(filename));

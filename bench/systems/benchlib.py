@@ -9,23 +9,24 @@ A *system* is a command that runs one workload once and prints one JSON line on 
 ``metrics`` holds numbers the harness takes medians of; ``info`` holds facts (versions,
 settings) it reports once. The Node scripts in ``bench/upstream_node`` speak the same protocol.
 This module is stdlib-only so that it runs in every interpreter the harness uses (the
-project's venv and the separate DBOS venv).
+project's venv and the separate DBOS venv); ``percentiles`` comes from its stdlib-only
+sibling ``bench_workloads``, which the browser's worker loads too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import sqlite3
-import statistics
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from bench_workloads import percentiles
 
 __all__ = [
     "EXPIRED",
@@ -99,13 +100,6 @@ def emit(args: Args, system: str, metrics: dict[str, Any], info: dict[str, Any])
 def step_value(i: int) -> dict[str, Any]:
     """Return the small JSON value every benchmark step returns."""
     return {"i": i, "ok": True}
-
-
-def percentiles(samples_ms: Sequence[float]) -> tuple[float, float]:
-    """Return (p50, p95) of ``samples_ms``; p95 by nearest rank."""
-    ordered = sorted(samples_ms)
-    p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-    return statistics.median(ordered), p95
 
 
 def peak_rss_mb() -> float:

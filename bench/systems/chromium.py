@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -56,16 +57,9 @@ from durably_web.webbuild.server import DemoServer, _Handler
 
 BENCH = Path(__file__).resolve().parents[1]
 ROOT = BENCH.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.append(str(ROOT))  # run as a script: the repository root, for playwright_tests
+from playwright_tests.browser import Meter, launch_options  # noqa: E402
+
 DURABLY_PAGE = BENCH / "browser"
 UPSTREAM_PAGE = BENCH / "upstream_browser"
 MB = 2**20
@@ -142,6 +136,8 @@ def make_server(system: BrowserSystem) -> tuple[BenchServer, str]:
             name: DURABLY_PAGE / name
             for name in ("index.html", "bench.mjs", "worker.mjs", "bench_jobs.py")
         }
+        # bench_jobs.py's workloads import it (the measuring code durably_cpython.py shares)
+        files["bench_workloads.py"] = BENCH / "systems" / "bench_workloads.py"
         server = BenchServer(ROOT / "web", files)
         page = "bench/index.html"
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -149,34 +145,6 @@ def make_server(system: BrowserSystem) -> tuple[BenchServer, str]:
 
 
 # -- the browser --------------------------------------------------------------------------
-
-
-class Meter:
-    """Requests, bytes over the wire (headers + encoded body) and foreign requests."""
-
-    def __init__(self, context: Any, origin: str) -> None:
-        self.origin = origin
-        self.requests = 0
-        self.bytes = 0
-        self.foreign: list[str] = []
-        context.on("request", self._request)
-        context.on("requestfinished", self._finished)
-
-    def _request(self, request: Any) -> None:
-        if not request.url.startswith((self.origin, "data:", "blob:")):
-            self.foreign.append(request.url)
-
-    def _finished(self, request: Any) -> None:
-        self.requests += 1
-        try:
-            sizes = request.sizes()
-        except Exception:  # noqa: BLE001 - a request without sizes (cache, abort) counts 0
-            return
-        self.bytes += sizes["responseBodySize"] + sizes["responseHeadersSize"]
-
-    def reset(self) -> None:
-        """Count from zero again."""
-        self.requests = self.bytes = 0
 
 
 @dataclass
@@ -320,7 +288,7 @@ class Run:
     def __init__(self, playwright: Any, profile: Path, origin: str, config: dict[str, Any]):
         self.profile = profile
         self.context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            str(profile), **launch_options()
         )
         self.meter = Meter(self.context, origin)
         self.context.add_init_script(f"window.__benchConfig = {json.dumps(config)};")

@@ -31,6 +31,7 @@ import time
 from importlib.metadata import version
 from typing import Any
 
+import bench_workloads
 import benchlib
 import sqlalchemy as sa
 from benchlib import Args
@@ -127,15 +128,7 @@ def latency(args: Args) -> dict[str, Any]:
             to_start.append((_MARKS["started"] - t0) * 1000)
             to_complete.append((completed - t0) * 1000)
     DBOS.destroy()
-    start_p50, start_p95 = benchlib.percentiles(to_start)
-    complete_p50, complete_p95 = benchlib.percentiles(to_complete)
-    return {
-        "trigger_call_p50_ms": benchlib.percentiles(trigger_call)[0],
-        "start_p50_ms": start_p50,
-        "start_p95_ms": start_p95,
-        "complete_p50_ms": complete_p50,
-        "complete_p95_ms": complete_p95,
-    }
+    return bench_workloads.latency_metrics(trigger_call, to_start, to_complete)
 
 
 def crash_phase(args: Args) -> None:

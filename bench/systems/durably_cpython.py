@@ -18,15 +18,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from importlib.metadata import version
 from typing import Any
 
+import bench_workloads
 import benchlib
 from benchlib import Args
 
@@ -72,31 +71,8 @@ async def throughput(args: Args) -> dict[str, Any]:
     runs, steps = int(args.params["runs"]), int(args.params["steps"])
     durably = _engine(args)
     await durably.migrate()
-    loop = asyncio.get_running_loop()
-    all_done: asyncio.Future[float] = loop.create_future()
-    finished = {"completed": 0, "failed": 0}
-
-    def on_end(event: Any) -> None:
-        finished["completed" if event.type == "run:complete" else "failed"] += 1
-        if sum(finished.values()) == runs and not all_done.done():
-            all_done.set_result(time.perf_counter())
-
-    durably.on("run:complete", on_end)
-    durably.on("run:fail", on_end)
-    started = time.perf_counter()
-    for _ in range(runs):
-        await durably.jobs.bench.trigger({"steps": steps})
-    durably.start()
-    ended = await all_done
-    await durably.close()
-    if finished["failed"]:
-        raise RuntimeError(f"{finished['failed']} runs failed")
-    wall = ended - started
-    return {
-        "steps_per_s": runs * steps / wall,
-        "wall_s": wall,
-        "rss_peak_mb": benchlib.peak_rss_mb(),
-    }
+    metrics = await bench_workloads.throughput(durably, runs, steps)
+    return {**metrics, "rss_peak_mb": benchlib.peak_rss_mb()}
 
 
 async def latency(args: Args) -> dict[str, Any]:
@@ -104,45 +80,7 @@ async def latency(args: Args) -> dict[str, Any]:
     samples, gap_ms = int(args.params["samples"]), float(args.params.get("gap_ms", 20))
     durably = _engine(args)
     await durably.init()
-    loop = asyncio.get_running_loop()
-    rng = random.Random(1)
-    marks: dict[str, float] = {}
-    state: dict[str, asyncio.Future[float]] = {}
-
-    def on_start(event: Any) -> None:
-        marks.setdefault("start", time.perf_counter())
-
-    durably.on("run:start", on_start)
-
-    def on_complete(event: Any) -> None:
-        done = state.get("done")
-        if done is not None and not done.done():
-            done.set_result(time.perf_counter())
-
-    durably.on("run:complete", on_complete)
-    to_start, to_complete, trigger_call = [], [], []
-    for i in range(samples + 2):  # the first two warm up
-        await asyncio.sleep(rng.uniform(0, gap_ms) / 1000)
-        marks.clear()
-        state["done"] = loop.create_future()
-        t0 = time.perf_counter()
-        await durably.jobs.bench.trigger({"steps": 1})
-        returned = time.perf_counter()
-        completed = await state["done"]
-        if i >= 2:
-            trigger_call.append((returned - t0) * 1000)
-            to_start.append((marks["start"] - t0) * 1000)
-            to_complete.append((completed - t0) * 1000)
-    await durably.close()
-    start_p50, start_p95 = benchlib.percentiles(to_start)
-    complete_p50, complete_p95 = benchlib.percentiles(to_complete)
-    return {
-        "trigger_call_p50_ms": benchlib.percentiles(trigger_call)[0],
-        "start_p50_ms": start_p50,
-        "start_p95_ms": start_p95,
-        "complete_p50_ms": complete_p50,
-        "complete_p95_ms": complete_p95,
-    }
+    return await bench_workloads.latency(durably, samples, gap_ms)
 
 
 async def crash_phase(args: Args) -> None:
@@ -173,36 +111,9 @@ async def resume(args: Args) -> dict[str, Any]:
         "UPDATE durably_runs SET lease_expires_at = ? WHERE status = 'leased'", (benchlib.EXPIRED,)
     )
     db.close()
-
-    loop = asyncio.get_running_loop()
-    completed: asyncio.Future[float] = loop.create_future()
-    marks: dict[str, float] = {}
-    started = time.perf_counter()
-    durably = _engine(args)
-
-    def on_start(event: Any) -> None:
-        marks.setdefault("claimed", time.perf_counter())
-
-    def on_end(event: Any) -> None:
-        if completed.done():
-            return
-        if event.type == "run:complete":
-            completed.set_result(time.perf_counter())
-        else:
-            completed.set_exception(RuntimeError(event.error))
-
-    durably.on("run:start", on_start)
-    durably.on("run:complete", on_end)
-    durably.on("run:fail", on_end)
-    await durably.init()
-    ended = await completed
-    await durably.close()
-    return {
-        "resume_s": ended - started,
-        "claim_to_complete_s": ended - marks["claimed"],
-        "replayed_steps": crash_after,
-        "new_steps": steps - crash_after,
-    }
+    return await bench_workloads.resume(
+        lambda: _engine(args), lambda durably: durably.init(), steps, crash_after
+    )
 
 
 def _child_argv(args: Args) -> list[str]:
@@ -232,25 +143,7 @@ async def queries(args: Args) -> dict[str, Any]:
 
     durably = _engine(args)
     await durably.migrate()
-    filters: dict[str, dict[str, Any]] = {
-        "all": {},
-        "status": {"status": "failed"},
-        "label": {"labels": {"org": "org-3"}},
-    }
-    metrics: dict[str, Any] = {}
-    for name, kwargs in filters.items():
-        timings = []
-        for i in range(calls + 3):  # the first three warm up
-            t0 = time.perf_counter()
-            found = await durably.get_runs(limit=50, **kwargs)
-            elapsed = (time.perf_counter() - t0) * 1000
-            if len(found) != 50:
-                raise RuntimeError(f"get_runs({kwargs}) returned {len(found)} runs, not 50")
-            if i >= 3:
-                timings.append(elapsed)
-        metrics[f"{name}_p50_ms"], metrics[f"{name}_p95_ms"] = benchlib.percentiles(timings)
-    await durably.close()
-    return metrics
+    return await bench_workloads.queries(durably, calls)
 
 
 WORKLOADS = {"throughput": throughput, "latency": latency, "resume": resume, "queries": queries}

@@ -32,10 +32,10 @@ from typing import Any
 
 import pytest
 
+from playwright_tests.browser import CHROMIUM
 from playwright_tests.demo.helpers import ApiServer, Browser, Server
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 BROKEN_JOBS = Path(__file__).with_name("broken_jobs.py")
 
 

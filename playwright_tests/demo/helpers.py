@@ -10,15 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from playwright_tests.browser import is_local, launch_options
+
 BOOT_TIMEOUT_MS = 90_000  # a cold engine boot takes ~3-8 s here; leave room for a busy CI
 
 
@@ -79,10 +72,7 @@ class Browser:
     def open(self, profile: str = "profile") -> Any:
         """Open (or reopen) the context of profile ``profile``."""
         context = self.playwright.chromium.launch_persistent_context(
-            str(self.tmp / profile),
-            executable_path=str(self.executable),
-            args=CHROMIUM_ARGS,
-            headless=True,
+            str(self.tmp / profile), **launch_options(self.executable)
         )
         # A lambda: a bound builtin like list.append cannot carry Playwright's wrapper.
         context.on("request", lambda request: self.requests.append(request.url))
@@ -101,7 +91,7 @@ class Browser:
 
     def is_local(self, url: str) -> bool:
         """Tell whether a request stayed on this machine (data: and blob: never leave it)."""
-        return url.startswith(("data:", "blob:")) or url.startswith(self.server_prefixes)
+        return is_local(url, self.server_prefixes)
 
 
 class Demo:
@@ -154,6 +144,20 @@ class Demo:
                 return new[0]
             self.page.wait_for_timeout(50)
         raise AssertionError(f"no run appeared; form error: {self.form_error()!r}")
+
+    def cancel_running_import(self, rows: int = 2000) -> str:
+        """Start a slow import, cancel it after its first batch; return its id.
+
+        Checks that the run stays cancelled, short of ``rows``, a second later.
+        """
+        run_id = self.start_import(rows=rows, batch=100, delay_ms=200)
+        self.wait_progress(run_id, 100)
+        self.click(run_id, "cancel")
+        self.wait_run(run_id, "cancelled")
+        self.page.wait_for_timeout(1000)
+        assert self.run_status(run_id) == "cancelled"
+        assert self.progress(run_id) < rows
+        return run_id
 
     def form_error(self) -> str:
         """The form's error text, or "" when it shows none."""

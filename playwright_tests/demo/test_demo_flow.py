@@ -71,13 +71,7 @@ def test_failed_run_can_be_retried_and_deleted(server: Server, browser: Browser)
 def test_cancel_stops_a_running_import(server: Server, browser: Browser) -> None:
     demo = Demo(browser.open().new_page()).goto(server.demo(fresh_db()))
     demo.wait_status("ready")
-    run_id = demo.start_import(rows=2000, batch=100, delay_ms=200)
-    demo.wait_progress(run_id, 100)
-    demo.click(run_id, "cancel")
-    demo.wait_run(run_id, "cancelled")
-    demo.page.wait_for_timeout(1000)
-    assert demo.run_status(run_id) == "cancelled"
-    assert demo.progress(run_id) < 2000
+    demo.cancel_running_import(rows=2000)
 
 
 def test_a_second_tab_is_told_the_database_is_open_elsewhere(

@@ -87,14 +87,7 @@ def test_runs_triggered_elsewhere_appear_live(api_server: ApiServer, browser: Br
 
 def test_cancel_and_retry_in_server_mode(api_server: ApiServer, browser: Browser) -> None:
     demo, _ = open_demo(api_server, browser)
-    run_id = demo.start_import(rows=2000, batch=100, delay_ms=200)
-    demo.wait_progress(run_id, 100)
-    demo.click(run_id, "cancel")
-    demo.wait_run(run_id, "cancelled")
-    demo.page.wait_for_timeout(1000)
-    assert demo.run_status(run_id) == "cancelled"
-    stopped_at = demo.progress(run_id)
-    assert stopped_at < 2000
+    run_id = demo.cancel_running_import(rows=2000)
 
     demo.click(run_id, "retry")  # in place: the checkpointed batches replay
     demo.wait_run(run_id, "completed")
