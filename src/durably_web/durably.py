@@ -28,7 +28,8 @@ from durably_web.handles import JobHandle, Jobs
 from durably_web.job import JobDefinition
 from durably_web.models import RUN_STATUSES, Log, Run, Step
 from durably_web.options import Options, parse_duration
-from durably_web.storage.store import RunFilter, SQLiteStore
+from durably_web.storage.records import RunFilter
+from durably_web.storage.store import SQLiteStore
 from durably_web.trigger import TriggerItem, prepare, validate_label_filter
 from durably_web.watch import wait_for, watch
 from durably_web.worker import Worker

@@ -32,7 +32,7 @@ from durably_web.errors import LeaseLost, RunCancelled, ValidationError
 from durably_web.events import LogWrite, RunProgress, StepCancel, StepComplete, StepFail, StepStart
 from durably_web.ids import new_ulid
 from durably_web.models import Progress, Run
-from durably_web.storage.store import Pending
+from durably_web.storage.records import Pending
 from durably_web.validation import dump_json
 
 if TYPE_CHECKING:

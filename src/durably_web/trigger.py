@@ -15,7 +15,7 @@ import pydantic
 
 from durably_web.errors import ValidationError
 from durably_web.job import JobDefinition
-from durably_web.storage.store import NewRun
+from durably_web.storage.records import NewRun
 from durably_web.validation import dump_json, format_pydantic_error, to_json_value
 
 __all__ = ["TriggerItem", "prepare", "validate_label_filter", "validate_labels"]

@@ -29,7 +29,8 @@ from durably_web import (
     define_job,
 )
 from durably_web.adapters.sqlite3 import SQLite3Connection
-from durably_web.storage.store import Pending, SQLiteStore
+from durably_web.storage.records import Pending
+from durably_web.storage.store import SQLiteStore
 from durably_web.testing import FakeClock
 
 LEASE = 30.0
