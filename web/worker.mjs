@@ -6,7 +6,7 @@
  * opfs-sahpool VFS while Pyodide was booting made createSyncAccessHandle() hang on ~12% of
  * loads. A reloaded page can find the old worker still holding the access handles for ~2 s,
  * so the install is retried (without `preserveOnInitFailure` a failed attempt would delete
- * the pool's files).
+ * the pool's files): see web/opfs.mjs.
  *
  * Messages to the page: {type: "stage", name, t}, then {type: "ready", jobs, workerId, marks}
  * or {type: "boot-error", error: {name, message, code}}; after that, JSON text from the
@@ -14,7 +14,8 @@
  * once, then JSON text requests.
  */
 import sqlite3InitModule from "./vendor/sqlite-wasm/index.mjs";
-import { BootError, bootPyodide, startEngine, wireError } from "./runtime.mjs";
+import { checkOpfs, installVfs } from "./opfs.mjs";
+import { bootPyodide, startEngine, wireError } from "./runtime.mjs";
 import { createBridge } from "./sqlite_bridge.mjs";
 
 const VENDOR = new URL("./vendor/", import.meta.url).href;
@@ -25,7 +26,6 @@ const stage = (name) => {
   marks[name] = performance.now();
   postMessage({ type: "stage", name, t: marks[name] });
 };
-const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** @type {(config: any) => void} */
 let receiveConfig = () => {};
@@ -44,41 +44,6 @@ self.onmessage = (event) => {
     receiveConfig(data.config ?? {});
   }
 };
-
-function checkOpfs() {
-  const storage = /** @type {any} */ (navigator).storage;
-  const handle = /** @type {any} */ (globalThis).FileSystemFileHandle;
-  if (!storage?.getDirectory || typeof handle?.prototype?.createSyncAccessHandle !== "function") {
-    throw new BootError(
-      "opfs_unavailable",
-      "This browser gives no access to the Origin Private File System (OPFS) here, so runs " +
-        "cannot be stored across reloads. Use a current Chromium, Firefox or Safari over https " +
-        "or localhost, outside private browsing.",
-    );
-  }
-}
-
-/** @param {any} sqlite3 */
-async function installVfs(sqlite3, attempts = 40, delayMs = 250) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const pool = await sqlite3.installOpfsSAHPoolVfs({
-        name: "durably-sahpool",
-        directory: ".durably-sahpool",
-        forceReinitIfPreviouslyFailed: true, // else the first failure is cached for good
-        preserveOnInitFailure: true, // else a failed attempt deletes the pool's files
-      });
-      return { pool, attempt };
-    } catch (error) {
-      const text = String(/** @type {any} */ (error)?.message ?? error);
-      if (/quota/i.test(text)) throw new BootError("quota_exceeded", `storage quota exceeded opening the database: ${text}`);
-      if (attempt >= attempts) {
-        throw new BootError("opfs_busy", `the database is held by another worker (open in another tab?): ${text}`);
-      }
-      await sleep(delayMs);
-    }
-  }
-}
 
 /** @param {string} url */
 async function fetchText(url) {

@@ -12,6 +12,7 @@
  * {type: "crashing"} when it reaches the step where the page is to terminate it.
  */
 import sqlite3InitModule from "../vendor/sqlite-wasm/index.mjs";
+import { installVfs } from "../opfs.mjs";
 import { bootPyodide } from "../runtime.mjs";
 import { createBridge } from "../sqlite_bridge.mjs";
 
@@ -22,7 +23,6 @@ const HOME = "/home/pyodide/bench";
 const epoch = () => performance.timeOrigin + performance.now();
 /** @param {string} name */
 const stage = (name) => postMessage({ type: "stage", name, t: epoch() });
-const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** @type {(config: any) => void} */
 let receiveConfig = () => {};
@@ -30,24 +30,6 @@ const configReady = new Promise((resolve) => (receiveConfig = resolve));
 self.onmessage = (event) => {
   if (event.data?.type === "run") receiveConfig(event.data.config);
 };
-
-/** The product worker's VFS install, retried while a killed worker still holds the pool. @param {any} sqlite3 */
-async function installVfs(sqlite3, attempts = 40, delayMs = 250) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const pool = await sqlite3.installOpfsSAHPoolVfs({
-        name: "durably-sahpool",
-        directory: ".durably-sahpool",
-        forceReinitIfPreviouslyFailed: true,
-        preserveOnInitFailure: true,
-      });
-      return { pool, attempt };
-    } catch (error) {
-      if (attempt >= attempts) throw error;
-      await sleep(delayMs);
-    }
-  }
-}
 
 /**
  * The floor: `rows` INSERTs in autocommit mode (each its own transaction, committed by
