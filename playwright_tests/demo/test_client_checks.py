@@ -28,4 +28,4 @@ def test_client_self_check(server: Server, browser: Browser, path: str, interpre
     assert report["interpreter"] == interpreter
     failed = [row for row in report["results"] if not row[1]]
     assert not failed, failed
-    assert len(report["results"]) >= 13
+    assert len(report["results"]) >= 14
