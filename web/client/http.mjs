@@ -45,6 +45,18 @@ const SETTLE_MS = 2_000;
 /** Runs whose terminal event the events stream delivered (the latest ones). */
 const TERMINAL_MEMORY = 1_000;
 
+/**
+ * The JSON event an SSE `data:` frame carries; null for a frame that is not JSON (skipped).
+ * @param {MessageEvent} message @returns {any}
+ */
+function sseEvent(message) {
+  try {
+    return JSON.parse(message.data);
+  } catch {
+    return null;
+  }
+}
+
 /** @param {TriggerOptions} [options] */
 function triggerFields(options = {}) {
   /** @type {Record<string, any>} */
@@ -283,13 +295,8 @@ export class HttpDurablyClient {
       if (this.status === "restarting") this.setStatus("ready");
     };
     source.onmessage = (message) => {
-      /** @type {any} */
-      let event;
-      try {
-        event = JSON.parse(message.data);
-      } catch {
-        return;
-      }
+      const event = sseEvent(message);
+      if (event === null) return;
       if (TERMINAL.has(event?.type) && event.runId) this.terminal(event.runId);
       this.hub.deliver(event);
     };
@@ -355,13 +362,8 @@ export class HttpDurablyClient {
       /** @type {any} */ (sub).source = source;
       this.sources.add(source);
       source.onmessage = (message) => {
-        /** @type {any} */
-        let event;
-        try {
-          event = JSON.parse(message.data);
-        } catch {
-          return;
-        }
+        const event = sseEvent(message);
+        if (event === null) return;
         if (TERMINAL.has(event?.type)) this.closeSource(source); // before EventSource reconnects
         sub.push(event);
       };
