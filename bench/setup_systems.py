@@ -14,9 +14,11 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.append(str(ROOT))  # run as a script: the repository root, for playwright_tests
+from playwright_tests.browser import CHROMIUM  # noqa: E402
+
 NODE_DIR = BENCH / "upstream_node"
 UPSTREAM_BROWSER_DIR = BENCH / "upstream_browser"
-CHROMIUM = Path("/usr/bin/chromium")
 DBOS_VENV = BENCH / ".venv-dbos"
 DBOS_REQUIREMENTS = BENCH / "requirements-dbos.txt"
 PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
