@@ -6,7 +6,6 @@ execution to the Worker and Runtime, and following a run to :mod:`durably_web.wa
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from durably_web.events import (
 )
 from durably_web.handles import JobHandle, Jobs
 from durably_web.job import JobDefinition
+from durably_web.json_value import check_text, shown
 from durably_web.models import RUN_STATUSES, Log, Run, Step
 from durably_web.options import Options, parse_duration
 from durably_web.storage.records import RunFilter
@@ -136,8 +136,12 @@ class Durably:
 
         Raises:
             NotFoundError: no such job.
+            ValidationError: ``name`` is not a string of valid Unicode.
 
         """
+        if not isinstance(name, str):
+            raise ValidationError(f"job name must be a string, got {shown(name)}")
+        check_text(name, "job name")
         for _, handle in self.jobs.items():
             if handle.name == name:
                 return handle
@@ -507,20 +511,18 @@ _MAX_INT = 2**31 - 1
 
 def _run_id(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise ValidationError(f"run_id must be a non-empty string, got {value!r}")
-    return value
+        raise ValidationError(f"run_id must be a non-empty string, got {shown(value)}")
+    return check_text(value, "run_id")
 
 
 def _strings(value: Any, name: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        return (value,)
+        return (check_text(value, name),)
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ValidationError(
-        f"{name} must be a string or a list of strings, got {json.dumps(value, default=repr)}"
-    )
+        return tuple(check_text(v, name) for v in value)
+    raise ValidationError(f"{name} must be a string or a list of strings, got {shown(value)}")
 
 
 def _check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> None:
@@ -532,5 +534,5 @@ def _check_int(value: Any, name: str, *, minimum: int, maximum: int | None = Non
     ):
         bound = f" and at most {maximum}" if maximum is not None else ""
         raise ValidationError(
-            f"{name} must be an integer of at least {minimum}{bound}, got {value!r}"
+            f"{name} must be an integer of at least {minimum}{bound}, got {shown(value)}"
         )
