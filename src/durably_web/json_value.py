@@ -150,7 +150,7 @@ def find_problem(
         what is wrong with it.
 
     """
-    todo = [(value, 0, None)]
+    todo: "list[tuple[Any, int, Any]]" = [(value, 0, None)]
     while todo:
         item, depth, parts = todo.pop()
         kind = type(item)

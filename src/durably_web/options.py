@@ -13,7 +13,7 @@ from durably_web.errors import ValidationError
 
 __all__ = ["Options", "parse_duration"]
 
-_DURATION = re.compile(r"^(\d+)(d|h|m)$")
+_DURATION = re.compile(r"([0-9]+)(d|h|m)")  # fullmatch: `$` would allow a final "\n"
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60}
 
 
@@ -24,7 +24,7 @@ def parse_duration(text: str, what: str = "retain_runs") -> float:
         ValidationError: the text is not ``<digits><d|h|m>`` or is zero.
 
     """
-    match = _DURATION.match(text) if isinstance(text, str) else None
+    match = _DURATION.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise ValidationError(f"{what} must be a duration like '30d', '24h' or '60m', got {text!r}")
     seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
