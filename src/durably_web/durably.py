@@ -245,8 +245,9 @@ class Durably:
             ConflictError: the run already finished.
 
         """
+        run_id = _run_id(run_id)
         await self.migrate()
-        run = await self.store.cancel_run(_run_id(run_id), self.clock.now())
+        run = await self.store.cancel_run(run_id, self.clock.now())
         execution = self.worker.active.get(run.id)
         if execution is not None:
             execution.cancel_announced = True
@@ -263,8 +264,9 @@ class Durably:
                 held by another pending run.
 
         """
+        run_id = _run_id(run_id)
         await self.migrate()
-        run = await self.store.retry_run(_run_id(run_id), self.clock.now())
+        run = await self.store.retry_run(run_id, self.clock.now())
         self._bus.emit(RunRetry, run_id=run.id, job_name=run.job_name, labels=run.labels)
         self.worker.wake()
         return run
@@ -308,8 +310,9 @@ class Durably:
             ConflictError: the run is pending or leased (cancel it first).
 
         """
+        run_id = _run_id(run_id)
         await self.migrate()
-        run = await self.store.delete_run(_run_id(run_id))
+        run = await self.store.delete_run(run_id)
         self._bus.emit(RunDelete, run_id=run.id, job_name=run.job_name, labels=run.labels)
         return run
 
@@ -346,8 +349,9 @@ class Durably:
 
     async def get_run(self, run_id: str) -> Run | None:
         """Return the run, or None if there is none with that id."""
+        run_id = _run_id(run_id)
         await self.migrate()
-        run = await self.store.get_run(_run_id(run_id))
+        run = await self.store.get_run(run_id)
         return None if run is None else self._fresh(run)
 
     def _fresh(self, run: Run) -> Run:
@@ -403,13 +407,15 @@ class Durably:
 
     async def get_steps(self, run_id: str) -> list[Step]:
         """Return the run's step records (checkpoints and failures) in index order."""
+        run_id = _run_id(run_id)
         await self.migrate()
-        return await self.store.get_steps(_run_id(run_id))
+        return await self.store.get_steps(run_id)
 
     async def get_logs(self, run_id: str) -> list[Log]:
         """Return the run's persisted log lines, oldest first."""
+        run_id = _run_id(run_id)
         await self.migrate()
-        return await self.store.get_logs(_run_id(run_id))
+        return await self.store.get_logs(run_id)
 
     def subscribe(self, run_id: str) -> AsyncGenerator[Event, None]:
         """Iterate over a run's events: its current state first, ending after it finishes."""
@@ -475,8 +481,9 @@ class Durably:
                 return None. Without it, the oldest claimable run is taken.
 
         """
+        run_id = None if run_id is None else _run_id(run_id)
         await self.migrate()
-        run = await self.worker.claim(None if run_id is None else _run_id(run_id))
+        run = await self.worker.claim(run_id)
         if run is None:
             return None
         await self.worker.run_inline(run)

@@ -150,7 +150,7 @@ def find_problem(
         what is wrong with it.
 
     """
-    todo: "list[tuple[Any, int, Any]]" = [(value, 0, None)]
+    todo: list[tuple[Any, int, Any]] = [(value, 0, None)]
     while todo:
         item, depth, parts = todo.pop()
         kind = type(item)
@@ -244,6 +244,11 @@ def loads(text: "str | bytes", what: str, max_depth: int = MAX_DEPTH) -> "Any":
     except _TooDeep:
         raise ValidationError(f"{what}: nested more than {max_depth} levels deep") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
+        if str(exc).startswith("Exceeds the limit"):  # Python's own integer-digits limit
+            raise ValidationError(
+                f"{what}: numbers must be finite doubles (at most ±1.8e308), got an integer "
+                f"of thousands of digits"
+            ) from None
         raise ValidationError(f"{what} is not valid JSON: {exc}") from None
     check_value(value, what, max_depth=max_depth)
     return value

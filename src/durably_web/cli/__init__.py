@@ -11,7 +11,8 @@
     durably-web serve-api MODULE[:ATTR] [--db PATH] [--host ADDR] [--port N] [--base-path P]
 
 Also ``python -m durably_web``. Exit status: 0 done, 1 the run failed or was cancelled (or the
-engine failed), 2 a bad command line (nothing is written then), 130 Ctrl-C, 143 SIGTERM.
+engine failed), 2 a bad command line or input the engine refuses with ``ValidationError``
+(nothing is written then), 130 Ctrl-C, 143 SIGTERM.
 The engine never imports this package: it is one client of the public API among others.
 """
 
@@ -36,7 +37,7 @@ from durably_web.cli.loading import load_job, validate_input
 from durably_web.cli.run import run_job
 from durably_web.cli.serve_api import add_serve_api, run_serve_api
 from durably_web.cli.show import list_runs, show_run
-from durably_web.errors import DurablyError
+from durably_web.errors import DurablyError, ValidationError
 from durably_web.models import RUN_STATUSES
 from durably_web.webbuild.command import WEB_COMMANDS, add_web_commands, run_web_command
 
@@ -137,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 success, 1 the run failed or the engine failed, 2 a bad command
-        line, 130 interrupted by Ctrl-C, 143 terminated by SIGTERM.
+        line or refused input (``ValidationError``: nothing was written), 130 interrupted by
+        Ctrl-C, 143 terminated by SIGTERM.
 
     """
     try:
@@ -146,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exit_:  # --help and --version
             return exit_.code if isinstance(exit_.code, int) else 0
         return _dispatch(args)
-    except UsageError as exc:
+    except (UsageError, ValidationError) as exc:
         print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except DurablyError as exc:
