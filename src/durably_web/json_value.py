@@ -42,6 +42,8 @@ __all__ = [
     "escape_surrogates",
     "find_problem",
     "loads",
+    "parse",
+    "plain_copy",
     "shown",
 ]
 
@@ -55,6 +57,10 @@ _MAX_INTEGER = (2**53 - 1) * 2**971
 """The largest finite double, as an integer: a larger one reads as Infinity in JavaScript."""
 
 _SHOWN = 60
+try:
+    _SETS: "tuple[type[Any], ...]" = (set, frozenset)
+except NameError:  # a MicroPython build without frozenset
+    _SETS = (set,)
 _PATH_PARTS = 8
 
 try:
@@ -150,9 +156,42 @@ def find_problem(
         what is wrong with it.
 
     """
-    todo: list[tuple[Any, int, Any]] = [(value, 0, None)]
+    return _walk(value, strict, max_depth, convert, None)
+
+
+def plain_copy(
+    value: "Any",
+    what: str,
+    *,
+    max_depth: int = MAX_DEPTH,
+    convert: "Callable[[Any], Any] | None" = None,
+) -> "Any":
+    """Check ``value`` strictly and return a copy made of plain dicts, lists and scalars.
+
+    Objects ``convert`` handles (a page's records, a model) are replaced by what it returns.
+    The walk is a loop, not a recursion, so MicroPython's small stack holds any depth.
+
+    Raises:
+        ValidationError: as :func:`check_value`.
+
+    """
+    out: list[Any] = [None]
+    _raise(what, _walk(value, True, max_depth, convert, out))
+    return out[0]
+
+
+def _walk(
+    value: "Any",
+    strict: bool,
+    max_depth: int,
+    convert: "Callable[[Any], Any] | None",
+    out: "list[Any] | None",
+) -> "tuple[str, str] | None":
+    """Check ``value`` (see :func:`find_problem`); with ``out``, copy it into ``out[0]``."""
+    # Each entry: the item, its depth, its path (linked pairs), where its copy goes.
+    todo: list[tuple[Any, int, Any, Any, Any]] = [(value, 0, None, out, 0)]
     while todo:
-        item, depth, parts = todo.pop()
+        item, depth, parts, holder, slot = todo.pop()
         kind = type(item)
         if kind is str:
             if not _valid_text(item):
@@ -171,6 +210,7 @@ def find_problem(
         elif isinstance(item, dict):
             if depth >= max_depth:
                 return _path(parts), f"nested more than {max_depth} levels deep"
+            copy: Any = None if holder is None else {}
             for key, child in item.items():
                 if isinstance(key, str):
                     if not _valid_text(key):
@@ -179,26 +219,42 @@ def find_problem(
                     return _path(parts), (
                         f"object keys must be strings, got {shown(key, 30)} ({type(key).__name__})"
                     )
-                todo.append((child, depth + 1, (parts, key)))
-        elif isinstance(item, (list, tuple)) or (not strict and isinstance(item, (set, frozenset))):
+                if copy is not None:
+                    copy[key] = None  # keeps the order; the child's copy replaces it
+                todo.append((child, depth + 1, (parts, key), copy, key))
+            item = copy
+        elif isinstance(item, (list, tuple)) or (not strict and isinstance(item, _SETS)):
             if depth >= max_depth:
                 return _path(parts), f"nested more than {max_depth} levels deep"
+            copy = None if holder is None else [None] * len(item)
             for index, child in enumerate(item):
-                todo.append((child, depth + 1, (parts, index)))
+                todo.append((child, depth + 1, (parts, index), copy, index))
+            item = copy
         elif isinstance(item, str):  # a subclass: a str enum member
             if not _valid_text(item):
                 return _path(parts), _text_problem(item)
         elif isinstance(item, (int, float)):  # bool and int enums, float subclasses
-            todo.append((int(item) if isinstance(item, int) else float(item), depth, parts))
+            plain = int(item) if isinstance(item, int) else float(item)
+            todo.append((plain, depth, parts, holder, slot))
+            continue
         elif convert is not None:
             try:
                 converted = convert(item)
             except TypeError as exc:
                 return _path(parts), str(exc)
-            todo.append((converted, depth, parts))
+            todo.append((converted, depth, parts, holder, slot))
+            continue
         elif strict:
             return _path(parts), f"{type(item).__name__} is not JSON-serialisable"
+        if holder is not None:
+            holder[slot] = item
     return None
+
+
+def _raise(what: str, found: "tuple[str, str] | None") -> None:
+    if found is not None:
+        path, problem = found
+        raise ValidationError(f"{what}: {path}: {problem}" if path else f"{what}: {problem}")
 
 
 def check_value(
@@ -213,14 +269,35 @@ def check_value(
 
     Arguments as for :func:`find_problem`.
     """
-    found = find_problem(value, strict=strict, max_depth=max_depth, convert=convert)
-    if found is not None:
-        path, problem = found
-        raise ValidationError(f"{what}: {path}: {problem}" if path else f"{what}: {problem}")
+    _raise(what, _walk(value, strict, max_depth, convert, None))
 
 
 def _refuse_constant(name: str) -> "Any":
     raise ValueError(f"{name} is not JSON (numbers must be finite)")
+
+
+def parse(text: "str | bytes", what: str, max_depth: int = MAX_DEPTH) -> "Any":
+    """Decode JSON text from outside without checking the value (see :func:`loads`).
+
+    For a caller that needs part of the value (a request's id) even when the rest is
+    refused: it calls :func:`check_value` itself.
+
+    Raises:
+        ValidationError: the text is not JSON (``NaN`` and ``Infinity`` are not), is not
+            valid UTF-8, or nests deeper than the interpreter can decode.
+
+    """
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except _TooDeep:
+        raise ValidationError(f"{what}: nested more than {max_depth} levels deep") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
+        if str(exc).startswith("Exceeds the limit"):  # Python's own integer-digits limit
+            raise ValidationError(
+                f"{what}: numbers must be finite doubles (at most ±1.8e308), got an integer "
+                f"of thousands of digits"
+            ) from None
+        raise ValidationError(f"{what} is not valid JSON: {exc}") from None
 
 
 def loads(text: "str | bytes", what: str, max_depth: int = MAX_DEPTH) -> "Any":
@@ -239,16 +316,6 @@ def loads(text: "str | bytes", what: str, max_depth: int = MAX_DEPTH) -> "Any":
             valid UTF-8, nests too deep, or holds a value this module refuses.
 
     """
-    try:
-        value = json.loads(text, parse_constant=_refuse_constant)
-    except _TooDeep:
-        raise ValidationError(f"{what}: nested more than {max_depth} levels deep") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
-        if str(exc).startswith("Exceeds the limit"):  # Python's own integer-digits limit
-            raise ValidationError(
-                f"{what}: numbers must be finite doubles (at most ±1.8e308), got an integer "
-                f"of thousands of digits"
-            ) from None
-        raise ValidationError(f"{what} is not valid JSON: {exc}") from None
+    value = parse(text, what, max_depth)
     check_value(value, what, max_depth=max_depth)
     return value
