@@ -287,6 +287,7 @@ SKIP: dict[str, str] = {
 SKIP_MODULES: dict[str, str] = {
     "tests/integration/test_cli.py": "runs the CLI as real subprocesses (Pyodide has no processes)",
     "tests/integration/test_webbuild.py": "builds web/vendor with npm, pip and Node (host tools)",
+    "tests/unit/test_json_value_js.py": "runs web/client/json.mjs under Node (no processes here)",
 }
 # Modules needing these (absent from Pyodide) are skipped whole, with the reason.
 MISSING_MODULES = {
