@@ -339,7 +339,7 @@ class Durably:
         else:
             raise ValidationError(
                 f"older_than must be a datetime, timedelta or duration like '7d', "
-                f"got {older_than!r}"
+                f"got {shown(older_than)}"
             )
         _check_int(limit, "limit", minimum=1, maximum=100_000)
         await self.migrate()
@@ -462,7 +462,9 @@ class Durably:
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
         ):
-            raise ValidationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+            raise ValidationError(
+                f"timeout must be a positive number of seconds, got {shown(timeout)}"
+            )
         run_id = _run_id(run_id)
         events = self._watch(run_id, timeout)
         try:

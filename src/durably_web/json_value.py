@@ -58,6 +58,14 @@ _MAX_INTEGER = (2**53 - 1) * 2**971
 
 _SHOWN = 60
 try:
+    import reprlib
+
+    _REPR: "Any" = reprlib.Repr()
+    _REPR.maxlevel = 3
+    _REPR.maxstring = _REPR.maxother = 80
+except ImportError:  # MicroPython: its repr of a page's values is what there is
+    _REPR = None
+try:
     _SETS: "tuple[type[Any], ...]" = (set, frozenset)
 except NameError:  # a MicroPython build without frozenset
     _SETS = (set,)
@@ -72,9 +80,11 @@ except NameError:  # MicroPython raises RuntimeError for too deep a recursion
 def shown(value: "Any", width: int = _SHOWN) -> str:
     """Return ``repr(value)`` cut to ``width`` characters, for error messages.
 
-    ``repr`` escapes lone surrogates, so the message itself is always valid Unicode.
+    ``repr`` escapes lone surrogates, so the message itself is always valid Unicode; nested
+    values are shown a few levels deep (a plain ``repr`` of a 50,000-level list recurses
+    until it fails).
     """
-    text = repr(value)
+    text = _REPR.repr(value) if _REPR is not None else repr(value)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -128,9 +138,11 @@ def _path(parts: "Any") -> str:
 
 
 def _shown_key(key: "Any") -> str:
-    if isinstance(key, str) and _valid_text(key):
+    if isinstance(key, int):
+        return str(key)
+    if isinstance(key, str) and repr(key)[1:-1] == key:  # nothing to escape: shown as it is
         return key if len(key) <= 30 else key[:29] + "…"
-    return str(key) if isinstance(key, int) else shown(key, 30)
+    return shown(key, 30)  # a newline, a surrogate, a backslash: its repr keeps one line
 
 
 def find_problem(

@@ -28,7 +28,7 @@ from typing import Any
 from durably_web.durably import Durably
 from durably_web.errors import DurablyError, ValidationError
 from durably_web.events import EVENT_TYPES, Event
-from durably_web.json_value import MAX_REQUEST_DEPTH, check_value, parse
+from durably_web.json_value import MAX_REQUEST_DEPTH, check_value, parse, shown
 from durably_web.trigger import TriggerItem
 
 __all__ = ["Host", "error_payload"]
@@ -63,7 +63,7 @@ def _dumps(value: Any) -> str:
 def _trigger_item(data: dict[str, Any]) -> TriggerItem:
     options = data.get("options") or {}
     if not isinstance(options, dict):
-        raise ValidationError(f"options must be an object, got {options!r}")
+        raise ValidationError(f"options must be an object, got {shown(options)}")
     return TriggerItem(
         data.get("input"),
         idempotency_key=options.get("idempotencyKey"),
@@ -126,7 +126,7 @@ class Host:
             if handler is None:
                 known = ", ".join(sorted(self._handlers))
                 raise ValidationError(
-                    f"unknown request type {message.get('type')!r}; known: {known}"
+                    f"unknown request type {shown(message.get('type'))}; known: {known}"
                 )
             result = await handler(message)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error answer
@@ -250,7 +250,7 @@ class Host:
             except ValueError:
                 raise ValidationError(
                     "olderThan must be a duration like '7d' or an ISO timestamp, "
-                    f"got {older_than!r}"
+                    f"got {shown(older_than)}"
                 ) from None
         return await self.durably.purge_runs(cutoff, message.get("limit", 500))
 
