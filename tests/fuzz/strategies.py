@@ -54,9 +54,11 @@ integers = st.integers(-(2**70), 2**70) | st.sampled_from(
 scalars = st.none() | st.booleans() | integers | floats | texts
 json_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(texts, children, max_size=4)
-    | st.tuples(children, children),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(texts, children, max_size=4)
+        | st.tuples(children, children)
+    ),
     max_leaves=16,
 )
 depths = st.integers(0, 140) | st.sampled_from([MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, 60_000])
@@ -101,8 +103,10 @@ odd_objects = st.sampled_from(
 )
 odd_values = st.recursive(
     scalars | odd_objects,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(texts | integers | st.booleans() | st.none(), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(texts | integers | st.booleans() | st.none(), children, max_size=3)
+    ),
     max_leaves=8,
 )
 any_values = json_values | deep_values | odd_values
@@ -192,7 +196,7 @@ valid_label_keys = st.text(st.sampled_from(sorted(LABEL_KEY_CHARS)), min_size=1,
 label_keys = (
     valid_label_keys
     | valid_label_keys.map(lambda key: key + "\n")  # what a regex `$` lets through
-    | st.text(st.sampled_from(sorted(LABEL_KEY_CHARS) + ["\n", " ", "é"]), max_size=8)
+    | st.text(st.sampled_from([*sorted(LABEL_KEY_CHARS), "\n", " ", "é"]), max_size=8)
     | st.text(st.sampled_from(sorted(LABEL_KEY_CHARS)), min_size=250, max_size=260)
     | texts
 )
