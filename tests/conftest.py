@@ -16,6 +16,9 @@ from durably_web.testing import FakeClock
 
 BACKENDS = ["memory", "file"]
 
+# Tests that need Pyodide (the JS bridge, sqlite-wasm): tests/pyodide runs them under Node.
+collect_ignore = ["in_pyodide"]
+
 ConnectionFactory = Callable[[], Connection]
 
 

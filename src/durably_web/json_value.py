@@ -25,6 +25,7 @@ before sending it), so it keeps to the subset both share, like :mod:`durably_web
 
 import json
 import math
+import re
 
 try:
     from collections.abc import Callable
@@ -47,8 +48,12 @@ __all__ = [
     "shown",
 ]
 
-MAX_DEPTH = 128
-"""Most levels of nested arrays and objects a value may have (``[[1]]`` has 2)."""
+MAX_DEPTH = 32
+"""Most levels of nested arrays and objects a value may have (``[[1]]`` has 2).
+
+The same everywhere, so a database moves between engines: pydantic's serializer gives up
+after 48 levels in Pyodide (255 on CPython), and the models around a value take some too.
+"""
 
 MAX_REQUEST_DEPTH = MAX_DEPTH + 3
 """Most levels a request carrying a value may have: ``{"items": [{"input": value}]}``."""
@@ -284,6 +289,26 @@ def check_value(
     _raise(what, _walk(value, strict, max_depth, convert, None))
 
 
+# A JSON string (an unterminated one runs to the end: no backtracking) or a bracket.
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.?)*"?|[\[\]{}]')
+
+
+def _too_deep(text: str, max_depth: int) -> bool:
+    """Whether the arrays and objects of JSON ``text`` nest past ``max_depth``, unparsed."""
+    if text.count("[") + text.count("{") <= max_depth:  # the common case: too few brackets
+        return False
+    depth = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token == "[" or token == "{":
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif token == "]" or token == "}":
+            depth -= 1
+    return False
+
+
 def _refuse_constant(name: str) -> "Any":
     raise ValueError(f"{name} is not JSON (numbers must be finite)")
 
@@ -299,10 +324,15 @@ def parse(text: "str | bytes", what: str, max_depth: int = MAX_DEPTH) -> "Any":
             valid UTF-8, or nests deeper than the interpreter can decode.
 
     """
+    too_deep = ValidationError(f"{what}: nested more than {max_depth} levels deep")
     try:
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode(json.detect_encoding(text))
+        if _too_deep(text, max_depth):
+            raise too_deep  # before json.loads, whose recursion would overflow Pyodide's stack
         return json.loads(text, parse_constant=_refuse_constant)
     except _TooDeep:
-        raise ValidationError(f"{what}: nested more than {max_depth} levels deep") from None
+        raise too_deep from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
         if str(exc).startswith("Exceeds the limit"):  # Python's own integer-digits limit
             raise ValidationError(

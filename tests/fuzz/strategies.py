@@ -36,7 +36,7 @@ FUZZ = settings(
 )
 """The settings of every fuzz test (no per-example deadline: the machine is shared)."""
 
-MAX_DEPTH = 128  # docs/reference.md; json_value.MAX_DEPTH must agree (a unit test checks it)
+MAX_DEPTH = 32  # docs/reference.md; json_value.MAX_DEPTH must agree (a unit test checks it)
 MAX_NUMBER = 1.7976931348623157e308
 LABEL_KEY_CHARS = frozenset(string.ascii_letters + string.digits + "-_./")
 

@@ -66,10 +66,10 @@ def stored(durably: Durably) -> list[Any]:
 BAD_INPUTS: dict[str, tuple[Any, str]] = {
     "300 levels": (
         nest(300),
-        "input for job 'anything': 0.0.0.0.…(120 more)….0.0.0.0: nested more than 128 levels deep",
+        "input for job 'anything': 0.0.0.0.…(24 more)….0.0.0.0: nested more than 32 levels deep",
     ),
-    "50,000 levels": (nest(50_000), "nested more than 128 levels deep"),
-    "129 levels in a dict": ({"a": nest(MAX_DEPTH)}, "a.0.0.0.…(120 more)"),
+    "50,000 levels": (nest(50_000), "nested more than 32 levels deep"),
+    "33 levels in a dict": ({"a": nest(MAX_DEPTH)}, "a.0.0.0.…(24 more)"),
     "NaN": ({"x": math.nan}, "input for job 'anything': x: numbers must be finite, got nan"),
     "Infinity": ([math.inf], "input for job 'anything': 0: numbers must be finite, got inf"),
     "1e400": ({"x": float("1e400")}, "x: numbers must be finite, got inf"),
@@ -216,11 +216,11 @@ def test_job_names_refuse_a_final_newline() -> None:
     assert define_job(name="a.b:c/d-e_f", input=int, run=lambda step, payload: payload)
 
 
-def test_durations_refuse_a_final_newline_and_other_digits() -> None:
+async def test_durations_refuse_a_final_newline_and_other_digits() -> None:
     for value in ("7d\n", "7d ", "٣d", " 7d"):
         with pytest.raises(ValidationError, match="retain_runs must be a duration"):
             create_durably("sqlite:///:memory:", retain_runs=value)
-    create_durably("sqlite:///:memory:", retain_runs="7d")
+    await create_durably("sqlite:///:memory:", retain_runs="7d").close()
 
 
 # -- values a job produces ---------------------------------------------------------------
@@ -252,7 +252,7 @@ def producing(kind: str, value: Any) -> Any:
 BAD_PRODUCTS: dict[str, tuple[str, Any, str]] = {
     "step result NaN": ("result", {"x": math.nan}, "result of step 'bad': x: numbers must be"),
     "step result too deep": ("result", nest(300), "result of step 'bad': 0.0.0.0.…"),
-    "step result 50,000 deep": ("result", nest(50_000), "nested more than 128 levels deep"),
+    "step result 50,000 deep": ("result", nest(50_000), "nested more than 32 levels deep"),
     "step result surrogate": ("result", ["\udcff"], "result of step 'bad': 0: strings must be"),
     "step result int key": ("result", {1: "a"}, "object keys must be strings"),
     "log data Infinity": ("log", {"x": math.inf}, "log data: x: numbers must be finite"),

@@ -294,7 +294,7 @@ MISSING_MODULES = {
     "sqlite3": "needs the sqlite3 module, which this Pyodide build lacks",
     "_sqlite3": "needs the sqlite3 module, which this Pyodide build lacks",
 }
-DEFAULT_DIRS = ("tests/contract", "tests/unit", "tests/integration")
+DEFAULT_DIRS = ("tests/contract", "tests/unit", "tests/integration", "tests/in_pyodide")
 
 
 @dataclass
@@ -687,7 +687,7 @@ async def run_suite(bridge: Any, host: Any, config_json: str = "{}") -> str:
 
     ``config_json`` keys (all optional): ``root`` (the directory holding ``tests/``, default
     the parent of this package), ``modules`` (paths relative to root, default every
-    ``test_*.py`` in tests/contract, tests/unit, tests/integration), ``backends`` (names in
+    ``test_*.py`` in tests/contract, tests/unit, tests/integration, tests/in_pyodide), ``backends`` (names in
     :data:`BACKENDS`, default ``["memory"]``), ``match`` (run only tests whose id contains
     it), ``timeout`` (seconds per test, default 60), ``verbose`` (print each outcome),
     ``gc`` (collect garbage after every test).

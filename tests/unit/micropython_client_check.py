@@ -131,7 +131,7 @@ async def main() -> None:
         ({"x": float("nan")}, "input for job 'import-csv': x: numbers must be finite, got nan"),
         ([float("-inf")], "input for job 'import-csv': 0: numbers must be finite, got -inf"),
         ({"n": 10**400}, "at most ±1.8e308"),
-        (deep, "nested more than 128 levels deep"),
+        (deep, "nested more than 32 levels deep"),
         ({1: "a"}, "object keys must be strings"),
     ]
     sent = len(adapter.sent)

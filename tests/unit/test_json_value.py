@@ -86,9 +86,9 @@ def test_plain_json_data_is_accepted_up_to_the_limits() -> None:
         (Colour.RED, "input: Colour is not JSON-serialisable"),
         (
             nest(MAX_DEPTH + 1),
-            "input: 0.0.0.0.…(120 more)….0.0.0.0: nested more than 128 levels deep",
+            "input: 0.0.0.0.…(24 more)….0.0.0.0: nested more than 32 levels deep",
         ),
-        (nest(50_000), "input: 0.0.0.0.…(120 more)….0.0.0.0: nested more than 128 levels deep"),
+        (nest(50_000), "input: 0.0.0.0.…(24 more)….0.0.0.0: nested more than 32 levels deep"),
     ],
     ids=[
         "nan",
@@ -112,7 +112,7 @@ def test_each_rule_is_refused_naming_the_path(value: Any, message: str) -> None:
 def test_a_cycle_is_refused_as_too_deep() -> None:
     loop: list[Any] = []
     loop.append(loop)
-    assert "nested more than 128 levels deep" in refusal(loop)
+    assert "nested more than 32 levels deep" in refusal(loop)
 
 
 def test_lenient_mode_lets_other_objects_through_for_a_validator() -> None:
@@ -161,9 +161,9 @@ def test_loads_parses_and_checks_text_from_outside() -> None:
         "position 0 (an invalid \\u escape or non-UTF-8 bytes)",
         "9" * 5000: "--input: numbers must be finite doubles (at most ±1.8e308), got an "
         "integer of thousands of digits",
-        "[" * 300 + "]" * 300: "--input: 0.0.0.0.…(120 more)….0.0.0.0: nested more than 128 "
-        "levels deep",
-        "[" * 100_000 + "]" * 100_000: "--input: nested more than 128 levels deep",
+        "[" * 300 + "]" * 300: "--input: nested more than 32 levels deep",
+        '["[[[[", ' * 200 + "1" + "]" * 200: "--input: nested more than 32 levels deep",
+        "[" * 100_000 + "]" * 100_000: "--input: nested more than 32 levels deep",
         "{": "--input is not valid JSON: Expecting property name enclosed in double quotes: "
         "line 1 column 2 (char 1)",
     }
@@ -174,6 +174,17 @@ def test_loads_parses_and_checks_text_from_outside() -> None:
     with pytest.raises(ValidationError, match="is not valid JSON: 'utf-8' codec can't decode"):
         loads(b'"\xff"', "body")
     assert loads("[" * MAX_REQUEST_DEPTH + "]" * MAX_REQUEST_DEPTH, "body", MAX_REQUEST_DEPTH)
+    # Brackets inside strings (escaped quotes included) do not count; unterminated is not JSON.
+    inside = "[" * 200 + '\\"' + "{" * 200
+    assert loads(f'["{inside}", {{"a": [[1]]}}]', "x") == [
+        "[" * 200 + '"' + "{" * 200,
+        {"a": [[1]]},
+    ]
+    with pytest.raises(ValidationError, match="is not valid JSON"):
+        loads('"' + '\\"[' * 1000, "x")
+    assert loads(" [" * 10 + "1" + "]" * 10, "x", max_depth=10) == nest(10)
+    with pytest.raises(ValidationError, match="nested more than 9 levels deep"):
+        loads("[" * 10 + "]" * 10, "x", max_depth=9)
 
 
 def test_check_text_and_escape_surrogates() -> None:

@@ -318,7 +318,7 @@ async def test_client_refuses_values_json_text_would_mangle() -> None:
         ({"x": float("nan")}, "input for job 'import-csv': x: numbers must be finite, got nan"),
         ({"x": 10**400}, "x: numbers must be finite doubles"),
         ({"x": "\udcff"}, "x: strings must be valid Unicode"),
-        (deep, "nested more than 128 levels deep"),
+        (deep, "nested more than 32 levels deep"),
     ):
         with pytest.raises(errors.ValidationError) as caught:
             await handle.trigger(value)

@@ -15,7 +15,7 @@
 import { ValidationError } from "./errors.mjs";
 
 /** Most levels of nested arrays and objects (json_value.MAX_DEPTH). */
-export const MAX_DEPTH = 128;
+export const MAX_DEPTH = 32;
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 

@@ -111,7 +111,7 @@ def parse_json(text: str, option: str) -> Any:
 
     Raises:
         UsageError: the text is not valid JSON, or holds a value durably_web refuses (NaN,
-            Infinity, 1e400, a lone surrogate from non-UTF-8 bytes, nesting past 128 levels).
+            Infinity, 1e400, a lone surrogate from non-UTF-8 bytes, nesting past 32 levels).
 
     """
     try:
