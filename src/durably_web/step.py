@@ -463,7 +463,7 @@ class StepContext:
 
     def _flush_now(self) -> None:
         self._flush_handle = None
-        if self._pending and not self.signal.aborted:
+        if self._pending:
             self._execution.spawn(self.flush(), "flush")
 
     async def flush(self) -> None:
