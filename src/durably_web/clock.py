@@ -13,7 +13,14 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
+from durably_web.errors import ValidationError
+
 __all__ = ["Clock", "SystemClock", "format_timestamp", "parse_timestamp"]
+
+_EARLIEST = -30_610_224_000.0
+"""1000-01-01T00:00:00Z: from here on years have the four digits the fixed width needs."""
+_LATEST = 253_402_300_799.999
+"""9999-12-31T23:59:59.999Z: the last time ``datetime`` (and every reader) can parse."""
 
 
 class Clock(Protocol):
@@ -47,8 +54,18 @@ _last_text = ""
 
 
 def format_timestamp(epoch_seconds: float) -> str:
-    """Format epoch seconds as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC, millisecond precision)."""
+    """Format epoch seconds as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC, millisecond precision).
+
+    Raises:
+        ValidationError: the time is not between the years 1000 and 9999 (or not finite):
+            it would not sort or parse back. Options are bounded so the engine never gets here.
+
+    """
     global _last_second, _last_prefix, _last_millis, _last_text
+    if not _EARLIEST <= epoch_seconds <= _LATEST:  # also refuses NaN
+        raise ValidationError(
+            f"time {epoch_seconds!r} (epoch seconds) is outside the years 1000-9999"
+        )
     millis = round(epoch_seconds * 1000)
     if millis == _last_millis:  # a checkpoint formats the same millisecond several times
         return _last_text

@@ -27,7 +27,13 @@ from durably_web.handles import JobHandle, Jobs
 from durably_web.job import JobDefinition
 from durably_web.json_value import check_text, shown
 from durably_web.models import RUN_STATUSES, Log, Run, Step
-from durably_web.options import Options, parse_duration
+from durably_web.options import (
+    MAX_RETENTION,
+    MAX_WAIT,
+    Options,
+    check_seconds,
+    parse_duration,
+)
 from durably_web.storage.records import RunFilter
 from durably_web.storage.store import SQLiteStore
 from durably_web.trigger import TriggerItem, prepare, validate_label_filter
@@ -176,6 +182,8 @@ class Durably:
                 checkpoints kept). ``None`` waits for them to finish.
 
         """
+        if timeout is not None:
+            timeout = check_seconds(timeout, "timeout", maximum=MAX_WAIT, allow_zero=True)
         await self.worker.stop(timeout)
 
     async def close(self, timeout: float | None = None) -> None:
@@ -331,11 +339,15 @@ class Durably:
         if isinstance(older_than, str):
             cutoff = self.clock.now() - parse_duration(older_than, "older_than")
         elif isinstance(older_than, timedelta):
-            cutoff = self.clock.now() - older_than.total_seconds()
+            age = older_than.total_seconds()
+            cutoff = self.clock.now() - check_seconds(
+                age, "older_than", maximum=MAX_RETENTION, allow_zero=True
+            )
         elif isinstance(older_than, datetime):
             if older_than.tzinfo is None:
                 raise ValidationError("older_than must be timezone-aware (e.g. UTC)")
-            cutoff = older_than.timestamp()
+            # Any time before 1970 selects what the epoch does: no run is older.
+            cutoff = max(older_than.timestamp(), 0.0)
         else:
             raise ValidationError(
                 f"older_than must be a datetime, timedelta or duration like '7d', "
@@ -459,12 +471,8 @@ class Durably:
             TimeoutError: ``timeout`` passed first.
 
         """
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
-        ):
-            raise ValidationError(
-                f"timeout must be a positive number of seconds, got {shown(timeout)}"
-            )
+        if timeout is not None:
+            timeout = check_seconds(timeout, "timeout", maximum=MAX_WAIT)
         run_id = _run_id(run_id)
         events = self._watch(run_id, timeout)
         try:
@@ -482,6 +490,10 @@ class Durably:
                 expired lease, its job registered here, its concurrency key free); otherwise
                 return None. Without it, the oldest claimable run is taken.
 
+        Raises:
+            StorageError: the database failed under the run; it was handed back (pending
+                again, or its lease expires), not failed.
+
         """
         run_id = None if run_id is None else _run_id(run_id)
         await self.migrate()
@@ -492,12 +504,24 @@ class Durably:
         return await self.get_run(run.id)
 
     async def process_until_idle(self, max_runs: int | None = None) -> int:
-        """Execute runs one by one until none is claimable (or ``max_runs``); return the count."""
+        """Execute runs one by one until none is claimable (or ``max_runs``); return the count.
+
+        When it stops because nothing is claimable (not at ``max_runs``), it runs the idle
+        maintenance the worker loop runs, as upstream Durably does: runs older than
+        ``retain_runs`` are purged and runs of jobs no worker knows are flagged or failed
+        (see :mod:`durably_web.maintenance`). A cron job driving the engine this way keeps the
+        database as tidy as a long-lived worker.
+
+        Raises:
+            StorageError: the database failed (the run in flight was handed back, not failed).
+
+        """
         if max_runs is not None:
             _check_int(max_runs, "max_runs", minimum=1)
         count = 0
         while max_runs is None or count < max_runs:
             if await self.process_one() is None:
+                await self.worker.maintain()
                 break
             count += 1
         return count

@@ -13,7 +13,7 @@ from durably_web.durably import Durably
 from durably_web.errors import ValidationError
 from durably_web.ids import new_ulid
 from durably_web.job import JobDefinition
-from durably_web.options import Options
+from durably_web.options import DEFAULT_UNKNOWN_JOB_GRACE, Options
 from durably_web.storage.connection import Connection
 from durably_web.storage.store import SQLiteStore
 
@@ -79,6 +79,7 @@ def create_durably(
     preserve_steps: bool = False,
     persist_logs: bool = True,
     retain_runs: str | None = None,
+    unknown_job_grace: float | None = DEFAULT_UNKNOWN_JOB_GRACE,
     labels: Any = None,
     jobs: dict[str, JobDefinition[Any, Any]] | None = None,
     clock: Clock | None = None,
@@ -100,6 +101,10 @@ def create_durably(
         preserve_steps: keep step and log rows after a run completes.
         persist_logs: store ``step.log`` lines (they are emitted either way).
         retain_runs: purge finished runs older than this (``"7d"``, ``"12h"``, ``"30m"``).
+        unknown_job_grace: seconds a run of a job this instance does not register may wait
+            unclaimed before the worker fails it with ``Unknown job: <name>`` (default 300;
+            0 fails it at the first check, as upstream does). ``None`` leaves runs of other
+            jobs alone: for a worker that serves only some of a shared database's jobs.
         labels: a pydantic model (or type) that trigger labels must satisfy.
         jobs: job definitions to register right away.
         clock: a time source (tests pass :class:`durably_web.testing.FakeClock`).
@@ -119,6 +124,7 @@ def create_durably(
         preserve_steps=preserve_steps,
         persist_logs=persist_logs,
         retain_runs=retain_runs,
+        unknown_job_grace=unknown_job_grace,
         labels=labels,
     )
     if worker_id is not None and (not isinstance(worker_id, str) or not worker_id):

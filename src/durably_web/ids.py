@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["new_ulid"]
+__all__ = ["new_ulid", "ulid_time"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Two characters per 10 bits: a ULID encodes in 13 lookups (this runs once per step, and in
@@ -49,3 +49,19 @@ def new_ulid(now: float | None = None) -> str:
         + t[(r >> 10) & 1023]
         + t[r & 1023]
     )
+
+
+_VALUES = {char: value for value, char in enumerate(_ALPHABET)}
+
+
+def ulid_time(text: str) -> float | None:
+    """Return the epoch seconds a ULID was made at, or None if ``text`` is not a ULID."""
+    if not isinstance(text, str) or len(text) != 26:
+        return None
+    ms = 0
+    for char in text[:10].upper():
+        value = _VALUES.get(char)
+        if value is None:
+            return None
+        ms = ms * 32 + value
+    return ms / 1000

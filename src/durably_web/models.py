@@ -44,7 +44,11 @@ def wire_time(value: datetime | None) -> str | None:
 
 
 def parse_time(text: str | None) -> datetime | None:
-    """Parse a stored ISO-8601 timestamp into an aware UTC datetime."""
+    """Parse an ISO-8601 timestamp into an aware UTC datetime (raises ``ValueError`` if bad).
+
+    Stored values are read with :func:`durably_web.storage.rows.read_time` instead, which
+    never raises.
+    """
     return None if text is None else datetime.fromisoformat(text)
 
 
@@ -93,6 +97,11 @@ class Run:
         disposition: for a run returned by a trigger, whether it was ``created``, found by
             its idempotency key (``idempotent``) or is an existing pending run
             (``coalesced``); ``None`` elsewhere.
+        unreadable: stored columns that could not be parsed, by column name, with their raw
+            text (empty for every healthy run). Such a field holds a stand-in: ``None``, the
+            raw text for JSON, the run id's ULID time for ``created_at``, or the latest
+            representable time for a timestamp beyond the year 9999. A worker fails a run whose
+            ``input`` or ``labels`` are unreadable instead of executing it.
 
     """
 
@@ -116,6 +125,7 @@ class Run:
     created_at: datetime
     updated_at: datetime
     disposition: Disposition | None = field(default=None, compare=False)
+    unreadable: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def is_terminal(self) -> bool:
@@ -210,7 +220,10 @@ class Run:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """A finished step's checkpoint record (no row exists while a step is running)."""
+    """A finished step's checkpoint record (no row exists while a step is running).
+
+    ``unreadable`` lists stored columns that could not be parsed, as on :class:`Run`.
+    """
 
     id: str
     run_id: str
@@ -221,6 +234,7 @@ class Step:
     error: str | None
     started_at: datetime
     completed_at: datetime | None
+    unreadable: dict[str, str] = field(default_factory=dict, compare=False)
 
     def to_wire(self) -> dict[str, Any]:
         """Return upstream's step JSON."""
@@ -256,7 +270,10 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Log:
-    """A structured log line written by ``step.log``."""
+    """A structured log line written by ``step.log``.
+
+    ``unreadable`` lists stored columns that could not be parsed, as on :class:`Run`.
+    """
 
     id: str
     run_id: str
@@ -265,6 +282,7 @@ class Log:
     message: str
     data: Any
     created_at: datetime
+    unreadable: dict[str, str] = field(default_factory=dict, compare=False)
 
     def to_wire(self) -> dict[str, Any]:
         """Return upstream's log JSON."""

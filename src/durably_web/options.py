@@ -1,4 +1,10 @@
-"""Options of :func:`~durably_web.create_durably`, validated once with clear errors."""
+"""Options of :func:`~durably_web.create_durably`, validated once with clear errors.
+
+Every duration has a bound as well as a floor: a value the engine cannot turn into a stored
+timestamp (``lease_duration=1e12`` would be the year 33715, which no reader parses) or an
+event-loop timer is refused here, before anything is written. :func:`check_seconds` is the
+one check every duration option, argument and command-line flag goes through.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +17,74 @@ import pydantic
 
 from durably_web.errors import ValidationError
 
-__all__ = ["Options", "parse_duration"]
+__all__ = [
+    "DEFAULT_UNKNOWN_JOB_GRACE",
+    "MAX_BUSY_TIMEOUT",
+    "MAX_INTERVAL",
+    "MAX_LEASE_DURATION",
+    "MAX_RETENTION",
+    "MAX_WAIT",
+    "Options",
+    "check_seconds",
+    "parse_duration",
+]
+
+_DAY = 86400.0
+MAX_INTERVAL = _DAY
+"""Longest ``polling_interval`` and ``lease_renew_interval``: one day."""
+MAX_LEASE_DURATION = 7 * _DAY
+"""Longest ``lease_duration``: a week, far beyond any step that should block a worker."""
+MAX_WAIT = 365 * _DAY
+"""Longest timeout (``wait_for_run``, ``stop``) and ``unknown_job_grace``: a year."""
+MAX_RETENTION = 36500 * _DAY
+"""Longest ``retain_runs`` / ``purge_runs(older_than=...)``: a hundred years."""
+MAX_BUSY_TIMEOUT = 3600.0
+"""Longest SQLite ``busy_timeout``: an hour (a lock wait blocks the connection's thread)."""
+DEFAULT_UNKNOWN_JOB_GRACE = 300.0
+"""Seconds a run of a job no worker registers waits before it fails with ``Unknown job``."""
 
 _DURATION = re.compile(r"([0-9]+)(d|h|m)")  # fullmatch: `$` would allow a final "\n"
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60}
 
 
-def parse_duration(text: str, what: str = "retain_runs") -> float:
+def check_seconds(
+    value: Any,
+    name: str,
+    *,
+    maximum: float,
+    allow_zero: bool = False,
+) -> float:
+    """Return ``value`` as float seconds, or raise naming ``name`` and the allowed range.
+
+    Args:
+        value: the number to check (``bool`` and non-numbers are refused).
+        name: the option or argument, for the message.
+        maximum: the largest value allowed (inclusive).
+        allow_zero: accept 0 (otherwise the value must be greater than 0).
+
+    Raises:
+        ValidationError: not a finite number, negative (or zero), or above ``maximum``.
+
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(f"{name} must be a finite number of seconds, got {value!r}")
+    low = "at least 0" if allow_zero else "greater than 0"
+    if value < 0 or (value == 0 and not allow_zero) or value > maximum:
+        raise ValidationError(
+            f"{name} must be {low} and at most {_number(maximum)} seconds "
+            f"({_human(maximum)}), got {value!r}"
+        )
+    return float(value)
+
+
+def parse_duration(
+    text: str, what: str = "retain_runs", *, maximum: float = MAX_RETENTION
+) -> float:
     """Parse ``"7d"``, ``"12h"`` or ``"30m"`` (upstream's format) into seconds.
 
     Raises:
-        ValidationError: the text is not ``<digits><d|h|m>`` or is zero.
+        ValidationError: the text is not ``<digits><d|h|m>``, is zero, or is longer than
+            ``maximum`` seconds (a hundred years by default).
 
     """
     match = _DURATION.fullmatch(text) if isinstance(text, str) else None
@@ -30,15 +93,22 @@ def parse_duration(text: str, what: str = "retain_runs") -> float:
     seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
         raise ValidationError(f"{what} must be longer than zero, got {text!r}")
+    if seconds > maximum:
+        raise ValidationError(f"{what} must be at most {_human(maximum)}, got {text!r}")
     return float(seconds)
 
 
-def _seconds(value: Any, name: str, *, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValidationError(f"{name} must be a finite number of seconds, got {value!r}")
-    if value <= minimum:
-        raise ValidationError(f"{name} must be greater than {minimum:g} seconds, got {value!r}")
-    return float(value)
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def _human(seconds: float) -> str:
+    """``604800`` → ``"7 days"``: the bounds in the messages, readable."""
+    for unit, size in (("day", _DAY), ("hour", 3600.0), ("minute", 60.0)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds:g} seconds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +123,9 @@ class Options:
         preserve_steps: keep step and log rows after a run completes.
         persist_logs: write ``step.log`` lines to the database (they are always emitted).
         retain_runs: seconds terminal runs are kept before the worker purges them, or None.
+        unknown_job_grace: seconds a run of a job this worker does not register may wait
+            before the worker fails it with ``Unknown job: <name>``; None: this worker leaves
+            runs of other jobs alone (it serves only some jobs of a shared database).
         labels: a pydantic adapter validating trigger labels, or None.
 
     """
@@ -64,6 +137,7 @@ class Options:
     preserve_steps: bool = False
     persist_logs: bool = True
     retain_runs: float | None = None
+    unknown_job_grace: float | None = DEFAULT_UNKNOWN_JOB_GRACE
     labels: pydantic.TypeAdapter[Any] | None = None
 
     @classmethod
@@ -79,6 +153,7 @@ class Options:
         preserve_steps: bool = False,
         persist_logs: bool = True,
         retain_runs: str | None = None,
+        unknown_job_grace: float | None = DEFAULT_UNKNOWN_JOB_GRACE,
         labels: Any = None,
     ) -> Options:
         """Validate every option and resolve the seed's aliases.
@@ -95,9 +170,17 @@ class Options:
             raise ValidationError("give lease_duration or its alias stale_threshold, not both")
         renew = lease_renew_interval if lease_renew_interval is not None else heartbeat_interval
         duration = lease_duration if lease_duration is not None else stale_threshold
-        duration = 30.0 if duration is None else _seconds(duration, "lease_duration")
+        duration = (
+            30.0
+            if duration is None
+            else check_seconds(duration, "lease_duration", maximum=MAX_LEASE_DURATION)
+        )
         # Unset, the renewal interval follows a short lease: three renewals per lease.
-        renew = min(5.0, duration / 3) if renew is None else _seconds(renew, "lease_renew_interval")
+        renew = (
+            min(5.0, duration / 3)
+            if renew is None
+            else check_seconds(renew, "lease_renew_interval", maximum=MAX_INTERVAL)
+        )
         if renew >= duration:
             raise ValidationError(
                 f"lease_renew_interval ({renew:g}s) must be shorter than lease_duration "
@@ -122,12 +205,21 @@ class Options:
             except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError) as exc:
                 raise ValidationError(f"labels must be a pydantic model or type: {exc}") from None
         return cls(
-            polling_interval=_seconds(polling_interval, "polling_interval"),
+            polling_interval=check_seconds(
+                polling_interval, "polling_interval", maximum=MAX_INTERVAL
+            ),
             lease_renew_interval=renew,
             lease_duration=duration,
             max_concurrent_runs=max_concurrent_runs,
             preserve_steps=preserve_steps,
             persist_logs=persist_logs,
             retain_runs=None if retain_runs is None else parse_duration(retain_runs),
+            unknown_job_grace=(
+                None
+                if unknown_job_grace is None
+                else check_seconds(
+                    unknown_job_grace, "unknown_job_grace", maximum=MAX_WAIT, allow_zero=True
+                )
+            ),
             labels=adapter,
         )

@@ -7,13 +7,22 @@ stored result is returned without calling ``fn``. ``step.run`` returns the JSON 
 result (what a replay returns) on the first execution too, so a job behaves the same whether
 its steps ran or replayed.
 
+Steps are keyed by name, as upstream Durably keys them: a name used twice in one run is a
+``ValidationError`` naming it (the second call would otherwise return the first one's result).
+
 Step indexes count calls in order from 0 on every execution, replays included, so a resumed
 run gives each new step the index it would have had without the interruption (upstream
 Durably seeds the counter from the stored index and drifts).
 
 While a resumed run replays its checkpoints (until the last one has been returned or a new
-step starts), ``step.progress`` and ``step.log`` calls are skipped: the attempt that ran those
-steps reported them already, so progress does not jump back and log lines are not repeated.
+step starts), ``step.progress`` calls are skipped, so progress does not jump back. Log lines
+are written once: a resumed attempt skips as many ``step.log`` calls as the run has stored
+lines that will be logged again (those outside completed steps, whose functions replay without
+being called). A job replays deterministically, so those are the lines an earlier attempt
+wrote, up to the last one that reached the database before a crash; the rest are written.
+
+The checkpoint write is the engine's, not the step's: a lock held past ``busy_timeout`` makes
+it wait and try again, and a broken database halts the attempt; neither fails the step.
 """
 
 from __future__ import annotations
@@ -28,11 +37,18 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from durably_web.clock import format_timestamp
-from durably_web.errors import LeaseLost, RunCancelled, ValidationError
+from durably_web.errors import (
+    ConflictError,
+    LeaseLost,
+    RunCancelled,
+    StorageError,
+    ValidationError,
+)
 from durably_web.events import LogWrite, RunProgress, StepCancel, StepComplete, StepFail, StepStart
 from durably_web.ids import new_ulid
 from durably_web.json_value import check_text, check_value, escape_surrogates, shown
 from durably_web.models import Progress, Run
+from durably_web.storage.connection import DatabaseBusy
 from durably_web.storage.records import Pending
 from durably_web.validation import dump_json
 
@@ -49,6 +65,8 @@ _YIELD_EVERY = 0.005
 """Seconds a job may run synchronous steps before ``step.run`` yields to the event loop."""
 _FLUSH_DELAY = 0.05
 """Seconds pending progress and logs wait for a checkpoint to carry them before a flush."""
+_FLUSH_RETRY = 1.0
+"""Seconds before a flush that met a locked database tries again (what it held stays pending)."""
 
 
 class AbortSignal:
@@ -133,15 +151,22 @@ class StepContext:
         "_flush_handle",
         "_index",
         "_last_yield",
+        "_logs_to_skip",
         "_pending",
         "_progress",
+        "_seen",
         "_to_replay",
         "log",
         "signal",
     )
 
     def __init__(
-        self, execution: Execution, completed: dict[str, Any], current_step_index: int
+        self,
+        execution: Execution,
+        completed: dict[str, Any],
+        current_step_index: int,
+        *,
+        logs_written: int = 0,
     ) -> None:
         """Bind to one execution.
 
@@ -149,12 +174,16 @@ class StepContext:
             execution: the run attempt this context belongs to.
             completed: the run's checkpoints, step name → decoded result.
             current_step_index: one past the highest completed step index.
+            logs_written: stored log lines this attempt will log again (that many
+                ``step.log`` calls are skipped; see the module docstring).
 
         """
         self._execution = execution
         self._completed = completed
         self._completed_count = len(completed)
         self._to_replay = set(completed)
+        self._seen: set[str] = set()
+        self._logs_to_skip = logs_written
         self._current_step_index = current_step_index
         self._index = 0
         self._current_step: str | None = None
@@ -195,24 +224,35 @@ class StepContext:
             The step's result as JSON data (dicts, lists, str, numbers, bools, None).
 
         Raises:
-            ValidationError: ``name`` is empty or the result is not JSON-serialisable.
+            ValidationError: ``name`` is empty or was used before in this run, or the result
+                is not JSON-serialisable (or too large to store).
             RunCancelled / LeaseLost: the run stopped belonging to this execution.
+            StorageError: the database failed; the worker stops (the step is not failed).
 
         """
         self.throw_if_aborted()
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"step name must be a non-empty string, got {shown(name)}")
+        check_text(name, "step name")
+        execution = self._execution
+        if name in self._seen:
+            execution.failed_step_name = name
+            raise ValidationError(
+                f"step name {name!r} is used twice in run {self.run_id}: steps are keyed by "
+                "name, so each step of a run needs its own (e.g. f'fetch-{i}' in a loop)"
+            )
+        self._seen.add(name)
         index = self._index
         self._index += 1
         cached = self._completed.get(name, _MISSING)
         if cached is not _MISSING:
             self._to_replay.discard(name)
             return cached
-        if not isinstance(name, str) or not name:
-            raise ValidationError(f"step name must be a non-empty string, got {shown(name)}")
-        check_text(name, "step name")
-        execution = self._execution
         run, bus, store, clock = execution.run, execution.bus, execution.store, execution.clock
         try:
-            await store.check_lease(run.id, run.lease_generation)
+            await execution.store_call(
+                "lease check", lambda: store.check_lease(run.id, run.lease_generation)
+            )
         except RunCancelled:
             self.signal.abort("cancelled")
             raise
@@ -239,26 +279,8 @@ class StepContext:
                 result = await result
             self.throw_if_aborted()
             output_json = None if result is None else dump_json(result, f"result of step {name!r}")
-            await store.checkpoint_step(
-                run.id,
-                run.lease_generation,
-                name=name,
-                index=index,
-                output_json=output_json,
-                started_at=started,
-                now=clock.now(),
-                pending=self._pending,
-            )
         except RunCancelled:
-            self.signal.abort("cancelled")
-            bus.emit(
-                StepCancel,
-                run_id=run.id,
-                job_name=run.job_name,
-                labels=run.labels,
-                step_name=name,
-                step_index=index,
-            )
+            self._cancelled(name, index)
             raise
         except LeaseLost:
             self.signal.abort("lease-lost")
@@ -268,6 +290,35 @@ class StepContext:
             raise
         finally:
             self._current_step = None
+        finished = clock.now()
+        overran = finished > execution.lease_until
+        try:
+            await execution.store_call(
+                "checkpoint",
+                lambda: store.checkpoint_step(
+                    run.id,
+                    run.lease_generation,
+                    name=name,
+                    index=index,
+                    output_json=output_json,
+                    started_at=started,
+                    now=finished,
+                    pending=self._pending,
+                ),
+            )
+        except RunCancelled:
+            self._cancelled(name, index)
+            raise
+        except LeaseLost:
+            self.signal.abort("lease-lost")
+            if overran:
+                execution.step_overran(name, finished - started, lost=True)
+            raise
+        except (ValidationError, ConflictError) as exc:  # the result cannot be stored
+            await self._step_failed(name, index, exc, started)
+            raise
+        if overran:
+            execution.step_overran(name, finished - started, lost=False)
         if output_json is None:
             output = None
         elif type(result) in _JSON_SCALARS:
@@ -280,7 +331,6 @@ class StepContext:
         pending = self._pending
         pending.completed_step_count = self._completed_count
         pending.current_step_index = self._current_step_index
-        execution.steps_completed += 1
         self._schedule_flush()
         if bus.wants("step:complete"):
             bus.emit(
@@ -301,25 +351,42 @@ class StepContext:
             await asyncio.sleep(0)
         return output
 
+    def _cancelled(self, name: str, index: int) -> None:
+        self.signal.abort("cancelled")
+        run = self._execution.run
+        self._execution.bus.emit(
+            StepCancel,
+            run_id=run.id,
+            job_name=run.job_name,
+            labels=run.labels,
+            step_name=name,
+            step_index=index,
+        )
+
     async def _step_failed(self, name: str, index: int, exc: Exception, started: float) -> None:
         execution = self._execution
         run = execution.run
         error = _message(exc)
         execution.failed_step_name = name
+        status = "cancelled" if self.signal.aborted else "failed"
         try:
-            await execution.store.record_failed_step(
-                run.id,
-                run.lease_generation,
-                name=name,
-                index=index,
-                status="cancelled" if self.signal.aborted else "failed",
-                error=error,
-                started_at=started,
-                now=execution.clock.now(),
-                pending=self._pending,
+            await execution.store_call(
+                "step failure",
+                lambda: execution.store.record_failed_step(
+                    run.id,
+                    run.lease_generation,
+                    name=name,
+                    index=index,
+                    status=status,
+                    error=error,
+                    started_at=started,
+                    now=execution.clock.now(),
+                    pending=self._pending,
+                ),
             )
         except Exception as write_error:  # noqa: BLE001 - the step's own error wins
-            execution.report(write_error, "step-failure-record")
+            if execution.failure is None:  # a broken database halts the attempt instead
+                execution.report(write_error, "step-failure-record")
         execution.bus.emit(
             StepFail,
             run_id=run.id,
@@ -370,9 +437,12 @@ class StepContext:
             raise ValidationError(f"log message must be a string, got {shown(message)}")
         check_text(message, "log message")
         data_json = None if data is None else dump_json(data, "log data")
-        if self._to_replay:
-            return  # replaying: this line was written by the attempt that ran these steps
         execution = self._execution
+        if self._logs_to_skip:
+            self._logs_to_skip -= 1
+            return  # an earlier attempt wrote this line (see the module docstring)
+        if self._to_replay and not execution.persist_logs:
+            return  # no stored lines to count: lines before the last checkpoint were emitted
         run = execution.run
         now = execution.clock.now()
         if execution.persist_logs:
@@ -399,10 +469,10 @@ class StepContext:
             data=None if data_json is None else json.loads(data_json),
         )
 
-    def _schedule_flush(self) -> None:
+    def _schedule_flush(self, delay: float = _FLUSH_DELAY) -> None:
         if self._flush_handle is None:
             loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(_FLUSH_DELAY, self._flush_now)
+            self._flush_handle = loop.call_later(delay, self._flush_now)
 
     def _flush_now(self) -> None:
         self._flush_handle = None
@@ -410,14 +480,30 @@ class StepContext:
             self._execution.spawn(self.flush(), "flush")
 
     async def flush(self) -> None:
-        """Write pending progress and log lines now (fenced; refused writes are dropped)."""
+        """Write pending progress and log lines now (fenced; refused writes are dropped).
+
+        A flush that meets a locked database keeps everything pending and tries again later;
+        the next checkpoint or the outcome carries it if that comes first.
+        """
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        run = self._execution.run
-        await self._execution.store.flush(
-            run.id, run.lease_generation, self._pending, self._execution.clock.now()
-        )
+        execution = self._execution
+        run = execution.run
+        try:
+            await execution.store_call(
+                "flush",
+                lambda: execution.store.flush(
+                    run.id, run.lease_generation, self._pending, execution.clock.now()
+                ),
+                wait_busy=False,
+            )
+        except DatabaseBusy:
+            self._schedule_flush(_FLUSH_RETRY)
+        except StorageError:
+            if execution.failure is None:
+                raise
+            # else the attempt has halted; it reports the failure when it ends
 
     def overlay(self, run: Run) -> Run:
         """Return ``run`` with this execution's progress and counters, written or not."""

@@ -3,6 +3,7 @@
 clock = FakeClock()
 durably = create_durably(conn, clock=clock, ...)
 await clock.advance(31)          # leases expire, polls fire; no real sleeping
+clock.block(40)                  # in a step: time passes as if it blocked the event loop
 
 flaky = FailingConnection(conn, fail_on_commit=7, crash=True)
 # the 7th commit raises SimulatedCrash (a BaseException, like the process dying there):
@@ -65,6 +66,16 @@ class FakeClock:
             await settle()
         self._now = target
         await settle()
+
+    def block(self, seconds: float) -> None:
+        """Move time forward without waking anyone, as code that blocks the event loop does.
+
+        Call it from a step to simulate a step that blocks (no lease renewal can run
+        meanwhile); sleepers whose deadline passed wake at the next :meth:`advance`.
+        """
+        if seconds < 0:
+            raise ValueError("a clock cannot go backwards")
+        self._now += seconds
 
     @property
     def sleepers(self) -> int:

@@ -3,8 +3,19 @@
 A trigger in the same process wakes the loop at once; the polling interval only matters for
 work written by another process or tab. Up to ``max_concurrent_runs`` runs execute at once,
 each in its own named task; one renewal task extends every held lease; idle maintenance
-purges runs older than ``retain_runs``. Background tasks are supervised: their errors go to
-``worker:error`` and never kill the loop.
+(:mod:`durably_web.maintenance`) purges old runs and fails runs of jobs no worker knows.
+Background tasks are supervised: their errors go to ``worker:error`` and never kill the loop.
+
+Storage errors are sorted once, here and in the runtime: a database locked past
+``busy_timeout`` is waited out (the loop backs off and tries again); a broken one (disk full,
+corrupt, read-only) stops the worker: it emits ``worker:error`` with context
+``worker-stopped``, hands its runs back, and keeps the error in :attr:`Worker.failure` (the CLI
+exits with it). Runs keep their checkpoints and resume once the database is healthy.
+
+A step that blocks the event loop past the lease cannot have its lease renewed, and another
+worker takes the run over. A worker that lost a run that way remembers it: when it claims the
+run again it first extends the lease to twice the step's time, and the second time it loses
+the run so it fails it with a message saying to raise ``lease_duration``.
 """
 
 from __future__ import annotations
@@ -14,18 +25,21 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from durably_web.clock import Clock
+from durably_web.errors import LeaseLost, RunCancelled, StorageError
 from durably_web.events import EventBus, RunLeaseRenewed, WorkerError
 from durably_web.job import JobDefinition
+from durably_web.maintenance import Maintenance
 from durably_web.models import Run
 from durably_web.options import Options
-from durably_web.runtime import Execution
+from durably_web.runtime import Execution, Overrun
+from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
 from durably_web.storage.store import SQLiteStore
 
 __all__ = ["Worker"]
 
-_MAINTENANCE_EVERY = 60.0
-_PURGE_BATCH = 100
 _ERROR_BACKOFF = 1.0
+_MAX_OVERRUNS = 1000
+"""Runs whose blocking step this worker remembers (the oldest are forgotten first)."""
 
 
 class Worker:
@@ -56,12 +70,16 @@ class Worker:
         self.worker_id = worker_id
         self.active: dict[str, Execution] = {}
         self._run_tasks: dict[str, asyncio.Task[None]] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._renew_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
-        self._last_maintenance: float | None = None
+        self._overruns: dict[str, Overrun] = {}
+        self.failure: StorageError | None = None
+        self.maintenance = Maintenance(
+            store=store, bus=bus, clock=clock, options=options, jobs=jobs, report=self.report
+        )
 
     @property
     def running(self) -> bool:
@@ -69,10 +87,14 @@ class Worker:
         return self._loop_task is not None and not self._loop_task.done()
 
     def start(self) -> None:
-        """Start the loop (idempotent). Must be called with an event loop running."""
+        """Start the loop (idempotent). Must be called with an event loop running.
+
+        Starting again after the worker stopped on a storage error clears :attr:`failure`.
+        """
         if self.running:
             return
         self._stopping = False
+        self.failure = None
         self._loop_task = asyncio.create_task(self._loop(), name="durably-worker")
 
     def wake(self) -> None:
@@ -114,8 +136,19 @@ class Worker:
             try:
                 claimed = await self._fill_slots()
                 if not claimed and not self.active:
-                    await self._maintenance()
-            except Exception as exc:  # noqa: BLE001 - the loop must survive anything
+                    await self.maintenance.run()
+            except DatabaseBusy as exc:  # locked past busy_timeout: try again shortly
+                self.report(exc, "worker-loop")
+                await self._idle(_ERROR_BACKOFF)
+                continue
+            except StorageError as exc:
+                if isinstance(exc, IntegrityViolation):
+                    self.report(exc, "worker-loop")
+                    await self._idle(_ERROR_BACKOFF)
+                    continue
+                self.halt(exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - the loop must survive anything else
                 self.report(exc, "worker-loop")
                 await self._idle(_ERROR_BACKOFF)
                 continue
@@ -168,13 +201,11 @@ class Worker:
         execution = Execution(
             run,
             self.jobs[run.job_name],
-            store=self.store,
-            bus=self.bus,
-            clock=self.clock,
+            self,
+            lease_duration=self.options.lease_duration,
             preserve_steps=self.options.preserve_steps,
             persist_logs=self.options.persist_logs,
-            spawn=self.spawn,
-            report=lambda exc, context: self.report(exc, context, run),
+            overrun=self._overruns.get(run.id),
         )
         self.active[run.id] = execution
         self._ensure_renewal()
@@ -184,13 +215,24 @@ class Worker:
         try:
             await execution.execute()
         finally:
-            self.active.pop(execution.run.id, None)
-            self._run_tasks.pop(execution.run.id, None)
+            run_id = execution.run.id
+            self.active.pop(run_id, None)
+            self._run_tasks.pop(run_id, None)
+            if not execution.lost_block:
+                self._overruns.pop(run_id, None)
             self._wake.set()
 
     async def run_inline(self, run: Run) -> None:
-        """Execute a claimed run in the calling task (``process_one``)."""
-        await self._execute(self.execution(run))
+        """Execute a claimed run in the calling task (``process_one``).
+
+        Raises:
+            StorageError: the database failed under the run (it was handed back, not failed).
+
+        """
+        execution = self.execution(run)
+        await self._execute(execution)
+        if execution.failure is not None:
+            raise execution.failure
 
     # -- leases -------------------------------------------------------------------------
 
@@ -215,13 +257,24 @@ class Worker:
 
     async def _renew(self, execution: Execution) -> None:
         run = execution.run
-        expires = await self.store.renew_lease(
-            run.id, run.lease_generation, self.clock.now(), self.options.lease_duration
-        )
+        now = self.clock.now()
+        try:
+            expires = await self.store.renew_lease(
+                run.id, run.lease_generation, now, execution.lease_duration
+            )
+        except DatabaseBusy:
+            raise  # reported; the next renewal tries again
+        except StorageError as exc:
+            if isinstance(exc, IntegrityViolation):
+                raise
+            execution.broken(exc)
+            self.halt(exc, run)
+            return
         if expires is None:
             execution.abort("lease-lost")
             self.report(RuntimeError(f"Lease ownership was lost: {run.id}"), "lease-renewal", run)
             return
+        execution.lease_until = now + execution.lease_duration
         self.bus.emit(
             RunLeaseRenewed,
             run_id=run.id,
@@ -233,28 +286,59 @@ class Worker:
 
     # -- maintenance and supervision ----------------------------------------------------
 
-    async def _maintenance(self) -> None:
-        retain = self.options.retain_runs
-        if retain is None:
-            return
-        now = self.clock.now()
-        if self._last_maintenance is not None and now - self._last_maintenance < _MAINTENANCE_EVERY:
-            return
-        self._last_maintenance = now
-        await self.store.purge_runs(now - retain, _PURGE_BATCH)
+    async def maintain(self) -> None:
+        """Run idle maintenance now (``process_until_idle`` calls it when out of work).
 
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        """Run ``coro`` as a supervised background task; its error goes to ``worker:error``."""
-        task = asyncio.ensure_future(coro)
+        Raises:
+            StorageError: the database failed.
+
+        """
+        await self.maintenance.run(now_due=True)
+
+    # -- failures -----------------------------------------------------------------------
+
+    def halt(self, error: StorageError, run: Run | None = None) -> None:
+        """Stop the worker because the database failed: hand every run back, keep the error.
+
+        Emits ``worker:error`` with context ``worker-stopped`` once; :attr:`failure` holds the
+        error until the worker is started again.
+        """
+        if self.failure is not None:
+            return
+        self.failure = error
+        self._stopping = True
+        self._wake.set()
+        self.report(error, "worker-stopped", run)
+        current = asyncio.current_task()
+        for task in list(self._run_tasks.values()):
+            if task is not current:
+                task.cancel()  # each hands its run back (if the database lets it)
+
+    def lost_to_block(self, run: Run, step: str, seconds: float) -> None:
+        """Remember that ``step`` blocked past the lease and another worker took ``run``."""
+        previous = self._overruns.pop(run.id, None)
+        losses = 1 if previous is None else previous.losses + 1
+        longest = seconds if previous is None else max(seconds, previous.seconds)
+        self._overruns[run.id] = Overrun(step, longest, losses)
+        while len(self._overruns) > _MAX_OVERRUNS:
+            del self._overruns[next(iter(self._overruns))]
+
+    def keep(self, task: asyncio.Future[Any], name: str) -> None:
+        """Let ``task`` finish in the background; ``stop()`` waits for it."""
         self._background.add(task)
         task.add_done_callback(self._background_done(name))
 
-    def _background_done(self, name: str) -> Callable[[asyncio.Task[None]], None]:
-        def done(task: asyncio.Task[None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` as a supervised background task; its error goes to ``worker:error``."""
+        self.keep(asyncio.ensure_future(coro), name)
+
+    def _background_done(self, name: str) -> Callable[[asyncio.Future[Any]], None]:
+        def done(task: asyncio.Future[Any]) -> None:
             self._background.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                error = task.exception()
-                assert error is not None
+            if task.cancelled():
+                return
+            error = task.exception()
+            if error is not None and not isinstance(error, (RunCancelled, LeaseLost)):
                 self.report(error, name)
 
         return done

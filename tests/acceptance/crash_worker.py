@@ -177,6 +177,55 @@ async def die_before_outcome(step: StepContext, payload: DieInput) -> StepsOutpu
     return StepsOutput(count=payload.steps, total=total)
 
 
+@define_job(name="logged-steps", input=StepsInput, output=StepsOutput)
+async def logged_steps(step: StepContext, payload: StepsInput) -> StepsOutput:
+    """Like ``crash-steps``, logging a line before, inside and after each step."""
+    step.log.info("start")
+    total = 0
+    for index in range(payload.steps):
+        name = step_name(index)
+        value = step_value(payload.seed, index)
+        effect = _side_effect_step(step.run_id, name, value, payload.sleep)
+
+        async def work(index: int = index, effect: Callable[[], Awaitable[int]] = effect) -> int:
+            step.log.info(f"inside {index}")
+            return await effect()
+
+        step.log.info(f"before {index}")
+        total += await step.run(name, work)
+        step.log.info(f"after {index}")
+    step.log.info("end")
+    return StepsOutput(count=payload.steps, total=total)
+
+
+def logged_lines(steps: int) -> list[str]:
+    """Every line ``logged-steps`` writes, in order, once each."""
+    lines = ["start"]
+    for index in range(steps):
+        lines += [f"before {index}", f"inside {index}", f"after {index}"]
+    return [*lines, "end"]
+
+
+class BlockInput(BaseModel):
+    block: float
+
+
+@define_job(name="blocking-step", input=BlockInput, output=StepsOutput)
+async def blocking_step(step: StepContext, payload: BlockInput) -> StepsOutput:
+    """One step that blocks the event loop (``time.sleep``) for ``block`` seconds."""
+
+    def block() -> int:
+        _effects_db().execute(
+            "INSERT INTO side_effects (run_id, step_name, pid) VALUES (?, ?, ?)",
+            (step.run_id, "block", os.getpid()),
+        )
+        time.sleep(payload.block)  # blocking on purpose: no lease renewal meanwhile
+        return 1
+
+    total = await step.run("block", block)
+    return StepsOutput(count=1, total=total)
+
+
 # -- two jobs sharing concurrency keys (test_two_workers) ------------------------------------
 
 
@@ -280,6 +329,8 @@ JOBS: dict[str, JobDefinition[Any, Any]] = {
     "interval_b": interval_b,
     "chatty": chatty,
     "doomed": doomed,
+    "logged_steps": logged_steps,
+    "blocking_step": blocking_step,
 }
 
 
@@ -316,6 +367,8 @@ async def work(
     await durably.init()
     try:
         while True:
+            if durably.worker.failure is not None:  # a full disk: stop, as the CLI does
+                raise SystemExit(f"worker {os.getpid()} stopped: {durably.worker.failure}")
             active = await durably.get_runs(status=["pending", "leased"], limit=1)
             if not active:
                 finished = await durably.get_runs(status=["completed", "failed", "cancelled"])

@@ -59,4 +59,27 @@ other_steps: JobDefinition[StepsInput, dict[str, Any]] = _define(
     name="other-steps", input=StepsInput
 )(_slow_steps)
 
+
+class BigInput(BaseModel):
+    steps: int = 40
+    size: int = 20_000
+    record: str | None = None
+
+
+async def _big_steps(step: StepContext, payload: BigInput) -> dict[str, int]:
+    for i in range(payload.steps):
+
+        def work(i: int = i) -> str:
+            _record(payload.record, f"step-{i}")
+            return "x" * payload.size
+
+        await step.run(f"step-{i}", work)
+        step.progress(i + 1, payload.steps)
+    return {"steps": payload.steps}
+
+
+big_steps: JobDefinition[BigInput, dict[str, int]] = _define(name="big-steps", input=BigInput)(
+    _big_steps
+)
+
 not_a_job = 42

@@ -174,7 +174,7 @@ async def test_wait_for_run_timeout_uses_engine_clock(
     await clock.advance(5)
     with pytest.raises(TimeoutError, match="did not finish within 5s"):
         await waiter
-    with pytest.raises(ValidationError, match="timeout must be a positive number"):
+    with pytest.raises(ValidationError, match="timeout must be greater than 0"):
         await durably.wait_for_run(run.id, timeout=-1)
 
 

@@ -286,6 +286,13 @@ SKIP: dict[str, str] = {
 # Modules that cannot apply inside Pyodide, skipped whole.
 SKIP_MODULES: dict[str, str] = {
     "tests/integration/test_cli.py": "runs the CLI as real subprocesses (Pyodide has no processes)",
+    "tests/integration/test_cli_faults.py": (
+        "runs the CLI as real subprocesses (Pyodide has no processes)"
+    ),
+    "tests/integration/test_storage_faults.py": (
+        "holds a file lock from a second thread (Pyodide has no threads) over the CPython "
+        "sqlite3 adapter"
+    ),
     "tests/integration/test_webbuild.py": "builds web/vendor with npm, pip and Node (host tools)",
     "tests/unit/test_json_value_js.py": "runs web/client/json.mjs under Node (no processes here)",
 }

@@ -8,9 +8,9 @@ module; this adapter calls it synchronously from Python in the same worker. Cont
 - Arguments are primitives passed variadically; rows come back as JS arrays converted with
   ``to_py()``; SQL NULL arrives as ``None``.
 - A lease holder's fenced write (:meth:`run_batch`) is a single bridge call.
-- A JS ``SQLite3Error`` is translated once, here: a constraint violation (primary result code
-  19) raises :class:`IntegrityViolation`, anything else :class:`StorageError`. No ``JsProxy``
-  or ``JsException`` leaves this module.
+- A JS ``SQLite3Error`` is translated once, here, by its result code, as the Connection
+  protocol says (constraint, busy, full, too big, anything else). No ``JsProxy`` or
+  ``JsException`` leaves this module.
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ from typing import Any
 
 from pyodide.ffi import JsException
 
-from durably_web.errors import StorageError
-from durably_web.storage.connection import IntegrityViolation, Param, Row
+from durably_web.errors import StorageError, ValidationError
+from durably_web.storage.connection import Param, Row, storage_error
 
 __all__ = ["PyodideConnection"]
-
-_SQLITE_CONSTRAINT = 19
 
 
 class PyodideConnection:
@@ -149,9 +147,7 @@ class PyodideConnection:
         self._statements.clear()
 
 
-def _translate(exc: JsException, context: str) -> StorageError:
+def _translate(exc: JsException, context: str) -> StorageError | ValidationError:
     code = getattr(exc, "resultCode", None)
     message = f"{context}: {getattr(exc, 'message', None) or exc}"
-    if isinstance(code, int) and code & 0xFF == _SQLITE_CONSTRAINT:
-        return IntegrityViolation(message)
-    return StorageError(message)
+    return storage_error(code if isinstance(code, int) else None, message)

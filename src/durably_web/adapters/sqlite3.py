@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from durably_web.errors import StorageError, ValidationError
-from durably_web.storage.connection import IntegrityViolation, Param, Row
+from durably_web.options import MAX_BUSY_TIMEOUT, check_seconds
+from durably_web.storage.connection import SQLITE_CONSTRAINT, Param, Row, storage_error
 
 __all__ = ["SQLite3Connection"]
 
@@ -50,8 +51,9 @@ class SQLite3Connection:
             raise ValidationError(
                 f"journal_mode must be one of {_JOURNAL_MODES}, got {journal_mode!r}"
             )
-        if busy_timeout < 0:
-            raise ValidationError(f"busy_timeout must be >= 0 seconds, got {busy_timeout!r}")
+        busy_timeout = check_seconds(
+            busy_timeout, "busy_timeout", maximum=MAX_BUSY_TIMEOUT, allow_zero=True
+        )
         self.path = path
         try:
             self._db = sqlite3.connect(
@@ -70,27 +72,23 @@ class SQLite3Connection:
             self._db.execute(f"PRAGMA journal_size_limit = {64 * 1024 * 1024}")
             self._db.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open SQLite database {path!r}: {exc}") from exc
+            raise _translate(exc, f"cannot open SQLite database {path!r}") from exc
         self._in_transaction = False
 
     def execute(self, sql: str, params: Sequence[Param] = ()) -> int:
         """Run one statement; return its changed-row count."""
         try:
             return self._db.execute(sql, params).rowcount
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityViolation(str(exc)) from exc
         except sqlite3.Error as exc:
-            raise StorageError(f"SQLite error: {exc}") from exc
+            raise _translate(exc) from exc
 
     def query(self, sql: str, params: Sequence[Param] = ()) -> list[Row]:
         """Run one statement; return its rows as dicts."""
         try:
             cursor = self._db.execute(sql, params)
             rows = cursor.fetchall()
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityViolation(str(exc)) from exc
         except sqlite3.Error as exc:
-            raise StorageError(f"SQLite error: {exc}") from exc
+            raise _translate(exc) from exc
         if not rows:
             return []
         names = [column[0] for column in cursor.description]
@@ -101,7 +99,7 @@ class SQLite3Connection:
         try:
             return int(self._db.execute("PRAGMA data_version").fetchone()[0])
         except sqlite3.Error as exc:
-            raise StorageError(f"SQLite error: {exc}") from exc
+            raise _translate(exc) from exc
 
     def execute_script(self, sql: str) -> None:
         """Run a script of statements (inside the caller's transaction, if any)."""
@@ -109,7 +107,7 @@ class SQLite3Connection:
             for statement in _split_statements(sql):
                 self._db.execute(statement)
         except sqlite3.Error as exc:
-            raise StorageError(f"SQLite error: {exc}") from exc
+            raise _translate(exc) from exc
 
     def run_batch(
         self, statements: Sequence[tuple[str, Sequence[Param]]], guard: bool = False
@@ -124,10 +122,8 @@ class SQLite3Connection:
             sql, params = statements[0]
             try:
                 changed = db.execute(sql, params).rowcount
-            except sqlite3.IntegrityError as exc:
-                raise IntegrityViolation(str(exc)) from exc
             except sqlite3.Error as exc:
-                raise StorageError(f"SQLite error: {exc}") from exc
+                raise _translate(exc) from exc
             return not (guard and changed == 0)
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -144,10 +140,8 @@ class SQLite3Connection:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityViolation(str(exc)) from exc
         except sqlite3.Error as exc:
-            raise StorageError(f"SQLite error: {exc}") from exc
+            raise _translate(exc) from exc
         return True
 
     @contextmanager
@@ -158,7 +152,7 @@ class SQLite3Connection:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot begin a transaction: {exc}") from exc
+            raise _translate(exc, "cannot begin a transaction") from exc
         self._in_transaction = True
         try:
             yield
@@ -173,11 +167,19 @@ class SQLite3Connection:
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            raise StorageError(f"commit failed: {exc}") from exc
+            raise _translate(exc, "commit failed") from exc
 
     def close(self) -> None:
         """Close the underlying ``sqlite3`` connection."""
         self._db.close()
+
+
+def _translate(exc: sqlite3.Error, context: str = "SQLite error") -> StorageError | ValidationError:
+    """Translate a ``sqlite3`` error by its result code (see the Connection protocol)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None and isinstance(exc, sqlite3.IntegrityError):
+        code = SQLITE_CONSTRAINT
+    return storage_error(code, f"{context}: {exc}")
 
 
 def _split_statements(script: str) -> list[str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -39,6 +38,7 @@ from durably_web.cli.serve_api import add_serve_api, run_serve_api
 from durably_web.cli.show import list_runs, show_run
 from durably_web.errors import DurablyError, ValidationError
 from durably_web.models import RUN_STATUSES
+from durably_web.options import MAX_LEASE_DURATION, check_seconds
 from durably_web.webbuild.command import WEB_COMMANDS, add_web_commands, run_web_command
 
 __all__ = ["build_parser", "main"]
@@ -53,14 +53,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive_seconds(text: str) -> float:
+def _lease_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+    try:
+        return check_seconds(value, "the lease duration", maximum=MAX_LEASE_DURATION)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _positive_int(text: str) -> int:
@@ -104,9 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--lease-duration",
-        type=_positive_seconds,
+        type=_lease_seconds,
         metavar="SECONDS",
-        help="how long a killed process's run stays leased before it can resume (default 30)",
+        help="how long a killed process's run stays leased before it can resume (default 30, "
+        "at most 604800); raise it above the longest a step blocks",
     )
     run.add_argument(
         "--preserve-steps",

@@ -9,6 +9,11 @@ Ctrl-C (or SIGTERM) stops the worker with ``stop(timeout=0)``: the run in flight
 interrupted at its next ``await`` and handed back (pending again, checkpoints kept), so the
 next command picks it up at once. A process killed outright cannot do that; its run stays
 leased until the lease expires, and the next command says it is waiting for that.
+
+If the database fails under the worker (a full disk, a corrupt or read-only file), the worker
+stops and so does the command, with the error and exit status 1; the run is not marked failed
+and the same command resumes it once the database is healthy. The command's worker claims only
+runs of its own job and leaves runs of other jobs alone (``unknown_job_grace=None``).
 """
 
 from __future__ import annotations
@@ -75,7 +80,8 @@ async def run_job(
         err: where notices and errors go (default ``sys.stderr``).
 
     Returns:
-        0 if the run completed, 1 if it failed, was cancelled or was deleted.
+        0 if the run completed, 1 if it failed, was cancelled or was deleted, or the database
+        failed under the worker (the run is then resumable, not failed).
 
     Raises:
         asyncio.CancelledError: the task was cancelled (Ctrl-C); the run was released first.
@@ -83,7 +89,7 @@ async def run_job(
     """
     out = out or sys.stdout
     err = err or sys.stderr
-    options: dict[str, Any] = {"preserve_steps": preserve_steps}
+    options: dict[str, Any] = {"preserve_steps": preserve_steps, "unknown_job_grace": None}
     if lease_duration is not None:
         options["lease_duration"] = lease_duration
     durably = create_durably(database, **options)
@@ -133,7 +139,14 @@ async def _find_or_trigger(
             return run
     done = await _steps_done(durably, run)
     print(f"Resuming run {run.id} ({done} step{'' if done == 1 else 's'} already done)", file=err)
-    if run.status == "leased" and run.lease_expires_at is not None:
+    if run.status == "leased" and "lease_expires_at" in run.unreadable:
+        print(
+            f"Run {run.id} is leased with an expiry that cannot be read "
+            f"({run.unreadable['lease_expires_at']!r}): it may never be claimed. Cancel it "
+            f"(durably.cancel) and retry it to run it again.",
+            file=err,
+        )
+    elif run.status == "leased" and run.lease_expires_at is not None:
         left = (run.lease_expires_at - datetime.now(UTC)).total_seconds()
         if left > 0:
             until = run.lease_expires_at.astimezone().strftime("%H:%M:%S")
@@ -157,29 +170,60 @@ class _Follower:
         self.run_id: str | None = None
         self.owner: str | None = None
         self.started = time.monotonic()
+        self.halted = asyncio.Event()
 
     async def follow(self, run: Run) -> int:
-        """Start the worker, draw the run's events until it ends; return the exit status."""
+        """Start the worker, draw the run's events until it ends; return the exit status.
+
+        Ends early, with status 1, if the worker stops because the database failed.
+        """
         self.run_id = run.id
         self.owner = run.lease_owner
         self.line.update(run.progress, steps=await _steps_done(self.durably, run))
         unsubscribe = self.durably.on("*", self._on_any_event)
         ticker = asyncio.create_task(self._tick(), name="durably-cli-ticker")
-        events = self.durably.subscribe(run.id)
+        drawing = asyncio.create_task(self._draw(run), name="durably-cli-follow")
+        halted = asyncio.create_task(self.halted.wait(), name="durably-cli-halted")
         try:
-            async with contextlib.aclosing(events):
-                async for event in events:
-                    if not self.durably.worker.running and not isinstance(event, _TERMINAL):
-                        # Only now: the subscription is listening, so no event is missed.
-                        self.durably.start()
-                    status = await self._show(event)
-                    if status is not None:
-                        return status
+            await asyncio.wait((drawing, halted), return_when=asyncio.FIRST_COMPLETED)
+            if self.halted.is_set():
+                return self._worker_stopped()
+            status = drawing.result()
+            if status is None:
+                self.line.finish()
+                print(f"Run {run.id} ended without an outcome", file=self.err)
+                return 1
+            return status
         finally:
-            ticker.cancel()
+            for task in (ticker, drawing, halted):
+                task.cancel()
+            await asyncio.gather(drawing, halted, return_exceptions=True)
             unsubscribe()
+
+    async def _draw(self, run: Run) -> int | None:
+        """Draw the run's events; return the exit status, or None if they end without one."""
+        events = self.durably.subscribe(run.id)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if self.halted.is_set():
+                    return None
+                if not self.durably.worker.running and not isinstance(event, _TERMINAL):
+                    # Only now: the subscription is listening, so no event is missed.
+                    self.durably.start()
+                status = await self._show(event)
+                if status is not None:
+                    return status
+        return None
+
+    def _worker_stopped(self) -> int:
         self.line.finish()
-        print(f"Run {run.id} ended without an outcome", file=self.err)
+        failure = self.durably.worker.failure
+        print(
+            f"The worker stopped: the database failed ({failure}). Run {self.run_id} is not "
+            "marked failed: once the database is healthy again (free disk space, or restore "
+            "the file), run the same command to resume it.",
+            file=self.err,
+        )
         return 1
 
     async def _show(self, event: Event) -> int | None:
@@ -232,7 +276,10 @@ class _Follower:
                 f"note: running run {event.run_id} first (queued earlier for this job)"
             )
         elif isinstance(event, WorkerError):
-            self.line.message(f"[worker:error] {event.context}: {event.error}", self.err)
+            if event.context == "worker-stopped":
+                self.halted.set()
+            else:
+                self.line.message(f"[worker:error] {event.context}: {event.error}", self.err)
 
     async def _tick(self) -> None:
         while True:

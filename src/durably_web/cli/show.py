@@ -1,5 +1,8 @@
 """The read-only commands: ``runs`` lists runs as a table, ``run-info`` shows one run in full.
 
+A stored value that cannot be parsed (a hand-edited row, a timestamp beyond the year 9999) does
+not stop either command: ``run-info`` names such columns on an ``Unreadable`` line.
+
 Both take a database that must already exist and be a durably database (checked read-only
 first, see :func:`~durably_web.cli.common.check_database`), and neither registers a job: they
 show what is stored, whichever program wrote it.
@@ -17,7 +20,7 @@ from durably_web.cli.common import UsageError, snippet
 from durably_web.cli.render import format_log, format_progress, format_table
 from durably_web.durably import Durably
 from durably_web.factory import create_durably
-from durably_web.models import Run
+from durably_web.models import Log, Run, Step
 
 __all__ = ["list_runs", "show_run"]
 
@@ -124,11 +127,18 @@ async def _print_run(durably: Durably, run: Run, out: TextIO) -> None:
         ("Completed", _full(run.completed_at)),
         ("Updated", _full(run.updated_at)),
     ]
+    if run.unreadable:
+        fields.append(("Unreadable", _unreadable(run.unreadable)))
     width = max(len(name) for name, _ in fields)
     for name, value in fields:
         print(f"{name.ljust(width)}  {value}", file=out)
     steps = await durably.get_steps(run.id)
     logs = await durably.get_logs(run.id)
+    records: list[Step | Log] = [*steps, *logs]
+    for record in records:
+        if record.unreadable:
+            kind = "step" if isinstance(record, Step) else "log line"
+            print(f"Unreadable in {kind} {record.id}: {_unreadable(record.unreadable)}", file=out)
     print(file=out)
     if steps:
         print(f"Steps ({len(steps)})", file=out)
@@ -161,6 +171,14 @@ async def _print_run(durably: Durably, run: Run, out: TextIO) -> None:
         print("Logs: none", file=out)
 
 
+def _unreadable(columns: dict[str, str]) -> str:
+    """Name each stored column that could not be parsed, with (the start of) its raw text."""
+    return "; ".join(
+        f"{column} = {snippet(raw, _OUTPUT_WIDTH)!r} (cannot be parsed)"
+        for column, raw in columns.items()
+    )
+
+
 def _message(run: Run) -> str:
     if run.progress is None or not run.progress.message:
         return ""
@@ -171,9 +189,17 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def _in_local_time(value: datetime) -> datetime:
+    """``value`` in the local time zone, or as it is if that zone would pass the year 9999."""
+    try:
+        return value.astimezone()
+    except (OverflowError, ValueError):
+        return value
+
+
 def _local(value: datetime) -> str:
-    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return _in_local_time(value).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _full(value: datetime | None) -> str:
-    return "-" if value is None else value.astimezone().isoformat(timespec="milliseconds")
+    return "-" if value is None else _in_local_time(value).isoformat(timespec="milliseconds")

@@ -13,9 +13,14 @@ An adapter executes SQL and nothing else; it knows no domain. Contract:
 - ``transaction()`` is a synchronous context manager: ``BEGIN IMMEDIATE`` on entry (so a
   writer takes the database lock before reading what it will write), ``COMMIT`` on normal exit,
   ``ROLLBACK`` when the block raises. Transactions do not nest and never span an ``await``.
-- Driver errors are translated once, here: a constraint violation raises
-  :class:`IntegrityViolation`, anything else :class:`~durably_web.errors.StorageError`. The
-  engine never sees ``sqlite3`` or ``JsException`` errors.
+- Driver errors are translated once, in the adapter, by SQLite result code: a constraint
+  violation raises :class:`IntegrityViolation`; a lock held past ``busy_timeout``
+  (``SQLITE_BUSY``/``SQLITE_LOCKED``) :class:`DatabaseBusy`; a full disk or storage quota
+  (``SQLITE_FULL``) :class:`DatabaseFull`; a value longer than SQLite accepts
+  (``SQLITE_TOOBIG``) :class:`~durably_web.errors.ValidationError` (the data is at fault, not
+  the database); anything else :class:`~durably_web.errors.StorageError`. Whatever the error,
+  the statement or transaction wrote nothing. The engine never sees ``sqlite3`` or
+  ``JsException`` errors.
 
 Parameters are primitives only: ``None``, ``int``, ``float``, ``str``.
 """
@@ -26,16 +31,72 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from durably_web.errors import StorageError
+from durably_web.errors import StorageError, ValidationError
 
-__all__ = ["Connection", "IntegrityViolation", "Param", "Row"]
+__all__ = [
+    "SQLITE_BUSY",
+    "SQLITE_CONSTRAINT",
+    "SQLITE_FULL",
+    "SQLITE_LOCKED",
+    "SQLITE_TOOBIG",
+    "Connection",
+    "DatabaseBusy",
+    "DatabaseFull",
+    "IntegrityViolation",
+    "Param",
+    "Row",
+    "storage_error",
+]
 
 Param = None | int | float | str
 Row = dict[str, Any]
 
 
+SQLITE_BUSY = 5
+SQLITE_LOCKED = 6
+SQLITE_FULL = 13
+SQLITE_TOOBIG = 18
+SQLITE_CONSTRAINT = 19
+
+
 class IntegrityViolation(StorageError):
     """A UNIQUE, CHECK or FOREIGN KEY constraint refused a write."""
+
+
+class DatabaseBusy(StorageError):
+    """Another connection held the database lock past ``busy_timeout``.
+
+    Transient: the same operation can succeed once the lock is released, so the engine retries
+    its own writes instead of failing a run.
+    """
+
+
+class DatabaseFull(StorageError):
+    """The disk (or the browser's storage quota) is full; nothing of the write was stored.
+
+    The engine stops its worker with this error: runs keep their checkpoints and resume once
+    there is space again.
+    """
+
+
+def storage_error(code: int | None, message: str) -> StorageError | ValidationError:
+    """Return the error for a failed SQLite call from its (possibly extended) result code.
+
+    Args:
+        code: the SQLite result code, or None when the driver gave none.
+        message: the message, already naming what failed.
+
+    """
+    primary = None if code is None else code & 0xFF
+    if primary == SQLITE_CONSTRAINT:
+        return IntegrityViolation(message)
+    if primary in (SQLITE_BUSY, SQLITE_LOCKED):
+        return DatabaseBusy(message)
+    if primary == SQLITE_FULL:
+        return DatabaseFull(message)
+    if primary == SQLITE_TOOBIG:
+        return ValidationError(f"{message}: a value is too large to store")
+    return StorageError(message)
 
 
 class Connection(Protocol):

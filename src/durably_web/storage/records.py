@@ -41,6 +41,8 @@ class Pending:
     A checkpoint writes only its step row (and pending log lines); the run's progress and
     step counters ride along with the next flush (within 50 ms) or the outcome, so a
     ``step.progress`` call costs no transaction and a checkpoint does not rewrite the run.
+    The Store reads what it writes without removing it and calls :meth:`written` once the
+    write committed: nothing pending is lost to a write that failed.
 
     Attributes:
         progress_json: the latest progress, as JSON text.
@@ -54,16 +56,25 @@ class Pending:
     completed_step_count: int | None = None
     logs: list[LogRow] = field(default_factory=list)
 
-    def take_logs(self) -> list[LogRow]:
-        """Return and clear the pending log lines."""
-        logs, self.logs = self.logs, []
-        return logs
+    def run_fields(self) -> tuple[str | None, int | None, int | None]:
+        """Return ``(progress_json, current_step_index, completed_step_count)``, kept."""
+        return (self.progress_json, self.current_step_index, self.completed_step_count)
 
-    def take_run_fields(self) -> tuple[str | None, int | None, int | None]:
-        """Return and clear ``(progress_json, current_step_index, completed_step_count)``."""
-        fields = (self.progress_json, self.current_step_index, self.completed_step_count)
-        self.progress_json = self.current_step_index = self.completed_step_count = None
-        return fields
+    def written(self, fields: tuple[str | None, int | None, int | None], logs: int) -> None:
+        """Forget what a write committed: its first ``logs`` lines and the run ``fields``.
+
+        Called only after the write succeeded, so a write that fails (a lock held too long,
+        a full disk) leaves everything pending for the next one. Fields that changed since
+        the write read them stay pending.
+        """
+        del self.logs[:logs]
+        progress, index, count = fields
+        if progress is not None and self.progress_json is progress:
+            self.progress_json = None
+        if index is not None and self.current_step_index == index:
+            self.current_step_index = None
+        if count is not None and self.completed_step_count == count:
+            self.completed_step_count = None
 
     def __bool__(self) -> bool:
         return bool(

@@ -5,7 +5,8 @@ can await its driver; this SQLite store drives its synchronous connection inside
 and never yields in the middle of a transaction. Every write a lease holder makes is fenced by
 ``status = 'leased' AND lease_generation = ?``: when the fence refuses it, nothing is written
 and the caller gets :class:`RunCancelled` (the run was cancelled) or :class:`LeaseLost`
-(another worker reclaimed it).
+(another worker reclaimed it). The reads (records, listings, what a resumed run needs) are
+in :mod:`durably_web.storage.reads`, mixed in.
 """
 
 from __future__ import annotations
@@ -22,17 +23,20 @@ from durably_web.errors import (
     LeaseLost,
     NotFoundError,
     RunCancelled,
+    StorageError,
 )
 from durably_web.ids import new_ulid
-from durably_web.models import Disposition, Log, Progress, Run, Step, parse_time
+from durably_web.models import Run
 from durably_web.storage.connection import Connection, IntegrityViolation, Param, Row
 from durably_web.storage.queries import migrations, queries
-from durably_web.storage.records import CompletedStep, NewRun, Pending, RunFilter
+from durably_web.storage.reads import StoreReads
+from durably_web.storage.records import NewRun, Pending
+from durably_web.storage.rows import run_from_row
 
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore:
+class SQLiteStore(StoreReads):
     """Domain operations over one SQLite :class:`Connection`.
 
     Args:
@@ -58,9 +62,23 @@ class SQLiteStore:
 
         Each migration runs in its own ``BEGIN IMMEDIATE`` transaction that re-reads the
         version first, so two processes migrating one file at once apply each exactly once.
+
+        Raises:
+            StorageError: the database was written by a newer durably_web (its schema version
+                is higher than the last migration known here); nothing is written.
+
         """
+        known = migrations()
+        latest = known[-1][0]
+        found = self._version()
+        if found > latest:
+            raise StorageError(
+                f"the database has schema version {found}, newer than this durably_web "
+                f"supports (version {latest}): it was written by a newer release. Upgrade "
+                "durably_web to open it; it was left unchanged."
+            )
         applied = []
-        for version, script in migrations():
+        for version, script in known:
             with self.connection.transaction():
                 if self._version() >= version:
                     continue
@@ -103,14 +121,14 @@ class SQLiteStore:
                 self._q["find_by_idempotency_key"], (new.job_name, new.idempotency_key)
             )
             if rows:
-                return _run(rows[0], "idempotent")
+                return run_from_row(rows[0], "idempotent")
         if new.concurrency_key is not None:
             rows = self.connection.query(
                 self._q["find_pending_by_concurrency_key"], (new.job_name, new.concurrency_key)
             )
             if rows:
                 if new.coalesce:
-                    return _run(rows[0], "coalesced")
+                    return run_from_row(rows[0], "coalesced")
                 raise ConflictError(
                     f'A pending run already exists for concurrency key "{new.concurrency_key}" '
                     f'in job "{new.job_name}". Use coalesce="skip" to return the existing run '
@@ -132,7 +150,7 @@ class SQLiteStore:
         )[0]
         for key, value in new.labels.items():
             self.connection.execute(self._q["insert_label"], (run_id, key, value))
-        return _run(row, "created")
+        return run_from_row(row, "created")
 
     # -- claim and execute --------------------------------------------------------------
 
@@ -163,12 +181,7 @@ class SQLiteStore:
             rows = self.connection.query(
                 self._q["claim_next" if run_id is None else "claim_run"], params
             )
-        return _run(rows[0]) if rows else None
-
-    async def completed_steps(self, run_id: str) -> dict[str, CompletedStep]:
-        """Return the completed checkpoints of a run by step name."""
-        rows = self.connection.query(self._q["completed_steps"], (run_id,))
-        return {row["name"]: CompletedStep(row["index"], row["output"]) for row in rows}
+        return run_from_row(rows[0]) if rows else None
 
     async def check_lease(self, run_id: str, generation: int) -> None:
         """Raise :class:`RunCancelled` or :class:`LeaseLost` unless the lease is still held.
@@ -226,11 +239,8 @@ class SQLiteStore:
             stamp,
             generation,
         )
-        statements: list[tuple[str, Sequence[Param]]] = [(self._insert_step, step)]
-        if pending.logs:
-            statements.extend((self._insert_log, log) for log in pending.take_logs())
         try:
-            written = self.connection.run_batch(statements, guard=True)
+            written = self._fenced((self._insert_step, step), pending)
         except IntegrityViolation as exc:
             raise ConflictError(
                 f"step {name!r} of run {run_id} already has a completed checkpoint"
@@ -264,23 +274,16 @@ class SQLiteStore:
             format_timestamp(now),
             generation,
         )
-        statements: list[tuple[str, Sequence[Param]]] = [(self._insert_step, step)]
-        statements.extend((self._insert_log, log) for log in pending.take_logs())
-        return self.connection.run_batch(statements, guard=True)
+        return self._fenced((self._insert_step, step), pending)
 
     async def flush(self, run_id: str, generation: int, pending: Pending, now: float) -> bool:
         """Write pending progress, counters and logs on their own; False if fenced off."""
         if not pending:
             return True
-        progress, index, count = pending.take_run_fields()
-        statements: list[tuple[str, Sequence[Param]]] = [
-            (
-                self._q["touch_run"],
-                (run_id, generation, progress, index, count, format_timestamp(now)),
-            )
-        ]
-        statements.extend((self._insert_log, log) for log in pending.take_logs())
-        return self.connection.run_batch(statements, guard=True)
+        progress, index, count = pending.run_fields()
+        stamp = format_timestamp(now)
+        touch = (self._q["touch_run"], (run_id, generation, progress, index, count, stamp))
+        return self._fenced(touch, pending, fields=(progress, index, count))
 
     async def renew_lease(
         self, run_id: str, generation: int, now: float, lease_duration: float
@@ -307,20 +310,22 @@ class SQLiteStore:
 
         """
         stamp = format_timestamp(now)
-        progress, index, count = pending.take_run_fields()
-        logs = pending.take_logs()
-        statements: list[tuple[str, Sequence[Param]]] = [
-            (
-                self._q["complete_run"],
-                (run_id, generation, output_json, progress, stamp, index, count),
-            )
-        ]
-        if delete_steps:
-            statements.append((self._q["delete_steps"], (run_id,)))
-            statements.append((self._q["delete_logs"], (run_id,)))
-        else:
-            statements.extend((self._insert_log, log) for log in logs)
-        if not self.connection.run_batch(statements, guard=True):
+        progress, index, count = pending.run_fields()
+        complete = (
+            self._q["complete_run"],
+            (run_id, generation, output_json, progress, stamp, index, count),
+        )
+        after: list[tuple[str, Sequence[Param]]] = []
+        if delete_steps:  # the pending log lines would be deleted with the others
+            after = [(self._q["delete_steps"], (run_id,)), (self._q["delete_logs"], (run_id,))]
+        written = self._fenced(
+            complete,
+            pending,
+            fields=(progress, index, count),
+            after=after,
+            write_logs=not delete_steps,
+        )
+        if not written:
             raise self._refusal(run_id)
 
     async def fail_run(
@@ -332,30 +337,53 @@ class SQLiteStore:
             RunCancelled / LeaseLost: the fence refused; nothing was written.
 
         """
-        progress, index, count = pending.take_run_fields()
-        statements: list[tuple[str, Sequence[Param]]] = [
-            (
-                self._q["fail_run"],
-                (run_id, generation, error, progress, format_timestamp(now), index, count),
-            )
-        ]
-        statements.extend((self._insert_log, log) for log in pending.take_logs())
-        if not self.connection.run_batch(statements, guard=True):
+        progress, index, count = pending.run_fields()
+        stamp = format_timestamp(now)
+        fail = (self._q["fail_run"], (run_id, generation, error, progress, stamp, index, count))
+        if not self._fenced(fail, pending, fields=(progress, index, count)):
             raise self._refusal(run_id)
 
     async def release_lease(
         self, run_id: str, generation: int, now: float, pending: Pending
     ) -> bool:
         """Give an interrupted run back to the queue at once (fenced); False if refused."""
-        progress, index, count = pending.take_run_fields()
-        statements: list[tuple[str, Sequence[Param]]] = [
-            (
-                self._q["release_lease"],
-                (run_id, generation, progress, format_timestamp(now), index, count),
-            )
-        ]
-        statements.extend((self._insert_log, log) for log in pending.take_logs())
-        return self.connection.run_batch(statements, guard=True)
+        progress, index, count = pending.run_fields()
+        stamp = format_timestamp(now)
+        release = (self._q["release_lease"], (run_id, generation, progress, stamp, index, count))
+        return self._fenced(release, pending, fields=(progress, index, count))
+
+    def _fenced(
+        self,
+        first: tuple[str, Sequence[Param]],
+        pending: Pending,
+        *,
+        fields: tuple[str | None, int | None, int | None] = (None, None, None),
+        after: Sequence[tuple[str, Sequence[Param]]] = (),
+        write_logs: bool = True,
+    ) -> bool:
+        """Run a lease holder's write: ``first`` (the fence), pending logs, then ``after``.
+
+        Args:
+            first: the fenced statement; when it changes no row, nothing is written.
+            pending: the execution's unwritten progress, counters and log lines.
+            fields: the pending run fields ``first`` writes (as ``pending.run_fields()``
+                gave them), if it writes them.
+            after: statements to run last, in the same transaction.
+            write_logs: insert the pending log lines (else they are dropped with the write).
+
+        Returns False when the fence refused (nothing written). What was pending is forgotten
+        only once the transaction committed, so a write that raises (a lock held too long, a
+        full disk) loses nothing: it goes out with the next write.
+        """
+        logs = list(pending.logs)
+        statements: list[tuple[str, Sequence[Param]]] = [first]
+        if write_logs:
+            statements.extend((self._insert_log, log) for log in logs)
+        statements.extend(after)
+        if not self.connection.run_batch(statements, guard=True):
+            return False
+        pending.written(fields, len(logs))
+        return True
 
     async def expire_leases(self, now: float) -> int:
         """Expire every live lease, so the next claims reclaim those runs at once.
@@ -380,6 +408,23 @@ class SQLiteStore:
             return RunCancelled(f"Run was cancelled: {run_id}")
         return LeaseLost(f"Lease ownership was lost: {run_id}")
 
+    # -- runs of jobs no worker knows (found by StoreReads.unknown_job_runs) ----------------
+
+    async def flag_unknown_job(self, run_id: str, warning: str) -> bool:
+        """Store ``warning`` as the error of a waiting run that has none; True if it did."""
+        with self.connection.transaction():
+            return self.connection.execute(self._q["flag_unknown_job"], (run_id, warning)) > 0
+
+    async def fail_unknown_job(
+        self, run_id: str, error: str, waiting_since: float, now: float
+    ) -> Run | None:
+        """Fail a run still unclaimed since ``waiting_since``; None if it was claimed meanwhile."""
+        self._invalidate()
+        params = (run_id, error, format_timestamp(waiting_since), format_timestamp(now))
+        with self.connection.transaction():
+            rows = self.connection.query(self._q["fail_unknown_job"], params)
+        return run_from_row(rows[0]) if rows else None
+
     # -- run management -----------------------------------------------------------------
 
     async def cancel_run(self, run_id: str, now: float) -> Run:
@@ -398,7 +443,7 @@ class SQLiteStore:
                 if current.status == "cancelled":
                     raise ConflictError(f"Cannot cancel already cancelled run: {run_id}")
                 raise ConflictError(f"Cannot cancel {current.status} run: {run_id}")
-        return _run(rows[0])
+        return run_from_row(rows[0])
 
     async def retry_run(self, run_id: str, now: float) -> Run:
         """Put a failed or cancelled run back to pending, same id, checkpoints kept.
@@ -423,7 +468,7 @@ class SQLiteStore:
             raise ConflictError(
                 f"Cannot retry run {run_id}: a pending run with its concurrency key already exists"
             ) from exc
-        return _run(rows[0])
+        return run_from_row(rows[0])
 
     async def delete_run(self, run_id: str) -> Run:
         """Delete a terminal run with its steps, logs and labels; return what was deleted.
@@ -460,69 +505,7 @@ class SQLiteStore:
         rows = self.connection.query(self._q["get_run"], (run_id,))
         if not rows:
             raise NotFoundError(f"Run not found: {run_id}")
-        return _run(rows[0])
-
-    # -- queries ------------------------------------------------------------------------
-
-    async def get_run(self, run_id: str) -> Run | None:
-        """Return the run, or None."""
-        rows = self.connection.query(self._q["get_run"], (run_id,))
-        return _run(rows[0]) if rows else None
-
-    async def get_runs(self, run_filter: RunFilter) -> list[Run]:
-        """Return runs matching the filter, newest first."""
-        clauses: list[str] = []
-        params: list[Param] = []
-        if len(run_filter.statuses) == 1:
-            clauses.append(self._q["filter_status"])
-            params.append(run_filter.statuses[0])
-        elif run_filter.statuses:
-            clauses.append(self._q["filter_statuses"])
-            params.append(json.dumps(run_filter.statuses))
-        if len(run_filter.job_names) == 1:
-            clauses.append(self._q["filter_job"])
-            params.append(run_filter.job_names[0])
-        elif run_filter.job_names:
-            clauses.append(self._q["filter_jobs"])
-            params.append(json.dumps(run_filter.job_names))
-        for key, value in run_filter.labels:
-            clauses.append(self._q["filter_label"])
-            params.extend((key, value))
-        sql = self._q["list_runs"].replace("{filters}", " AND ".join(clauses) or "1")
-        params.extend((-1 if run_filter.limit is None else run_filter.limit, run_filter.offset))
-        return [_run(row) for row in self.connection.query(sql, params)]
-
-    async def get_steps(self, run_id: str) -> list[Step]:
-        """Return a run's step records in index order."""
-        return [
-            Step(
-                row["id"],
-                row["run_id"],
-                row["name"],
-                row["index"],
-                row["status"],
-                _load(row["output"]),
-                row["error"],
-                parse_time(row["started_at"]),  # type: ignore[arg-type]
-                parse_time(row["completed_at"]),
-            )
-            for row in self.connection.query(self._q["get_steps"], (run_id,))
-        ]
-
-    async def get_logs(self, run_id: str) -> list[Log]:
-        """Return a run's log lines, oldest first."""
-        return [
-            Log(
-                row["id"],
-                row["run_id"],
-                row["step_name"],
-                row["level"],
-                row["message"],
-                _load(row["data"]),
-                parse_time(row["created_at"]),  # type: ignore[arg-type]
-            )
-            for row in self.connection.query(self._q["get_logs"], (run_id,))
-        ]
+        return run_from_row(rows[0])
 
     async def close(self) -> None:
         """Close the connection."""
@@ -545,33 +528,3 @@ def _lease_cache(connection: Connection) -> _LeaseCache:
         return _LEASE_CACHES.setdefault(connection, _LeaseCache())
     except TypeError:  # a connection that cannot be weakly referenced: no sharing needed
         return _LeaseCache()
-
-
-def _load(text: str | None) -> Any:
-    return json.loads(text) if text else None
-
-
-def _run(row: Row, disposition: Disposition | None = None) -> Run:
-    progress = _load(row["progress"])
-    return Run(
-        id=row["id"],
-        job_name=row["job_name"],
-        input=json.loads(row["input"]),
-        status=row["status"],
-        idempotency_key=row["idempotency_key"],
-        concurrency_key=row["concurrency_key"],
-        current_step_index=row["current_step_index"],
-        completed_step_count=row["completed_step_count"],
-        progress=None if progress is None else Progress.from_wire(progress),
-        output=_load(row["output"]),
-        error=row["error"],
-        labels=json.loads(row["labels"] or "{}"),
-        lease_owner=row["lease_owner"],
-        lease_expires_at=parse_time(row["lease_expires_at"]),
-        lease_generation=row["lease_generation"],
-        started_at=parse_time(row["started_at"]),
-        completed_at=parse_time(row["completed_at"]),
-        created_at=parse_time(row["created_at"]),  # type: ignore[arg-type]
-        updated_at=parse_time(row["updated_at"]),  # type: ignore[arg-type]
-        disposition=disposition,
-    )

@@ -33,11 +33,13 @@ INSERT INTO durably_run_labels (run_id, key, value) VALUES (?1, ?2, ?3);
 -- The oldest claimable run of a job this worker knows: pending, or leased with an expired
 -- lease (its worker is gone). A run with a concurrency key waits while any live lease holds
 -- the same key, whatever its job. Each branch walks its own index and stops at the first hit.
+-- Claiming clears the "Unknown job" warning a worker that does not know the job may have left.
 UPDATE durably_runs
 SET status = 'leased',
     lease_owner = ?2,
     lease_expires_at = ?3,
     lease_generation = lease_generation + 1,
+    error = NULL,
     started_at = COALESCE(started_at, ?1),
     updated_at = ?1
 WHERE id = (
@@ -75,6 +77,7 @@ SET status = 'leased',
     lease_owner = ?2,
     lease_expires_at = ?3,
     lease_generation = lease_generation + 1,
+    error = NULL,
     started_at = COALESCE(started_at, ?1),
     updated_at = ?1
 WHERE id = ?5
@@ -88,6 +91,15 @@ RETURNING *;
 
 -- name: completed_steps
 SELECT name, "index", output FROM durably_steps WHERE run_id = ?1 AND status = 'completed';
+
+-- name: count_replayed_logs
+-- The run's stored log lines that a resumed attempt logs again: those written outside any
+-- completed step (a completed step replays from its checkpoint without calling its function).
+SELECT COUNT(*) AS n FROM durably_logs l
+WHERE l.run_id = ?1
+  AND (l.step_name IS NULL OR NOT EXISTS (
+    SELECT 1 FROM durably_steps s
+    WHERE s.run_id = ?1 AND s.name = l.step_name AND s.status = 'completed'));
 
 -- name: run_state
 SELECT status, lease_generation FROM durably_runs WHERE id = ?1;
@@ -158,7 +170,7 @@ WHERE status = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at > ?1);
 
 -- name: cancel_run
 UPDATE durably_runs
-SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
+SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, error = NULL,
     completed_at = ?2, updated_at = ?2
 WHERE id = ?1 AND status IN ('pending', 'leased')
 RETURNING *;
@@ -168,6 +180,38 @@ UPDATE durably_runs
 SET status = 'pending', output = NULL, error = NULL, lease_owner = NULL,
     lease_expires_at = NULL, completed_at = NULL, updated_at = ?2
 WHERE id = ?1 AND status IN ('failed', 'cancelled')
+RETURNING *;
+
+-- name: unknown_job_runs
+-- Runs no worker seems to know: of a job not in ?1, waiting since before ?2 (pending since
+-- then, or leased with a lease that expired then), and no live lease on any run of their job
+-- (a worker that knows the job is busy with it). "Waiting since" is updated_at for a pending
+-- run: only enqueue, retry and release set it while a run is pending.
+SELECT * FROM durably_runs r
+WHERE r.job_name NOT IN (SELECT value FROM json_each(?1))
+  AND ((r.status = 'pending' AND r.updated_at <= ?2)
+       OR (r.status = 'leased' AND r.lease_expires_at <= ?2))
+  AND NOT EXISTS (
+    SELECT 1 FROM durably_runs o
+    WHERE o.job_name = r.job_name AND o.status = 'leased' AND o.lease_expires_at > ?3)
+ORDER BY r.created_at, r.id LIMIT ?4;
+
+-- name: flag_unknown_job
+-- The warning is kept in the run's error (shown by run-info, runs and the HTTP API) without
+-- touching updated_at, which dates the wait; a claim or a cancel clears it.
+UPDATE durably_runs SET error = ?2
+WHERE id = ?1 AND status IN ('pending', 'leased') AND error IS NULL;
+
+-- name: fail_unknown_job
+UPDATE durably_runs
+SET status = 'failed', error = ?2, lease_owner = NULL, lease_expires_at = NULL,
+    completed_at = ?4, updated_at = ?4
+WHERE id = ?1
+  AND ((status = 'pending' AND updated_at <= ?3)
+       OR (status = 'leased' AND lease_expires_at <= ?3))
+  AND NOT EXISTS (
+    SELECT 1 FROM durably_runs o
+    WHERE o.job_name = durably_runs.job_name AND o.status = 'leased' AND o.lease_expires_at > ?4)
 RETURNING *;
 
 -- name: get_run

@@ -1,0 +1,97 @@
+"""The Store's reads: runs, steps and logs as records, and what resuming a run needs.
+
+Mixed into :class:`~durably_web.storage.store.SQLiteStore`, which owns the connection and the
+queries; kept apart so the write side (fencing, transactions) reads on its own. No method here
+writes or opens a transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from durably_web.clock import format_timestamp
+from durably_web.models import Log, Run, Step
+from durably_web.storage.connection import Connection, Param
+from durably_web.storage.records import CompletedStep, RunFilter
+from durably_web.storage.rows import log_from_row, run_from_row, step_from_row
+
+__all__ = ["StoreReads"]
+
+
+class StoreReads:
+    """Read-only domain queries over ``self.connection`` with the named queries ``self._q``."""
+
+    connection: Connection
+    _q: dict[str, str]
+
+    async def completed_steps(self, run_id: str) -> dict[str, CompletedStep]:
+        """Return the completed checkpoints of a run by step name."""
+        rows = self.connection.query(self._q["completed_steps"], (run_id,))
+        return {row["name"]: CompletedStep(row["index"], row["output"]) for row in rows}
+
+    async def count_replayed_logs(self, run_id: str) -> int:
+        """Return how many of the run's stored log lines a resumed attempt logs again.
+
+        Those are the lines written outside any completed step: between steps, or in a step
+        that failed or was interrupted before its checkpoint. A completed step replays from
+        its checkpoint without calling its function, so its lines are not logged again.
+        """
+        rows = self.connection.query(self._q["count_replayed_logs"], (run_id,))
+        return int(rows[0]["n"])
+
+    async def unknown_job_runs(
+        self, known: Iterable[str], waiting_since: float, now: float, limit: int
+    ) -> list[Run]:
+        """Return runs of jobs not in ``known`` that nothing has claimed since ``waiting_since``.
+
+        That is: pending since then, or leased with a lease that expired then, and no live
+        lease on any run of their job (which would show a worker that knows the job).
+        """
+        params = (
+            json.dumps(sorted(known)),
+            format_timestamp(waiting_since),
+            format_timestamp(now),
+            limit,
+        )
+        return [
+            run_from_row(row) for row in self.connection.query(self._q["unknown_job_runs"], params)
+        ]
+
+    async def get_run(self, run_id: str) -> Run | None:
+        """Return the run, or None."""
+        rows = self.connection.query(self._q["get_run"], (run_id,))
+        return run_from_row(rows[0]) if rows else None
+
+    async def get_runs(self, run_filter: RunFilter) -> list[Run]:
+        """Return runs matching the filter, newest first."""
+        clauses: list[str] = []
+        params: list[Param] = []
+        if len(run_filter.statuses) == 1:
+            clauses.append(self._q["filter_status"])
+            params.append(run_filter.statuses[0])
+        elif run_filter.statuses:
+            clauses.append(self._q["filter_statuses"])
+            params.append(json.dumps(run_filter.statuses))
+        if len(run_filter.job_names) == 1:
+            clauses.append(self._q["filter_job"])
+            params.append(run_filter.job_names[0])
+        elif run_filter.job_names:
+            clauses.append(self._q["filter_jobs"])
+            params.append(json.dumps(run_filter.job_names))
+        for key, value in run_filter.labels:
+            clauses.append(self._q["filter_label"])
+            params.extend((key, value))
+        sql = self._q["list_runs"].replace("{filters}", " AND ".join(clauses) or "1")
+        params.extend((-1 if run_filter.limit is None else run_filter.limit, run_filter.offset))
+        return [run_from_row(row) for row in self.connection.query(sql, params)]
+
+    async def get_steps(self, run_id: str) -> list[Step]:
+        """Return a run's step records in index order."""
+        return [
+            step_from_row(row) for row in self.connection.query(self._q["get_steps"], (run_id,))
+        ]
+
+    async def get_logs(self, run_id: str) -> list[Log]:
+        """Return a run's log lines, oldest first."""
+        return [log_from_row(row) for row in self.connection.query(self._q["get_logs"], (run_id,))]

@@ -1,0 +1,172 @@
+"""Decode stored rows into runs, steps and logs, whatever the columns hold.
+
+A row is read by every listing, so one value that cannot be parsed (a timestamp beyond the
+year 9999, JSON cut short by a hand edit or a foreign writer) must not make ``get_runs``, the
+HTTP ``/runs`` or ``durably-web runs`` fail for every run, nor stop a run from being shown or
+cancelled. Each column is decoded on its own; one that cannot be is replaced by a stand-in and
+named, with its raw text, in the record's ``unreadable`` mapping. Executing a run is stricter:
+the worker fails a run whose input or labels are unreadable (see ``durably_web.runtime``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from durably_web.ids import ulid_time
+from durably_web.models import Disposition, Log, Progress, Run, Step
+from durably_web.storage.connection import Row
+
+__all__ = ["read_time", "run_from_row", "step_from_row", "log_from_row"]
+
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_FAR_FUTURE = re.compile(r"^\+?\d{5,}-")
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def read_time(text: str | None) -> tuple[datetime | None, bool]:
+    """Parse a stored ISO-8601 timestamp; return ``(value, readable)``, never raising.
+
+    A timestamp beyond the year 9999 (five or more year digits) reads as the latest time
+    ``datetime`` can hold, so "expires then" stays "far in the future"; anything else that does
+    not parse reads as None.
+    """
+    if text is None:
+        return None, True
+    if not isinstance(text, str):
+        return None, False
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return (_LATEST if _FAR_FUTURE.match(text) else None), False
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value, True
+
+
+class _Reader:
+    """Reads the columns of one row, noting each that cannot be parsed."""
+
+    __slots__ = ("row", "unreadable")
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
+        self.unreadable: dict[str, str] = {}
+
+    def _bad(self, column: str) -> None:
+        self.unreadable[column] = str(self.row[column])
+
+    def json(self, column: str, *, required: bool = False) -> Any:
+        text = self.row[column]
+        if text is None or (text == "" and not required):
+            return None
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError, RecursionError):
+            self._bad(column)
+            return text
+
+    def time(self, column: str) -> datetime | None:
+        value, readable = read_time(self.row[column])
+        if not readable:
+            self._bad(column)
+        return value
+
+    def required_time(self, column: str, fallback: datetime | None) -> datetime:
+        value = self.time(column)
+        if value is not None:
+            return value
+        return fallback or _EPOCH
+
+    def labels(self) -> dict[str, str]:
+        text = self.row["labels"]
+        value = self.json("labels") if text else {}
+        if "labels" in self.unreadable:
+            return {}
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            self._bad("labels")
+            return {}
+        return value
+
+    def progress(self) -> Progress | None:
+        value = self.json("progress")
+        if value is None or "progress" in self.unreadable:
+            return None
+        if isinstance(value, dict) and isinstance(value.get("current"), (int, float)):
+            total, message = value.get("total"), value.get("message")
+            if (total is None or isinstance(total, (int, float))) and (
+                message is None or isinstance(message, str)
+            ):
+                return Progress.from_wire(value)
+        self._bad("progress")
+        return None
+
+
+def _id_time(record_id: str) -> datetime | None:
+    seconds = ulid_time(record_id)
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def run_from_row(row: Row, disposition: Disposition | None = None) -> Run:
+    """Build a :class:`Run` from a ``durably_runs`` row (see the module docstring)."""
+    read = _Reader(row)
+    created = read.required_time("created_at", _id_time(row["id"]))
+    return Run(
+        id=row["id"],
+        job_name=row["job_name"],
+        input=read.json("input", required=True),
+        status=row["status"],
+        idempotency_key=row["idempotency_key"],
+        concurrency_key=row["concurrency_key"],
+        current_step_index=row["current_step_index"],
+        completed_step_count=row["completed_step_count"],
+        progress=read.progress(),
+        output=read.json("output"),
+        error=row["error"],
+        labels=read.labels(),
+        lease_owner=row["lease_owner"],
+        lease_expires_at=read.time("lease_expires_at"),
+        lease_generation=row["lease_generation"],
+        started_at=read.time("started_at"),
+        completed_at=read.time("completed_at"),
+        created_at=created,
+        updated_at=read.required_time("updated_at", created),
+        disposition=disposition,
+        unreadable=read.unreadable,
+    )
+
+
+def step_from_row(row: Row) -> Step:
+    """Build a :class:`Step` from a ``durably_steps`` row."""
+    read = _Reader(row)
+    return Step(
+        row["id"],
+        row["run_id"],
+        row["name"],
+        row["index"],
+        row["status"],
+        read.json("output"),
+        row["error"],
+        read.required_time("started_at", _id_time(row["id"])),
+        read.time("completed_at"),
+        unreadable=read.unreadable,
+    )
+
+
+def log_from_row(row: Row) -> Log:
+    """Build a :class:`Log` from a ``durably_logs`` row."""
+    read = _Reader(row)
+    return Log(
+        row["id"],
+        row["run_id"],
+        row["step_name"],
+        row["level"],
+        row["message"],
+        read.json("data"),
+        read.required_time("created_at", _id_time(row["id"])),
+        unreadable=read.unreadable,
+    )

@@ -1,0 +1,218 @@
+"""The Store contract for what goes wrong: newer schemas, unreadable rows, failed writes,
+and the queries that find runs of jobs no worker knows. Run on every backend, Pyodide's too.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from durably_web.errors import StorageError
+from durably_web.ids import ulid_time
+from durably_web.storage.records import NewRun, Pending, RunFilter
+from durably_web.storage.store import SQLiteStore
+from durably_web.testing import FailingConnection, FakeClock
+from tests.conftest import ConnectionFactory
+from tests.contract.test_store import LEASE, claim, enqueue, step_args
+
+# -- schema versions ---------------------------------------------------------------------
+
+
+def tables(store: SQLiteStore) -> list[str]:
+    rows = store.connection.query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+    )
+    return [row["name"] for row in rows]
+
+
+async def test_newer_schema_is_refused_and_nothing_written(
+    connect: ConnectionFactory, clock: FakeClock
+) -> None:
+    store = SQLiteStore(connect())
+    store.connection.execute(
+        "CREATE TABLE durably_schema_versions (version integer primary key, applied_at text)"
+    )
+    store.connection.execute(
+        "INSERT INTO durably_schema_versions VALUES (99, '2030-01-01T00:00:00.000Z')"
+    )
+    with pytest.raises(StorageError) as raised:
+        await store.migrate(clock.now())
+    message = str(raised.value)
+    assert "schema version 99" in message and "(version 3)" in message, message
+    assert "Upgrade durably_web" in message
+    assert tables(store) == ["durably_schema_versions"]  # no table created
+    rows = store.connection.query("SELECT version FROM durably_schema_versions")
+    assert rows == [{"version": 99}]
+
+
+async def test_newer_schema_on_a_migrated_database_is_refused(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    store.connection.execute(
+        "INSERT INTO durably_schema_versions VALUES (4, '2030-01-01T00:00:00.000Z')"
+    )
+    with pytest.raises(StorageError, match="schema version 4, newer than this durably_web"):
+        await store.migrate(clock.now())
+
+
+# -- rows that cannot be parsed ----------------------------------------------------------
+
+
+async def test_unreadable_columns_are_named_and_the_run_still_lists(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    [bad, good] = await enqueue(store, clock, NewRun("a", '{"x":1}'), NewRun("a", "2"))
+    store.connection.execute(
+        "UPDATE durably_runs SET status = 'leased', lease_owner = 'w', "
+        "lease_expires_at = '33715-07-10T20:40:52.123Z', started_at = 'yesterday', "
+        "created_at = 'not a time', updated_at = '', progress = '{\"current\": \"x\"}', "
+        "labels = '{\"k\": 1}', output = '[1,' WHERE id = ?1",
+        (bad,),
+    )
+    run = await store.get_run(bad)
+    assert run is not None
+    assert run.unreadable == {
+        "lease_expires_at": "33715-07-10T20:40:52.123Z",
+        "started_at": "yesterday",
+        "created_at": "not a time",
+        "updated_at": "",
+        "progress": '{"current": "x"}',
+        "labels": '{"k": 1}',
+        "output": "[1,",
+    }
+    assert run.lease_expires_at is not None and run.lease_expires_at.year == 9999
+    assert run.started_at is None and run.progress is None and run.labels == {}
+    assert run.output == "[1,"  # the raw text stands in for JSON that cannot be parsed
+    assert run.created_at.timestamp() == ulid_time(bad)  # the run id's own time stands in
+    assert run.updated_at == run.created_at
+    assert run.input == {"x": 1}
+    assert run.to_wire()["leaseExpiresAt"] == "9999-12-31T23:59:59.999Z"
+    listed = await store.get_runs(RunFilter())
+    assert {r.id for r in listed} == {good, bad}
+    cancelled = await store.cancel_run(bad, clock.now())
+    assert cancelled.status == "cancelled" and cancelled.lease_expires_at is None
+    assert await claim(store, clock) is not None  # the other run is untouched
+
+
+async def test_unreadable_step_and_log_columns(store: SQLiteStore, clock: FakeClock) -> None:
+    await enqueue(store, clock, NewRun("a", "1"))
+    run = await claim(store, clock)
+    assert run is not None
+    pending = Pending()
+    pending.logs.append(("L1", run.id, None, "info", "hi", "{oops", "garbage"))
+    await store.checkpoint_step(run.id, 1, **{**step_args(clock, "s0", 0), "pending": pending})
+    store.connection.execute("UPDATE durably_steps SET output = 'nope', started_at = 'x'")
+    [step] = await store.get_steps(run.id)
+    assert step.unreadable == {"output": "nope", "started_at": "x"}
+    assert step.output == "nope" and step.started_at.timestamp() > 0
+    [log] = await store.get_logs(run.id)
+    assert log.unreadable == {"data": "{oops", "created_at": "garbage"}
+    assert log.message == "hi"
+
+
+# -- writes that fail keep what was pending ----------------------------------------------
+
+
+async def test_failed_flush_keeps_pending_for_the_next_write(
+    connect: ConnectionFactory, clock: FakeClock
+) -> None:
+    inner = connect()
+    flaky = FailingConnection(inner, fail_on_commit=6)  # migrations 1-3, enqueue, claim
+    store = SQLiteStore(flaky)
+    await store.migrate(clock.now())
+    await enqueue(store, clock, NewRun("a", "1"))
+    run = await claim(store, clock)
+    assert run is not None
+    pending = Pending(progress_json='{"current":1}', current_step_index=1)
+    pending.logs.append(("L1", run.id, None, "info", "one", None, "2026-01-01T00:00:00.000Z"))
+    with pytest.raises(StorageError, match="commit #6"):
+        await store.flush(run.id, 1, pending, clock.now())
+    assert pending.progress_json == '{"current":1}' and len(pending.logs) == 1
+    assert await store.get_logs(run.id) == []
+    pending.logs.append(("L2", run.id, None, "info", "two", None, "2026-01-01T00:00:00.001Z"))
+    await store.checkpoint_step(run.id, 1, **{**step_args(clock, "s0", 0), "pending": pending})
+    assert [log.message for log in await store.get_logs(run.id)] == ["one", "two"]
+    assert pending.logs == [] and pending.progress_json == '{"current":1}'  # not in a checkpoint
+    assert await store.flush(run.id, 1, pending, clock.now())
+    after = await store.get_run(run.id)
+    assert after is not None and after.progress is not None and after.progress.current == 1
+    assert not pending
+
+
+async def test_count_replayed_logs(store: SQLiteStore, clock: FakeClock) -> None:
+    """Lines outside completed steps count; lines of a completed step do not (it replays)."""
+    [run_id] = await enqueue(store, clock, NewRun("a", "1"))
+    assert await store.count_replayed_logs(run_id) == 0
+    await claim(store, clock)
+    pending = Pending()
+    stamp = "2026-01-01T00:00:00.000Z"
+    for n, step in enumerate((None, "s0", "s0", None, "s1")):
+        pending.logs.append((f"L{n}", run_id, step, "info", "x", None, stamp))
+    assert await store.flush(run_id, 1, pending, clock.now())
+    assert await store.count_replayed_logs(run_id) == 5
+    await store.checkpoint_step(run_id, 1, **step_args(clock, "s0", 0))
+    assert await store.count_replayed_logs(run_id) == 3
+    await store.record_failed_step(
+        run_id,
+        1,
+        name="s1",
+        index=1,
+        status="failed",
+        error="x",
+        started_at=clock.now(),
+        now=clock.now(),
+        pending=Pending(),
+    )
+    assert await store.count_replayed_logs(run_id) == 3  # s1 failed: it runs (and logs) again
+
+
+# -- runs of jobs no worker knows --------------------------------------------------------
+
+
+async def test_unknown_job_runs_are_found_flagged_and_failed(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    [ghost, known] = await enqueue(store, clock, NewRun("ghost", "1"), NewRun("a", "2"))
+    now = clock.now()
+    assert await store.unknown_job_runs(["a"], now - 1, now, 10) == []  # not waiting long enough
+    await clock.advance(60)
+    now = clock.now()
+    found = await store.unknown_job_runs(["a"], now - 30, now, 10)
+    assert [run.id for run in found] == [ghost]
+    assert await store.flag_unknown_job(ghost, "Unknown job: ghost. waiting")
+    assert not await store.flag_unknown_job(ghost, "again")  # flagged once
+    flagged = await store.get_run(ghost)
+    assert flagged is not None and flagged.error == "Unknown job: ghost. waiting"
+    assert flagged.updated_at.timestamp() == pytest.approx(now - 60, abs=0.001)  # still dated
+    assert await store.fail_unknown_job(ghost, "Unknown job: ghost", now - 120, now) is None
+    failed = await store.fail_unknown_job(ghost, "Unknown job: ghost", now - 30, now)
+    assert failed is not None and (failed.status, failed.error) == ("failed", "Unknown job: ghost")
+    known_run = await store.get_run(known)
+    assert known_run is not None and known_run.status == "pending"
+
+
+async def test_a_live_lease_on_the_job_means_a_worker_knows_it(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    busy_id, waiting_id = await enqueue(store, clock, NewRun("b", "1"), NewRun("b", "2"))
+    busy = await claim(store, clock, "w1", jobs=("b",))
+    assert busy is not None and busy.id == busy_id
+    await clock.advance(20)
+    now = clock.now()
+    assert await store.unknown_job_runs(["a"], now - 10, now, 10) == []
+    assert await store.fail_unknown_job(busy.id, "x", now - 10, now) is None
+    await clock.advance(LEASE)  # the lease expired: the worker that knew "b" is gone
+    now = clock.now()
+    found = await store.unknown_job_runs(["a"], now - 10, now, 10)
+    assert [run.id for run in found] == [busy_id, waiting_id]
+
+
+async def test_claim_and_cancel_clear_the_unknown_job_warning(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    first, second = await enqueue(store, clock, NewRun("a", "1"), NewRun("a", "2"))
+    for run_id in (first, second):
+        assert await store.flag_unknown_job(run_id, "Unknown job: a. waiting")
+    claimed = await claim(store, clock)
+    assert claimed is not None and claimed.id == first and claimed.error is None
+    cancelled = await store.cancel_run(second, clock.now())
+    assert cancelled.error is None
