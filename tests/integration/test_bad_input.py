@@ -304,3 +304,23 @@ async def test_an_error_message_with_a_surrogate_is_stored_escaped(
     assert final.error == "no such file: caf\\udce9.csv"
     [step] = await durably.get_steps(run.id)
     assert step.error == "no such file: caf\\udce9.csv"
+
+
+async def test_errors_show_any_value_in_one_short_line(make_durably: MakeDurably) -> None:
+    """A message naming a 50,000-level value used to call repr() on it: a RecursionError."""
+    durably = await make_durably(JOBS)
+    deep = nest(50_000)
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
+        "wait_for_run timeout": lambda: durably.wait_for_run("x", timeout=deep),
+        "purge_runs older_than": lambda: durably.purge_runs(deep),
+        "get_runs limit": lambda: durably.get_runs(limit=deep),
+        "get_runs job_name": lambda: durably.get_runs(job_name=deep),
+        "trigger coalesce": lambda: durably.jobs.anything.trigger({}, coalesce=deep),
+        "trigger labels": lambda: durably.jobs.anything.trigger({}, labels=deep),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValidationError) as caught:
+            await call()
+        assert "[[[[...]]]]" in str(caught.value) and len(str(caught.value)) < 200, name
+    with pytest.raises(ValidationError, match=r"got \[\[\[\[\.\.\.\]\]\]\]"):
+        create_durably("sqlite:///:memory:", retain_runs=deep)
