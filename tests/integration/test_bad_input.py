@@ -25,7 +25,7 @@ from durably_web import (
     define_job,
 )
 from durably_web.json_value import MAX_DEPTH
-from tests.conftest import MakeDurably
+from tests.conftest import VERY_DEEP, MakeDurably
 from tests.jobs import echo_job
 
 
@@ -68,7 +68,7 @@ BAD_INPUTS: dict[str, tuple[Any, str]] = {
         nest(300),
         "input for job 'anything': 0.0.0.0.…(24 more)….0.0.0.0: nested more than 32 levels deep",
     ),
-    "50,000 levels": (nest(50_000), "nested more than 32 levels deep"),
+    "50,000 levels": (nest(VERY_DEEP), "nested more than 32 levels deep"),
     "33 levels in a dict": ({"a": nest(MAX_DEPTH)}, "a.0.0.0.…(24 more)"),
     "NaN": ({"x": math.nan}, "input for job 'anything': x: numbers must be finite, got nan"),
     "Infinity": ([math.inf], "input for job 'anything': 0: numbers must be finite, got inf"),
@@ -252,7 +252,7 @@ def producing(kind: str, value: Any) -> Any:
 BAD_PRODUCTS: dict[str, tuple[str, Any, str]] = {
     "step result NaN": ("result", {"x": math.nan}, "result of step 'bad': x: numbers must be"),
     "step result too deep": ("result", nest(300), "result of step 'bad': 0.0.0.0.…"),
-    "step result 50,000 deep": ("result", nest(50_000), "nested more than 32 levels deep"),
+    "step result 50,000 deep": ("result", nest(VERY_DEEP), "nested more than 32 levels deep"),
     "step result surrogate": ("result", ["\udcff"], "result of step 'bad': 0: strings must be"),
     "step result int key": ("result", {1: "a"}, "object keys must be strings"),
     "log data Infinity": ("log", {"x": math.inf}, "log data: x: numbers must be finite"),
@@ -309,7 +309,7 @@ async def test_an_error_message_with_a_surrogate_is_stored_escaped(
 async def test_errors_show_any_value_in_one_short_line(make_durably: MakeDurably) -> None:
     """A message naming a 50,000-level value used to call repr() on it: a RecursionError."""
     durably = await make_durably(JOBS)
-    deep = nest(50_000)
+    deep = nest(VERY_DEEP)
     calls: dict[str, Callable[[], Awaitable[Any]]] = {
         "wait_for_run timeout": lambda: durably.wait_for_run("x", timeout=deep),
         "purge_runs older_than": lambda: durably.purge_runs(deep),

@@ -19,6 +19,7 @@ from durably_web.json_value import (
     loads,
     plain_copy,
 )
+from tests.conftest import VERY_DEEP
 
 
 def nest(levels: int, leaf: Any = 1) -> Any:
@@ -88,7 +89,7 @@ def test_plain_json_data_is_accepted_up_to_the_limits() -> None:
             nest(MAX_DEPTH + 1),
             "input: 0.0.0.0.…(24 more)….0.0.0.0: nested more than 32 levels deep",
         ),
-        (nest(50_000), "input: 0.0.0.0.…(24 more)….0.0.0.0: nested more than 32 levels deep"),
+        (nest(VERY_DEEP), "input: 0.0.0.0.…(24 more)….0.0.0.0: nested more than 32 levels deep"),
     ],
     ids=[
         "nan",
@@ -102,7 +103,7 @@ def test_plain_json_data_is_accepted_up_to_the_limits() -> None:
         "object",
         "enum",
         "129-levels",
-        "50000-levels",
+        "very-deep",
     ],
 )
 def test_each_rule_is_refused_naming_the_path(value: Any, message: str) -> None:
