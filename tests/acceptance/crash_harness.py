@@ -9,6 +9,7 @@ ones it does not (a completed step run again).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import random
 import signal
@@ -29,6 +30,16 @@ WORKER_SCRIPT = Path(__file__).with_name("crash_worker.py")
 
 
 # -- worker processes ------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux for SIGKILL when the test process ends, however it ends."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 class WorkerProcess:
@@ -59,6 +70,7 @@ class WorkerProcess:
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         self.pid = self.process.pid
         self.killed_at: float | None = None

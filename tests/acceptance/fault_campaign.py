@@ -192,6 +192,8 @@ class Campaign:
         self.disk_full_until = 0.0
         self.lock_held_until = 0.0
         self.faults: set[asyncio.Task[None]] = set()
+        self.active_faults: set[str] = set()
+        self.last_spawn = 0.0
         self.durably: Durably | None = None
         self.effects: sqlite3.Connection | None = None
         self.draining = False
@@ -209,6 +211,13 @@ class Campaign:
         self.totals.workers_started += 1
         self.live.append(worker)
         return worker
+
+    def may_spawn(self) -> bool:
+        """While the disk is full, restart stopped workers slowly, as a supervisor would."""
+        if "disk" in self.active_faults and time.monotonic() - self.last_spawn < 0.5:
+            return False
+        self.last_spawn = time.monotonic()
+        return True
 
     def reap(self) -> None:
         """Account for workers that ended by themselves (not by one of our kills)."""
@@ -317,6 +326,8 @@ class Campaign:
     # -- faults ---------------------------------------------------------------------------
 
     def start_fault(self, kind: str) -> None:
+        """Start a disk-full (``"disk"``) or lock-held (``"lock"``) interval in the background."""
+
         async def disk_full() -> None:
             seconds = self.rng.uniform(0.5, 2.5)
             self.disk_full_until = time.monotonic() + seconds + 1.0
@@ -331,7 +342,16 @@ class Campaign:
             await asyncio.to_thread(hold_lock, self.database, seconds)
             self.lock_held_until = time.monotonic()
 
-        task = asyncio.ensure_future(disk_full() if kind == "disk" else lock_held())
+        async def guarded() -> None:
+            self.active_faults.add(kind)
+            try:
+                await (disk_full() if kind == "disk" else lock_held())
+            except Exception as exc:  # noqa: BLE001 - a broken fault is the campaign's failure
+                self.problem(f"the {kind} fault failed: {type(exc).__name__}: {exc}")
+            finally:
+                self.active_faults.discard(kind)
+
+        task = asyncio.ensure_future(guarded())
         self.faults.add(task)
         task.add_done_callback(self.faults.discard)
 
@@ -347,13 +367,15 @@ class Campaign:
         last_top_up = 0.0
         while self.totals.kills < settings.kills:
             self.reap()
-            while len(self.live) < pool:
+            while len(self.live) < pool and self.may_spawn():
                 self.spawn(expect=10**9)
             if time.monotonic() - last_top_up > 0.3:
                 await self.top_up()
                 last_top_up = time.monotonic()
-            while schedule and schedule[0][0] <= self.totals.kills:
-                self.start_fault(schedule.pop(0)[1])
+            for due in [f for f in schedule if f[0] <= self.totals.kills]:
+                if due[1] not in self.active_faults:  # one interval of a kind at a time
+                    schedule.remove(due)
+                    self.start_fault(due[1])
             ready = [w for w in self.live if self.mature(w)]
             if not ready:
                 await asyncio.sleep(0.02)
