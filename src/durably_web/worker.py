@@ -101,14 +101,18 @@ class Worker:
         """Make an idle loop look for work now (called after a trigger or retry)."""
         self._wake.set()
 
+    def stop_claiming(self) -> None:
+        """Claim no more runs from now on; runs in flight go on (``stop()`` starts so)."""
+        self._stopping = True
+        self._wake.set()
+
     async def stop(self, timeout: float | None = None) -> None:
         """Stop claiming; wait for running runs (at most ``timeout`` seconds, then hand back).
 
         Runs still executing when the timeout passes are interrupted at their next
         ``await`` and released: they go back to pending at once for the next worker.
         """
-        self._stopping = True
-        self._wake.set()
+        self.stop_claiming()
         if self._loop_task is not None:
             await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None

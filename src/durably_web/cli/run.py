@@ -271,7 +271,11 @@ class _Follower:
         return 1
 
     def _on_any_event(self, event: Event) -> None:
-        if isinstance(event, RunStart) and event.run_id != self.run_id:
+        if isinstance(event, _TERMINAL) and event.run_id == self.run_id:
+            # At once, in the task that ended the run: the worker must not claim a run
+            # queued after ours in the moment before the command stops it.
+            self.durably.worker.stop_claiming()
+        elif isinstance(event, RunStart) and event.run_id != self.run_id:
             self.line.message(
                 f"note: running run {event.run_id} first (queued earlier for this job)"
             )
