@@ -6,7 +6,6 @@ execution to the Worker and Runtime, and following a run to :mod:`durably_web.wa
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from durably_web.events import (
 )
 from durably_web.handles import JobHandle, Jobs
 from durably_web.job import JobDefinition
+from durably_web.json_value import check_text, shown
 from durably_web.models import RUN_STATUSES, Log, Run, Step
 from durably_web.options import (
     MAX_RETENTION,
@@ -142,8 +142,12 @@ class Durably:
 
         Raises:
             NotFoundError: no such job.
+            ValidationError: ``name`` is not a string of valid Unicode.
 
         """
+        if not isinstance(name, str):
+            raise ValidationError(f"job name must be a string, got {shown(name)}")
+        check_text(name, "job name")
         for _, handle in self.jobs.items():
             if handle.name == name:
                 return handle
@@ -249,8 +253,9 @@ class Durably:
             ConflictError: the run already finished.
 
         """
+        run_id = _run_id(run_id)
         await self.migrate()
-        run = await self.store.cancel_run(_run_id(run_id), self.clock.now())
+        run = await self.store.cancel_run(run_id, self.clock.now())
         execution = self.worker.active.get(run.id)
         if execution is not None:
             execution.cancel_announced = True
@@ -267,8 +272,9 @@ class Durably:
                 held by another pending run.
 
         """
+        run_id = _run_id(run_id)
         await self.migrate()
-        run = await self.store.retry_run(_run_id(run_id), self.clock.now())
+        run = await self.store.retry_run(run_id, self.clock.now())
         self._bus.emit(RunRetry, run_id=run.id, job_name=run.job_name, labels=run.labels)
         self.worker.wake()
         return run
@@ -312,8 +318,9 @@ class Durably:
             ConflictError: the run is pending or leased (cancel it first).
 
         """
+        run_id = _run_id(run_id)
         await self.migrate()
-        run = await self.store.delete_run(_run_id(run_id))
+        run = await self.store.delete_run(run_id)
         self._bus.emit(RunDelete, run_id=run.id, job_name=run.job_name, labels=run.labels)
         return run
 
@@ -344,7 +351,7 @@ class Durably:
         else:
             raise ValidationError(
                 f"older_than must be a datetime, timedelta or duration like '7d', "
-                f"got {older_than!r}"
+                f"got {shown(older_than)}"
             )
         _check_int(limit, "limit", minimum=1, maximum=100_000)
         await self.migrate()
@@ -354,8 +361,9 @@ class Durably:
 
     async def get_run(self, run_id: str) -> Run | None:
         """Return the run, or None if there is none with that id."""
+        run_id = _run_id(run_id)
         await self.migrate()
-        run = await self.store.get_run(_run_id(run_id))
+        run = await self.store.get_run(run_id)
         return None if run is None else self._fresh(run)
 
     def _fresh(self, run: Run) -> Run:
@@ -411,13 +419,15 @@ class Durably:
 
     async def get_steps(self, run_id: str) -> list[Step]:
         """Return the run's step records (checkpoints and failures) in index order."""
+        run_id = _run_id(run_id)
         await self.migrate()
-        return await self.store.get_steps(_run_id(run_id))
+        return await self.store.get_steps(run_id)
 
     async def get_logs(self, run_id: str) -> list[Log]:
         """Return the run's persisted log lines, oldest first."""
+        run_id = _run_id(run_id)
         await self.migrate()
-        return await self.store.get_logs(_run_id(run_id))
+        return await self.store.get_logs(run_id)
 
     def subscribe(self, run_id: str) -> AsyncGenerator[Event, None]:
         """Iterate over a run's events: its current state first, ending after it finishes."""
@@ -485,8 +495,9 @@ class Durably:
                 again, or its lease expires), not failed.
 
         """
+        run_id = None if run_id is None else _run_id(run_id)
         await self.migrate()
-        run = await self.worker.claim(None if run_id is None else _run_id(run_id))
+        run = await self.worker.claim(run_id)
         if run is None:
             return None
         await self.worker.run_inline(run)
@@ -533,20 +544,18 @@ _MAX_INT = 2**31 - 1
 
 def _run_id(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise ValidationError(f"run_id must be a non-empty string, got {value!r}")
-    return value
+        raise ValidationError(f"run_id must be a non-empty string, got {shown(value)}")
+    return check_text(value, "run_id")
 
 
 def _strings(value: Any, name: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        return (value,)
+        return (check_text(value, name),)
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ValidationError(
-        f"{name} must be a string or a list of strings, got {json.dumps(value, default=repr)}"
-    )
+        return tuple(check_text(v, name) for v in value)
+    raise ValidationError(f"{name} must be a string or a list of strings, got {shown(value)}")
 
 
 def _check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> None:
@@ -558,5 +567,5 @@ def _check_int(value: Any, name: str, *, minimum: int, maximum: int | None = Non
     ):
         bound = f" and at most {maximum}" if maximum is not None else ""
         raise ValidationError(
-            f"{name} must be an integer of at least {minimum}{bound}, got {value!r}"
+            f"{name} must be an integer of at least {minimum}{bound}, got {shown(value)}"
         )

@@ -23,7 +23,7 @@ OutputT = TypeVar("OutputT")
 
 JobFunction = Callable[["StepContext", InputT], Awaitable[OutputT] | OutputT]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")  # fullmatch: `$` allows a final "\n"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -111,7 +111,7 @@ def define_job(
         ValidationError: the name is malformed or a type is not one pydantic understands.
 
     """
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValidationError(
             f"job name must be 1-128 characters of letters, digits and _.:/- "
             f"starting with a letter or digit, got {name!r}"

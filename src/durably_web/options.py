@@ -16,6 +16,7 @@ from typing import Any
 import pydantic
 
 from durably_web.errors import ValidationError
+from durably_web.json_value import shown
 
 __all__ = [
     "DEFAULT_UNKNOWN_JOB_GRACE",
@@ -43,7 +44,7 @@ MAX_BUSY_TIMEOUT = 3600.0
 DEFAULT_UNKNOWN_JOB_GRACE = 300.0
 """Seconds a run of a job no worker registers waits before it fails with ``Unknown job``."""
 
-_DURATION = re.compile(r"^(\d+)(d|h|m)$")
+_DURATION = re.compile(r"([0-9]+)(d|h|m)")  # fullmatch: `$` would allow a final "\n"
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60}
 
 
@@ -67,12 +68,12 @@ def check_seconds(
 
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValidationError(f"{name} must be a finite number of seconds, got {value!r}")
+        raise ValidationError(f"{name} must be a finite number of seconds, got {shown(value)}")
     low = "at least 0" if allow_zero else "greater than 0"
     if value < 0 or (value == 0 and not allow_zero) or value > maximum:
         raise ValidationError(
             f"{name} must be {low} and at most {_number(maximum)} seconds "
-            f"({_human(maximum)}), got {value!r}"
+            f"({_human(maximum)}), got {shown(value)}"
         )
     return float(value)
 
@@ -87,14 +88,16 @@ def parse_duration(
             ``maximum`` seconds (a hundred years by default).
 
     """
-    match = _DURATION.match(text) if isinstance(text, str) else None
+    match = _DURATION.fullmatch(text) if isinstance(text, str) else None
     if match is None:
-        raise ValidationError(f"{what} must be a duration like '30d', '24h' or '60m', got {text!r}")
+        raise ValidationError(
+            f"{what} must be a duration like '30d', '24h' or '60m', got {shown(text)}"
+        )
     seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
-        raise ValidationError(f"{what} must be longer than zero, got {text!r}")
+        raise ValidationError(f"{what} must be longer than zero, got {shown(text)}")
     if seconds > maximum:
-        raise ValidationError(f"{what} must be at most {_human(maximum)}, got {text!r}")
+        raise ValidationError(f"{what} must be at most {_human(maximum)}, got {shown(text)}")
     return float(seconds)
 
 
@@ -193,11 +196,11 @@ class Options:
         ):
             raise ValidationError(
                 f"max_concurrent_runs must be an integer between 1 and 1000, "
-                f"got {max_concurrent_runs!r}"
+                f"got {shown(max_concurrent_runs)}"
             )
         for name, flag in (("preserve_steps", preserve_steps), ("persist_logs", persist_logs)):
             if not isinstance(flag, bool):
-                raise ValidationError(f"{name} must be True or False, got {flag!r}")
+                raise ValidationError(f"{name} must be True or False, got {shown(flag)}")
         adapter = None
         if labels is not None:
             try:

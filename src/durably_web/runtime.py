@@ -35,13 +35,14 @@ from durably_web.clock import Clock
 from durably_web.errors import LeaseLost, RunCancelled, StorageError, ValidationError
 from durably_web.events import EventBus, RunCancel, RunComplete, RunFail, RunStart
 from durably_web.job import JobDefinition
+from durably_web.json_value import escape_surrogates
 from durably_web.models import Run, wire_time
 from durably_web.options import MAX_LEASE_DURATION
 from durably_web.step import StepContext, _message
 from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
 from durably_web.storage.records import Pending
 from durably_web.storage.store import SQLiteStore
-from durably_web.validation import dump_json, format_pydantic_error, parse
+from durably_web.validation import dump_json, format_pydantic_error, parse, to_json_value
 
 __all__ = ["Execution", "Host", "Overrun", "StepBlocked"]
 
@@ -343,25 +344,23 @@ class Execution:
 
     def _output_json(self, result: Any) -> str | None:
         adapter = self.job.output_adapter
-        if adapter is None:
-            if result is None:
-                return None
-            try:
-                return dump_json(result, f"output of job {self.job.name!r}")
-            except ValidationError as exc:
-                raise _InvalidOutput(f"Invalid output: {exc}") from None
+        what = f"output of job {self.job.name!r}"
         try:
-            value = adapter.validate_python(result)
+            if adapter is None:
+                return None if result is None else dump_json(result, what)
+            data = to_json_value(adapter, adapter.validate_python(result), what)
+            return None if data is None else dump_json(data, what)
         except pydantic.ValidationError as exc:
             raise _InvalidOutput(f"Invalid output: {format_pydantic_error(exc)}") from None
-        data = adapter.dump_python(value, mode="json")
-        return None if data is None else dump_json(data, f"output of job {self.job.name!r}")
+        except ValidationError as exc:
+            raise _InvalidOutput(f"Invalid output: {exc}") from None
 
     @property
     def _pending(self) -> Pending:
         return Pending() if self.step is None else self.step.pending
 
     async def _fail(self, error: str) -> None:
+        error = escape_surrogates(error)
         run = self.run
         pending = self._pending
         if len(error) > _MAX_ERROR:

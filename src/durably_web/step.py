@@ -46,6 +46,7 @@ from durably_web.errors import (
 )
 from durably_web.events import LogWrite, RunProgress, StepCancel, StepComplete, StepFail, StepStart
 from durably_web.ids import new_ulid
+from durably_web.json_value import check_text, check_value, escape_surrogates, shown
 from durably_web.models import Progress, Run
 from durably_web.storage.connection import DatabaseBusy
 from durably_web.storage.records import Pending
@@ -231,7 +232,8 @@ class StepContext:
         """
         self.throw_if_aborted()
         if not isinstance(name, str) or not name:
-            raise ValidationError(f"step name must be a non-empty string, got {name!r}")
+            raise ValidationError(f"step name must be a non-empty string, got {shown(name)}")
+        check_text(name, "step name")
         execution = self._execution
         if name in self._seen:
             execution.failed_step_name = name
@@ -401,15 +403,25 @@ class StepContext:
         """Report progress: persisted with the next checkpoint (or within 50 ms) and emitted.
 
         Raises:
-            ValidationError: ``current``/``total`` are not numbers or ``message`` not a string.
+            ValidationError: ``current``/``total`` are not finite numbers or ``message`` not a
+                string of valid Unicode.
 
         """
         if isinstance(current, bool) or not isinstance(current, (int, float)):
-            raise ValidationError(f"progress current must be a number, got {current!r}")
-        if total is not None and (isinstance(total, bool) or not isinstance(total, (int, float))):
-            raise ValidationError(f"progress total must be a number or None, got {total!r}")
-        if message is not None and not isinstance(message, str):
-            raise ValidationError(f"progress message must be a string or None, got {message!r}")
+            raise ValidationError(f"progress current must be a number, got {shown(current)}")
+        check_value(current, "progress current")
+        if total is not None:
+            if isinstance(total, bool) or not isinstance(total, (int, float)):
+                raise ValidationError(
+                    f"progress total must be a number or None, got {shown(total)}"
+                )
+            check_value(total, "progress total")
+        if message is not None:
+            if not isinstance(message, str):
+                raise ValidationError(
+                    f"progress message must be a string or None, got {shown(message)}"
+                )
+            check_text(message, "progress message")
         if self._to_replay:
             return  # replaying: this progress was reported before; do not step back
         progress = self._progress = Progress(current, total, message)
@@ -422,7 +434,8 @@ class StepContext:
 
     def _write_log(self, level: str, message: str, data: Any) -> None:
         if not isinstance(message, str):
-            raise ValidationError(f"log message must be a string, got {message!r}")
+            raise ValidationError(f"log message must be a string, got {shown(message)}")
+        check_text(message, "log message")
         data_json = None if data is None else dump_json(data, "log data")
         execution = self._execution
         if self._logs_to_skip:
@@ -546,5 +559,6 @@ def _call_step(fn: StepFunction, signal: AbortSignal) -> Any:
 
 
 def _message(exc: BaseException) -> str:
-    text = str(exc)
+    """Return the error text stored for a failed step or run (valid Unicode, never empty)."""
+    text = escape_surrogates(str(exc))
     return text if text else type(exc).__name__

@@ -15,12 +15,13 @@ import pydantic
 
 from durably_web.errors import ValidationError
 from durably_web.job import JobDefinition
+from durably_web.json_value import check_text, check_value, shown
 from durably_web.storage.records import NewRun
 from durably_web.validation import dump_json, format_pydantic_error, to_json_value
 
 __all__ = ["TriggerItem", "prepare", "validate_label_filter", "validate_labels"]
 
-_LABEL_KEY = re.compile(r"^[a-zA-Z0-9\-_./]+$")
+_LABEL_KEY = re.compile(r"[a-zA-Z0-9\-_./]+")  # fullmatch: `$` would allow a final "\n"
 _MAX_KEY = 255
 
 
@@ -41,31 +42,32 @@ def validate_labels(
     """Validate labels (with the instance's labels model, if any) into a ``str → str`` dict.
 
     Raises:
-        ValidationError: a key is not ``[A-Za-z0-9-_./]+``, a value is not a string, or the
-            labels model rejects them.
+        ValidationError: a key is not ``[A-Za-z0-9-_./]+`` (1-255 characters), a value is
+            not a string of valid Unicode, or the labels model rejects them.
 
     """
     if labels is None:
         return {}
     if adapter is not None:
+        check_value(labels, f"labels{where}", strict=False)
         try:
-            labels = adapter.dump_python(adapter.validate_python(labels), mode="json")
+            labels = to_json_value(adapter, adapter.validate_python(labels), f"labels{where}")
         except pydantic.ValidationError as exc:
             raise ValidationError(f"invalid labels{where}: {format_pydantic_error(exc)}") from None
     if not isinstance(labels, Mapping):
-        raise ValidationError(f"labels{where} must be a mapping of strings, got {labels!r}")
+        raise ValidationError(f"labels{where} must be a mapping of strings, got {shown(labels)}")
     out: dict[str, str] = {}
     for key, value in labels.items():
         if value is None and adapter is not None:
             continue
-        if not isinstance(key, str) or not _LABEL_KEY.match(key) or len(key) > _MAX_KEY:
+        if not isinstance(key, str) or not _LABEL_KEY.fullmatch(key) or len(key) > _MAX_KEY:
             raise ValidationError(
-                f"invalid label key {key!r}{where}: must contain only alphanumeric "
+                f"invalid label key {shown(key)}{where}: must be 1-{_MAX_KEY} alphanumeric "
                 "characters, dashes, underscores, dots, and slashes"
             )
         if not isinstance(value, str):
-            raise ValidationError(f"label {key!r}{where} must be a string, got {value!r}")
-        out[key] = value
+            raise ValidationError(f"label {key!r}{where} must be a string, got {shown(value)}")
+        out[key] = check_text(value, f"label {key!r}{where}")
     return out
 
 
@@ -80,9 +82,9 @@ def _key(value: Any, name: str, where: str) -> str | None:
     if not isinstance(value, str) or not value or len(value) > _MAX_KEY:
         raise ValidationError(
             f"{name}{where} must be a non-empty string of at most {_MAX_KEY} characters, "
-            f"got {value!r}"
+            f"got {shown(value)}"
         )
-    return value
+    return check_text(value, f"{name}{where}")
 
 
 def prepare(
@@ -102,23 +104,25 @@ def prepare(
     """
     if item.coalesce is not None and item.coalesce != "skip":
         raise ValidationError(
-            f"Invalid coalesce value{where}: {item.coalesce!r}. Valid values: 'skip'"
+            f"Invalid coalesce value{where}: {shown(item.coalesce)}. Valid values: 'skip'"
         )
     concurrency_key = _key(item.concurrency_key, "concurrency_key", where)
     if item.coalesce == "skip" and concurrency_key is None:
         raise ValidationError(f"coalesce requires concurrency_key{where}")
     idempotency_key = _key(item.idempotency_key, "idempotency_key", where)
+    what = f"input for job {job.name!r}{where}"
+    check_value(item.input, what, strict=False)  # before pydantic: no depth bomb reaches it
     try:
         value = job.input_adapter.validate_python(item.input)
     except pydantic.ValidationError as exc:
         raise ValidationError(
             f"Invalid input for job {job.name!r}{where}: {format_pydantic_error(exc)}"
         ) from None
-    data = to_json_value(job.input_adapter, value, f"input for job {job.name!r}{where}")
+    data = to_json_value(job.input_adapter, value, what)
     labels = validate_labels(item.labels, labels_adapter, where)
     new_run = NewRun(
         job_name=job.name,
-        input_json=dump_json(data, f"input for job {job.name!r}{where}"),
+        input_json=dump_json(data, what),
         idempotency_key=idempotency_key,
         concurrency_key=concurrency_key,
         labels=labels,

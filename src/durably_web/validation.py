@@ -2,7 +2,9 @@
 
 Every failure raises :class:`~durably_web.errors.ValidationError` whose message names what was
 being validated and each offending field, e.g.
-``invalid input for job 'import-csv': filename: Field required``.
+``invalid input for job 'import-csv': filename: Field required``. What counts as a JSON value
+(depth, finite numbers, valid Unicode) is :mod:`durably_web.json_value`'s to say; every dump
+here goes through it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pydantic
 import pydantic_core
 
 from durably_web.errors import ValidationError
+from durably_web.json_value import check_value, escape_surrogates
 
 __all__ = ["dump_json", "format_pydantic_error", "load_json", "parse", "to_json_value"]
 
@@ -24,7 +27,7 @@ def format_pydantic_error(error: pydantic.ValidationError) -> str:
     for item in error.errors(include_url=False):
         location = ".".join(str(part) for part in item["loc"]) or "value"
         parts.append(f"{location}: {item['msg']}")
-    return "; ".join(parts)
+    return escape_surrogates("; ".join(parts))  # a location can be a caller's dict key
 
 
 def parse(adapter: pydantic.TypeAdapter[Any], value: Any, what: str) -> Any:
@@ -36,31 +39,46 @@ def parse(adapter: pydantic.TypeAdapter[Any], value: Any, what: str) -> Any:
 
 
 def to_json_value(adapter: pydantic.TypeAdapter[Any], value: Any, what: str) -> Any:
-    """Dump a validated value to plain JSON data (dicts, lists, str, numbers, bools, None)."""
-    try:
-        return adapter.dump_python(value, mode="json")
-    except pydantic_core.PydanticSerializationError as exc:
-        raise ValidationError(f"{what} is not JSON-serialisable: {exc}") from None
+    """Dump a validated value to plain JSON data (dicts, lists, str, numbers, bools, None).
 
-
-def dump_json(value: Any, what: str) -> str:
-    """Serialise plain data to compact JSON text; pydantic models are dumped first.
+    The data is checked again when it is stored (:func:`dump_json`).
 
     Raises:
-        ValidationError: ``value`` holds something JSON cannot represent (a set, an object,
-            NaN or infinity), naming ``what``.
+        ValidationError: the value breaks a rule of :mod:`durably_web.json_value`. It is
+            checked in Python form: pydantic's JSON mode turns NaN and Infinity held by an
+            ``Any`` field into ``null`` without a word.
 
     """
     try:
+        check_value(adapter.dump_python(value), what, strict=False)
+        data = adapter.dump_python(value, mode="json")
+    except (pydantic_core.PydanticSerializationError, ValueError, RecursionError) as exc:
+        # ValueError: pydantic's "Maximum serialization depth exceeded" (a cycle).
+        raise ValidationError(f"{what} is not JSON-serialisable: {exc}") from None
+    return data
+
+
+def dump_json(value: Any, what: str) -> str:
+    """Check plain data with :mod:`durably_web.json_value` and serialise it to compact JSON.
+
+    pydantic models are dumped first (``model_dump(mode="json")``).
+
+    Raises:
+        ValidationError: ``value`` holds something JSON cannot represent (a set, an object,
+            NaN or infinity, a lone surrogate) or nests too deep, naming ``what`` and where.
+
+    """
+    check_value(value, what, convert=_dump_model)
+    try:
         return _ENCODER.encode(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # pragma: no cover - check_value refuses these
         raise ValidationError(f"{what} is not JSON-serialisable: {exc}") from None
 
 
 def _dump_model(value: Any) -> Any:
     if isinstance(value, pydantic.BaseModel):
         return value.model_dump(mode="json")
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 _ENCODER = json.JSONEncoder(

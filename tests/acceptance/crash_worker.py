@@ -1,12 +1,15 @@
-"""A worker process for the crash tests, and the jobs it runs.
+"""A worker process for the crash tests and the fault campaign, and the jobs it runs.
 
 Run as a script (``python crash_worker.py DB --expect N``) it opens the engine on ``DB``,
 executes runs until ``N`` runs are terminal and none is pending or leased, then exits 0. The
 tests SIGKILL it at random points and start a new one, which must resume the runs.
 
 The jobs record what they did in tables of their own (``side_effects``, ``intervals``) in the
-same database file, through a separate ``sqlite3`` connection that commits each row before the
-step returns: what a real side effect (an API call, a file write) looks like to the engine.
+same database file, or in the file ``--effects`` names, through a separate ``sqlite3``
+connection that commits each row before the step returns: what a real side effect (an API
+call, a file write) looks like to the engine. Each side-effect row also says whether the
+step's checkpoint was already committed when the step function started
+(``after_checkpoint``): that is a completed step executed again, which must never happen.
 The test process imports this module only for the job definitions, to trigger runs.
 """
 
@@ -35,7 +38,8 @@ CREATE TABLE IF NOT EXISTS side_effects (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   run_id TEXT NOT NULL,
   step_name TEXT NOT NULL,
-  pid INTEGER NOT NULL
+  pid INTEGER NOT NULL,
+  after_checkpoint INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS intervals (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -67,12 +71,32 @@ def create_tables(path: str) -> None:
 
 
 _effects: sqlite3.Connection | None = None
+_engine_reader: sqlite3.Connection | None = None
 
 
 def _effects_db() -> sqlite3.Connection:
     if _effects is None:
         raise RuntimeError("side effects are only recorded in a worker process")
     return _effects
+
+
+def _checkpointed(run_id: str, name: str) -> bool:
+    """Whether the engine's database already holds a completed checkpoint of this step."""
+    if _engine_reader is None:
+        raise RuntimeError("side effects are only recorded in a worker process")
+    row = _engine_reader.execute(
+        "SELECT 1 FROM durably_steps WHERE run_id = ? AND name = ? AND status = 'completed'",
+        (run_id, name),
+    ).fetchone()
+    return row is not None
+
+
+def record_effect(run_id: str, name: str) -> None:
+    """Commit one side-effect row for an execution of step ``name`` of ``run_id``."""
+    _effects_db().execute(
+        "INSERT INTO side_effects (run_id, step_name, pid, after_checkpoint) VALUES (?, ?, ?, ?)",
+        (run_id, name, os.getpid(), int(_checkpointed(run_id, name))),
+    )
 
 
 # -- the many-step job (test_sigkill_resume) -------------------------------------------------
@@ -104,10 +128,7 @@ def _side_effect_step(
 ) -> Callable[[], Awaitable[int]]:
     async def run() -> int:
         await asyncio.sleep(sleep / 2)
-        _effects_db().execute(
-            "INSERT INTO side_effects (run_id, step_name, pid) VALUES (?, ?, ?)",
-            (run_id, name, os.getpid()),
-        )
+        record_effect(run_id, name)
         await asyncio.sleep(sleep / 2)
         return value
 
@@ -224,6 +245,7 @@ def _interval_step(
     async def run() -> None:
         started = time.time()
         await asyncio.sleep(sleep)
+        record_effect(run_id, name)
         ended = time.time()
         _effects_db().execute(
             "INSERT INTO intervals (run_id, concurrency_key, step_name, pid, t_start, t_end) "
@@ -248,11 +270,65 @@ interval_b = define_job(
     name="interval-b", input=IntervalInput, output=IntervalOutput, run=_interval_job
 )
 
+# -- jobs that log, report progress and fail (the fault campaign's mix) ----------------------
+
+
+class ChattyInput(BaseModel):
+    steps: int
+    sleep: float
+
+
+class CountOutput(BaseModel):
+    count: int
+
+
+@define_job(name="chatty", input=ChattyInput, output=CountOutput)
+async def chatty(step: StepContext, payload: ChattyInput) -> CountOutput:
+    """Steps that each log a line and report progress around their checkpoint."""
+    for index in range(payload.steps):
+        name = step_name(index)
+        step.log.info(f"starting {name}", {"index": index})
+        await step.run(name, _side_effect_step(step.run_id, name, index, payload.sleep))
+        step.progress(index + 1, payload.steps, f"{name} done")
+    return CountOutput(count=payload.steps)
+
+
+class DoomedInput(BaseModel):
+    steps: int
+    fail_at: int
+    sleep: float
+
+
+def doomed_error(index: int) -> str:
+    """The error a doomed run fails with."""
+    return f"doomed at step {index}"
+
+
+@define_job(name="doomed", input=DoomedInput, output=CountOutput)
+async def doomed(step: StepContext, payload: DoomedInput) -> CountOutput:
+    """Checkpoint ``fail_at`` steps, then fail in the next one: a run that must end failed."""
+    for index in range(payload.steps):
+        name = step_name(index)
+        if index == payload.fail_at:
+            await step.run(name, _failing_step(index))
+        await step.run(name, _side_effect_step(step.run_id, name, index, payload.sleep))
+    return CountOutput(count=payload.steps)
+
+
+def _failing_step(index: int) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        raise RuntimeError(doomed_error(index))
+
+    return run
+
+
 JOBS: dict[str, JobDefinition[Any, Any]] = {
     "crash_steps": crash_steps,
     "die_before_outcome": die_before_outcome,
     "interval_a": interval_a,
     "interval_b": interval_b,
+    "chatty": chatty,
+    "doomed": doomed,
     "logged_steps": logged_steps,
     "blocking_step": blocking_step,
 }
@@ -261,12 +337,20 @@ JOBS: dict[str, JobDefinition[Any, Any]] = {
 # -- the worker process ----------------------------------------------------------------------
 
 
-async def work(path: str, expect: int, max_concurrent_runs: int) -> None:
+async def work(
+    path: str,
+    expect: int,
+    max_concurrent_runs: int,
+    effects_path: str | None = None,
+    busy_timeout: float | None = None,
+) -> None:
     """Run the engine on ``path`` until ``expect`` runs are terminal and none is active."""
-    global _effects
-    _effects = open_effects(path)
+    global _effects, _engine_reader
+    _effects = open_effects(effects_path or path)
+    _engine_reader = open_effects(path)
+    url = f"sqlite:///{path}" + ("" if busy_timeout is None else f"?busy_timeout={busy_timeout}")
     durably = create_durably(
-        f"sqlite:///{path}",
+        url,
         lease_duration=LEASE_DURATION,
         lease_renew_interval=LEASE_RENEW_INTERVAL,
         polling_interval=POLLING_INTERVAL,
@@ -283,6 +367,8 @@ async def work(path: str, expect: int, max_concurrent_runs: int) -> None:
     await durably.init()
     try:
         while True:
+            if durably.worker.failure is not None:  # a full disk: stop, as the CLI does
+                raise SystemExit(f"worker {os.getpid()} stopped: {durably.worker.failure}")
             active = await durably.get_runs(status=["pending", "leased"], limit=1)
             if not active:
                 finished = await durably.get_runs(status=["completed", "failed", "cancelled"])
@@ -292,6 +378,7 @@ async def work(path: str, expect: int, max_concurrent_runs: int) -> None:
     finally:
         await durably.close()
         _effects.close()
+        _engine_reader.close()
 
 
 def main() -> None:
@@ -300,9 +387,19 @@ def main() -> None:
     parser.add_argument("database", help="path of the SQLite file")
     parser.add_argument("--expect", type=int, required=True, help="runs to see finished")
     parser.add_argument("--max-concurrent-runs", type=int, default=1)
+    parser.add_argument("--effects", help="the side-effect database (default: DATABASE)")
+    parser.add_argument("--busy-timeout", type=float, help="the engine's busy_timeout, seconds")
     args = parser.parse_args()
     print(f"worker {os.getpid()} starting", file=sys.stderr, flush=True)
-    asyncio.run(work(args.database, args.expect, args.max_concurrent_runs))
+    asyncio.run(
+        work(
+            args.database,
+            args.expect,
+            args.max_concurrent_runs,
+            effects_path=args.effects,
+            busy_timeout=args.busy_timeout,
+        )
+    )
     print(f"worker {os.getpid()} done", file=sys.stderr, flush=True)
 
 

@@ -13,18 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.crash_worker import logged_lines
-from tests.acceptance.test_crash import (
-    DEADLINE,
+from tests.acceptance.crash_harness import (
     WorkerProcess,
-    executions_before_kill,
     open_engine,
     read_effects,
     reaped,
     scalar,
     seeded_rng,
-    wait_for_executions,
 )
+from tests.acceptance.crash_worker import logged_lines
+from tests.acceptance.test_crash import DEADLINE, executions_before_kill, wait_for_executions
 
 LOG_RUNS = 2
 LOG_STEPS = 60

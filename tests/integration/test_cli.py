@@ -220,6 +220,17 @@ BAD_ARGUMENTS = {
     "not a JobDefinition": ["run", f"{JOBS}:not_a_job"],
     "input fails validation": ["run", SLOW, "--input", '{"steps": "many"}'],
     "input of the wrong shape": ["run", SLOW, "--input", "[1, 2]"],
+    # Bad input (issue 14): each was a traceback, or stored as null, before json_value.
+    "input 300 levels deep": ["run", SLOW, "--input", "[" * 300 + "]" * 300],
+    "input 50,000 levels deep": ["run", SLOW, "--input", "[" * 50_000 + "]" * 50_000],
+    "input with NaN": ["run", SLOW, "--input", '{"delay": NaN}'],
+    "input with Infinity": ["run", SLOW, "--input", '{"delay": Infinity}'],
+    "input with 1e400": ["run", SLOW, "--input", '{"delay": 1e400}'],
+    "input with a 5,000-digit integer": ["run", SLOW, "--input", '{"steps": ' + "9" * 5000 + "}"],
+    "input with a \\ud800 escape": ["run", SLOW, "--input", '{"record": "\\ud800"}'],
+    "input with a non-UTF-8 byte": ["run", SLOW, "--input", '{"record": "\udcff"}'],
+    "idempotency key with a non-UTF-8 byte": ["run", SLOW, "--idempotency-key", "k\udcff"],
+    "empty idempotency key": ["run", SLOW, "--idempotency-key", ""],
     "bad lease duration": ["run", SLOW, "--lease-duration", "0"],
     "lease duration of 1e12 s": ["run", SLOW, "--lease-duration", "1e12"],
     "lease duration of 1e308 s": ["run", SLOW, "--lease-duration", "1e308"],
@@ -250,6 +261,23 @@ def test_bad_arguments_exit_2_with_one_line_and_write_nothing(
     created = {p.name for p in tmp_path.iterdir()} - {"__pycache__"}  # from importing broken.py
     assert created == {"broken.py", "notes.txt"}
     assert (tmp_path / "notes.txt").read_text() == "not a database\n"
+
+
+def test_non_utf8_arguments_on_a_database_exit_2_and_write_nothing(tmp_path: Path) -> None:
+    """argv bytes that are not UTF-8 reach Python as lone surrogates: SQLite cannot take them."""
+    assert cli("run", SLOW, cwd=tmp_path).returncode == 0
+    before = query(tmp_path / "durably.db", "SELECT * FROM durably_runs")
+    for args in (
+        ["run-info", "01\udcff"],
+        ["runs", "--job", "\udcff"],
+        ["run", SLOW, "--input", '{"record": "\udcff"}'],
+        ["run", SLOW, "--idempotency-key", "\udcff"],
+    ):
+        result = cli(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and "strings must be valid Unicode" in result.stderr
+        assert "Traceback" not in result.stderr and result.stdout == ""
+    assert query(tmp_path / "durably.db", "SELECT * FROM durably_runs") == before
 
 
 def test_unknown_run_id_exits_2(tmp_path: Path) -> None:

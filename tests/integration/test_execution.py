@@ -114,7 +114,7 @@ async def test_unserialisable_step_result_fails_run_naming_step(make_durably: Ma
     final = await durably.process_one()
     assert final is not None and final.status == "failed"
     assert final.error is not None
-    assert "result of step 'make-set' is not JSON-serialisable" in final.error
+    assert "result of step 'make-set': set is not JSON-serialisable" in final.error
     assert fails[0].failed_step_name == "make-set"
     [step] = await durably.get_steps(run.id)
     assert (step.status, step.name) == ("failed", "make-set")

@@ -294,13 +294,14 @@ SKIP_MODULES: dict[str, str] = {
         "sqlite3 adapter"
     ),
     "tests/integration/test_webbuild.py": "builds web/vendor with npm, pip and Node (host tools)",
+    "tests/unit/test_json_value_js.py": "runs web/client/json.mjs under Node (no processes here)",
 }
 # Modules needing these (absent from Pyodide) are skipped whole, with the reason.
 MISSING_MODULES = {
     "sqlite3": "needs the sqlite3 module, which this Pyodide build lacks",
     "_sqlite3": "needs the sqlite3 module, which this Pyodide build lacks",
 }
-DEFAULT_DIRS = ("tests/contract", "tests/unit", "tests/integration")
+DEFAULT_DIRS = ("tests/contract", "tests/unit", "tests/integration", "tests/in_pyodide")
 
 
 @dataclass
@@ -693,7 +694,7 @@ async def run_suite(bridge: Any, host: Any, config_json: str = "{}") -> str:
 
     ``config_json`` keys (all optional): ``root`` (the directory holding ``tests/``, default
     the parent of this package), ``modules`` (paths relative to root, default every
-    ``test_*.py`` in tests/contract, tests/unit, tests/integration), ``backends`` (names in
+    ``test_*.py`` in tests/contract, tests/unit, tests/integration, tests/in_pyodide), ``backends`` (names in
     :data:`BACKENDS`, default ``["memory"]``), ``match`` (run only tests whose id contains
     it), ``timeout`` (seconds per test, default 60), ``verbose`` (print each outcome),
     ``gc`` (collect garbage after every test).

@@ -10,6 +10,7 @@ runs the same suite in Chromium on OPFS.
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
@@ -35,9 +36,23 @@ def format_failures(summary: dict[str, Any]) -> str:
     )
 
 
-@pytest.mark.skipif(NODE is None, reason="node is not installed: it runs Pyodide here")
+def pyodide_only_tests() -> list[str]:
+    """``path::name`` of every test in tests/in_pyodide (which only this suite runs)."""
+    found = []
+    for path in sorted((assets.ROOT / "tests" / "in_pyodide").glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        relative = path.relative_to(assets.ROOT).as_posix()
+        found += [
+            f"{relative}::{node.name}"
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.name.startswith("test_")
+        ]
+    return found
+
+
 def test_suite_passes_on_pyodide_under_node(tmp_path: Path) -> None:
-    assert NODE is not None
+    assert NODE is not None, "node is required: it runs Pyodide here (and durably-web build)"
     vendor = assets.ensure_build()
     wheels = assets.ensure_test_wheels()
     out = tmp_path / "summary.json"
@@ -60,6 +75,9 @@ def test_suite_passes_on_pyodide_under_node(tmp_path: Path) -> None:
     for skipped in summary["skipped"]:
         print(f"skipped {skipped['name']}: {skipped['reason']}")
     assert not summary["failed"], format_failures(summary)
+    for test in pyodide_only_tests():  # CPython does not collect these: they must pass here
+        ran = [name for name in summary["passed"] if name.split("[")[0] == test]
+        assert ran, f"{test} did not pass under Pyodide (skipped: {summary['skipped']})"
     assert counts["passed"] >= MIN_PASSED, f"only {counts['passed']} tests passed: {counts}"
     assert summary["python"].startswith("3.14"), summary["python"]
     assert summary["platform"] == "emscripten"

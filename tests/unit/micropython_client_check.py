@@ -17,6 +17,7 @@ from durably_web import errors
 from durably_web.client import DurablyClient, Record
 from durably_web.client.dispatch import Dispatcher, unwrap
 from durably_web.client.records import error_from_payload, event_from_wire, from_wire
+from durably_web.json_value import MAX_DEPTH
 
 run = from_wire(
     {
@@ -121,6 +122,40 @@ async def main() -> None:
     assert types == ["run:trigger", "run:complete"], types
     assert getattr(client.jobs, "nope", None) is None
     assert isinstance(Record({}), Record)
+
+    # Values the engine would refuse are refused here, before JSON text could mangle them.
+    deep: Any = 1
+    for _ in range(MAX_DEPTH + 1):
+        deep = [deep]
+    refused = [
+        ({"x": float("nan")}, "input for job 'import-csv': x: numbers must be finite, got nan"),
+        ([float("-inf")], "input for job 'import-csv': 0: numbers must be finite, got -inf"),
+        ({"n": 10**400}, "at most ±1.8e308"),
+        (deep, "nested more than 32 levels deep"),
+        ({1: "a"}, "object keys must be strings"),
+    ]
+    sent = len(adapter.sent)
+    for value, message in refused:
+        caught = None
+        try:
+            await client.jobs.import_csv.trigger(value)
+        except errors.ValidationError as exc:
+            caught = exc
+        assert caught is not None and message in str(caught), (value, caught)
+        caught = None
+        try:
+            await client.jobs.import_csv.batch_trigger([{"ok": 1}, value])
+        except errors.ValidationError as exc:
+            caught = exc
+        assert caught is not None and "at index 1" in str(caught), (value, caught)
+    assert len(adapter.sent) == sent, "a refused value reached the adapter"
+    limit: Any = 1
+    for _ in range(MAX_DEPTH):
+        limit = [limit]
+    await client.jobs.import_csv.trigger(limit)  # exactly MAX_DEPTH levels: accepted
+    await client.jobs.import_csv.trigger({"n": 2**1000, "s": "é", "r": Record({"a": 1})})
+    assert len(adapter.sent) == sent + 2
+    assert adapter.sent[-1][1][1] == {"n": 2**1000, "s": "é", "r": {"a": 1}}
 
 
 print("checked records and errors", sys.implementation.name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from typing import Any
 
 import pytest
@@ -303,3 +304,30 @@ def test_record_repr_and_plain_values() -> None:
     assert repr(record) == "Record(a=1)"
     assert list(record) == ["a"] and len(record) == 1 and "a" in record
     assert record.get("b", 2) == 2
+
+
+async def test_client_refuses_values_json_text_would_mangle() -> None:
+    """Checked before sending: ``json.dumps`` wrote NaN (which JS cannot parse) and 10**400
+    became Infinity, then ``null``, in the worker; a lone surrogate would be refused there."""
+    client, adapter, _ = make_client()
+    deep: Any = 1
+    for _ in range(300):
+        deep = [deep]
+    handle = client.jobs.import_csv
+    for value, message in (
+        ({"x": float("nan")}, "input for job 'import-csv': x: numbers must be finite, got nan"),
+        ({"x": 10**400}, "x: numbers must be finite doubles"),
+        ({"x": "\udcff"}, "x: strings must be valid Unicode"),
+        (deep, "nested more than 32 levels deep"),
+    ):
+        with pytest.raises(errors.ValidationError) as caught:
+            await handle.trigger(value)
+        assert str(caught.value).startswith("input for job 'import-csv': ")
+        assert message in str(caught.value)
+        with pytest.raises(errors.ValidationError, match="at index 1"):
+            await handle.batch_trigger([{"rows": 1}, {"input": value}])
+        with pytest.raises(errors.ValidationError, match=re.escape(message)):
+            await handle.trigger_and_wait(value)
+    with pytest.raises(errors.ValidationError, match=r"^getRuns: 0\.labels\.a: strings must be"):
+        await client.get_runs(labels={"a": "\ud800"})
+    assert adapter.calls == []

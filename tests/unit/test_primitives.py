@@ -25,9 +25,15 @@ def test_timestamps_fixed_width_and_round_trip() -> None:
 
 def test_dump_json_rejects_what_json_cannot_hold() -> None:
     assert dump_json({"a": [1, "é"]}, "x") == '{"a":[1,"é"]}'
-    for bad in ({1, 2}, float("nan"), object()):
-        with pytest.raises(ValidationError, match="x is not JSON-serialisable"):
+    for bad, why in (
+        ({1, 2}, "x: set is not JSON-serialisable"),
+        (float("nan"), "x: numbers must be finite, got nan"),
+        (object(), "x: object is not JSON-serialisable"),
+        ({"a": [1, {"b": float("inf")}]}, "x: a.1.b: numbers must be finite, got inf"),
+    ):
+        with pytest.raises(ValidationError) as caught:
             dump_json(bad, "x")
+        assert str(caught.value) == why
 
 
 def test_define_job_forms_and_errors() -> None:

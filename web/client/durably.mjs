@@ -7,6 +7,7 @@
  */
 import { ValidationError, errorFromWire } from "./errors.mjs";
 import { EVENT_TYPES, EventHub } from "./events.mjs";
+import { checkJson } from "./json.mjs";
 import { EngineLink } from "./link.mjs";
 import { Subscription, followRun } from "./subscription.mjs";
 
@@ -34,6 +35,17 @@ const batchItem = (item) =>
     ? item
     : { input: item };
 
+/**
+ * Batch items as `{input, options}`, each input checked (./json.mjs).
+ * @param {any[]} items @param {string} name the job's name, for the error message
+ */
+export const checkedItems = (items, name) =>
+  items.map((item, index) => {
+    const normal = batchItem(item);
+    checkJson(normal.input, `input for job '${name}' at index ${index}`);
+    return normal;
+  });
+
 /** A job registered in the worker: `client.jobs.<key>`. (Server mode: HttpJobHandle in ./http.mjs.) */
 export class JobHandle {
   /** @param {DurablyClient} client @param {string} key @param {string} name */
@@ -44,7 +56,8 @@ export class JobHandle {
   }
 
   /** Create a run (validated in the worker). @param {any} input @param {TriggerOptions} [options] */
-  trigger(input, options = {}) {
+  async trigger(input, options = {}) {
+    checkJson(input, `input for job '${this.name}'`);
     // Only a trigger carrying an idempotency key may be sent again after a worker restart.
     return this.client.link.request({ type: "trigger", job: this.key, input, options }, { retry: Boolean(options.idempotencyKey) });
   }
@@ -61,8 +74,8 @@ export class JobHandle {
   }
 
   /** Create several runs in one transaction. @param {any[]} items inputs, or `{input, options}` */
-  batchTrigger(items) {
-    const normal = items.map(batchItem);
+  async batchTrigger(items) {
+    const normal = checkedItems(items, this.name);
     const retry = normal.every((item) => Boolean(item.options?.idempotencyKey));
     return this.client.link.request({ type: "batchTrigger", job: this.key, items: normal }, { retry });
   }

@@ -26,7 +26,8 @@
  */
 import { DurablyError, NotFoundError, ValidationError, errorFromWire } from "./errors.mjs";
 import { EventHub } from "./events.mjs";
-import { JobHandle } from "./durably.mjs";
+import { JobHandle, checkedItems } from "./durably.mjs";
+import { checkJson } from "./json.mjs";
 import { Subscription, TERMINAL, followRun } from "./subscription.mjs";
 
 /**
@@ -93,6 +94,7 @@ export class HttpJobHandle extends JobHandle {
 
   /** Create a run (`POST /trigger`); resolves with the run and its `disposition`. @param {any} input @param {TriggerOptions} [options] */
   async trigger(input, options = {}) {
+    checkJson(input, `input for job '${this.name}'`);
     const fields = triggerFields(options);
     const answer = await this.http.request("POST", "/trigger", { body: { jobName: this.name, input, ...fields } });
     return this.http.triggered(answer, fields);
@@ -100,11 +102,7 @@ export class HttpJobHandle extends JobHandle {
 
   /** Create several runs, all or nothing (`POST /batch-trigger`). @param {any[]} items inputs, or `{input, options}` */
   async batchTrigger(items) {
-    const normal = items.map((item) =>
-      item && typeof item === "object" && !Array.isArray(item) && "input" in item && Object.keys(item).every((k) => k === "input" || k === "options")
-        ? { input: item.input, fields: triggerFields(item.options) }
-        : { input: item, fields: {} },
-    );
+    const normal = checkedItems(items, this.name).map((item) => ({ input: item.input, fields: triggerFields(item.options) }));
     const answer = await this.http.request("POST", "/batch-trigger", {
       body: { jobName: this.name, items: normal.map(({ input, fields }) => ({ input, ...fields })) },
     });

@@ -18,6 +18,7 @@
 export const PAGE_PACKAGE_FILES = [
   "__init__.py",
   "errors.py",
+  "json_value.py",
   "client/__init__.py",
   "client/dispatch.py",
   "client/jobs.py",

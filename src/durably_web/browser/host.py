@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from durably_web.durably import Durably
 from durably_web.errors import DurablyError, ValidationError
 from durably_web.events import EVENT_TYPES, Event
+from durably_web.json_value import MAX_REQUEST_DEPTH, check_value, parse, shown
 from durably_web.trigger import TriggerItem
 
 __all__ = ["Host", "error_payload"]
@@ -45,6 +47,15 @@ def error_payload(error: BaseException) -> dict[str, str]:
     }
 
 
+_TRAILING_ID = re.compile(r'"id":(-?[0-9]{1,15})}\s*\Z')
+
+
+def _trailing_id(text: str) -> int | None:
+    """Return the id of a request the page's link wrote (``{...message, id}``: id last)."""
+    match = _TRAILING_ID.search(text[-40:]) if isinstance(text, str) else None
+    return None if match is None else int(match[1])
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -52,7 +63,7 @@ def _dumps(value: Any) -> str:
 def _trigger_item(data: dict[str, Any]) -> TriggerItem:
     options = data.get("options") or {}
     if not isinstance(options, dict):
-        raise ValidationError(f"options must be an object, got {options!r}")
+        raise ValidationError(f"options must be an object, got {shown(options)}")
     return TriggerItem(
         data.get("input"),
         idempotency_key=options.get("idempotencyKey"),
@@ -104,17 +115,18 @@ class Host:
         task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, text: str) -> None:
-        request_id: Any = None
+        request_id: Any = _trailing_id(text)  # answerable even if the text cannot be parsed
         try:
-            message = json.loads(text)
+            message = parse(text, "request", MAX_REQUEST_DEPTH)
             if not isinstance(message, dict):
                 raise ValidationError("a request must be a JSON object")
             request_id = message.get("id")
+            check_value(message, "request", max_depth=MAX_REQUEST_DEPTH)
             handler = self._handlers.get(str(message.get("type")))
             if handler is None:
                 known = ", ".join(sorted(self._handlers))
                 raise ValidationError(
-                    f"unknown request type {message.get('type')!r}; known: {known}"
+                    f"unknown request type {shown(message.get('type'))}; known: {known}"
                 )
             result = await handler(message)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error answer
@@ -238,7 +250,7 @@ class Host:
             except ValueError:
                 raise ValidationError(
                     "olderThan must be a duration like '7d' or an ISO timestamp, "
-                    f"got {older_than!r}"
+                    f"got {shown(older_than)}"
                 ) from None
         return await self.durably.purge_runs(cutoff, message.get("limit", 500))
 

@@ -11,7 +11,8 @@
     durably-web serve-api MODULE[:ATTR] [--db PATH] [--host ADDR] [--port N] [--base-path P]
 
 Also ``python -m durably_web``. Exit status: 0 done, 1 the run failed or was cancelled (or the
-engine failed), 2 a bad command line (nothing is written then), 130 Ctrl-C, 143 SIGTERM.
+engine failed), 2 a bad command line or input the engine refuses with ``ValidationError``
+(nothing is written then), 130 Ctrl-C, 143 SIGTERM.
 The engine never imports this package: it is one client of the public API among others.
 """
 
@@ -139,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 success, 1 the run failed or the engine failed, 2 a bad command
-        line, 130 interrupted by Ctrl-C, 143 terminated by SIGTERM.
+        line or refused input (``ValidationError``: nothing was written), 130 interrupted by
+        Ctrl-C, 143 terminated by SIGTERM.
 
     """
     try:
@@ -148,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exit_:  # --help and --version
             return exit_.code if isinstance(exit_.code, int) else 0
         return _dispatch(args)
-    except UsageError as exc:
+    except (UsageError, ValidationError) as exc:
         print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except DurablyError as exc:

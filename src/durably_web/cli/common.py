@@ -14,6 +14,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from durably_web.errors import ValidationError
+from durably_web.json_value import loads
+
 __all__ = [
     "DEFAULT_DB",
     "UsageError",
@@ -97,7 +100,7 @@ def check_database(path: str) -> str:
 
 
 def parse_json(text: str, option: str) -> Any:
-    """Parse a JSON command-line value.
+    """Parse a JSON command-line value (see :func:`durably_web.json_value.loads`).
 
     Args:
         text: the JSON text.
@@ -107,13 +110,14 @@ def parse_json(text: str, option: str) -> Any:
         The decoded value.
 
     Raises:
-        UsageError: the text is not valid JSON.
+        UsageError: the text is not valid JSON, or holds a value durably_web refuses (NaN,
+            Infinity, 1e400, a lone surrogate from non-UTF-8 bytes, nesting past 32 levels).
 
     """
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"invalid JSON for {option}: {exc}") from None
+        return loads(text, option)
+    except ValidationError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def snippet(value: Any, width: int) -> str:

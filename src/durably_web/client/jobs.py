@@ -11,7 +11,7 @@ try:
 except ImportError:  # MicroPython: annotations are never evaluated there
     TYPE_CHECKING = False  # type: ignore[misc]  # typing's name is Final; absent here
 
-from durably_web.client.records import Record, camel_options, plain
+from durably_web.client.records import Record, camel_options, checked, to_json
 
 if TYPE_CHECKING:
     from durably_web.client.remote import DurablyClient
@@ -50,7 +50,8 @@ class JobHandle:
                 "coalesce": coalesce,
             }
         )
-        run: Record = await self._client._call("trigger", self.key, plain(input), options)
+        data = checked(input, f"input for job {self.name!r}")
+        run: Record = await self._client._call("trigger", self.key, data, options)
         return run
 
     async def trigger_and_wait(
@@ -85,26 +86,27 @@ class JobHandle:
         )
         adapter = self._client._adapter
 
+        input_json = json.dumps(checked(input, f"input for job {self.name!r}"))
+        options_json = to_json(options, f"options for job {self.name!r}")
+
         def start(milliseconds: int, token: int) -> Any:
-            return adapter.triggerAndWait(
-                self.key, json.dumps(plain(input)), json.dumps(options), milliseconds, token
-            )
+            return adapter.triggerAndWait(self.key, input_json, options_json, milliseconds, token)
 
         return await self._client._wait(start, timeout, on_progress, on_log)
 
     async def batch_trigger(self, items: list[Any]) -> list[Record]:
         """Create several runs in one transaction; items are inputs or ``{"input", "options"}``."""
         wire = []
-        for item in items:
+        for index, item in enumerate(items):
+            what = f"input for job {self.name!r} at index {index}"
             if isinstance(item, dict) and "input" in item and set(item) <= {"input", "options"}:
-                wire.append(
-                    {
-                        "input": plain(item["input"]),
-                        "options": camel_options(item.get("options") or {}),
-                    }
-                )
+                entry = {
+                    "input": checked(item["input"], what),
+                    "options": camel_options(item.get("options") or {}),
+                }
             else:
-                wire.append({"input": plain(item)})
+                entry = {"input": checked(item, what)}
+            wire.append(entry)
         runs: list[Record] = await self._client._call("batchTrigger", self.key, wire)
         return runs
 

@@ -19,16 +19,21 @@ try:  # noqa: SIM105 - MicroPython has no contextlib.suppress
 except ImportError:  # MicroPython: annotations are never evaluated there
     pass
 
+import json
+
 from durably_web import errors
+from durably_web.json_value import MAX_DEPTH, MAX_REQUEST_DEPTH, plain_copy
 
 __all__ = [
     "Record",
     "camel_options",
+    "checked",
     "error_from_payload",
     "event_from_wire",
     "from_wire",
     "plain",
     "snake",
+    "to_json",
 ]
 
 _USER_DATA = ("input", "output", "labels", "data", "skippedInput", "skippedLabels")
@@ -121,6 +126,32 @@ def plain(value: Any) -> Any:
     if dump is not None:
         return dump(mode="json")
     return value
+
+
+def checked(value: Any, what: str, max_depth: int = MAX_DEPTH) -> Any:
+    """Return ``value`` as plain JSON data (like :func:`plain`), checked on the way.
+
+    Raises:
+        ValidationError: the value holds what :mod:`durably_web.json_value` refuses (NaN,
+            Infinity, an integer past ±1.8e308, deeper than ``max_depth`` levels, ...): the
+            engine would refuse it too, and JSON text cannot even carry some of it to JS.
+
+    """
+    return plain_copy(value, what, max_depth=max_depth, convert=_unwrap)
+
+
+def to_json(value: Any, what: str) -> str:
+    """Return ``value`` as JSON text for the JS adapter; see :func:`checked`."""
+    return json.dumps(checked(value, what, MAX_REQUEST_DEPTH))
+
+
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value._fields
+    dump = getattr(value, "model_dump", None)
+    if dump is not None:
+        return dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 def snake(name: str) -> str:

@@ -13,8 +13,6 @@ Written in the subset MicroPython shares with CPython (see :mod:`durably_web.cli
 Timeouts are seconds here (the JS client takes milliseconds).
 """
 
-import json
-
 try:
     from collections.abc import Callable
     from typing import Any
@@ -23,7 +21,7 @@ except ImportError:  # MicroPython: annotations are never evaluated there
 
 from durably_web.client.dispatch import Dispatcher, Subscription, unwrap
 from durably_web.client.jobs import JobHandle, Jobs
-from durably_web.client.records import Record, from_wire
+from durably_web.client.records import Record, from_wire, to_json
 
 __all__ = ["DurablyClient"]
 
@@ -43,7 +41,7 @@ class DurablyClient:
         return str(self._dispatcher.status.status)
 
     async def _call(self, method: str, *args: Any) -> Any:
-        return from_wire(unwrap(await self._adapter.call(method, json.dumps(list(args)))))
+        return from_wire(unwrap(await self._adapter.call(method, to_json(list(args), method))))
 
     def on(self, event_type: str, handler: Callable[[Any], Any]) -> Callable[[], None]:
         """Call ``handler(event)`` for each event of ``event_type`` (``"*"``: all; ``"status"``:

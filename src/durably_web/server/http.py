@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 from durably_web.errors import DurablyError
+from durably_web.json_value import MAX_REQUEST_DEPTH, loads
 
 __all__ = [
     "HTTPError",
@@ -148,11 +149,20 @@ async def send_error(send: Send, error: BaseException) -> None:
 async def read_json(receive: Receive, request: Request, max_body: int) -> Any:
     """Read the body (at most ``max_body`` bytes) and parse it as JSON.
 
+    The body is parsed and checked by :func:`durably_web.json_value.loads`: valid UTF-8,
+    finite numbers, no lone surrogate, at most ``MAX_REQUEST_DEPTH`` levels deep.
+
     Raises:
-        HTTPError: 413 for a body over the limit, 400 for a body that is not JSON.
+        HTTPError: 413 for a body over the limit, 400 for an empty body.
+        ValidationError: 400, a body that is not JSON or holds a value durably_web refuses.
     """
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_body:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) > max_body
+    ):
         raise HTTPError(413, f"request body is larger than {max_body} bytes")
     chunks: list[bytes] = []
     size = 0
@@ -170,7 +180,4 @@ async def read_json(receive: Receive, request: Request, max_body: int) -> Any:
     raw = b"".join(chunks)
     if not raw.strip():
         raise HTTPError(400, "request body must be a JSON object")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise HTTPError(400, f"request body is not valid JSON: {exc}") from None
+    return loads(raw, "request body", MAX_REQUEST_DEPTH)

@@ -28,7 +28,7 @@ def migrations() -> tuple[tuple[int, str], ...]:
     folder = resources.files(__package__).joinpath("sql/migrations")
     found = []
     for entry in folder.iterdir():
-        match = re.match(r"^(\d{4})_[a-z0-9_]+\.sql$", entry.name)
+        match = re.fullmatch(r"([0-9]{4})_[a-z0-9_]+\.sql", entry.name)
         if match:
             found.append((int(match.group(1)), entry.read_text("utf-8")))
     return tuple(sorted(found))

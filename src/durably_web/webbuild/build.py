@@ -57,6 +57,7 @@ __all__ = ["BuildResult", "build", "is_stale"]
 
 PAGE_PACKAGE_FILES = (
     "errors.py",
+    "json_value.py",
     "client/__init__.py",
     "client/dispatch.py",
     "client/jobs.py",

@@ -1,7 +1,8 @@
 """The browser worker's boot (``durably_web.browser.boot``), on Pyodide over the real bridge.
 
 Only the Pyodide runs have it (``tests/pyodide``: under Node with sqlite-wasm, and in Chromium
-on OPFS): on CPython this module is skipped, as ``durably_web.browser`` needs ``pyodide``.
+on OPFS): CPython's pytest does not collect ``tests/in_pyodide``, and
+``tests/pyodide/test_in_pyodide.py`` fails if this test did not pass under Node.
 
 The page's init config carries the event types it listens for; the boot registers them on the
 host before the engine reclaims the runs of the engine that died with the last page, so the
@@ -18,10 +19,6 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-
-import pytest
-
-pytest.importorskip("pyodide")
 
 JOBS = """
 from pydantic import BaseModel

@@ -1,0 +1,178 @@
+"""What the crash tests and the fault campaign share: worker processes and the effect checks.
+
+``crash_worker.py`` is the worker process; its jobs commit one side-effect row per step
+execution, so the rows show every time a step function ran. :func:`double_executions`
+tells the executions the at-least-once rule allows (the step in flight at a kill) from the
+ones it does not (a completed step run again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from durably_web import Durably, create_durably
+from tests.acceptance.crash_worker import JOBS, create_tables
+
+WORKER_SCRIPT = Path(__file__).with_name("crash_worker.py")
+
+
+# -- worker processes ------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux for SIGKILL when the test process ends, however it ends."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+class WorkerProcess:
+    """One ``crash_worker.py`` process, its output going to a log file."""
+
+    def __init__(
+        self,
+        db: Path,
+        log: Path,
+        *,
+        expect: int,
+        max_concurrent_runs: int,
+        extra: Sequence[str] = (),
+    ) -> None:
+        self.log_path = log
+        self._log = log.open("wb")
+        self.started_at = time.monotonic()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(WORKER_SCRIPT),
+                str(db),
+                "--expect",
+                str(expect),
+                "--max-concurrent-runs",
+                str(max_concurrent_runs),
+                *extra,
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        self.pid = self.process.pid
+        self.killed_at: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> bool:
+        """SIGKILL the process; return True if the signal is what ended it."""
+        if self.running:
+            self.killed_at = time.time()
+            os.kill(self.pid, signal.SIGKILL)
+        code = self.process.wait()
+        self._log.close()
+        return code == -signal.SIGKILL
+
+    async def wait(self, deadline: float) -> int:
+        """Wait for the process to exit by itself; return its exit code."""
+        while self.running:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker {self.pid} did not finish:\n{self.output()}")
+            await asyncio.sleep(0.02)
+        self._log.close()
+        return self.process.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+@contextmanager
+def reaped(workers: list[WorkerProcess]) -> Iterator[None]:
+    """Kill whatever worker is still alive when the test ends, pass or fail."""
+    try:
+        yield
+    finally:
+        for worker in workers:
+            worker.kill()
+
+
+def seeded_rng() -> tuple[random.Random, int]:
+    seed = int(os.environ.get("CRASH_SEED") or random.randrange(2**32))
+    return random.Random(seed), seed
+
+
+async def open_engine(db: Path) -> Durably:
+    """The test's own engine on the database: it triggers and inspects, never executes."""
+    create_tables(str(db))
+    durably = create_durably(f"sqlite:///{db}", jobs=JOBS, preserve_steps=True)
+    await durably.migrate()
+    return durably
+
+
+def scalar(db: sqlite3.Connection, sql: str, params: Sequence[object] = ()) -> int:
+    return int(db.execute(sql, params).fetchone()[0])
+
+
+# -- what the side effects may look like -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """One execution of a step function, as its side-effect row records it."""
+
+    id: int
+    run_id: str
+    step: str
+    pid: int
+
+
+def read_effects(db: sqlite3.Connection) -> list[Effect]:
+    rows = db.execute("SELECT id, run_id, step_name, pid FROM side_effects ORDER BY id")
+    return [Effect(*row) for row in rows]
+
+
+def double_executions(effects: Iterable[Effect], killed_pids: set[int], kills: int) -> list[str]:
+    """Explain every execution of a step that the at-least-once rule does not allow.
+
+    A step may run again only when each earlier execution was the last thing its worker did
+    for that run before it was killed: the step in flight at the kill. Any other repeat means
+    a step that had completed (and whose worker carried on) was executed a second time.
+    """
+    effects = sorted(effects, key=lambda e: e.id)
+    last_of_worker: dict[tuple[str, int], int] = {}
+    by_step: dict[tuple[str, str], list[Effect]] = defaultdict(list)
+    for effect in effects:
+        last_of_worker[effect.run_id, effect.pid] = effect.id
+        by_step[effect.run_id, effect.step].append(effect)
+    problems = []
+    for (run_id, step), executions in by_step.items():
+        if len(executions) > kills + 1:
+            problems.append(f"{run_id}/{step} ran {len(executions)} times with only {kills} kills")
+        for earlier in executions[:-1]:
+            if earlier.pid not in killed_pids:
+                problems.append(
+                    f"{run_id}/{step} ran again after effect #{earlier.id} by worker "
+                    f"{earlier.pid}, which was never killed"
+                )
+            elif earlier.id != last_of_worker[run_id, earlier.pid]:
+                problems.append(
+                    f"{run_id}/{step} ran again although worker {earlier.pid} completed it "
+                    f"(effect #{earlier.id}) and went on to effect "
+                    f"#{last_of_worker[run_id, earlier.pid]} before it was killed"
+                )
+    return problems
