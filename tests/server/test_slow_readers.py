@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from durably_web import create_durably
+from durably_web.client.http import connect_http
 from durably_web.server import create_app
 from durably_web.server.sse import EventStream
 from tests.server.conftest import Served, serve, sse_events
@@ -139,3 +140,22 @@ async def test_a_subscriber_that_stops_reading_is_cut_off_others_are_not(
     assert received.startswith(b"HTTP/1.1 200")
     assert received.count(b'"type":"log:write"') < LINES
     connection.close()
+
+
+async def test_the_python_client_reconnects_after_being_cut_off(
+    flood_server: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await connect_http(flood_server.url)
+    run = await client.jobs.flood.trigger({"n": LINES, "size": LINE})
+    seen: list[Any] = []
+
+    async def slow(log: Any) -> None:  # a consumer slower than the run's logging
+        seen.append(log)
+        await asyncio.sleep(0.02)
+
+    with caplog.at_level(logging.WARNING, "durably_web.server"):
+        done = await client.wait_for_run(run.id, timeout=60, on_log=slow)
+    await client.close()
+    assert done.status == "completed" and done.output == {"n": LINES}
+    assert "fell more than" in caplog.text  # it was cut off, reconnected, saw the outcome
+    assert len(seen) < LINES
