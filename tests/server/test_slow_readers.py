@@ -52,6 +52,24 @@ async def test_a_stream_nobody_reads_is_cut_off_and_stays_bounded() -> None:
     assert len(sent) <= 3  # the start, the one stuck write, the end
 
 
+async def test_shutdown_ends_a_stream_whose_client_reads_nothing() -> None:
+    stream = EventStream(throttle=0, max_buffer=1 << 20)
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.body":
+            await asyncio.Event().wait()  # a full socket, for the frames and for the end
+
+    async def receive() -> Any:
+        await asyncio.Event().wait()
+
+    serving = asyncio.create_task(stream.serve(send, receive, keepalive=60))
+    stream.push({"type": "log:write", "runId": "r", "message": "x"})
+    await asyncio.sleep(0.05)
+    stream.close()  # what DurablyApp.shutdown() does on SIGINT
+    await asyncio.wait_for(serving, 3)  # one second of grace for the end, then it returns
+    assert stream.ending == "close" and stream.buffered == 0
+
+
 async def test_a_slow_reader_gets_what_fits_then_the_end(caplog: pytest.LogCaptureFixture) -> None:
     stream = EventStream(throttle=0, max_buffer=3_000)
     released = asyncio.Event()

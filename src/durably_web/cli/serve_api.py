@@ -18,7 +18,8 @@ Requests must name this server in ``Host`` (an IP literal, ``localhost``, ``--ho
 
 One SIGINT or SIGTERM stops it: the open event streams end at once, the worker gets the app's
 ``shutdown_timeout`` (3 s) to finish its runs and then releases them (back to pending, for
-the next start), and the process exits 0. A second signal stops waiting for connections.
+the next start), and the process exits 0, within about 6 s whatever the clients do. Further
+signals change nothing.
 
 ``--static DIR`` also serves the files of ``DIR`` at ``/`` on the same origin, the API then
 at ``--base-path`` (default ``/api/durably``): ``durably-web serve-api web/jobs.py --static
@@ -182,7 +183,8 @@ def run_serve_api(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     print(f"Serving Durably API at {origin}{base_path}/", file=sys.stderr)
-    asyncio.run(_serve(app, served, args.host, args.port))
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the server's own handlers
+        asyncio.run(_serve(app, served, args.host, args.port))
     return 0
 
 
@@ -232,8 +234,7 @@ async def _serve(app: DurablyApp, served: Any, host: str, port: int) -> None:
         await _server(config, app).serve()
     finally:
         if app.manage_engine:
-            # Normally the lifespan shutdown did this (a no-op then); after a second signal
-            # uvicorn skips it, and the worker's runs must still go back to pending.
+            # The lifespan shutdown did this (a no-op then) unless uvicorn failed before it.
             await app.durably.close(timeout=0)
 
 
@@ -243,8 +244,11 @@ def _server(config: Any, app: DurablyApp) -> Any:
     uvicorn alone waits for every open response before it shuts down, and an event stream
     never ends by itself: with one ``EventSource`` connected, Ctrl-C did nothing, and a
     second one skipped the lifespan shutdown (runs stayed leased). Here the first signal also
-    ends the app's streams (:meth:`DurablyApp.shutdown`); a second one stops waiting for
-    connections, and :func:`_serve` still releases the runs.
+    ends the app's streams (:meth:`DurablyApp.shutdown`); uvicorn then waits at most
+    ``_CONNECTIONS_GRACE`` for connections (a client that reads nothing keeps its socket
+    open) and the lifespan shutdown at most the app's ``shutdown_timeout`` for the runs, so
+    the stop is bounded and later signals are not needed: they change nothing, and never
+    skip the release of the runs.
     """
     import uvicorn
 
@@ -261,9 +265,7 @@ def _server(config: Any, app: DurablyApp) -> Any:
                     loop.remove_signal_handler(sig)
 
         def stop(self) -> None:
-            """Begin the shutdown (or, a second time, stop waiting for connections)."""
-            if self.should_exit:
-                self.force_exit = True
+            """Begin the shutdown; later signals change nothing (it is bounded already)."""
             self.should_exit = True
             app.shutdown()
 
