@@ -7,8 +7,9 @@ edge) and a pending one is flushed before the run's terminal event. A comment li
 (``: keep-alive``) goes out when nothing else did for ``keepalive`` seconds, so proxies keep
 the stream open.
 
-Every stream owns one buffer of at most ``max_buffer`` bytes of frames waiting for its client
-(nothing else between the engine's events and the socket keeps frames). A client that falls
+Every stream owns one buffer of at most ``max_buffer`` bytes of frames waiting for its client;
+nothing between the engine's events and the socket holds more (bus listeners push straight
+into it, and a run's watcher hands each event on as it comes). A client that falls
 further behind, because it stopped reading or reads slower than the runs log, is cut off: its
 waiting frames are dropped and the response ends as soon as the connection takes it (the
 socket's own buffers are all that is left for it). Its ``EventSource`` reconnects and starts
