@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -294,11 +295,12 @@ class Durably:
         job = self._by_name.get(run.job_name)
         if job is None:
             raise NotFoundError(f"Unknown job: {run.job_name}")
-        item = TriggerItem(run.input, concurrency_key=run.concurrency_key, labels=run.labels)
         try:
-            new_run, data = prepare(job, item, None)
+            new_run, data = prepare(job, TriggerItem(run.input, labels=run.labels), None)
         except ValidationError as exc:
             raise ValidationError(f"Cannot retrigger run {run.id}: {exc}") from None
+        # The key as stored (scoped by the original trigger's key scope, if any).
+        new_run = replace(new_run, concurrency_key=run.concurrency_key)
         created = (await self.store.enqueue([new_run], self.clock.now()))[0]
         self._bus.emit(
             RunTrigger,

@@ -61,6 +61,7 @@ class JobHandle(Generic[InputT, OutputT]):
         concurrency_key: str | None = None,
         labels: Mapping[str, str] | None = None,
         coalesce: Literal["skip"] | None = None,
+        key_scope: str | None = None,
     ) -> Run:
         """Enqueue a run; return it with its ``disposition``.
 
@@ -73,13 +74,16 @@ class JobHandle(Generic[InputT, OutputT]):
             labels: ``str → str`` tags for filtering and scoping.
             coalesce: ``"skip"`` (needs ``concurrency_key``) returns the pending run holding
                 the key (``disposition="coalesced"``) instead of raising ``ConflictError``.
+            key_scope: a namespace for both keys: triggers with another scope (or none)
+                never meet these keys (a multi-tenant app passes the tenant; see
+                :func:`durably_web.trigger.scoped_key`).
 
         Raises:
             ValidationError: invalid input, labels or options; nothing is stored.
             ConflictError: a pending run holds the concurrency key and ``coalesce`` is unset.
 
         """
-        item = TriggerItem(input, idempotency_key, concurrency_key, labels, coalesce)
+        item = TriggerItem(input, idempotency_key, concurrency_key, labels, coalesce, key_scope)
         return (await self._durably._enqueue(self.definition, [item]))[0]
 
     async def batch_trigger(
@@ -105,6 +109,7 @@ class JobHandle(Generic[InputT, OutputT]):
         concurrency_key: str | None = None,
         labels: Mapping[str, str] | None = None,
         coalesce: Literal["skip"] | None = None,
+        key_scope: str | None = None,
     ) -> JobResult[OutputT]:
         """Trigger, then wait for the run to complete; see :meth:`trigger`.
 
@@ -119,6 +124,7 @@ class JobHandle(Generic[InputT, OutputT]):
             concurrency_key=concurrency_key,
             labels=labels,
             coalesce=coalesce,
+            key_scope=key_scope,
         )
         done = await self._durably.wait_for_run(
             run.id, timeout=timeout, on_progress=on_progress, on_log=on_log

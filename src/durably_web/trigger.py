@@ -6,6 +6,7 @@ name the field and, in a batch, the index of the item.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from durably_web.json_value import check_text, check_value, shown
 from durably_web.storage.records import NewRun
 from durably_web.validation import dump_json, format_pydantic_error, to_json_value
 
-__all__ = ["TriggerItem", "prepare", "validate_label_filter", "validate_labels"]
+__all__ = ["TriggerItem", "prepare", "scoped_key", "validate_label_filter", "validate_labels"]
 
 _LABEL_KEY = re.compile(r"[a-zA-Z0-9\-_./]+")  # fullmatch: `$` would allow a final "\n"
 _MAX_KEY = 255
@@ -27,13 +28,31 @@ _MAX_KEY = 255
 
 @dataclass(frozen=True, slots=True)
 class TriggerItem:
-    """One item of ``batch_trigger`` with its own options (plain inputs need none)."""
+    """One item of ``batch_trigger`` with its own options (plain inputs need none).
+
+    ``key_scope`` namespaces both keys (see :func:`scoped_key`): the HTTP server sets it to
+    the caller's tenant so that tenants never share an idempotency or concurrency key.
+    """
 
     input: Any
     idempotency_key: str | None = None
     concurrency_key: str | None = None
     labels: Mapping[str, str] | None = None
     coalesce: Literal["skip"] | None = None
+    key_scope: str | None = None
+
+
+def scoped_key(scope: str | None, key: str | None) -> str | None:
+    """Return ``key`` as stored for callers of key scope ``scope``.
+
+    Without a scope the key is stored as given (upstream's behaviour). With one, it is
+    stored as ``<24 hex digits of SHA-256(scope)>:<key>``: callers of two different scopes
+    never share a key, whatever keys they choose, and no stored key reveals the scope.
+    """
+    if scope is None or key is None:
+        return key
+    digest = hashlib.sha256(scope.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return f"{digest}:{key}"
 
 
 def validate_labels(
@@ -109,6 +128,8 @@ def prepare(
     concurrency_key = _key(item.concurrency_key, "concurrency_key", where)
     if item.coalesce == "skip" and concurrency_key is None:
         raise ValidationError(f"coalesce requires concurrency_key{where}")
+    if item.key_scope is not None and not isinstance(item.key_scope, str):
+        raise ValidationError(f"key_scope{where} must be a string, got {item.key_scope!r}")
     idempotency_key = _key(item.idempotency_key, "idempotency_key", where)
     what = f"input for job {job.name!r}{where}"
     check_value(item.input, what, strict=False)  # before pydantic: no depth bomb reaches it
@@ -123,8 +144,8 @@ def prepare(
     new_run = NewRun(
         job_name=job.name,
         input_json=dump_json(data, what),
-        idempotency_key=idempotency_key,
-        concurrency_key=concurrency_key,
+        idempotency_key=scoped_key(item.key_scope, idempotency_key),
+        concurrency_key=scoped_key(item.key_scope, concurrency_key),
         labels=labels,
         coalesce=item.coalesce == "skip",
     )

@@ -8,6 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from durably_web import ConflictError, TriggerItem, ValidationError
+from durably_web.trigger import scoped_key
 from tests.conftest import MakeDurably
 from tests.jobs import StepsInput, echo_job, steps_job
 
@@ -68,6 +69,52 @@ async def test_concurrency_key_conflict_and_coalesce(make_durably: MakeDurably) 
     assert event.skipped_input["n"] == 2
     assert event.skipped_labels == {"who": "me"}
     assert len(await durably.get_runs()) == 1
+
+
+async def test_key_scopes_never_share_keys(make_durably: MakeDurably) -> None:
+    """Issue 14, item 1: the HTTP server scopes keys by tenant; this is the engine half."""
+    durably = await make_durably({"steps": steps_job})
+    plain = await durably.jobs.steps.trigger({"n": 1}, idempotency_key="day-1")
+    a = await durably.jobs.steps.trigger({"n": 2}, idempotency_key="day-1", key_scope="a")
+    b = await durably.jobs.steps.trigger({"n": 3}, idempotency_key="day-1", key_scope="b")
+    again = await durably.jobs.steps.trigger({"n": 4}, idempotency_key="day-1", key_scope="a")
+    assert len({plain.id, a.id, b.id}) == 3 and (again.id, again.disposition) == (
+        a.id,
+        "idempotent",
+    )
+    assert plain.idempotency_key == "day-1"  # unscoped keys are stored as upstream stores them
+    assert a.idempotency_key == scoped_key("a", "day-1") != b.idempotency_key
+    assert a.idempotency_key is not None and a.idempotency_key.endswith(":day-1")
+    # A scope cannot forge another's stored key: the digest is fixed-length, then the key.
+    forged = await durably.jobs.steps.trigger(
+        {"n": 5}, idempotency_key=str(a.idempotency_key), key_scope="c"
+    )
+    assert forged.disposition == "created"
+
+    held = await durably.jobs.steps.trigger({"n": 1}, concurrency_key="k", key_scope="a")
+    other = await durably.jobs.steps.trigger(
+        {"n": 1}, concurrency_key="k", coalesce="skip", key_scope="b"
+    )
+    assert other.disposition == "created" and other.id != held.id
+    mine = await durably.jobs.steps.trigger(
+        {"n": 1}, concurrency_key="k", coalesce="skip", key_scope="b"
+    )
+    assert (mine.id, mine.disposition) == (other.id, "coalesced")
+    with pytest.raises(ConflictError):
+        await durably.jobs.steps.trigger({"n": 1}, concurrency_key="k", key_scope="a")
+    batch = await durably.jobs.steps.batch_trigger(
+        [TriggerItem({"n": 1}, idempotency_key="day-1", key_scope="b")]
+    )
+    assert [(run.id, run.disposition) for run in batch] == [(b.id, "idempotent")]
+
+
+async def test_retrigger_keeps_a_scoped_concurrency_key(make_durably: MakeDurably) -> None:
+    durably = await make_durably({"steps": steps_job})
+    key = "k" * 255  # the longest key: stored longer once scoped, and still retriggerable
+    run = await durably.jobs.steps.trigger({"n": 1}, concurrency_key=key, key_scope="t")
+    await durably.process_one(run.id)
+    again = await durably.retrigger(run.id)
+    assert again.concurrency_key == run.concurrency_key == scoped_key("t", key)
 
 
 @pytest.mark.parametrize(

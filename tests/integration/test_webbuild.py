@@ -293,6 +293,26 @@ def test_path_traversal_is_refused(serve: Callable[..., int], path: str) -> None
     assert b"SECRET" not in body
 
 
+def test_odd_paths_get_an_http_answer_never_a_dropped_connection(
+    serve: Callable[..., int],
+) -> None:
+    """Issue 14: a 10 KB path was an OSError traceback; ``//vendor`` must not leave the host."""
+    _, request = requester(serve())
+    assert request("/" + "a" * 10_000)[0].status == 414
+    assert request("/" + "a" * 300)[0].status == 404  # over NAME_MAX: the lookup fails, 404
+    assert request("/" + "a%C3" * 50)[0].status == 404  # not UTF-8
+    for odd, canonical in (
+        ("//vendor", "/vendor/"),
+        ("//vendor?x=1", "/vendor/?x=1"),
+        ("///vendor", "/vendor/"),
+        ("/./vendor", "/vendor/"),
+        ("/%2Fvendor", "/vendor/"),
+    ):
+        response, _ = request(odd)
+        assert (response.status, response.getheader("Location")) == (301, canonical), odd
+    assert request("/index.html")[0].status == 200  # the connection is still usable
+
+
 def test_symlink_out_of_web_is_refused(site: Path, serve: Callable[..., int]) -> None:
     (site / "web" / "escape.txt").symlink_to(site / "secret.txt")
     _, request = requester(serve())

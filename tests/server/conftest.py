@@ -52,6 +52,8 @@ async def serve(app: Any, durably: Durably) -> AsyncIterator[Served]:
         try:
             yield Served(durably, app, url, http)
         finally:
+            if isinstance(app, DurablyApp):
+                app.shutdown()  # end open event streams, as serve-api does on Ctrl-C
             server.should_exit = True
             await asyncio.wait_for(task, 10)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from durably_web import StepContext, define_job
@@ -22,3 +23,18 @@ async def burst_job(step: StepContext, payload: dict[str, int]) -> dict[str, int
 
     done: Any = await step.run("burst", work)
     return {"n": done}
+
+
+@define_job(name="log-flood", input=dict[str, int])
+async def flood_job(step: StepContext, payload: dict[str, int]) -> dict[str, int]:
+    """Run ``n`` steps (each waits 1 ms, like I/O), each followed by a ``size``-character log."""
+    n, line = payload["n"], "x" * payload["size"]
+
+    async def work(i: int) -> int:
+        await asyncio.sleep(0.001)
+        return i
+
+    for i in range(n):
+        await step.run(f"step-{i}", lambda i=i: work(i))
+        step.log.info(line)
+    return {"n": n}

@@ -104,7 +104,9 @@ async def test_trigger_rejects_bad_bodies_and_stores_nothing(
 
 async def test_oversized_body_is_413(served: Served) -> None:
     big = '{"jobName": "echo", "input": {"blob": "' + "x" * (1024 * 1024) + '"}}'
-    response = await served.http.post("/trigger", content=big)
+    response = await served.http.post(
+        "/trigger", content=big, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413 and response.json()["code"] == "payload_too_large"
     assert await served.durably.get_runs() == []
 

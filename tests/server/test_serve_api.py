@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.server.conftest import free_port
 
@@ -65,6 +67,82 @@ def test_serve_api_runs_jobs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{port}/api/durably/" in err
 
 
+def open_stream(port: int, path: str) -> socket.socket:
+    """Open an SSE request and read its headers; the stream stays open."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, received
+        received += chunk
+    assert received.startswith(b"HTTP/1.1 200")
+    return sock
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    """Read until the server closes the connection (or 10 s pass)."""
+    received = b""
+    with sock:
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize(
+    "stops",
+    [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+    ids=["SIGINT", "SIGTERM", "SIGINT-twice"],
+)
+def test_one_signal_stops_the_server_with_streams_open_and_releases_its_run(
+    tmp_path: Path, stops: list[signal.Signals]
+) -> None:
+    """Issue 14, item 4: Ctrl-C was ignored while an EventSource was connected, and a second
+    one skipped the shutdown, leaving the run leased."""
+    port = free_port()
+    db = tmp_path / "api.db"
+    command = [sys.executable, "-m", "durably_web", "serve-api", TARGET, "--db", str(db)]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(port, process)
+        base = f"http://127.0.0.1:{port}"
+        every_run = open_stream(port, "/runs/subscribe")
+        run_id = httpx.post(f"{base}/trigger", json={"jobName": "slow", "input": {}}).json()[
+            "runId"
+        ]
+        one_run = open_stream(port, f"/subscribe?runId={run_id}")
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{base}/steps", params={"runId": run_id}).json() == []:
+            assert time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.05)  # the run is leased, in its hour-long second step
+        assert httpx.get(f"{base}/run", params={"runId": run_id}).json()["status"] == "leased"
+        stopped_at = time.monotonic()
+        for stop in stops:  # back to back: the second one stops uvicorn waiting at all
+            process.send_signal(stop)
+        _, err = process.communicate(timeout=20)
+        took = time.monotonic() - stopped_at
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert took < 10, f"exit took {took:.1f} s"
+    for stream in (every_run, one_run):
+        stream.settimeout(10)
+        assert read_to_end(stream).endswith(b"0\r\n\r\n")  # ended, not cut mid-frame
+    assert "Traceback" not in err, err
+    with sqlite3.connect(db) as conn:
+        status, owner = conn.execute(
+            "SELECT status, lease_owner FROM durably_runs WHERE id = ?", (run_id,)
+        ).fetchone()
+    assert (status, owner) == ("pending", None)  # released: the next start resumes it
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "durably_web", "serve-api", *args],
@@ -89,4 +167,8 @@ def test_serve_api_bad_arguments(tmp_path: Path) -> None:
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
     wrong = run_cli(f"{TARGET}:StepContext")
     assert wrong.returncode == 2 and "cannot serve" in wrong.stderr
+    for flag, value in (("--allowed-origin", "example.com"), ("--allowed-host", "http://x")):
+        bad = run_cli(TARGET, "--db", str(tmp_path / "x.db"), flag, value)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+        assert bad.stderr.startswith(f"durably-web: error: {flag}: {value!r} is not"), bad.stderr
     assert not (tmp_path / "x.db").exists()

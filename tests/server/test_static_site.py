@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
 from durably_web import create_durably
 from durably_web.server import create_app
-from durably_web.webbuild.asgi import resolve, site_app
+from durably_web.webbuild.asgi import site_app
+from durably_web.webbuild.paths import resolve
 from tests.jobs import echo_job
 from tests.server.conftest import serve
 
@@ -38,6 +40,14 @@ def test_resolve_refuses_what_is_not_a_file_below_the_root(tmp_path: Path) -> No
         assert resolve(web, hidden) == (404, None), hidden
     (web / "escape").symlink_to(tmp_path)
     assert resolve(web, "/escape/outside.txt") == (403, None)
+    # A canonical redirect (never ``//sub/``: a link to the host ``sub``), and answers for
+    # paths the file system cannot look up.
+    for odd in ("//sub", "///sub", "/./sub", "/%2Fsub"):
+        assert resolve(web, odd) == (301, "/sub/"), odd
+    assert resolve(web, "/.") == (301, "/")
+    assert resolve(web, "/" + "a" * 10_000) == (414, None)
+    assert resolve(web, "/" + "a" * 300) == (404, None)
+    assert resolve(web, "/%C3%28") == (404, None)
 
 
 async def test_the_site_serves_files_and_the_api_on_one_origin(tmp_path: Path) -> None:
@@ -59,6 +69,15 @@ async def test_the_site_serves_files_and_the_api_on_one_origin(tmp_path: Path) -
         assert head.headers["content-length"] == str(len("export const x = 1;"))
         moved = await http.get("/sub?x=1")
         assert (moved.status_code, moved.headers["location"]) == (301, "/sub/?x=1")
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", int(running.url.rsplit(":", 1)[1])
+        )
+        writer.write(b"GET //sub HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        raw_answer = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+        writer.close()
+        assert raw_answer.startswith("http/1.1 301") and "location: /sub/\r\n" in raw_answer
+        long_path = await http.get("/" + "a" * 10_000)
+        assert long_path.status_code == 414
         assert (await http.get("/.secret")).status_code == 404
         assert (await http.get("/node_modules/x.js")).status_code == 404
         assert (await http.post("/", content=b"x")).status_code == 405

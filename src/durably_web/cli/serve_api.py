@@ -4,12 +4,22 @@
 
     durably-web serve-api MODULE[:ATTR] [--db PATH] [--host 127.0.0.1] [--port 8000]
                           [--base-path /api/durably] [--static DIR]
+                          [--allowed-host NAME]... [--allowed-origin ORIGIN]...
 
 ``ATTR`` may be a :class:`~durably_web.Durably` instance, an app from
 :func:`~durably_web.server.create_app`, a job definition, or a dict of jobs; without it, every
 job the module defines is served. For jobs, the engine is created on ``--db``. The engine's
 worker runs in the server's process (started and stopped with the server). Without auth
 hooks the server listens on loopback only unless ``--host`` says otherwise, and says so.
+
+Requests must name this server in ``Host`` (an IP literal, ``localhost``, ``--host`` or an
+``--allowed-host``) and writes must come from its own origin or an ``--allowed-origin``
+(:mod:`durably_web.server.guard`).
+
+One SIGINT or SIGTERM stops it: the open event streams end at once, the worker gets the app's
+``shutdown_timeout`` (3 s) to finish its runs and then releases them (back to pending, for
+the next start), and the process exits 0, within about 6 s whatever the clients do. Further
+signals change nothing.
 
 ``--static DIR`` also serves the files of ``DIR`` at ``/`` on the same origin, the API then
 at ``--base-path`` (default ``/api/durably``): ``durably-web serve-api web/jobs.py --static
@@ -24,18 +34,22 @@ import asyncio
 import contextlib
 import errno
 import ipaddress
+import signal
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from durably_web.cli.common import DEFAULT_DB, UsageError, database_url
 from durably_web.cli.loading import load_attribute
 from durably_web.durably import Durably
 from durably_web.errors import ValidationError
 from durably_web.job import JobDefinition, jobs_in_module
+
+if TYPE_CHECKING:
+    from durably_web.server import DurablyApp
 
 __all__ = ["add_serve_api", "run_serve_api"]
 
@@ -63,9 +77,25 @@ def add_serve_api(commands: Any) -> None:
         metavar="DIR",
         help="also serve DIR's files at / (the API then at --base-path, default /api/durably)",
     )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="accept this Host name too (repeatable; .example.com for subdomains too, * for "
+        "any); IP literals, localhost and --host are always accepted",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let pages of this origin (https://app.example.com) send writes (repeatable; * "
+        "for any); the server's own origin always may",
+    )
 
 
-def _app(value: Any, db: str) -> Any:
+def _app(value: Any, db: str) -> DurablyApp:
     from durably_web.factory import create_durably
     from durably_web.server import DurablyApp, create_app
 
@@ -114,9 +144,9 @@ def _is_loopback(host: str) -> bool:
 
 
 def run_serve_api(args: argparse.Namespace) -> int:
-    """Run the server until Ctrl-C; return the exit status."""
+    """Run the server until SIGINT or SIGTERM; return the exit status."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 - checked here for a one-line error
     except ImportError:
         raise UsageError("serve-api needs uvicorn: pip install 'durably-web[server]'") from None
     if not 0 < args.port < 65536:
@@ -127,11 +157,14 @@ def run_serve_api(args: argparse.Namespace) -> int:
     base_path = args.base_path.rstrip("/")
     if static is not None and not base_path:
         base_path = "/api/durably"
+    hosts = [*args.allowed_host, *_bound_names(args.host)]
+    _check_guard_options(hosts, args.allowed_origin)
     _, _, value = load_attribute(args.target)
     _check_port(args.host, args.port)
     app = _app(value, args.db)
     if base_path:
         app.base_path = base_path
+    app.guard = app.guard.extended(hosts, args.allowed_origin)
     if app.auth is None:
         where = "loopback only" if _is_loopback(args.host) else f"{args.host}, WITHOUT auth hooks"
         print(f"durably-web: no auth configured: listening on {where}", file=sys.stderr)
@@ -150,9 +183,90 @@ def run_serve_api(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     print(f"Serving Durably API at {origin}{base_path}/", file=sys.stderr)
-    config = uvicorn.Config(
-        served, host=args.host, port=args.port, log_level="warning", lifespan="on"
-    )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(uvicorn.Server(config).serve())
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the server's own handlers
+        asyncio.run(_serve(app, served, args.host, args.port))
     return 0
+
+
+def _check_guard_options(hosts: list[str], origins: list[str]) -> None:
+    """Refuse malformed ``--allowed-host``/``--allowed-origin`` values before anything starts."""
+    from durably_web.server.guard import RequestGuard
+
+    try:
+        RequestGuard.build(hosts, origins)
+    except ValidationError as exc:
+        message = str(exc).replace("allowed_hosts:", "--allowed-host:")
+        raise UsageError(message.replace("allowed_origins:", "--allowed-origin:")) from None
+
+
+def _bound_names(host: str) -> list[str]:
+    """Return ``--host`` as an allowed ``Host`` name when it is a name (not an address)."""
+    if host in ("", "0.0.0.0", "::") or _is_ip(host):
+        return []
+    return [host]
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_CONNECTIONS_GRACE = 3  # seconds uvicorn waits for connections after the streams ended
+
+
+async def _serve(app: DurablyApp, served: Any, host: str, port: int) -> None:
+    """Serve until a signal, then stop: streams end, runs are released, the engine closes."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        served,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=_CONNECTIONS_GRACE,
+    )
+    try:
+        await _server(config, app).serve()
+    finally:
+        if app.manage_engine:
+            # The lifespan shutdown did this (a no-op then) unless uvicorn failed before it.
+            await app.durably.close(timeout=0)
+
+
+def _server(config: Any, app: DurablyApp) -> Any:
+    """Return a uvicorn server that stops on the first SIGINT or SIGTERM.
+
+    uvicorn alone waits for every open response before it shuts down, and an event stream
+    never ends by itself: with one ``EventSource`` connected, Ctrl-C did nothing, and a
+    second one skipped the lifespan shutdown (runs stayed leased). Here the first signal also
+    ends the app's streams (:meth:`DurablyApp.shutdown`); uvicorn then waits at most
+    ``_CONNECTIONS_GRACE`` for connections (a client that reads nothing keeps its socket
+    open) and the lifespan shutdown at most the app's ``shutdown_timeout`` for the runs, so
+    the stop is bounded and later signals are not needed: they change nothing, and never
+    skip the release of the runs.
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            loop = asyncio.get_running_loop()
+            for sig in _SIGNALS:
+                loop.add_signal_handler(sig, self.stop)
+            try:
+                yield
+            finally:
+                for sig in _SIGNALS:
+                    loop.remove_signal_handler(sig)
+
+        def stop(self) -> None:
+            """Begin the shutdown; later signals change nothing (it is bounded already)."""
+            self.should_exit = True
+            app.shutdown()
+
+    return Server(config)

@@ -37,6 +37,8 @@ from durably_web.models import Log, Run, Step
 
 __all__ = ["HttpDurably", "HttpJobHandle", "HttpJobs", "connect_http"]
 
+_RECONNECT_DELAY = 0.5  # seconds before a stream the server ended is reopened
+
 
 async def connect_http(
     url: str, *, headers: Mapping[str, str] | None = None, timeout: float = 30.0
@@ -278,12 +280,19 @@ class HttpDurably:
                     yield json.loads(line[5:].strip())
 
     async def subscribe(self, run_id: str) -> AsyncGenerator[Event, None]:
-        """Iterate over a run's events (``GET /subscribe``): its state first, then live."""
-        async for data in self._sse("/subscribe", {"runId": run_id}):
-            event = event_from_wire(data)
-            yield event
-            if event.type in TERMINAL_EVENT_TYPES:
-                return
+        """Iterate over a run's events (``GET /subscribe``): its state first, then live.
+
+        A stream the server ends before the run's terminal event (it cuts off a reader that
+        falls behind, or it restarted) is reopened, as an ``EventSource`` would: the run's
+        current state comes first again.
+        """
+        while True:
+            async for data in self._sse("/subscribe", {"runId": run_id}):
+                event = event_from_wire(data)
+                yield event
+                if event.type in TERMINAL_EVENT_TYPES:
+                    return
+            await asyncio.sleep(_RECONNECT_DELAY)
 
     async def wait_for_run(
         self,
@@ -337,11 +346,14 @@ class HttpDurably:
         return unsubscribe
 
     async def _pump(self) -> None:
-        async for data in self._sse("/runs/subscribe", None):
-            event = event_from_wire(data)
-            for handler in (*self._listeners.get(event.type, ()), *self._listeners.get("*", ())):
-                with contextlib.suppress(Exception):
-                    await _call(handler, event)
+        while True:  # reopened when the server ends it (see ``subscribe``), until closed
+            async for data in self._sse("/runs/subscribe", None):
+                event = event_from_wire(data)
+                handlers = (*self._listeners.get(event.type, ()), *self._listeners.get("*", ()))
+                for handler in handlers:
+                    with contextlib.suppress(Exception):
+                        await _call(handler, event)
+            await asyncio.sleep(_RECONNECT_DELAY)
 
 
 async def _call(handler: Callable[[Any], Any], value: Any) -> None:

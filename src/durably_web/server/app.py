@@ -19,20 +19,33 @@ Extensions: ``POST /retry`` (in-place retry), ``POST /batch-trigger`` (all or no
 ``code`` everywhere (``{"error", "code"}``; upstream sends 404 as plain text and some
 validation errors as 500), 405 for a wrong method, 413 for an oversized body, and jobs found
 by registration key as well as by name (upstream's React client sends the key).
+
+Beyond upstream, for safety: every request passes the ``Host``/``Origin``/JSON-body checks of
+:mod:`~durably_web.server.guard` first; under auth, idempotency and concurrency keys are
+namespaced by the caller's key scope (:func:`~durably_web.server.auth.key_scope_of`); each
+event stream buffers a bounded amount for its client (:mod:`~durably_web.server.sse`); and
+:meth:`DurablyApp.shutdown` ends the streams when the server stops.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from durably_web.durably import Durably
 from durably_web.errors import DurablyError, NotFoundError, ValidationError
-from durably_web.events import Event
 from durably_web.models import RUN_STATUSES, Run
-from durably_web.server.auth import Auth, RunAccess, RunsFilter, SubscribeFilter, call_hook
+from durably_web.server.auth import (
+    Auth,
+    RunAccess,
+    RunsFilter,
+    SubscribeFilter,
+    call_hook,
+    key_scope_of,
+)
+from durably_web.server.feeds import run_events, trimmed_listener
+from durably_web.server.guard import RequestGuard
 from durably_web.server.http import (
     HTTPError,
     Receive,
@@ -43,47 +56,13 @@ from durably_web.server.http import (
     send_error,
     send_json,
 )
-from durably_web.server.sse import stream_events
+from durably_web.server.sse import EventStream
 from durably_web.trigger import TriggerItem
 
 __all__ = ["DurablyApp", "create_app"]
 
 _log = logging.getLogger("durably_web.server")
 _MiB = 1024 * 1024
-# What upstream forwards on GET /subscribe (plus run:retry, this project's own).
-_RUN_STREAM = frozenset(
-    {
-        "run:start",
-        "run:complete",
-        "run:fail",
-        "run:cancel",
-        "run:delete",
-        "run:retry",
-        "run:progress",
-        "step:start",
-        "step:complete",
-        "step:fail",
-        "log:write",
-    }
-)
-# GET /runs/subscribe sends each type with only these fields (no timestamp or sequence).
-_TRIMMED: dict[str, tuple[str, ...]] = {
-    "run:trigger": (),
-    "run:coalesced": ("skippedInput", "skippedLabels"),
-    "run:leased": (),
-    "run:complete": (),
-    "run:fail": (),
-    "run:cancel": (),
-    "run:delete": (),
-    "run:retry": (),
-    "run:progress": ("progress",),
-    "step:start": ("stepName", "stepIndex"),
-    "step:complete": ("stepName", "stepIndex"),
-    "step:fail": ("stepName", "stepIndex", "error"),
-    "step:cancel": ("stepName", "stepIndex"),
-    "log:write": ("stepName", "level", "message", "data"),
-}
-
 Handler = Callable[[Request, Receive, Send, Any], Awaitable[None]]
 
 
@@ -96,6 +75,10 @@ def create_app(
     base_path: str = "",
     keepalive: float = 15.0,
     manage_engine: bool = True,
+    allowed_hosts: Iterable[str] = (),
+    allowed_origins: Iterable[str] = (),
+    sse_buffer: int = _MiB,
+    shutdown_timeout: float = 3.0,
 ) -> DurablyApp:
     """Build the ASGI app serving ``durably`` over HTTP and SSE.
 
@@ -107,16 +90,43 @@ def create_app(
         base_path: a prefix to strip from paths, for mounting without ``root_path``.
         keepalive: seconds of silence after which a stream sends a comment line.
         manage_engine: on ASGI lifespan startup ``init()`` the engine, on shutdown stop it.
+        allowed_hosts: ``Host`` names accepted besides IP literals, ``localhost`` and the
+            name the server is bound to: ``"example.com"``, ``".example.com"`` (with its
+            subdomains) or ``"*"`` (any); others get 400 (:mod:`durably_web.server.guard`).
+        allowed_origins: origins (``"https://app.example.com"``) whose pages may send
+            writes besides the server's own origin, or ``"*"``; others get 403.
+        sse_buffer: most bytes of events that may wait for one slow SSE client; past it
+            its stream is cut off (it reconnects from the current state).
+        shutdown_timeout: seconds the worker's running runs get to finish on lifespan
+            shutdown before they are interrupted and released (back to pending).
+
+    Raises:
+        ValidationError: an option is out of range, a host or origin is malformed.
+
     """
-    if sse_throttle < 0 or keepalive <= 0 or max_body <= 0:
-        raise ValidationError("sse_throttle must be >= 0, keepalive and max_body > 0")
+    if sse_throttle < 0 or keepalive <= 0 or max_body <= 0 or sse_buffer <= 0:
+        raise ValidationError("sse_throttle must be >= 0, keepalive, max_body and sse_buffer > 0")
+    if not 0 <= shutdown_timeout <= 3600:
+        raise ValidationError(f"shutdown_timeout must be 0-3600 seconds, got {shutdown_timeout}")
     return DurablyApp(
-        durably, auth, sse_throttle, max_body, base_path.rstrip("/"), keepalive, manage_engine
+        durably,
+        auth,
+        sse_throttle,
+        max_body,
+        base_path.rstrip("/"),
+        keepalive,
+        manage_engine,
+        guard=RequestGuard.build(allowed_hosts, allowed_origins),
+        sse_buffer=sse_buffer,
+        shutdown_timeout=shutdown_timeout,
     )
 
 
 class DurablyApp:
-    """The ASGI callable returned by :func:`create_app`."""
+    """The ASGI callable returned by :func:`create_app` (its arguments are its attributes).
+
+    ``serve-api`` adjusts ``base_path`` and ``guard`` of an app it is given.
+    """
 
     def __init__(
         self,
@@ -127,6 +137,10 @@ class DurablyApp:
         base_path: str,
         keepalive: float,
         manage_engine: bool,
+        *,
+        guard: RequestGuard | None = None,
+        sse_buffer: int = _MiB,
+        shutdown_timeout: float = 3.0,
     ) -> None:
         self.durably = durably
         self.auth = auth
@@ -135,6 +149,11 @@ class DurablyApp:
         self.base_path = base_path
         self.keepalive = keepalive
         self.manage_engine = manage_engine
+        self.guard = guard or RequestGuard()
+        self.sse_buffer = sse_buffer
+        self.shutdown_timeout = shutdown_timeout
+        self._streams: set[EventStream] = set()
+        self._shutting_down = False
         self._routes: dict[str, dict[str, Handler]] = {
             "/trigger": {"POST": self._trigger},
             "/batch-trigger": {"POST": self._batch_trigger},
@@ -167,6 +186,7 @@ class DurablyApp:
 
         request = Request.from_scope(scope, self.base_path)
         try:
+            self.guard.check(request)
             routes = self._routes.get(request.path)
             context = await call_hook(self.auth.authenticate, request) if self.auth else None
             if routes is None:
@@ -196,10 +216,41 @@ class DurablyApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.shutdown()
                 if self.manage_engine:
-                    await self.durably.close(timeout=10)
+                    await self.durably.close(timeout=self.shutdown_timeout)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def shutdown(self) -> None:
+        """End every open event stream, and refuse new ones (503): the server is stopping.
+
+        ASGI servers wait for open responses before they send lifespan shutdown, and an
+        event stream never ends by itself, so whoever stops the server calls this first
+        (``serve-api`` does on SIGINT/SIGTERM; see docs/server.md for plain uvicorn).
+        """
+        self._shutting_down = True
+        for stream in list(self._streams):
+            stream.close()
+
+    async def _stream(
+        self,
+        send: Send,
+        receive: Receive,
+        stream: EventStream,
+        source: AsyncIterator[dict[str, Any]] | None = None,
+    ) -> None:
+        """Serve one event stream, known to :meth:`shutdown` while it is open."""
+        self._streams.add(stream)
+        try:
+            await stream.serve(send, receive, keepalive=self.keepalive, source=source)
+        finally:
+            self._streams.discard(stream)
+
+    def _new_stream(self) -> EventStream:
+        if self._shutting_down:
+            raise HTTPError(503, "the server is shutting down", "shutting_down")
+        return EventStream(self.sse_throttle, self.sse_buffer)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -213,6 +264,14 @@ class DurablyApp:
         if self.auth is not None and self.auth.on_run_access is not None:
             await call_hook(self.auth.on_run_access, context, run, operation)
         return run
+
+    async def _key_scope(self, context: Any, bodies: list[Any]) -> str | None:
+        """Return the caller's key scope, asked only when a trigger carries a key."""
+        keyed = any(
+            body.get("idempotencyKey") is not None or body.get("concurrencyKey") is not None
+            for body in bodies
+        )
+        return await key_scope_of(self.auth, context) if keyed else None
 
     def _labels(self, request: Request) -> dict[str, str]:
         return {key[6:]: value for key, value in request.query if key.startswith("label.")}
@@ -252,6 +311,7 @@ class DurablyApp:
             concurrency_key=body.get("concurrencyKey"),
             labels=body.get("labels"),
             coalesce=body.get("coalesce"),
+            key_scope=await self._key_scope(context, [body]),
         )
         await send_json(send, 200, {"runId": run.id, "disposition": run.disposition})
 
@@ -271,6 +331,7 @@ class DurablyApp:
         if self.auth is not None and self.auth.on_trigger is not None:
             for item in items:
                 await call_hook(self.auth.on_trigger, context, {**item, "jobName": job_name})
+        key_scope = await self._key_scope(context, items)
         runs = await handle.batch_trigger(
             [
                 TriggerItem(
@@ -279,6 +340,7 @@ class DurablyApp:
                     concurrency_key=item.get("concurrencyKey"),
                     labels=item.get("labels"),
                     coalesce=item.get("coalesce"),
+                    key_scope=key_scope,
                 )
                 for item in items
             ]
@@ -351,19 +413,8 @@ class DurablyApp:
         self, request: Request, receive: Receive, send: Send, context: Any
     ) -> None:
         run = await self._access(request, context, "subscribe")
-        events = self.durably.subscribe(run.id)
-
-        async def wire() -> AsyncIterator[dict[str, Any]]:
-            try:
-                async for event in events:
-                    if event.type in _RUN_STREAM:
-                        yield event.to_wire()
-            finally:
-                await events.aclose()
-
-        await stream_events(
-            send, receive, wire(), throttle=self.sse_throttle, keepalive=self.keepalive
-        )
+        stream = self._new_stream()
+        await self._stream(send, receive, stream, run_events(self.durably.subscribe(run.id)))
 
     async def _runs_subscribe(
         self, request: Request, receive: Receive, send: Send, context: Any
@@ -379,43 +430,14 @@ class DurablyApp:
                     RunsFilter(job_name=query.job_name, labels=query.labels),
                 )
                 query = SubscribeFilter(job_name=scoped.job_name, labels=scoped.labels)
-        events, unsubscribe = self._trimmed_events(query)
+        stream = self._new_stream()
+        # Listen now, before the response starts, so no event in between is missed.
+        listener = trimmed_listener(query, stream.push, guarded=self.auth is not None)
+        unsubscribe = self.durably.on("*", listener)
         try:
-            await stream_events(
-                send, receive, events, throttle=self.sse_throttle, keepalive=self.keepalive
-            )
+            await self._stream(send, receive, stream)
         finally:
             unsubscribe()
-
-    def _trimmed_events(
-        self, query: SubscribeFilter
-    ) -> tuple[AsyncIterator[dict[str, Any]], Callable[[], None]]:
-        """Listen now (before the response starts); return the trimmed events and a stop."""
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        jobs = set(query.job_name)
-        labels = dict(query.labels)
-
-        def listen(event: Event) -> None:
-            if event.run_id is None or (jobs and event.job_name not in jobs):
-                return
-            if any(event.labels.get(key) != value for key, value in labels.items()):
-                return
-            queue.put_nowait(event)
-
-        unsubscribe = self.durably.on("*", listen)
-
-        async def trimmed() -> AsyncIterator[dict[str, Any]]:
-            while True:
-                wire = (await queue.get()).to_wire()
-                fields = _TRIMMED.get(wire["type"])
-                if fields is None:
-                    continue
-                out = {"type": wire["type"], "runId": wire["runId"], "jobName": wire["jobName"]}
-                out.update({name: wire[name] for name in fields if name in wire})
-                out["labels"] = wire["labels"]
-                yield out
-
-        return trimmed(), unsubscribe
 
 
 _MAX_INT = 2**31 - 1

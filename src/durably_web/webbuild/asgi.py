@@ -8,9 +8,10 @@
 :func:`site_app` routes paths under the API's mount point (``/api/durably`` by default) to the
 app of :func:`durably_web.server.create_app` (its lifespan starts and stops the engine) and
 every other ``GET``/``HEAD`` to :class:`StaticFiles`, which serves a directory the way
-``durably-web serve`` does (:mod:`durably_web.webbuild.server`): ``index.html`` for
-directories, no listings, ``..``/backslash/NUL refused (403), dot files and ``node_modules``
-hidden (404), the same MIME types, ``Cache-Control: no-cache`` with an ETag (304 on a match).
+``durably-web serve`` does (:mod:`durably_web.webbuild.server`), by the same path rule
+(:func:`durably_web.webbuild.paths.resolve`): ``index.html`` for directories, no listings,
+``..``/backslash/NUL refused (403), dot files and ``node_modules`` hidden (404), the same
+MIME types, ``Cache-Control: no-cache`` with an ETag (304 on a match).
 No gzip: this is for one machine. Standard library only; no web framework needed.
 """
 
@@ -21,11 +22,12 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote
 
+from durably_web.webbuild.paths import resolve
 from durably_web.webbuild.server import MIME_TYPES
 
-__all__ = ["SiteApp", "StaticFiles", "resolve", "site_app"]
+__all__ = ["SiteApp", "StaticFiles", "site_app"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,35 +36,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _CHUNK = 1 << 20
-
-
-def resolve(root: Path, raw_path: str) -> tuple[int, Path | str | None]:
-    """Map a URL path to a file under ``root``.
-
-    Returns:
-        ``(200, file)``; ``(301, location)`` for a directory named without its slash;
-        ``(403, None)`` for ``..``, backslashes, NUL or a path leaving ``root``; ``(404, None)``
-        for dot files, ``node_modules`` and anything missing.
-
-    """
-    path = unquote(raw_path)
-    if not path.startswith("/") or "\\" in path or "\0" in path:
-        return 403, None
-    parts = [part for part in path.split("/")[1:] if part not in ("", ".")]
-    if ".." in parts:
-        return 403, None
-    if any(part.startswith(".") for part in parts) or "node_modules" in parts[:1]:
-        return 404, None
-    target = root.joinpath(*parts).resolve()
-    if not target.is_relative_to(root):
-        return 403, None
-    if target.is_dir():
-        if not path.endswith("/"):
-            return 301, raw_path + "/"
-        target = target / "index.html"
-    if not target.is_file():
-        return 404, None
-    return 200, target
 
 
 class StaticFiles:
@@ -79,7 +52,7 @@ class StaticFiles:
         if method not in ("GET", "HEAD"):
             await _plain(send, 405, [(b"allow", b"GET, HEAD")])
             return
-        status, found = resolve(self.root, str(scope.get("path") or "/"))
+        status, found = resolve(self.root, _raw_path(scope))
         if status == 301:
             query = scope.get("query_string", b"")
             location = str(found).encode() + (b"?" + query if query else b"")
@@ -125,6 +98,14 @@ class StaticFiles:
                 await send({"type": "http.response.body", "body": chunk, "more_body": more})
                 if not more:
                     return
+
+
+def _raw_path(scope: Scope) -> str:
+    """Return the request path still percent-encoded (``path`` is decoded once already)."""
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes):
+        return raw.partition(b"?")[0].decode("latin-1")
+    return quote(str(scope.get("path") or "/"), safe="/", errors="surrogateescape")
 
 
 async def _plain(send: Send, status: int, extra: list[tuple[bytes, bytes]] | None = None) -> None:

@@ -5,7 +5,8 @@ Contract:
 - ``GET`` and ``HEAD`` of files under ``web/`` (``/`` and ``/dir/`` serve ``index.html``;
   ``/dir`` redirects to ``/dir/``). No directory listings. ``..`` segments, backslashes and
   NUL are refused with 403, as is anything that resolves outside ``web/``; dot files and
-  ``/node_modules/`` are 404, so the page can only depend on what ``web/vendor`` holds.
+  ``/node_modules/`` are 404, so the page can only depend on what ``web/vendor`` holds;
+  paths over 4 KiB are 414 (the rule of :func:`durably_web.webbuild.paths.resolve`).
 - ``/jobs.py`` (the demo page's job module) can be any file given at start (``--jobs``).
 - MIME types: ``.wasm`` ``application/wasm`` (streaming compilation needs it), ``.mjs`` and
   ``.js`` JavaScript (module imports need it), ``.py`` ``text/x-python``, and so on.
@@ -36,7 +37,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
+
+from durably_web.webbuild.paths import resolve, split_target
 
 __all__ = ["COMPRESSIBLE", "MIME_TYPES", "DemoServer", "is_loopback", "make_server"]
 
@@ -275,35 +278,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _resolve(self) -> Path | None:
         """Return the file a request names, or None after answering with an error or redirect."""
-        split = urlsplit(self.path)
-        path = unquote(split.path)
-        if not path.startswith("/") or "\\" in path or "\0" in path:
-            self._plain(HTTPStatus.FORBIDDEN)
-            return None
-        parts = [part for part in path.split("/")[1:] if part not in ("", ".")]
-        if ".." in parts:
-            self._plain(HTTPStatus.FORBIDDEN)
-            return None
-        if any(part.startswith(".") for part in parts) or parts[:1] == ["node_modules"]:
-            self._plain(HTTPStatus.NOT_FOUND)
-            return None
-        if path == "/jobs.py" and self.server.jobs is not None:
+        path, query = split_target(self.path)
+        if self.server.jobs is not None and unquote(path) == "/jobs.py":
             return self.server.jobs
-        web = self.server.web
-        target = web.joinpath(*parts).resolve()
-        if not target.is_relative_to(web):
-            self._plain(HTTPStatus.FORBIDDEN)
+        status, found = resolve(self.server.web, path)
+        if status == HTTPStatus.MOVED_PERMANENTLY:
+            location = f"{found}?{query}" if query else str(found)
+            self._plain(HTTPStatus.MOVED_PERMANENTLY, location=location)
             return None
-        if target.is_dir():
-            if not path.endswith("/"):
-                location = split.path + "/" + (f"?{split.query}" if split.query else "")
-                self._plain(HTTPStatus.MOVED_PERMANENTLY, location=location)
-                return None
-            target = target / "index.html"
-        if not target.is_file():
-            self._plain(HTTPStatus.NOT_FOUND)
+        if not isinstance(found, Path):
+            self._plain(HTTPStatus(status))
             return None
-        return target
+        return found
 
     def _plain(self, status: HTTPStatus, *, body: bool = True, location: str | None = None) -> None:
         text = f"{status.value} {status.phrase}\n".encode()
