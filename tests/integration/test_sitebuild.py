@@ -1,9 +1,9 @@
 """``durably-web build`` and ``serve``: the static server over real sockets, the real build.
 
-The server tests use a small ``web/`` tree in a temporary root and need no build. The build
-tests (marked slow) run the real npm / pip / Node build of this checkout once per session, and
-build temporary copies of its inputs (sharing ``node_modules`` and the caches) to check what a
-change to a source file does; nothing under ``src/`` is modified.
+The server tests use a small site (``.build/site``) in a temporary work directory and need no
+build. The build tests (marked slow) run the real npm / pip / Node build of this checkout once
+per session, and build temporary copies of the package (sharing ``node_modules`` and the
+caches) to check what a change to a source file does; nothing under ``src/`` is modified.
 """
 
 from __future__ import annotations
@@ -27,13 +27,25 @@ from typing import Any
 
 import pytest
 
-from durably_web.webbuild import BuildResult, WebError, build, find_root, is_stale, make_server
-from durably_web.webbuild import layout as layout_module
-from durably_web.webbuild.build import OWNED_DIRS, PAGE_PACKAGE_FILES
-from durably_web.webbuild.lock import build_lock
-from durably_web.webbuild.server import accepts_gzip, is_loopback
+from durably_web.sitebuild import (
+    BuildError,
+    BuildResult,
+    Layout,
+    WebError,
+    build,
+    find_root,
+    is_stale,
+    make_server,
+)
+from durably_web.sitebuild.build import PAGE_PACKAGE_FILES
+from durably_web.sitebuild.layout import PACKAGE
+from durably_web.sitebuild.lock import build_lock
+from durably_web.sitebuild.mirror import MANIFEST, mirror
+from durably_web.sitebuild.server import is_loopback
+from durably_web.sitebuild.static import accepts_gzip
 
 REPO = Path(__file__).resolve().parents[2]
+SITE = Path(".build") / "site"  # a work directory's site
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -85,12 +97,11 @@ def _close_connections() -> Iterator[None]:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    """A project root whose web/ holds one file of each served kind, and a secret beside it."""
-    web = tmp_path / "web"
+    """A work directory whose site holds one file of each served kind, and a secret beside it."""
+    web = tmp_path / SITE
     (web / "sub").mkdir(parents=True)
     (web / "vendor" / "pyodide").mkdir(parents=True)
     (web / "node_modules" / "pyodide").mkdir(parents=True)
-    (web / "package.json").write_text("{}")
     (web / "index.html").write_text("<!doctype html><title>demo</title>" + "<p>x</p>" * 200)
     (web / "app.mjs").write_text("export const answer = 42;\n" * 100)
     (web / "legacy.js").write_text("var answer = 42;\n" * 100)
@@ -115,7 +126,7 @@ def serve(site: Path) -> Iterator[Callable[..., int]]:
     servers: list[Any] = []
 
     def start(**options: Any) -> int:
-        server = make_server(site, "127.0.0.1", 0, **options)
+        server = make_server(site / SITE, "127.0.0.1", 0, **options)
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)
         return int(server.server_address[1])
@@ -154,7 +165,7 @@ def test_serves_files_with_their_mime_type(
     assert response.getheader("Content-Type") == content_type
     assert response.getheader("Cache-Control") == "no-cache"
     assert response.getheader("Content-Encoding") is None  # not asked for
-    assert body == (site / "web" / path.lstrip("/")).read_bytes()
+    assert body == (site / SITE / path.lstrip("/")).read_bytes()
     assert response.getheader("Content-Length") == str(len(body))
 
 
@@ -174,7 +185,7 @@ def test_revalidation_answers_304_until_the_file_changes(
     other, _ = request("/app.mjs", headers={"If-None-Match": '"something-else"'})
     assert other.status == 200
 
-    file = site / "web" / "app.mjs"
+    file = site / SITE / "app.mjs"
     file.write_text("export const answer = 43;\n")
     os.utime(file, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
     changed, body = request("/app.mjs", headers={"If-None-Match": etag})
@@ -211,7 +222,7 @@ def test_gzip_is_negotiated_for_compressible_types_only(
         response, body = request(path, headers={"Accept-Encoding": "gzip"})
         assert response.getheader("Content-Encoding") is None
         assert response.getheader("Vary") is None
-        assert body == (site / "web" / path.lstrip("/")).read_bytes()
+        assert body == (site / SITE / path.lstrip("/")).read_bytes()
 
 
 def test_head_sends_the_headers_of_get_without_a_body(serve: Callable[..., int]) -> None:
@@ -221,6 +232,17 @@ def test_head_sends_the_headers_of_get_without_a_body(serve: Callable[..., int])
     assert head_body == b""
     for name in ("Content-Type", "Content-Length", "Content-Encoding", "ETag"):
         assert head.getheader(name) == got.getheader(name)
+
+
+def test_other_methods_get_405_and_the_connection_ends(serve: Callable[..., int]) -> None:
+    connection, request = requester(serve())
+    response, body = request("/index.html", "POST", headers={"Content-Length": "0"})
+    assert (response.status, response.getheader("Allow"), body) == (
+        405,
+        "GET, HEAD",
+        b"405 Method Not Allowed\n",
+    )
+    assert response.will_close  # a request body it never read cannot be taken for a request
 
 
 def test_connections_are_kept_alive(serve: Callable[..., int]) -> None:
@@ -246,9 +268,9 @@ def test_isolated_adds_cross_origin_isolation_headers(serve: Callable[..., int])
         assert response.getheader("Cross-Origin-Resource-Policy") == "same-origin"
 
 
-def test_jobs_option_replaces_jobs_py(site: Path, serve: Callable[..., int]) -> None:
+def test_a_mounted_file_replaces_jobs_py(site: Path, serve: Callable[..., int]) -> None:
     _, default = requester(serve())
-    _, override = requester(serve(jobs=site / "other_jobs.py"))
+    _, override = requester(serve(mounts={"/jobs.py": site / "other_jobs.py"}))
     assert default("/jobs.py")[1] == b"JOBS = 'web'\n"
     response, body = override("/jobs.py")
     assert body == b"JOBS = 'override'\n"
@@ -313,8 +335,8 @@ def test_odd_paths_get_an_http_answer_never_a_dropped_connection(
     assert request("/index.html")[0].status == 200  # the connection is still usable
 
 
-def test_symlink_out_of_web_is_refused(site: Path, serve: Callable[..., int]) -> None:
-    (site / "web" / "escape.txt").symlink_to(site / "secret.txt")
+def test_symlink_out_of_the_site_is_refused(site: Path, serve: Callable[..., int]) -> None:
+    (site / SITE / "escape.txt").symlink_to(site / "secret.txt")
     _, request = requester(serve())
     response, body = request("/escape.txt")
     assert response.status == 403
@@ -384,14 +406,14 @@ def test_serve_reports_a_port_in_use_in_one_line(site: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = cli("serve", "--no-build", "--port", str(port), cwd=site / "web")
+        result = cli("serve", "--no-build", "--port", str(port), cwd=site)
     assert result.returncode == 1
     assert result.stderr == f"durably-web: error: port {port} is in use; pass --port N\n"
     assert result.stdout == ""
 
 
-def test_serve_no_build_without_a_build_says_to_build(site: Path) -> None:
-    result = cli("serve", "--no-build", "--port", "0", cwd=site)
+def test_serve_no_build_without_a_build_says_to_build(tmp_path: Path) -> None:
+    result = cli("serve", "--no-build", "--port", "0", cwd=tmp_path)
     assert result.returncode == 1
     [line] = result.stderr.splitlines()
     assert line.startswith("durably-web: error: ") and "durably-web build" in line
@@ -413,7 +435,8 @@ def test_bad_arguments_exit_2(site: Path, args: list[str], message: str) -> None
 
 
 def test_serve_prints_its_url_serves_and_stops_on_ctrl_c(site: Path) -> None:
-    (site / "web" / "vendor" / "manifest.json").write_text("{}")
+    (site / SITE / MANIFEST).parent.mkdir(parents=True)
+    (site / SITE / MANIFEST).write_text("{}")
     process = subprocess.Popen(
         [sys.executable, "-m", "durably_web", "serve", "--no-build", "--port", "0"],
         cwd=site,
@@ -439,24 +462,32 @@ def test_serve_prints_its_url_serves_and_stops_on_ctrl_c(site: Path) -> None:
     assert "GET" not in stderr  # requests are not logged without --verbose
 
 
-def test_find_root_searches_upwards_then_the_checkout(
-    site: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert find_root(site / "web" / "sub") == site.resolve()
-    elsewhere = tmp_path_factory.mktemp("elsewhere")
-    assert find_root(elsewhere) == REPO
-    monkeypatch.setattr(layout_module, "__file__", str(elsewhere / "a" / "b" / "c" / "x.py"))
-    with pytest.raises(WebError, match=r"web/package\.json not found"):
-        find_root(elsewhere)
+def test_find_root_is_the_nearest_directory_with_a_build_else_the_start(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    (work / "sub" / "deeper").mkdir(parents=True)
+    assert find_root(work / "sub") == (work / "sub").resolve()  # no build anywhere yet
+    (work / ".build").mkdir()
+    (work / ".build" / "stamp.json").write_text("{}")
+    assert find_root(work / "sub" / "deeper") == work.resolve()
+    assert find_root(work) == work.resolve()
 
 
-def test_build_without_npm_fails_in_one_line(site: Path) -> None:
-    web = site / "web"
-    shutil.copy(REPO / "web" / "package.json", web / "package.json")
-    shutil.copy(REPO / "web" / "package-lock.json", web / "package-lock.json")
-    result = cli("build", cwd=site, env={**os.environ, "PATH": str(site / "no-bin")})
+def test_build_without_npm_fails_in_one_line(tmp_path: Path) -> None:
+    result = cli("build", cwd=tmp_path, env={**os.environ, "PATH": str(tmp_path / "no-bin")})
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith("durably-web: error: npm not found on PATH")
+
+
+def test_the_build_never_empties_a_directory_it_did_not_write(tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "precious.txt").write_text("mine")
+    source = tmp_path / "page.html"
+    source.write_text("<p>page</p>")
+    with pytest.raises(BuildError, match=r"is not empty and holds no _durably/manifest\.json"):
+        mirror({"index.html": source}, {}, out)
+    assert (out / "precious.txt").read_text() == "mine"
+    assert not (out / "index.html").exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,36 +501,41 @@ def repo_build() -> BuildResult:
 
 
 def copy_inputs(root: Path, *, caches: bool = True) -> Path:
-    """A root with copies of this checkout's build inputs; node_modules is shared (symlink)."""
-    (root / "web").mkdir(parents=True)
-    for name in ("package.json", "package-lock.json", "requirements-wasm.txt"):
-        shutil.copy(REPO / "web" / name, root / "web" / name)
+    """A work directory and a copy of the package (returned); node_modules is shared (symlink)."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(REPO / "web" / "tools", root / "web" / "tools", ignore=ignore)
-    if (REPO / "web" / "py").is_dir():
-        shutil.copytree(REPO / "web" / "py", root / "web" / "py", ignore=ignore)
-    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
-    shutil.copytree(REPO / "src" / "durably_web", root / "src" / "durably_web", ignore=ignore)
-    (root / "web" / "node_modules").symlink_to(REPO / "web" / "node_modules")
+    package = root / "pkg" / "durably_web"
+    shutil.copytree(PACKAGE, package, ignore=ignore)
+    layout, repo = Layout(root, package), Layout(REPO)
+    layout.npm.mkdir(parents=True)
+    layout.node_modules.symlink_to(repo.node_modules)
     if caches:
         for name in ("wheels", "pyc", "stamps"):
-            shutil.copytree(REPO / ".build" / name, root / ".build" / name)
-    return root
+            shutil.copytree(repo.state / name, layout.state / name)
+    return package
 
 
 @pytest.mark.slow
-def test_build_vendors_every_runtime_file(repo_build: BuildResult) -> None:
-    vendor = repo_build.vendor
-    manifest = json.loads((vendor / "manifest.json").read_text())
-    on_disk = {  # other directories (tests/pyodide stages test/) are not the build's
-        path.relative_to(vendor).as_posix()
-        for path in vendor.rglob("*")
-        if path.is_file() and path.relative_to(vendor).parts[0] in OWNED_DIRS
+def test_build_writes_the_site_with_every_runtime_file(repo_build: BuildResult) -> None:
+    site = repo_build.site
+    assert repo_build.vendor == site / "_durably" / "vendor"
+    manifest = json.loads((site / MANIFEST).read_text())
+    on_disk = {
+        path.relative_to(site).as_posix()
+        for path in site.rglob("*")
+        if path.is_file() and path.relative_to(site).as_posix() != MANIFEST
     }
     assert set(manifest) == on_disk
     for rel, entry in manifest.items():
-        assert entry == {"size": (vendor / rel).stat().st_size, "sha256": sha256(vendor / rel)}
-    expected = {
+        assert entry == {"size": (site / rel).stat().st_size, "sha256": sha256(site / rel)}
+    layout = Layout(REPO)
+    app = {"index.html", "demo.py", "demo_table.py", "jobs.py"}
+    assert {rel for rel in on_disk if "/" not in rel} == app
+    for name in app:
+        assert (site / name).read_bytes() == (layout.app / name).read_bytes()
+    for rel in ("runtime/worker.mjs", "runtime/sqlite_bridge.mjs", "client/index.mjs"):
+        source = layout.web / rel
+        assert (site / "_durably" / rel).read_bytes() == source.read_bytes()
+    vendored = {
         "pyodide/pyodide.mjs",
         "pyodide/pyodide.asm.mjs",
         "pyodide/pyodide.asm.wasm",
@@ -517,18 +553,18 @@ def test_build_vendors_every_runtime_file(repo_build: BuildResult) -> None:
         "micropython/micropython.mjs",
         "micropython/micropython.wasm",
     }
-    assert expected <= on_disk
+    assert {f"_durably/vendor/{rel}" for rel in vendored} <= on_disk
     assert not [rel for rel in on_disk if rel.endswith(".map")]
     page_py = {
-        path.relative_to(REPO / "web").as_posix()
-        for path in (REPO / "web").glob("py/**/*.py")
+        f"_durably/vendor/py/{path.relative_to(layout.page_py).as_posix()}"
+        for path in layout.page_py.glob("**/*.py")
         if "__pycache__" not in path.parts
     }
-    page_py |= {f"py/durably_web/{rel}" for rel in PAGE_PACKAGE_FILES}
-    assert {rel for rel in on_disk if rel.startswith("py/")} == page_py
+    page_py |= {f"_durably/vendor/py/durably_web/{rel}" for rel in PAGE_PACKAGE_FILES}
+    assert {rel for rel in on_disk if rel.startswith("_durably/vendor/py/")} == page_py
     for rel in PAGE_PACKAGE_FILES:
-        assert (vendor / "py" / "durably_web" / rel).read_bytes() == (
-            REPO / "src" / "durably_web" / rel
+        assert (site / "_durably/vendor/py/durably_web" / rel).read_bytes() == (
+            PACKAGE / rel
         ).read_bytes()
     assert repo_build.files == len(manifest)
     assert repo_build.total_bytes == sum(entry["size"] for entry in manifest.values())
@@ -538,9 +574,7 @@ def test_build_vendors_every_runtime_file(repo_build: BuildResult) -> None:
 def test_lock_lists_the_served_wheels_with_their_hashes(repo_build: BuildResult) -> None:
     pyodide = repo_build.vendor / "pyodide"
     lock = json.loads((pyodide / "pyodide-lock.json").read_text())
-    stock = json.loads(
-        (REPO / "web" / "node_modules" / "pyodide" / "pyodide-lock.json").read_text()
-    )
+    stock = json.loads((Layout(REPO).node_modules / "pyodide" / "pyodide-lock.json").read_text())
     assert lock["info"] == stock["info"]
     assert lock["info"]["abi_version"] == "2026_0"
     assert set(lock["packages"]) == {
@@ -580,15 +614,18 @@ def test_archives_are_precompiled_and_the_own_wheel_is_complete(repo_build: Buil
         tag = wheel.read("durably_web-0.1.0.dist-info/WHEEL").decode()
         record = wheel.read("durably_web-0.1.0.dist-info/RECORD").decode()
         header = wheel.read("durably_web/__init__.pyc")[:16]
-    sources = [p for p in (REPO / "src" / "durably_web").rglob("*") if p.is_file()]
-    for source in sources:
-        rel = source.relative_to(REPO / "src").as_posix()
-        if "__pycache__" in rel or rel.endswith(".pyc"):
+    for source in PACKAGE.rglob("*"):
+        rel = "durably_web/" + source.relative_to(PACKAGE).as_posix()
+        if not source.is_file() or "__pycache__" in rel or rel.endswith(".pyc"):
+            continue
+        if source.is_relative_to(PACKAGE / "web"):  # the site's files: served, never imported
+            assert not [name for name in names if name.startswith(rel)], rel
             continue
         assert (rel + "c" if rel.endswith(".py") else rel) in names, rel
     assert "durably_web/py.typed" in names and "durably_web/storage/sql/schema.sql" in names
     assert not [name for name in names if name.endswith(".py")]
     assert "Name: durably-web" in metadata and "Requires-Dist: pydantic" in metadata
+    assert "extra ==" not in metadata  # only what Pyodide installs
     assert "Tag: cp314-none-any" in tag
     assert all(name in record for name in names)
     assert header[4:8] == (1).to_bytes(4, "little")  # unchecked hash-based .pyc (PEP 552)
@@ -602,26 +639,29 @@ def test_a_second_build_is_a_fast_no_op(repo_build: BuildResult) -> None:
     assert time.monotonic() - started < 1
     assert not again.rebuilt and (again.written, again.removed) == (0, 0)
     assert not is_stale(REPO)
-    result = cli("build", cwd=REPO / "src")
+    result = cli("build", cwd=REPO / "src")  # the work directory is found upwards
     assert result.returncode == 0
-    assert "up to date" in result.stdout
+    assert f"{REPO / SITE} is up to date" in result.stdout
 
 
 @pytest.mark.slow
-def test_a_source_change_rebuilds_only_the_durably_web_wheel(
+def test_a_source_change_rebuilds_only_what_it_changes(
     repo_build: BuildResult, tmp_path: Path
 ) -> None:
-    root = copy_inputs(tmp_path / "root")
-    assert is_stale(root)
-    first = build(root)
-    assert first.rebuilt and not is_stale(root)
-    pyodide = root / "web" / "vendor" / "pyodide"
+    root = tmp_path / "root"
+    package = copy_inputs(root)
+    layout = Layout(root, package)
+    assert is_stale(root, package=package)
+    first = build(root, package=package)
+    assert first.rebuilt and not is_stale(root, package=package)
+    assert first.site == layout.site
+    pyodide = layout.vendor / "pyodide"
     wheel = pyodide / "durably_web-0.1.0-cp314-none-any.whl"
     before = {p.name: sha256(p) for p in pyodide.iterdir()}
 
-    (root / "src" / "durably_web" / "storage" / "sql" / "probe.sql").write_text("-- probe\n")
-    assert is_stale(root)
-    second = build(root)
+    (package / "storage" / "sql" / "probe.sql").write_text("-- probe\n")
+    assert is_stale(root, package=package)
+    second = build(root, package=package)
     assert second.rebuilt
     after = {p.name: sha256(p) for p in pyodide.iterdir()}
     assert {name for name in before if before[name] != after[name]} == {
@@ -633,44 +673,57 @@ def test_a_source_change_rebuilds_only_the_durably_web_wheel(
     assert lock["packages"]["durably-web"]["sha256"] == sha256(wheel)
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("durably_web/storage/sql/probe.sql") == b"-- probe\n"
-    assert not build(root).rebuilt
+    assert not build(root, package=package).rebuilt
 
-    page = root / "web" / "py" / "demo" / "page.py"  # page-side Python is mirrored as is
+    for source, served in (  # the site's own files are copied as they are: nothing else changes
+        (layout.app / "index.html", layout.site / "index.html"),
+        (layout.runtime / "worker.mjs", layout.site / "_durably/runtime/worker.mjs"),
+        (layout.client / "index.mjs", layout.site / "_durably/client/index.mjs"),
+    ):
+        source.write_text(source.read_text() + "\n<!-- edited -->\n")
+        edited = build(root, package=package)
+        assert (edited.written, edited.removed) == (1, 0), source
+        assert served.read_bytes() == source.read_bytes()
+        assert sha256(wheel) == after[wheel.name]
+
+    page = layout.page_py / "demo" / "page.py"  # page-side Python is mirrored as is
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text("print('page')\n")
-    third = build(root)
-    assert third.written == 1
-    copied = root / "web" / "vendor" / "py" / "demo" / "page.py"
+    assert build(root, package=package).written == 1
+    copied = layout.vendor / "py" / "demo" / "page.py"
     assert copied.read_text() == "print('page')\n"
     page.unlink()
-    foreign = root / "web" / "vendor" / "test" / "staged.txt"  # not a build directory
-    foreign.parent.mkdir()
-    foreign.write_text("staged by another tool")
-    stray = root / "web" / "vendor" / "pyodide" / "stray.whl"
+    stray = pyodide / "stray.whl"  # the build owns the whole site: strays go
     stray.write_bytes(b"PK")
-    assert build(root).removed == 2
+    other = layout.site / "notes" / "todo.txt"
+    other.parent.mkdir()
+    other.write_text("not the build's")
+    assert build(root, package=package).removed == 3
     assert not copied.exists() and not copied.parent.exists() and not stray.exists()
-    assert foreign.read_text() == "staged by another tool"
+    assert not other.parent.exists()
 
 
 @pytest.mark.slow
 def test_the_build_is_reproducible_from_scratch(repo_build: BuildResult, tmp_path: Path) -> None:
-    root = copy_inputs(tmp_path / "root")
-    build(root)
-    manifest = (root / "web" / "vendor" / "manifest.json").read_bytes()
-    lock = (root / "web" / "vendor" / "pyodide" / "pyodide-lock.json").read_bytes()
-    shutil.rmtree(root / ".build" / "pyc")  # recompile every archive, in one Node process
-    (root / ".build" / "stamp.json").unlink()
-    again = build(root)
+    root = tmp_path / "root"
+    package = copy_inputs(root)
+    layout = Layout(root, package)
+    build(root, package=package)
+    manifest = (layout.site / MANIFEST).read_bytes()
+    lock = (layout.vendor / "pyodide" / "pyodide-lock.json").read_bytes()
+    shutil.rmtree(layout.state / "pyc")  # recompile every archive, in one Node process
+    (layout.state / "stamp.json").unlink()
+    again = build(root, package=package)
     assert again.rebuilt and again.written == 0
-    assert (root / "web" / "vendor" / "manifest.json").read_bytes() == manifest
-    assert (root / "web" / "vendor" / "pyodide" / "pyodide-lock.json").read_bytes() == lock
+    assert (layout.site / MANIFEST).read_bytes() == manifest
+    assert (layout.vendor / "pyodide" / "pyodide-lock.json").read_bytes() == lock
 
 
 @pytest.mark.slow
 def test_build_without_node_fails_in_one_line(repo_build: BuildResult, tmp_path: Path) -> None:
-    root = copy_inputs(tmp_path / "root")
-    shutil.rmtree(root / ".build" / "pyc")
+    root = tmp_path / "root"
+    copy_inputs(root)
+    shutil.rmtree(Layout(root).state / "pyc")
     python_only = tmp_path / "bin"
     python_only.mkdir()
     result = cli("build", cwd=root, env={**os.environ, "PATH": str(python_only)})
@@ -680,8 +733,9 @@ def test_build_without_node_fails_in_one_line(repo_build: BuildResult, tmp_path:
 
 @pytest.mark.slow
 def test_registry_failure_fails_in_one_line(tmp_path: Path) -> None:
-    root = copy_inputs(tmp_path / "root", caches=False)
-    (root / "web" / "node_modules").unlink()
+    root = tmp_path / "root"
+    copy_inputs(root, caches=False)
+    Layout(root).node_modules.unlink()
     env = {
         **os.environ,
         "npm_config_offline": "true",
@@ -695,25 +749,25 @@ def test_registry_failure_fails_in_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_wheel_hash_mismatch_fails_in_one_line(repo_build: BuildResult, tmp_path: Path) -> None:
-    root = copy_inputs(tmp_path / "root")
-    shutil.rmtree(root / ".build" / "wheels")
-    requirements = root / "web" / "requirements-wasm.txt"
+    root = tmp_path / "root"
+    package = copy_inputs(root)
+    shutil.rmtree(Layout(root).state / "wheels")
+    requirements = Layout(root, package).requirements
     text = requirements.read_text()
     good = text.split("annotated-types==0.8.0 \\\n    --hash=sha256:")[1][:64]
     requirements.write_text(text.replace(good, "0" * 64))
-    result = cli("build", cwd=root, timeout=300)
-    assert result.returncode == 1
-    last = result.stderr.splitlines()[-1]
-    assert last == (
-        "durably-web: error: hash mismatch for annotated-types==0.8.0: requirements-wasm.txt "
+    with pytest.raises(BuildError) as failure:
+        build(root, package=package)
+    assert str(failure.value) == (
+        "hash mismatch for annotated-types==0.8.0: requirements-wasm.txt "
         f"pins sha256 {'0' * 64}, the download has {good}"
     )
 
 
 @pytest.mark.slow
 def test_serve_builds_a_stale_root_first(repo_build: BuildResult, tmp_path: Path) -> None:
-    root = copy_inputs(tmp_path / "root")
-    (root / "web" / "index.html").write_text("<title>demo</title>")
+    root = tmp_path / "root"
+    copy_inputs(root)
     process = subprocess.Popen(
         [sys.executable, "-m", "durably_web", "serve", "--port", "0", "--isolated"],
         cwd=root,
@@ -727,18 +781,20 @@ def test_serve_builds_a_stale_root_first(repo_build: BuildResult, tmp_path: Path
         port = int(line.rsplit(":", 1)[1].rstrip("/\n"))
         assert not is_stale(root)
         _, request = requester(port)
-        response, body = request("/vendor/pyodide/pyodide-lock.json")
+        response, body = request("/_durably/vendor/pyodide/pyodide-lock.json")
         assert response.getheader("Content-Type") == "application/json"
         assert "durably-web" in json.loads(body)["packages"]
         response, _ = request(
-            "/vendor/pyodide/pyodide.asm.wasm", headers={"Accept-Encoding": "gzip"}
+            "/_durably/vendor/pyodide/pyodide.asm.wasm", headers={"Accept-Encoding": "gzip"}
         )
         assert response.getheader("Content-Type") == "application/wasm"
         assert response.getheader("Content-Encoding") == "gzip"
         assert response.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
+        response, body = request("/")
+        assert response.status == 200 and b"_durably/client/index.mjs" in body  # the demo
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=10)
     finally:
         process.kill()
     assert process.returncode == 0
-    assert f"durably-web build: {root / 'web' / 'vendor'}: " in stderr  # built before serving
+    assert f"durably-web build: {root / SITE}: " in stderr  # built before serving

@@ -1,11 +1,11 @@
-"""Exercise every method of ``durably_web.client`` on a page (web/check/client.html).
+"""Exercise every method of ``durably_web.client`` on a page (check/client.html).
 
 Runs under MicroPython or Pyodide (``?py=1``); the results land in ``window.__check`` as
 ``{"done", "interpreter", "mode", "results": [[name, ok, detail], ...]}`` for the Playwright
 test, and in the page as a list. Each check names the behaviour it expects.
 
 ``?server=/api/durably`` runs the same checks against a server (``durably-web serve-api
-web/jobs.py --static web``) instead of a worker: only ``connect(...)`` differs, and the few
+.build/site/jobs.py --static .build/site``) instead of a worker: only ``connect(...)`` differs, and the few
 checks whose answer differs over HTTP say how (``SERVER`` below).
 """
 
@@ -265,12 +265,14 @@ async def run_all():
     try:
         if SERVER:
             durably = await connect(
-                url=SERVER, client="../client.mjs", on_status=lambda s: statuses.append(s.status)
+                url=SERVER,
+                client="../_durably/client/index.mjs",
+                on_status=lambda s: statuses.append(s.status),
             )
         else:
             durably = await connect(
                 jobs="../jobs.py",
-                client="../client.mjs",
+                client="../_durably/client/index.mjs",
                 database="/check-" + str(js.Math.random())[2:12] + ".db",
                 on_status=lambda s: statuses.append(s.status),
             )

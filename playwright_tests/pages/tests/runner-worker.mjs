@@ -3,11 +3,12 @@
  * Test-only module worker: runs the engine's test suite (tests/pyodide/runner.py) on Pyodide
  * with every database on OPFS through the opfs-sahpool VFS and the real bridge.
  *
- * Same boot order as web/worker.mjs: sqlite-wasm, then the VFS (before Pyodide: installing it
- * while Pyodide boots can hang createSyncAccessHandle()), then Pyodide from web/vendor with
- * pydantic and the durably-web wheel from our lock. The test inputs come from
- * web/vendor/test/ (staged by the Playwright test, never by the product build): index.json,
- * the pytest wheels, and tests.zip (the repository's tests/ sources).
+ * Served at /tests/ beside a built site (playwright_tests/site.py mounts it). Same boot order
+ * as the site's _durably/runtime/worker.mjs: sqlite-wasm, then the VFS (before Pyodide:
+ * installing it while Pyodide boots can hang createSyncAccessHandle()), then Pyodide from
+ * _durably/vendor with pydantic and the durably-web wheel from our lock. The test inputs come
+ * from ./assets/ (staged by the Playwright test into .build/test-assets, never part of the
+ * product build): index.json, the pytest wheels, and tests.zip (the repository's tests/).
  *
  * Query string of the worker URL (the page passes its own): `backends` (comma-separated
  * names from BACKENDS in runner.py; default "opfs,opfs-full"), `k` (run only ids containing
@@ -16,12 +17,12 @@
  * Posts {type: "stage", name, ms}, {type: "test", name, index} as each test starts, then
  * {type: "done", summary: <JSON text>, marks, poolFiles} or {type: "error", message, stack}.
  */
-import { bootPyodide } from "../runtime.mjs";
-import { createBridge } from "../sqlite_bridge.mjs";
-import sqlite3InitModule from "../vendor/sqlite-wasm/index.mjs";
+import { bootPyodide } from "../_durably/runtime/runtime.mjs";
+import { createBridge } from "../_durably/runtime/sqlite_bridge.mjs";
+import sqlite3InitModule from "../_durably/vendor/sqlite-wasm/index.mjs";
 
-const VENDOR = new URL("../vendor/", import.meta.url).href; // absolute: a relative lockFileURL fails here
-const ASSETS = new URL("../vendor/test/", import.meta.url).href;
+const VENDOR = new URL("../_durably/vendor/", import.meta.url).href; // absolute: a relative lockFileURL fails here
+const ASSETS = new URL("./assets/", import.meta.url).href;
 const HOME = "/home/pyodide/durably"; // tests/ is unpacked here
 const WHEELS = "/home/pyodide/test-wheels";
 const POOL = { name: "durably-test-sahpool", directory: ".durably-test-sahpool" }; // not the app's pool

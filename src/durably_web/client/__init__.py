@@ -4,7 +4,8 @@ The engine runs in a Web Worker (Pyodide, SQLite on OPFS); this package is the p
 and runs under MicroPython (``<script type="mpy">``) or Pyodide (``<script type="py">``). It
 imports nothing from the engine except :mod:`durably_web.errors`, so the page needs neither
 pydantic nor the engine: ``durably-web build`` serves these files (and ``errors.py``) from
-``web/vendor/py/durably_web/`` (see ``PAGE_PACKAGE_FILES`` in ``durably_web.webbuild.build``).
+``_durably/vendor/py/durably_web/`` (see ``PAGE_PACKAGE_FILES`` in
+``durably_web.sitebuild.build``).
 On CPython the package imports too, for type checking and tests of its pure parts.
 """
 

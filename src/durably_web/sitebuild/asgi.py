@@ -1,31 +1,28 @@
-"""A static directory and a Durably API on one origin, as one ASGI app (``serve-api --static``).
+"""A built site and a Durably API on one origin, as one ASGI app (``serve-api --static``).
 
 ::
 
-    durably-web serve-api web/jobs.py --static web          # the demo, in server mode:
-    # http://127.0.0.1:8000/?server=/api/durably
+    durably-web build                                          # .build/site: the demo's site
+    durably-web serve-api .build/site/jobs.py --static .build/site
+    # the demo, in server mode: http://127.0.0.1:8000/?server=/api/durably
 
 :func:`site_app` routes paths under the API's mount point (``/api/durably`` by default) to the
 app of :func:`durably_web.server.create_app` (its lifespan starts and stops the engine) and
-every other ``GET``/``HEAD`` to :class:`StaticFiles`, which serves a directory the way
-``durably-web serve`` does (:mod:`durably_web.webbuild.server`), by the same path rule
-(:func:`durably_web.webbuild.paths.resolve`): ``index.html`` for directories, no listings,
-``..``/backslash/NUL refused (403), dot files and ``node_modules`` hidden (404), the same
-MIME types, ``Cache-Control: no-cache`` with an ETag (304 on a match).
-No gzip: this is for one machine. Standard library only; no web framework needed.
+every other request to :class:`StaticFiles`, which answers exactly as ``durably-web serve``
+does: both front-ends ask :class:`~durably_web.sitebuild.static.StaticSite` (same path rule,
+MIME types, revalidation, gzip, 405 for other methods). Standard library only; no web
+framework needed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from durably_web.webbuild.paths import resolve
-from durably_web.webbuild.server import MIME_TYPES
+from durably_web.sitebuild.static import Response, StaticSite
 
 __all__ = ["SiteApp", "StaticFiles", "site_app"]
 
@@ -39,65 +36,51 @@ _CHUNK = 1 << 20
 
 
 class StaticFiles:
-    """Serve the files of ``directory`` (``GET``/``HEAD``) as an ASGI app."""
+    """Serve the files of ``directory`` as an ASGI app, by :class:`StaticSite`'s rules.
 
-    def __init__(self, directory: Path) -> None:
-        self.root = directory.resolve()
+    Args:
+        directory: the served directory.
+        mounts: more files at fixed URLs (see :func:`durably_web.sitebuild.server.make_server`).
+        isolated: send the cross-origin isolation headers.
+
+    """
+
+    def __init__(
+        self, directory: Path, mounts: Mapping[str, Path] | None = None, *, isolated: bool = False
+    ) -> None:
+        self.site = StaticSite(directory, mounts, isolated=isolated)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ``http`` request."""
         if scope["type"] != "http":
             return
-        method = str(scope.get("method", "GET")).upper()
-        if method not in ("GET", "HEAD"):
-            await _plain(send, 405, [(b"allow", b"GET, HEAD")])
-            return
-        status, found = resolve(self.root, _raw_path(scope))
-        if status == 301:
-            query = scope.get("query_string", b"")
-            location = str(found).encode() + (b"?" + query if query else b"")
-            await _plain(send, 301, [(b"location", location)])
-            return
-        if not isinstance(found, Path):
-            await _plain(send, status)
-            return
-        await self._file(found, scope, send, body=method == "GET")
+        query = scope.get("query_string", b"").decode("latin-1")
+        target = _raw_path(scope) + (f"?{query}" if query else "")
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope.get("headers", [])
+        }
+        method = str(scope.get("method", "GET"))
+        # Opening, stat-ing and gzipping a file block: off the event loop.
+        response = await asyncio.to_thread(self.site.respond, method, target, headers)
+        with response:
+            await _send(response, send)
 
-    async def _file(self, path: Path, scope: Scope, send: Send, *, body: bool) -> None:
-        try:
-            file = path.open("rb")
-        except OSError:
-            await _plain(send, 404)
-            return
-        with file:
-            stat = os.fstat(file.fileno())
-            etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
-            headers = [
-                (b"content-type", MIME_TYPES.get(path.suffix, "application/octet-stream").encode()),
-                (b"cache-control", b"no-cache"),
-                (b"etag", etag.encode()),
-                (b"x-content-type-options", b"nosniff"),
-            ]
-            for name, value in scope.get("headers", []):
-                if name.lower() == b"if-none-match":
-                    tags = {t.strip().removeprefix("W/") for t in value.decode().split(",")}
-                    if etag in tags or "*" in tags:
-                        await send(
-                            {"type": "http.response.start", "status": 304, "headers": headers}
-                        )
-                        await send({"type": "http.response.body", "body": b""})
-                        return
-            headers.append((b"content-length", str(stat.st_size).encode()))
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            if not body:
-                await send({"type": "http.response.body", "body": b""})
+
+async def _send(response: Response, send: Send) -> None:
+    headers = [(name.lower().encode(), value.encode()) for name, value in response.headers]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    if not response.send_body:
+        await send({"type": "http.response.body", "body": b""})
+    elif response.file is None:
+        await send({"type": "http.response.body", "body": response.body})
+    else:
+        while True:
+            chunk = await asyncio.to_thread(response.file.read, _CHUNK)
+            more = len(chunk) == _CHUNK
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+            if not more:
                 return
-            while True:
-                chunk = await asyncio.to_thread(file.read, _CHUNK)
-                more = len(chunk) == _CHUNK
-                await send({"type": "http.response.body", "body": chunk, "more_body": more})
-                if not more:
-                    return
 
 
 def _raw_path(scope: Scope) -> str:
@@ -106,18 +89,6 @@ def _raw_path(scope: Scope) -> str:
     if isinstance(raw, bytes):
         return raw.partition(b"?")[0].decode("latin-1")
     return quote(str(scope.get("path") or "/"), safe="/", errors="surrogateescape")
-
-
-async def _plain(send: Send, status: int, extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    text = f"{status}\n".encode()
-    headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", b"%d" % len(text)),
-    ]
-    await send(
-        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
-    )
-    await send({"type": "http.response.body", "body": text})
 
 
 class SiteApp:

@@ -1,31 +1,37 @@
-"""``durably-web build``: vendor every byte the browser loads into ``web/vendor``.
+"""``durably-web build``: a static site of the demo, with every byte the browser loads.
 
 Steps, each skipped when its own inputs did not change:
 
-1. ``npm ci`` in ``web/`` (:mod:`.npm`): Pyodide, sqlite-wasm, PyScript, MicroPython.
+1. ``npm ci`` of the pins in ``.build/npm`` (:mod:`.npm`): Pyodide, sqlite-wasm, PyScript,
+   MicroPython.
 2. ``pip download --require-hashes`` of the pinned wheels (:mod:`.wheels`).
-3. A wheel of durably_web from ``src/durably_web`` (:mod:`.wheel_self`).
+3. A wheel of durably_web from the installed package (:mod:`.wheel_self`).
 4. The stdlib zip and every wheel compiled to ``.pyc`` by Pyodide under Node
    (:mod:`.precompile`).
 5. ``pyodide/pyodide-lock.json`` for the served wheels (:mod:`.lock`).
-6. ``web/vendor`` mirrored and ``manifest.json`` written (:mod:`.mirror`), then the stamp.
+6. The site mirrored and its manifest written (:mod:`.mirror`), then the stamp.
 
-Output::
+Output (``.build/site/`` of the work directory; the URL layout of :mod:`.layout`)::
 
-    web/vendor/pyodide/      pyodide.mjs, pyodide.asm.mjs, pyodide.asm.wasm, python_stdlib.zip,
-                             pyodide-lock.json, *.whl (all .pyc, durably_web's included)
-    web/vendor/sqlite-wasm/  index.mjs, sqlite3.wasm, sqlite3-opfs-async-proxy.js
-    web/vendor/pyscript/     PyScript's dist (no source maps)
-    web/vendor/micropython/  micropython.mjs and its .wasm variants
-    web/vendor/py/           a copy of web/py/**/*.py, when web/py exists, plus the page-side
-                             durably_web files of src (PAGE_PACKAGE_FILES)
-    web/vendor/manifest.json path -> size, sha256
+    index.html, demo.py, ...  the app's files (the demo, ``durably_web/web/demo/``)
+    _durably/runtime/         the engine worker's modules (``durably_web/web/runtime/``)
+    _durably/client/          the JS client (``durably_web/web/client/``)
+    _durably/vendor/pyodide/  pyodide.mjs, pyodide.asm.mjs, pyodide.asm.wasm, python_stdlib.zip,
+                              pyodide-lock.json, *.whl (all .pyc, durably_web's included)
+    _durably/vendor/sqlite-wasm/  index.mjs, sqlite3.wasm, sqlite3-opfs-async-proxy.js
+    _durably/vendor/pyscript/     PyScript's dist (no source maps)
+    _durably/vendor/micropython/  micropython.mjs and its .wasm variants
+    _durably/vendor/py/       a copy of ``durably_web/web/py/**/*.py`` (the page package's
+                              light root) plus the page-side durably_web files
+                              (:data:`PAGE_PACKAGE_FILES`)
+    _durably/manifest.json    every file of the site: path -> size, sha256
 
 The stamp (``.build/stamp.json``) records the fingerprint of every input (see
-:func:`~durably_web.webbuild.layout.input_files`) and the manifest's sha256. While both match
-and every manifest file is present with its size, a build is a no-op that only hashes the
-inputs. The output is byte-for-byte reproducible. Builds of one root are serialised by a lock
-file, so ``serve`` and a ``build`` in another terminal cannot interleave.
+:func:`~durably_web.sitebuild.layout.input_files`, plus the wheel's metadata) and the
+manifest's sha256. While both match and every manifest file is present with its size, a build
+is a no-op that only hashes the inputs. The output is byte-for-byte reproducible. Builds of
+one work directory are serialised by a lock file, so ``serve`` and a ``build`` in another
+terminal cannot interleave.
 """
 
 from __future__ import annotations
@@ -39,21 +45,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from durably_web.webbuild import npm
-from durably_web.webbuild.layout import (
+from durably_web.sitebuild import npm
+from durably_web.sitebuild.layout import (
+    PACKAGE,
+    PREFIX,
+    VENDOR,
     BuildError,
     Layout,
-    input_files,
     inputs_digest,
+    walk,
     write_atomic,
 )
-from durably_web.webbuild.lock import build_lock, render_lock
-from durably_web.webbuild.mirror import MANIFEST, mirror, read_manifest, verify
-from durably_web.webbuild.precompile import Job, compiled_wheel_name, precompile
-from durably_web.webbuild.wheel_self import build_self_wheel
-from durably_web.webbuild.wheels import download
+from durably_web.sitebuild.lock import build_lock, render_lock
+from durably_web.sitebuild.mirror import MANIFEST, mirror, read_manifest, verify
+from durably_web.sitebuild.precompile import Job, compiled_wheel_name, precompile
+from durably_web.sitebuild.wheel_self import build_self_wheel, wheel_metadata
+from durably_web.sitebuild.wheels import download
 
-__all__ = ["BuildResult", "build", "is_stale"]
+__all__ = ["PAGE_PACKAGE_FILES", "BuildResult", "build", "is_stale"]
 
 PAGE_PACKAGE_FILES = (
     "errors.py",
@@ -65,15 +74,12 @@ PAGE_PACKAGE_FILES = (
     "client/records.py",
     "client/remote.py",
 )
-"""Files of ``src/durably_web`` a PyScript page imports (MicroPython-safe), copied into
-``web/vendor/py/durably_web/`` beside ``web/py/durably_web/__init__.py`` (the page's light
-package root, which imports no engine code)."""
+"""Files of the durably_web package a PyScript page imports (MicroPython-safe), copied into
+``_durably/vendor/py/durably_web/`` beside ``web/py/durably_web/__init__.py`` (the page's
+light package root, which imports no engine code)."""
 
-OWNED_DIRS = frozenset({"micropython", "py", "pyodide", "pyscript", "sqlite-wasm"})
-"""The directories of ``web/vendor`` the build keeps exact; it leaves any other one alone."""
-
-LOCK_FILE = "pyodide/pyodide-lock.json"
-"""Where the lock goes in ``web/vendor``: beside ``pyodide.mjs``, where PyScript looks."""
+LOCK_FILE = f"{VENDOR}/pyodide/pyodide-lock.json"
+"""Where the lock goes in the site: beside ``pyodide.mjs``, where PyScript looks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +87,10 @@ class BuildResult:
     """What :func:`build` did.
 
     Attributes:
-        vendor: the output directory (``web/vendor``).
+        site: the output directory (``.build/site``).
+        vendor: its vendored runtimes and wheels (``.build/site/_durably/vendor``).
         rebuilt: False when the build was a no-op (inputs and output unchanged).
-        files: files in the output (``manifest.json`` not counted).
+        files: files in the output (the manifest not counted).
         total_bytes: their total size.
         written: files (re)written by this build.
         removed: stale files deleted by this build.
@@ -91,6 +98,7 @@ class BuildResult:
 
     """
 
+    site: Path
     vendor: Path
     rebuilt: bool
     files: int
@@ -100,27 +108,33 @@ class BuildResult:
     seconds: float
 
 
-def is_stale(root: Path) -> bool:
-    """Tell whether ``web/vendor`` of ``root`` is missing, incomplete or older than its inputs.
+def is_stale(root: Path, *, package: Path = PACKAGE) -> bool:
+    """Tell whether the site of ``root`` is missing, incomplete or older than its inputs.
 
     Args:
-        root: the project root (the directory holding ``web/package.json``).
+        root: the work directory (its ``.build/`` holds the build).
+        package: the durably_web package directory the inputs come from (the installed one).
 
     """
-    layout = Layout(root.resolve())
-    return _stale(layout, inputs_digest(layout))
+    layout = Layout(root.resolve(), package.resolve())
+    return _stale(layout, _digest(layout))
 
 
 def build(
-    root: Path, force: bool = False, *, log: Callable[[str], None] | None = None
+    root: Path,
+    force: bool = False,
+    *,
+    log: Callable[[str], None] | None = None,
+    package: Path = PACKAGE,
 ) -> BuildResult:
-    """Build ``web/vendor`` of ``root`` (see the module docstring), or do nothing if current.
+    """Build the site of ``root`` (see the module docstring), or do nothing if it is current.
 
     Args:
-        root: the project root (the directory holding ``web/package.json``).
+        root: the work directory: state and the site go in its ``.build/``.
         force: redo every step: ``npm ci`` and every precompilation (downloaded wheels are
             kept; their hashes are pinned) and rewrite the output.
         log: receives one line per action taken (default: silent).
+        package: the durably_web package directory the inputs come from (the installed one).
 
     Returns:
         What was done.
@@ -130,12 +144,12 @@ def build(
 
     """
     started = time.monotonic()
-    layout = Layout(root.resolve())
+    layout = Layout(root.resolve(), package.resolve())
     emit = log or (lambda _line: None)
     with _exclusive(layout):
-        digest = inputs_digest(layout)
+        digest = _digest(layout)
         if not force and not _stale(layout, digest):
-            manifest = read_manifest(layout.vendor) or {}
+            manifest = read_manifest(layout.site) or {}
             return _result(layout, manifest, False, 0, 0, started)
         npm.install(layout, force=force, log=emit)
         info = npm.pyodide_info(layout)
@@ -148,31 +162,57 @@ def build(
         compiled = precompile(layout, jobs, info, force=force, log=emit)
         served = [compiled[job.name] for job in jobs if job.kind == "wheel"]
 
-        plan = npm.vendor_files(layout)
-        plan["pyodide/python_stdlib.zip"] = compiled[stdlib.name]
-        plan.update({f"pyodide/{path.name}": path for path in served})
-        for path in input_files(layout):
-            if path.is_relative_to(layout.page_py):
-                plan[f"py/{path.relative_to(layout.page_py).as_posix()}"] = path
-        for rel in PAGE_PACKAGE_FILES:  # one source: src/durably_web, also served to pages
-            plan[f"py/durably_web/{rel}"] = layout.package_src / rel
+        vendor = {f"{VENDOR}/{rel}": path for rel, path in npm.vendor_files(layout).items()}
+        vendor[f"{VENDOR}/pyodide/python_stdlib.zip"] = compiled[stdlib.name]
+        vendor.update({f"{VENDOR}/pyodide/{path.name}": path for path in served})
+        plan = {**_app_files(layout), **_package_files(layout), **vendor}
         missing = sorted(str(path) for path in plan.values() if not path.is_file())
         if missing:
-            raise BuildError(f"{missing[0]} is missing (it belongs in web/vendor)")
+            raise BuildError(f"{missing[0]} is missing (it belongs in the site)")
         generated = {LOCK_FILE: render_lock(build_lock(info, served))}
-        mirrored = mirror(plan, generated, layout.vendor, OWNED_DIRS)
+        mirrored = mirror(plan, generated, layout.site)
 
-        manifest_sha = hashlib.sha256((layout.vendor / MANIFEST).read_bytes()).hexdigest()
+        manifest_sha = hashlib.sha256((layout.site / MANIFEST).read_bytes()).hexdigest()
         stamp = {"inputs": digest, "manifest": manifest_sha}
         write_atomic(_stamp_path(layout), (json.dumps(stamp, indent=1) + "\n").encode())
         result = _result(
             layout, mirrored.manifest, True, mirrored.written, mirrored.removed, started
         )
         emit(
-            f"{layout.vendor}: {result.files} files, {result.total_bytes / 1e6:.1f} MB "
+            f"{layout.site}: {result.files} files, {result.total_bytes / 1e6:.1f} MB "
             f"({result.written} written, {result.removed} removed) in {result.seconds:.1f} s"
         )
         return result
+
+
+def _app_files(layout: Layout) -> dict[str, Path]:
+    """Map the app's files to the top of the site; none may be named like durably_web's prefix."""
+    files = {}
+    for path in walk(layout.app):
+        rel = path.relative_to(layout.app)
+        if rel.parts[0] == PREFIX:
+            raise BuildError(f"{path}: {PREFIX}/ is reserved for durably_web's files in a site")
+        if not any(part.startswith(".") for part in rel.parts):
+            files[rel.as_posix()] = path
+    return files
+
+
+def _package_files(layout: Layout) -> dict[str, Path]:
+    """Map the runtime, the client and the page package to their places below ``_durably/``."""
+    files = {}
+    for name, directory in (("runtime", layout.runtime), ("client", layout.client)):
+        for path in walk(directory):
+            files[f"{PREFIX}/{name}/{path.relative_to(directory).as_posix()}"] = path
+    for path in walk(layout.page_py, ".py"):
+        files[f"{VENDOR}/py/{path.relative_to(layout.page_py).as_posix()}"] = path
+    for rel in PAGE_PACKAGE_FILES:  # one source: the durably_web package, also served to pages
+        files[f"{VENDOR}/py/durably_web/{rel}"] = layout.package / rel
+    return files
+
+
+def _digest(layout: Layout) -> str:
+    """Return the build's fingerprint: every input file, and the metadata the wheel carries."""
+    return inputs_digest(layout, wheel_metadata()[1].encode())
 
 
 def _stamp_path(layout: Layout) -> Path:
@@ -182,15 +222,15 @@ def _stamp_path(layout: Layout) -> Path:
 def _stale(layout: Layout, digest: str) -> bool:
     try:
         stamp = json.loads(_stamp_path(layout).read_text())
-        manifest_bytes = (layout.vendor / MANIFEST).read_bytes()
+        manifest_bytes = (layout.site / MANIFEST).read_bytes()
     except (OSError, ValueError):
         return True
     if not isinstance(stamp, dict) or stamp.get("inputs") != digest:
         return True
     if stamp.get("manifest") != hashlib.sha256(manifest_bytes).hexdigest():
         return True
-    manifest = read_manifest(layout.vendor)
-    return manifest is None or not verify(layout.vendor, manifest)
+    manifest = read_manifest(layout.site)
+    return manifest is None or not verify(layout.site, manifest)
 
 
 def _result(
@@ -203,6 +243,7 @@ def _result(
 ) -> BuildResult:
     sizes = [entry["size"] for entry in manifest.values()]
     return BuildResult(
+        site=layout.site,
         vendor=layout.vendor,
         rebuilt=rebuilt,
         files=len(manifest),
@@ -215,7 +256,7 @@ def _result(
 
 @contextlib.contextmanager
 def _exclusive(layout: Layout) -> Iterator[None]:
-    """Hold ``.build/build.lock`` so two builds of one root never interleave (POSIX only)."""
+    """Hold ``.build/build.lock`` so two builds of one work directory never interleave (POSIX)."""
     layout.state.mkdir(parents=True, exist_ok=True)
     if sys.platform == "win32":  # no fcntl; builds are rare enough there
         yield

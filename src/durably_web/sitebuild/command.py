@@ -6,10 +6,12 @@
     durably-web serve [--port N] [--host ADDR] [--jobs PATH] [--isolated] [--no-build]
                       [--verbose]
 
-Both find the project root (the nearest directory holding ``web/package.json``, from the
-current directory up, else the checkout this package runs from). Exit status: 0 success,
-1 a failed build or a server that cannot start (one ``durably-web: error:`` line), 2 a bad
-command line. ``serve`` runs until Ctrl-C, then exits 0.
+Both work on the demo (``durably_web/web/demo``) and in the work directory: the nearest
+directory from the current one up whose ``.build/`` holds a build, else the current directory
+(:func:`~durably_web.sitebuild.layout.find_root`). ``build`` writes the site into
+``.build/site`` there; ``serve`` serves that directory. Exit status: 0 success, 1 a failed
+build or a server that cannot start (one ``durably-web: error:`` line), 2 a bad command
+line. ``serve`` runs until Ctrl-C, then exits 0.
 
 This module only imports the standard library's ``argparse`` at import time, so registering
 the commands costs ``durably-web run`` nothing; the build and the server load when used.
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from durably_web.webbuild.layout import WebError
+    from durably_web.sitebuild.layout import WebError
 
 __all__ = ["WEB_COMMANDS", "add_web_commands", "run_web_command"]
 
@@ -60,18 +62,19 @@ def add_web_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     """
     build = commands.add_parser(
         "build",
-        help="vendor the browser runtime into web/vendor (offline afterwards)",
-        description="Vendor everything the browser demo loads into web/vendor: Pyodide, "
+        help="build the demo's static site into .build/site (offline afterwards)",
+        description="Build the demo's static site into .build/site of the work directory: "
+        "its pages, the engine worker, the JS client, and everything they load (Pyodide, "
         "sqlite-wasm, PyScript, MicroPython, hash-pinned wheels and a wheel of durably_web, "
-        "precompiled to .pyc. Needs node and npm. A no-op when nothing changed.",
+        "precompiled to .pyc). Needs node and npm. A no-op when nothing changed.",
     )
     build.add_argument("--force", action="store_true", help="redo npm ci and every precompilation")
     serve = commands.add_parser(
         "serve",
-        help="serve the browser demo (web/), building it first if needed",
-        description="Serve web/ (the demo page and web/vendor) on this machine, with correct "
-        "MIME types, revalidation and gzip. Builds web/vendor first when it is missing or "
-        "out of date. Stop with Ctrl-C.",
+        help="serve the browser demo (.build/site), building it first if needed",
+        description="Serve the demo's site (.build/site) on this machine, with correct "
+        "MIME types, revalidation and gzip. Builds it first when it is missing or out of "
+        "date. Stop with Ctrl-C.",
     )
     serve.add_argument("--port", type=_port, default=8000, metavar="N", help="default 8000")
     serve.add_argument(
@@ -86,7 +89,7 @@ def add_web_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="send COOP/COEP/CORP headers (cross-origin isolation, SharedArrayBuffer)",
     )
     serve.add_argument(
-        "--no-build", action="store_true", help="never build; fail if web/vendor is missing"
+        "--no-build", action="store_true", help="never build; fail if the site is missing"
     )
     serve.add_argument("--verbose", action="store_true", help="log every request")
 
@@ -101,7 +104,7 @@ def run_web_command(args: argparse.Namespace) -> int:
         The exit status (0, 1 or 2); errors are printed as one line on stderr.
 
     """
-    from durably_web.webbuild.layout import WebError
+    from durably_web.sitebuild.layout import WebError
 
     try:
         if args.command == "build":
@@ -124,34 +127,35 @@ def _progress(line: str) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from durably_web.webbuild.build import build
-    from durably_web.webbuild.layout import find_root
+    from durably_web.sitebuild.build import build
+    from durably_web.sitebuild.layout import find_root
 
     root = find_root()
     result = build(root, force=args.force, log=_progress)
     if not result.rebuilt:
         print(
-            f"{result.vendor} is up to date ({result.files} files, "
-            f"{result.total_bytes / 1e6:.1f} MB)"
+            f"{result.site} is up to date ({result.files} files, {result.total_bytes / 1e6:.1f} MB)"
         )
     else:
-        print(f"built {result.vendor} ({result.files} files, {result.total_bytes / 1e6:.1f} MB)")
+        print(f"built {result.site} ({result.files} files, {result.total_bytes / 1e6:.1f} MB)")
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from durably_web.webbuild.build import build, is_stale
-    from durably_web.webbuild.layout import Layout, ServeError, find_root
-    from durably_web.webbuild.mirror import MANIFEST
-    from durably_web.webbuild.server import is_loopback, make_server
+    from durably_web.sitebuild.build import build, is_stale
+    from durably_web.sitebuild.layout import Layout, ServeError, find_root
+    from durably_web.sitebuild.mirror import MANIFEST
+    from durably_web.sitebuild.server import is_loopback, make_server
 
     root = find_root()
+    site = Layout(root).site
     jobs: Path | None = args.jobs
     if jobs is not None and not jobs.is_file():
         raise _UsageError(f"--jobs {str(jobs)!r}: no such file")
+    mounts = {"/jobs.py": jobs} if jobs is not None else {}
     try:
         server = make_server(
-            root, args.host, args.port, jobs=jobs, isolated=args.isolated, verbose=args.verbose
+            site, args.host, args.port, mounts=mounts, isolated=args.isolated, verbose=args.verbose
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
@@ -160,23 +164,17 @@ def _serve(args: argparse.Namespace) -> int:
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
         ) from exc
     with server:
-        vendor = Layout(root).vendor
         if args.no_build:
-            if not (vendor / MANIFEST).is_file():
-                raise ServeError(f"{vendor} is missing; run `durably-web build` first")
+            if not (site / MANIFEST).is_file():
+                raise ServeError(f"{site} is missing; run `durably-web build` first")
             if is_stale(root):
-                print(f"{_PROG}: warning: {vendor} is out of date (--no-build)", file=sys.stderr)
+                print(f"{_PROG}: warning: {site} is out of date (--no-build)", file=sys.stderr)
         elif is_stale(root):
             build(root, log=_progress)
         if not is_loopback(args.host):
             print(
                 f"{_PROG}: warning: listening on {args.host}, not loopback: "
-                "anyone who can reach this machine can read web/",
-                file=sys.stderr,
-            )
-        if not (Layout(root).web / "index.html").is_file():
-            print(
-                f"{_PROG}: warning: {Layout(root).web / 'index.html'} does not exist yet",
+                f"anyone who can reach this machine can read {site}",
                 file=sys.stderr,
             )
         print(f"Serving durably_web demo at {server.url}", flush=True)

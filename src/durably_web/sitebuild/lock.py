@@ -24,8 +24,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from durably_web.webbuild.layout import BuildError, sha256_file
-from durably_web.webbuild.wheels import normalize
+from durably_web.sitebuild.layout import BuildError, sha256_file
+from durably_web.sitebuild.wheels import normalize
 
 __all__ = ["build_lock", "lock_entry", "render_lock"]
 

@@ -1,13 +1,14 @@
-"""Make ``web/vendor`` hold exactly the planned files, and describe it in ``manifest.json``.
+"""Make a site directory hold exactly the planned files, and describe them in a manifest.
 
 Files whose bytes already match are left alone (their mtime, hence the server's ETag, stays);
-changed ones are replaced atomically, so a running server never serves half a file; files
-no longer planned are deleted from the top-level directories the build owns (and from the top
-level itself), with the directories they leave empty. Other top-level directories, such as
-``web/vendor/test/`` that the Pyodide test suite stages, are left alone.
+changed ones are replaced atomically, so a running server never serves half a file; every
+other file of the directory is deleted, with the directories it leaves empty: the build owns
+the whole site. A directory that is not empty and has no manifest is not a site the build
+wrote, and is refused rather than emptied.
 
-``manifest.json`` maps each path (relative to ``web/vendor``, ``/``-separated) to its size and
-sha256. It has no timestamps: two builds of the same inputs write identical bytes.
+The manifest (:data:`MANIFEST`, ``_durably/manifest.json``) maps each path of the site
+(relative to the site, ``/``-separated) to its size and sha256. It has no timestamps: two
+builds of the same inputs write identical bytes.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from durably_web.webbuild.layout import write_atomic
+from durably_web.sitebuild.layout import PREFIX, BuildError, write_atomic
 
 __all__ = ["MANIFEST", "Mirrored", "mirror", "read_manifest", "verify"]
 
-MANIFEST = "manifest.json"
-"""The manifest's name inside ``web/vendor``."""
+MANIFEST = f"{PREFIX}/manifest.json"
+"""The manifest's path inside a site."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,21 +36,23 @@ class Mirrored:
     removed: int
 
 
-def mirror(
-    plan: dict[str, Path], generated: dict[str, bytes], out: Path, owned: frozenset[str]
-) -> Mirrored:
-    """Copy ``plan`` (vendor path -> source file) and write ``generated`` into ``out``.
+def mirror(plan: dict[str, Path], generated: dict[str, bytes], out: Path) -> Mirrored:
+    """Copy ``plan`` (site path -> source file) and write ``generated`` into ``out``.
 
     Args:
         plan: files to copy.
         generated: files to write from bytes (such as the lock).
-        out: the vendor directory.
-        owned: the top-level directories of ``out`` whose unplanned files are deleted.
+        out: the site directory.
 
     Returns:
-        The manifest (also written to ``out/manifest.json``) and the counts.
+        The manifest (also written to ``out/_durably/manifest.json``) and the counts.
+
+    Raises:
+        BuildError: ``out`` holds files but no manifest (it is not a site the build wrote).
 
     """
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise BuildError(f"{out} is not empty and holds no {MANIFEST}: not overwriting it")
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, dict[str, int | str]] = {}
     written = 0
@@ -68,12 +71,12 @@ def mirror(
     manifest_path = out / MANIFEST
     if not manifest_path.is_file() or manifest_path.read_bytes() != text:
         write_atomic(manifest_path, text)
-    removed = _remove_stale(out, {*manifest, MANIFEST}, owned)
+    removed = _remove_stale(out, {*manifest, MANIFEST})
     return Mirrored(manifest=manifest, written=written, removed=removed)
 
 
 def read_manifest(out: Path) -> dict[str, dict[str, int | str]] | None:
-    """Return the manifest of a vendor directory, or None if it is missing or unreadable."""
+    """Return the manifest of a site, or None if it is missing or unreadable."""
     try:
         manifest = json.loads((out / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -92,13 +95,11 @@ def verify(out: Path, manifest: dict[str, dict[str, int | str]]) -> bool:
     return True
 
 
-def _remove_stale(out: Path, keep: set[str], owned: frozenset[str]) -> int:
+def _remove_stale(out: Path, keep: set[str]) -> int:
     removed = 0
-    for dirpath, _, filenames in os.walk(out, topdown=False):
+    for dirpath, dirnames, filenames in os.walk(out, topdown=False):
         directory = Path(dirpath)
-        if directory != out and directory.relative_to(out).parts[0] not in owned:
-            continue
-        for name in filenames:
+        for name in filenames + [d for d in dirnames if (directory / d).is_symlink()]:
             path = directory / name
             if path.relative_to(out).as_posix() not in keep:
                 path.unlink()

@@ -1,11 +1,13 @@
 """The npm step: install the pinned browser runtimes and pick the files the browser loads.
 
-``npm ci --ignore-scripts --no-audit --no-fund`` in ``web/`` installs exactly what
-``web/package-lock.json`` says into ``web/node_modules``; none of these packages needs an
-install script. The step is skipped while a stamp of ``package.json`` + the lock matches and
-``node_modules`` is there. Every installed version must equal its pin in ``package.json``.
+The pins (``durably_web/web/pins/package.json`` + ``package-lock.json``) are copied into
+``.build/npm/`` (the package itself may be read-only), where
+``npm ci --ignore-scripts --no-audit --no-fund`` installs exactly what the lock says into
+``.build/npm/node_modules``; none of these packages needs an install script. The step is
+skipped while a stamp of ``package.json`` + the lock matches and ``node_modules`` is there.
+Every installed version must equal its pin in ``package.json``.
 
-:func:`vendor_files` names what is copied into ``web/vendor`` (no source maps, no type
+:func:`vendor_files` names what is copied into the site's vendor directory (no source maps, no type
 declarations, no Node-only builds): Pyodide's runtime (its stdlib zip is precompiled
 separately), sqlite-wasm's browser build, PyScript's ``dist`` and MicroPython's wasm variants.
 """
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from durably_web.webbuild.layout import BuildError, Layout, sha256_file, write_atomic
+from durably_web.sitebuild.layout import BuildError, Layout, sha256_file, write_atomic
 
 __all__ = ["install", "pyodide_dir", "pyodide_info", "vendor_files"]
 
@@ -52,7 +54,7 @@ def pyodide_info(layout: Layout) -> dict[str, Any]:
 
 
 def install(layout: Layout, *, force: bool, log: Callable[[str], None]) -> None:
-    """Run ``npm ci`` in ``web/`` unless the installed tree already matches the lock.
+    """Run ``npm ci`` in ``.build/npm`` unless the installed tree already matches the lock.
 
     Args:
         layout: the project.
@@ -74,12 +76,16 @@ def install(layout: Layout, *, force: bool, log: Callable[[str], None]) -> None:
         return
     npm = shutil.which("npm")
     if npm is None:
-        raise BuildError("npm not found on PATH; install Node.js 20+ with npm to build web/vendor")
-    log(f"npm ci in {layout.web} (pins from package-lock.json)")
+        raise BuildError("npm not found on PATH; install Node.js 20+ with npm to build the site")
+    log(f"npm ci in {layout.npm} (pins from package-lock.json)")
+    for pin in (layout.package_json, layout.package_lock):
+        copy = layout.npm / pin.name
+        if not copy.is_file() or copy.read_bytes() != pin.read_bytes():
+            write_atomic(copy, pin.read_bytes())
     try:
         result = subprocess.run(
             [npm, *_COMMAND[1:]],
-            cwd=layout.web,
+            cwd=layout.npm,
             capture_output=True,
             text=True,
             check=False,
@@ -93,7 +99,7 @@ def install(layout: Layout, *, force: bool, log: Callable[[str], None]) -> None:
 
 
 def vendor_files(layout: Layout) -> dict[str, Path]:
-    """Map each ``web/vendor`` path taken from ``node_modules`` to its source file.
+    """Map each vendor path (``pyodide/...``) taken from ``node_modules`` to its source file.
 
     Raises:
         BuildError: an expected file is missing (a package changed its layout).
@@ -138,8 +144,8 @@ def _check_pins(layout: Layout) -> None:
             raise BuildError(f"npm did not install {name}: {exc}") from exc
         if installed != version:
             raise BuildError(
-                f"npm installed {name}@{installed} but web/package.json pins {version!r}; "
-                "pins must be exact versions matching web/package-lock.json"
+                f"npm installed {name}@{installed} but pins/package.json pins {version!r}; "
+                "pins must be exact versions matching pins/package-lock.json"
             )
 
 

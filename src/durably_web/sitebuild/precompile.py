@@ -1,10 +1,10 @@
 """The precompile step: the stdlib zip and every wheel, compiled to ``.pyc`` by Pyodide.
 
 A ``.pyc`` is only valid for the CPython that wrote it, and the only CPython 3.14 on a build
-machine is Pyodide's own, so ``web/tools/precompile.mjs`` boots Pyodide from
-``web/node_modules`` under Node and runs ``web/tools/pyc_compile.py`` inside it (see their
-headers for the archive format: sourceless, unchecked hash-based ``.pyc``, fixed dates,
-rewritten ``RECORD``). The page then boots in ~1.8 s instead of ~4.2 s.
+machine is Pyodide's own, so ``sitebuild/tools/precompile.mjs`` boots Pyodide from
+``.build/npm/node_modules`` under Node and runs ``sitebuild/tools/pyc_compile.py`` inside it
+(see their headers for the archive format: sourceless, unchecked hash-based ``.pyc``, fixed
+dates, rewritten ``RECORD``). The page then boots in ~1.8 s instead of ~4.2 s.
 
 Outputs are cached in ``.build/pyc/<key>/`` where the key hashes the input archive, both
 helpers and Pyodide's ``info``: a build only runs Node for archives whose key is new (after a
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from durably_web.webbuild.layout import BuildError, Layout, sha256_file
-from durably_web.webbuild.npm import pyodide_dir
+from durably_web.sitebuild.layout import BuildError, Layout, sha256_file
+from durably_web.sitebuild.npm import pyodide_dir
 
 __all__ = ["Job", "compiled_wheel_name", "precompile"]
 

@@ -1,92 +1,41 @@
-"""The static server of ``durably-web serve``: the project's ``web/`` directory over HTTP/1.1.
+"""The static server of ``durably-web serve``: a built site over HTTP/1.1 (standard library).
 
-Contract:
+What each request gets is :class:`~durably_web.sitebuild.static.StaticSite`'s to decide (the
+rules ``serve-api --static`` shares); this module only runs the threaded server: keep-alive,
+one thread per connection, idle connections closed after two minutes, quiet unless
+``verbose``, clients that hang up mid-answer ignored.
 
-- ``GET`` and ``HEAD`` of files under ``web/`` (``/`` and ``/dir/`` serve ``index.html``;
-  ``/dir`` redirects to ``/dir/``). No directory listings. ``..`` segments, backslashes and
-  NUL are refused with 403, as is anything that resolves outside ``web/``; dot files and
-  ``/node_modules/`` are 404, so the page can only depend on what ``web/vendor`` holds;
-  paths over 4 KiB are 414 (the rule of :func:`durably_web.webbuild.paths.resolve`).
-- ``/jobs.py`` (the demo page's job module) can be any file given at start (``--jobs``).
-- MIME types: ``.wasm`` ``application/wasm`` (streaming compilation needs it), ``.mjs`` and
-  ``.js`` JavaScript (module imports need it), ``.py`` ``text/x-python``, and so on.
-- ``Cache-Control: no-cache`` with an ETag and ``Last-Modified``: the browser keeps its copy
-  and revalidates it on every load (``304 Not Modified``), so a rebuilt file is never stale.
-- gzip for compressible types when the request accepts it (``Vary: Accept-Encoding``); the
-  compressed bytes are cached per file version. ``.zip`` and ``.whl`` are sent as they are:
-  their members are already deflated.
-- ``isolated``: ``Cross-Origin-Opener-Policy: same-origin``, ``Cross-Origin-Embedder-Policy:
-  require-corp`` and ``Cross-Origin-Resource-Policy: same-origin`` on every response (needed
-  only for SharedArrayBuffer; the opfs-sahpool VFS does not need them).
-- Keep-alive, one thread per connection, quiet unless ``verbose``.
+    server = make_server(Layout(root).site, port=0, mounts={"/jobs.py": Path("my_jobs.py")})
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ...
+    server.shutdown(); server.server_close()
 """
 
 from __future__ import annotations
 
-import email.utils
-import gzip
 import ipaddress
-import os
 import shutil
 import socket
 import socketserver
 import sys
-import threading
-from collections.abc import Callable
-from http import HTTPStatus
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
-from durably_web.webbuild.paths import resolve, split_target
+from durably_web.sitebuild.static import StaticSite
 
-__all__ = ["COMPRESSIBLE", "MIME_TYPES", "DemoServer", "is_loopback", "make_server"]
-
-MIME_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".json": "application/json",
-    ".wasm": "application/wasm",
-    ".py": "text/x-python; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml",
-    ".txt": "text/plain; charset=utf-8",
-    ".map": "application/json",
-    ".whl": "application/octet-stream",
-    ".zip": "application/zip",
-    ".ico": "image/x-icon",
-    ".png": "image/png",
-}
-"""Content types by suffix; anything else is ``application/octet-stream``."""
-
-COMPRESSIBLE = frozenset(
-    {".html", ".js", ".mjs", ".json", ".wasm", ".css", ".py", ".svg", ".txt", ".map"}
-)
-"""Suffixes sent gzipped to clients that accept it."""
+__all__ = ["StaticServer", "is_loopback", "make_server"]
 
 
-class DemoServer(ThreadingHTTPServer):
-    """A threaded HTTP server for one ``web/`` directory (build it with :func:`make_server`)."""
+class StaticServer(ThreadingHTTPServer):
+    """A threaded HTTP server for one :class:`StaticSite` (build it with :func:`make_server`)."""
 
     daemon_threads = True
 
-    def __init__(
-        self,
-        address: tuple[str, int],
-        web: Path,
-        *,
-        jobs: Path | None = None,
-        isolated: bool = False,
-        verbose: bool = False,
-    ) -> None:
-        self.web = web.resolve()
-        self.jobs = jobs.resolve() if jobs is not None else None
-        self.isolated = isolated
+    def __init__(self, address: tuple[str, int], site: StaticSite, *, verbose: bool = False):
+        self.site = site
         self.verbose = verbose
-        self._gzipped: dict[Path, tuple[tuple[int, int], bytes]] = {}
-        self._gzip_lock = threading.Lock()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -113,49 +62,33 @@ class DemoServer(ThreadingHTTPServer):
             return
         super().handle_error(request, client_address)
 
-    def gzipped(self, path: Path, version: tuple[int, int], read: Callable[[], bytes]) -> bytes:
-        """Return a file gzipped, cached while ``path`` keeps its ``(size, mtime_ns)`` version.
-
-        Args:
-            path: the file.
-            version: its size and mtime, from the open file.
-            read: returns the open file's content (only called on a cache miss).
-
-        """
-        with self._gzip_lock:
-            cached = self._gzipped.get(path)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        compressed = gzip.compress(read(), compresslevel=6, mtime=0)
-        with self._gzip_lock:
-            self._gzipped[path] = (version, compressed)
-        return compressed
-
 
 def make_server(
-    root: Path,
+    site: Path,
     host: str = "127.0.0.1",
     port: int = 8000,
-    jobs: Path | None = None,
-    isolated: bool = False,
     *,
+    mounts: Mapping[str, Path] | None = None,
+    isolated: bool = False,
     verbose: bool = False,
-) -> DemoServer:
-    """Bind a server for ``root/web`` (call ``serve_forever()`` on it, then ``server_close()``).
+) -> StaticServer:
+    """Bind a server for the directory ``site`` (``serve_forever()`` it, then ``server_close()``).
 
     Args:
-        root: the project root; its ``web/`` directory is served.
+        site: the directory served at ``/`` (a built site: ``Layout(root).site``).
         host: the address to bind (``127.0.0.1`` by default; others expose the files).
         port: the TCP port; 0 picks a free one (read it from ``server.server_address``).
-        jobs: a Python file served at ``/jobs.py`` instead of ``web/jobs.py``.
+        mounts: more files at fixed URLs: ``{"/jobs.py": file}`` replaces the site's
+            ``/jobs.py``; ``{"/check/": directory}`` serves a directory below ``/check/``.
         isolated: send COOP/COEP/CORP headers (cross-origin isolation).
         verbose: log every request to stderr.
 
     Raises:
         OSError: the address cannot be bound (``errno.EADDRINUSE`` when the port is taken).
+        ValueError: a mount is not an absolute URL path or names a missing file or directory.
 
     """
-    return DemoServer((host, port), root / "web", jobs=jobs, isolated=isolated, verbose=verbose)
+    return StaticServer((host, port), StaticSite(site, mounts, isolated=isolated), verbose=verbose)
 
 
 def is_loopback(host: str) -> bool:
@@ -168,26 +101,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def accepts_gzip(header: str | None) -> bool:
-    """Tell whether an ``Accept-Encoding`` value allows gzip (``gzip;q=0`` refuses it)."""
-    qualities: dict[str, float] = {}
-    for item in (header or "").split(","):
-        coding, *params = (part.strip() for part in item.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        qualities[coding.lower()] = quality
-    for coding in ("gzip", "x-gzip", "*"):
-        if coding in qualities:
-            return qualities[coding] > 0
-    return False
-
-
 def _host(host: str | bytes | bytearray) -> str:
     return host if isinstance(host, str) else bytes(host).decode()
 
@@ -196,108 +109,30 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "durably-web"
     timeout = 120  # idle keep-alive connections are closed after this
-    server: DemoServer
+    server: StaticServer
 
     def do_GET(self) -> None:
-        self._serve(body=True)
+        self._serve()
 
-    def do_HEAD(self) -> None:
-        self._serve(body=False)
+    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
 
     def log_message(self, format: str, *args: object) -> None:
         if self.server.verbose:
             super().log_message(format, *args)
 
-    def end_headers(self) -> None:
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        if self.server.isolated:
-            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-            self.send_header("Cross-Origin-Resource-Policy", "same-origin")
-        super().end_headers()
-
-    def _serve(self, *, body: bool) -> None:
-        target = self._resolve()
-        if target is None:
-            return
-        try:
-            file = target.open("rb")
-        except OSError:
-            self._plain(HTTPStatus.NOT_FOUND)
-            return
-        with file:
-            stat = os.fstat(file.fileno())
-            suffix = target.suffix.lower()
-            compressible = suffix in COMPRESSIBLE
-            encode = compressible and accepts_gzip(self.headers.get("Accept-Encoding"))
-            etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}{"-gz" if encode else ""}"'
-            headers = {
-                "ETag": etag,
-                "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
-            }
-            if compressible:
-                headers["Vary"] = "Accept-Encoding"
-            if self._not_modified(etag, stat.st_mtime):
-                self.send_response(HTTPStatus.NOT_MODIFIED)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                return
-            data: bytes | None = None
-            if encode:
-                version = (stat.st_size, stat.st_mtime_ns)
-                data = self.server.gzipped(target, version, file.read)
-                headers["Content-Encoding"] = "gzip"
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", MIME_TYPES.get(suffix, "application/octet-stream"))
-            self.send_header("Content-Length", str(stat.st_size if data is None else len(data)))
-            for name, value in headers.items():
+    def _serve(self) -> None:
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        with self.server.site.respond(self.command, self.path, headers) as response:
+            self.send_response(response.status)
+            for name, value in response.headers:
                 self.send_header(name, value)
+            if self.command not in ("GET", "HEAD"):  # its body is unread: end the connection
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
-            if not body:
+            if not response.send_body:
                 return
-            if data is None:
-                shutil.copyfileobj(file, self.wfile, 1 << 20)
+            if response.file is not None:
+                shutil.copyfileobj(response.file, self.wfile, 1 << 20)
             else:
-                self.wfile.write(data)
-
-    def _not_modified(self, etag: str, mtime: float) -> bool:
-        if_none_match = self.headers.get("If-None-Match")
-        if if_none_match is not None:
-            tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-            return "*" in tags or etag in tags
-        since = self.headers.get("If-Modified-Since")
-        if since is None:
-            return False
-        try:
-            date = email.utils.parsedate_to_datetime(since)
-        except (TypeError, ValueError):
-            return False
-        return date.tzinfo is not None and int(mtime) <= date.timestamp()
-
-    def _resolve(self) -> Path | None:
-        """Return the file a request names, or None after answering with an error or redirect."""
-        path, query = split_target(self.path)
-        if self.server.jobs is not None and unquote(path) == "/jobs.py":
-            return self.server.jobs
-        status, found = resolve(self.server.web, path)
-        if status == HTTPStatus.MOVED_PERMANENTLY:
-            location = f"{found}?{query}" if query else str(found)
-            self._plain(HTTPStatus.MOVED_PERMANENTLY, location=location)
-            return None
-        if not isinstance(found, Path):
-            self._plain(HTTPStatus(status))
-            return None
-        return found
-
-    def _plain(self, status: HTTPStatus, *, body: bool = True, location: str | None = None) -> None:
-        text = f"{status.value} {status.phrase}\n".encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(text)))
-        if location is not None:
-            self.send_header("Location", location)
-        self.end_headers()
-        if body and self.command != "HEAD":
-            self.wfile.write(text)
+                self.wfile.write(response.body)

@@ -1,9 +1,11 @@
 """A wheel of durably_web itself, written directly with :mod:`zipfile` (no build backend).
 
-It holds every file of ``src/durably_web`` (modules, the ``.sql`` files, ``py.typed``; not
-bytecode caches) under ``durably_web/``, plus ``<name>-<version>.dist-info/`` with
-``METADATA`` (name, version, summary, Requires-Python, Requires-Dist from
-``pyproject.toml``), ``WHEEL`` (``py3-none-any``), ``top_level.txt`` and ``RECORD``.
+It holds every file of the installed ``durably_web`` package (modules, the ``.sql`` files,
+``py.typed``; not bytecode caches, and not ``web/``: the site's files are served as they are,
+Pyodide never imports them) under ``durably_web/``, plus ``<name>-<version>.dist-info/`` with
+``METADATA`` (name, version, summary, license, Requires-Python and the Requires-Dist outside
+extras, read from the installed distribution's metadata), ``WHEEL`` (``py3-none-any``),
+``top_level.txt`` and ``RECORD``.
 
 It is byte-for-byte reproducible: members are sorted, dated 1980-01-01 and stored with fixed
 permissions, so the file only changes when a source file (or the project metadata) does. It
@@ -15,56 +17,70 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.metadata
 import io
-import tomllib
 import zipfile
 from pathlib import Path
-from typing import Any
 
-from durably_web.webbuild.layout import BuildError, Layout, input_files, write_atomic
+from durably_web.sitebuild.layout import BuildError, Layout, input_files, write_atomic
 
-__all__ = ["build_self_wheel", "project_metadata"]
+__all__ = ["DISTRIBUTION", "build_self_wheel", "wheel_metadata"]
+
+DISTRIBUTION = "durably-web"
+"""The distribution whose installed metadata the wheel carries."""
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _PACKAGE = "durably_web"
+_FIELDS = ("Name", "Version", "Summary", "License-Expression", "License", "Requires-Python")
 
 
-def project_metadata(layout: Layout) -> dict[str, Any]:
-    """Read the ``[project]`` table of ``pyproject.toml``.
+def wheel_metadata() -> tuple[str, str]:
+    """Return the wheel's version and ``METADATA`` text, from the installed distribution.
+
+    The build's fingerprint includes this text, so reinstalling another version rebuilds.
 
     Raises:
-        BuildError: the file is missing, is not TOML, or has no name and version.
+        BuildError: durably-web is not installed (its metadata is missing).
 
     """
     try:
-        project = tomllib.loads(layout.pyproject.read_text())["project"]
-    except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
-        raise BuildError(f"cannot read [project] from {layout.pyproject}: {exc}") from exc
-    if not isinstance(project, dict) or not {"name", "version"} <= project.keys():
-        raise BuildError(f"{layout.pyproject}: [project] needs a static name and version")
-    return project
+        installed = importlib.metadata.metadata(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise BuildError(
+            f"{DISTRIBUTION} is not installed (its metadata names the wheel); "
+            "pip install it, or pip install -e . in a checkout"
+        ) from exc
+    lines = ["Metadata-Version: 2.1"]
+    for name in _FIELDS:
+        for value in installed.get_all(name) or []:
+            lines.append(f"{name}: {' '.join(str(value).split())}")
+    for requirement in installed.get_all("Requires-Dist") or []:
+        if "extra" not in requirement.partition(";")[2]:
+            lines.append(f"Requires-Dist: {requirement}")
+    return str(installed["Version"]), "\n".join(lines) + "\n"
 
 
 def build_self_wheel(layout: Layout) -> Path:
-    """Write ``.build/self/durably_web-<version>-py3-none-any.whl`` from the sources.
+    """Write ``.build/self/durably_web-<version>-py3-none-any.whl`` from the package.
 
     Returns:
         The wheel's path; the file is only rewritten when its bytes change.
 
     Raises:
-        BuildError: ``src/durably_web`` or the project metadata is missing.
+        BuildError: the package directory or the installed metadata is missing.
 
     """
-    if not (layout.package_src / "__init__.py").is_file():
-        raise BuildError(f"{layout.package_src} is not a Python package")
-    project = project_metadata(layout)
-    dist = f"{_PACKAGE}-{project['version']}"
+    if not (layout.package / "__init__.py").is_file():
+        raise BuildError(f"{layout.package} is not a Python package")
+    version, metadata = wheel_metadata()
+    dist = f"{_PACKAGE}-{version}"
     members: list[tuple[str, bytes]] = []
-    sources = [p for p in input_files(layout) if p.is_relative_to(layout.package_src)]
-    for path in sources:
-        rel = path.relative_to(layout.package_src).as_posix()
+    for path in input_files(layout):
+        if path.is_relative_to(layout.web):
+            continue
+        rel = path.relative_to(layout.package).as_posix()
         members.append((f"{_PACKAGE}/{rel}", path.read_bytes()))
-    members.append((f"{dist}.dist-info/METADATA", _metadata(project).encode()))
+    members.append((f"{dist}.dist-info/METADATA", metadata.encode()))
     members.append((f"{dist}.dist-info/WHEEL", _WHEEL.encode()))
     members.append((f"{dist}.dist-info/top_level.txt", f"{_PACKAGE}\n".encode()))
     record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in members)
@@ -93,22 +109,6 @@ Generator: durably-web build
 Root-Is-Purelib: true
 Tag: py3-none-any
 """
-
-
-def _metadata(project: dict[str, Any]) -> str:
-    lines = [
-        "Metadata-Version: 2.1",
-        f"Name: {project['name']}",
-        f"Version: {project['version']}",
-    ]
-    if "description" in project:
-        lines.append(f"Summary: {' '.join(str(project['description']).split())}")
-    if isinstance(project.get("license"), str):
-        lines.append(f"License: {project['license']}")
-    if "requires-python" in project:
-        lines.append(f"Requires-Python: {project['requires-python']}")
-    lines += [f"Requires-Dist: {requirement}" for requirement in project.get("dependencies", [])]
-    return "\n".join(lines) + "\n"
 
 
 def _record_hash(data: bytes) -> str:

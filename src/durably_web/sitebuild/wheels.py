@@ -1,6 +1,6 @@
 """The wheels step: download the hash-pinned PyPI wheels Pyodide serves.
 
-``web/requirements-wasm.txt`` pins every wheel as ``name==version --hash=sha256:...``. They
+``web/pins/requirements-wasm.txt`` pins every wheel as ``name==version --hash=sha256:...``. They
 are downloaded with ``pip download --no-deps --only-binary=:all: --require-hashes`` for
 Pyodide's platform (``pyemscripten_<abi>_<arch>``, CPython ``X.Y``, both read from Pyodide's
 own lock) into ``.build/wheels``. The hashes make the download source irrelevant: pip here
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from durably_web.webbuild.layout import BuildError, Layout, sha256_file
+from durably_web.sitebuild.layout import BuildError, Layout, sha256_file
 
 __all__ = ["Pin", "download", "normalize", "read_requirements"]
 

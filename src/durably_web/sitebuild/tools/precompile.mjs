@@ -2,11 +2,11 @@
 /**
  * Compile the stdlib zip and wheels to .pyc with Pyodide's own CPython.
  *
- * Usage: node web/tools/precompile.mjs <pyodide-dir> <jobs.json> [<stdlib.zip>]
+ * Usage: node sitebuild/tools/precompile.mjs <pyodide-dir> <jobs.json> [<stdlib.zip>]
  *   jobs.json: [{"kind": "stdlib" | "wheel", "src": "/abs/in.zip", "dst": "/abs/out.zip"}, ...]
  * Prints a JSON report on stdout. The work is done by pyc_compile.py (beside this
  * file) inside Pyodide; host directories are mounted with NODEFS.
- * Run by `durably-web build` (src/durably_web/webbuild/precompile.py), which caches
+ * Run by `durably-web build` (src/durably_web/sitebuild/precompile.py), which caches
  * each output by the hash of its input and of these two files.
  */
 import { readFile } from "node:fs/promises";

@@ -3,7 +3,7 @@
  * The page's Durably (`DurablyClient`) and its job handles, over an EngineLink.
  *
  * Values are upstream Durably's wire form (camelCase); timeouts are milliseconds. Created by
- * `connect()` in ../client.mjs, the module pages import.
+ * `connect()` in ./index.mjs, the module pages import.
  */
 import { ValidationError, errorFromWire } from "./errors.mjs";
 import { EVENT_TYPES, EventHub } from "./events.mjs";

@@ -7,7 +7,7 @@
  * - server mode (`connect({url})`): the engine runs in a server (durably_web.server, or
  *   upstream Durably's handler), over HTTP and server-sent events (docs/server.md).
  *
- *     import { connect } from "./client.mjs";
+ *     import { connect } from "./_durably/client/index.mjs";
  *     const durably = await connect({ jobs: "./jobs.py", onStatus: (s) => show(s) });
  *     // or: const durably = await connect({ url: "/api/durably" });
  *     const run = await durably.jobs.import_csv.trigger({ rows: 100 });
@@ -15,22 +15,22 @@
  *
  * Values are upstream Durably's wire form (camelCase). Timeouts are milliseconds, as in
  * upstream's JS API. Errors are DurablyError subclasses with `code` and `statusCode`.
- * The worker-mode client is in ./client/durably.mjs, its worker lifecycle (tab lock,
- * watchdog, restarts) in ./client/link.mjs; the server-mode client in ./client/http.mjs;
- * `on()` handlers in ./client/events.mjs; run subscriptions and waiting in
- * ./client/subscription.mjs.
+ * The worker-mode client is in ./durably.mjs, its worker lifecycle (tab lock,
+ * watchdog, restarts) in ./link.mjs; the server-mode client in ./http.mjs;
+ * `on()` handlers in ./events.mjs; run subscriptions and waiting in ./subscription.mjs.
+ * The engine worker is the site's ../runtime/worker.mjs.
  */
-import { DurablyClient } from "./client/durably.mjs";
-import { connectHttp } from "./client/http.mjs";
+import { DurablyClient } from "./durably.mjs";
+import { connectHttp } from "./http.mjs";
 
-export * from "./client/errors.mjs";
-export { DurablyClient, EVENT_TYPES, JobHandle } from "./client/durably.mjs";
-export { HttpDurablyClient, HttpJobHandle } from "./client/http.mjs";
-export { Subscription } from "./client/subscription.mjs";
+export * from "./errors.mjs";
+export { DurablyClient, EVENT_TYPES, JobHandle } from "./durably.mjs";
+export { HttpDurablyClient, HttpJobHandle } from "./http.mjs";
+export { Subscription } from "./subscription.mjs";
 
 /**
- * @typedef {import("./client/durably.mjs").ConnectOptions} ConnectOptions
- * @typedef {import("./client/link.mjs").StatusInfo} StatusInfo
+ * @typedef {import("./durably.mjs").ConnectOptions} ConnectOptions
+ * @typedef {import("./link.mjs").StatusInfo} StatusInfo
  */
 
 /**
@@ -47,8 +47,8 @@ export { Subscription } from "./client/subscription.mjs";
  *   onStatus: called with every status change and boot stage; listen: event types to listen
  *   for from the start (the worker forwards them from its boot on, so a run it reclaims at
  *   boot reaches the page; events that arrive before a handler are kept for the first one).
- * @returns {Promise<DurablyClient | import("./client/http.mjs").HttpDurablyClient>}
- * @throws {import("./client/errors.mjs").DurablyError} ConflictError `open_in_another_tab`,
+ * @returns {Promise<DurablyClient | import("./http.mjs").HttpDurablyClient>}
+ * @throws {import("./errors.mjs").DurablyError} ConflictError `open_in_another_tab`,
  *   or the boot error (`opfs_unavailable`, `job_module_failed`, ...); in server mode the
  *   server's error or `network_error`.
  */
@@ -97,7 +97,7 @@ function boot(options) {
     ...options,
     database: options.database ?? "/durably.db",
     jobsUrl: options.jobs ? new URL(options.jobs, base).href : null,
-    workerUrl: new URL(options.worker ?? "./worker.mjs", options.worker ? base : import.meta.url).href,
+    workerUrl: new URL(options.worker ?? "../runtime/worker.mjs", options.worker ? base : import.meta.url).href,
   });
   /** @type {StatusInfo[]} */
   const statuses = [];

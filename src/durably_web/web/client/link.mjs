@@ -110,7 +110,7 @@ export class EngineLink {
       if (worker !== this.worker) return;
       const detail = event.message ? `: ${event.message}` : "";
       if (this.ready) this.restart(`the worker crashed${detail}`);
-      else this.bootFailed(new DurablyError(`The engine worker ${this.options.workerUrl} failed to load${detail}. Check that \`durably-web build\` has run and that the server serves web/.`, "worker_failed"));
+      else this.bootFailed(new DurablyError(`The engine worker ${this.options.workerUrl} failed to load${detail}. Check that \`durably-web build\` has run and that the server serves the site it built.`, "worker_failed"));
     };
     // Each start (a restart too) listens from the first event on: the new engine reclaims the
     // interrupted runs at once, before the page could send a `listen` request.

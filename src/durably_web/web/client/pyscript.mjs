@@ -4,14 +4,14 @@
  * (default: the page is interactive in ~1 s) or Pyodide.
  *
  *     <script type="module">
- *       import { startPyScript } from "./client/pyscript.mjs";
+ *       import { startPyScript } from "./_durably/client/pyscript.mjs";
  *       startPyScript({ src: "./app.py" });   // or { src, interpreter: "py" }
  *     </script>
  *
  * It adds the `<script type="mpy|py">` tag with a config whose `interpreter` is the vendored
  * one (absolute URL: PyScript would otherwise load one from a CDN) and whose `files` put the
- * page-side package (`web/vendor/py/durably_web/`, written by `durably-web build`) on the
- * interpreter's path, then loads PyScript itself from web/vendor.
+ * page-side package (`_durably/vendor/py/durably_web/`, written by `durably-web build`) on the
+ * interpreter's path, then loads PyScript itself from the site's `_durably/vendor/`.
  */
 
 /** The page-side package, as `durably-web build` serves it (PAGE_PACKAGE_FILES + __init__). */

@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * The JS half of `durably_web.client` (PyScript pages, MicroPython or Pyodide), in worker mode
- * or server mode (the same adapter over ../client.mjs's `connect`, which picks the mode).
+ * or server mode (the same adapter over ./index.mjs's `connect`, which picks the mode).
  *
  * Every value crosses the language boundary as JSON text, and every promise resolves (never
  * rejects) with `{"ok": true, "result": ...}` or `{"ok": false, "error": {name, message,
@@ -10,7 +10,7 @@
  * wait callbacks) go through the one Python function given to `pyConnect`, called as
  * `callback(kind, json)`.
  */
-import { connect } from "../client.mjs";
+import { connect } from "./index.mjs";
 import { DurablyError, NotFoundError, errorToWire } from "./errors.mjs";
 
 /** @param {Promise<any>} promise @returns {Promise<string>} */

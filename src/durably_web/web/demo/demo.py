@@ -1,12 +1,13 @@
-"""The demo page's Python (web/index.html), for MicroPython or Pyodide on the main thread.
+"""The demo page's Python (index.html beside it), for MicroPython or Pyodide on the main thread.
 
 The page is usable at once: the form works while the engine boots in its worker (the boot
 stages are shown), and an import clicked early starts when the engine is ready. Runs are
 listed live from engine events, with cancel / retry / delete, and survive reloads.
 Query: ``?db=NAME`` picks the database (``/NAME.db`` in the origin's OPFS pool);
 ``?server=/api/durably`` connects to a server's Durably endpoint instead of starting a worker
-(``durably-web serve-api web/jobs.py --static web``). Only the ``connect(...)`` call differs
-between the two modes (and a few labels): everything else below is the same code.
+(``durably-web serve-api .build/site/jobs.py --static .build/site``). Only the
+``connect(...)`` call differs between the two modes (and a few labels): everything else below
+is the same code.
 
 For the tests, the page mirrors what it shows into ``window.__demo`` (JSON: statuses, runs,
 the events each run got, ...) and offers ``window.durablyKillWorker()`` (terminates the
@@ -27,7 +28,7 @@ NAME = str(PARAMS.get("db")) if PARAMS.has("db") else "demo"
 DATABASE = NAME if NAME.startswith("/") else "/" + NAME + ".db"
 SERVER = str(PARAMS.get("server")) if PARAMS.has("server") else None
 # The event types the page shows. Listened for from the connect (worker mode: from the
-# worker's boot; web/index.html's preconnect names the same), so the run:start of a run the
+# worker's boot; index.html's preconnect names the same), so the run:start of a run the
 # engine reclaims at boot reaches on_event even though the handlers come after connect().
 EVENTS = [
     "run:trigger",

@@ -1,6 +1,6 @@
-"""The demo page's table of runs (web/index.html): one row per run, live.
+"""The demo page's table of runs (index.html beside it): one row per run, live.
 
-Used by web/demo.py (MicroPython or Pyodide). Rows carry ``data-run-id``, ``data-status``,
+Used by demo.py (MicroPython or Pyodide). Rows carry ``data-run-id``, ``data-status``,
 ``data-progress``, ``data-resumed`` and ``data-audit`` for the tests.
 """
 

@@ -1,4 +1,4 @@
-"""The demo page's jobs (web/index.html): a CSV import in checkpointed batches.
+"""The demo page's jobs (index.html beside it): a CSV import in checkpointed batches.
 
 The engine worker fetches this file, imports it and registers every job it defines. Each
 batch is one ``step.run``: after a reload or a killed worker, the run resumes at the first

@@ -4,7 +4,7 @@
  * install sqlite-wasm's opfs-sahpool VFS, retried while a previous worker (a page reloaded a
  * moment ago, a killed worker) still holds the pool's access handles.
  *
- * Used by web/worker.mjs (the engine worker) and bench/browser/worker.mjs (the benchmark
+ * Used by ./worker.mjs (the engine worker) and bench/browser/worker.mjs (the benchmark
  * worker, which must boot exactly as the product does). Install the VFS before Pyodide boots:
  * installing it while Pyodide was booting made createSyncAccessHandle() hang on ~12% of loads.
  */

@@ -3,7 +3,7 @@
  * The engine runtime, host-agnostic: boot Pyodide from the vendored files, hand Python the
  * SQLite bridge, load the page's job module and start the durably_web engine.
  *
- * Used by web/worker.mjs (a browser module worker, database on OPFS) and by the Node test
+ * Used by ./worker.mjs (a browser module worker, database on OPFS) and by the Node test
  * harness (in-memory database). Nothing is fetched from a CDN: every URL is under `vendorUrl`
  * or given by the page. URLs must be absolute (a relative lockFileURL fails in a worker).
  */

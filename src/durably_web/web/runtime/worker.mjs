@@ -6,19 +6,19 @@
  * opfs-sahpool VFS while Pyodide was booting made createSyncAccessHandle() hang on ~12% of
  * loads. A reloaded page can find the old worker still holding the access handles for ~2 s,
  * so the install is retried (without `preserveOnInitFailure` a failed attempt would delete
- * the pool's files): see web/opfs.mjs.
+ * the pool's files): see ./opfs.mjs.
  *
  * Messages to the page: {type: "stage", name, t}, then {type: "ready", jobs, workerId, marks}
  * or {type: "boot-error", error: {name, message, code}}; after that, JSON text from the
  * Python host (see src/durably_web/browser/host.py). The page sends {type: "init", config}
  * once, then JSON text requests.
  */
-import sqlite3InitModule from "./vendor/sqlite-wasm/index.mjs";
+import sqlite3InitModule from "../vendor/sqlite-wasm/index.mjs";
 import { checkOpfs, installVfs } from "./opfs.mjs";
 import { bootPyodide, startEngine, wireError } from "./runtime.mjs";
 import { createBridge } from "./sqlite_bridge.mjs";
 
-const VENDOR = new URL("./vendor/", import.meta.url).href;
+const VENDOR = new URL("../vendor/", import.meta.url).href; // the site's _durably/vendor/
 /** @type {Record<string, number>} */
 const marks = { workerStart: performance.now() };
 /** @param {string} name */
