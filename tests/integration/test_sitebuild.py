@@ -235,7 +235,7 @@ def test_head_sends_the_headers_of_get_without_a_body(serve: Callable[..., int])
 
 
 def test_other_methods_get_405_and_the_connection_ends(serve: Callable[..., int]) -> None:
-    connection, request = requester(serve())
+    _, request = requester(serve())
     response, body = request("/index.html", "POST", headers={"Content-Length": "0"})
     assert (response.status, response.getheader("Allow"), body) == (
         405,
@@ -798,3 +798,27 @@ def test_serve_builds_a_stale_root_first(repo_build: BuildResult, tmp_path: Path
         process.kill()
     assert process.returncode == 0
     assert f"durably-web build: {root / SITE}: " in stderr  # built before serving
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_site_inputs(tmp_path: Path) -> None:
+    """``pip wheel .`` holds every file the build reads: runtime, client, demo, pins, tools."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    [wheel] = tmp_path.glob("durably_web-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    inputs = [
+        "durably_web/" + path.relative_to(PACKAGE).as_posix()
+        for directory in (PACKAGE / "web", PACKAGE / "sitebuild" / "tools")
+        for path in directory.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+    assert len(inputs) >= 24  # a floor: the files exist at all
+    assert sorted(set(inputs) - names) == []
