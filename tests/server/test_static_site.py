@@ -151,3 +151,15 @@ async def test_only_paths_below_the_api_reach_it(tmp_path: Path) -> None:
         assert (static.status_code, static.text) == (200, "static")
         api = await running.http.get("/api/durably/jobs")
         assert api.json() == [{"key": "echo", "name": "echo"}]
+
+
+def test_the_old_module_names_still_import_for_one_release() -> None:
+    """``durably_web.webbuild`` (named by the previous docs) is a deprecated alias."""
+    from durably_web import sitebuild, webbuild
+    from durably_web.sitebuild import asgi, paths
+    from durably_web.webbuild import asgi as old_asgi
+    from durably_web.webbuild import paths as old_paths
+
+    assert old_asgi.site_app is asgi.site_app and old_paths.resolve is paths.resolve
+    assert webbuild.build is sitebuild.build and webbuild.make_server is sitebuild.make_server
+    assert "Deprecated alias" in (webbuild.__doc__ or "")
