@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright_tests.site import seed_caches
 
 from durably_web import create_durably
 from durably_web.job import jobs_in_module
@@ -59,15 +60,6 @@ def cli(
 def repo_build() -> BuildResult:
     """This checkout's demo build: its extracted npm files and compiled archives are reused."""
     return build(REPO)
-
-
-def seed(root: Path) -> None:
-    """Give a work directory this checkout's npm files (shared) and compiled archives (copied)."""
-    repo, layout = Layout(REPO), Layout(root)
-    layout.npm_packages.parent.mkdir(parents=True, exist_ok=True)
-    layout.npm_packages.symlink_to(repo.npm_packages)
-    shutil.copytree(repo.state / "pyc", layout.state / "pyc")
-    shutil.copytree(repo.state / "wheels", layout.state / "wheels")
 
 
 def site_files(site: Path) -> set[str]:
@@ -152,7 +144,7 @@ def test_build_dir_serves_the_app_at_the_top_and_follows_its_files(
 ) -> None:
     app = tmp_path / "app"
     new_app(app)
-    seed(app)
+    seed_caches(app)
     (app / "data").mkdir()
     (app / "data" / "rows.json").write_text("[1, 2, 3]")
     (app / ".env").write_text("SECRET=1")
@@ -188,7 +180,7 @@ def test_an_out_directory_inside_the_app_is_not_served_to_itself(
 ) -> None:
     app = tmp_path / "app"
     new_app(app)
-    seed(app)
+    seed_caches(app)
     result = cli("build", "app", "--out", "app/public", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     public = app / "public"
@@ -222,7 +214,7 @@ def test_a_directory_that_is_not_an_app_is_refused_and_nothing_is_written(tmp_pa
 def test_serve_dir_builds_the_app_then_serves_it(repo_build: BuildResult, tmp_path: Path) -> None:
     app = tmp_path / "app"
     new_app(app)
-    seed(app)
+    seed_caches(app)
     process = subprocess.Popen(
         [sys.executable, "-m", "durably_web", "serve", "app", "--port", "0"],
         cwd=tmp_path,
@@ -396,7 +388,7 @@ def test_a_site_builds_from_shipped_archives_with_no_node_and_no_pip(
     root = tmp_path / "root"
     package = tmp_path / "pkg" / "durably_web"
     shutil.copytree(PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    seed(root)
+    seed_caches(root)
     layout = Layout(root, package)
     info = npm.pyodide_info(layout)
     shipped = package / "web" / "precompiled"

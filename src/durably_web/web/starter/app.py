@@ -15,7 +15,15 @@ from pyscript.ffi import create_proxy
 from durably_web.client import connect
 
 JOB = "count-primes"  # the job's name= in jobs.py
-EVENTS = ["run:trigger", "run:start", "run:progress", "run:complete", "run:fail", "run:cancel"]
+EVENTS = [
+    "run:trigger",
+    "run:start",
+    "run:progress",
+    "run:complete",
+    "run:fail",
+    "run:cancel",
+    "worker:error",
+]
 STATUS_TEXT = {
     "booting": "Starting…",
     "ready": "Ready",
@@ -123,7 +131,17 @@ def show_output(run_id, output):
 
 def on_event(event):
     """Update the page from an engine event."""
-    if event.job_name != JOB:
+    if event.type == "worker:error":
+        if event.context == "worker-stopped":  # the database failed: a full quota, say
+            box = el("error")
+            box.textContent = (
+                "The engine stopped: " + str(event.error) + ". Finished steps are kept: "
+                "reload the page once there is room again to resume."
+            )
+            box.dataset.code = "engine_stopped"
+            box.hidden = False
+        return
+    if event.get("job_name") != JOB:
         return
     if event.type == "run:trigger" or event.run_id not in items:
         spawn(show_run(event.run_id))
