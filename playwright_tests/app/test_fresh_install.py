@@ -70,7 +70,7 @@ def test_a_new_app_from_the_released_package_builds_and_runs_without_node(
     env["DURABLY_WEB_CACHE"] = str(work / "cache")
     assert shutil.which("node", path=env["PATH"]) is None
     assert shutil.which("npm", path=env["PATH"]) is None
-    pip = [venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check"]
+    pip: list[str | Path] = [venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check"]
     run([*pip, "wheel", "-q", "--no-deps", "-w", dist, sdist], cwd=work, env=env)
     [wheel] = dist.glob("durably_web-*.whl")
     with zipfile.ZipFile(wheel) as archive:
