@@ -103,7 +103,7 @@ def test_a_new_app_from_the_released_package_builds_and_runs_without_node(
         page = StarterPage(browser.open().new_page()).goto(url)
         run_id = page.count_primes(1_000_000)
         shown = page.wait_completed(run_id)
-        assert shown["text"] == "78498 primes · the largest is 999983"
+        assert shown["text"] == "78,498 primes · the largest is 999,983"
         assert shown["max"] == shown["value"] == 20
     finally:
         server.terminate()

@@ -67,7 +67,7 @@ def test_after_one_visit_the_app_runs_with_the_server_stopped_and_offline(
     context.on("response", lambda response: responses.append(response))
     page = StarterPage(context.new_page()).goto(server.url)
     online = page.count_primes(300_000)
-    assert page.wait_completed(online)["text"] == "25997 primes · the largest is 299993"
+    assert page.wait_completed(online)["text"] == "25,997 primes · the largest is 299,993"
     state = page.wait_offline("offline", "ready")
     assert state["build"] == site.build_id
     assert page.caches() == [cache(site)]
@@ -78,7 +78,7 @@ def test_after_one_visit_the_app_runs_with_the_server_stopped_and_offline(
     assert page.run(online)["status"] == "completed"  # the stored run, after the reload
     stopped = page.count_primes(200_000)
     shown = page.wait_completed(stopped)
-    assert (shown["text"], shown["max"]) == ("17984 primes · the largest is 199999", CHUNKS)
+    assert (shown["text"], shown["max"]) == ("17,984 primes · the largest is 199,999", CHUNKS)
     answered = [(r.url, r.status, r.from_service_worker) for r in responses]
     assert len(answered) > 20  # the page, the engine's runtime, Pyodide, the wheels, ...
     assert [a for a in answered if a[1:] != (200, True)] == []  # all from the service worker
@@ -86,7 +86,7 @@ def test_after_one_visit_the_app_runs_with_the_server_stopped_and_offline(
     context.set_offline(True)
     page.reload()
     offline = page.count_primes(100_000)
-    assert page.wait_completed(offline)["text"] == "9592 primes · the largest is 99991"
+    assert page.wait_completed(offline)["text"] == "9,592 primes · the largest is 99,991"
     assert page.run_ids() == [offline, stopped, online]
     assert page.offline()["build"] == site.build_id
 
@@ -165,7 +165,7 @@ def test_the_page_asks_for_persistent_storage_and_shows_the_answer(
         assert state["quota"] > state["usage"] > 0
         assert tab.evaluate("window.__persistCalls") == 1
         shown = str(tab.text_content("#offline"))
-        assert ("storage persistent" if granted else "storage best-effort") in shown
+        assert ("Storage persistent" if granted else "Storage best-effort") in shown
         assert " used of " in shown and f"build {state['build'][:8]}" in shown
         assert tab.get_attribute("#offline", "data-persisted") == str(granted).lower()
 

@@ -134,8 +134,7 @@ export class Offline {
     el.dataset.offline = s.offline;
     el.dataset.update = s.update;
     el.dataset.persisted = String(s.persisted);
-    const parts = [];
-    parts.push(
+    const site = [
       {
         unavailable: "Online only (this browser gives the page no service worker)",
         pending: "Not saved for offline use yet",
@@ -143,30 +142,40 @@ export class Offline {
         ready: "Works offline",
         failed: `Not saved for offline use: ${s.error?.message ?? "unknown error"}`,
       }[s.offline],
-    );
-    if (s.persisted !== null) parts.push(s.persisted ? "storage persistent" : "storage best-effort (the browser may clear it when space runs low)");
-    if (s.usage !== null && s.quota !== null) parts.push(`${megabytes(s.usage)} used of ${megabytes(s.quota)}`);
-    if (s.build) parts.push(`build ${s.build.slice(0, 8)}`);
-    if (s.error && s.offline === "ready") parts.push(`the update failed: ${s.error.message}`);
-    el.replaceChildren(document.createTextNode(parts.join(" · ")));
+    ];
+    if (s.build) site.push(`build ${s.build.slice(0, 8)}`);
+    if (s.error && s.offline === "ready") site.push(`the update failed: ${s.error.message}`);
+    const storage = [];
+    if (s.persisted !== null) {
+      storage.push(s.persisted ? "Storage persistent" : "Storage best-effort (may be cleared when space runs low)");
+    }
+    if (s.usage !== null && s.quota !== null) storage.push(`${megabytes(s.usage)} used of ${megabytes(s.quota)}`);
+    const line = (/** @type {string} */ className, /** @type {string[]} */ parts) => {
+      const span = document.createElement("span");
+      span.className = className;
+      span.textContent = parts.join(" · ");
+      return span;
+    };
+    el.replaceChildren(line("durably-offline-site", site));
+    if (storage.length) el.append(document.createElement("br"), line("durably-offline-storage", storage));
     if (s.update === "ready" || s.update === "waiting-for-tabs") {
       const note = document.createElement("span");
       note.className = "durably-update";
-      note.textContent = s.update === "ready" ? " · Update ready: " : " · Update ready: close the site's other tabs, then ";
+      note.textContent = s.update === "ready" ? "Update ready: " : "Update ready: close the site's other tabs, then ";
       const button = document.createElement("button");
       button.type = "button";
       button.className = "durably-update-button";
       button.textContent = "Reload";
       button.addEventListener("click", () => void this.applyUpdate());
       note.append(button);
-      el.append(note);
+      el.append(document.createElement("br"), note);
     }
   }
 }
 
 /** @param {number} bytes */
 function megabytes(bytes) {
-  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
+  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)}\u00a0GB` : `${(bytes / 1e6).toFixed(1)}\u00a0MB`;
 }
 
 /**

@@ -38,6 +38,16 @@ items = {}  # run id -> its <li>
 tasks = set()  # background tasks, referenced until they finish
 
 
+def grouped(number):
+    """Write an integer with thousands separators: 2000000 -> "2,000,000"."""
+    digits = str(abs(number))
+    groups = []
+    while digits:
+        groups.insert(0, digits[-3:])
+        digits = digits[:-3]
+    return ("-" if number < 0 else "") + ",".join(groups)
+
+
 def el(element_id):
     """Return the element with that id."""
     return js.document.getElementById(element_id)
@@ -89,7 +99,7 @@ def render(run):
             "<div class=run-head><span class=run-title></span><span class=chip></span></div>"
             "<progress max=1 value=0></progress><div class=run-text></div>"
         )
-        item.querySelector(".run-title").textContent = "Primes below " + str(run.input["limit"])
+        item.querySelector(".run-title").textContent = "Primes below " + grouped(run.input["limit"])
         el("runs").prepend(item)
         items[run.id] = item
         el("empty").hidden = True
@@ -123,9 +133,9 @@ def show_output(run_id, output):
     item = items[run_id]
     bar = item.querySelector("progress")
     bar.value = bar.max
-    text = str(output["primes"]) + " primes"
+    text = grouped(output["primes"]) + " primes"
     if output["largest"] is not None:
-        text += " · the largest is " + str(output["largest"])
+        text += " · the largest is " + grouped(output["largest"])
     item.querySelector(".run-text").textContent = text
 
 
