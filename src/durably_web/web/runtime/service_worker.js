@@ -14,8 +14,10 @@
  *   cache is deleted, the pages are told why (message `durably:install-failed`), and the
  *   previous build keeps serving. So a cache only ever holds one complete, verified build.
  * - fetch: a GET of this origin for a file of the build (a directory means its index.html,
- *   the query is ignored) is answered from this build's cache; anything else goes to the
- *   network untouched (APIs, files added to the site after the build).
+ *   the query is ignored) is answered from this build's cache, with the header
+ *   `X-Durably-Build: <build>` (so the engine worker can tell which build it runs: the key a
+ *   later Pyodide memory snapshot needs); anything else goes to the network untouched (APIs,
+ *   files added to the site after the build).
  * - activate: delete the caches of other builds (`durably-site-*` only: other caches of the
  *   origin, such as a future `durably-snapshot-*` of Pyodide memory snapshots keyed by the
  *   build id, are not this worker's to delete). It never claims open pages: a page keeps the
