@@ -82,6 +82,7 @@ def test_after_one_visit_the_app_runs_with_the_server_stopped_and_offline(
     answered = [(r.url, r.status, r.from_service_worker) for r in responses]
     assert len(answered) > 20  # the page, the engine's runtime, Pyodide, the wheels, ...
     assert [a for a in answered if a[1:] != (200, True)] == []  # all from the service worker
+    assert {r.headers.get("x-durably-build") for r in responses} == {site.build_id}
 
     context.set_offline(True)
     page.reload()
