@@ -23,7 +23,8 @@
  *   Files of two builds are never mixed: each build is its own cache, swapped whole.
  * - Storage: asks for persistent storage (`navigator.storage.persist()`) once the site is
  *   saved for offline use, so the browser does not evict the database under storage
- *   pressure, and reports the answer and `navigator.storage.estimate()`.
+ *   pressure, and reports the answer and `navigator.storage.estimate()` (read again every
+ *   30 s, and after every change of the service worker).
  *
  * `element` (a selector or an Element) gets a small rendered summary; pages can instead read
  * `offline.state` and listen with `offline.onChange(fn)` (PyScript: `js` access to the same
@@ -51,6 +52,7 @@
 const SITE = new URL("../../", import.meta.url); // this file is <site>/_durably/runtime/offline.mjs
 const SCRIPT = new URL("durably-sw.js", SITE).href;
 const ACTIVATE_TIMEOUT_MS = 3000;
+const STORAGE_REFRESH_MS = 30_000;
 
 export class Offline {
   constructor() {
@@ -127,6 +129,7 @@ export class Offline {
     this.set({ usage, quota, persisted });
   }
 
+  /** Show the state in `element` (two lines, and the Reload button when an update waits). */
   render() {
     if (!this.element) return;
     const s = this.state;
@@ -257,6 +260,7 @@ export async function startOffline({ element = null, persist = true, register = 
   });
   if (registration) offline.follow(registration); // an earlier visit saved the site: show it
   if (register) await offline.register();
+  setInterval(() => void offline.refreshStorage(), STORAGE_REFRESH_MS); // jobs fill the database
   return offline;
 }
 
