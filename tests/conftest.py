@@ -12,7 +12,7 @@ import pytest
 from durably_web import Durably, create_durably
 from durably_web.adapters.sqlite3 import SQLite3Connection
 from durably_web.storage.connection import Connection
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FakeClock
 
 BACKENDS = ["memory", "file"]

@@ -28,7 +28,7 @@ from durably_web import Durably, StepContext, create_durably, define_job
 from durably_web.adapters.pyodide import PyodideConnection
 from durably_web.browser.boot import _PRAGMAS
 from durably_web.storage.queries import queries as engine_queries
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.sqlite import SQLiteStore
 
 __all__ = ["bench_steps", "engine_sql_setup", "jobs", "pragmas", "run_workload"]
 

@@ -30,7 +30,7 @@ from durably_web import (
 )
 from durably_web.adapters.sqlite3 import SQLite3Connection
 from durably_web.storage.records import Pending
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FakeClock
 
 LEASE = 30.0

@@ -13,7 +13,7 @@ import pytest
 from durably_web.errors import ConflictError, LeaseLost, NotFoundError, RunCancelled
 from durably_web.models import Run
 from durably_web.storage.records import NewRun, Pending, RunFilter
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FakeClock
 from tests.conftest import ConnectionFactory
 

@@ -9,7 +9,7 @@ import pytest
 from durably_web.errors import StorageError
 from durably_web.ids import ulid_time
 from durably_web.storage.records import NewRun, Pending, RunFilter
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FailingConnection, FakeClock
 from tests.conftest import ConnectionFactory
 from tests.contract.test_store import LEASE, claim, enqueue, step_args

@@ -68,7 +68,7 @@ import pytest
 from durably_web import Durably, create_durably
 from durably_web.browser.boot import _PRAGMAS
 from durably_web.storage.connection import Connection
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FakeClock
 
 __all__ = ["BACKENDS", "FIXTURES", "Backend", "collect", "run_suite"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from durably_web import ConflictError, NotFoundError, RunCancelled, TriggerItem, ValidationError
-from durably_web.client.http import HttpDurably, connect_http
+from durably_web.http_client.client import HttpDurably, connect_http
 from tests.jobs import Recorder
 from tests.server.conftest import Served
 

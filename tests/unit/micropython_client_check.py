@@ -16,7 +16,7 @@ sys.path.append("/pkg")
 from durably_web import errors
 from durably_web.client import DurablyClient, Record
 from durably_web.client.dispatch import Dispatcher, unwrap
-from durably_web.client.records import error_from_payload, event_from_wire, from_wire
+from durably_web.client.values import error_from_payload, event_from_wire, from_wire
 from durably_web.json_value import MAX_DEPTH
 
 run = from_wire(

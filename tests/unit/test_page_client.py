@@ -20,7 +20,7 @@ import pytest
 from durably_web import Durably, errors
 from durably_web.client import DurablyClient, Record
 from durably_web.client.dispatch import Dispatcher, unwrap
-from durably_web.client.records import camel_options, error_from_payload, event_from_wire, from_wire
+from durably_web.client.values import camel_options, error_from_payload, event_from_wire, from_wire
 from durably_web.events import Event
 from tests.conftest import MakeDurably
 from tests.jobs import steps_job

@@ -19,10 +19,10 @@ from typing import Any
 
 from durably_web.adapters.pyodide import PyodideConnection
 from durably_web.browser.host import Host, Post
+from durably_web.core.factory import create_durably
 from durably_web.errors import ValidationError
-from durably_web.factory import create_durably
 from durably_web.job import jobs_in_module
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.sqlite import SQLiteStore
 
 __all__ = ["boot"]
 

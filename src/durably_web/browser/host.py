@@ -25,11 +25,11 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from durably_web.durably import Durably
+from durably_web.core.durably import Durably
+from durably_web.core.trigger import TriggerItem
 from durably_web.errors import DurablyError, ValidationError
 from durably_web.events import EVENT_TYPES, Event
 from durably_web.json_value import MAX_REQUEST_DEPTH, check_value, parse, shown
-from durably_web.trigger import TriggerItem
 
 __all__ = ["Host", "error_payload"]
 

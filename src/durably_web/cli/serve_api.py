@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from durably_web.cli.common import DEFAULT_DB, UsageError, database_url
 from durably_web.cli.loading import load_attribute
-from durably_web.durably import Durably
+from durably_web.core.durably import Durably
 from durably_web.errors import ValidationError
 from durably_web.job import JobDefinition, jobs_in_module
 
@@ -96,7 +96,7 @@ def add_serve_api(commands: Any) -> None:
 
 
 def _app(value: Any, db: str) -> DurablyApp:
-    from durably_web.factory import create_durably
+    from durably_web.core.factory import create_durably
     from durably_web.server import DurablyApp, create_app
 
     if isinstance(value, DurablyApp):

@@ -11,7 +11,7 @@ On CPython the package imports too, for type checking and tests of its pure part
 from durably_web.client.dispatch import Subscription
 from durably_web.client.jobs import JobHandle, Jobs
 from durably_web.client.page import connect
-from durably_web.client.records import Record
-from durably_web.client.remote import DurablyClient
+from durably_web.client.page_client import DurablyClient
+from durably_web.client.values import Record
 
 __all__ = ["DurablyClient", "JobHandle", "Jobs", "Record", "Subscription", "connect"]

@@ -7,7 +7,7 @@
   may be sync or async; their errors are printed, never raised into JS.
 - :class:`Subscription` reads one run's events with ``async for``.
 
-MicroPython-safe (see :mod:`durably_web.client.records`).
+MicroPython-safe (see :mod:`durably_web.client.values`).
 """
 
 import json
@@ -18,7 +18,7 @@ try:
 except ImportError:  # MicroPython: annotations are never evaluated there
     pass
 
-from durably_web.client.records import Record, error_from_payload, event_from_wire, from_wire
+from durably_web.client.values import Record, error_from_payload, event_from_wire, from_wire
 
 __all__ = ["Dispatcher", "Subscription", "unwrap"]
 

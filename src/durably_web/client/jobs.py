@@ -1,6 +1,6 @@
 """Job handles of the page's client: ``durably.jobs.import_csv.trigger(...)``.
 
-MicroPython-safe (see :mod:`durably_web.client.records`).
+MicroPython-safe (see :mod:`durably_web.client.values`).
 """
 
 import json
@@ -11,10 +11,10 @@ try:
 except ImportError:  # MicroPython: annotations are never evaluated there
     TYPE_CHECKING = False  # type: ignore[misc]  # typing's name is Final; absent here
 
-from durably_web.client.records import Record, camel_options, checked, to_json
+from durably_web.client.values import Record, camel_options, checked, to_json
 
 if TYPE_CHECKING:
-    from durably_web.client.remote import DurablyClient
+    from durably_web.client.page_client import DurablyClient
 
 __all__ = ["JobHandle", "Jobs"]
 

@@ -33,7 +33,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
-from durably_web.durably import Durably
+from durably_web.core.durably import Durably
+from durably_web.core.trigger import TriggerItem
 from durably_web.errors import DurablyError, NotFoundError, ValidationError
 from durably_web.models import RUN_STATUSES, Run
 from durably_web.server.auth import (
@@ -57,7 +58,6 @@ from durably_web.server.http import (
     send_json,
 )
 from durably_web.server.sse import EventStream
-from durably_web.trigger import TriggerItem
 
 __all__ = ["DurablyApp", "create_app"]
 

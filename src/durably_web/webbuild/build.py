@@ -62,8 +62,8 @@ PAGE_PACKAGE_FILES = (
     "client/dispatch.py",
     "client/jobs.py",
     "client/page.py",
-    "client/records.py",
-    "client/remote.py",
+    "client/page_client.py",
+    "client/values.py",
 )
 """Files of ``src/durably_web`` a PyScript page imports (MicroPython-safe), copied into
 ``web/vendor/py/durably_web/`` beside ``web/py/durably_web/__init__.py`` (the page's light

@@ -32,16 +32,16 @@ from typing import Any, Protocol, TypeVar
 import pydantic
 
 from durably_web.clock import Clock
+from durably_web.core.step import StepContext, _message
 from durably_web.errors import LeaseLost, RunCancelled, StorageError, ValidationError
 from durably_web.events import EventBus, RunCancel, RunComplete, RunFail, RunStart
 from durably_web.job import JobDefinition
 from durably_web.json_value import escape_surrogates
 from durably_web.models import Run, wire_time
 from durably_web.options import MAX_LEASE_DURATION
-from durably_web.step import StepContext, _message
 from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
 from durably_web.storage.records import Pending
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.sqlite import SQLiteStore
 from durably_web.validation import dump_json, format_pydantic_error, parse, to_json_value
 
 __all__ = ["Execution", "Host", "Overrun", "StepBlocked"]

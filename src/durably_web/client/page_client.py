@@ -9,7 +9,7 @@ no JS proxy reaches the caller. The one Python function
 handed to JS (``Dispatcher.receive`` in :mod:`durably_web.client.dispatch`) gets status
 changes, events and wait callbacks.
 
-Written in the subset MicroPython shares with CPython (see :mod:`durably_web.client.records`).
+Written in the subset MicroPython shares with CPython (see :mod:`durably_web.client.values`).
 Timeouts are seconds here (the JS client takes milliseconds).
 """
 
@@ -21,7 +21,7 @@ except ImportError:  # MicroPython: annotations are never evaluated there
 
 from durably_web.client.dispatch import Dispatcher, Subscription, unwrap
 from durably_web.client.jobs import JobHandle, Jobs
-from durably_web.client.records import Record, from_wire, to_json
+from durably_web.client.values import Record, from_wire, to_json
 
 __all__ = ["DurablyClient"]
 

@@ -6,13 +6,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
+from durably_web.core.trigger import TriggerItem
 from durably_web.job import JobDefinition
 from durably_web.models import Run
-from durably_web.trigger import TriggerItem
 from durably_web.validation import parse
 
 if TYPE_CHECKING:
-    from durably_web.durably import Durably
+    from durably_web.core.durably import Durably
 
 __all__ = ["JobHandle", "JobResult", "Jobs"]
 
@@ -76,7 +76,7 @@ class JobHandle(Generic[InputT, OutputT]):
                 the key (``disposition="coalesced"``) instead of raising ``ConflictError``.
             key_scope: a namespace for both keys: triggers with another scope (or none)
                 never meet these keys (a multi-tenant app passes the tenant; see
-                :func:`durably_web.trigger.scoped_key`).
+                :func:`durably_web.core.trigger.scoped_key`).
 
         Raises:
             ValidationError: invalid input, labels or options; nothing is stored.

@@ -53,7 +53,7 @@ from durably_web.storage.records import Pending
 from durably_web.validation import dump_json
 
 if TYPE_CHECKING:
-    from durably_web.runtime import Execution
+    from durably_web.core.execution import Execution
 
 __all__ = ["AbortSignal", "StepContext", "StepLogger"]
 

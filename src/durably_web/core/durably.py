@@ -1,7 +1,7 @@
 """The `Durably` facade: job registry, triggers, run management, queries, events, worker.
 
 Create one with :func:`durably_web.create_durably`. It delegates storage to the Store,
-execution to the Worker and Runtime, and following a run to :mod:`durably_web.watch`.
+execution to the Worker and Runtime, and following a run to :mod:`durably_web.core.watch`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from durably_web.clock import Clock
+from durably_web.core.handles import JobHandle, Jobs
+from durably_web.core.trigger import TriggerItem, prepare, validate_label_filter
+from durably_web.core.watch import wait_for, watch
+from durably_web.core.worker import Worker
 from durably_web.errors import ConflictError, NotFoundError, ValidationError
 from durably_web.events import (
     Event,
@@ -24,7 +28,6 @@ from durably_web.events import (
     RunRetry,
     RunTrigger,
 )
-from durably_web.handles import JobHandle, Jobs
 from durably_web.job import JobDefinition
 from durably_web.json_value import check_text, shown
 from durably_web.models import RUN_STATUSES, Log, Run, Step
@@ -36,10 +39,7 @@ from durably_web.options import (
     parse_duration,
 )
 from durably_web.storage.records import RunFilter
-from durably_web.storage.store import SQLiteStore
-from durably_web.trigger import TriggerItem, prepare, validate_label_filter
-from durably_web.watch import wait_for, watch
-from durably_web.worker import Worker
+from durably_web.storage.sqlite import SQLiteStore
 
 __all__ = ["Durably"]
 
@@ -511,7 +511,7 @@ class Durably:
         When it stops because nothing is claimable (not at ``max_runs``), it runs the idle
         maintenance the worker loop runs, as upstream Durably does: runs older than
         ``retain_runs`` are purged and runs of jobs no worker knows are flagged or failed
-        (see :mod:`durably_web.maintenance`). A cron job driving the engine this way keeps the
+        (see :mod:`durably_web.core.maintenance`). A cron job driving the engine this way keeps the
         database as tidy as a long-lived worker.
 
         Raises:

@@ -3,7 +3,7 @@
 A trigger in the same process wakes the loop at once; the polling interval only matters for
 work written by another process or tab. Up to ``max_concurrent_runs`` runs execute at once,
 each in its own named task; one renewal task extends every held lease; idle maintenance
-(:mod:`durably_web.maintenance`) purges old runs and fails runs of jobs no worker knows.
+(:mod:`durably_web.core.maintenance`) purges old runs and fails runs of jobs no worker knows.
 Background tasks are supervised: their errors go to ``worker:error`` and never kill the loop.
 
 Storage errors are sorted once, here and in the runtime: a database locked past
@@ -25,15 +25,15 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from durably_web.clock import Clock
+from durably_web.core.execution import Execution, Overrun
+from durably_web.core.maintenance import Maintenance
 from durably_web.errors import LeaseLost, RunCancelled, StorageError
 from durably_web.events import EventBus, RunLeaseRenewed, WorkerError
 from durably_web.job import JobDefinition
-from durably_web.maintenance import Maintenance
 from durably_web.models import Run
 from durably_web.options import Options
-from durably_web.runtime import Execution, Overrun
 from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.sqlite import SQLiteStore
 
 __all__ = ["Worker"]
 

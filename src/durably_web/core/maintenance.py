@@ -29,7 +29,7 @@ from durably_web.events import EventBus, RunFail
 from durably_web.job import JobDefinition
 from durably_web.models import Run
 from durably_web.options import Options
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.sqlite import SQLiteStore
 
 __all__ = ["Maintenance", "UnknownJob"]
 

@@ -9,13 +9,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from durably_web.clock import Clock, SystemClock
-from durably_web.durably import Durably
+from durably_web.core.durably import Durably
 from durably_web.errors import ValidationError
 from durably_web.ids import new_ulid
 from durably_web.job import JobDefinition
 from durably_web.options import DEFAULT_UNKNOWN_JOB_GRACE, Options
 from durably_web.storage.connection import Connection
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.sqlite import SQLiteStore
 
 __all__ = ["create_durably", "open_connection"]
 
