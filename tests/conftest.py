@@ -28,6 +28,13 @@ collect_ignore = ["in_pyodide"]
 ConnectionFactory = Callable[[], Connection]
 
 
+def sql_connection(durably: Durably) -> Connection:
+    """Return the SQL connection under an engine on SQLite (tests edit rows behind its back)."""
+    store = durably.store
+    assert isinstance(store, SQLiteStore), store
+    return store.connection
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """Each test using it runs once per CPython backend."""

@@ -90,7 +90,7 @@ async def engine_sql_setup(bridge: Any, synchronous: str, database: str) -> str:
 
 
 def _connection(durably: Durably) -> PyodideConnection:
-    connection = durably.store.connection
+    connection = getattr(durably.store, "connection", None)
     assert isinstance(connection, PyodideConnection)
     return connection
 

@@ -8,7 +8,8 @@ from durably_web.clock import Clock, SystemClock
 from durably_web.core.durably import Durably
 from durably_web.core.factory import create_durably
 from durably_web.core.handles import JobHandle, JobResult, Jobs
-from durably_web.core.step import AbortSignal, StepContext
+from durably_web.core.signal import AbortSignal
+from durably_web.core.step import StepContext
 from durably_web.core.trigger import TriggerItem
 from durably_web.errors import (
     ConflictError,

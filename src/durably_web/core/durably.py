@@ -38,8 +38,8 @@ from durably_web.options import (
     check_seconds,
     parse_duration,
 )
+from durably_web.storage.base import Store
 from durably_web.storage.records import RunFilter
-from durably_web.storage.sqlite import SQLiteStore
 
 __all__ = ["Durably"]
 
@@ -61,7 +61,7 @@ class Durably:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         options: Options,
         clock: Clock,
         worker_id: str,
@@ -257,10 +257,7 @@ class Durably:
         run_id = _run_id(run_id)
         await self.migrate()
         run = await self.store.cancel_run(run_id, self.clock.now())
-        execution = self.worker.active.get(run.id)
-        if execution is not None:
-            execution.cancel_announced = True
-            execution.abort("cancelled")
+        self.worker.cancel_local(run.id)
         self._bus.emit(RunCancel, run_id=run.id, job_name=run.job_name, labels=run.labels)
         return run
 
@@ -366,14 +363,7 @@ class Durably:
         run_id = _run_id(run_id)
         await self.migrate()
         run = await self.store.get_run(run_id)
-        return None if run is None else self._fresh(run)
-
-    def _fresh(self, run: Run) -> Run:
-        """Overlay what a run executing here reported but has not written yet (progress)."""
-        execution = self.worker.active.get(run.id)
-        if execution is None or run.status != "leased" or execution.step is None:
-            return run
-        return execution.step.overlay(run)
+        return None if run is None else self.worker.overlay(run)
 
     async def _require(self, run_id: str) -> Run:
         run = await self.get_run(run_id)
@@ -417,7 +407,7 @@ class Durably:
             offset=offset,
         )
         await self.migrate()
-        return [self._fresh(run) for run in await self.store.get_runs(run_filter)]
+        return [self.worker.overlay(run) for run in await self.store.get_runs(run_filter)]
 
     async def get_steps(self, run_id: str) -> list[Step]:
         """Return the run's step records (checkpoints and failures) in index order."""
@@ -443,7 +433,7 @@ class Durably:
             bus=self._bus,
             clock=self.clock,
             poll_interval=self.options.polling_interval,
-            is_local=self.worker.active.__contains__,
+            is_local=self.worker.is_executing,
             timeout=timeout,
         )
         async with aclosing(events):

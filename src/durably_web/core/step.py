@@ -23,6 +23,10 @@ wrote, up to the last one that reached the database before a crash; the rest are
 
 The checkpoint write is the engine's, not the step's: a lock held past ``busy_timeout`` makes
 it wait and try again, and a broken database halts the attempt; neither fails the step.
+
+The context is the job's view of its :class:`~durably_web.core.execution.Execution`: it keeps
+what replaying needs (the checkpoints, the names seen, the log lines to skip) and hands
+everything else (the signal, progress, log lines, the writes) to the execution, which owns it.
 """
 
 from __future__ import annotations
@@ -33,89 +37,25 @@ import json
 import time
 import types
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from durably_web.clock import format_timestamp
-from durably_web.errors import (
-    ConflictError,
-    LeaseLost,
-    RunCancelled,
-    StorageError,
-    ValidationError,
-)
-from durably_web.events import LogWrite, RunProgress, StepCancel, StepComplete, StepFail, StepStart
-from durably_web.ids import new_ulid
+from durably_web.core.signal import AbortSignal
+from durably_web.errors import ConflictError, LeaseLost, RunCancelled, ValidationError
+from durably_web.events import StepCancel, StepComplete, StepFail, StepStart
 from durably_web.json_value import check_text, check_value, escape_surrogates, shown
-from durably_web.models import Progress, Run
-from durably_web.storage.connection import DatabaseBusy
-from durably_web.storage.records import Pending
+from durably_web.models import Progress
 from durably_web.validation import dump_json
 
 if TYPE_CHECKING:
     from durably_web.core.execution import Execution
 
-__all__ = ["AbortSignal", "StepContext", "StepLogger"]
+__all__ = ["StepContext", "StepLogger", "error_text"]
 
-T = TypeVar("T")
 StepFunction = Callable[..., Awaitable[Any] | Any]
 
 _MISSING = object()
 _YIELD_EVERY = 0.005
 """Seconds a job may run synchronous steps before ``step.run`` yields to the event loop."""
-_FLUSH_DELAY = 0.05
-"""Seconds pending progress and logs wait for a checkpoint to carry them before a flush."""
-_FLUSH_RETRY = 1.0
-"""Seconds before a flush that met a locked database tries again (what it held stays pending)."""
-
-
-class AbortSignal:
-    """Set when the run must stop: ``reason`` is ``"cancelled"``, ``"lease-lost"`` or ``"stopped"``.
-
-    Pass it to long operations inside a step (``step.run(name, lambda signal: ...)``), poll
-    ``aborted``, or ``await signal.wait()``.
-    """
-
-    __slots__ = ("_event", "_listeners", "aborted", "reason")
-
-    def __init__(self) -> None:
-        self.aborted = False
-        self.reason: str | None = None
-        self._event: asyncio.Event | None = None
-        self._listeners: list[Callable[[str], None]] = []
-
-    def abort(self, reason: str) -> None:
-        """Abort with ``reason``; later calls keep the first reason."""
-        if self.aborted:
-            return
-        self.aborted = True
-        self.reason = reason
-        if self._event is not None:
-            self._event.set()
-        for listener in self._listeners:
-            listener(reason)
-
-    def add_listener(self, listener: Callable[[str], None]) -> None:
-        """Call ``listener(reason)`` when the signal aborts."""
-        self._listeners.append(listener)
-
-    async def wait(self) -> str:
-        """Wait until the signal aborts; return the reason."""
-        if self._event is None:
-            self._event = asyncio.Event()
-            if self.aborted:
-                self._event.set()
-        await self._event.wait()
-        assert self.reason is not None
-        return self.reason
-
-    def error(self, run_id: str) -> RunCancelled | LeaseLost:
-        """Return the exception that matches the abort reason."""
-        if self.reason == "cancelled":
-            return RunCancelled(f"Run was cancelled: {run_id}")
-        if self.reason == "stopped":
-            return LeaseLost(f"Worker stopped; run released: {run_id}")
-        return LeaseLost(f"Lease ownership was lost: {run_id}")
 
 
 class StepLogger:
@@ -144,59 +84,36 @@ class StepContext:
 
     __slots__ = (
         "_completed",
-        "_completed_count",
         "_current_step",
-        "_current_step_index",
         "_execution",
-        "_flush_handle",
         "_index",
         "_last_yield",
         "_logs_to_skip",
-        "_pending",
-        "_progress",
         "_seen",
         "_to_replay",
         "log",
-        "signal",
     )
 
     def __init__(
-        self,
-        execution: Execution,
-        completed: dict[str, Any],
-        current_step_index: int,
-        *,
-        logs_written: int = 0,
+        self, execution: Execution, completed: dict[str, Any], *, logs_written: int = 0
     ) -> None:
         """Bind to one execution.
 
         Args:
             execution: the run attempt this context belongs to.
             completed: the run's checkpoints, step name → decoded result.
-            current_step_index: one past the highest completed step index.
             logs_written: stored log lines this attempt will log again (that many
                 ``step.log`` calls are skipped; see the module docstring).
 
         """
         self._execution = execution
         self._completed = completed
-        self._completed_count = len(completed)
         self._to_replay = set(completed)
         self._seen: set[str] = set()
         self._logs_to_skip = logs_written
-        self._current_step_index = current_step_index
         self._index = 0
         self._current_step: str | None = None
-        self._pending = Pending()
-        if completed:
-            # A crash may have left the run's counters behind its checkpoints (they are
-            # written lazily): the next write of this attempt sets them from the checkpoints.
-            self._pending.current_step_index = current_step_index
-            self._pending.completed_step_count = len(completed)
-        self._progress: Progress | None = None
-        self._flush_handle: asyncio.TimerHandle | None = None
         self._last_yield = time.monotonic()
-        self.signal = AbortSignal()
         self.log = StepLogger(self)
 
     @property
@@ -204,14 +121,20 @@ class StepContext:
         """The id of the run being executed."""
         return self._execution.run.id
 
+    @property
+    def signal(self) -> AbortSignal:
+        """Aborted when the run is cancelled, its lease lost, or the worker stops."""
+        return self._execution.signal
+
     def is_aborted(self) -> bool:
         """Return True once the run was cancelled, its lease lost, or the worker stopped."""
-        return self.signal.aborted
+        return self._execution.signal.aborted
 
     def throw_if_aborted(self) -> None:
         """Raise :class:`RunCancelled` or :class:`LeaseLost` if the signal has aborted."""
-        if self.signal.aborted:
-            raise self.signal.error(self.run_id)
+        signal = self._execution.signal
+        if signal.aborted:
+            raise signal.error(self.run_id)
 
     async def run(self, name: str, fn: StepFunction) -> Any:
         """Run ``fn`` as the checkpointed step ``name``, or return its stored result.
@@ -231,94 +154,38 @@ class StepContext:
 
         """
         self.throw_if_aborted()
-        if not isinstance(name, str) or not name:
-            raise ValidationError(f"step name must be a non-empty string, got {shown(name)}")
-        check_text(name, "step name")
-        execution = self._execution
-        if name in self._seen:
-            execution.failed_step_name = name
-            raise ValidationError(
-                f"step name {name!r} is used twice in run {self.run_id}: steps are keyed by "
-                "name, so each step of a run needs its own (e.g. f'fetch-{i}' in a loop)"
-            )
-        self._seen.add(name)
-        index = self._index
-        self._index += 1
+        index = self._next_index(name)
         cached = self._completed.get(name, _MISSING)
         if cached is not _MISSING:
             self._to_replay.discard(name)
             return cached
-        run, bus, store, clock = execution.run, execution.bus, execution.store, execution.clock
-        try:
-            await execution.store_call(
-                "lease check", lambda: store.check_lease(run.id, run.lease_generation)
-            )
-        except RunCancelled:
-            self.signal.abort("cancelled")
-            raise
-        except LeaseLost:
-            self.signal.abort("lease-lost")
-            raise
+        execution = self._execution
+        await execution.check_lease()
         self._to_replay.clear()
+        self._emit(StepStart, name, index)
+        started = execution.clock.now()
         self._current_step = name
-        if bus.wants("step:start"):  # the hot path builds no event nobody listens to
-            bus.emit(
-                StepStart,
-                run_id=run.id,
-                job_name=run.job_name,
-                labels=run.labels,
-                step_name=name,
-                step_index=index,
-            )
-        else:
-            bus.skip()
-        started = clock.now()
         try:
-            result = _call_step(fn, self.signal)
-            if _awaitable(result):
-                result = await result
-            self.throw_if_aborted()
-            output_json = None if result is None else dump_json(result, f"result of step {name!r}")
+            result, output_json = await self._call(name, fn)
         except RunCancelled:
             self._cancelled(name, index)
             raise
         except LeaseLost:
-            self.signal.abort("lease-lost")
+            execution.abort("lease-lost")
             raise
         except Exception as exc:
-            await self._step_failed(name, index, exc, started)
+            await self._failed(name, index, exc, started)
             raise
         finally:
             self._current_step = None
-        finished = clock.now()
-        overran = finished > execution.lease_until
         try:
-            await execution.store_call(
-                "checkpoint",
-                lambda: store.checkpoint_step(
-                    run.id,
-                    run.lease_generation,
-                    name=name,
-                    index=index,
-                    output_json=output_json,
-                    started_at=started,
-                    now=finished,
-                    pending=self._pending,
-                ),
-            )
+            await execution.checkpoint(name, index, output_json, started, execution.clock.now())
         except RunCancelled:
             self._cancelled(name, index)
             raise
-        except LeaseLost:
-            self.signal.abort("lease-lost")
-            if overran:
-                execution.step_overran(name, finished - started, lost=True)
-            raise
         except (ValidationError, ConflictError) as exc:  # the result cannot be stored
-            await self._step_failed(name, index, exc, started)
+            await self._failed(name, index, exc, started)
             raise
-        if overran:
-            execution.step_overran(name, finished - started, lost=False)
         if output_json is None:
             output = None
         elif type(result) in _JSON_SCALARS:
@@ -326,76 +193,62 @@ class StepContext:
         else:
             output = json.loads(output_json)
         self._completed[name] = output
-        self._completed_count += 1
-        self._current_step_index = max(self._current_step_index, index + 1)
-        pending = self._pending
-        pending.completed_step_count = self._completed_count
-        pending.current_step_index = self._current_step_index
-        self._schedule_flush()
-        if bus.wants("step:complete"):
-            bus.emit(
-                StepComplete,
-                run_id=run.id,
-                job_name=run.job_name,
-                labels=run.labels,
-                step_name=name,
-                step_index=index,
-                output=output,
-                duration=int((clock.now() - started) * 1000),
-            )
-        else:
-            bus.skip()
+        duration = int((execution.clock.now() - started) * 1000)
+        self._emit(StepComplete, name, index, output=output, duration=duration)
         now = time.monotonic()
         if now - self._last_yield > _YIELD_EVERY:
             self._last_yield = now
             await asyncio.sleep(0)
         return output
 
-    def _cancelled(self, name: str, index: int) -> None:
-        self.signal.abort("cancelled")
-        run = self._execution.run
-        self._execution.bus.emit(
-            StepCancel,
-            run_id=run.id,
-            job_name=run.job_name,
-            labels=run.labels,
-            step_name=name,
-            step_index=index,
-        )
-
-    async def _step_failed(self, name: str, index: int, exc: Exception, started: float) -> None:
-        execution = self._execution
-        run = execution.run
-        error = _message(exc)
-        execution.failed_step_name = name
-        status = "cancelled" if self.signal.aborted else "failed"
-        try:
-            await execution.store_call(
-                "step failure",
-                lambda: execution.store.record_failed_step(
-                    run.id,
-                    run.lease_generation,
-                    name=name,
-                    index=index,
-                    status=status,
-                    error=error,
-                    started_at=started,
-                    now=execution.clock.now(),
-                    pending=self._pending,
-                ),
+    def _next_index(self, name: str) -> int:
+        """Check a step name (valid, not used before in this run); return the step's index."""
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"step name must be a non-empty string, got {shown(name)}")
+        check_text(name, "step name")
+        if name in self._seen:
+            self._execution.failed_step_name = name
+            raise ValidationError(
+                f"step name {name!r} is used twice in run {self.run_id}: steps are keyed by "
+                "name, so each step of a run needs its own (e.g. f'fetch-{i}' in a loop)"
             )
-        except Exception as write_error:  # noqa: BLE001 - the step's own error wins
-            if execution.failure is None:  # a broken database halts the attempt instead
-                execution.report(write_error, "step-failure-record")
-        execution.bus.emit(
-            StepFail,
-            run_id=run.id,
-            job_name=run.job_name,
-            labels=run.labels,
-            step_name=name,
-            step_index=index,
-            error=error,
-        )
+        self._seen.add(name)
+        index = self._index
+        self._index += 1
+        return index
+
+    async def _call(self, name: str, fn: StepFunction) -> tuple[Any, str | None]:
+        """Call the step function; return its result and the result's JSON text."""
+        result = _call_step(fn, self._execution.signal)
+        if _awaitable(result):
+            result = await result
+        self.throw_if_aborted()
+        return result, None if result is None else dump_json(result, f"result of step {name!r}")
+
+    def _emit(self, cls: type[Any], name: str, index: int, **values: Any) -> None:
+        """Emit a step event, unless nobody listens (step events are on the hot path)."""
+        bus, run = self._execution.bus, self._execution.run
+        if bus.wants(cls.type):
+            bus.emit(
+                cls,
+                run_id=run.id,
+                job_name=run.job_name,
+                labels=run.labels,
+                step_name=name,
+                step_index=index,
+                **values,
+            )
+        else:
+            bus.skip()
+
+    def _cancelled(self, name: str, index: int) -> None:
+        self._execution.abort("cancelled")
+        self._emit(StepCancel, name, index)
+
+    async def _failed(self, name: str, index: int, exc: Exception, started: float) -> None:
+        error = error_text(exc)
+        await self._execution.record_step_failure(name, index, error, started)
+        self._emit(StepFail, name, index, error=error)
 
     def progress(
         self, current: int | float, total: int | float | None = None, message: str | None = None
@@ -424,110 +277,19 @@ class StepContext:
             check_text(message, "progress message")
         if self._to_replay:
             return  # replaying: this progress was reported before; do not step back
-        progress = self._progress = Progress(current, total, message)
-        self._pending.progress_json = json.dumps(progress.to_wire(), separators=(",", ":"))
-        run = self._execution.run
-        self._execution.bus.emit(
-            RunProgress, run_id=run.id, job_name=run.job_name, labels=run.labels, progress=progress
-        )
-        self._schedule_flush()
+        self._execution.record_progress(Progress(current, total, message))
 
     def _write_log(self, level: str, message: str, data: Any) -> None:
         if not isinstance(message, str):
             raise ValidationError(f"log message must be a string, got {shown(message)}")
         check_text(message, "log message")
         data_json = None if data is None else dump_json(data, "log data")
-        execution = self._execution
         if self._logs_to_skip:
             self._logs_to_skip -= 1
             return  # an earlier attempt wrote this line (see the module docstring)
-        if self._to_replay and not execution.persist_logs:
+        if self._to_replay and not self._execution.persist_logs:
             return  # no stored lines to count: lines before the last checkpoint were emitted
-        run = execution.run
-        now = execution.clock.now()
-        if execution.persist_logs:
-            self._pending.logs.append(
-                (
-                    new_ulid(now),
-                    run.id,
-                    self._current_step,
-                    level,
-                    message,
-                    data_json,
-                    format_timestamp(now),
-                )
-            )
-            self._schedule_flush()
-        execution.bus.emit(
-            LogWrite,
-            run_id=run.id,
-            job_name=run.job_name,
-            labels=run.labels,
-            step_name=self._current_step,
-            level=level,
-            message=message,
-            data=None if data_json is None else json.loads(data_json),
-        )
-
-    def _schedule_flush(self, delay: float = _FLUSH_DELAY) -> None:
-        if self._flush_handle is None:
-            loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(delay, self._flush_now)
-
-    def _flush_now(self) -> None:
-        self._flush_handle = None
-        if self._pending:
-            self._execution.spawn(self.flush(), "flush")
-
-    async def flush(self) -> None:
-        """Write pending progress and log lines now (fenced; refused writes are dropped).
-
-        A flush that meets a locked database keeps everything pending and tries again later;
-        the next checkpoint or the outcome carries it if that comes first.
-        """
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        execution = self._execution
-        run = execution.run
-        try:
-            await execution.store_call(
-                "flush",
-                lambda: execution.store.flush(
-                    run.id, run.lease_generation, self._pending, execution.clock.now()
-                ),
-                wait_busy=False,
-            )
-        except DatabaseBusy:
-            self._schedule_flush(_FLUSH_RETRY)
-        except StorageError:
-            if execution.failure is None:
-                raise
-            # else the attempt has halted; it reports the failure when it ends
-
-    def overlay(self, run: Run) -> Run:
-        """Return ``run`` with this execution's progress and counters, written or not."""
-        if run.lease_generation != self._execution.run.lease_generation:
-            return run
-        return replace(
-            run,
-            progress=self._progress if self._progress is not None else run.progress,
-            current_step_index=self._current_step_index,
-            completed_step_count=self._completed_count,
-        )
-
-    @property
-    def pending(self) -> Pending:
-        """Progress and logs not yet written (the outcome write takes them along)."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        return self._pending
-
-    @property
-    def current_index(self) -> int:
-        """The index the next step will get."""
-        return self._index
+        self._execution.record_log(level, message, data_json, self._current_step)
 
 
 _JSON_SCALARS = frozenset({str, int, float, bool})
@@ -558,7 +320,7 @@ def _call_step(fn: StepFunction, signal: AbortSignal) -> Any:
     return fn(signal) if required >= 1 else fn()
 
 
-def _message(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     """Return the error text stored for a failed step or run (valid Unicode, never empty)."""
     text = escape_surrogates(str(exc))
     return text if text else type(exc).__name__
