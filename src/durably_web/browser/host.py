@@ -3,7 +3,8 @@
 Messages are JSON text in both directions (one ``JSON.parse`` on each side, no proxies).
 Requests from the page are ``{"type", "id", ...}``; each gets exactly one answer
 ``{"type": "response", "id", "ok": true, "result"}`` or
-``{"type": "response", "id", "ok": false, "error": {"name", "message", "code"}}``.
+``{"type": "response", "id", "ok": false, "error": {"error", "code"}}`` (the one error
+shape of every transport, :func:`durably_web.errors.error_to_wire`).
 The host also pushes:
 
 - ``{"type": "events", "events": [...]}``: engine events of the types the page listens to
@@ -27,24 +28,13 @@ from typing import Any
 
 from durably_web.core.durably import Durably
 from durably_web.core.trigger import TriggerItem
-from durably_web.errors import DurablyError, ValidationError
+from durably_web.errors import ValidationError, error_to_wire
 from durably_web.events import EVENT_TYPES, Event
 from durably_web.json_value import MAX_REQUEST_DEPTH, check_value, parse, shown
 
-__all__ = ["Host", "error_payload"]
+__all__ = ["Host"]
 
 Post = Callable[[str], None]
-
-
-def error_payload(error: BaseException) -> dict[str, str]:
-    """Return ``{"name", "message", "code"}`` for any exception."""
-    if isinstance(error, DurablyError):
-        return {"name": type(error).__name__, "message": error.message, "code": error.code}
-    return {
-        "name": type(error).__name__,
-        "message": str(error) or type(error).__name__,
-        "code": "internal_error",
-    }
 
 
 _TRAILING_ID = re.compile(r'"id":(-?[0-9]{1,15})}\s*\Z')
@@ -131,7 +121,7 @@ class Host:
             result = await handler(message)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error answer
             self._send(
-                {"type": "response", "id": request_id, "ok": False, "error": error_payload(exc)}
+                {"type": "response", "id": request_id, "ok": False, "error": error_to_wire(exc)}
             )
             return
         self._send({"type": "response", "id": request_id, "ok": True, "result": result})
@@ -275,7 +265,7 @@ class Host:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reported to the page
-                error = error_payload(exc)
+                error = error_to_wire(exc)
             finally:
                 self._subscriptions.pop(subscription, None)
                 await events.aclose()
