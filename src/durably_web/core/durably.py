@@ -394,7 +394,8 @@ class Durably:
         for value in statuses:
             if value not in RUN_STATUSES:
                 raise ValidationError(
-                    f"Invalid status: {value!r}. Must be one of: {', '.join(RUN_STATUSES)}"
+                    f"Invalid status: {value or 'empty value'}. "
+                    f"Must be one of: {', '.join(RUN_STATUSES)}"
                 )
         if limit is not None:
             _check_int(limit, "limit", minimum=0, maximum=_MAX_INT)
