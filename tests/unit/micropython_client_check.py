@@ -14,7 +14,7 @@ except ImportError:  # MicroPython never evaluates annotations
 sys.path.append("/pkg")
 
 from durably_web import errors
-from durably_web.client import DurablyClient, Record
+from durably_web.client import PageClient, Record
 from durably_web.client.dispatch import Dispatcher, unwrap
 from durably_web.client.values import event_from_wire, from_wire
 from durably_web.json_value import MAX_DEPTH
@@ -86,7 +86,7 @@ async def main() -> None:
     statuses: list[Any] = []
     dispatcher = Dispatcher(statuses.append)
     adapter = Adapter()
-    client = DurablyClient(adapter, dispatcher, [{"key": "import_csv", "name": "import-csv"}])
+    client = PageClient(adapter, dispatcher, [{"key": "import_csv", "name": "import-csv"}])
     run = await client.jobs.import_csv.trigger({"rows": 1}, idempotency_key="k")
     assert run.status == "pending"
     assert adapter.sent[-1] == ("trigger", ["import_csv", {"rows": 1}, {"idempotencyKey": "k"}])

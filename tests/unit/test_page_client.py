@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from durably_web import Durably, errors
-from durably_web.client import DurablyClient, Record
+from durably_web.client import PageClient, Record
 from durably_web.client.dispatch import Dispatcher, unwrap
-from durably_web.client.values import camel_options, event_from_wire, from_wire
+from durably_web.client.values import event_from_wire, from_wire
 from durably_web.events import Event
 from tests.conftest import MakeDurably
 from tests.jobs import steps_job
@@ -107,15 +107,6 @@ def test_unwrap_raises_the_error_or_returns_the_result() -> None:
         unwrap('{"ok": false, "error": {"error": "late", "code": "timeout"}}')
 
 
-def test_trigger_options_become_wire_names() -> None:
-    assert camel_options({"idempotency_key": "k", "labels": {"a": "b"}, "coalesce": None}) == {
-        "idempotencyKey": "k",
-        "labels": {"a": "b"},
-    }
-    with pytest.raises(errors.ValidationError, match="unknown trigger option 'bogus'"):
-        camel_options({"bogus": 1})
-
-
 class FakeAdapter:
     """Answers like web/client/python.mjs: JSON text, promises as coroutines."""
 
@@ -193,11 +184,11 @@ class FakeAdapter:
         return json.dumps({"ok": True, "result": run})
 
 
-def make_client() -> tuple[DurablyClient, FakeAdapter, list[Any]]:
+def make_client() -> tuple[PageClient, FakeAdapter, list[Any]]:
     statuses: list[Any] = []
     dispatcher = Dispatcher(statuses.append)
     adapter = FakeAdapter(dispatcher)
-    client = DurablyClient(adapter, dispatcher, [{"key": "import_csv", "name": "import-csv"}])
+    client = PageClient(adapter, dispatcher, [{"key": "import_csv", "name": "import-csv"}])
     return client, adapter, statuses
 
 

@@ -1,7 +1,7 @@
 """The page-side package runs under MicroPython (PyScript's ``mpy``), not only CPython.
 
 Runs ``micropython_client_check.py`` in MicroPython's WebAssembly build under Node, with
-``durably_web/__init__.py`` (the page's light root), ``errors.py`` and ``client/*.py`` laid out
+``durably_web/__init__.py`` (the page's light root) and the page package files laid out
 as ``durably-web build`` serves them to pages. Skipped without node or the MicroPython
 runtime (``durably-web build`` vendors it).
 """
@@ -30,18 +30,20 @@ def test_page_package_runs_under_micropython(tmp_path: Path) -> None:
     if node is None or runtime is None:
         pytest.skip("needs node and MicroPython's PyScript build (run `durably-web build`)")
     package = tmp_path / "durably_web"
-    (package / "client").mkdir(parents=True)
+    package.mkdir()
     shutil.copy(ROOT / "web/py/durably_web/__init__.py", package / "__init__.py")
+    folders = sorted({Path(rel).parent for rel in PAGE_PACKAGE_FILES})
     for rel in PAGE_PACKAGE_FILES:
+        (package / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "src/durably_web" / rel, package / rel)
+    mounts = [f"{package / folder}:{Path('/pkg/durably_web') / folder}" for folder in folders]
     result = subprocess.run(
         [
             node,
             str(HERE / "run_micropython.mjs"),
             str(runtime),
             str(HERE / "micropython_client_check.py"),
-            f"{package}:/pkg/durably_web",
-            f"{package / 'client'}:/pkg/durably_web/client",
+            *mounts,
         ],
         capture_output=True,
         text=True,

@@ -25,6 +25,8 @@ export const PAGE_PACKAGE_FILES = [
   "client/page.py",
   "client/page_client.py",
   "client/values.py",
+  "protocol/__init__.py",
+  "protocol/wire.py",
 ];
 
 const VENDOR = new URL("../vendor/", import.meta.url);

@@ -1,7 +1,8 @@
-"""Deprecated alias of :mod:`durably_web.http_client` (the CPython HTTP client), kept for one
-release: import from ``durably_web.http_client`` instead.
-"""  # noqa: D205 - the summary needs both lines
+"""Deprecated alias of :mod:`durably_web.http_client`, kept for one release.
 
-from durably_web.http_client import HttpDurably, HttpJobHandle, HttpJobs, connect_http
+Import ``connect_http`` and ``HttpClient`` from ``durably_web.http_client`` instead.
+"""
 
-__all__ = ["HttpDurably", "HttpJobHandle", "HttpJobs", "connect_http"]
+from durably_web.http_client import HttpClient, HttpJobHandle, connect_http
+
+__all__ = ["HttpClient", "HttpJobHandle", "connect_http"]

@@ -2,7 +2,7 @@
 
 ``connect(jobs=...)`` boots the engine in a Web Worker of the page; ``connect(url=...)``
 connects to a server's Durably endpoint (``durably_web.server.create_app``, or upstream
-Durably's handler). Both return the same :class:`~durably_web.client.page_client.DurablyClient`,
+Durably's handler). Both return the same :class:`~durably_web.client.page_client.PageClient`,
 so a page's code differs only in that call. Under PyScript, both go through
 ``web/client/python.mjs``, imported with a dynamic ``import()`` (through ``Function``, since
 Python cannot spell it), which works in MicroPython and Pyodide alike and needs no PyScript
@@ -10,7 +10,7 @@ Python cannot spell it), which works in MicroPython and Pyodide alike and needs 
 resolved against the page; pass ``client=`` when ``client.mjs`` lives elsewhere.
 
 On CPython (no ``js`` module: a script, a test), ``connect(url=...)`` returns the httpx
-client :class:`~durably_web.http_client.client.HttpDurably` (``connect_http``), which has the same
+client :class:`~durably_web.http_client.HttpClient` (``connect_http``), which has the same
 methods; ``connect(jobs=...)`` needs a browser there.
 Only this module and :mod:`durably_web.client.page_client` (through the adapter) touch JS.
 """
@@ -25,10 +25,10 @@ except ImportError:  # MicroPython: annotations are never evaluated there
 
 from durably_web import errors
 from durably_web.client.dispatch import Dispatcher, unwrap
-from durably_web.client.page_client import DurablyClient
+from durably_web.client.page_client import PageClient
 
 if TYPE_CHECKING:
-    from durably_web.http_client.client import HttpDurably
+    from durably_web.http_client import HttpClient
 
 __all__ = ["connect"]
 
@@ -60,7 +60,7 @@ async def connect(
     max_attempts: int = 3,
     url: str | None = None,
     listen: list[str] | None = None,
-) -> "DurablyClient | HttpDurably":
+) -> "PageClient | HttpClient":
     """Start the engine worker for this page, or connect to a server; return the client.
 
     Worker mode (``jobs=``) returns once the engine is ready; server mode (``url=``) once the
@@ -106,7 +106,7 @@ async def connect(
                 "connect(jobs=...) runs the engine in a browser Web Worker; outside a page use "
                 "connect(url=...) for a server, or create_durably(...) for a local engine",
             )
-        from durably_web.http_client.client import connect_http
+        from durably_web.http_client import connect_http
 
         return await connect_http(url)
     base = js.document.baseURI
@@ -118,7 +118,7 @@ async def connect(
         config: dict[str, Any] = {"url": js.URL.new(url, base).href, "listen": listen or []}
         adapter = module.pyConnect(json.dumps(config), _create_proxy(dispatcher.receive))
         ready = unwrap(await adapter.ready)
-        return DurablyClient(adapter, dispatcher, ready["jobs"])
+        return PageClient(adapter, dispatcher, ready["jobs"])
     config = {
         "jobs": jobs,
         "packages": packages or [],
@@ -135,4 +135,4 @@ async def connect(
         config["worker"] = js.URL.new(worker, base).href
     adapter = module.pyConnect(json.dumps(config), _create_proxy(dispatcher.receive))
     ready = unwrap(await adapter.ready)
-    return DurablyClient(adapter, dispatcher, ready["jobs"])
+    return PageClient(adapter, dispatcher, ready["jobs"])

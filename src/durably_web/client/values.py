@@ -21,12 +21,10 @@ except ImportError:  # MicroPython: annotations are never evaluated there
 
 import json
 
-from durably_web import errors
 from durably_web.json_value import MAX_DEPTH, MAX_REQUEST_DEPTH, plain_copy
 
 __all__ = [
     "Record",
-    "camel_options",
     "checked",
     "event_from_wire",
     "from_wire",
@@ -36,12 +34,6 @@ __all__ = [
 ]
 
 _USER_DATA = ("input", "output", "labels", "data", "skippedInput", "skippedLabels")
-_OPTION_NAMES = {
-    "idempotency_key": "idempotencyKey",
-    "concurrency_key": "concurrencyKey",
-    "labels": "labels",
-    "coalesce": "coalesce",
-}
 
 
 class Record:
@@ -196,21 +188,3 @@ def event_from_wire(value: dict[str, Any]) -> Record:
     if fields.get("type") == "log:write" and "data" not in fields:
         fields["data"] = None
     return event
-
-
-def camel_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Return trigger options with wire names, leaving out the unset ones.
-
-    Raises:
-        ValidationError: an unknown option name.
-
-    """
-    out = {}
-    for key, value in options.items():
-        wire = _OPTION_NAMES.get(key) or (key if key in _OPTION_NAMES.values() else None)
-        if wire is None:
-            known = ", ".join(sorted(_OPTION_NAMES))
-            raise errors.ValidationError(f"unknown trigger option {key!r}; known: {known}")
-        if value is not None:
-            out[wire] = plain(value)
-    return out

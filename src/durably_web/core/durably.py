@@ -72,7 +72,7 @@ class Durably:
         self.options = options
         self.clock = clock
         self.worker_id = worker_id
-        self.jobs = Jobs()
+        self.jobs: Jobs[JobHandle[Any, Any]] = Jobs()
         self._by_name: dict[str, JobDefinition[Any, Any]] = {}
         self._bus = EventBus(clock)
         self._owns_store = owns_store

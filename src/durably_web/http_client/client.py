@@ -1,17 +1,20 @@
 """A CPython client for a durably_web (or upstream Durably) server, over httpx and SSE.
 
-    from durably_web.http_client.client import connect_http
+    from durably_web.http_client import connect_http
     durably = await connect_http("http://127.0.0.1:8000/api/durably")
     run = await durably.jobs.import_csv.trigger({"filename": "data.csv"})
     async for event in durably.subscribe(run.id):
         ...
 
 Same interface as a local :class:`~durably_web.Durably` (``jobs.<key>.trigger``,
-``trigger_and_wait``, ``get_run(s)``, ``get_steps``, ``get_logs``, ``cancel``, ``retry``,
-``retrigger``, ``delete_run``, ``subscribe``, ``wait_for_run``, ``on``), returning the same
-records (:class:`~durably_web.Run`, ``Step``, ``Log``, events). Errors come back as the same
-classes, rebuilt from ``{"error", "code"}`` (or from the status code for an upstream server).
-Needs ``httpx`` (``pip install durably-web[http]``).
+``trigger_and_wait``, ``batch_trigger``, ``get_run(s)``, ``get_steps``, ``get_logs``,
+``cancel``, ``retry``, ``retrigger``, ``delete_run``, ``subscribe``, ``wait_for_run``,
+``on``), returning the same records (:class:`~durably_web.Run`, ``Step``, ``Log``, events,
+:class:`~durably_web.JobResult`). Every request is built from the operation table
+(:func:`durably_web.protocol.http.request_for`), and the job handles share their logic with a
+local engine's (:class:`~durably_web.core.handles.BaseJobHandle`). Errors come back as the
+same classes, rebuilt from ``{"error", "code"}`` (or from the status code for an upstream
+server). Needs ``httpx`` (``pip install durably-web[http]``).
 """
 
 from __future__ import annotations
@@ -25,24 +28,24 @@ from typing import Any
 
 import httpx
 
-from durably_web.errors import (
-    NotFoundError,
-    RunCancelled,
-    RunFailed,
-    ValidationError,
-    error_from_wire,
-)
-from durably_web.events import TERMINAL_EVENT_TYPES, Event, LogWrite, RunProgress, event_from_wire
+from durably_web.core.handles import BaseJobHandle, Jobs
+from durably_web.core.trigger import TriggerItem
+from durably_web.core.watch import wait_for
+from durably_web.errors import NotFoundError, ValidationError, error_from_wire
+from durably_web.events import TERMINAL_EVENT_TYPES, Event, event_from_wire
 from durably_web.models import Log, Run, Step
+from durably_web.protocol.http import request_for
+from durably_web.protocol.operations import BY_NAME
+from durably_web.protocol.wire import TRIGGER_OPTIONS, trigger_to_wire
 
-__all__ = ["HttpDurably", "HttpJobHandle", "HttpJobs", "connect_http"]
+__all__ = ["HttpClient", "HttpJobHandle", "connect_http"]
 
 _RECONNECT_DELAY = 0.5  # seconds before a stream the server ended is reopened
 
 
 async def connect_http(
     url: str, *, headers: Mapping[str, str] | None = None, timeout: float = 30.0
-) -> HttpDurably:
+) -> HttpClient:
     """Connect to a server's Durably endpoints at ``url``; learn its jobs.
 
     Args:
@@ -50,90 +53,57 @@ async def connect_http(
         headers: sent with every request (e.g. ``Authorization``).
         timeout: seconds for each plain request (streams have no read timeout).
     """
-    client = HttpDurably(url, headers=headers, timeout=timeout)
+    client = HttpClient(url, headers=headers, timeout=timeout)
     await client.refresh_jobs()
     return client
 
 
-class HttpJobHandle:
-    """Trigger one job on the server (``jobs.<key>``)."""
+class HttpJobHandle(BaseJobHandle[Any, Any]):
+    """Trigger one job on the server (``jobs.<key>``); see :class:`BaseJobHandle`."""
 
-    def __init__(self, durably: HttpDurably, key: str, name: str) -> None:
-        self._durably = durably
+    def __init__(self, client: HttpClient, key: str, name: str) -> None:
+        self._client = client
         self.key = key
         self.name = name
 
-    async def trigger(
-        self,
-        input: Any,
-        *,
-        idempotency_key: str | None = None,
-        concurrency_key: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        coalesce: str | None = None,
-    ) -> Run:
-        """Trigger a run; return it with its ``disposition`` (see ``JobHandle.trigger``)."""
-        body = _trigger_body(input, idempotency_key, concurrency_key, labels, coalesce)
-        body["jobName"] = self.name
-        answer = await self._durably._request("POST", "/trigger", json_body=body)
-        run = await self._durably.get_run(answer["runId"])
-        if run is None:
-            raise NotFoundError(f"Run not found: {answer['runId']}")
-        return run.with_disposition(answer.get("disposition", "created"))
-
-    async def trigger_and_wait(
-        self,
-        input: Any,
-        *,
-        timeout: float | None = None,
-        on_progress: Callable[[Any], Any] | None = None,
-        on_log: Callable[[Any], Any] | None = None,
-        **options: Any,
-    ) -> Run:
-        """Trigger, then wait for completion; return the completed run (``run.output``)."""
-        run = await self.trigger(input, **options)
-        done = await self._durably.wait_for_run(
-            run.id, timeout=timeout, on_progress=on_progress, on_log=on_log
-        )
-        return done.with_disposition(run.disposition or "created")
-
-    async def batch_trigger(self, items: Sequence[Any]) -> list[Run]:
-        """Trigger several runs in one request, all or nothing (``POST /batch-trigger``)."""
-        body = {"jobName": self.name, "items": [_batch_item(item) for item in items]}
-        answer = await self._durably._request("POST", "/batch-trigger", json_body=body)
+    async def _enqueue(self, items: list[TriggerItem], *, batch: bool) -> list[Run]:
+        for item in items:
+            if item.key_scope is not None:
+                raise ValidationError(
+                    "key_scope is decided by the server (its auth hooks), not by a client"
+                )
+        if batch:
+            wire = [trigger_to_wire(_json(item.input), _options(item)) for item in items]
+            answers = await self._client._call("batchTrigger", job_name=self.name, items=wire)
+        else:
+            [item] = items
+            options = _options(item)
+            answer = await self._client._call(
+                "trigger", job_name=self.name, input=_json(item.input), **options
+            )
+            answers = [answer]
         runs = []
-        for entry in answer:
-            run = await self._durably.get_run(entry["runId"])
-            if run is None:
-                raise NotFoundError(f"Run not found: {entry['runId']}")
-            runs.append(run.with_disposition(entry["disposition"]))
+        for answer in answers:  # upstream answers with ids only: read each run back
+            run = await self._client._require(answer["runId"])
+            runs.append(run.with_disposition(answer.get("disposition") or "created"))
         return runs
 
-    async def get_runs(self, **filters: Any) -> list[Run]:
-        """``get_runs`` restricted to this job."""
-        return await self._durably.get_runs(job_name=self.name, **filters)
+    async def _wait(
+        self,
+        run_id: str,
+        timeout: float | None,
+        on_progress: Callable[[Any], Any] | None,
+        on_log: Callable[[Any], Any] | None,
+    ) -> Run:
+        return await self._client.wait_for_run(
+            run_id, timeout=timeout, on_progress=on_progress, on_log=on_log
+        )
+
+    async def _list(self, **filters: Any) -> list[Run]:
+        return await self._client.get_runs(**filters)
 
 
-class HttpJobs:
-    """The server's jobs by registration key: ``jobs.import_csv`` or ``jobs["import_csv"]``."""
-
-    def __init__(self) -> None:
-        self._handles: dict[str, HttpJobHandle] = {}
-
-    def __getattr__(self, key: str) -> HttpJobHandle:
-        handles = self.__dict__.get("_handles", {})
-        if key in handles:
-            return handles[key]  # type: ignore[no-any-return]
-        raise AttributeError(f"the server has no job under {key!r}; it has: {sorted(handles)}")
-
-    def __getitem__(self, key: str) -> HttpJobHandle:
-        return self.__getattr__(key)
-
-    def __iter__(self) -> Any:
-        return iter(self._handles)
-
-
-class HttpDurably:
+class HttpClient:
     """A remote engine behind durably_web's (or upstream Durably's) HTTP handler."""
 
     def __init__(
@@ -141,11 +111,11 @@ class HttpDurably:
     ) -> None:
         self.url = url.rstrip("/")
         self._http = httpx.AsyncClient(headers=dict(headers or {}), timeout=timeout)
-        self.jobs = HttpJobs()
+        self.jobs: Jobs[HttpJobHandle] = Jobs()
         self._listeners: dict[str, list[Callable[[Any], Any]]] = {}
         self._stream: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> HttpDurably:
+    async def __aenter__(self) -> HttpClient:
         await self.refresh_jobs()
         return self
 
@@ -164,33 +134,38 @@ class HttpDurably:
     async def refresh_jobs(self) -> None:
         """Learn the server's jobs (``GET /jobs``; an upstream server has none to list)."""
         try:
-            jobs = await self._request("GET", "/jobs")
+            jobs = await self._call("getJobs")
         except NotFoundError:
             return
         for job in jobs:
-            self.jobs._handles[job["key"]] = HttpJobHandle(self, job["key"], job["name"])
-            self.jobs._handles.setdefault(job["name"], self.jobs._handles[job["key"]])
+            handle = HttpJobHandle(self, job["key"], job["name"])
+            self.jobs._add(job["key"], handle)
+            if job["name"] not in self.jobs:
+                self.jobs._add(job["name"], handle)
 
     def job(self, name: str) -> HttpJobHandle:
         """Return a handle for any job name, listed or not (for upstream servers)."""
-        return self.jobs._handles.get(name) or HttpJobHandle(self, name, name)
+        return self.jobs.get(name) or HttpJobHandle(self, name, name)
 
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Any = None,
-        json_body: Any = None,
-    ) -> Any:
-        response = await self._http.request(method, self.url + path, params=params, json=json_body)
+    async def _call(self, name: str, **args: Any) -> Any:
+        """Make the operation ``name`` with ``args`` (by Python name); return its JSON answer.
+
+        Raises:
+            DurablyError: the server's error, as the same class.
+
+        """
+        request = request_for(BY_NAME[name], args)
+        response = await self._http.request(
+            request.method,
+            self.url + request.path,
+            params=tuple(request.query),
+            json=request.body,
+        )
         if response.status_code >= 400:
             try:
                 payload = response.json()
             except ValueError:
                 payload = {"error": response.text or response.reason_phrase}
-            if not isinstance(payload, dict):
-                payload = {"error": str(payload)}
             raise error_from_wire(payload, response.status_code)
         return response.json()
 
@@ -199,7 +174,7 @@ class HttpDurably:
     async def get_run(self, run_id: str) -> Run | None:
         """Return the run, or None."""
         try:
-            return Run.from_wire(await self._request("GET", "/run", params={"runId": run_id}))
+            return Run.from_wire(await self._call("getRun", run_id=run_id))
         except NotFoundError:
             return None
 
@@ -213,51 +188,43 @@ class HttpDurably:
         offset: int = 0,
     ) -> list[Run]:
         """List runs, newest first (see ``Durably.get_runs``)."""
-        params: list[tuple[str, str]] = []
-        for value in [status] if isinstance(status, str) else status or []:
-            params.append(("status", value))
-        for value in [job_name] if isinstance(job_name, str) else job_name or []:
-            params.append(("jobName", value))
-        for key, value in (labels or {}).items():
-            params.append((f"label.{key}", value))
-        if limit is not None:
-            params.append(("limit", str(limit)))
-        if offset:
-            params.append(("offset", str(offset)))
-        return [Run.from_wire(data) for data in await self._request("GET", "/runs", params=params)]
+        answer = await self._call(
+            "getRuns",
+            status=status,
+            job_name=job_name,
+            labels=labels,
+            limit=limit,
+            offset=offset or None,
+        )
+        return [Run.from_wire(data) for data in answer]
 
     async def get_steps(self, run_id: str) -> list[Step]:
         """Return the run's steps."""
-        return [
-            Step.from_wire(d)
-            for d in await self._request("GET", "/steps", params={"runId": run_id})
-        ]
+        return [Step.from_wire(d) for d in await self._call("getSteps", run_id=run_id)]
 
     async def get_logs(self, run_id: str) -> list[Log]:
         """Return the run's persisted logs (``GET /logs``, a durably_web extension)."""
-        return [
-            Log.from_wire(d) for d in await self._request("GET", "/logs", params={"runId": run_id})
-        ]
+        return [Log.from_wire(d) for d in await self._call("getLogs", run_id=run_id)]
 
     async def cancel(self, run_id: str) -> Run:
         """Cancel a run; return it."""
-        await self._request("POST", "/cancel", params={"runId": run_id})
+        await self._call("cancel", run_id=run_id)
         return await self._require(run_id)
 
     async def retry(self, run_id: str) -> Run:
         """Retry a failed or cancelled run in place; return it."""
-        await self._request("POST", "/retry", params={"runId": run_id})
+        await self._call("retry", run_id=run_id)
         return await self._require(run_id)
 
     async def retrigger(self, run_id: str) -> Run:
         """Start a new run with the same input; return the new run."""
-        answer = await self._request("POST", "/retrigger", params={"runId": run_id})
+        answer = await self._call("retrigger", run_id=run_id)
         return await self._require(answer["runId"])
 
     async def delete_run(self, run_id: str) -> Run:
         """Delete a finished run; return what it was."""
         run = await self._require(run_id)
-        await self._request("DELETE", "/run", params={"runId": run_id})
+        await self._call("deleteRun", run_id=run_id)
         return run
 
     async def _require(self, run_id: str) -> Run:
@@ -268,9 +235,13 @@ class HttpDurably:
 
     # -- streams ------------------------------------------------------------------------
 
-    async def _sse(self, path: str, params: Any) -> AsyncGenerator[dict[str, Any], None]:
+    async def _sse(self, name: str, **args: Any) -> AsyncGenerator[dict[str, Any], None]:
+        request = request_for(BY_NAME[name], args)
         async with self._http.stream(
-            "GET", self.url + path, params=params, timeout=httpx.Timeout(None, connect=10)
+            request.method,
+            self.url + request.path,
+            params=tuple(request.query),
+            timeout=httpx.Timeout(None, connect=10),
         ) as response:
             if response.status_code >= 400:
                 await response.aread()
@@ -287,7 +258,7 @@ class HttpDurably:
         current state comes first again.
         """
         while True:
-            async for data in self._sse("/subscribe", {"runId": run_id}):
+            async for data in self._sse("subscribe", run_id=run_id):
                 event = event_from_wire(data)
                 yield event
                 if event.type in TERMINAL_EVENT_TYPES:
@@ -305,28 +276,13 @@ class HttpDurably:
         """Wait until the run completes; raise ``RunFailed``/``RunCancelled``/``TimeoutError``."""
         if timeout is not None and timeout <= 0:
             raise ValidationError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        return await asyncio.wait_for(self._wait(run_id, on_progress, on_log), timeout)
-
-    async def _wait(
-        self,
-        run_id: str,
-        on_progress: Callable[[Any], Any] | None,
-        on_log: Callable[[Any], Any] | None,
-    ) -> Run:
-        async for event in self.subscribe(run_id):
-            if isinstance(event, RunProgress) and on_progress is not None:
-                await _call(on_progress, event.progress)
-            elif isinstance(event, LogWrite) and on_log is not None:
-                await _call(on_log, event)
-            elif event.type == "run:complete":
-                return await self._require(run_id)
-            elif event.type == "run:fail":
-                raise RunFailed(getattr(event, "error", "") or "Run failed")
-            elif event.type == "run:cancel":
-                raise RunCancelled(f"Run was cancelled: {run_id}")
-            elif event.type == "run:delete":
-                raise NotFoundError(f"Run was deleted: {run_id}")
-        raise NotFoundError(f"Run not found: {run_id}")
+        events = self.subscribe(run_id)
+        try:
+            return await asyncio.wait_for(
+                wait_for(events, run_id, self.get_run, on_progress, on_log), timeout
+            )
+        finally:
+            await events.aclose()
 
     def on(self, event_type: str, handler: Callable[[Any], Any]) -> Callable[[], None]:
         """Call ``handler`` for events of every run (``GET /runs/subscribe``, trimmed form).
@@ -347,47 +303,25 @@ class HttpDurably:
 
     async def _pump(self) -> None:
         while True:  # reopened when the server ends it (see ``subscribe``), until closed
-            async for data in self._sse("/runs/subscribe", None):
+            async for data in self._sse("runsSubscribe"):
                 event = event_from_wire(data)
                 handlers = (*self._listeners.get(event.type, ()), *self._listeners.get("*", ()))
                 for handler in handlers:
                     with contextlib.suppress(Exception):
-                        await _call(handler, event)
+                        result = handler(event)
+                        if inspect.isawaitable(result):
+                            await result
             await asyncio.sleep(_RECONNECT_DELAY)
 
 
-async def _call(handler: Callable[[Any], Any], value: Any) -> None:
-    result = handler(value)
-    if inspect.isawaitable(result):
-        await result
+def _json(value: Any) -> Any:
+    """Return an input as JSON data (a pydantic model dumped)."""
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
 
 
-def _trigger_body(
-    input: Any,
-    idempotency_key: str | None,
-    concurrency_key: str | None,
-    labels: Mapping[str, str] | None,
-    coalesce: str | None,
-) -> dict[str, Any]:
-    if hasattr(input, "model_dump"):
-        input = input.model_dump(mode="json")
-    body: dict[str, Any] = {"input": input}
-    for key, value in (
-        ("idempotencyKey", idempotency_key),
-        ("concurrencyKey", concurrency_key),
-        ("labels", None if labels is None else dict(labels)),
-        ("coalesce", coalesce),
-    ):
-        if value is not None:
-            body[key] = value
-    return body
-
-
-def _batch_item(item: Any) -> dict[str, Any]:
-    from durably_web.core.trigger import TriggerItem
-
-    if isinstance(item, TriggerItem):
-        return _trigger_body(
-            item.input, item.idempotency_key, item.concurrency_key, item.labels, item.coalesce
-        )
-    return _trigger_body(item, None, None, None, None)
+def _options(item: TriggerItem) -> dict[str, Any]:
+    """Return a trigger's options by Python name (labels as a plain dict)."""
+    options = {name: getattr(item, name) for name, _ in TRIGGER_OPTIONS}
+    if options["labels"] is not None:
+        options["labels"] = dict(options["labels"])
+    return options

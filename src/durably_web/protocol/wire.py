@@ -17,7 +17,7 @@ except ImportError:  # MicroPython (PyScript pages): annotations are never evalu
 
 from durably_web.errors import ValidationError
 
-__all__ = ["TRIGGER_OPTIONS", "trigger_from_wire", "trigger_to_wire"]
+__all__ = ["TRIGGER_OPTIONS", "options_to_wire", "trigger_from_wire", "trigger_to_wire"]
 
 TRIGGER_OPTIONS = (
     ("idempotency_key", "idempotencyKey"),
@@ -31,11 +31,10 @@ _WIRE_NAME = dict(TRIGGER_OPTIONS)
 _WIRE_NAMES = set(_WIRE_NAME.values())
 
 
-def trigger_to_wire(input: "Any", options: "dict[str, Any]") -> "dict[str, Any]":
-    """Return ``{"input", <wire option>: value, ...}``, leaving out the options that are None.
+def options_to_wire(options: "dict[str, Any]") -> "dict[str, Any]":
+    """Return trigger options by wire name, leaving out the ones that are None.
 
     Args:
-        input: the trigger's input, already JSON data.
         options: options by Python name (``idempotency_key``) or wire name
             (``idempotencyKey``).
 
@@ -43,14 +42,26 @@ def trigger_to_wire(input: "Any", options: "dict[str, Any]") -> "dict[str, Any]"
         ValidationError: an option name that is neither.
 
     """
-    body = {"input": input}
+    out = {}
     for name, value in options.items():
         wire = _WIRE_NAME.get(name) or (name if name in _WIRE_NAMES else None)
         if wire is None:
             known = ", ".join(sorted(_WIRE_NAME))
             raise ValidationError(f"unknown trigger option {name!r}; known: {known}")
         if value is not None:
-            body[wire] = value
+            out[wire] = value
+    return out
+
+
+def trigger_to_wire(input: "Any", options: "dict[str, Any]") -> "dict[str, Any]":
+    """Return a trigger as the wire has it: ``{"input", <wire option>: value, ...}``.
+
+    Raises:
+        ValidationError: an unknown option name (see :func:`options_to_wire`).
+
+    """
+    body = {"input": input}
+    body.update(options_to_wire(options))
     return body
 
 

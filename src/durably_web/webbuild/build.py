@@ -64,6 +64,8 @@ PAGE_PACKAGE_FILES = (
     "client/page.py",
     "client/page_client.py",
     "client/values.py",
+    "protocol/__init__.py",
+    "protocol/wire.py",
 )
 """Files of ``src/durably_web`` a PyScript page imports (MicroPython-safe), copied into
 ``web/vendor/py/durably_web/`` beside ``web/py/durably_web/__init__.py`` (the page's light
