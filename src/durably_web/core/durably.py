@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from durably_web.clock import Clock
+from durably_web.core.busy import wait_out_busy
 from durably_web.core.handles import JobHandle, Jobs
 from durably_web.core.trigger import TriggerItem, prepare, validate_label_filter
 from durably_web.core.watch import wait_for, watch
@@ -160,9 +161,21 @@ class Durably:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def migrate(self) -> None:
-        """Create or upgrade the schema (idempotent; safe from several processes at once)."""
+        """Create or upgrade the schema (idempotent; safe from several processes at once).
+
+        Another process holding the database's write lock past ``busy_timeout`` is waited
+        out, as every write of the engine's own is (reported as ``worker:error`` with context
+        ``migrate: waiting for the database lock``), so a worker starting beside a busy one
+        starts once the lock clears instead of failing.
+        """
         if not self._migrated:
-            await self.store.migrate(self.clock.now())
+            await wait_out_busy(
+                lambda: self.store.migrate(self.clock.now()),
+                clock=self.clock,
+                on_wait=lambda exc: self.worker.report(
+                    exc, "migrate: waiting for the database lock"
+                ),
+            )
             self._migrated = True
 
     async def init(self) -> None:

@@ -77,7 +77,9 @@ class SQLiteStore(StoreReads):
                 f"supports (version {latest}): it was written by a newer release. Upgrade "
                 "durably_web to open it; it was left unchanged."
             )
-        applied = []
+        applied: list[int] = []
+        if found == latest:
+            return applied  # up to date: no write, so no wait for another writer's lock
         for version, script in known:
             with self.connection.transaction():
                 if self._version() >= version:
