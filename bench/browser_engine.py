@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/browser_engine.py [--runs 3] [--reloads 2] [--steps-runs 5] [--json F]
 
-Needs ``durably-web build`` (web/vendor), the ``playwright`` package and Debian's
-``/usr/bin/chromium``. Serves ``web/`` with ``durably_web.webbuild``'s server on 127.0.0.1 and
-loads ``/?db=...`` (web/index.html, MicroPython page + engine worker), with no request routing
-(it would disable the HTTP cache). For each of ``--runs`` fresh profiles:
+Needs ``durably-web build`` (the demo's site in ``.build/site``), the ``playwright`` package
+and Debian's ``/usr/bin/chromium``. Serves the site with ``durably_web.sitebuild``'s server on
+127.0.0.1 and loads ``/?db=...`` (the demo: MicroPython page + engine worker), with no request
+routing (it would disable the HTTP cache). For each of ``--runs`` fresh profiles:
 
 - **cold**: navigation → page interactive (the page's Python ran: the form works) and →
   engine ready (worker booted, OPFS database open, jobs imported), bytes over the wire;
@@ -23,18 +23,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from durably_web.webbuild.server import make_server
+from playwright_tests.browser import Meter, launch_options
+
+from durably_web.sitebuild import Layout, make_server
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.append(str(ROOT))  # run as a script: the repository root, for playwright_tests
-from playwright_tests.browser import Meter, launch_options  # noqa: E402
 
 
 def load(page: Any, url: str | None, meter: Meter) -> dict[str, Any]:
@@ -82,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    server = make_server(ROOT, port=0)
+    server = make_server(Layout(ROOT).site, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     origin = f"http://127.0.0.1:{server.server_address[1]}/"
     samples: dict[str, list[Any]] = {"cold": [], "warm": [], "reopen": [], "steps_per_s": []}

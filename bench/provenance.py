@@ -12,7 +12,8 @@ from typing import Any
 from setup_systems import ROOT
 
 _NOT_ENGINE = tuple(
-    f"src/durably_web/{package}/" for package in ("browser", "client", "server", "cli", "webbuild")
+    f"src/durably_web/{package}/"
+    for package in ("browser", "client", "server", "cli", "sitebuild", "web")
 )
 
 
@@ -20,8 +21,9 @@ def code_state() -> dict[str, Any]:
     """Return the commit, the dirty files and a digest of the engine's source: what ran.
 
     ``src_digest`` covers src/durably_web without the browser, client, server, CLI and build
-    packages, which the CPython engine does not load; ``browser_digest`` covers all of
-    src/durably_web and web/'s JavaScript, what the browser systems run.
+    packages and the site's files (``web/``), which the CPython engine does not load;
+    ``browser_digest`` covers all of src/durably_web (the runtime's JavaScript included), what
+    the browser systems run.
     """
 
     def git(*argv: str) -> str:
@@ -29,9 +31,9 @@ def code_state() -> dict[str, Any]:
         return proc.stdout
 
     digest = hashlib.sha1()
-    browser = hashlib.sha1()  # what the browser systems run: all of src, web/'s runtime
+    browser = hashlib.sha1()  # what the browser systems run: all of src
     for name in sorted(
-        git("ls-files", "--cached", "--others", "--exclude-standard", "src", "web").split()
+        git("ls-files", "--cached", "--others", "--exclude-standard", "src").split()
     ):
         path = ROOT / name
         if not path.is_file():
@@ -39,11 +41,10 @@ def code_state() -> dict[str, Any]:
         entry = name.encode() + b"\0" + path.read_bytes()
         if name.startswith("src/") and not name.startswith(_NOT_ENGINE):
             digest.update(entry)
-        if name.startswith("src/") or name.endswith(".mjs"):
-            browser.update(entry)
+        browser.update(entry)
     return {
         "commit": git("rev-parse", "HEAD").strip(),
-        "src_dirty": git("status", "--porcelain", "--", "src", "web").splitlines(),
+        "src_dirty": git("status", "--porcelain", "--", "src").splitlines(),
         "src_digest": digest.hexdigest(),
         "browser_digest": browser.hexdigest(),
     }

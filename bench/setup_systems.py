@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from playwright_tests.browser import CHROMIUM
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path.append(str(ROOT))  # run as a script: the repository root, for playwright_tests
-from playwright_tests.browser import CHROMIUM  # noqa: E402
 
 NODE_DIR = BENCH / "upstream_node"
 UPSTREAM_BROWSER_DIR = BENCH / "upstream_browser"
@@ -75,7 +75,7 @@ def setup_dbos() -> None:
 
 
 def setup_browser() -> None:
-    """Check for Playwright and Chromium; bring web/vendor up to date (``durably-web build``)."""
+    """Check for Playwright and Chromium; bring the demo's site up to date (``build``)."""
     probe = subprocess.run(
         [str(PROJECT_PYTHON), "-c", "import playwright"], capture_output=True, check=False
     )
@@ -83,8 +83,8 @@ def setup_browser() -> None:
         raise SystemExit("the browser systems need the playwright package in .venv")
     if not CHROMIUM.exists():
         raise SystemExit(f"the browser systems need {CHROMIUM}: apt-get install chromium")
-    # A no-op when web/vendor matches its inputs, src/durably_web included: the browser runs
-    # the current engine.
+    # A no-op when .build/site matches its inputs, the durably_web package included: the
+    # browser runs the current engine.
     _run_setup([str(PROJECT_PYTHON), "-m", "durably_web", "build"], ROOT)
 
 

@@ -1,7 +1,7 @@
 """The engine's Store contract and semantics tests in Chromium: Pyodide, databases on OPFS.
 
 The same runner as ``tests/pyodide/test_in_pyodide.py`` (Node, in-memory sqlite-wasm), but
-in a real browser worker (``web/tests/runner.html`` + ``runner-worker.mjs``): the opfs-sahpool
+in a real browser worker (``pages/tests/runner.html`` + ``runner-worker.mjs``): the opfs-sahpool
 VFS, the vendored Pyodide and durably-web wheel of ``durably-web build``, one fresh OPFS
 database per test (deleted after it), with two backends (``BACKENDS`` in
 ``tests/pyodide/runner.py``):
@@ -9,17 +9,15 @@ database per test (deleted after it), with two backends (``BACKENDS`` in
 - ``opfs``: one connection, the browser engine's own pragmas (WAL, exclusive locking);
 - ``opfs-full``: a new connection per ``connect()``, DELETE journal, synchronous FULL.
 
-Served by ``durably_web.webbuild``'s server on 127.0.0.1; Debian's Chromium through
-Playwright with a fresh profile. Every request is recorded, the worker's too: one to any
-other host fails the test.
+Served by ``durably_web.sitebuild``'s server on 127.0.0.1 (the built site with the test
+pages, :mod:`playwright_tests.site`); Debian's Chromium through Playwright with a fresh
+profile. Every request is recorded, the worker's too: one to any other host fails the test.
 
     .venv/bin/pytest playwright_tests/test_pyodide_opfs.py -s
 """
 
 from __future__ import annotations
 
-import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +27,7 @@ import pytest
 from tests.pyodide import assets
 
 from playwright_tests.browser import CHROMIUM, foreign, launch_options
+from playwright_tests.site import serve_site, staged_site
 
 pytestmark = pytest.mark.browser
 
@@ -40,23 +39,15 @@ RUN_TIMEOUT_MS = 300_000
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    """``web/`` (after ``durably-web build``, with the test assets staged) on 127.0.0.1."""
+    """The built site with the test pages and the staged test assets, on 127.0.0.1."""
     if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium: apt-get install -y chromium")
-    pytest.importorskip("playwright.sync_api")
-    from durably_web.webbuild import make_server
-
-    assets.ensure_build()
-    assets.stage_browser_assets(wheels=assets.ensure_test_wheels())
-    server = make_server(assets.ROOT, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.url.rstrip("/")
-    finally:
-        server.shutdown()
-        server.server_close()
-        shutil.rmtree(assets.ROOT / "web" / "vendor" / assets.BROWSER_ASSETS, ignore_errors=True)
+        pytest.fail(
+            f"the browser tests need Debian's Chromium at {CHROMIUM}: apt-get install chromium"
+        )
+    with staged_site() as site:
+        assets.stage_browser_assets(site / "tests" / "assets", wheels=assets.ensure_test_wheels())
+        with serve_site(site) as url:
+            yield url
 
 
 def format_failures(summary: dict[str, Any]) -> str:

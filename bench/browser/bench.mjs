@@ -5,8 +5,9 @@
  * what the page reports as console lines `__bench__ <JSON>`: `{type: "stage", name, t}`,
  * `{type: "crashed"}`, then `{type: "done", metrics, info}` or `{type: "error", message}`.
  *
- * - `start`: the product path, `connect({jobs})` from web/client.mjs with the product worker
- *   web/worker.mjs; reports navigation → engine ready (ms since this document's navigation).
+ * - `start`: the product path, `connect({jobs})` from the site's _durably/client/index.mjs with
+ *   the product worker _durably/runtime/worker.mjs; reports navigation → engine ready (ms since
+ *   this document's navigation).
  * - `resume`: first load (no `?phase=resume`): the worker runs the long job and says when it
  *   reached the step to die in; this page terminates it at once and reports `crashed`. The
  *   driver then loads `?phase=resume`, whose worker resumes the run.
@@ -37,7 +38,7 @@ function runWorker(workload, onOther) {
 }
 
 async function start() {
-  const { connect } = await import("../client.mjs");
+  const { connect } = await import("../_durably/client/index.mjs");
   /** @type {Record<string, number>} */
   const stages = {};
   await connect({

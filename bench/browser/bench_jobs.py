@@ -1,7 +1,8 @@
 """The durably_web browser benchmark: its job and its workloads, run inside the engine worker.
 
 Loaded by ``bench/browser/worker.mjs`` into Pyodide (and, as a plain job module, by the
-product worker ``web/worker.mjs`` in the ``start`` workload: the ``jobs`` mapping below).
+product worker ``_durably/runtime/worker.mjs`` in the ``start`` workload: the ``jobs``
+mapping below).
 The workloads are ``bench/systems/durably_cpython.py``'s, measured by the same code
 (``bench/systems/bench_workloads.py``, which the worker writes beside this file); every timing
 is taken here, inside the worker, with ``time.perf_counter`` (``performance.now()`` underneath:
@@ -26,7 +27,7 @@ from typing import Any
 
 from durably_web import Durably, StepContext, create_durably, define_job
 from durably_web.adapters.pyodide import PyodideConnection
-from durably_web.browser.boot import _PRAGMAS
+from durably_web.browser.boot import PRAGMAS
 from durably_web.storage.queries import queries as engine_queries
 from durably_web.storage.sqlite import SQLiteStore
 
@@ -61,7 +62,7 @@ def _step(i: int) -> Any:
 
 def pragmas(synchronous: str) -> list[str]:
     """Return the engine's pragmas for a benchmark durability setting (the raw floor uses them)."""
-    return list(_PRAGMAS[DURABILITY[synchronous]])
+    return list(PRAGMAS[DURABILITY[synchronous]])
 
 
 def _engine(bridge: Any, synchronous: str, database: str = DATABASE) -> Durably:

@@ -1,22 +1,23 @@
 // @ts-check
 /**
- * The durably_web benchmark worker: the product worker's boot (web/worker.mjs: sqlite-wasm,
- * then the OPFS VFS with the same retries, then Pyodide from web/vendor with pydantic and the
- * durably-web wheel, then the bridge), after which it runs one workload of bench_jobs.py in
- * this worker, or the raw commit floor: a plain JS loop through the same bridge.
+ * The durably_web benchmark worker: the product worker's boot (_durably/runtime/worker.mjs:
+ * sqlite-wasm, then the OPFS VFS with the same retries, then Pyodide from _durably/vendor with
+ * pydantic and the durably-web wheel, then the bridge), after which it runs one workload of
+ * bench_jobs.py in this worker, or the raw commit floor: a plain JS loop through the same bridge.
  *
- * Served at /bench/worker.mjs by bench/systems/chromium.py's server, beside web/ (so
- * ../vendor/ is web/vendor/). The page sends {type: "run", config: {workload, synchronous,
- * params}}; the worker posts {type: "stage", name, t} (t: epoch ms), then {type: "result",
- * metrics, info} or {type: "error", message}; in the resume workload's first phase
+ * Served at /bench/worker.mjs by bench/systems/chromium.py's server, in the demo's built site
+ * (so ../_durably/ is the site's runtime, client and vendored files). The page sends
+ * {type: "run", config: {workload, synchronous, params}}; the worker posts
+ * {type: "stage", name, t} (t: epoch ms), then {type: "result", metrics, info} or
+ * {type: "error", message}; in the resume workload's first phase
  * {type: "crashing"} when it reaches the step where the page is to terminate it.
  */
-import sqlite3InitModule from "../vendor/sqlite-wasm/index.mjs";
-import { installVfs } from "../opfs.mjs";
-import { bootPyodide } from "../runtime.mjs";
-import { createBridge } from "../sqlite_bridge.mjs";
+import sqlite3InitModule from "../_durably/vendor/sqlite-wasm/index.mjs";
+import { installVfs } from "../_durably/runtime/opfs.mjs";
+import { bootPyodide } from "../_durably/runtime/runtime.mjs";
+import { createBridge } from "../_durably/runtime/sqlite_bridge.mjs";
 
-const VENDOR = new URL("../vendor/", import.meta.url).href;
+const VENDOR = new URL("../_durably/vendor/", import.meta.url).href;
 /** Python modules written into HOME: bench_jobs.py imports bench_workloads.py (bench/systems/). */
 const MODULES = ["bench_jobs.py", "bench_workloads.py"];
 const HOME = "/home/pyodide/bench";

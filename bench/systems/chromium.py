@@ -5,8 +5,9 @@
 
 ``NAME`` is one of
 
-- ``durably_web_chromium``: bench/browser/ (page, worker, bench_jobs.py) beside web/ (the
-  vendored runtime, the product worker): the engine runs in a module worker on Pyodide, its
+- ``durably_web_chromium``: bench/browser/ (page, worker, bench_jobs.py) at ``/bench/`` of the
+  demo's built site (``.build/site``: the vendored runtime, the product worker below
+  ``/_durably/``): the engine runs in a module worker on Pyodide, its
   database on OPFS (opfs-sahpool VFS) with the engine's own pragmas (WAL, and synchronous
   NORMAL, or FULL through boot's ``WAL_FULL``);
 - ``raw_wasm``: the same worker and bridge, a plain JS loop of autocommit INSERTs (the floor);
@@ -38,13 +39,11 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -52,13 +51,12 @@ from urllib.parse import urlsplit
 
 import benchlib
 from benchlib import Args
+from playwright_tests.browser import Meter, launch_options
 
-from durably_web.webbuild.server import DemoServer, _Handler
+from durably_web.sitebuild import Layout, StaticServer, make_server
 
 BENCH = Path(__file__).resolve().parents[1]
 ROOT = BENCH.parent
-sys.path.append(str(ROOT))  # run as a script: the repository root, for playwright_tests
-from playwright_tests.browser import Meter, launch_options  # noqa: E402
 
 DURABLY_PAGE = BENCH / "browser"
 UPSTREAM_PAGE = BENCH / "upstream_browser"
@@ -96,49 +94,24 @@ FLOORS = {"raw_wasm", "raw_sqlocal"}
 # -- the server ---------------------------------------------------------------------------
 
 
-class _BenchHandler(_Handler):
-    """The product server's handler, plus ``/bench/<file>`` for the files of bench/browser/."""
+def start_server(system: BrowserSystem) -> tuple[StaticServer, str]:
+    """Start the system's server on 127.0.0.1; return it and the page's URL.
 
-    server: BenchServer
-
-    def _resolve(self) -> Path | None:
-        path = urlsplit(self.path).path
-        if path.startswith("/bench/") and self.server.bench_files:
-            found = self.server.bench_files.get(path.removeprefix("/bench/"))
-            if found is None:
-                self._plain(HTTPStatus.NOT_FOUND)
-            return found
-        return super()._resolve()
-
-
-class BenchServer(DemoServer):
-    """``durably-web serve``'s server (gzip, ETags, MIME types, COOP/COEP) for a bench page.
-
-    Args:
-        web: the directory served at ``/``.
-        bench_files: files served at ``/bench/<name>`` (none: only ``web``).
-
+    ``durably-web serve``'s server (gzip, ETags, MIME types) with COOP/COEP: upstream's page
+    directory, or the demo's built site with the files of bench/browser/ mounted at
+    ``/bench/<name>``.
     """
-
-    def __init__(self, web: Path, bench_files: dict[str, Path] | None = None) -> None:
-        self.bench_files = bench_files or {}
-        super().__init__(("127.0.0.1", 0), web, isolated=True)
-        self.RequestHandlerClass = _BenchHandler
-
-
-def make_server(system: BrowserSystem) -> tuple[BenchServer, str]:
-    """Start the system's server on 127.0.0.1; return it and the page's URL."""
     if system.upstream:
-        server = BenchServer(UPSTREAM_PAGE)
+        server = make_server(UPSTREAM_PAGE, port=0, isolated=True)
         page = "index.html"
     else:
         files = {
-            name: DURABLY_PAGE / name
+            f"/bench/{name}": DURABLY_PAGE / name
             for name in ("index.html", "bench.mjs", "worker.mjs", "bench_jobs.py")
         }
         # bench_jobs.py's workloads import it (the measuring code durably_cpython.py shares)
-        files["bench_workloads.py"] = BENCH / "systems" / "bench_workloads.py"
-        server = BenchServer(ROOT / "web", files)
+        files["/bench/bench_workloads.py"] = BENCH / "systems" / "bench_workloads.py"
+        server = make_server(Layout(ROOT).site, port=0, mounts=files, isolated=True)
         page = "bench/index.html"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"{server.url}{page}"
@@ -529,7 +502,7 @@ def run_workload(
     if profile_dir is not None and cprofile:
         config["params"]["cprofile"] = not system.upstream and system.name not in FLOORS
     timeout_s = float(args.params.get("timeout_s", 1500))
-    server, url = make_server(system)
+    server, url = start_server(system)
     profile = Path(tempfile.mkdtemp(prefix="profile-", dir=args.dir))
     try:
         with sync_playwright() as playwright:

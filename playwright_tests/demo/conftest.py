@@ -1,12 +1,13 @@
 """Fixtures for the demo page tests: a local server, Chromium profiles, an offline guard.
 
-- ``server``: the project's ``web/`` over HTTP on 127.0.0.1 (session scope), through
-  ``durably_web.webbuild``'s server when it is there, else a small stdlib server. Set
-  ``DURABLY_WEB_ROOT`` to serve another project root (a directory holding ``web/``).
+- ``site``: the built demo site (``.build/site``, rebuilt first when its inputs changed), copied
+  with the test pages (:mod:`playwright_tests.site`), for the session.
+- ``server``: ``site`` over HTTP on 127.0.0.1 (session scope), through ``durably-web
+  serve``'s server.
 - ``broken_server``: the same files, with a job module that fails to import at ``/jobs.py``.
-- ``api_server``: server mode: ``durably-web serve-api web/jobs.py --static web`` as a real
-  process (uvicorn) on 127.0.0.1, with a fresh database (and the jobs' ledger) per test; the
-  demo page at ``/?server=/api/durably``.
+- ``api_server``: server mode: ``durably-web serve-api SITE/jobs.py --static SITE`` (the
+  documented command on ``site``) as a real process (uvicorn) on 127.0.0.1, with a fresh
+  database (and the jobs' ledger) per test; the demo page at ``/?server=/api/durably``.
 - ``browser``: opens persistent Chromium contexts (Debian's ``/usr/bin/chromium``), one fresh
   profile per test unless a test reopens the same one; records every request of every
   context and fails the test if one left 127.0.0.1. Request routing is not used: it would
@@ -15,18 +16,14 @@
 
 from __future__ import annotations
 
-import functools
-import os
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,77 +31,30 @@ import pytest
 
 from playwright_tests.browser import CHROMIUM
 from playwright_tests.demo.helpers import ApiServer, Browser, Server
+from playwright_tests.site import serve_site, staged_site
 
-ROOT = Path(__file__).resolve().parents[2]
 BROKEN_JOBS = Path(__file__).with_name("broken_jobs.py")
 
 
-class _Handler(SimpleHTTPRequestHandler):
-    """Fallback static handler: correct MIME types, revalidation, optional ``/jobs.py``."""
-
-    protocol_version = "HTTP/1.1"
-    extensions_map = {  # noqa: RUF012 - the stdlib's own class attribute
-        **SimpleHTTPRequestHandler.extensions_map,
-        ".wasm": "application/wasm",
-        ".mjs": "text/javascript",
-        ".js": "text/javascript",
-        ".py": "text/x-python; charset=utf-8",
-        ".json": "application/json",
-        ".whl": "application/zip",
-    }
-    jobs: Path | None = None
-
-    def translate_path(self, path: str) -> str:
-        if self.jobs is not None and path.split("?")[0] == "/jobs.py":
-            return str(self.jobs)
-        return super().translate_path(path)
-
-    def end_headers(self) -> None:
-        self.send_header("Cache-Control", "no-cache")
-        super().end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def _serve(jobs: Path | None = None) -> Iterator[Server]:
-    root = Path(os.environ.get("DURABLY_WEB_ROOT", ROOT))
-    web = root / "web"
-    if not (web / "vendor" / "pyscript").is_dir():
-        pytest.skip(f"{web}/vendor is missing: run `durably-web build` first")
-    server: ThreadingHTTPServer
-    try:
-        if "DURABLY_WEB_ROOT" in os.environ:
-            raise ImportError("a custom root is served by the stdlib server (symlinks)")
-        from durably_web.webbuild.server import make_server
-
-        server = make_server(root, port=0, jobs=jobs)
-    except ImportError:
-        handler = type("Handler", (_Handler,), {"jobs": jobs})
-        server = ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(handler, directory=str(web))
-        )
-        server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    try:
-        yield Server(f"http://{host!s}:{port}")
-    finally:
-        server.shutdown()
-        server.server_close()
+@pytest.fixture(scope="session")
+def site() -> Iterator[Path]:
+    """The built demo site (rebuilt first if its inputs changed) with the test pages."""
+    with staged_site() as directory:
+        yield directory
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[Server]:
+def server(site: Path) -> Iterator[Server]:
     """The demo's files on 127.0.0.1."""
-    yield from _serve()
+    with serve_site(site) as url:
+        yield Server(url)
 
 
 @pytest.fixture(scope="session")
-def broken_server() -> Iterator[Server]:
+def broken_server(site: Path) -> Iterator[Server]:
     """The demo's files with a job module that raises on import at ``/jobs.py``."""
-    yield from _serve(BROKEN_JOBS)
+    with serve_site(site, jobs=BROKEN_JOBS) as url:
+        yield Server(url)
 
 
 API = "/api/durably"
@@ -117,12 +67,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+def api_server(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     """The documented server-mode command, run as a process until the test ends."""
-    web = ROOT / "web"
-    if not (web / "vendor" / "pyscript").is_dir():
-        pytest.skip(f"{web}/vendor is missing: run `durably-web build` first")
-    pytest.importorskip("uvicorn")
     workdir = tmp_path_factory.mktemp("api-server")  # the jobs' ledger.db lands here
     port = _free_port()
     log = workdir / "server.log"
@@ -131,9 +77,9 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
         "-m",
         "durably_web",
         "serve-api",
-        str(web / "jobs.py"),
+        str(site / "jobs.py"),
         "--static",
-        str(web),
+        str(site),
         "--base-path",
         API,
         "--db",
@@ -173,10 +119,13 @@ def playwright_instance() -> Iterator[Any]:
     """One Playwright driver per module (one process cannot run two sync drivers at once,
     so it must be gone before other modules' tests start theirs).
     """
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import sync_playwright
+
     if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium: apt-get install -y chromium")
-    with sync_api.sync_playwright() as playwright:
+        pytest.fail(
+            f"the browser tests need Debian's Chromium at {CHROMIUM}: apt-get install chromium"
+        )
+    with sync_playwright() as playwright:
         yield playwright
 
 

@@ -1,4 +1,4 @@
-"""Drive the demo page (web/index.html) the way a user does, and read what it shows."""
+"""Drive the demo page (the built site's index.html) the way a user does, and read what it shows."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ BOOT_TIMEOUT_MS = 90_000  # a cold engine boot takes ~3-8 s here; leave room for
 
 @dataclass(frozen=True)
 class Server:
-    """A running server of the project's ``web/`` directory."""
+    """A running server of the demo's built site (with the test pages)."""
 
     url: str
 
@@ -29,7 +29,7 @@ class Server:
 
 @dataclass(frozen=True)
 class ApiServer:
-    """``durably-web serve-api web/jobs.py --static web``: the demo's files and its jobs' API."""
+    """``durably-web serve-api SITE/jobs.py --static SITE``: the demo's files and its jobs' API."""
 
     url: str
     api: str

@@ -1,7 +1,7 @@
-"""The self-check pages in web/check: the whole client API, in every page-side runtime.
+"""The self-check pages (pages/check, at /check/): the whole client API, in every page runtime.
 
 ``client.html`` exercises every method of ``durably_web.client`` under MicroPython and under
-Pyodide; ``client-js.html`` the lifecycle of ``web/client.mjs`` (watchdog, restarts, the tab
+Pyodide; ``client-js.html`` the lifecycle of the JS client (watchdog, restarts, the tab
 lock). Each page reports ``[name, ok, detail]`` rows in ``window.__check``.
 """
 

@@ -1,7 +1,8 @@
 """The demo page in server mode: the same page and Python, the engine in a real server.
 
-``durably-web serve-api web/jobs.py --static web`` runs as a process (uvicorn on 127.0.0.1):
-it serves web/ and the demo's jobs at ``/api/durably`` on one origin. The page is opened at
+``durably-web serve-api SITE/jobs.py --static SITE`` runs as a process (uvicorn on 127.0.0.1),
+SITE the built demo site with the test pages: it serves SITE and the demo's jobs at
+``/api/durably`` on one origin. The page is opened at
 ``/?server=/api/durably``: demo.py then calls ``connect(url=...)`` instead of
 ``connect(jobs=...)`` and everything else is the code the worker-mode tests run
 (test_demo_flow.py, test_recovery.py). No worker is started; every request stays on

@@ -44,7 +44,7 @@ async def test_boot_forwards_the_events_of_a_run_it_reclaims(
 ) -> None:
     from durably_web import create_durably
     from durably_web.adapters.pyodide import PyodideConnection
-    from durably_web.browser.boot import _PRAGMAS, boot
+    from durably_web.browser.boot import PRAGMAS, boot
     from durably_web.storage.sqlite import SQLiteStore
 
     module = f"boot_jobs_{uuid.uuid4().hex[:8]}"
@@ -53,7 +53,7 @@ async def test_boot_forwards_the_events_of_a_run_it_reclaims(
     jobs = __import__(module)
 
     # The last page's engine: it leased the run for an hour, then died with its page.
-    store = SQLiteStore(PyodideConnection(bridge, database_file, _PRAGMAS["NORMAL"]))
+    store = SQLiteStore(PyodideConnection(bridge, database_file, PRAGMAS["NORMAL"]))
     dead = create_durably(store, jobs={"work": jobs.work})
     await dead.migrate()
     run = await dead.jobs.work.trigger({"steps": 3})

@@ -1,13 +1,14 @@
-"""What the Pyodide test harnesses need, made current: ``web/vendor`` and the test wheels.
+"""What the Pyodide test harnesses need, made current: the built site and the test wheels.
 
-- :func:`ensure_build` runs ``durably-web build`` (:func:`durably_web.webbuild.build`): a
-  no-op when ``web/vendor`` matches its inputs, which include every file of
-  ``src/durably_web``, so the tests always run the durably-web wheel of the current sources.
+- :func:`ensure_build` runs ``durably-web build`` (:func:`durably_web.sitebuild.build`): a
+  no-op when ``.build/site`` matches its inputs, which include every file of the durably_web
+  package, so the tests always run the durably-web wheel of the current sources; it returns
+  the site's vendor directory (``.build/site/_durably/vendor``).
 - :func:`ensure_test_wheels` downloads pytest and its pure-Python dependencies, pinned with
   hashes in ``tests/pyodide/requirements.txt``, into ``.build/test-wheels`` (test-only: never
-  part of ``web/vendor``), skipping pip when every pinned file is already there.
-- :func:`stage_browser_assets` copies those wheels and a zip of ``tests/`` under
-  ``web/vendor/test/`` for the Chromium run (the next real build removes them again).
+  part of the site), skipping pip when every pinned file is already there.
+- :func:`stage_browser_assets` copies those wheels and a zip of ``tests/`` into a directory
+  the Chromium run serves at ``/tests/assets/`` (``playwright_tests/site.py``).
 
 Run ``python -m tests.pyodide.assets`` to prepare both before using
 ``node tests/pyodide/run_in_node.mjs`` by hand.
@@ -38,7 +39,6 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "tests" / "pyodide" / "requirements.txt"
 WHEELS = ROOT / ".build" / "test-wheels"
-BROWSER_ASSETS = "test"  # under web/vendor/
 # Pyodide 314's CPython; pure-Python wheels only.
 _PIP_TARGET = ["--python-version", "3.14", "--implementation", "py", "--platform", "any"]
 
@@ -86,18 +86,17 @@ def ensure_test_wheels(target: Path = WHEELS) -> Path:
 
 
 def ensure_build(root: Path = ROOT) -> Path:
-    """Run the product build (a no-op when current); return ``web/vendor``."""
-    from durably_web.webbuild import build
+    """Run the product build (a no-op when current); return the site's vendor directory."""
+    from durably_web.sitebuild import build
 
     return build(root).vendor
 
 
-def stage_browser_assets(root: Path = ROOT, wheels: Path = WHEELS) -> Path:
-    """Copy the test wheels and a zip of ``tests/`` under ``web/vendor/test/``; return it.
+def stage_browser_assets(out: Path, wheels: Path = WHEELS, root: Path = ROOT) -> Path:
+    """Copy the test wheels and a zip of ``root/tests/`` into ``out`` (emptied first); return it.
 
     ``index.json`` there lists the wheel file names for the test page's worker.
     """
-    out = root / "web" / "vendor" / BROWSER_ASSETS
     if out.exists():
         shutil.rmtree(out)
     (out / "wheels").mkdir(parents=True)
@@ -118,14 +117,14 @@ def stage_browser_assets(root: Path = ROOT, wheels: Path = WHEELS) -> Path:
 
 
 def main() -> int:
-    """Prepare ``web/vendor`` and the test wheels; print where they are."""
+    """Prepare the built site and the test wheels; print where they are."""
     try:
         vendor = ensure_build()
         wheels = ensure_test_wheels()
     except Exception as exc:  # noqa: BLE001 - a command-line entry point: report, exit 1
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"web/vendor: {vendor}\ntest wheels: {wheels}")
+    print(f"vendored runtime: {vendor}\ntest wheels: {wheels}")
     return 0
 
 

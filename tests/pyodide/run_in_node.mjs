@@ -1,16 +1,19 @@
 // @ts-check
 /**
  * Run the engine's test suite on Pyodide (CPython 3.14 on WASM) under Node, over the real
- * synchronous SQLite bridge (web/sqlite_bridge.mjs) with sqlite-wasm: no browser needed.
+ * synchronous SQLite bridge (src/durably_web/web/runtime/sqlite_bridge.mjs) with sqlite-wasm:
+ * no browser needed.
  *
  * Usage (from anywhere; paths are relative to the repository root):
- *   node tests/pyodide/run_in_node.mjs [--vendor web/vendor] [--src]
+ *   node tests/pyodide/run_in_node.mjs [--vendor .build/site/_durably/vendor] [--src]
+ *        [--node-modules .build/npm/node_modules]
  *        [--wheels .build/test-wheels] [--backend memory] [--backend file]
  *        [-k SUBSTRING] [--module tests/contract/test_store.py] [--timeout 60] [--watchdog 60]
  *        [--verbose] [--gc] [--json FILE]
  *
  *   --vendor   the vendored runtime (`durably-web build` output): pyodide.mjs, our
  *              pyodide-lock.json, the .pyc stdlib and the wheels.
+ *   --node-modules  the build's npm install (sqlite-wasm's Node build is taken from it).
  *   --src      mount the repository's src/ instead of loading the durably-web wheel from the
  *              lock (implied when the lock has no durably-web, e.g. the spike's vendor dir).
  *   --wheels   pytest and its dependencies (tests/pyodide/requirements.txt), fetched by
@@ -42,7 +45,8 @@ const MOUNT = "/home/pyodide/durably"; // the repository's tests/ (and src/) app
 
 const { values: opts } = parseArgs({
   options: {
-    vendor: { type: "string", default: "web/vendor" },
+    vendor: { type: "string", default: ".build/site/_durably/vendor" },
+    "node-modules": { type: "string", default: ".build/npm/node_modules" },
     src: { type: "boolean", default: false },
     wheels: { type: "string", default: ".build/test-wheels" },
     backend: { type: "string", multiple: true },
@@ -157,7 +161,8 @@ async function main() {
   const pyodideDir = path.join(vendor, "pyodide");
   const lock = checkLock(pyodideDir);
   if (!existsSync(wheels)) die(`no test wheels in ${wheels}: run \`python -m tests.pyodide.assets\``);
-  const sqliteModule = path.join(ROOT, "web/node_modules/@sqlite.org/sqlite-wasm/dist/node.mjs");
+  const modules = path.resolve(ROOT, /** @type {string} */ (opts["node-modules"]));
+  const sqliteModule = path.join(modules, "@sqlite.org/sqlite-wasm/dist/node.mjs");
   if (!existsSync(sqliteModule)) die(`no ${sqliteModule}: run \`durably-web build\` (npm ci) first`);
   const useSrc = opts.src || !lock["durably-web"];
   blockNetwork();
@@ -177,7 +182,8 @@ async function main() {
   const booted = performance.now();
 
   const { default: sqlite3InitModule } = await import(pathToFileURL(sqliteModule).href);
-  const { createBridge } = await import(pathToFileURL(path.join(ROOT, "web/sqlite_bridge.mjs")).href);
+  const bridgeModule = path.join(ROOT, "src/durably_web/web/runtime/sqlite_bridge.mjs");
+  const { createBridge } = await import(pathToFileURL(bridgeModule).href);
   const sqlite3 = await sqlite3InitModule();
   const bridge = createBridge(sqlite3, (/** @type {string} */ filename) =>
     filename === ":memory:"

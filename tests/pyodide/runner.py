@@ -27,8 +27,8 @@ pytest the suite needs, on the loop Pyodide already runs:
 ``pytest`` itself (``raises``, ``approx``, ``mark``, ``skip``) is real: its wheels are
 unpacked by :mod:`tests.pyodide.bootstrap` before this module is imported.
 
-The host (``tests/pyodide/run_in_node.mjs``, ``web/tests/runner-worker.mjs``) calls
-``await run_suite(bridge, host, config_json)`` and gets a JSON summary back::
+The host (``tests/pyodide/run_in_node.mjs``, ``playwright_tests/pages/tests/runner-worker.mjs``)
+calls ``await run_suite(bridge, host, config_json)`` and gets a JSON summary back::
 
     {"counts": {"passed": 256, "failed": 0, "skipped": 4}, "passed": [...],
      "failed": [{"name", "phase", "error", "traceback"}], "skipped": [{"name", "reason"}],
@@ -38,7 +38,7 @@ The host (``tests/pyodide/run_in_node.mjs``, ``web/tests/runner-worker.mjs``) ca
 
 ``host`` is a JS object with ``deleteDatabase(filename)`` (remove a database file and its
 journals from the SQLite VFS) and optionally ``testStarted(name)`` (progress, for a
-watchdog); ``bridge`` is ``web/sqlite_bridge.mjs``.
+watchdog); ``bridge`` is the runtime's ``sqlite_bridge.mjs``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from durably_web import Durably, create_durably
-from durably_web.browser.boot import _PRAGMAS
+from durably_web.browser.boot import PRAGMAS
 from durably_web.storage.connection import Connection
 from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FakeClock
@@ -77,8 +77,8 @@ __all__ = ["BACKENDS", "FIXTURES", "Backend", "collect", "run_suite"]
 
 # The browser engine's own pragmas per durability (WAL needs exclusive locking mode on the
 # opfs-sahpool VFS, which has no shared memory): the OPFS backends test exactly those.
-_WAL = _PRAGMAS["NORMAL"]
-_DELETE = _PRAGMAS["FULL"]
+_WAL = PRAGMAS["NORMAL"]
+_DELETE = PRAGMAS["FULL"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +176,7 @@ def connect(backend: str, session: Session) -> Iterator[ConnectionFactory]:
 
 @fixture
 def bridge(session: Session) -> Any:
-    """The SQLite bridge (``web/sqlite_bridge.mjs``): only here, on Pyodide."""
+    """The SQLite bridge (the runtime's ``sqlite_bridge.mjs``): only here, on Pyodide."""
     return session.bridge
 
 
@@ -293,8 +293,11 @@ SKIP_MODULES: dict[str, str] = {
         "holds a file lock from a second thread (Pyodide has no threads) over the CPython "
         "sqlite3 adapter"
     ),
-    "tests/integration/test_webbuild.py": "builds web/vendor with npm, pip and Node (host tools)",
-    "tests/unit/test_json_value_js.py": "runs web/client/json.mjs under Node (no processes here)",
+    "tests/integration/test_sitebuild.py": "builds the site with npm, pip and Node (host tools)",
+    "tests/unit/test_json_value_js.py": "runs the JS client's json.mjs under Node (no processes here)",
+    "tests/unit/test_page_client_micropython.py": (
+        "runs MicroPython under Node and reads the JS client's files (no processes here)"
+    ),
 }
 # Modules needing these (absent from Pyodide) are skipped whole, with the reason.
 MISSING_MODULES = {

@@ -1,11 +1,11 @@
 """The engine's Store contract and semantics tests, run again on Pyodide under Node.
 
 Pyodide is CPython 3.14 compiled to WASM, the interpreter of the browser worker; the database
-is sqlite-wasm behind the real synchronous bridge (``web/sqlite_bridge.mjs``) and
+is sqlite-wasm behind the real synchronous bridge (the runtime's ``sqlite_bridge.mjs``) and
 :class:`~durably_web.adapters.pyodide.PyodideConnection`, in memory and on files with several
 connections (see ``BACKENDS`` in ``tests/pyodide/runner.py``). The durably-web wheel comes from
-``web/vendor``, rebuilt first if the sources changed. ``playwright_tests/test_pyodide_opfs.py``
-runs the same suite in Chromium on OPFS.
+the built site's ``_durably/vendor``, rebuilt first if the sources changed.
+``playwright_tests/test_pyodide_opfs.py`` runs the same suite in Chromium on OPFS.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from durably_web.sitebuild import Layout
 from tests.pyodide import assets
 
 NODE = shutil.which("node")
@@ -57,6 +58,7 @@ def test_suite_passes_on_pyodide_under_node(tmp_path: Path) -> None:
     wheels = assets.ensure_test_wheels()
     out = tmp_path / "summary.json"
     command = [NODE, str(HARNESS), "--vendor", str(vendor), "--wheels", str(wheels)]
+    command += ["--node-modules", str(Layout(assets.ROOT).node_modules)]
     result = subprocess.run(
         [*command, "--json", str(out)],
         cwd=assets.ROOT,

@@ -1,4 +1,4 @@
-"""``serve-api --static``: a directory and the Durably API on one origin (webbuild.asgi)."""
+"""``serve-api --static``: a directory and the Durably API on one origin (sitebuild.asgi)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from durably_web import create_durably
 from durably_web.server import create_app
-from durably_web.webbuild.asgi import site_app
-from durably_web.webbuild.paths import resolve
+from durably_web.sitebuild.asgi import site_app
+from durably_web.sitebuild.paths import check_mounts, resolve
 from tests.jobs import echo_job
 from tests.server.conftest import serve
 
@@ -50,6 +52,37 @@ def test_resolve_refuses_what_is_not_a_file_below_the_root(tmp_path: Path) -> No
     assert resolve(web, "/%C3%28") == (404, None)
 
 
+def test_mounts_put_files_and_directories_at_fixed_urls(tmp_path: Path) -> None:
+    web = make_site(tmp_path).resolve()
+    pages = tmp_path / "pages"
+    (pages / "deep").mkdir(parents=True)
+    (pages / "check.html").write_text("check")
+    (pages / "deep" / "index.html").write_text("deep")
+    jobs = tmp_path / "other_jobs.py"
+    jobs.write_text("JOBS = 1\n")
+    mounts = check_mounts({"/check/": pages, "/jobs.py": jobs, "/sub/x/": pages / "deep"})
+    assert resolve(web, "/jobs.py", mounts) == (200, jobs)
+    assert resolve(web, "/%6Aobs.py", mounts) == (200, jobs)  # matched on decoded segments
+    assert resolve(web, "/jobs.py/", mounts) == (404, None)
+    assert resolve(web, "/check/check.html", mounts) == (200, pages / "check.html")
+    assert resolve(web, "/check/deep", mounts) == (301, "/check/deep/")
+    assert resolve(web, "/check", mounts) == (301, "/check/")
+    assert resolve(web, "/sub/x/", mounts) == (200, pages / "deep" / "index.html")  # longest
+    assert resolve(web, "/sub/", mounts) == (200, web / "sub" / "index.html")
+    assert resolve(web, "/check/../outside.txt", mounts) == (403, None)
+    (pages / "escape").symlink_to(web)  # a mount confines to its own directory
+    assert resolve(web, "/check/escape/index.html", mounts) == (403, None)
+    assert resolve(web, "/client.mjs", mounts) == (200, web / "client.mjs")
+    for bad, message in (
+        ({"jobs.py": jobs}, "absolute URL path"),
+        ({"/a/../b": jobs}, "without dot segments"),
+        ({"/x/": jobs}, "is not a directory"),
+        ({"/x": pages}, "is not a file"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            check_mounts(bad)
+
+
 async def test_the_site_serves_files_and_the_api_on_one_origin(tmp_path: Path) -> None:
     web = make_site(tmp_path)
     durably = create_durably(f"sqlite:///{tmp_path / 'site.db'}", jobs={"echo": echo_job})
@@ -64,9 +97,14 @@ async def test_the_site_serves_files_and_the_api_on_one_origin(tmp_path: Path) -
         assert (again.status_code, again.content) == (304, b"")
         module = await http.get("/client.mjs")
         assert module.headers["content-type"] == "text/javascript; charset=utf-8"
-        head = await http.head("/client.mjs")
+        head = await http.head("/client.mjs", headers={"accept-encoding": "identity"})
         assert (head.status_code, head.content) == (200, b"")
         assert head.headers["content-length"] == str(len("export const x = 1;"))
+        zipped = await http.get("/client.mjs", headers={"accept-encoding": "gzip"})
+        assert zipped.headers["content-encoding"] == "gzip"  # the rules of `durably-web serve`
+        assert zipped.text == "export const x = 1;"
+        missing = await http.get("/missing.js")
+        assert (missing.status_code, missing.text) == (404, "404 Not Found\n")
         moved = await http.get("/sub?x=1")
         assert (moved.status_code, moved.headers["location"]) == (301, "/sub/?x=1")
         reader, writer = await asyncio.open_connection(
@@ -113,3 +151,15 @@ async def test_only_paths_below_the_api_reach_it(tmp_path: Path) -> None:
         assert (static.status_code, static.text) == (200, "static")
         api = await running.http.get("/api/durably/jobs")
         assert api.json() == [{"key": "echo", "name": "echo"}]
+
+
+def test_the_old_module_names_still_import_for_one_release() -> None:
+    """``durably_web.webbuild`` (named by the previous docs) is a deprecated alias."""
+    from durably_web import sitebuild, webbuild
+    from durably_web.sitebuild import asgi, paths
+    from durably_web.webbuild import asgi as old_asgi
+    from durably_web.webbuild import paths as old_paths
+
+    assert old_asgi.site_app is asgi.site_app and old_paths.resolve is paths.resolve
+    assert webbuild.build is sitebuild.build and webbuild.make_server is sitebuild.make_server
+    assert "Deprecated alias" in (webbuild.__doc__ or "")

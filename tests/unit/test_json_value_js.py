@@ -1,4 +1,4 @@
-"""The page's JS check (``web/client/json.mjs``) keeps the rules of ``durably_web.json_value``.
+"""The page's JS check (the JS client's ``json.mjs``) keeps the rules of ``durably_web.json_value``.
 
 Runs the module under Node (a project requirement: ``durably-web build`` needs it too) on the
 values that JSON text would mangle, and on the Python side's limits, so the two cannot drift.
@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 from durably_web.json_value import MAX_DEPTH
+from durably_web.sitebuild.layout import PACKAGE
 
-ROOT = Path(__file__).resolve().parents[2]
-MODULE = ROOT / "web" / "client" / "json.mjs"
+MODULE = PACKAGE / "web" / "client" / "json.mjs"
 
 SCRIPT = """
 const { checkJson, MAX_DEPTH } = await import(process.argv[1]);

@@ -1,7 +1,8 @@
 """Pyodide adapter: :class:`~durably_web.storage.connection.Connection` over the JS bridge.
 
-The browser worker (and the Node test harness) registers ``web/sqlite_bridge.mjs`` as a JS
-module; this adapter calls it synchronously from Python in the same worker. Contract:
+The browser worker (and the Node test harness) registers the runtime's
+``sqlite_bridge.mjs`` (``durably_web/web/runtime/``) as a JS module; this adapter calls it
+synchronously from Python in the same worker. Contract:
 
 - SQL text crosses the bridge once: each distinct query is prepared on first use and then
   referred to by an integer id; column names are fetched once per query.

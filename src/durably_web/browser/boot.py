@@ -1,4 +1,4 @@
-"""Boot the engine inside the browser worker (called by ``web/runtime.mjs``).
+"""Boot the engine inside the browser worker (called by ``web/runtime/runtime.mjs``).
 
 By the time this runs, the worker has installed the OPFS VFS, booted Pyodide, loaded
 pydantic and durably_web, registered the SQLite bridge as the JS module ``durably_sqlite``,
@@ -24,9 +24,9 @@ from durably_web.errors import ValidationError
 from durably_web.job import jobs_in_module
 from durably_web.storage.url import open_store
 
-__all__ = ["boot"]
+__all__ = ["PRAGMAS", "boot"]
 
-_PRAGMAS = {
+PRAGMAS = {
     # WAL needs exclusive locking mode on the sahpool VFS (no shared memory), set first.
     "NORMAL": (
         "PRAGMA locking_mode = EXCLUSIVE",
@@ -42,6 +42,8 @@ _PRAGMAS = {
         "PRAGMA synchronous = FULL",
     ),
 }
+"""The connection pragmas of each ``durability`` setting of :func:`boot` (the benchmarks run
+the engine with the same ones)."""
 
 
 async def boot(
@@ -69,7 +71,7 @@ async def boot(
         listen: event types to forward to the page from the start (as a ``listen`` request).
 
     """
-    pragmas = _PRAGMAS.get(durability.upper())
+    pragmas = PRAGMAS.get(durability.upper())
     if pragmas is None:
         raise ValidationError(f"durability must be NORMAL, FULL or WAL_FULL, got {durability!r}")
     connection = PyodideConnection(bridge, database, pragmas if database != ":memory:" else ())

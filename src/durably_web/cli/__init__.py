@@ -39,7 +39,7 @@ from durably_web.cli.show import list_runs, show_run
 from durably_web.errors import DurablyError, ValidationError
 from durably_web.models import RUN_STATUSES
 from durably_web.options import MAX_LEASE_DURATION, check_seconds
-from durably_web.webbuild.command import WEB_COMMANDS, add_web_commands, run_web_command
+from durably_web.sitebuild.command import WEB_COMMANDS, add_web_commands, run_web_command
 
 __all__ = ["build_parser", "main"]
 

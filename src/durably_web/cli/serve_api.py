@@ -24,10 +24,10 @@ read-only: ``worker:error`` with context ``worker-stopped``), the server stops t
 and exits 1 with a message saying so: a server whose worker is gone would otherwise accept
 triggers nobody runs.
 
-``--static DIR`` also serves the files of ``DIR`` at ``/`` on the same origin, the API then
-at ``--base-path`` (default ``/api/durably``): ``durably-web serve-api web/jobs.py --static
-web`` serves the browser demo in server mode at ``/?server=/api/durably``
-(:mod:`durably_web.webbuild.asgi`).
+``--static DIR`` also serves the files of ``DIR`` (a site ``durably-web build`` wrote) at
+``/`` on the same origin, the API then at ``--base-path`` (default ``/api/durably``):
+``durably-web serve-api .build/site/jobs.py --static .build/site`` serves the browser demo
+in server mode at ``/?server=/api/durably`` (:mod:`durably_web.sitebuild.asgi`).
 """
 
 from __future__ import annotations
@@ -175,15 +175,16 @@ def run_serve_api(args: argparse.Namespace) -> int:
     origin = f"http://{args.host}:{args.port}"
     served: Any = app
     if static is not None:
-        from durably_web.webbuild.asgi import site_app
+        from durably_web.sitebuild.asgi import site_app
+        from durably_web.sitebuild.layout import VENDOR
 
         served = site_app(app, static, base_path)
         print(f"Serving {static} at {origin}/", file=sys.stderr)
         if (static / "demo.py").is_file() and (static / "index.html").is_file():
             print(f"The demo in server mode: {origin}/?server={base_path}", file=sys.stderr)
-        if not (static / "vendor").is_dir():
+        if not (static / VENDOR).is_dir():
             print(
-                f"durably-web: warning: {static / 'vendor'} is missing (run `durably-web build`)",
+                f"durably-web: warning: {static / VENDOR} is missing (run `durably-web build`)",
                 file=sys.stderr,
             )
     print(f"Serving Durably API at {origin}{base_path}/", file=sys.stderr)

@@ -5,7 +5,8 @@ and runs under MicroPython (``<script type="mpy">``) or Pyodide (``<script type=
 imports nothing of the engine but :mod:`durably_web.errors`, :mod:`durably_web.json_value` and
 :mod:`durably_web.protocol.wire` (all MicroPython-safe), so the page needs neither pydantic
 nor the engine: ``durably-web build`` serves these files (and those three) from
-``web/vendor/py/durably_web/`` (see ``PAGE_PACKAGE_FILES`` in ``durably_web.webbuild.build``).
+``_durably/vendor/py/durably_web/`` (see ``PAGE_PACKAGE_FILES`` in
+``durably_web.sitebuild.build``).
 On CPython the package imports too, for type checking and tests of its pure parts.
 """
 

@@ -4,10 +4,11 @@
 connects to a server's Durably endpoint (``durably_web.server.create_app``, or upstream
 Durably's handler). Both return the same :class:`~durably_web.client.page_client.PageClient`,
 so a page's code differs only in that call. Under PyScript, both go through
-``web/client/python.mjs``, imported with a dynamic ``import()`` (through ``Function``, since
-Python cannot spell it), which works in MicroPython and Pyodide alike and needs no PyScript
-``js_modules`` entry. Its URL defaults to ``client/python.mjs`` beside ``./client.mjs``,
-resolved against the page; pass ``client=`` when ``client.mjs`` lives elsewhere.
+the JS client's ``python.mjs``, imported with a dynamic ``import()`` (through ``Function``,
+since Python cannot spell it), which works in MicroPython and Pyodide alike and needs no
+PyScript ``js_modules`` entry. Its URL is ``python.mjs`` beside the client's ``index.mjs``,
+which defaults to ``./_durably/client/index.mjs`` (where ``durably-web build`` puts it),
+resolved against the page; pass ``client=`` when the page is elsewhere in the site.
 
 On CPython (no ``js`` module: a script, a test), ``connect(url=...)`` returns the httpx
 client :class:`~durably_web.http_client.HttpClient` (``connect_http``), which has the same
@@ -53,7 +54,7 @@ async def connect(
     durability: str = "NORMAL",
     options: dict[str, Any] | None = None,
     on_status: Callable[[Any], Any] | None = None,
-    client: str = "./client.mjs",
+    client: str = "./_durably/client/index.mjs",
     ready_timeout: float = 30.0,
     ping_interval: float = 2.0,
     missed_pings: int = 3,
@@ -68,14 +69,14 @@ async def connect(
 
     Args:
         jobs: URL of the job module (a ``.py`` file defining jobs), relative to the page.
-        worker: URL of the worker script (default: ``worker.mjs`` beside ``client.mjs``).
+        worker: URL of the worker script (default: the site's ``_durably/runtime/worker.mjs``).
         packages: extra packages for the jobs: names in the vendored lock, or wheel URLs.
         database: the database file in the origin's OPFS pool.
         durability: ``"NORMAL"`` (WAL; survives a killed tab) or ``"FULL"`` (fsync each commit).
         options: ``create_durably`` options, snake_case (``{"polling_interval": 0.5}``).
         on_status: called with a record ``(status, stage, attempt, error, at)`` on every change,
             boot stages included, so the page can show progress before this returns.
-        client: URL of ``client.mjs``, relative to the page.
+        client: URL of the JS client's ``index.mjs``, relative to the page.
         ready_timeout: seconds the worker has to report ready before it is restarted.
         ping_interval: seconds between the watchdog's pings.
         missed_pings: unanswered pings in a row after which the worker is restarted.
@@ -111,7 +112,7 @@ async def connect(
         return await connect_http(url)
     base = js.document.baseURI
     client_url = js.URL.new(client, base).href
-    adapter_url = js.URL.new("./client/python.mjs", client_url).href
+    adapter_url = js.URL.new("./python.mjs", client_url).href
     module = await js.Function.new("url", "return import(url)")(adapter_url)
     dispatcher = Dispatcher(on_status)
     if url is not None:

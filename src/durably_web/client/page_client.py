@@ -1,8 +1,8 @@
 """The page's Durably for PyScript (MicroPython or Pyodide), in worker or server mode.
 
 The engine runs in a Web Worker of the page (worker mode) or in a server reached over
-HTTP + SSE (server mode). This wraps ``web/client.mjs`` through its JSON adapter
-``web/client/python.mjs``, whatever the mode (the JS client picks it; see
+HTTP + SSE (server mode). This wraps the JS client (``durably_web/web/client/index.mjs``)
+through its JSON adapter ``python.mjs``, whatever the mode (the JS client picks it; see
 :func:`durably_web.client.page.connect`): every call sends JSON text and gets JSON text
 back (``{"ok", "result" | "error"}``), so the code path is the same in both interpreters and
 no JS proxy reaches the caller. The one Python function

@@ -4,8 +4,9 @@
 
 Both files are generated from :data:`~durably_web.protocol.operations.OPERATIONS`, the event
 classes of :mod:`durably_web.events` and the wire records below, and committed beside the JS
-client (``web/client/``); ``tests/unit/test_protocol_typescript.py`` regenerates them and fails
-on any difference, so the JS side cannot drift from the Python declaration.
+client (``src/durably_web/web/client/``); ``tests/unit/test_protocol_typescript.py``
+regenerates them and fails on any difference, so the JS side cannot drift from the Python
+declaration.
 
 - ``protocol.d.ts``: the wire records (``Run``, ``ClientRun``, ``Step``, ``Log``,
   ``Progress``, ``WireError``, ...), every event (``WireEvent``), each operation's arguments
@@ -31,7 +32,7 @@ from durably_web.protocol.operations import OPERATIONS, Operation
 
 __all__ = ["DEFAULT_OUT", "RECORDS", "main", "render_dts", "render_mjs"]
 
-DEFAULT_OUT = Path(__file__).resolve().parents[3] / "web" / "client"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "web" / "client"
 """Where the files live: beside the JS client."""
 
 _HEADER = (

@@ -1,0 +1,48 @@
+"""The site builder: ``durably-web build`` / ``serve`` (and ``serve-api --static``'s files).
+
+:func:`build` writes a static site of the demo into ``.build/site`` of the work directory: the
+app's files at ``/``, and below ``/_durably/`` the engine worker (``runtime/``), the JS client
+(``client/``) and everything they load (``vendor/``: Pyodide, sqlite-wasm, PyScript,
+MicroPython, hash-pinned wheels and a wheel of durably_web, all precompiled to ``.pyc``), so
+nothing comes from a CDN. Its inputs are package data of the installed ``durably_web``
+(``durably_web/web/``). :func:`make_server` serves a site. Modules:
+
+- :mod:`.layout`: where inputs, caches and outputs live, the URL layout of a site; errors;
+  the input fingerprint.
+- :mod:`.npm`, :mod:`.wheels`, :mod:`.wheel_self`, :mod:`.precompile`, :mod:`.lock`,
+  :mod:`.mirror`: the build steps, orchestrated by :mod:`.build`.
+- :mod:`.paths` and :mod:`.static`: the static server's rules, once; :mod:`.server` (standard
+  library) and :mod:`.asgi` (beside a Durably API) are its two front-ends.
+- :mod:`.command`: the two CLI commands.
+
+The engine never imports this package; it only uses the standard library.
+"""
+
+from __future__ import annotations
+
+from durably_web.sitebuild.build import BuildResult, build, is_stale
+from durably_web.sitebuild.layout import (
+    PREFIX,
+    BuildError,
+    Layout,
+    ServeError,
+    WebError,
+    find_root,
+)
+from durably_web.sitebuild.server import StaticServer, make_server
+from durably_web.sitebuild.static import StaticSite
+
+__all__ = [
+    "PREFIX",
+    "BuildError",
+    "BuildResult",
+    "Layout",
+    "ServeError",
+    "StaticServer",
+    "StaticSite",
+    "WebError",
+    "build",
+    "find_root",
+    "is_stale",
+    "make_server",
+]

@@ -1,0 +1,273 @@
+"""``durably-web build``: a static site of the demo, with every byte the browser loads.
+
+Steps, each skipped when its own inputs did not change:
+
+1. ``npm ci`` of the pins in ``.build/npm`` (:mod:`.npm`): Pyodide, sqlite-wasm, PyScript,
+   MicroPython.
+2. ``pip download --require-hashes`` of the pinned wheels (:mod:`.wheels`).
+3. A wheel of durably_web from the installed package (:mod:`.wheel_self`).
+4. The stdlib zip and every wheel compiled to ``.pyc`` by Pyodide under Node
+   (:mod:`.precompile`).
+5. ``pyodide/pyodide-lock.json`` for the served wheels (:mod:`.lock`).
+6. The site mirrored and its manifest written (:mod:`.mirror`), then the stamp.
+
+Output (``.build/site/`` of the work directory; the URL layout of :mod:`.layout`)::
+
+    index.html, demo.py, ...  the app's files (the demo, ``durably_web/web/demo/``)
+    _durably/runtime/         the engine worker's modules (``durably_web/web/runtime/``)
+    _durably/client/          the JS client (``durably_web/web/client/``)
+    _durably/vendor/pyodide/  pyodide.mjs, pyodide.asm.mjs, pyodide.asm.wasm, python_stdlib.zip,
+                              pyodide-lock.json, *.whl (all .pyc, durably_web's included)
+    _durably/vendor/sqlite-wasm/  index.mjs, sqlite3.wasm, sqlite3-opfs-async-proxy.js
+    _durably/vendor/pyscript/     PyScript's dist (no source maps)
+    _durably/vendor/micropython/  micropython.mjs and its .wasm variants
+    _durably/vendor/py/       a copy of ``durably_web/web/py/**/*.py`` (the page package's
+                              light root) plus the page-side durably_web files
+                              (:data:`PAGE_PACKAGE_FILES`)
+    _durably/manifest.json    every file of the site: path -> size, sha256
+
+The stamp (``.build/stamp.json``) records the fingerprint of every input (see
+:func:`~durably_web.sitebuild.layout.input_files`, plus the wheel's metadata) and the
+manifest's sha256. While both match and every manifest file is present with its size, a build
+is a no-op that only hashes the inputs. The output is byte-for-byte reproducible. Builds of
+one work directory are serialised by a lock file, so ``serve`` and a ``build`` in another
+terminal cannot interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from durably_web.sitebuild import npm
+from durably_web.sitebuild.layout import (
+    PACKAGE,
+    PREFIX,
+    VENDOR,
+    BuildError,
+    Layout,
+    inputs_digest,
+    walk,
+    write_atomic,
+)
+from durably_web.sitebuild.lock import build_lock, render_lock
+from durably_web.sitebuild.mirror import MANIFEST, mirror, read_manifest, verify
+from durably_web.sitebuild.precompile import Job, compiled_wheel_name, precompile
+from durably_web.sitebuild.wheel_self import build_self_wheel, wheel_metadata
+from durably_web.sitebuild.wheels import download
+
+__all__ = ["PAGE_PACKAGE_FILES", "BuildResult", "build", "is_stale"]
+
+PAGE_PACKAGE_FILES = (
+    "errors.py",
+    "json_value.py",
+    "client/__init__.py",
+    "client/dispatch.py",
+    "client/jobs.py",
+    "client/page.py",
+    "client/page_client.py",
+    "client/values.py",
+    "protocol/__init__.py",
+    "protocol/wire.py",
+)
+"""Files of the durably_web package a PyScript page imports (MicroPython-safe), copied into
+``_durably/vendor/py/durably_web/`` beside ``web/py/durably_web/__init__.py`` (the page's
+light package root, which imports no engine code)."""
+
+LOCK_FILE = f"{VENDOR}/pyodide/pyodide-lock.json"
+"""Where the lock goes in the site: beside ``pyodide.mjs``, where PyScript looks."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """What :func:`build` did.
+
+    Attributes:
+        site: the output directory (``.build/site``).
+        vendor: its vendored runtimes and wheels (``.build/site/_durably/vendor``).
+        rebuilt: False when the build was a no-op (inputs and output unchanged).
+        files: files in the output (the manifest not counted).
+        total_bytes: their total size.
+        written: files (re)written by this build.
+        removed: stale files deleted by this build.
+        seconds: wall time of the build.
+
+    """
+
+    site: Path
+    vendor: Path
+    rebuilt: bool
+    files: int
+    total_bytes: int
+    written: int
+    removed: int
+    seconds: float
+
+
+def is_stale(root: Path, *, package: Path = PACKAGE) -> bool:
+    """Tell whether the site of ``root`` is missing, incomplete or older than its inputs.
+
+    Args:
+        root: the work directory (its ``.build/`` holds the build).
+        package: the durably_web package directory the inputs come from (the installed one).
+
+    """
+    layout = Layout(root.resolve(), package.resolve())
+    return _stale(layout, _digest(layout))
+
+
+def build(
+    root: Path,
+    force: bool = False,
+    *,
+    log: Callable[[str], None] | None = None,
+    package: Path = PACKAGE,
+) -> BuildResult:
+    """Build the site of ``root`` (see the module docstring), or do nothing if it is current.
+
+    Args:
+        root: the work directory: state and the site go in its ``.build/``.
+        force: redo every step: ``npm ci`` and every precompilation (downloaded wheels are
+            kept; their hashes are pinned) and rewrite the output.
+        log: receives one line per action taken (default: silent).
+        package: the durably_web package directory the inputs come from (the installed one).
+
+    Returns:
+        What was done.
+
+    Raises:
+        BuildError: a step failed; the message is one line.
+
+    """
+    started = time.monotonic()
+    layout = Layout(root.resolve(), package.resolve())
+    emit = log or (lambda _line: None)
+    with _exclusive(layout):
+        digest = _digest(layout)
+        if not force and not _stale(layout, digest):
+            manifest = read_manifest(layout.site) or {}
+            return _result(layout, manifest, False, 0, 0, started)
+        npm.install(layout, force=force, log=emit)
+        info = npm.pyodide_info(layout)
+        wheels = download(layout, info, log=emit)
+        own = build_self_wheel(layout)
+        stdlib = npm.pyodide_dir(layout) / "python_stdlib.zip"
+        jobs = [Job("stdlib", stdlib, stdlib.name)]
+        for path in [*(wheels[name] for name in sorted(wheels)), own]:
+            jobs.append(Job("wheel", path, compiled_wheel_name(path, info)))
+        compiled = precompile(layout, jobs, info, force=force, log=emit)
+        served = [compiled[job.name] for job in jobs if job.kind == "wheel"]
+
+        vendor = {f"{VENDOR}/{rel}": path for rel, path in npm.vendor_files(layout).items()}
+        vendor[f"{VENDOR}/pyodide/python_stdlib.zip"] = compiled[stdlib.name]
+        vendor.update({f"{VENDOR}/pyodide/{path.name}": path for path in served})
+        plan = {**_app_files(layout), **_package_files(layout), **vendor}
+        missing = sorted(str(path) for path in plan.values() if not path.is_file())
+        if missing:
+            raise BuildError(f"{missing[0]} is missing (it belongs in the site)")
+        generated = {LOCK_FILE: render_lock(build_lock(info, served))}
+        mirrored = mirror(plan, generated, layout.site)
+
+        manifest_sha = hashlib.sha256((layout.site / MANIFEST).read_bytes()).hexdigest()
+        stamp = {"inputs": digest, "manifest": manifest_sha}
+        write_atomic(_stamp_path(layout), (json.dumps(stamp, indent=1) + "\n").encode())
+        result = _result(
+            layout, mirrored.manifest, True, mirrored.written, mirrored.removed, started
+        )
+        emit(
+            f"{layout.site}: {result.files} files, {result.total_bytes / 1e6:.1f} MB "
+            f"({result.written} written, {result.removed} removed) in {result.seconds:.1f} s"
+        )
+        return result
+
+
+def _app_files(layout: Layout) -> dict[str, Path]:
+    """Map the app's files to the top of the site; none may be named like durably_web's prefix."""
+    files = {}
+    for path in walk(layout.app):
+        rel = path.relative_to(layout.app)
+        if rel.parts[0] == PREFIX:
+            raise BuildError(f"{path}: {PREFIX}/ is reserved for durably_web's files in a site")
+        if not any(part.startswith(".") for part in rel.parts):
+            files[rel.as_posix()] = path
+    return files
+
+
+def _package_files(layout: Layout) -> dict[str, Path]:
+    """Map the runtime, the client and the page package to their places below ``_durably/``."""
+    files = {}
+    for name, directory in (("runtime", layout.runtime), ("client", layout.client)):
+        for path in walk(directory):
+            files[f"{PREFIX}/{name}/{path.relative_to(directory).as_posix()}"] = path
+    for path in walk(layout.page_py, ".py"):
+        files[f"{VENDOR}/py/{path.relative_to(layout.page_py).as_posix()}"] = path
+    for rel in PAGE_PACKAGE_FILES:  # one source: the durably_web package, also served to pages
+        files[f"{VENDOR}/py/durably_web/{rel}"] = layout.package / rel
+    return files
+
+
+def _digest(layout: Layout) -> str:
+    """Return the build's fingerprint: every input file, and the metadata the wheel carries."""
+    return inputs_digest(layout, wheel_metadata()[1].encode())
+
+
+def _stamp_path(layout: Layout) -> Path:
+    return layout.state / "stamp.json"
+
+
+def _stale(layout: Layout, digest: str) -> bool:
+    try:
+        stamp = json.loads(_stamp_path(layout).read_text())
+        manifest_bytes = (layout.site / MANIFEST).read_bytes()
+    except (OSError, ValueError):
+        return True
+    if not isinstance(stamp, dict) or stamp.get("inputs") != digest:
+        return True
+    if stamp.get("manifest") != hashlib.sha256(manifest_bytes).hexdigest():
+        return True
+    manifest = read_manifest(layout.site)
+    return manifest is None or not verify(layout.site, manifest)
+
+
+def _result(
+    layout: Layout,
+    manifest: dict[str, dict[str, int | str]],
+    rebuilt: bool,
+    written: int,
+    removed: int,
+    started: float,
+) -> BuildResult:
+    sizes = [entry["size"] for entry in manifest.values()]
+    return BuildResult(
+        site=layout.site,
+        vendor=layout.vendor,
+        rebuilt=rebuilt,
+        files=len(manifest),
+        total_bytes=sum(size for size in sizes if isinstance(size, int)),
+        written=written,
+        removed=removed,
+        seconds=time.monotonic() - started,
+    )
+
+
+@contextlib.contextmanager
+def _exclusive(layout: Layout) -> Iterator[None]:
+    """Hold ``.build/build.lock`` so two builds of one work directory never interleave (POSIX)."""
+    layout.state.mkdir(parents=True, exist_ok=True)
+    if sys.platform == "win32":  # no fcntl; builds are rare enough there
+        yield
+        return
+    import fcntl
+
+    with (layout.state / "build.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

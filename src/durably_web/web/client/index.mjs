@@ -1,0 +1,119 @@
+// @ts-check
+/**
+ * durably_web on a page, with the interface of a local Durably, in one of two modes:
+ *
+ * - worker mode (`connect({jobs})`): the engine runs in a Web Worker of this page (Pyodide,
+ *   SQLite on OPFS), over docs/browser-protocol.md;
+ * - server mode (`connect({url})`): the engine runs in a server (durably_web.server, or
+ *   upstream Durably's handler), over HTTP and server-sent events (docs/server.md).
+ *
+ *     import { connect } from "./_durably/client/index.mjs";
+ *     const durably = await connect({ jobs: "./jobs.py", onStatus: (s) => show(s) });
+ *     // or: const durably = await connect({ url: "/api/durably" });
+ *     const run = await durably.jobs.import_csv.trigger({ rows: 100 });
+ *     for await (const event of durably.subscribe(run.id)) console.log(event.type);
+ *
+ * Values are upstream Durably's wire form (camelCase). Timeouts are milliseconds, as in
+ * upstream's JS API. Errors are DurablyError subclasses with `code` and `statusCode`.
+ * The worker-mode client is in ./durably.mjs, its worker lifecycle (tab lock,
+ * watchdog, restarts) in ./link.mjs; the server-mode client in ./http.mjs;
+ * `on()` handlers in ./events.mjs; run subscriptions and waiting in ./subscription.mjs.
+ * The engine worker is the site's ../runtime/worker.mjs.
+ */
+import { DurablyClient } from "./durably.mjs";
+import { connectHttp } from "./http.mjs";
+
+export * from "./errors.mjs";
+export { DurablyClient, EVENT_TYPES, JobHandle } from "./durably.mjs";
+export { HttpDurablyClient, HttpJobHandle } from "./http.mjs";
+export { Subscription } from "./subscription.mjs";
+
+/**
+ * @typedef {import("./durably.mjs").ConnectOptions} ConnectOptions
+ * @typedef {import("./link.mjs").StatusInfo} StatusInfo
+ */
+
+/**
+ * Start the engine worker for this page and wait until it is ready, or (with `url`) connect
+ * to a server's Durably endpoint. Both give the same client interface.
+ *
+ * @param {ConnectOptions} [options]
+ *   url: a server's Durably endpoint, relative to the page (`"/api/durably"`): server mode,
+ *   no worker (only `listen` and `onStatus` apply then);
+ *   jobs: URL of the job module (a .py file), relative to the page; worker: the worker script
+ *   (default: worker.mjs beside this file); packages: extra wheels; database: the OPFS file
+ *   (default "/durably.db"); durability: "NORMAL" (WAL) or "FULL"; options: create_durably
+ *   options; readyTimeout / pingInterval (ms), missedPings, maxAttempts: the watchdog;
+ *   onStatus: called with every status change and boot stage; listen: event types to listen
+ *   for from the start (the worker forwards them from its boot on, so a run it reclaims at
+ *   boot reaches the page; events that arrive before a handler are kept for the first one).
+ * @returns {Promise<DurablyClient | import("./http.mjs").HttpDurablyClient>}
+ * @throws {import("./errors.mjs").DurablyError} ConflictError `open_in_another_tab`,
+ *   or the boot error (`opfs_unavailable`, `job_module_failed`, ...); in server mode the
+ *   server's error or `network_error`.
+ */
+export async function connect(options = {}) {
+  if (options.url) {
+    const base = globalThis.document?.baseURI ?? globalThis.location?.href;
+    return connectHttp({ url: new URL(options.url, base).href, listen: options.listen, onStatus: options.onStatus });
+  }
+  const database = options.database ?? "/durably.db";
+  const early = preconnected.get(database);
+  if (!early) {
+    const started = boot(options);
+    started.stopRecording();
+    return started.ready;
+  }
+  preconnected.delete(database);
+  early.stopRecording();
+  if (options.listen?.length) early.client.hub.addListen(options.listen);
+  if (options.onStatus) {
+    for (const info of early.statuses) options.onStatus(info);
+    early.client.statusHandlers.add(options.onStatus);
+  }
+  return early.ready;
+}
+
+/**
+ * Start the engine now, before the page's code is ready to call `connect()` (e.g. while
+ * PyScript loads): the worker boots in parallel, and the first `connect()` for the same
+ * database takes this boot over (its status handler first gets the statuses so far). The
+ * options given here are the ones used.
+ * @param {ConnectOptions} [options]
+ */
+export function preconnect(options = {}) {
+  if (options.url) return; // server mode: nothing to boot, connect() is quick
+  const started = boot(options);
+  preconnected.set(started.client.link.options.config.database, started);
+}
+
+/** @type {Map<string, ReturnType<typeof boot>>} */
+const preconnected = new Map();
+
+/** Create the client and start its worker. @param {ConnectOptions} options */
+function boot(options) {
+  const base = globalThis.document?.baseURI ?? globalThis.location?.href;
+  const client = new DurablyClient({
+    ...options,
+    database: options.database ?? "/durably.db",
+    jobsUrl: options.jobs ? new URL(options.jobs, base).href : null,
+    workerUrl: new URL(options.worker ?? "../runtime/worker.mjs", options.worker ? base : import.meta.url).href,
+  });
+  /** @type {StatusInfo[]} */
+  const statuses = [];
+  const record = (/** @type {StatusInfo} */ info) => void statuses.push(info);
+  client.statusHandlers.add(record);
+  // A reload or navigation ends this page's engine at once, so the next page's worker can
+  // open the database without waiting for this one to be collected.
+  const onPageHide = () => client.close("the page was hidden (pagehide)");
+  globalThis.addEventListener?.("pagehide", onPageHide);
+  const ready = client.link.start().then(
+    () => client,
+    (error) => {
+      globalThis.removeEventListener?.("pagehide", onPageHide);
+      throw error;
+    },
+  );
+  ready.catch(() => {}); // a preconnect nobody takes over must not be an unhandled rejection
+  return { client, statuses, ready, stopRecording: () => void client.statusHandlers.delete(record) };
+}

@@ -1,0 +1,55 @@
+// @ts-check
+/**
+ * The OPFS side of a worker's boot: check that the browser gives this worker OPFS, then
+ * install sqlite-wasm's opfs-sahpool VFS, retried while a previous worker (a page reloaded a
+ * moment ago, a killed worker) still holds the pool's access handles.
+ *
+ * Used by ./worker.mjs (the engine worker) and bench/browser/worker.mjs (the benchmark
+ * worker, which must boot exactly as the product does). Install the VFS before Pyodide boots:
+ * installing it while Pyodide was booting made createSyncAccessHandle() hang on ~12% of loads.
+ */
+import { BootError } from "./runtime.mjs";
+
+/** The pool every durably_web engine worker of an origin uses. */
+export const POOL = { name: "durably-sahpool", directory: ".durably-sahpool" };
+
+const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Throw BootError `opfs_unavailable` unless this worker can open OPFS sync access handles. */
+export function checkOpfs() {
+  const storage = /** @type {any} */ (navigator).storage;
+  const handle = /** @type {any} */ (globalThis).FileSystemFileHandle;
+  if (!storage?.getDirectory || typeof handle?.prototype?.createSyncAccessHandle !== "function") {
+    throw new BootError(
+      "opfs_unavailable",
+      "This browser gives no access to the Origin Private File System (OPFS) here, so runs " +
+        "cannot be stored across reloads. Use a current Chromium, Firefox or Safari over https " +
+        "or localhost, outside private browsing.",
+    );
+  }
+}
+
+/**
+ * Install the opfs-sahpool VFS, retrying every `delayMs` up to `attempts` times while another
+ * worker holds the pool. Fails with BootError `quota_exceeded` or `opfs_busy`.
+ * @param {any} sqlite3 @returns {Promise<{ pool: any, attempt: number }>}
+ */
+export async function installVfs(sqlite3, attempts = 40, delayMs = 250) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const pool = await sqlite3.installOpfsSAHPoolVfs({
+        ...POOL,
+        forceReinitIfPreviouslyFailed: true, // else the first failure is cached for good
+        preserveOnInitFailure: true, // else a failed attempt deletes the pool's files
+      });
+      return { pool, attempt };
+    } catch (error) {
+      const text = String(/** @type {any} */ (error)?.message ?? error);
+      if (/quota/i.test(text)) throw new BootError("quota_exceeded", `storage quota exceeded opening the database: ${text}`);
+      if (attempt >= attempts) {
+        throw new BootError("opfs_busy", `the database is held by another worker (open in another tab?): ${text}`);
+      }
+      await sleep(delayMs);
+    }
+  }
+}

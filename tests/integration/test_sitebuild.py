@@ -1,0 +1,824 @@
+"""``durably-web build`` and ``serve``: the static server over real sockets, the real build.
+
+The server tests use a small site (``.build/site``) in a temporary work directory and need no
+build. The build tests (marked slow) run the real npm / pip / Node build of this checkout once
+per session, and build temporary copies of the package (sharing ``node_modules`` and the
+caches) to check what a change to a source file does; nothing under ``src/`` is modified.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from durably_web.sitebuild import (
+    BuildError,
+    BuildResult,
+    Layout,
+    WebError,
+    build,
+    find_root,
+    is_stale,
+    make_server,
+)
+from durably_web.sitebuild.build import PAGE_PACKAGE_FILES
+from durably_web.sitebuild.layout import PACKAGE
+from durably_web.sitebuild.lock import build_lock
+from durably_web.sitebuild.mirror import MANIFEST, mirror
+from durably_web.sitebuild.server import is_loopback
+from durably_web.sitebuild.static import accepts_gzip
+
+REPO = Path(__file__).resolve().parents[2]
+SITE = Path(".build") / "site"  # a work directory's site
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "durably_web", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+Request = Callable[..., tuple[http.client.HTTPResponse, bytes]]
+_connections: list[http.client.HTTPConnection] = []
+
+
+def requester(port: int) -> tuple[http.client.HTTPConnection, Request]:
+    """One keep-alive connection and a function sending raw request paths over it."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    _connections.append(connection)
+
+    def request(
+        path: str, method: str = "GET", headers: dict[str, str] | None = None
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        connection.request(method, path, headers=headers or {})
+        response = connection.getresponse()
+        return response, response.read()
+
+    return connection, request
+
+
+@pytest.fixture(autouse=True)
+def _close_connections() -> Iterator[None]:
+    yield
+    while _connections:
+        _connections.pop().close()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A work directory whose site holds one file of each served kind, and a secret beside it."""
+    web = tmp_path / SITE
+    (web / "sub").mkdir(parents=True)
+    (web / "vendor" / "pyodide").mkdir(parents=True)
+    (web / "node_modules" / "pyodide").mkdir(parents=True)
+    (web / "index.html").write_text("<!doctype html><title>demo</title>" + "<p>x</p>" * 200)
+    (web / "app.mjs").write_text("export const answer = 42;\n" * 100)
+    (web / "legacy.js").write_text("var answer = 42;\n" * 100)
+    (web / "data.json").write_text(json.dumps({"rows": list(range(500))}))
+    (web / "style.css").write_text("body { margin: 0 }\n" * 100)
+    (web / "icon.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'></svg>\n" * 50)
+    (web / "jobs.py").write_text("JOBS = 'web'\n")
+    (web / "module.wasm").write_bytes(b"\0asm\1\0\0\0" + bytes(4000))
+    (web / "vendor" / "pyodide" / "x-1.0-py3-none-any.whl").write_bytes(b"PK" + bytes(3000))
+    (web / "vendor" / "pyodide" / "python_stdlib.zip").write_bytes(b"PK" + bytes(3000))
+    (web / "sub" / "index.html").write_text("<p>sub</p>")
+    (web / ".hidden").write_text("hidden")
+    (web / "node_modules" / "pyodide" / "pyodide.mjs").write_text("export {};")
+    (tmp_path / "secret.txt").write_text("TOP SECRET")
+    (tmp_path / "other_jobs.py").write_text("JOBS = 'override'\n")
+    return tmp_path
+
+
+@pytest.fixture
+def serve(site: Path) -> Iterator[Callable[..., int]]:
+    """Start servers on free ports for ``site``; returns the port. Stopped at teardown."""
+    servers: list[Any] = []
+
+    def start(**options: Any) -> int:
+        server = make_server(site / SITE, "127.0.0.1", 0, **options)
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return int(server.server_address[1])
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# the server
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/index.html", "text/html; charset=utf-8"),
+        ("/app.mjs", "text/javascript; charset=utf-8"),
+        ("/legacy.js", "text/javascript; charset=utf-8"),
+        ("/data.json", "application/json"),
+        ("/style.css", "text/css; charset=utf-8"),
+        ("/icon.svg", "image/svg+xml"),
+        ("/jobs.py", "text/x-python; charset=utf-8"),
+        ("/module.wasm", "application/wasm"),
+        ("/vendor/pyodide/x-1.0-py3-none-any.whl", "application/octet-stream"),
+        ("/vendor/pyodide/python_stdlib.zip", "application/zip"),
+    ],
+)
+def test_serves_files_with_their_mime_type(
+    site: Path, serve: Callable[..., int], path: str, content_type: str
+) -> None:
+    _, request = requester(serve())
+    response, body = request(path)
+    assert response.status == 200
+    assert response.getheader("Content-Type") == content_type
+    assert response.getheader("Cache-Control") == "no-cache"
+    assert response.getheader("Content-Encoding") is None  # not asked for
+    assert body == (site / SITE / path.lstrip("/")).read_bytes()
+    assert response.getheader("Content-Length") == str(len(body))
+
+
+def test_revalidation_answers_304_until_the_file_changes(
+    site: Path, serve: Callable[..., int]
+) -> None:
+    _, request = requester(serve())
+    first, _ = request("/app.mjs")
+    etag, modified = first.getheader("ETag"), first.getheader("Last-Modified")
+    assert etag and modified
+
+    again, body = request("/app.mjs", headers={"If-None-Match": etag})
+    assert (again.status, body, again.getheader("ETag")) == (304, b"", etag)
+    assert again.getheader("Cache-Control") == "no-cache"
+    since, body = request("/app.mjs", headers={"If-Modified-Since": modified})
+    assert (since.status, body) == (304, b"")
+    other, _ = request("/app.mjs", headers={"If-None-Match": '"something-else"'})
+    assert other.status == 200
+
+    file = site / SITE / "app.mjs"
+    file.write_text("export const answer = 43;\n")
+    os.utime(file, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
+    changed, body = request("/app.mjs", headers={"If-None-Match": etag})
+    assert changed.status == 200
+    assert body == b"export const answer = 43;\n"
+    assert changed.getheader("ETag") != etag
+
+
+def test_gzip_is_negotiated_for_compressible_types_only(
+    site: Path, serve: Callable[..., int]
+) -> None:
+    _, request = requester(serve())
+    plain, plain_body = request("/module.wasm")
+    zipped, zipped_body = request("/module.wasm", headers={"Accept-Encoding": "gzip, br"})
+    assert zipped.getheader("Content-Encoding") == "gzip"
+    assert zipped.getheader("Content-Type") == "application/wasm"
+    assert gzip.decompress(zipped_body) == plain_body
+    assert len(zipped_body) < len(plain_body)
+    assert zipped.getheader("Content-Length") == str(len(zipped_body))
+    assert plain.getheader("Vary") == zipped.getheader("Vary") == "Accept-Encoding"
+    assert plain.getheader("ETag") != zipped.getheader("ETag")  # two representations
+
+    _, cached_body = request("/module.wasm", headers={"Accept-Encoding": "gzip"})
+    assert cached_body == zipped_body
+    revalidated, _ = request(
+        "/module.wasm",
+        headers={"Accept-Encoding": "gzip", "If-None-Match": str(zipped.getheader("ETag"))},
+    )
+    assert revalidated.status == 304
+
+    refused, _ = request("/index.html", headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert refused.getheader("Content-Encoding") is None
+    for path in ("/vendor/pyodide/python_stdlib.zip", "/vendor/pyodide/x-1.0-py3-none-any.whl"):
+        response, body = request(path, headers={"Accept-Encoding": "gzip"})
+        assert response.getheader("Content-Encoding") is None
+        assert response.getheader("Vary") is None
+        assert body == (site / SITE / path.lstrip("/")).read_bytes()
+
+
+def test_head_sends_the_headers_of_get_without_a_body(serve: Callable[..., int]) -> None:
+    _, request = requester(serve())
+    got, _ = request("/data.json", headers={"Accept-Encoding": "gzip"})
+    head, head_body = request("/data.json", "HEAD", headers={"Accept-Encoding": "gzip"})
+    assert head_body == b""
+    for name in ("Content-Type", "Content-Length", "Content-Encoding", "ETag"):
+        assert head.getheader(name) == got.getheader(name)
+
+
+def test_other_methods_get_405_and_the_connection_ends(serve: Callable[..., int]) -> None:
+    _, request = requester(serve())
+    response, body = request("/index.html", "POST", headers={"Content-Length": "0"})
+    assert (response.status, response.getheader("Allow"), body) == (
+        405,
+        "GET, HEAD",
+        b"405 Method Not Allowed\n",
+    )
+    assert response.will_close  # a request body it never read cannot be taken for a request
+
+
+def test_connections_are_kept_alive(serve: Callable[..., int]) -> None:
+    connection, request = requester(serve())
+    request("/index.html")
+    sock = connection.sock
+    for path in ("/app.mjs", "/missing.js", "/data.json"):
+        response, _ = request(path)
+        assert not response.will_close
+    assert connection.sock is sock
+
+
+def test_isolated_adds_cross_origin_isolation_headers(serve: Callable[..., int]) -> None:
+    _, plain = requester(serve())
+    _, isolated = requester(serve(isolated=True))
+    response, _ = plain("/index.html")
+    assert response.getheader("Cross-Origin-Opener-Policy") is None
+    assert response.getheader("Cross-Origin-Embedder-Policy") is None
+    for path in ("/index.html", "/module.wasm", "/missing"):
+        response, _ = isolated(path)
+        assert response.getheader("Cross-Origin-Opener-Policy") == "same-origin"
+        assert response.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
+        assert response.getheader("Cross-Origin-Resource-Policy") == "same-origin"
+
+
+def test_a_mounted_file_replaces_jobs_py(site: Path, serve: Callable[..., int]) -> None:
+    _, default = requester(serve())
+    _, override = requester(serve(mounts={"/jobs.py": site / "other_jobs.py"}))
+    assert default("/jobs.py")[1] == b"JOBS = 'web'\n"
+    response, body = override("/jobs.py")
+    assert body == b"JOBS = 'override'\n"
+    assert response.getheader("Content-Type") == "text/x-python; charset=utf-8"
+    assert override("/index.html")[0].status == 200
+
+
+def test_directories_serve_index_html_or_redirect(serve: Callable[..., int]) -> None:
+    _, request = requester(serve())
+    root, body = request("/")
+    assert (root.status, root.getheader("Content-Type")) == (200, "text/html; charset=utf-8")
+    assert b"<title>demo</title>" in body
+    redirect, _ = request("/sub?x=1")
+    assert (redirect.status, redirect.getheader("Location")) == (301, "/sub/?x=1")
+    assert request("/sub/")[1] == b"<p>sub</p>"
+    assert request("/vendor/")[0].status == 404  # no directory listings
+
+
+def test_missing_hidden_and_node_modules_are_404(serve: Callable[..., int]) -> None:
+    _, request = requester(serve())
+    for path in ("/missing.js", "/.hidden", "/node_modules/pyodide/pyodide.mjs", "/sub/x/"):
+        response, body = request(path)
+        assert response.status == 404, path
+        assert body == b"404 Not Found\n"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../secret.txt",
+        "/sub/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/vendor/..%2f..%2fsecret.txt",
+        "/..%5csecret.txt",
+        "/%00",
+    ],
+)
+def test_path_traversal_is_refused(serve: Callable[..., int], path: str) -> None:
+    _, request = requester(serve())
+    response, body = request(path)
+    assert response.status == 403
+    assert b"SECRET" not in body
+
+
+def test_odd_paths_get_an_http_answer_never_a_dropped_connection(
+    serve: Callable[..., int],
+) -> None:
+    """Issue 14: a 10 KB path was an OSError traceback; ``//vendor`` must not leave the host."""
+    _, request = requester(serve())
+    assert request("/" + "a" * 10_000)[0].status == 414
+    assert request("/" + "a" * 300)[0].status == 404  # over NAME_MAX: the lookup fails, 404
+    assert request("/" + "a%C3" * 50)[0].status == 404  # not UTF-8
+    for odd, canonical in (
+        ("//vendor", "/vendor/"),
+        ("//vendor?x=1", "/vendor/?x=1"),
+        ("///vendor", "/vendor/"),
+        ("/./vendor", "/vendor/"),
+        ("/%2Fvendor", "/vendor/"),
+    ):
+        response, _ = request(odd)
+        assert (response.status, response.getheader("Location")) == (301, canonical), odd
+    assert request("/index.html")[0].status == 200  # the connection is still usable
+
+
+def test_symlink_out_of_the_site_is_refused(site: Path, serve: Callable[..., int]) -> None:
+    (site / SITE / "escape.txt").symlink_to(site / "secret.txt")
+    _, request = requester(serve())
+    response, body = request("/escape.txt")
+    assert response.status == 403
+    assert b"SECRET" not in body
+
+
+def test_accept_encoding_and_loopback_rules() -> None:
+    assert accepts_gzip("gzip, deflate, br")
+    assert accepts_gzip("br;q=1.0, gzip;q=0.8")
+    assert accepts_gzip("*")
+    assert not accepts_gzip(None)
+    assert not accepts_gzip("br")
+    assert not accepts_gzip("gzip;q=0, *")
+    assert not accepts_gzip("identity")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10")
+
+
+def make_wheel(directory: Path, name: str, version: str, *requires: str) -> Path:
+    path = directory / f"{name}-{version}-py3-none-any.whl"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    metadata += "".join(f"Requires-Dist: {requirement}\n" for requirement in requires)
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr(f"{name}/__init__.py", "")
+        wheel.writestr(f"{name}_extra.py", "")
+        wheel.writestr(f"{name}-{version}.dist-info/METADATA", metadata)
+    return path
+
+
+def test_lock_entries_are_read_from_the_wheels(tmp_path: Path) -> None:
+    info = {"abi_version": "2026_0", "arch": "wasm32", "python": "3.14.2"}
+    app = make_wheel(
+        tmp_path,
+        "app",
+        "1.0",
+        "lib>=2.0,<3",
+        "missing; extra == 'docs'",
+        "backport; python_version < '3.9'",
+    )
+    lib = make_wheel(tmp_path, "lib", "2.1")
+    lock = build_lock(info, [app, lib])
+    assert lock["info"] == info
+    assert lock["packages"]["app"] == {
+        "name": "app",
+        "version": "1.0",
+        "file_name": app.name,
+        "install_dir": "site",
+        "sha256": sha256(app),
+        "package_type": "package",
+        "imports": ["app", "app_extra"],
+        "depends": ["lib"],
+        "unvendored_tests": False,
+    }
+    old_lib = make_wheel(tmp_path, "lib", "1.9")
+    with pytest.raises(WebError, match=r"needs 'lib>=2.0,<3', served: 1.9"):
+        build_lock(info, [app, old_lib])
+    with pytest.raises(WebError, match=r"needs 'lib>=2.0,<3', which is not served"):
+        build_lock(info, [app])
+
+
+# ---------------------------------------------------------------------------------------------
+# the serve command
+
+
+def test_serve_reports_a_port_in_use_in_one_line(site: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", "--no-build", "--port", str(port), cwd=site)
+    assert result.returncode == 1
+    assert result.stderr == f"durably-web: error: port {port} is in use; pass --port N\n"
+    assert result.stdout == ""
+
+
+def test_serve_no_build_without_a_build_says_to_build(tmp_path: Path) -> None:
+    result = cli("serve", "--no-build", "--port", "0", cwd=tmp_path)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("durably-web: error: ") and "durably-web build" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "--port", "70000"], "expected a port from 0 to 65535"),
+        (["serve", "--jobs", "nope.py", "--no-build"], "--jobs 'nope.py': no such file"),
+        (["build", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_arguments_exit_2(site: Path, args: list[str], message: str) -> None:
+    result = cli(*args, cwd=site)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("durably-web: error: ") and message in line
+
+
+def test_serve_prints_its_url_serves_and_stops_on_ctrl_c(site: Path) -> None:
+    (site / SITE / MANIFEST).parent.mkdir(parents=True)
+    (site / SITE / MANIFEST).write_text("{}")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "durably_web", "serve", "--no-build", "--port", "0"],
+        cwd=site,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        prefix = "Serving durably_web demo at http://127.0.0.1:"
+        assert line.startswith(prefix), line
+        port = int(line.removeprefix(prefix).rstrip("/\n"))
+        _, request = requester(port)
+        response, body = request("/index.html")
+        assert response.status == 200 and b"<title>demo</title>" in body
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert "out of date" in stderr  # --no-build with a build that has no stamp
+    assert "GET" not in stderr  # requests are not logged without --verbose
+
+
+def test_find_root_is_the_nearest_directory_with_a_build_else_the_start(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    (work / "sub" / "deeper").mkdir(parents=True)
+    assert find_root(work / "sub") == (work / "sub").resolve()  # no build anywhere yet
+    (work / ".build").mkdir()
+    (work / ".build" / "stamp.json").write_text("{}")
+    assert find_root(work / "sub" / "deeper") == work.resolve()
+    assert find_root(work) == work.resolve()
+
+
+def test_build_without_npm_fails_in_one_line(tmp_path: Path) -> None:
+    result = cli("build", cwd=tmp_path, env={**os.environ, "PATH": str(tmp_path / "no-bin")})
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("durably-web: error: npm not found on PATH")
+
+
+def test_the_build_never_empties_a_directory_it_did_not_write(tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "precious.txt").write_text("mine")
+    source = tmp_path / "page.html"
+    source.write_text("<p>page</p>")
+    with pytest.raises(BuildError, match=r"is not empty and holds no _durably/manifest\.json"):
+        mirror({"index.html": source}, {}, out)
+    assert (out / "precious.txt").read_text() == "mine"
+    assert not (out / "index.html").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# the real build (npm, pip, node)
+
+
+@pytest.fixture(scope="session")
+def repo_build() -> BuildResult:
+    """The build of this checkout (a no-op when it is current)."""
+    return build(REPO)
+
+
+def copy_inputs(root: Path, *, caches: bool = True) -> Path:
+    """A work directory and a copy of the package (returned); node_modules is shared (symlink)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    package = root / "pkg" / "durably_web"
+    shutil.copytree(PACKAGE, package, ignore=ignore)
+    layout, repo = Layout(root, package), Layout(REPO)
+    layout.npm.mkdir(parents=True)
+    layout.node_modules.symlink_to(repo.node_modules)
+    if caches:
+        for name in ("wheels", "pyc", "stamps"):
+            shutil.copytree(repo.state / name, layout.state / name)
+    return package
+
+
+@pytest.mark.slow
+def test_build_writes_the_site_with_every_runtime_file(repo_build: BuildResult) -> None:
+    site = repo_build.site
+    assert repo_build.vendor == site / "_durably" / "vendor"
+    manifest = json.loads((site / MANIFEST).read_text())
+    on_disk = {
+        path.relative_to(site).as_posix()
+        for path in site.rglob("*")
+        if path.is_file() and path.relative_to(site).as_posix() != MANIFEST
+    }
+    assert set(manifest) == on_disk
+    for rel, entry in manifest.items():
+        assert entry == {"size": (site / rel).stat().st_size, "sha256": sha256(site / rel)}
+    layout = Layout(REPO)
+    app = {"index.html", "demo.py", "demo_table.py", "jobs.py"}
+    assert {rel for rel in on_disk if "/" not in rel} == app
+    for name in app:
+        assert (site / name).read_bytes() == (layout.app / name).read_bytes()
+    for rel in ("runtime/worker.mjs", "runtime/sqlite_bridge.mjs", "client/index.mjs"):
+        source = layout.web / rel
+        assert (site / "_durably" / rel).read_bytes() == source.read_bytes()
+    vendored = {
+        "pyodide/pyodide.mjs",
+        "pyodide/pyodide.asm.mjs",
+        "pyodide/pyodide.asm.wasm",
+        "pyodide/python_stdlib.zip",
+        "pyodide/pyodide-lock.json",
+        "pyodide/durably_web-0.1.0-cp314-none-any.whl",
+        "pyodide/pydantic-2.14.4-cp314-none-any.whl",
+        "pyodide/pydantic_core-2.50.5-cp314-cp314-pyemscripten_2026_0_wasm32.whl",
+        "pyodide/micropip-0.11.1-cp314-none-any.whl",
+        "sqlite-wasm/index.mjs",
+        "sqlite-wasm/sqlite3.wasm",
+        "sqlite-wasm/sqlite3-opfs-async-proxy.js",
+        "pyscript/core.js",
+        "pyscript/core.css",
+        "micropython/micropython.mjs",
+        "micropython/micropython.wasm",
+    }
+    assert {f"_durably/vendor/{rel}" for rel in vendored} <= on_disk
+    assert not [rel for rel in on_disk if rel.endswith(".map")]
+    page_py = {
+        f"_durably/vendor/py/{path.relative_to(layout.page_py).as_posix()}"
+        for path in layout.page_py.glob("**/*.py")
+        if "__pycache__" not in path.parts
+    }
+    page_py |= {f"_durably/vendor/py/durably_web/{rel}" for rel in PAGE_PACKAGE_FILES}
+    assert {rel for rel in on_disk if rel.startswith("_durably/vendor/py/")} == page_py
+    for rel in PAGE_PACKAGE_FILES:
+        assert (site / "_durably/vendor/py/durably_web" / rel).read_bytes() == (
+            PACKAGE / rel
+        ).read_bytes()
+    assert repo_build.files == len(manifest)
+    assert repo_build.total_bytes == sum(entry["size"] for entry in manifest.values())
+
+
+@pytest.mark.slow
+def test_lock_lists_the_served_wheels_with_their_hashes(repo_build: BuildResult) -> None:
+    pyodide = repo_build.vendor / "pyodide"
+    lock = json.loads((pyodide / "pyodide-lock.json").read_text())
+    stock = json.loads((Layout(REPO).node_modules / "pyodide" / "pyodide-lock.json").read_text())
+    assert lock["info"] == stock["info"]
+    assert lock["info"]["abi_version"] == "2026_0"
+    assert set(lock["packages"]) == {
+        "annotated-types",
+        "durably-web",
+        "micropip",
+        "pydantic",
+        "pydantic-core",
+        "typing-extensions",
+        "typing-inspection",
+    }
+    for entry in lock["packages"].values():
+        assert entry["sha256"] == sha256(pyodide / entry["file_name"])
+        assert entry["imports"]
+        assert set(entry["depends"]) <= set(lock["packages"])
+    assert set(lock["packages"]["pydantic"]["depends"]) >= {"pydantic-core", "typing-extensions"}
+    own = lock["packages"]["durably-web"]
+    assert (own["name"], own["imports"], own["depends"]) == (
+        "durably-web",
+        ["durably_web"],
+        ["pydantic"],
+    )
+    served = sorted(p.name for p in pyodide.glob("*.whl"))
+    assert served == sorted(entry["file_name"] for entry in lock["packages"].values())
+
+
+@pytest.mark.slow
+def test_archives_are_precompiled_and_the_own_wheel_is_complete(repo_build: BuildResult) -> None:
+    pyodide = build(REPO).vendor / "pyodide"  # current even if src/ changed since the session build
+    with zipfile.ZipFile(pyodide / "python_stdlib.zip") as stdlib:
+        names = stdlib.namelist()
+    assert "json/__init__.pyc" in names and "json/__init__.py" not in names
+    assert sum(name.endswith(".pyc") for name in names) > 500
+    with zipfile.ZipFile(pyodide / "durably_web-0.1.0-cp314-none-any.whl") as wheel:
+        names = wheel.namelist()
+        metadata = wheel.read("durably_web-0.1.0.dist-info/METADATA").decode()
+        tag = wheel.read("durably_web-0.1.0.dist-info/WHEEL").decode()
+        record = wheel.read("durably_web-0.1.0.dist-info/RECORD").decode()
+        header = wheel.read("durably_web/__init__.pyc")[:16]
+    for source in PACKAGE.rglob("*"):
+        rel = "durably_web/" + source.relative_to(PACKAGE).as_posix()
+        if not source.is_file() or "__pycache__" in rel or rel.endswith(".pyc"):
+            continue
+        if source.is_relative_to(PACKAGE / "web"):  # the site's files: served, never imported
+            assert not [name for name in names if name.startswith(rel)], rel
+            continue
+        assert (rel + "c" if rel.endswith(".py") else rel) in names, rel
+    assert "durably_web/py.typed" in names and "durably_web/storage/sql/schema.sql" in names
+    assert not [name for name in names if name.endswith(".py")]
+    assert "Name: durably-web" in metadata and "Requires-Dist: pydantic" in metadata
+    assert "extra ==" not in metadata  # only what Pyodide installs
+    assert "Tag: cp314-none-any" in tag
+    assert all(name in record for name in names)
+    assert header[4:8] == (1).to_bytes(4, "little")  # unchecked hash-based .pyc (PEP 552)
+
+
+@pytest.mark.slow
+def test_a_second_build_is_a_fast_no_op(repo_build: BuildResult) -> None:
+    build(REPO)  # whatever changed since the session build (others edit src/ too)
+    started = time.monotonic()
+    again = build(REPO)
+    assert time.monotonic() - started < 1
+    assert not again.rebuilt and (again.written, again.removed) == (0, 0)
+    assert not is_stale(REPO)
+    result = cli("build", cwd=REPO / "src")  # the work directory is found upwards
+    assert result.returncode == 0
+    assert f"{REPO / SITE} is up to date" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_source_change_rebuilds_only_what_it_changes(
+    repo_build: BuildResult, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    package = copy_inputs(root)
+    layout = Layout(root, package)
+    assert is_stale(root, package=package)
+    first = build(root, package=package)
+    assert first.rebuilt and not is_stale(root, package=package)
+    assert first.site == layout.site
+    pyodide = layout.vendor / "pyodide"
+    wheel = pyodide / "durably_web-0.1.0-cp314-none-any.whl"
+    before = {p.name: sha256(p) for p in pyodide.iterdir()}
+
+    (package / "storage" / "sql" / "probe.sql").write_text("-- probe\n")
+    assert is_stale(root, package=package)
+    second = build(root, package=package)
+    assert second.rebuilt
+    after = {p.name: sha256(p) for p in pyodide.iterdir()}
+    assert {name for name in before if before[name] != after[name]} == {
+        wheel.name,
+        "pyodide-lock.json",
+    }
+    assert second.written == 2
+    lock = json.loads((pyodide / "pyodide-lock.json").read_text())
+    assert lock["packages"]["durably-web"]["sha256"] == sha256(wheel)
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read("durably_web/storage/sql/probe.sql") == b"-- probe\n"
+    assert not build(root, package=package).rebuilt
+
+    for source, served in (  # the site's own files are copied as they are: nothing else changes
+        (layout.app / "index.html", layout.site / "index.html"),
+        (layout.runtime / "worker.mjs", layout.site / "_durably/runtime/worker.mjs"),
+        (layout.client / "index.mjs", layout.site / "_durably/client/index.mjs"),
+    ):
+        source.write_text(source.read_text() + "\n<!-- edited -->\n")
+        edited = build(root, package=package)
+        assert (edited.written, edited.removed) == (1, 0), source
+        assert served.read_bytes() == source.read_bytes()
+        assert sha256(wheel) == after[wheel.name]
+
+    page = layout.page_py / "demo" / "page.py"  # page-side Python is mirrored as is
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text("print('page')\n")
+    assert build(root, package=package).written == 1
+    copied = layout.vendor / "py" / "demo" / "page.py"
+    assert copied.read_text() == "print('page')\n"
+    page.unlink()
+    stray = pyodide / "stray.whl"  # the build owns the whole site: strays go
+    stray.write_bytes(b"PK")
+    other = layout.site / "notes" / "todo.txt"
+    other.parent.mkdir()
+    other.write_text("not the build's")
+    assert build(root, package=package).removed == 3
+    assert not copied.exists() and not copied.parent.exists() and not stray.exists()
+    assert not other.parent.exists()
+
+
+@pytest.mark.slow
+def test_the_build_is_reproducible_from_scratch(repo_build: BuildResult, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    package = copy_inputs(root)
+    layout = Layout(root, package)
+    build(root, package=package)
+    manifest = (layout.site / MANIFEST).read_bytes()
+    lock = (layout.vendor / "pyodide" / "pyodide-lock.json").read_bytes()
+    shutil.rmtree(layout.state / "pyc")  # recompile every archive, in one Node process
+    (layout.state / "stamp.json").unlink()
+    again = build(root, package=package)
+    assert again.rebuilt and again.written == 0
+    assert (layout.site / MANIFEST).read_bytes() == manifest
+    assert (layout.vendor / "pyodide" / "pyodide-lock.json").read_bytes() == lock
+
+
+@pytest.mark.slow
+def test_build_without_node_fails_in_one_line(repo_build: BuildResult, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    copy_inputs(root)
+    shutil.rmtree(Layout(root).state / "pyc")
+    python_only = tmp_path / "bin"
+    python_only.mkdir()
+    result = cli("build", cwd=root, env={**os.environ, "PATH": str(python_only)})
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("durably-web: error: node not found on PATH")
+
+
+@pytest.mark.slow
+def test_registry_failure_fails_in_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    copy_inputs(root, caches=False)
+    Layout(root).node_modules.unlink()
+    env = {
+        **os.environ,
+        "npm_config_offline": "true",
+        "npm_config_cache": str(tmp_path / "empty-npm-cache"),
+    }
+    result = cli("build", cwd=root, env=env)
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("durably-web: error: npm ci failed: ENOTCACHED: request to https://")
+
+
+@pytest.mark.slow
+def test_a_wheel_hash_mismatch_fails_in_one_line(repo_build: BuildResult, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    package = copy_inputs(root)
+    shutil.rmtree(Layout(root).state / "wheels")
+    requirements = Layout(root, package).requirements
+    text = requirements.read_text()
+    good = text.split("annotated-types==0.8.0 \\\n    --hash=sha256:")[1][:64]
+    requirements.write_text(text.replace(good, "0" * 64))
+    with pytest.raises(BuildError) as failure:
+        build(root, package=package)
+    assert str(failure.value) == (
+        "hash mismatch for annotated-types==0.8.0: requirements-wasm.txt "
+        f"pins sha256 {'0' * 64}, the download has {good}"
+    )
+
+
+@pytest.mark.slow
+def test_serve_builds_a_stale_root_first(repo_build: BuildResult, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    copy_inputs(root)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "durably_web", "serve", "--port", "0", "--isolated"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # printed once the build is done
+        port = int(line.rsplit(":", 1)[1].rstrip("/\n"))
+        assert not is_stale(root)
+        _, request = requester(port)
+        response, body = request("/_durably/vendor/pyodide/pyodide-lock.json")
+        assert response.getheader("Content-Type") == "application/json"
+        assert "durably-web" in json.loads(body)["packages"]
+        response, _ = request(
+            "/_durably/vendor/pyodide/pyodide.asm.wasm", headers={"Accept-Encoding": "gzip"}
+        )
+        assert response.getheader("Content-Type") == "application/wasm"
+        assert response.getheader("Content-Encoding") == "gzip"
+        assert response.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
+        response, body = request("/")
+        assert response.status == 200 and b"_durably/client/index.mjs" in body  # the demo
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert f"durably-web build: {root / SITE}: " in stderr  # built before serving
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_site_inputs(tmp_path: Path) -> None:
+    """``pip wheel .`` holds every file the build reads: runtime, client, demo, pins, tools."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    [wheel] = tmp_path.glob("durably_web-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    inputs = [
+        "durably_web/" + path.relative_to(PACKAGE).as_posix()
+        for directory in (PACKAGE / "web", PACKAGE / "sitebuild" / "tools")
+        for path in directory.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+    assert len(inputs) >= 24  # a floor: the files exist at all
+    assert sorted(set(inputs) - names) == []

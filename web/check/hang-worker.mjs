@@ -1,2 +1,0 @@
-// A worker that never reports ready: web/check/client-js.html checks the boot watchdog.
-self.onmessage = () => {};
