@@ -298,6 +298,9 @@ SKIP_MODULES: dict[str, str] = {
     "tests/unit/test_page_client_micropython.py": (
         "runs MicroPython under Node and reads the JS client's files (no processes here)"
     ),
+    "tests/unit/test_protocol_typescript.py": (
+        "compares the committed JS client files and imports them under Node (no processes here)"
+    ),
 }
 # Modules needing these (absent from Pyodide) are skipped whole, with the reason.
 MISSING_MODULES = {
