@@ -12,10 +12,11 @@ declaration.
   ``Progress``, ``WireError``, ...), every event (``WireEvent``), each operation's arguments
   and results (``OperationArgs``, ``WorkerResults``, ``HttpResults``), and the worker link's
   messages (``WorkerRequest``, ``WorkerResponse``, ``WorkerPush``).
-- ``protocol.mjs``: a data table, operation name → ``{kind, repeatable, worker, http}``
-  with ``http`` = ``{method, path, params: {wireName: placement}}``: what the JS HTTP
-  transport needs to place arguments, and what the worker link needs to know which requests
-  it may send again after a restart.
+- ``protocol.mjs``: a data table, operation name → ``{kind, repeatable, worker, result,
+  http}`` with ``http`` = ``{method, path, params: {wireName: placement}, result}``: what the
+  JS HTTP transport needs to place arguments and turn upstream's answer into the engine's
+  result (``result``: the TypeScript type of each), and what the client needs to know which
+  requests may be sent again after a restart.
 """
 
 from __future__ import annotations
@@ -241,9 +242,13 @@ def render_dts() -> str:
         '  repeatable: "always" | "never" | "idempotency-key";\n'
         "  /** Served by the browser worker. */\n"
         "  worker: boolean;\n"
-        "  /** Upstream's HTTP route; `params` places each wire argument. */\n"
+        "  /** The result's type (`WorkerResults`). */\n"
+        "  result: string;\n"
+        "  /** Upstream's HTTP route; `params` places each wire argument; `result`: the "
+        "answer's type (`HttpResults`). */\n"
         '  http: { method: "GET" | "POST" | "DELETE"; path: string; '
-        'params: Record<string, "query" | "query-list" | "query-int" | "labels" | "body"> }'
+        'params: Record<string, "query" | "query-list" | "query-int" | "labels" | "body">; '
+        "result: string }"
         " | null;\n"
         "}"
     )
@@ -257,12 +262,14 @@ def render_mjs() -> str:
             "kind": op.kind,
             "repeatable": op.repeatable,
             "worker": op.worker,
+            "result": op.ts_result,
             "http": None
             if op.http is None
             else {
                 "method": op.http.method,
                 "path": op.http.path,
                 "params": {p.wire: p.http for p in op.params},
+                "result": op.http.ts_result,
             },
         }
         for op in OPERATIONS
@@ -272,7 +279,7 @@ def render_mjs() -> str:
         "// @ts-check\n"
         + _HEADER
         + "\n"
-        + "/** The remote operations: name → {kind, repeatable, worker, http}. */\n"
+        + "/** The remote operations: name → {kind, repeatable, worker, result, http}. */\n"
         + '/** @type {Readonly<Record<string, import("./protocol.js").OperationInfo>>} */\n'
         + f"export const OPERATIONS = Object.freeze({body});\n"
     )

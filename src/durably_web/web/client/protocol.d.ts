@@ -407,6 +407,8 @@ export interface OperationInfo {
   repeatable: "always" | "never" | "idempotency-key";
   /** Served by the browser worker. */
   worker: boolean;
-  /** Upstream's HTTP route; `params` places each wire argument. */
-  http: { method: "GET" | "POST" | "DELETE"; path: string; params: Record<string, "query" | "query-list" | "query-int" | "labels" | "body"> } | null;
+  /** The result's type (`WorkerResults`). */
+  result: string;
+  /** Upstream's HTTP route; `params` places each wire argument; `result`: the answer's type (`HttpResults`). */
+  http: { method: "GET" | "POST" | "DELETE"; path: string; params: Record<string, "query" | "query-list" | "query-int" | "labels" | "body">; result: string } | null;
 }
