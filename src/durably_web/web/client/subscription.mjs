@@ -67,8 +67,10 @@ export class Subscription {
     this.error = error;
     this.finish();
     if (this.waiter) {
+      // Waiting means the queue is empty: the end is delivered now, once.
       const waiter = this.waiter;
       this.waiter = null;
+      this.error = null;
       if (error) waiter.reject(error);
       else waiter.resolve({ value: undefined, done: true });
     }

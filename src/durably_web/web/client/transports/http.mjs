@@ -106,11 +106,13 @@ export class HttpTransport {
     this.events = null;
     /** Resolves once the events stream is open (or failed to open in time). @type {Promise<void>} */
     this.eventsOpen = Promise.resolve();
+    /** Resolves `eventsOpen` (the stream opened, failed or was closed). */
+    this.eventsOpened = () => {};
     /** @type {string[]} */
     this.terminalSeen = [];
     /** @type {Map<string, Set<() => void>>} */
     this.terminalWaiters = new Map();
-    /** Every open stream, closed by `close()`. @type {Map<EventSource, SubscriptionSink | null>} */
+    /** Every open stream and where its events go (null: the events stream). @type {Map<EventSource, SubscriptionSink | null>} */
     this.sources = new Map();
   }
 
@@ -242,20 +244,23 @@ export class HttpTransport {
     else if (!wanted && this.events) {
       this.closeSource(this.events);
       this.events = null;
-      this.eventsOpen = Promise.resolve();
+      this.eventsOpened();
     }
   }
 
   openEvents() {
     const source = new EventSource(this.endpoint("/runs/subscribe"));
     this.events = source;
-    this.sources.set(source, null);
     /** @type {() => void} */
-    let opened = () => {};
-    this.eventsOpen = new Promise((resolve) => {
-      opened = resolve;
-      setTimeout(resolve, this.streamTimeout); // never block requests for good
-    });
+    let resolve = () => {};
+    this.eventsOpen = new Promise((done) => (resolve = done));
+    const timer = setTimeout(resolve, this.streamTimeout); // never block requests for good
+    const opened = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    this.eventsOpened = opened;
+    this.sources.set(source, null);
     source.onopen = () => {
       opened();
       if (this.status === "restarting") this.setStatus("ready", {});
@@ -274,7 +279,6 @@ export class HttpTransport {
         console.error(`durably_web: the server refused the events stream ${this.endpoint("/runs/subscribe")}`);
         this.sources.delete(source);
         this.events = null;
-        this.eventsOpen = Promise.resolve();
       } else if (this.status === "ready") {
         this.setStatus("restarting", { stage: "events" }); // EventSource reconnects by itself
       }
@@ -363,7 +367,7 @@ export class HttpTransport {
     for (const source of this.sources.keys()) source.close();
     this.sources.clear();
     this.events = null;
-    this.eventsOpen = Promise.resolve();
+    this.eventsOpened();
     for (const wakers of this.terminalWaiters.values()) for (const wake of wakers) wake();
     this.terminalWaiters.clear();
     this.setStatus("closed", {});
