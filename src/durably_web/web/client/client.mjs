@@ -28,7 +28,8 @@ export { EVENT_TYPES };
  * @typedef {import("./transports/transport.js").ReadyInfo} ReadyInfo
  * @typedef {{ idempotencyKey?: string, concurrencyKey?: string, labels?: Record<string, string>,
  *             coalesce?: "skip" }} TriggerOptions
- * @typedef {{ timeout?: number, onProgress?: (progress: any) => void, onLog?: (log: any) => void }} WaitOptions
+ * @typedef {{ timeout?: number, onProgress?: (progress: import("./protocol.js").Progress) => void,
+ *             onLog?: (log: import("./protocol.js").LogWriteEvent) => void }} WaitOptions
  * @typedef {{ listen?: string[], onStatus?: (info: StatusInfo) => void }} ClientOptions
  *   listen: event types to listen for from the start (events before the first `on()` handler
  *   of their type are kept for it; see ./events.mjs)
@@ -38,13 +39,16 @@ export { EVENT_TYPES };
  * Whether a request may be sent again after its transport lost the engine: the operation's
  * `repeatable` in ./protocol.mjs; `idempotency-key`: only when the trigger (every item of a
  * batch) carries one.
- * @param {CallName} op @param {Record<string, any>} args
+ * @template {CallName} K
+ * @param {K} op @param {OperationArgs[K]} args
  */
 export function repeatable(op, args) {
   const rule = OPERATIONS[op].repeatable;
   if (rule !== "idempotency-key") return rule === "always";
-  const items = Array.isArray(args.items) ? args.items : [args];
-  return items.every((/** @type {any} */ item) => Boolean(item?.idempotencyKey));
+  const fields = /** @type {{items?: unknown}} */ (args);
+  /** @type {unknown[]} */
+  const items = Array.isArray(fields.items) ? fields.items : [args];
+  return items.every((item) => Boolean(item && typeof item === "object" && "idempotencyKey" in item && item.idempotencyKey));
 }
 
 /** The trigger options a caller gave, without the unset ones. @param {TriggerOptions} [options] */
@@ -61,14 +65,14 @@ function triggerOptions(options = {}) {
 /**
  * A batch item as given (an input, or `{input, options}`) on the wire (`{input, ...options}`),
  * its input checked (./json.mjs).
- * @param {any} item @param {string} name the job's name, for the error message @param {number} index
+ * @param {unknown} item @param {string} name the job's name, for the error message @param {number} index
  * @returns {TriggerItem}
  */
 function batchItem(item, name, index) {
   const wrapped = item && typeof item === "object" && !Array.isArray(item) && "input" in item && Object.keys(item).every((k) => k === "input" || k === "options");
-  const input = wrapped ? item.input : item;
+  const { input, options } = wrapped ? /** @type {{input: unknown, options?: TriggerOptions}} */ (item) : { input: item, options: undefined };
   checkJson(input, `input for job '${name}' at index ${index}`);
-  return { input, ...triggerOptions(wrapped ? item.options : undefined) };
+  return { input, ...triggerOptions(options) };
 }
 
 /** A job of the engine: `client.jobs.<key>`. */
@@ -82,7 +86,7 @@ export class JobHandle {
 
   /**
    * Create a run (validated by the engine); resolves with the run and its `disposition`.
-   * @param {any} input @param {TriggerOptions} [options] @returns {Promise<Run>}
+   * @param {unknown} input @param {TriggerOptions} [options] @returns {Promise<Run>}
    */
   async trigger(input, options = {}) {
     checkJson(input, `input for job '${this.name}'`);
@@ -91,7 +95,7 @@ export class JobHandle {
 
   /**
    * Trigger, then wait for the run to complete; resolves with the completed run.
-   * @param {any} input @param {TriggerOptions & WaitOptions} [options] @returns {Promise<Run>}
+   * @param {unknown} input @param {TriggerOptions & WaitOptions} [options] @returns {Promise<Run>}
    */
   async triggerAndWait(input, options = {}) {
     const { timeout, onProgress, onLog, ...rest } = options;
@@ -109,7 +113,7 @@ export class JobHandle {
 
   /**
    * Create several runs, all or nothing.
-   * @param {any[]} items inputs, or `{input, options}` @returns {Promise<Run[]>}
+   * @param {unknown[]} items inputs, or `{input, options}` @returns {Promise<Run[]>}
    */
   async batchTrigger(items) {
     if (!Array.isArray(items)) throw new ValidationError(`items must be a list of inputs, got ${typeof items}`);

@@ -51,7 +51,6 @@ import { TERMINAL } from "../subscription.mjs";
  * @typedef {{ url: string, streamTimeout?: number }} HttpTransportOptions
  *   url: the absolute endpoint URL (`http://127.0.0.1:8000/api/durably`);
  *   streamTimeout: ms a request waits for the events stream to open (default 10 s)
- * @typedef {(answer: any, args: Record<string, any>, before: Run | null) => Promise<unknown> | unknown} Reading
  */
 
 /** How long `settle()` waits for a run's terminal event on the events stream. */
@@ -154,13 +153,12 @@ export class HttpTransport {
     if (!route) throw new DurablyError(`${op} is not available over HTTP (the server has no endpoint for it)`, "not_supported");
     if (this.status === "closed") throw new DurablyError("the durably_web client is closed", "closed");
     if (wait) await this.eventsOpen;
-    /** @type {Record<string, any>} */
-    const fields = args;
-    const reading = READINGS[route.result] ?? READINGS.as_is;
-    const before = route.result === "Success" && route.method === "DELETE" ? await this.requireRun(fields.runId) : null;
+    const fields = /** @type {Record<string, unknown>} */ (args);
+    const reading = READINGS[route.result];
+    const before = route.result === "Success" && route.method === "DELETE" ? await this.requireRun(String(fields.runId)) : null;
     try {
       const answer = await this.fetch(route, fields);
-      return /** @type {WorkerResults[K]} */ (await reading.call(this, answer, fields, before));
+      return /** @type {WorkerResults[K]} */ (reading ? await reading.call(this, answer, fields, before) : answer);
     } catch (error) {
       if (error instanceof NotFoundError && info.result.endsWith("| null")) return /** @type {WorkerResults[K]} */ (null);
       throw error;
@@ -169,7 +167,8 @@ export class HttpTransport {
 
   /**
    * Send a request for `route` with `args` placed as it says; resolves with the JSON answer.
-   * @param {NonNullable<OperationInfo["http"]>} route @param {Record<string, any>} args
+   * @param {NonNullable<OperationInfo["http"]>} route @param {Record<string, unknown>} args
+   * @returns {Promise<unknown>}
    */
   async fetch(route, args) {
     /** @type {[string, string][]} */
@@ -180,7 +179,7 @@ export class HttpTransport {
       const value = args[name];
       if (value == null) continue;
       if (place === "body") (body ??= {})[name] = value;
-      else if (place === "labels") for (const [key, label] of Object.entries(value)) query.push([`label.${key}`, String(label)]);
+      else if (place === "labels") for (const [key, label] of Object.entries(/** @type {Record<string, string>} */ (value))) query.push([`label.${key}`, String(label)]);
       else if (place === "query-list") for (const item of [value].flat()) query.push([name, String(item)]);
       else query.push([name, String(value)]);
     }
@@ -223,14 +222,15 @@ export class HttpTransport {
   /**
    * The run of a trigger answer, with the keys it was triggered with (created with them, or
    * found by them) and its disposition.
-   * @param {TriggerAnswer} answer @param {Record<string, any>} fields @returns {Promise<Run>}
+   * @param {TriggerAnswer} answer @param {{idempotencyKey?: unknown, concurrencyKey?: unknown}} fields
+   * @returns {Promise<Run>}
    */
   async triggered(answer, fields) {
     const run = await this.requireRun(answer.runId);
     return {
       ...run,
-      idempotencyKey: fields.idempotencyKey ?? run.idempotencyKey,
-      concurrencyKey: fields.concurrencyKey ?? run.concurrencyKey,
+      idempotencyKey: typeof fields.idempotencyKey === "string" ? fields.idempotencyKey : run.idempotencyKey,
+      concurrencyKey: typeof fields.concurrencyKey === "string" ? fields.concurrencyKey : run.concurrencyKey,
       disposition: answer.disposition ?? "created",
     };
   }
@@ -383,27 +383,27 @@ export class HttpTransport {
 
 /**
  * How to turn each of upstream's answer shapes (protocol.mjs `http.result`) into the engine's
- * result: `this` is the transport, `before` the run read before a DELETE. A shape not listed
- * here is the engine's result as it is (steps, logs, jobs).
- * @type {Record<string, (this: HttpTransport, answer: any, args: Record<string, any>, before: Run | null) => unknown>}
+ * result: `this` is the transport, `args` the request's wire arguments, `before` the run read
+ * before a DELETE. A shape not listed here is the engine's result as it is (steps, logs, jobs).
+ * @type {Record<string, (this: HttpTransport, answer: unknown, args: Record<string, unknown>, before: Run | null) => unknown>}
  */
 const READINGS = {
-  as_is: (answer) => answer,
-  ClientRun: (answer) => fullRun(answer),
-  "ClientRun[]": (answer) => answer.map(fullRun),
+  ClientRun: (answer) => fullRun(/** @type {ClientRun} */ (answer)),
+  "ClientRun[]": (answer) => /** @type {ClientRun[]} */ (answer).map(fullRun),
   TriggerAnswer(answer, args) {
-    return this.triggered(answer, args);
+    return this.triggered(/** @type {TriggerAnswer} */ (answer), args);
   },
   "TriggerAnswer[]"(answer, args) {
-    return Promise.all(answer.map((/** @type {TriggerAnswer} */ entry, /** @type {number} */ i) => this.triggered(entry, args.items[i])));
+    const items = /** @type {import("../protocol.js").TriggerItem[]} */ (args.items);
+    return Promise.all(/** @type {TriggerAnswer[]} */ (answer).map((entry, i) => this.triggered(entry, items[i])));
   },
   SuccessRunId(answer) {
-    return this.requireRun(answer.runId);
+    return this.requireRun(/** @type {import("../protocol.js").SuccessRunId} */ (answer).runId);
   },
   Success(_answer, args, before) {
-    return before ?? this.requireRun(args.runId);
+    return before ?? this.requireRun(String(args.runId));
   },
 };
 
 /** The answer shapes READINGS knows (a unit test checks protocol.mjs uses no other). */
-export const KNOWN_ANSWERS = Object.freeze(["Step[]", "Log[]", "Job[]", "WireEvent", "TrimmedEvent", ...Object.keys(READINGS).filter((k) => k !== "as_is")]);
+export const KNOWN_ANSWERS = Object.freeze(["Step[]", "Log[]", "Job[]", "WireEvent", "TrimmedEvent", ...Object.keys(READINGS)]);

@@ -35,9 +35,17 @@ import { TERMINAL } from "../subscription.mjs";
  * @typedef {import("./transport.js").CallName} CallName
  * @typedef {import("../protocol.js").OperationArgs} OperationArgs
  * @typedef {import("../protocol.js").WorkerResults} WorkerResults
+ * @typedef {import("../protocol.js").WireEvent} WireEvent
+ * @typedef {import("../protocol.js").WireError} WireError
  * @typedef {{ type: string, [field: string]: unknown }} Message
  * @typedef {{ message: Message, repeatable: boolean, sent: boolean,
- *             resolve: (value: any) => void, reject: (error: DurablyError) => void }} Pending
+ *             resolve: (value: unknown) => void, reject: (error: DurablyError) => void }} Pending
+ * What the worker sends: its boot messages, then ../protocol.d.ts's answers and pushes.
+ * @typedef {{ type: "stage", name: string, t: number }
+ *   | { type: "ready", jobs: import("../protocol.js").Job[], workerId: string, marks: Record<string, number> }
+ *   | { type: "boot-error", error: WireError }
+ *   | import("../protocol.js").WorkerResponse
+ *   | import("../protocol.js").WorkerPush} FromWorker
  * @typedef {{ runId: string, sink: SubscriptionSink, wireId: string }} Entry
  * @typedef {{
  *   jobsUrl: string | null, packages?: string[], database?: string,
@@ -160,10 +168,11 @@ export class WorkerTransport {
     this.readyTimer = setTimeout(() => this.restart(`the worker did not report ready within ${this.readyTimeout} ms`), this.readyTimeout);
   }
 
-  /** @param {Worker} worker @param {any} data */
+  /** @param {Worker} worker @param {unknown} data JSON text (objects while booting) */
   receive(worker, data) {
     if (worker !== this.worker) return; // a message from a worker already replaced
     this.unanswered = 0;
+    /** @type {FromWorker} */
     const message = typeof data === "string" ? JSON.parse(data) : data;
     switch (message?.type) {
       case "stage":
@@ -189,16 +198,16 @@ export class WorkerTransport {
     }
   }
 
-  /** @param {{id: number, ok: boolean, result?: unknown, error?: {error?: string, code?: string}}} message */
+  /** @param {import("../protocol.js").WorkerResponse} message */
   answer(message) {
-    const pending = this.pending.get(message.id);
-    if (!pending) return;
+    const pending = message.id === null ? undefined : this.pending.get(message.id);
+    if (!pending || message.id === null) return;
     this.pending.delete(message.id);
     if (message.ok) pending.resolve(message.result);
     else pending.reject(errorFromWire(message.error));
   }
 
-  /** @param {string} id @param {import("../protocol.js").WireEvent} event */
+  /** @param {string} id @param {WireEvent} event */
   pushed(id, event) {
     const entry = this.subscriptions.get(id);
     if (!entry) return;
@@ -305,14 +314,14 @@ export class WorkerTransport {
    * @returns {Promise<WorkerResults[K]>}
    */
   request(op, args, { repeatable }) {
-    return this.send({ type: op, ...args }, repeatable);
+    return /** @type {Promise<WorkerResults[K]>} */ (this.send({ type: op, ...args }, repeatable));
   }
 
   /**
    * Send a message `{type, ...fields}` (the id is added); resolves with its result.
    * @param {Message} message @param {boolean} repeatable send again after a restart
    * @param {number} [id]
-   * @returns {Promise<any>}
+   * @returns {Promise<unknown>}
    */
   send(message, repeatable, id = this.nextId++) {
     if (this.final()) return Promise.reject(new DurablyError(`the durably_web client is ${this.status}`, "closed"));
