@@ -77,8 +77,8 @@ export class JobHandle {
   async batchTrigger(items) {
     const normal = checkedItems(items, this.name);
     const retry = normal.every((item) => Boolean(item.options?.idempotencyKey));
-    const items = normal.map(({ input, options }) => ({ input, ...options }));
-    return this.client.link.request({ type: "batchTrigger", jobName: this.key, items }, { retry });
+    const wire = normal.map(({ input, options }) => ({ input, ...options }));
+    return this.client.link.request({ type: "batchTrigger", jobName: this.key, items: wire }, { retry });
   }
 }
 
