@@ -24,9 +24,9 @@ try:
 except ImportError:  # MicroPython: annotations are never evaluated there
     TYPE_CHECKING = False  # type: ignore[misc]  # typing's name is Final; absent here
 
-from durably_web import errors
 from durably_web.client.dispatch import Dispatcher, unwrap
 from durably_web.client.page_client import PageClient
+from durably_web.errors import DurablyError
 
 if TYPE_CHECKING:
     from durably_web.http_client import HttpClient
@@ -103,7 +103,7 @@ async def connect(
         js = None
     if js is None:
         if url is None:
-            raise errors.DurablyError(
+            raise DurablyError(
                 "connect(jobs=...) runs the engine in a browser Web Worker; outside a page use "
                 "connect(url=...) for a server, or create_durably(...) for a local engine",
             )
