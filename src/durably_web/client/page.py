@@ -114,26 +114,24 @@ async def connect(
     client_url = js.URL.new(client, base).href
     adapter_url = js.URL.new("./python.mjs", client_url).href
     module = await js.Function.new("url", "return import(url)")(adapter_url)
-    dispatcher = Dispatcher(on_status)
+    config: dict[str, Any] = {"listen": listen or []}
     if url is not None:
-        config: dict[str, Any] = {"url": js.URL.new(url, base).href, "listen": listen or []}
-        adapter = module.pyConnect(json.dumps(config), _create_proxy(dispatcher.receive))
-        ready = unwrap(await adapter.ready)
-        return PageClient(adapter, dispatcher, ready["jobs"])
-    config = {
-        "jobs": jobs,
-        "packages": packages or [],
-        "database": database,
-        "durability": durability,
-        "options": options or {},
-        "readyTimeout": int(ready_timeout * 1000),
-        "pingInterval": int(ping_interval * 1000),
-        "missedPings": missed_pings,
-        "maxAttempts": max_attempts,
-        "listen": listen or [],
-    }
-    if worker is not None:
-        config["worker"] = js.URL.new(worker, base).href
+        config["url"] = js.URL.new(url, base).href
+    else:
+        config.update(
+            jobs=jobs,
+            packages=packages or [],
+            database=database,
+            durability=durability,
+            options=options or {},
+            readyTimeout=int(ready_timeout * 1000),
+            pingInterval=int(ping_interval * 1000),
+            missedPings=missed_pings,
+            maxAttempts=max_attempts,
+        )
+        if worker is not None:
+            config["worker"] = js.URL.new(worker, base).href
+    dispatcher = Dispatcher(on_status)
     adapter = module.pyConnect(json.dumps(config), _create_proxy(dispatcher.receive))
     ready = unwrap(await adapter.ready)
     return PageClient(adapter, dispatcher, ready["jobs"])

@@ -170,83 +170,68 @@ def _args(op: Operation) -> str:
     return "{ " + " ".join(f"{k}: {v};" for k, v in fields.items()) + " }" if fields else "{}"
 
 
+_LINK_TYPES = (
+    "/** An event of `GET /runs/subscribe`: upstream's trimmed form (no timestamp,\n"
+    " * sequence or output; a few fields per type). */\n"
+    'export type TrimmedEvent = { type: WireEvent["type"]; runId: string; jobName: string; '
+    "labels: Record<string, string>; [field: string]: unknown };",
+    "/** A request to the worker: `{type, id, ...arguments}`. */\n"
+    "export type WorkerRequest = {\n"
+    "  [K in keyof WorkerResults]: { type: K; id: number } & OperationArgs[K];\n"
+    "}[keyof WorkerResults];",
+    "/** The worker's one answer to a request. */\n"
+    "export type WorkerResponse =\n"
+    '  | { type: "response"; id: number; ok: true; '
+    "result: WorkerResults[keyof WorkerResults] }\n"
+    '  | { type: "response"; id: number | null; ok: false; error: WireError };',
+    "/** What the worker pushes: forwarded events, and a subscription's events and end. */\n"
+    "export type WorkerPush =\n"
+    '  | { type: "events"; events: WireEvent[] }\n'
+    '  | { type: "subscription"; id: string; event: WireEvent }\n'
+    '  | { type: "subscription-end"; id: string; error?: WireError };',
+    "/** An entry of protocol.mjs's OPERATIONS table. */\n"
+    "export interface OperationInfo {\n"
+    '  kind: "call" | "stream" | "control";\n'
+    "  /** May be sent again after the transport restarted (`idempotency-key`: only with "
+    "one, every item of a batch). */\n"
+    '  repeatable: "always" | "never" | "idempotency-key";\n'
+    "  /** Served by the browser worker. */\n"
+    "  worker: boolean;\n"
+    "  /** Upstream's HTTP route; `params` places each wire argument. */\n"
+    '  http: { method: "GET" | "POST" | "DELETE"; path: string; '
+    'params: Record<string, "query" | "query-list" | "query-int" | "labels" | "body"> }'
+    " | null;\n"
+    "}",
+)
+"""The worker link's messages and the route table's entry, written in terms of the tables."""
+
+
 def render_dts() -> str:
     """Return ``protocol.d.ts``."""
-    parts = [_HEADER.rstrip("\n")]
     statuses = " | ".join(json.dumps(s) for s in RUN_STATUSES)
-    parts.append(f"export type RunStatus = {statuses};")
-    parts.append('export type Disposition = "created" | "idempotent" | "coalesced";')
-    for name, fields in RECORDS.items():
-        parts.append(_interface(name, fields, _DOCS.get(name)))
+    parts = [
+        _HEADER.rstrip("\n"),
+        f"export type RunStatus = {statuses};",
+        'export type Disposition = "created" | "idempotent" | "coalesced";',
+    ]
+    parts.extend(_interface(name, fields, _DOCS.get(name)) for name, fields in RECORDS.items())
     for cls in EVENT_CLASSES:
         doc = (cls.__doc__ or cls.type).split("\n")[0]
         parts.append(_interface(_event_name(cls), _event_fields(cls), doc))
     union = "\n  | ".join(_event_name(cls) for cls in EVENT_CLASSES)
     parts.append(
-        f"/** Every engine event, as the worker and `GET /subscribe` send it. */\n"
+        "/** Every engine event, as the worker and `GET /subscribe` send it. */\n"
         f"export type WireEvent =\n  | {union};"
     )
-    parts.append(
-        "/** An event of `GET /runs/subscribe`: upstream's trimmed form (no timestamp,\n"
-        " * sequence or output; a few fields per type). */\n"
-        'export type TrimmedEvent = { type: WireEvent["type"]; runId: string; jobName: string; '
-        "labels: Record<string, string>; [field: string]: unknown };"
-    )
-    parts.append(
-        "/** Each operation's wire arguments (the same over HTTP and to the worker). */\n"
-        "export interface OperationArgs {\n"
-        + "\n".join(f"  {op.name}: {_args(op)};" for op in OPERATIONS)
-        + "\n}"
-    )
-    worker = [op for op in OPERATIONS if op.worker]
-    parts.append(
-        "/** Each operation's result from the worker (`response.result`). */\n"
-        "export interface WorkerResults {\n"
-        + "\n".join(f"  {op.name}: {op.ts_result};" for op in worker)
-        + "\n}"
-    )
-    http = [op for op in OPERATIONS if op.http is not None]
-    parts.append(
-        "/** Each operation's answer over HTTP (upstream's shapes; streams: per SSE frame). */\n"
-        "export interface HttpResults {\n"
-        + "\n".join(f"  {op.name}: {op.http.ts_result};" for op in http if op.http)
-        + "\n}"
-    )
-    parts.append(
-        "/** A request to the worker: `{type, id, ...arguments}`. */\n"
-        "export type WorkerRequest = {\n"
-        "  [K in keyof WorkerResults]: { type: K; id: number } & OperationArgs[K];\n"
-        "}[keyof WorkerResults];"
-    )
-    parts.append(
-        "/** The worker's one answer to a request. */\n"
-        "export type WorkerResponse =\n"
-        '  | { type: "response"; id: number; ok: true; '
-        "result: WorkerResults[keyof WorkerResults] }\n"
-        '  | { type: "response"; id: number | null; ok: false; error: WireError };'
-    )
-    parts.append(
-        "/** What the worker pushes: forwarded events, and a subscription's events and end. */\n"
-        "export type WorkerPush =\n"
-        '  | { type: "events"; events: WireEvent[] }\n'
-        '  | { type: "subscription"; id: string; event: WireEvent }\n'
-        '  | { type: "subscription-end"; id: string; error?: WireError };'
-    )
-    parts.append(
-        "/** An entry of protocol.mjs's OPERATIONS table. */\n"
-        "export interface OperationInfo {\n"
-        '  kind: "call" | "stream" | "control";\n'
-        "  /** May be sent again after the transport restarted (`idempotency-key`: only with "
-        "one, every item of a batch). */\n"
-        '  repeatable: "always" | "never" | "idempotency-key";\n'
-        "  /** Served by the browser worker. */\n"
-        "  worker: boolean;\n"
-        "  /** Upstream's HTTP route; `params` places each wire argument. */\n"
-        '  http: { method: "GET" | "POST" | "DELETE"; path: string; '
-        'params: Record<string, "query" | "query-list" | "query-int" | "labels" | "body"> }'
-        " | null;\n"
-        "}"
-    )
+    args = {op.name: _args(op) for op in OPERATIONS}
+    worker = {op.name: op.ts_result for op in OPERATIONS if op.worker}
+    http = {op.name: op.http.ts_result for op in OPERATIONS if op.http is not None}
+    doc = "Each operation's wire arguments (the same over HTTP and to the worker)."
+    parts.append(_interface("OperationArgs", args, doc))
+    parts.append(_interface("WorkerResults", worker, "Each operation's result from the worker."))
+    doc = "Each operation's answer over HTTP (upstream's shapes; streams: per SSE frame)."
+    parts.append(_interface("HttpResults", http, doc))
+    parts.extend(_LINK_TYPES)
     return "\n\n".join(parts) + "\n"
 
 

@@ -320,10 +320,6 @@ export type WireEvent =
   | LogWriteEvent
   | WorkerErrorEvent;
 
-/** An event of `GET /runs/subscribe`: upstream's trimmed form (no timestamp,
- * sequence or output; a few fields per type). */
-export type TrimmedEvent = { type: WireEvent["type"]; runId: string; jobName: string; labels: Record<string, string>; [field: string]: unknown };
-
 /** Each operation's wire arguments (the same over HTTP and to the worker). */
 export interface OperationArgs {
   trigger: { jobName: string; input?: unknown; idempotencyKey?: string; concurrencyKey?: string; labels?: Record<string, string>; coalesce?: "skip"; };
@@ -346,7 +342,7 @@ export interface OperationArgs {
   unsubscribe: { subscription: string; };
 }
 
-/** Each operation's result from the worker (`response.result`). */
+/** Each operation's result from the worker. */
 export interface WorkerResults {
   trigger: Run;
   batchTrigger: Run[];
@@ -383,6 +379,10 @@ export interface HttpResults {
   subscribe: WireEvent;
   runsSubscribe: TrimmedEvent;
 }
+
+/** An event of `GET /runs/subscribe`: upstream's trimmed form (no timestamp,
+ * sequence or output; a few fields per type). */
+export type TrimmedEvent = { type: WireEvent["type"]; runId: string; jobName: string; labels: Record<string, string>; [field: string]: unknown };
 
 /** A request to the worker: `{type, id, ...arguments}`. */
 export type WorkerRequest = {
