@@ -3,18 +3,9 @@
 A router over :data:`durably_web.protocol.operations.OPERATIONS`: every operation with an
 :class:`~durably_web.protocol.operations.HttpRoute` is served at its path and method, its
 arguments read where upstream puts them (:mod:`durably_web.protocol.http`) and its answer in
-upstream's shape, so upstream's React client works unchanged:
-
-| method | path | answer |
-|---|---|---|
-| POST | /trigger | ``{"runId", "disposition"}`` |
-| GET | /runs | ``ClientRun[]`` (``jobName``, ``status``, ``label.<key>``, ``limit``, ``offset``) |
-| GET | /run | ``ClientRun`` |
-| DELETE | /run | ``{"success": true}`` |
-| GET | /steps | ``Step[]`` |
-| GET | /subscribe | SSE: the run's state, then its events; closes after a terminal one |
-| GET | /runs/subscribe | SSE: trimmed events of matching runs; never closes |
-| POST | /retrigger, /cancel, /retry | ``{"success": true[, "runId"]}`` |
+upstream's shape (``POST /trigger`` → ``{"runId", "disposition"}``, ``GET /runs`` →
+``ClientRun[]``, ``GET /subscribe`` and ``GET /runs/subscribe`` as SSE streams, ...;
+docs/server.md lists them), so upstream's React client works unchanged.
 
 Extensions: ``POST /retry`` (in-place retry), ``POST /batch-trigger`` (all or nothing),
 ``GET /logs``, ``GET /jobs``, JSON errors with a ``code`` everywhere (``{"error", "code"}``,
