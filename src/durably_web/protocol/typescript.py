@@ -12,10 +12,11 @@ declaration.
   ``Progress``, ``WireError``, ...), every event (``WireEvent``), each operation's arguments
   and results (``OperationArgs``, ``WorkerResults``, ``HttpResults``), and the worker link's
   messages (``WorkerRequest``, ``WorkerResponse``, ``WorkerPush``).
-- ``protocol.mjs``: a data table, operation name → ``{kind, repeatable, worker, http}``
-  with ``http`` = ``{method, path, params: {wireName: placement}}``: what the JS HTTP
-  transport needs to place arguments, and what the worker link needs to know which requests
-  it may send again after a restart.
+- ``protocol.mjs``: a data table, operation name → ``{kind, repeatable, worker, result,
+  http}`` with ``http`` = ``{method, path, params: {wireName: placement}, result}``: what the
+  JS HTTP transport needs to place arguments and turn upstream's answer into the engine's
+  result (``result``: the TypeScript type of each), and what the client needs to know which
+  requests may be sent again after a restart.
 """
 
 from __future__ import annotations
@@ -170,68 +171,87 @@ def _args(op: Operation) -> str:
     return "{ " + " ".join(f"{k}: {v};" for k, v in fields.items()) + " }" if fields else "{}"
 
 
-_LINK_TYPES = (
-    "/** An event of `GET /runs/subscribe`: upstream's trimmed form (no timestamp,\n"
-    " * sequence or output; a few fields per type). */\n"
-    'export type TrimmedEvent = { type: WireEvent["type"]; runId: string; jobName: string; '
-    "labels: Record<string, string>; [field: string]: unknown };",
-    "/** A request to the worker: `{type, id, ...arguments}`. */\n"
-    "export type WorkerRequest = {\n"
-    "  [K in keyof WorkerResults]: { type: K; id: number } & OperationArgs[K];\n"
-    "}[keyof WorkerResults];",
-    "/** The worker's one answer to a request. */\n"
-    "export type WorkerResponse =\n"
-    '  | { type: "response"; id: number; ok: true; '
-    "result: WorkerResults[keyof WorkerResults] }\n"
-    '  | { type: "response"; id: number | null; ok: false; error: WireError };',
-    "/** What the worker pushes: forwarded events, and a subscription's events and end. */\n"
-    "export type WorkerPush =\n"
-    '  | { type: "events"; events: WireEvent[] }\n'
-    '  | { type: "subscription"; id: string; event: WireEvent }\n'
-    '  | { type: "subscription-end"; id: string; error?: WireError };',
-    "/** An entry of protocol.mjs's OPERATIONS table. */\n"
-    "export interface OperationInfo {\n"
-    '  kind: "call" | "stream" | "control";\n'
-    "  /** May be sent again after the transport restarted (`idempotency-key`: only with "
-    "one, every item of a batch). */\n"
-    '  repeatable: "always" | "never" | "idempotency-key";\n'
-    "  /** Served by the browser worker. */\n"
-    "  worker: boolean;\n"
-    "  /** Upstream's HTTP route; `params` places each wire argument. */\n"
-    '  http: { method: "GET" | "POST" | "DELETE"; path: string; '
-    'params: Record<string, "query" | "query-list" | "query-int" | "labels" | "body"> }'
-    " | null;\n"
-    "}",
-)
-"""The worker link's messages and the route table's entry, written in terms of the tables."""
-
-
 def render_dts() -> str:
     """Return ``protocol.d.ts``."""
+    parts = [_HEADER.rstrip("\n")]
     statuses = " | ".join(json.dumps(s) for s in RUN_STATUSES)
-    parts = [
-        _HEADER.rstrip("\n"),
-        f"export type RunStatus = {statuses};",
-        'export type Disposition = "created" | "idempotent" | "coalesced";',
-    ]
-    parts.extend(_interface(name, fields, _DOCS.get(name)) for name, fields in RECORDS.items())
+    parts.append(f"export type RunStatus = {statuses};")
+    parts.append('export type Disposition = "created" | "idempotent" | "coalesced";')
+    for name, fields in RECORDS.items():
+        parts.append(_interface(name, fields, _DOCS.get(name)))
     for cls in EVENT_CLASSES:
         doc = (cls.__doc__ or cls.type).split("\n")[0]
         parts.append(_interface(_event_name(cls), _event_fields(cls), doc))
     union = "\n  | ".join(_event_name(cls) for cls in EVENT_CLASSES)
     parts.append(
-        "/** Every engine event, as the worker and `GET /subscribe` send it. */\n"
+        f"/** Every engine event, as the worker and `GET /subscribe` send it. */\n"
         f"export type WireEvent =\n  | {union};"
     )
-    args = {op.name: _args(op) for op in OPERATIONS}
-    worker = {op.name: op.ts_result for op in OPERATIONS if op.worker}
-    http = {op.name: op.http.ts_result for op in OPERATIONS if op.http is not None}
-    doc = "Each operation's wire arguments (the same over HTTP and to the worker)."
-    parts.append(_interface("OperationArgs", args, doc))
-    parts.append(_interface("WorkerResults", worker, "Each operation's result from the worker."))
-    doc = "Each operation's answer over HTTP (upstream's shapes; streams: per SSE frame)."
-    parts.append(_interface("HttpResults", http, doc))
-    parts.extend(_LINK_TYPES)
+    parts.append(
+        "/** An event of `GET /runs/subscribe`: upstream's trimmed form (no timestamp,\n"
+        " * sequence or output; a few fields per type). */\n"
+        'export type TrimmedEvent = { type: WireEvent["type"]; runId: string; jobName: string; '
+        "labels: Record<string, string>; [field: string]: unknown };"
+    )
+    parts.append(
+        "/** Each operation's wire arguments (the same over HTTP and to the worker). */\n"
+        "export interface OperationArgs {\n"
+        + "\n".join(f"  {op.name}: {_args(op)};" for op in OPERATIONS)
+        + "\n}"
+    )
+    worker = [op for op in OPERATIONS if op.worker]
+    parts.append(
+        "/** Each operation's result from the worker (`response.result`). */\n"
+        "export interface WorkerResults {\n"
+        + "\n".join(f"  {op.name}: {op.ts_result};" for op in worker)
+        + "\n}"
+    )
+    http = [op for op in OPERATIONS if op.http is not None]
+    parts.append(
+        "/** Each operation's answer over HTTP (upstream's shapes; streams: per SSE frame). */\n"
+        "export interface HttpResults {\n"
+        + "\n".join(f"  {op.name}: {op.http.ts_result};" for op in http if op.http)
+        + "\n}"
+    )
+    parts.append(
+        "/** A request to the worker: `{type, id, ...arguments}`. */\n"
+        "export type WorkerRequest = {\n"
+        "  [K in keyof WorkerResults]: { type: K; id: number } & OperationArgs[K];\n"
+        "}[keyof WorkerResults];"
+    )
+    parts.append(
+        "/** The worker's one answer to a request. */\n"
+        "export type WorkerResponse =\n"
+        '  | { type: "response"; id: number; ok: true; '
+        "result: WorkerResults[keyof WorkerResults] }\n"
+        '  | { type: "response"; id: number | null; ok: false; error: WireError };'
+    )
+    parts.append(
+        "/** What the worker pushes: forwarded events, and a subscription's events and end. */\n"
+        "export type WorkerPush =\n"
+        '  | { type: "events"; events: WireEvent[] }\n'
+        '  | { type: "subscription"; id: string; event: WireEvent }\n'
+        '  | { type: "subscription-end"; id: string; error?: WireError };'
+    )
+    parts.append(
+        "/** An entry of protocol.mjs's OPERATIONS table. */\n"
+        "export interface OperationInfo {\n"
+        '  kind: "call" | "stream" | "control";\n'
+        "  /** May be sent again after the transport restarted (`idempotency-key`: only with "
+        "one, every item of a batch). */\n"
+        '  repeatable: "always" | "never" | "idempotency-key";\n'
+        "  /** Served by the browser worker. */\n"
+        "  worker: boolean;\n"
+        "  /** The result's type (`WorkerResults`). */\n"
+        "  result: string;\n"
+        "  /** Upstream's HTTP route; `params` places each wire argument; `result`: the "
+        "answer's type (`HttpResults`). */\n"
+        '  http: { method: "GET" | "POST" | "DELETE"; path: string; '
+        'params: Record<string, "query" | "query-list" | "query-int" | "labels" | "body">; '
+        "result: string }"
+        " | null;\n"
+        "}"
+    )
     return "\n\n".join(parts) + "\n"
 
 
@@ -242,12 +262,14 @@ def render_mjs() -> str:
             "kind": op.kind,
             "repeatable": op.repeatable,
             "worker": op.worker,
+            "result": op.ts_result,
             "http": None
             if op.http is None
             else {
                 "method": op.http.method,
                 "path": op.http.path,
                 "params": {p.wire: p.http for p in op.params},
+                "result": op.http.ts_result,
             },
         }
         for op in OPERATIONS
@@ -257,7 +279,7 @@ def render_mjs() -> str:
         "// @ts-check\n"
         + _HEADER
         + "\n"
-        + "/** The remote operations: name → {kind, repeatable, worker, http}. */\n"
+        + "/** The remote operations: name → {kind, repeatable, worker, result, http}. */\n"
         + '/** @type {Readonly<Record<string, import("./protocol.js").OperationInfo>>} */\n'
         + f"export const OPERATIONS = Object.freeze({body});\n"
     )

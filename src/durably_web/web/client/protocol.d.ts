@@ -320,6 +320,10 @@ export type WireEvent =
   | LogWriteEvent
   | WorkerErrorEvent;
 
+/** An event of `GET /runs/subscribe`: upstream's trimmed form (no timestamp,
+ * sequence or output; a few fields per type). */
+export type TrimmedEvent = { type: WireEvent["type"]; runId: string; jobName: string; labels: Record<string, string>; [field: string]: unknown };
+
 /** Each operation's wire arguments (the same over HTTP and to the worker). */
 export interface OperationArgs {
   trigger: { jobName: string; input?: unknown; idempotencyKey?: string; concurrencyKey?: string; labels?: Record<string, string>; coalesce?: "skip"; };
@@ -342,7 +346,7 @@ export interface OperationArgs {
   unsubscribe: { subscription: string; };
 }
 
-/** Each operation's result from the worker. */
+/** Each operation's result from the worker (`response.result`). */
 export interface WorkerResults {
   trigger: Run;
   batchTrigger: Run[];
@@ -380,10 +384,6 @@ export interface HttpResults {
   runsSubscribe: TrimmedEvent;
 }
 
-/** An event of `GET /runs/subscribe`: upstream's trimmed form (no timestamp,
- * sequence or output; a few fields per type). */
-export type TrimmedEvent = { type: WireEvent["type"]; runId: string; jobName: string; labels: Record<string, string>; [field: string]: unknown };
-
 /** A request to the worker: `{type, id, ...arguments}`. */
 export type WorkerRequest = {
   [K in keyof WorkerResults]: { type: K; id: number } & OperationArgs[K];
@@ -407,6 +407,8 @@ export interface OperationInfo {
   repeatable: "always" | "never" | "idempotency-key";
   /** Served by the browser worker. */
   worker: boolean;
-  /** Upstream's HTTP route; `params` places each wire argument. */
-  http: { method: "GET" | "POST" | "DELETE"; path: string; params: Record<string, "query" | "query-list" | "query-int" | "labels" | "body"> } | null;
+  /** The result's type (`WorkerResults`). */
+  result: string;
+  /** Upstream's HTTP route; `params` places each wire argument; `result`: the answer's type (`HttpResults`). */
+  http: { method: "GET" | "POST" | "DELETE"; path: string; params: Record<string, "query" | "query-list" | "query-int" | "labels" | "body">; result: string } | null;
 }
