@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, get_args
 
 from durably_web.core.durably import Durably
 from durably_web.errors import DurablyError, NotFoundError, ValidationError
@@ -33,6 +33,7 @@ from durably_web.protocol.http import args_from_request
 from durably_web.protocol.operations import OPERATIONS, Args, Operation, job_names
 from durably_web.server.auth import (
     Auth,
+    RunAccess,
     RunsFilter,
     SubscribeFilter,
     call_hook,
@@ -56,7 +57,7 @@ __all__ = ["DurablyApp", "create_app"]
 
 _log = logging.getLogger("durably_web.server")
 _MiB = 1024 * 1024
-_RUN_ACCESS = frozenset({"read", "subscribe", "steps", "retrigger", "retry", "cancel", "delete"})
+_RUN_ACCESS = frozenset(get_args(RunAccess))
 Stream = Callable[[Args, Receive, Send], Awaitable[None]]
 
 
