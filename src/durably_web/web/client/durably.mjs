@@ -59,7 +59,7 @@ export class JobHandle {
   async trigger(input, options = {}) {
     checkJson(input, `input for job '${this.name}'`);
     // Only a trigger carrying an idempotency key may be sent again after a worker restart.
-    return this.client.link.request({ type: "trigger", job: this.key, input, options }, { retry: Boolean(options.idempotencyKey) });
+    return this.client.link.request({ type: "trigger", jobName: this.key, input, ...options }, { retry: Boolean(options.idempotencyKey) });
   }
 
   /** Trigger, then wait for the run to complete; resolves with the completed run. @param {any} input @param {TriggerOptions & WaitOptions} [options] */
@@ -77,7 +77,8 @@ export class JobHandle {
   async batchTrigger(items) {
     const normal = checkedItems(items, this.name);
     const retry = normal.every((item) => Boolean(item.options?.idempotencyKey));
-    return this.client.link.request({ type: "batchTrigger", job: this.key, items: normal }, { retry });
+    const wire = normal.map(({ input, options }) => ({ input, ...options }));
+    return this.client.link.request({ type: "batchTrigger", jobName: this.key, items: wire }, { retry });
   }
 }
 
@@ -218,7 +219,7 @@ export class DurablyClient {
 
   /** @param {{status?: string, jobName?: string, labels?: Record<string, string>, limit?: number, offset?: number}} [filter] */
   getRuns(filter = {}) {
-    return this.link.request({ type: "getRuns", filter });
+    return this.link.request({ type: "getRuns", ...filter });
   }
 
   /** @param {string} runId */

@@ -2,10 +2,10 @@
 /**
  * The durably_web error classes on the page, mirroring src/durably_web/errors.py.
  *
- * Every error crosses the worker boundary as `{name, message, code}` and is rebuilt here as
- * the same class (by `code`, else by `name`), so a page can `catch (e) { if (e instanceof
- * ValidationError) ... }` or test `e.code`. Page-side failures use the same classes with
- * their own codes:
+ * Every error crosses every transport (the worker, HTTP, SSE, the Python adapter) in one
+ * shape, `{error, code}` (errors.py's `error_to_wire`), and is rebuilt here as the same class
+ * (by `code`), so a page can `catch (e) { if (e instanceof ValidationError) ... }` or test
+ * `e.code`. Page-side failures use the same classes with their own codes:
  *
  * | code                   | class          | meaning                                           |
  * |------------------------|----------------|---------------------------------------------------|
@@ -61,8 +61,6 @@ StorageError.defaultCode = "storage_error";
 
 const CLASSES = [DurablyError, ValidationError, NotFoundError, ConflictError, RunCancelled, LeaseLost, RunFailed, StorageError];
 /** @type {Record<string, typeof DurablyError>} */
-const BY_NAME = Object.fromEntries(CLASSES.map((cls) => [cls.name, cls]));
-/** @type {Record<string, typeof DurablyError>} */
 const BY_CODE = {
   ...Object.fromEntries(CLASSES.map((cls) => [/** @type {any} */ (cls).defaultCode, cls])),
   open_in_another_tab: ConflictError,
@@ -72,24 +70,23 @@ const BY_CODE = {
 };
 
 /**
- * Rebuild an error from its wire form `{name, message, code}` (or `{error, code}` as sent
- * over HTTP).
- * @param {{name?: string, message?: string, error?: string, code?: string} | null | undefined} wire
+ * Rebuild an error from its wire form `{error, code}`.
+ * @param {{error?: string, code?: string} | null | undefined} wire
  * @returns {DurablyError}
  */
 export function errorFromWire(wire) {
-  const message = String(wire?.message ?? wire?.error ?? "unknown error");
+  const message = String(wire?.error ?? "unknown error");
   const code = wire?.code || undefined;
-  const cls = (code && BY_CODE[code]) || (wire?.name && BY_NAME[wire.name]) || DurablyError;
+  const cls = (code && BY_CODE[code]) || DurablyError;
   return new cls(message, code);
 }
 
 /**
- * The wire form of any error (what the page-side Python wrapper receives).
+ * The wire form `{error, code}` of any error.
  * @param {any} error
- * @returns {{name: string, message: string, code: string}}
+ * @returns {{error: string, code: string}}
  */
 export function errorToWire(error) {
-  if (error instanceof DurablyError) return { name: error.name, message: error.message, code: error.code };
-  return { name: error?.name ?? "Error", message: String(error?.message ?? error), code: "internal_error" };
+  if (error instanceof DurablyError) return { error: error.message, code: error.code };
+  return { error: String(error?.message ?? error), code: "internal_error" };
 }

@@ -218,7 +218,7 @@ export class HttpDurablyClient {
     if (!response.ok) {
       const wire = payload && typeof payload === "object" && !Array.isArray(payload) ? payload : { error: text || `${response.status} ${response.statusText}` };
       const code = wire.code || /** @type {Record<number, string>} */ (BY_STATUS)[response.status];
-      throw errorFromWire({ error: wire.error ?? wire.message, code: code || (response.status >= 500 ? "internal_error" : `http_${response.status}`) });
+      throw errorFromWire({ error: wire.error, code: code || (response.status >= 500 ? "internal_error" : `http_${response.status}`) });
     }
     if (payload === null && text) throw new DurablyError(`${method} ${path}: the server did not answer with JSON`, "internal_error");
     return payload;

@@ -4,8 +4,7 @@
  * or server mode (the same adapter over ./index.mjs's `connect`, which picks the mode).
  *
  * Every value crosses the language boundary as JSON text, and every promise resolves (never
- * rejects) with `{"ok": true, "result": ...}` or `{"ok": false, "error": {name, message,
- * code}}`: the Python side then behaves identically in both interpreters, without relying
+ * rejects) with `{"ok": true, "result": ...}` or `{"ok": false, "error": {error, code}}`: the Python side then behaves identically in both interpreters, without relying
  * on either one's proxy conversions or exception mapping. Pushes (status changes, events,
  * wait callbacks) go through the one Python function given to `pyConnect`, called as
  * `callback(kind, json)`.
