@@ -298,6 +298,7 @@ SKIP_MODULES: dict[str, str] = {
     "tests/unit/test_page_client_micropython.py": (
         "runs MicroPython under Node and reads the JS client's files (no processes here)"
     ),
+    "tests/unit/test_layers.py": "reads the package's source files (Pyodide's wheel ships .pyc)",
     "tests/unit/test_protocol_typescript.py": (
         "compares the committed JS client files and imports them under Node (no processes here)"
     ),

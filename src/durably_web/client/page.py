@@ -24,9 +24,9 @@ try:
 except ImportError:  # MicroPython: annotations are never evaluated there
     TYPE_CHECKING = False  # type: ignore[misc]  # typing's name is Final; absent here
 
-from durably_web import errors
 from durably_web.client.dispatch import Dispatcher, unwrap
 from durably_web.client.page_client import PageClient
+from durably_web.errors import DurablyError
 
 if TYPE_CHECKING:
     from durably_web.http_client import HttpClient
@@ -103,7 +103,7 @@ async def connect(
         js = None
     if js is None:
         if url is None:
-            raise errors.DurablyError(
+            raise DurablyError(
                 "connect(jobs=...) runs the engine in a browser Web Worker; outside a page use "
                 "connect(url=...) for a server, or create_durably(...) for a local engine",
             )
@@ -114,26 +114,24 @@ async def connect(
     client_url = js.URL.new(client, base).href
     adapter_url = js.URL.new("./python.mjs", client_url).href
     module = await js.Function.new("url", "return import(url)")(adapter_url)
-    dispatcher = Dispatcher(on_status)
+    config: dict[str, Any] = {"listen": listen or []}
     if url is not None:
-        config: dict[str, Any] = {"url": js.URL.new(url, base).href, "listen": listen or []}
-        adapter = module.pyConnect(json.dumps(config), _create_proxy(dispatcher.receive))
-        ready = unwrap(await adapter.ready)
-        return PageClient(adapter, dispatcher, ready["jobs"])
-    config = {
-        "jobs": jobs,
-        "packages": packages or [],
-        "database": database,
-        "durability": durability,
-        "options": options or {},
-        "readyTimeout": int(ready_timeout * 1000),
-        "pingInterval": int(ping_interval * 1000),
-        "missedPings": missed_pings,
-        "maxAttempts": max_attempts,
-        "listen": listen or [],
-    }
-    if worker is not None:
-        config["worker"] = js.URL.new(worker, base).href
+        config["url"] = js.URL.new(url, base).href
+    else:
+        config.update(
+            jobs=jobs,
+            packages=packages or [],
+            database=database,
+            durability=durability,
+            options=options or {},
+            readyTimeout=int(ready_timeout * 1000),
+            pingInterval=int(ping_interval * 1000),
+            missedPings=missed_pings,
+            maxAttempts=max_attempts,
+        )
+        if worker is not None:
+            config["worker"] = js.URL.new(worker, base).href
+    dispatcher = Dispatcher(on_status)
     adapter = module.pyConnect(json.dumps(config), _create_proxy(dispatcher.receive))
     ready = unwrap(await adapter.ready)
     return PageClient(adapter, dispatcher, ready["jobs"])

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from durably_web.clock import Clock
+from durably_web.core.arguments import check_int, check_run_id, purge_cutoff, run_filter
 from durably_web.core.busy import wait_out_busy
 from durably_web.core.handles import JobHandle, Jobs
-from durably_web.core.trigger import TriggerItem, prepare, validate_label_filter
+from durably_web.core.trigger import TriggerItem, prepare
 from durably_web.core.watch import wait_for, watch
 from durably_web.core.worker import Worker
 from durably_web.errors import ConflictError, NotFoundError, ValidationError
@@ -31,16 +32,13 @@ from durably_web.events import (
 )
 from durably_web.job import JobDefinition
 from durably_web.json_value import check_text, shown
-from durably_web.models import RUN_STATUSES, Log, Run, Step
+from durably_web.models import Log, Run, Step
 from durably_web.options import (
-    MAX_RETENTION,
     MAX_WAIT,
     Options,
     check_seconds,
-    parse_duration,
 )
 from durably_web.storage.base import Store
-from durably_web.storage.records import RunFilter
 
 __all__ = ["Durably"]
 
@@ -267,7 +265,7 @@ class Durably:
             ConflictError: the run already finished.
 
         """
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         await self.migrate()
         run = await self.store.cancel_run(run_id, self.clock.now())
         self.worker.cancel_local(run.id)
@@ -283,7 +281,7 @@ class Durably:
                 held by another pending run.
 
         """
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         await self.migrate()
         run = await self.store.retry_run(run_id, self.clock.now())
         self._bus.emit(RunRetry, run_id=run.id, job_name=run.job_name, labels=run.labels)
@@ -330,7 +328,7 @@ class Durably:
             ConflictError: the run is pending or leased (cancel it first).
 
         """
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         await self.migrate()
         run = await self.store.delete_run(run_id)
         self._bus.emit(RunDelete, run_id=run.id, job_name=run.job_name, labels=run.labels)
@@ -348,24 +346,8 @@ class Durably:
             How many runs were deleted.
 
         """
-        if isinstance(older_than, str):
-            cutoff = self.clock.now() - parse_duration(older_than, "older_than")
-        elif isinstance(older_than, timedelta):
-            age = older_than.total_seconds()
-            cutoff = self.clock.now() - check_seconds(
-                age, "older_than", maximum=MAX_RETENTION, allow_zero=True
-            )
-        elif isinstance(older_than, datetime):
-            if older_than.tzinfo is None:
-                raise ValidationError("older_than must be timezone-aware (e.g. UTC)")
-            # Any time before 1970 selects what the epoch does: no run is older.
-            cutoff = max(older_than.timestamp(), 0.0)
-        else:
-            raise ValidationError(
-                f"older_than must be a datetime, timedelta or duration like '7d', "
-                f"got {shown(older_than)}"
-            )
-        _check_int(limit, "limit", minimum=1, maximum=100_000)
+        cutoff = purge_cutoff(older_than, self.clock.now())
+        check_int(limit, "limit", minimum=1, maximum=100_000)
         await self.migrate()
         return await self.store.purge_runs(cutoff, limit)
 
@@ -373,7 +355,7 @@ class Durably:
 
     async def get_run(self, run_id: str) -> Run | None:
         """Return the run, or None if there is none with that id."""
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         await self.migrate()
         run = await self.store.get_run(run_id)
         return None if run is None else self.worker.overlay(run)
@@ -403,41 +385,25 @@ class Durably:
             offset: skip this many first.
 
         """
-        statuses = _strings(status, "status")
-        for value in statuses:
-            if value not in RUN_STATUSES:
-                raise ValidationError(
-                    f"Invalid status: {value or 'empty value'}. "
-                    f"Must be one of: {', '.join(RUN_STATUSES)}"
-                )
-        if limit is not None:
-            _check_int(limit, "limit", minimum=0, maximum=_MAX_INT)
-        _check_int(offset, "offset", minimum=0, maximum=_MAX_INT)
-        run_filter = RunFilter(
-            statuses=statuses,
-            job_names=_strings(job_name, "job_name"),
-            labels=validate_label_filter(labels),
-            limit=limit,
-            offset=offset,
-        )
+        query = run_filter(status, job_name, labels, limit, offset)
         await self.migrate()
-        return [self.worker.overlay(run) for run in await self.store.get_runs(run_filter)]
+        return [self.worker.overlay(run) for run in await self.store.get_runs(query)]
 
     async def get_steps(self, run_id: str) -> list[Step]:
         """Return the run's step records (checkpoints and failures) in index order."""
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         await self.migrate()
         return await self.store.get_steps(run_id)
 
     async def get_logs(self, run_id: str) -> list[Log]:
         """Return the run's persisted log lines, oldest first."""
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         await self.migrate()
         return await self.store.get_logs(run_id)
 
     def subscribe(self, run_id: str) -> AsyncGenerator[Event, None]:
         """Iterate over a run's events: its current state first, ending after it finishes."""
-        return self._watch(_run_id(run_id), None)
+        return self._watch(check_run_id(run_id), None)
 
     async def _watch(self, run_id: str, timeout: float | None) -> AsyncGenerator[Event, None]:
         await self.migrate()
@@ -479,7 +445,7 @@ class Durably:
         """
         if timeout is not None:
             timeout = check_seconds(timeout, "timeout", maximum=MAX_WAIT)
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         events = self._watch(run_id, timeout)
         try:
             return await wait_for(events, run_id, self.get_run, on_progress, on_log)
@@ -501,7 +467,7 @@ class Durably:
                 again, or its lease expires), not failed.
 
         """
-        run_id = None if run_id is None else _run_id(run_id)
+        run_id = None if run_id is None else check_run_id(run_id)
         await self.migrate()
         run = await self.worker.claim(run_id)
         if run is None:
@@ -523,7 +489,7 @@ class Durably:
 
         """
         if max_runs is not None:
-            _check_int(max_runs, "max_runs", minimum=1)
+            check_int(max_runs, "max_runs", minimum=1)
         count = 0
         while max_runs is None or count < max_runs:
             if await self.process_one() is None:
@@ -543,35 +509,3 @@ class Durably:
         if count:
             self.worker.wake()
         return count
-
-
-_MAX_INT = 2**31 - 1
-
-
-def _run_id(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValidationError(f"run_id must be a non-empty string, got {shown(value)}")
-    return check_text(value, "run_id")
-
-
-def _strings(value: Any, name: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (check_text(value, name),)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return tuple(check_text(v, name) for v in value)
-    raise ValidationError(f"{name} must be a string or a list of strings, got {shown(value)}")
-
-
-def _check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        bound = f" and at most {maximum}" if maximum is not None else ""
-        raise ValidationError(
-            f"{name} must be an integer of at least {minimum}{bound}, got {shown(value)}"
-        )

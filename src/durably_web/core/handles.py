@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from durably_web.core.trigger import TriggerItem
 from durably_web.job import JobDefinition
@@ -20,7 +20,7 @@ from durably_web.validation import parse
 if TYPE_CHECKING:
     from durably_web.core.durably import Durably
 
-__all__ = ["BaseJobHandle", "JobHandle", "JobResult", "Jobs"]
+__all__ = ["BaseJobHandle", "Engine", "JobHandle", "JobResult", "Jobs"]
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
@@ -47,14 +47,42 @@ class JobResult(Generic[OutputT]):
         return self.run.disposition
 
 
+class Engine(Protocol):
+    """What a job handle needs of the engine it triggers on (a local one, or a server's)."""
+
+    async def wait_for_run(
+        self,
+        run_id: str,
+        *,
+        timeout: float | None = None,
+        on_progress: Callable[[Any], Any] | None = None,
+        on_log: Callable[[Any], Any] | None = None,
+    ) -> Run:
+        """Wait until the run completes and return it."""
+        ...
+
+    async def get_runs(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        job_name: str | Sequence[str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Run]:
+        """List runs, newest first."""
+        ...
+
+
 class BaseJobHandle(ABC, Generic[InputT, OutputT]):
     """Trigger one job and wait for its runs, wherever the engine runs.
 
-    Subclasses say how runs are enqueued (:meth:`_enqueue`), waited for (:meth:`_wait`) and
-    listed (:meth:`_list`); the arguments and results are the same everywhere.
+    Subclasses say how runs are enqueued (:meth:`_enqueue`); waiting and listing go to the
+    engine (``self._engine``), whose methods have the same arguments everywhere.
     """
 
     name: str
+    _engine: Engine
 
     @property
     def definition(self) -> JobDefinition[InputT, OutputT] | None:
@@ -135,7 +163,9 @@ class BaseJobHandle(ABC, Generic[InputT, OutputT]):
             coalesce=coalesce,
             key_scope=key_scope,
         )
-        done = await self._wait(run.id, timeout, on_progress, on_log)
+        done = await self._engine.wait_for_run(
+            run.id, timeout=timeout, on_progress=on_progress, on_log=on_log
+        )
         output = done.output
         adapter = None if self.definition is None else self.definition.output_adapter
         if adapter is not None:
@@ -144,25 +174,11 @@ class BaseJobHandle(ABC, Generic[InputT, OutputT]):
 
     async def get_runs(self, **filters: Any) -> list[Run]:
         """``get_runs`` restricted to this job."""
-        return await self._list(job_name=self.name, **filters)
+        return await self._engine.get_runs(job_name=self.name, **filters)
 
     @abstractmethod
     async def _enqueue(self, items: list[TriggerItem], *, batch: bool) -> list[Run]:
         """Enqueue the items (all or nothing); return the runs with their dispositions."""
-
-    @abstractmethod
-    async def _wait(
-        self,
-        run_id: str,
-        timeout: float | None,
-        on_progress: Callable[[Any], Any] | None,
-        on_log: Callable[[Any], Any] | None,
-    ) -> Run:
-        """Wait for the run to complete (``wait_for_run``)."""
-
-    @abstractmethod
-    async def _list(self, **filters: Any) -> list[Run]:
-        """List runs (``get_runs``)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -173,6 +189,7 @@ class JobHandle(BaseJobHandle[InputT, OutputT]):
 
     def __init__(self, durably: Durably, definition: JobDefinition[InputT, OutputT]) -> None:
         self._durably = durably
+        self._engine = durably
         self._definition = definition
         self.name = definition.name
 
@@ -183,20 +200,6 @@ class JobHandle(BaseJobHandle[InputT, OutputT]):
 
     async def _enqueue(self, items: list[TriggerItem], *, batch: bool) -> list[Run]:
         return await self._durably._enqueue(self._definition, items, batch=batch)
-
-    async def _wait(
-        self,
-        run_id: str,
-        timeout: float | None,
-        on_progress: Callable[[Any], Any] | None,
-        on_log: Callable[[Any], Any] | None,
-    ) -> Run:
-        return await self._durably.wait_for_run(
-            run_id, timeout=timeout, on_progress=on_progress, on_log=on_log
-        )
-
-    async def _list(self, **filters: Any) -> list[Run]:
-        return await self._durably.get_runs(**filters)
 
 
 H = TypeVar("H", bound=BaseJobHandle[Any, Any])

@@ -63,6 +63,7 @@ class HttpJobHandle(BaseJobHandle[Any, Any]):
 
     def __init__(self, client: HttpClient, key: str, name: str) -> None:
         self._client = client
+        self._engine = client
         self.key = key
         self.name = name
 
@@ -87,20 +88,6 @@ class HttpJobHandle(BaseJobHandle[Any, Any]):
             run = await self._client._require(answer["runId"])
             runs.append(run.with_disposition(answer.get("disposition") or "created"))
         return runs
-
-    async def _wait(
-        self,
-        run_id: str,
-        timeout: float | None,
-        on_progress: Callable[[Any], Any] | None,
-        on_log: Callable[[Any], Any] | None,
-    ) -> Run:
-        return await self._client.wait_for_run(
-            run_id, timeout=timeout, on_progress=on_progress, on_log=on_log
-        )
-
-    async def _list(self, **filters: Any) -> list[Run]:
-        return await self._client.get_runs(**filters)
 
 
 class HttpClient:

@@ -3,18 +3,9 @@
 A router over :data:`durably_web.protocol.operations.OPERATIONS`: every operation with an
 :class:`~durably_web.protocol.operations.HttpRoute` is served at its path and method, its
 arguments read where upstream puts them (:mod:`durably_web.protocol.http`) and its answer in
-upstream's shape, so upstream's React client works unchanged:
-
-| method | path | answer |
-|---|---|---|
-| POST | /trigger | ``{"runId", "disposition"}`` |
-| GET | /runs | ``ClientRun[]`` (``jobName``, ``status``, ``label.<key>``, ``limit``, ``offset``) |
-| GET | /run | ``ClientRun`` |
-| DELETE | /run | ``{"success": true}`` |
-| GET | /steps | ``Step[]`` |
-| GET | /subscribe | SSE: the run's state, then its events; closes after a terminal one |
-| GET | /runs/subscribe | SSE: trimmed events of matching runs; never closes |
-| POST | /retrigger, /cancel, /retry | ``{"success": true[, "runId"]}`` |
+upstream's shape (``POST /trigger`` → ``{"runId", "disposition"}``, ``GET /runs`` →
+``ClientRun[]``, ``GET /subscribe`` and ``GET /runs/subscribe`` as SSE streams, ...;
+docs/server.md lists them), so upstream's React client works unchanged.
 
 Extensions: ``POST /retry`` (in-place retry), ``POST /batch-trigger`` (all or nothing),
 ``GET /logs``, ``GET /jobs``, JSON errors with a ``code`` everywhere (``{"error", "code"}``,
@@ -34,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, get_args
 
 from durably_web.core.durably import Durably
 from durably_web.errors import DurablyError, NotFoundError, ValidationError
@@ -42,6 +33,7 @@ from durably_web.protocol.http import args_from_request
 from durably_web.protocol.operations import OPERATIONS, Args, Operation, job_names
 from durably_web.server.auth import (
     Auth,
+    RunAccess,
     RunsFilter,
     SubscribeFilter,
     call_hook,
@@ -65,7 +57,7 @@ __all__ = ["DurablyApp", "create_app"]
 
 _log = logging.getLogger("durably_web.server")
 _MiB = 1024 * 1024
-_RUN_ACCESS = frozenset({"read", "subscribe", "steps", "retrigger", "retry", "cancel", "delete"})
+_RUN_ACCESS = frozenset(get_args(RunAccess))
 Stream = Callable[[Args, Receive, Send], Awaitable[None]]
 
 

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from durably_web.sitebuild import npm
+import durably_web.sitebuild.npm as npm
 from durably_web.sitebuild.layout import (
     PACKAGE,
     PREFIX,
