@@ -77,10 +77,11 @@ def test_the_route_table_is_valid_javascript_with_the_python_table() -> None:
     assert list(table) == [op.name for op in OPERATIONS]
     for op in OPERATIONS:
         entry = table[op.name]
-        assert (entry["kind"], entry["repeatable"], entry["worker"]) == (
+        assert (entry["kind"], entry["repeatable"], entry["worker"], entry["result"]) == (
             op.kind,
             op.repeatable,
             op.worker,
+            op.ts_result,
         )
         if op.http is None:
             assert entry["http"] is None
@@ -90,3 +91,4 @@ def test_the_route_table_is_valid_javascript_with_the_python_table() -> None:
                 op.http.path,
             )
             assert entry["http"]["params"] == {p.wire: p.http for p in op.params}
+            assert entry["http"]["result"] == op.http.ts_result
