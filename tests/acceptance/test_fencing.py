@@ -29,8 +29,8 @@ from durably_web import (
     define_job,
 )
 from durably_web.adapters.sqlite3 import SQLite3Connection
-from durably_web.storage.records import Pending
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.records import RunDelta
+from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FakeClock
 
 LEASE = 30.0
@@ -227,6 +227,7 @@ async def engines(tmp_path: Path, gates: Gates) -> AsyncIterator[Engines]:
     await a.migrate()
     await b.migrate()
     spy = StoreSpy()
+    assert isinstance(a.store, SQLiteStore)
     spy.install(a.store)
     events_a: list[Event] = []
     a.on("*", events_a.append)
@@ -307,7 +308,7 @@ async def test_stale_worker_fenced(
 
     # The fence itself, called directly with A's stale generation.
     store, now = engines.a.store, engines.clock_a.now()
-    progress = Pending(progress_json='{"current":42}')
+    progress = RunDelta(progress_json='{"current":42}')
     assert await store.flush(run_id, generation_a, progress, now) is False
     assert await store.renew_lease(run_id, generation_a, now, LEASE) is None
     with pytest.raises(LeaseLost):
@@ -319,14 +320,14 @@ async def test_stale_worker_fenced(
             output_json='"A"',
             started_at=now,
             now=now,
-            pending=Pending(),
+            logs=(),
         )
     with pytest.raises(LeaseLost):
         await store.complete_run(
-            run_id, generation_a, '{"worker":"A"}', now, Pending(), delete_steps=True
+            run_id, generation_a, '{"worker":"A"}', now, RunDelta(), delete_steps=True
         )
     with pytest.raises(LeaseLost):
-        await store.fail_run(run_id, generation_a, "stale A failure", now, Pending())
+        await store.fail_run(run_id, generation_a, "stale A failure", now, RunDelta())
     assert dump(engines.path) == before
 
     if task_b is not None:

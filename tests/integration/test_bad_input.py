@@ -25,7 +25,7 @@ from durably_web import (
     define_job,
 )
 from durably_web.json_value import MAX_DEPTH
-from tests.conftest import VERY_DEEP, MakeDurably
+from tests.conftest import VERY_DEEP, MakeDurably, sql_connection
 from tests.jobs import echo_job
 
 
@@ -56,7 +56,7 @@ JOBS = {"anything": anything, "loose": loose, "echo": echo_job}
 
 def stored(durably: Durably) -> list[Any]:
     """Every row of every durably table: what a refused request must leave alone."""
-    conn = durably.store.connection
+    conn = sql_connection(durably)
     return [
         conn.query(f"SELECT * FROM {table} ORDER BY 1")
         for table in ("durably_runs", "durably_steps", "durably_logs", "durably_run_labels")

@@ -19,7 +19,7 @@ from durably_web import (
     define_job,
 )
 from durably_web.testing import FakeClock
-from tests.conftest import MakeDurably
+from tests.conftest import MakeDurably, sql_connection
 from tests.jobs import Recorder, steps_job
 
 
@@ -273,7 +273,7 @@ async def test_cancel_running_job_stops_at_next_step(
     await recorder.entered["c"].wait()
     cancelled = await durably.cancel(run.id)
     assert cancelled.status == "cancelled"
-    execution_signal = durably.worker.active[run.id].step.signal  # type: ignore[union-attr]
+    execution_signal = durably.worker.active[run.id].signal
     assert (execution_signal.aborted, execution_signal.reason) == (True, "cancelled")
     recorder.gates["c"].set()
     final = await task
@@ -360,11 +360,11 @@ async def test_refused_renewal_aborts_with_lease_lost(
     task = asyncio.create_task(durably.process_one())
     await recorder.entered["l"].wait()
     # another engine takes the run over behind our back (generation bump)
-    durably.store.connection.execute(
+    sql_connection(durably).execute(
         "UPDATE durably_runs SET lease_generation = lease_generation + 1 WHERE id = ?", (run.id,)
     )
     await clock.advance(3)
-    signal = durably.worker.active[run.id].step.signal  # type: ignore[union-attr]
+    signal = durably.worker.active[run.id].signal
     assert (signal.aborted, signal.reason) == (True, "lease-lost")
     assert errors and errors[0].context == "lease-renewal"
     recorder.gates["l"].set()

@@ -1,74 +1,28 @@
 """`create_durably`: open a database (URL, Store or Connection) and build the engine.
 
-This is where a database URL becomes an adapter; the engine itself never imports one.
+The database argument is handed to :func:`durably_web.storage.url.open_store`, which picks the
+store and the adapter; the engine itself never imports one.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from durably_web.clock import Clock, SystemClock
-from durably_web.durably import Durably
+from durably_web.core.durably import Durably
 from durably_web.errors import ValidationError
 from durably_web.ids import new_ulid
 from durably_web.job import JobDefinition
 from durably_web.options import DEFAULT_UNKNOWN_JOB_GRACE, Options
+from durably_web.storage.base import Store
 from durably_web.storage.connection import Connection
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.url import open_store
 
-__all__ = ["create_durably", "open_connection"]
-
-_URL_OPTIONS = {"synchronous", "journal_mode", "busy_timeout"}
-_CONNECTION_METHODS = (
-    "execute",
-    "query",
-    "execute_script",
-    "run_batch",
-    "data_version",
-    "transaction",
-)
-
-
-def open_connection(url: str) -> Connection:
-    """Open a CPython ``sqlite3`` connection from ``sqlite:///path`` or ``sqlite:///:memory:``.
-
-    Query parameters set ``synchronous`` (OFF/NORMAL/FULL/EXTRA), ``journal_mode`` and
-    ``busy_timeout`` (seconds): ``sqlite:///app.db?synchronous=FULL``. Four slashes give an
-    absolute path: ``sqlite:////var/lib/app.db``.
-
-    Raises:
-        ValidationError: the URL is not a ``sqlite://`` URL or has unknown options.
-
-    """
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/"):
-        raise ValidationError(
-            f"database URL must look like 'sqlite:///path.db' or 'sqlite:///:memory:', got {url!r}"
-        )
-    path = parts.path[1:]
-    if not path:
-        raise ValidationError(f"database URL {url!r} names no file")
-    options: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
-    unknown = set(options) - _URL_OPTIONS
-    if unknown:
-        raise ValidationError(
-            f"unknown database URL option(s) {sorted(unknown)}; known: {sorted(_URL_OPTIONS)}"
-        )
-    if "busy_timeout" in options:
-        try:
-            options["busy_timeout"] = float(options["busy_timeout"])
-        except ValueError:
-            raise ValidationError(
-                f"busy_timeout must be a number of seconds, got {options['busy_timeout']!r}"
-            ) from None
-    from durably_web.adapters.sqlite3 import SQLite3Connection
-
-    return SQLite3Connection(path, **options)
+__all__ = ["create_durably"]
 
 
 def create_durably(
-    database: str | SQLiteStore | Connection = "sqlite:///:memory:",
+    database: str | Store | Connection = "sqlite:///:memory:",
     *,
     polling_interval: float = 1.0,
     lease_renew_interval: float | None = None,
@@ -129,17 +83,7 @@ def create_durably(
     )
     if worker_id is not None and (not isinstance(worker_id, str) or not worker_id):
         raise ValidationError(f"worker_id must be a non-empty string, got {worker_id!r}")
-    owns = True
-    if isinstance(database, str):
-        store = SQLiteStore(open_connection(database))
-    elif isinstance(database, SQLiteStore):
-        store, owns = database, False
-    elif all(hasattr(database, name) for name in _CONNECTION_METHODS):
-        store, owns = SQLiteStore(database), False
-    else:
-        raise ValidationError(
-            f"database must be a sqlite:/// URL, a Store or a Connection, got {database!r}"
-        )
+    store, owns = open_store(database)
     durably = Durably(
         store,
         options,
