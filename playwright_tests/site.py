@@ -14,11 +14,14 @@ the test pages added, which no product build ever contains:
 server-mode tests give it to ``durably-web serve-api --static`` instead. :func:`seed_caches`
 lets an app's build (``build(app, app=app)``) reuse this checkout's downloads and compiled
 archives, and :class:`SiteServer` serves a site on a port that survives a stop and a start
-(a service worker belongs to an origin: host and port).
+(a service worker belongs to an origin: host and port), with ``durably-web serve``'s rules or
+as a plain static host.
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
 import socket
@@ -27,8 +30,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from durably_web.sitebuild import Layout, StaticServer, build, make_server
+from durably_web.sitebuild import Layout, build, make_server
 
 __all__ = ["PAGES", "ROOT", "SiteServer", "seed_caches", "serve_site", "staged_site"]
 
@@ -83,14 +87,20 @@ def seed_caches(root: Path) -> None:
 
 
 class SiteServer:
-    """A site on 127.0.0.1 at a fixed free port, stopped and started again at will."""
+    """A site on 127.0.0.1 at a fixed free port, stopped and started again at will.
 
-    def __init__(self, site: Path) -> None:
+    ``plain=True`` serves it as a generic static host does instead: Python's
+    ``http.server`` with its default headers (``Last-Modified``, no ``Cache-Control``, no
+    ETag, no compression, no cross-origin isolation), types from ``/etc/mime.types``.
+    """
+
+    def __init__(self, site: Path, *, plain: bool = False) -> None:
         self.site = site
+        self.plain = plain
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
-        self._server: StaticServer | None = None
+        self._server: http.server.ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
@@ -100,7 +110,11 @@ class SiteServer:
     def start(self) -> SiteServer:
         """Serve the site (again)."""
         assert self._server is None, "already serving"
-        self._server = make_server(self.site, port=self.port)
+        if self.plain:
+            handler = functools.partial(_PlainHandler, directory=str(self.site))
+            self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        else:
+            self._server = make_server(self.site, port=self.port)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -110,6 +124,13 @@ class SiteServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class _PlainHandler(http.server.SimpleHTTPRequestHandler):
+    """The standard library's static file handler, quiet."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def _link(source: str, target: str) -> None:

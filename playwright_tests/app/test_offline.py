@@ -135,6 +135,44 @@ def test_a_new_build_is_taken_at_the_next_load_and_builds_never_mix(
     assert len(page.run_ids()) == 4  # every run of every build, in the one database
 
 
+def test_a_plain_static_host_serves_the_app_its_offline_copy_and_its_updates(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """Any static host will do: Python's ``http.server`` with its default headers (no
+    Cache-Control, no ETag, no cross-origin isolation headers) serves the built directory."""
+    app = make_app(tmp_path)
+    first = build(app, app=app)
+    server = SiteServer(first.site, plain=True).start()
+    context = browser.open()
+    network: list[dict[str, str]] = []
+    context.on("response", lambda r: None if r.from_service_worker else network.append(r.headers))
+    page = StarterPage(context.new_page()).goto(server.url)
+    assert page.page.evaluate("crossOriginIsolated") is False
+    stored = page.count_primes(10_000)
+    assert page.wait_completed(stored)["max"] == CHUNKS
+    assert page.wait_offline("offline", "ready")["build"] == first.build_id
+    assert len(network) > 20
+    sent = {name for headers in network for name in headers}
+    assert "cache-control" not in sent and "etag" not in sent
+    assert not any(name.startswith("cross-origin-") for name in sent)
+
+    edit(app, "Prime counter 2", chunks=7)
+    second = build(app, app=app)
+    page.reload()
+    assert page.wait_offline("update", "ready")["build"] == first.build_id
+    page.reload()  # the next load takes it
+    page.until("document.title === 'Prime counter 2'")
+    page.wait_ready()
+    assert page.wait_offline("offline", "ready")["build"] == second.build_id
+
+    server.stop()
+    page.reload()
+    assert page.page.title() == "Prime counter 2"
+    assert page.wait_completed(page.count_primes(10_000))["max"] == 7
+    assert page.run(stored)["status"] == "completed"
+    assert page.caches() == [cache(second)]
+
+
 def test_the_page_asks_for_persistent_storage_and_shows_the_answer(
     tmp_path: Path, browser: Browser
 ) -> None:
