@@ -1,8 +1,8 @@
 """The self-check pages (pages/check, at /check/): the whole client API, in every page runtime.
 
 ``client.html`` exercises every method of ``durably_web.client`` under MicroPython and under
-Pyodide; ``client-js.html`` the lifecycle of the JS client (watchdog, restarts, the tab
-lock). Each page reports ``[name, ok, detail]`` rows in ``window.__check``.
+Pyodide; ``client-js.html`` the lifecycle of the JS client (watchdog, restarts, a second
+client following the first). Each page reports ``[name, ok, detail]`` rows in ``window.__check``.
 """
 
 from __future__ import annotations
