@@ -1,0 +1,117 @@
+"""Every tab a full client: several tabs of one origin on one database (pages/check/tabs.html).
+
+The first tab leads (runs the engine worker); the others forward through it and see every
+event. When the leader closes, one of them boots the engine, which resumes the interrupted
+run at once; the others follow it without a reload.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from playwright_tests.demo.helpers import Browser, Server, fresh_db
+from playwright_tests.tabs import Tab, close_leader, leader_of
+
+RUNS_PER_TAB = 50
+HAND_OVERS = 10
+STEPS = 12  # of the run interrupted by each hand-over
+STEP_DELAY_MS = 150
+
+
+def open_tabs(context: Any, server: Server, db: str, count: int) -> list[Tab]:
+    """The first tab (connected: it leads), then ``count - 1`` more (connected: they follow)."""
+    tabs = [Tab.open(context, server.url, db)]
+    tabs[0].wait_connected()
+    tabs += [Tab.open(context, server.url, db) for _ in range(count - 1)]
+    for tab in tabs[1:]:
+        tab.wait_connected()
+    return tabs
+
+
+def test_three_tabs_trigger_fifty_runs_each_and_every_tab_sees_every_run(
+    server: Server, browser: Browser
+) -> None:
+    context = browser.open()
+    workers: list[str] = []
+    context.on("page", lambda page: page.on("worker", lambda w: workers.append(w.url)))
+    tabs = open_tabs(context, server, fresh_db(), 3)
+    assert [tab.role for tab in tabs] == ["leader", "follower", "follower"]
+
+    for tab in tabs:  # at once: each tab's 50 triggers are in flight together
+        tab.start_triggers(RUNS_PER_TAB, {"steps": 3})
+    run_ids = [run_id for tab in tabs for run_id in tab.triggered()]
+    assert len(set(run_ids)) == 3 * RUNS_PER_TAB
+
+    for tab in tabs:
+        tab.wait_events("run:complete", run_ids)
+    for index, tab in enumerate(tabs):
+        events = tab.events("run:leased", "run:complete", "run:progress", "step:start")
+        completes = Counter(e["runId"] for e in events if e["type"] == "run:complete")
+        leases = Counter(e["runId"] for e in events if e["type"] == "run:leased")
+        starts = Counter((e["runId"], e["step"]) for e in events if e["type"] == "step:start")
+        done = {e["runId"] for e in events if e["type"] == "run:progress" and e["current"] == 3}
+        assert all(completes[run_id] == 1 for run_id in run_ids), f"tab {index}: {completes}"
+        assert all(leases[run_id] == 1 for run_id in run_ids), f"tab {index}: leased again"
+        assert set(starts.values()) == {1} and len(starts) == 3 * len(run_ids), f"tab {index}"
+        assert done >= set(run_ids), f"tab {index} missed progress of {set(run_ids) - done}"
+    stored = tabs[2].page.evaluate(
+        "async () => (await window.tab.client.getRuns({limit: 500})).map(r => [r.id, r.status])"
+    )
+    assert {run_id: "completed" for run_id in run_ids} == dict(stored)
+    assert len(workers) == 1, "only the leader runs an engine worker"
+
+
+def test_closing_the_leader_mid_run_ten_times_another_tab_finishes_each_run(
+    server: Server, browser: Browser
+) -> None:
+    context = browser.open()
+    db = fresh_db()
+    tabs = open_tabs(context, server, db, 3)
+    timings: list[dict[str, float]] = []
+    for round_ in range(HAND_OVERS):
+        trigger_tab = next(tab for tab in tabs if tab.role == "follower")
+        run_id = trigger_tab.trigger({"steps": STEPS, "delay_ms": STEP_DELAY_MS})
+        trigger_tab.wait_step(run_id, 3)  # mid-run: a few steps checkpointed
+        hand_over = close_leader(tabs)
+
+        for tab in tabs:
+            tab.wait_events("run:complete", [run_id])
+        first_start = min(
+            e["at"]
+            for e in hand_over.leader.events("step:start")
+            if e["runId"] == run_id and e["at"] > hand_over.closed_at
+        )
+        for index, tab in enumerate(tabs):
+            events = [
+                e
+                for e in tab.events("run:leased", "step:start", "step:complete")
+                if e["runId"] == run_id
+            ]
+            completed: set[str] = set()
+            for event in events:  # in the order the tab got them
+                if event["type"] == "step:complete":
+                    completed.add(event["step"])
+                elif event["type"] == "step:start":
+                    assert event["step"] not in completed, (round_, index, event, events)
+            assert completed == {f"s{i}" for i in range(STEPS)}, (round_, index)
+            # Leased by the old engine, then by the new one only after the old tab was gone.
+            leases = [e for e in events if e["type"] == "run:leased"]
+            assert len(leases) == 2 and leases[0]["owner"] != leases[1]["owner"], leases
+            assert leases[1]["stamped"] >= hand_over.closed_at - 5, (leases, hand_over)
+
+        # A follower serves the UI again within 1 s plus one engine boot.
+        assert hand_over.served_ms <= 1000 + hand_over.boot_ms, hand_over
+        timings.append(
+            {
+                "lock_ms": hand_over.lock_ms,
+                "boot_ms": hand_over.boot_ms,
+                "served_ms": hand_over.served_ms,
+                "running_again_ms": first_start - hand_over.closed_at,
+            }
+        )
+        tabs.append(Tab.open(context, server.url, db))  # three tabs again
+        tabs[-1].wait_connected()
+        assert tabs[-1].role == "follower"
+    assert leader_of(tabs).status == "ready"
+    print("hand-overs (ms):", timings)
