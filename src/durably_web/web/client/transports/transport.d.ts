@@ -3,8 +3,8 @@
 // A transport carries the remote operations of ../protocol.d.ts to one engine and brings its
 // answers, events and subscriptions back, as httpx's Transport does for its Client. The core
 // decides *what* to ask (operation, wire arguments, whether a repeat is safe); the transport
-// decides *how*, and owns everything that depends on the way: boot, tab lock, restarts,
-// reconnects, re-sending and re-subscribing. Today: ./worker.mjs (the engine in a Web Worker
+// decides *how*, and owns everything that depends on the way: boot, leader and follower
+// tabs, restarts, reconnects, re-sending and re-subscribing. Today: ./worker.mjs (the engine in a Web Worker
 // of this tab, or of another tab of the origin that this one forwards through) and ./http.mjs
 // (a server, over fetch and server-sent events).
 
