@@ -29,6 +29,38 @@ def open_tabs(context: Any, server: Server, db: str, count: int) -> list[Tab]:
     return tabs
 
 
+# Started in a follower just before the leader closes: a read, a trigger with an idempotency
+# key, one without, and a subscription to the running run.
+IN_FLIGHT = """([runId, key]) => {
+    const client = window.tab.client;
+    const settle = (promise) => promise.then((value) => ({ ok: true, value }), (error) => ({ ok: false, code: error.code }));
+    window.tab.inFlight = Promise.all([
+        settle(client.getRuns({ limit: 5 }).then((runs) => runs.length)),
+        settle(client.jobs.tick.trigger({ steps: 1 }, { idempotencyKey: key }).then((run) => run.id)),
+        settle(client.jobs.tick.trigger({ steps: 1 }).then((run) => run.id)),
+    ]);
+    window.tab.subscribed = (async () => {
+        const types = [];
+        for await (const event of client.subscribe(runId)) types.push(event.type);
+        return types;
+    })();
+}"""
+
+
+def check_in_flight(tab: Tab, key: str) -> None:
+    """What :data:`IN_FLIGHT` started survived the hand-over as documented."""
+    read, keyed, plain = tab.page.evaluate("window.tab.inFlight")
+    assert read["ok"] and read["value"] >= 1, read  # reads are sent again
+    assert keyed["ok"], keyed  # so is a trigger with an idempotency key ...
+    again = tab.page.evaluate(
+        "key => window.tab.client.jobs.tick.trigger({steps: 1}, {idempotencyKey: key})", key
+    )
+    assert again["id"] == keyed["value"], (again, keyed)  # ... which made one run
+    assert plain["ok"] or plain["code"] == "worker_restarted", plain  # others may be lost
+    types = tab.page.evaluate("window.tab.subscribed")
+    assert types[-1] == "run:complete" and "run:progress" in types, types  # continued
+
+
 def test_three_tabs_trigger_fifty_runs_each_and_every_tab_sees_every_run(
     server: Server, browser: Browser
 ) -> None:
@@ -73,7 +105,9 @@ def test_closing_the_leader_mid_run_ten_times_another_tab_finishes_each_run(
         trigger_tab = next(tab for tab in tabs if tab.role == "follower")
         run_id = trigger_tab.trigger({"steps": STEPS, "delay_ms": STEP_DELAY_MS})
         trigger_tab.wait_step(run_id, 3)  # mid-run: a few steps checkpointed
+        trigger_tab.page.evaluate(IN_FLIGHT, [run_id, f"key{round_}"])
         hand_over = close_leader(tabs)
+        check_in_flight(trigger_tab, f"key{round_}")
 
         for tab in tabs:
             tab.wait_events("run:complete", [run_id])
