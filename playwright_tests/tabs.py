@@ -146,6 +146,8 @@ class HandOver:
     """The new leader's engine was ready."""
     served_at: dict[int, float]
     """When each remaining tab (by its index in ``tabs``) was ready again."""
+    stages: dict[str, float]
+    """The new leader's boot stages: when each was reached, ms after ``booting_at``."""
 
     @property
     def boot_ms(self) -> float:
@@ -184,6 +186,11 @@ def close_leader(tabs: list[Tab], timeout: float = CONNECT_TIMEOUT_MS) -> HandOv
     new = leader_of(tabs)
     statuses = new.record()["statuses"]
     booting_at = next(s["at"] for s in statuses if s["role"] == "leader")
+    stages = {
+        s["stage"]: s["at"] - booting_at
+        for s in statuses
+        if s["role"] == "leader" and s["stage"] and s["at"] >= booting_at
+    }
     ready_at = next(s["at"] for s in statuses if s["role"] == "leader" and s["status"] == "ready")
     served_at = {
         index: next(
@@ -193,4 +200,4 @@ def close_leader(tabs: list[Tab], timeout: float = CONNECT_TIMEOUT_MS) -> HandOv
         )
         for index, tab in enumerate(tabs)
     }
-    return HandOver(closed_at, new, booting_at, ready_at, served_at)
+    return HandOver(closed_at, new, booting_at, ready_at, served_at, stages)
