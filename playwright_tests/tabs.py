@@ -9,9 +9,12 @@ Used by ``playwright_tests/demo/test_tabs.py`` and ``bench/browser_tabs.py``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from playwright.sync_api import Error as PlaywrightError
 
 __all__ = ["HandOver", "Tab", "close_leader", "leader_of", "now_ms"]
 
@@ -78,6 +81,19 @@ class Tab:
     def status(self) -> str:
         """The client's status now."""
         return str(self.page.evaluate("window.tab.client ? window.tab.client.status : null"))
+
+    def crash(self) -> None:
+        """Crash the tab's renderer process, as a killed tab does (Chromium's chrome://crash)."""
+        crashed: list[bool] = []
+        self.page.on("crash", lambda _: crashed.append(True))
+        with contextlib.suppress(PlaywrightError):  # the navigation is aborted by the crash
+            self.page.goto("chrome://crash", timeout=10_000)
+        deadline = time.monotonic() + 10
+        while not crashed and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with contextlib.suppress(PlaywrightError):
+                self.page.title()  # lets Playwright dispatch the crash event
+        assert crashed, "the tab did not crash"
 
     def start_triggers(self, count: int, payload: dict[str, Any]) -> None:
         """Start triggering ``count`` runs of ``tick`` (not waiting: see :meth:`triggered`)."""
@@ -165,20 +181,35 @@ class HandOver:
         return max(self.served_at.values()) - self.closed_at
 
 
-def close_leader(tabs: list[Tab], timeout: float = CONNECT_TIMEOUT_MS) -> HandOver:
-    """Close the leading tab of ``tabs`` (removed from the list); wait until the others serve.
+def close_leader(
+    tabs: list[Tab], how: str = "close", timeout: float = CONNECT_TIMEOUT_MS
+) -> HandOver:
+    """End the leading tab of ``tabs``; wait until every tab left serves the UI again.
+
+    Args:
+        tabs: the tabs; the leader is removed from it unless it reloads.
+        how: ``close`` the tab, ``reload`` it (it stays in ``tabs``: it follows the next
+            leader), or ``crash`` its renderer process (its worker dies with it).
+        timeout: ms to wait for the tabs to be ready again.
 
     Returns:
         when the next leader booted and when each remaining tab was ready again.
 
     """
     old = leader_of(tabs)
-    tabs.remove(old)
     closed_at = now_ms()
-    old.page.close()
+    if how == "reload":
+        old.page.reload()
+    else:
+        tabs.remove(old)
+        if how == "crash":
+            old.crash()
+        else:
+            old.page.close()
     for tab in tabs:
         tab.page.wait_for_function(
-            """closed => window.tab.record.statuses.some(s => s.at > closed && s.status === "ready")""",
+            """closed => window.tab && window.tab.record.statuses.some(
+                s => s.at > closed && s.status === "ready")""",
             arg=closed_at,
             timeout=timeout,
             polling=50,

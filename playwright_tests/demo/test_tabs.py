@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from playwright_tests.demo.helpers import Browser, Server, fresh_db
 from playwright_tests.tabs import Tab, close_leader, leader_of
 
@@ -59,6 +61,27 @@ def check_in_flight(tab: Tab, key: str) -> None:
     assert plain["ok"] or plain["code"] == "worker_restarted", plain  # others may be lost
     types = tab.page.evaluate("window.tab.subscribed")
     assert types[-1] == "run:complete" and "run:progress" in types, types  # continued
+
+
+def check_resumed(tab: Tab, run_id: str, closed_at: float, where: str) -> None:
+    """Tab ``tab`` saw run ``run_id`` resume after the leader ended at ``closed_at``.
+
+    Every step completed once and none started again after it completed; the run was
+    leased by the old engine, then by another one only after the old tab was gone.
+    """
+    events = [
+        e for e in tab.events("run:leased", "step:start", "step:complete") if e["runId"] == run_id
+    ]
+    completed: set[str] = set()
+    for event in events:  # in the order the tab got them
+        if event["type"] == "step:complete":
+            completed.add(event["step"])
+        elif event["type"] == "step:start":
+            assert event["step"] not in completed, (where, event, events)
+    assert completed == {f"s{i}" for i in range(STEPS)}, (where, completed)
+    leases = [e for e in events if e["type"] == "run:leased"]
+    assert len(leases) == 2 and leases[0]["owner"] != leases[1]["owner"], (where, leases)
+    assert leases[1]["stamped"] >= closed_at - 5, (where, leases, closed_at)
 
 
 def test_three_tabs_trigger_fifty_runs_each_and_every_tab_sees_every_run(
@@ -117,22 +140,7 @@ def test_closing_the_leader_mid_run_ten_times_another_tab_finishes_each_run(
             if e["runId"] == run_id and e["at"] > hand_over.closed_at
         )
         for index, tab in enumerate(tabs):
-            events = [
-                e
-                for e in tab.events("run:leased", "step:start", "step:complete")
-                if e["runId"] == run_id
-            ]
-            completed: set[str] = set()
-            for event in events:  # in the order the tab got them
-                if event["type"] == "step:complete":
-                    completed.add(event["step"])
-                elif event["type"] == "step:start":
-                    assert event["step"] not in completed, (round_, index, event, events)
-            assert completed == {f"s{i}" for i in range(STEPS)}, (round_, index)
-            # Leased by the old engine, then by the new one only after the old tab was gone.
-            leases = [e for e in events if e["type"] == "run:leased"]
-            assert len(leases) == 2 and leases[0]["owner"] != leases[1]["owner"], leases
-            assert leases[1]["stamped"] >= hand_over.closed_at - 5, (leases, hand_over)
+            check_resumed(tab, run_id, hand_over.closed_at, f"round {round_}, tab {index}")
 
         # A follower serves the UI again within 1 s plus one engine boot.
         assert hand_over.served_ms <= 1000 + hand_over.boot_ms, hand_over
@@ -149,3 +157,24 @@ def test_closing_the_leader_mid_run_ten_times_another_tab_finishes_each_run(
         assert tabs[-1].role == "follower"
     assert leader_of(tabs).status == "ready"
     print("hand-overs (ms):", timings)
+
+
+@pytest.mark.parametrize("how", ["reload", "crash"])
+def test_a_leader_that_reloads_or_crashes_mid_run_hands_over_too(
+    server: Server, browser: Browser, how: str
+) -> None:
+    context = browser.open()
+    tabs = open_tabs(context, server, fresh_db(), 3)
+    old = leader_of(tabs)
+    witness = tabs[2]  # a follower there from the start
+    run_id = witness.trigger({"steps": STEPS, "delay_ms": STEP_DELAY_MS})
+    witness.wait_step(run_id, 3)
+    hand_over = close_leader(tabs, how)
+
+    assert hand_over.leader is not old
+    for tab in tabs:
+        tab.wait_events("run:complete", [run_id])
+    check_resumed(witness, run_id, hand_over.closed_at, how)
+    assert hand_over.served_ms <= 1000 + hand_over.boot_ms, hand_over
+    if how == "reload":  # the reloaded tab follows the tab that took over
+        assert old in tabs and old.role == "follower" and old.status == "ready"
