@@ -117,6 +117,8 @@ def test_a_job_module_that_fails_to_import_shows_a_clear_error(
     text = str(demo.page.text_content("#engine-error"))
     assert "job_module_failed" in text and "broken on purpose" in text
     assert demo.page.is_visible("#try-again")
+    # Nothing can be queued for a later start: Import stays disabled until connected.
+    assert demo.page.is_disabled("#import")
 
 
 def test_several_databases_in_one_profile(server: Server, browser: Browser) -> None:
