@@ -43,6 +43,7 @@ EVENTS = [
     "run:retry",
     "run:delete",
     "log:write",
+    "worker:error",
 ]
 STATE = {
     "mode": "server" if SERVER else "worker",
@@ -191,6 +192,16 @@ async def trigger(payload):
 def on_event(event):
     """Update the page from an engine event."""
     kind = event.type
+    if kind == "worker:error":
+        if event.context == "worker-stopped":  # the database failed (a full quota, say)
+            box = el("engine-error")
+            box.textContent = (
+                "engine_stopped: the engine stopped: " + str(event.error) + ". Runs keep "
+                "their checkpoints and resume after a reload once the database is healthy."
+            )
+            box.dataset.code = "engine_stopped"
+            box.hidden = False
+        return
     run_id = event.run_id
     STATE["events"].setdefault(run_id, []).append(kind)
     if kind == "log:write":
