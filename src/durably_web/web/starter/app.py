@@ -29,9 +29,9 @@ STATUS_TEXT = {
     "ready": "Ready",
     "restarting": "Restarting…",
     "failed": "Failed",
-    "open-in-another-tab": "Open in another tab",
     "closed": "Stopped",
 }
+ROLE_TEXT = {"follower": " · via another tab"}  # that tab runs the engine; this one uses it
 
 durably = None
 items = {}  # run id -> its <li>
@@ -80,12 +80,21 @@ def show_error(exc):
 
 
 def on_status(info):
-    """Show the engine's status (called on every change, boot stages included)."""
+    """Show the engine's status and this tab's role (called on every change).
+
+    One tab of the app runs the engine (role ``leader``); every other tab is a ``follower``
+    that works through it, and one of them takes over when that tab closes.
+    """
     badge = el("status")
     badge.dataset.status = info.status
+    badge.dataset.role = info.get("role") or ""
     stage = info.get("stage")
     text = STATUS_TEXT.get(info.status, info.status)
-    badge.textContent = text + (" (" + stage + ")" if info.status == "booting" and stage else "")
+    if info.status == "booting" and stage:
+        text += " (" + stage + ")"
+    elif info.status == "ready":
+        text += ROLE_TEXT.get(info.get("role"), "")
+    badge.textContent = text
     if info.get("error"):
         show_error(info.error)
 
