@@ -56,7 +56,7 @@ def cache(result: BuildResult) -> str:
     return f"durably-site-{result.build_id}"
 
 
-def test_after_one_visit_the_app_runs_with_the_server_stopped_and_offline(
+def test_after_one_visit_the_app_runs_with_the_server_stopped_and_offline_then_updates(
     tmp_path: Path, browser: Browser
 ) -> None:
     app = make_app(tmp_path)
@@ -90,6 +90,21 @@ def test_after_one_visit_the_app_runs_with_the_server_stopped_and_offline(
     assert page.wait_completed(offline)["text"] == "9,592 primes · the largest is 99,991"
     assert page.run_ids() == [offline, stopped, online]
     assert page.offline()["build"] == site.build_id
+
+    # Back online, with a new build deployed meanwhile: taken at the next load.
+    edit(app, "Prime counter 2", chunks=7)
+    second = build(app, app=app)
+    context.set_offline(False)
+    server.start()
+    page.reload()
+    assert page.wait_offline("update", "ready")["build"] == site.build_id
+    page.reload()
+    page.until("document.title === 'Prime counter 2'")
+    page.wait_ready()
+    assert page.wait_offline("offline", "ready")["build"] == second.build_id
+    assert page.wait_completed(page.count_primes(10_000))["max"] == 7
+    assert page.caches() == [cache(second)]
+    server.stop()
 
 
 def test_a_new_build_is_taken_at_the_next_load_and_builds_never_mix(
