@@ -1,4 +1,8 @@
-"""Shared fixtures: real SQLite connections (in memory and on file), a fake clock, engines."""
+"""Shared fixtures: real databases (SQLite in memory and on file, PostgreSQL), a fake clock, engines.
+
+``store`` and ``make_durably`` run each test once per backend; ``connect`` gives raw SQLite
+connections for the tests that are about SQLite itself.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,11 @@ import pytest
 from durably_web import Durably, create_durably
 from durably_web.adapters.sqlite3 import SQLite3Connection
 from durably_web.storage.connection import Connection
-from durably_web.storage.store import SQLiteStore
 from durably_web.testing import FakeClock
+from tests.databases import BACKENDS, SQLITE_BACKENDS, AnyStore, TestDatabase
+from tests.postgres import postgres_server, postgres_url
 
-BACKENDS = ["memory", "file"]
+__all__ = ["postgres_server", "postgres_url"]  # fixtures, shared with every test module
 
 VERY_DEEP = 50_000 if sys.platform != "emscripten" else 1_000
 """Levels of the deepest Python value the bad-input tests build. In Chromium, Pyodide's C
@@ -30,18 +35,35 @@ ConnectionFactory = Callable[[], Connection]
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """Each test using it runs once per CPython backend."""
+    """Each test using it runs once per backend: SQLite in memory, SQLite on file, PostgreSQL."""
     return str(request.param)
 
 
 @pytest.fixture
-def connect(backend: str, tmp_path: Path) -> Iterator[ConnectionFactory]:
+async def database(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[TestDatabase]:
+    """The test's database on its backend (PostgreSQL: an empty schema of its own)."""
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    opened = TestDatabase(backend, tmp_path, url)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture(params=SQLITE_BACKENDS)
+def sqlite_backend(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs once per SQLite backend (tests about SQLite itself)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def connect(sqlite_backend: str, tmp_path: Path) -> Iterator[ConnectionFactory]:
     """Open connections to one database: the same in-memory one, or new ones to one file."""
     opened: list[Connection] = []
     shared: list[Connection] = []
 
     def factory() -> Connection:
-        if backend == "memory":
+        if sqlite_backend == "memory":
             if not shared:
                 shared.append(SQLite3Connection(":memory:"))
                 opened.append(shared[0])
@@ -62,9 +84,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(connect: ConnectionFactory, clock: FakeClock) -> SQLiteStore:
-    """A migrated store."""
-    store = SQLiteStore(connect())
+async def store(database: TestDatabase, clock: FakeClock) -> AnyStore:
+    """A migrated store on the test's database."""
+    store = database.open_store()
     await store.migrate(clock.now())
     return store
 
@@ -73,13 +95,13 @@ MakeDurably = Callable[..., Awaitable[Durably]]
 
 
 @pytest.fixture
-async def make_durably(connect: ConnectionFactory, clock: FakeClock) -> AsyncIterator[MakeDurably]:
-    """Build migrated engines on the test database with the fake clock; stopped at teardown."""
+async def make_durably(database: TestDatabase, clock: FakeClock) -> AsyncIterator[MakeDurably]:
+    """Build migrated engines on the test database with the fake clock; closed at teardown."""
     made: list[Durably] = []
 
     async def factory(jobs: dict[str, Any] | None = None, **options: Any) -> Durably:
         options.setdefault("clock", clock)
-        durably = create_durably(connect(), **options)
+        durably = create_durably(database.target(), **options)
         if jobs:
             durably.register(jobs)
         await durably.migrate()
@@ -88,4 +110,4 @@ async def make_durably(connect: ConnectionFactory, clock: FakeClock) -> AsyncIte
 
     yield factory
     for durably in made:
-        await durably.stop(timeout=0)
+        await durably.close(timeout=0)

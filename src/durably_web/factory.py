@@ -1,16 +1,18 @@
 """`create_durably`: open a database (URL, Store or Connection) and build the engine.
 
-This is where a database URL becomes an adapter; the engine itself never imports one.
+This is where a database URL becomes an adapter or a store; the engine itself never imports
+one. ``sqlite://`` URLs open the SQLite store, ``postgresql://`` URLs the PostgreSQL store (the
+``postgres`` extra).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from durably_web.clock import Clock, SystemClock
 from durably_web.durably import Durably
-from durably_web.errors import ValidationError
+from durably_web.errors import StorageError, ValidationError
 from durably_web.ids import new_ulid
 from durably_web.job import JobDefinition
 from durably_web.options import DEFAULT_UNKNOWN_JOB_GRACE, Options
@@ -88,8 +90,9 @@ def create_durably(
     """Create a Durably instance. Call ``await durably.init()`` to migrate and start it.
 
     Args:
-        database: ``"sqlite:///local.db"``, ``"sqlite:///:memory:"``, a Store, or a
-            Connection (e.g. the browser worker's OPFS connection).
+        database: ``"sqlite:///local.db"``, ``"sqlite:///:memory:"``,
+            ``"postgresql://user:password@host:5432/db"`` (see ``docs/postgresql.md``), a
+            Store, or a Connection (e.g. the browser worker's OPFS connection).
         polling_interval: seconds an idle worker waits before looking for work written by
             another process (a trigger in this process wakes it at once).
         lease_renew_interval: seconds between lease renewals (default 5).
@@ -130,7 +133,11 @@ def create_durably(
     if worker_id is not None and (not isinstance(worker_id, str) or not worker_id):
         raise ValidationError(f"worker_id must be a non-empty string, got {worker_id!r}")
     owns = True
-    if isinstance(database, str):
+    if isinstance(database, str) and urlsplit(database).scheme in _POSTGRES_SCHEMES:
+        # The PostgreSQL store has the SQLite store's methods; the Store protocol of issue 15
+        # will type both, until then the engine is typed against SQLiteStore.
+        store = cast(SQLiteStore, _open_postgres(database))
+    elif isinstance(database, str):
         store = SQLiteStore(open_connection(database))
     elif isinstance(database, SQLiteStore):
         store, owns = database, False
@@ -138,7 +145,8 @@ def create_durably(
         store, owns = SQLiteStore(database), False
     else:
         raise ValidationError(
-            f"database must be a sqlite:/// URL, a Store or a Connection, got {database!r}"
+            "database must be a sqlite:/// or postgresql:// URL, a Store or a Connection, "
+            f"got {database!r}"
         )
     durably = Durably(
         store,
@@ -149,4 +157,36 @@ def create_durably(
     )
     if jobs:
         durably.register(jobs)
+    _wake_on_remote_triggers(durably)
     return durably
+
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def _open_postgres(url: str) -> Any:
+    try:
+        from durably_web.storage.postgres import open_postgres_store
+    except ImportError as exc:
+        raise StorageError(
+            f"PostgreSQL support is not installed ({exc}): pip install 'durably-web[postgres]'"
+        ) from None
+    return open_postgres_store(url)
+
+
+def _wake_on_remote_triggers(durably: Durably) -> None:
+    """Wake the idle worker when another process makes a run of one of its jobs claimable.
+
+    Only stores that can tell (PostgreSQL, through NOTIFY) offer ``on_ready``; on SQLite the
+    worker finds such runs by polling. ``None`` means notifications may have been missed.
+    """
+    on_ready = getattr(durably.store, "on_ready", None)
+    if on_ready is None:
+        return
+    worker = durably.worker
+
+    def ready(job_name: str | None) -> None:
+        if job_name is None or job_name in worker.jobs:
+            worker.wake()
+
+    on_ready(ready)

@@ -1,0 +1,138 @@
+"""LISTEN on a dedicated PostgreSQL connection and hand each notification to its subscribers.
+
+One connection per store, outside the pool, LISTENs on the store's channels. A subscriber is a
+plain function of the payload, called in the event loop as each notification arrives. When the
+connection breaks, the listener backs off (50 ms doubling to 2 s), reconnects, LISTENs again,
+and then calls every subscriber once with ``None``: notifications sent while it was away are
+lost, so whoever waits on them must look at the database again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import psycopg
+from psycopg import sql
+
+from durably_web.storage.postgres.database import Database, DatabaseUnreachable
+
+__all__ = ["Listener", "Subscriber"]
+
+Subscriber = Callable[[str | None], None]
+"""Called with each notification's payload, or ``None`` after a reconnection."""
+
+_FIRST_BACKOFF = 0.05
+_MAX_BACKOFF = 2.0
+_HEARTBEAT = 15.0  # seconds without a notification before the connection is proved alive
+
+_log = logging.getLogger("durably_web")
+
+
+class Listener:
+    """Delivers NOTIFY payloads of some channels to subscribers.
+
+    Args:
+        database: where to connect (the listener's connection is its own, not pooled).
+        channels: the channels to LISTEN on.
+
+    """
+
+    def __init__(self, database: Database, channels: tuple[str, ...]) -> None:
+        self._database = database
+        self._channels = channels
+        self._subscribers: dict[str, list[Subscriber]] = {channel: [] for channel in channels}
+        self._task: asyncio.Task[None] | None = None
+        self._listening: asyncio.Event | None = None
+        self.reconnections = 0
+
+    def subscribe(self, channel: str, subscriber: Subscriber) -> Callable[[], None]:
+        """Call ``subscriber`` with each payload sent on ``channel``; return an unsubscribe."""
+        subscribers = self._subscribers[channel]
+        subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            if subscriber in subscribers:
+                subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    async def start(self) -> None:
+        """Connect and LISTEN (idempotent); return once notifications are being received.
+
+        Raises:
+            DatabaseUnreachable: the first connection failed.
+
+        """
+        if self._task is not None and not self._task.done():
+            assert self._listening is not None
+            await self._listening.wait()
+            return
+        connection = await self._connect()
+        self._listening = asyncio.Event()
+        self._listening.set()
+        self._task = asyncio.create_task(self._run(connection), name="durably-pg-listener")
+
+    async def close(self) -> None:
+        """Stop listening and close the connection."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _connect(self) -> psycopg.AsyncConnection[dict[str, object]]:
+        connection = await self._database.connect()
+        try:
+            for channel in self._channels:
+                await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        except psycopg.Error as exc:
+            await connection.close()
+            raise DatabaseUnreachable(f"cannot LISTEN on PostgreSQL: {exc}") from exc
+        return connection
+
+    async def _run(self, connection: psycopg.AsyncConnection[dict[str, object]]) -> None:
+        assert self._listening is not None
+        try:
+            while True:
+                try:
+                    await self._receive(connection)
+                except (psycopg.Error, OSError) as exc:
+                    _log.warning("PostgreSQL listener lost its connection: %s", exc)
+                self._listening.clear()
+                await connection.close()
+                connection = await self._reconnect()
+                self.reconnections += 1
+                self._listening.set()
+                self._dispatch_all(None)
+        finally:
+            await connection.close()
+
+    async def _receive(self, connection: psycopg.AsyncConnection[dict[str, object]]) -> None:
+        """Deliver notifications until the connection fails (then raise)."""
+        while True:
+            async for notify in connection.notifies(timeout=_HEARTBEAT):
+                self._dispatch(notify.channel, notify.payload)
+            await connection.execute("SELECT 1")  # a quiet spell: prove the connection lives
+
+    async def _reconnect(self) -> psycopg.AsyncConnection[dict[str, object]]:
+        backoff = _FIRST_BACKOFF
+        while True:
+            await asyncio.sleep(backoff)
+            try:
+                return await self._connect()
+            except DatabaseUnreachable:
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    def _dispatch(self, channel: str, payload: str | None) -> None:
+        for subscriber in list(self._subscribers.get(channel, ())):
+            try:
+                subscriber(payload)
+            except Exception:  # noqa: BLE001 - one subscriber must not silence the others
+                _log.exception("a PostgreSQL notification subscriber failed")
+
+    def _dispatch_all(self, payload: None) -> None:
+        for channel in self._channels:
+            self._dispatch(channel, payload)

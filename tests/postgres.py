@@ -1,0 +1,86 @@
+"""A real PostgreSQL server for the test run, started once by ``scripts/postgres``.
+
+Tests that need it never skip: a server that cannot be installed or started fails them, with
+the script's own error. The server's URL is exported as ``DURABLY_TEST_POSTGRES_URL`` for
+subprocesses; each test gets an empty schema of its own, selected through the URL.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+
+__all__ = ["PostgresServer", "postgres_server", "postgres_url"]
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "postgres"
+URL_VARIABLE = "DURABLY_TEST_POSTGRES_URL"
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A running throwaway cluster."""
+
+    directory: str
+    url: str
+
+    def restart(self) -> None:
+        """Restart the server (``pg_ctl restart -m fast``): every connection is dropped."""
+        _script("restart", self.directory)
+
+    def schema_url(self, schema: str) -> str:
+        """Return the server's URL with ``search_path`` set to ``schema``."""
+        return f"{self.url}?options={quote(f'-csearch_path={schema}')}"
+
+    def new_schema(self) -> str:
+        """Create an empty schema and return its name."""
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            connection.execute(f'CREATE SCHEMA "{schema}"')
+        return schema
+
+    def drop_schema(self, schema: str) -> None:
+        """Drop a schema and everything in it."""
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _script(*args: str) -> str:
+    result = subprocess.run(
+        [str(SCRIPT), *args], capture_output=True, text=True, timeout=900, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"scripts/postgres {' '.join(args)} failed (exit {result.returncode}):\n"
+            f"{result.stderr.strip()}",
+            pytrace=False,
+        )
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Install (if needed) and start PostgreSQL for the session; stop it afterwards."""
+    values = dict(line.split("=", 1) for line in _script("start").splitlines() if "=" in line)
+    server = PostgresServer(values["DIR"], values["URL"])
+    os.environ[URL_VARIABLE] = server.url
+    try:
+        yield server
+    finally:
+        os.environ.pop(URL_VARIABLE, None)
+        _script("stop", server.directory)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A URL whose ``search_path`` is a new, empty schema, dropped after the test."""
+    schema = postgres_server.new_schema()
+    yield postgres_server.schema_url(schema)
+    postgres_server.drop_schema(schema)
