@@ -6,6 +6,9 @@ every backend. On PostgreSQL each engine gets its own pool and listener, like an
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from durably_web.storage.connection import Connection, IntegrityViolation
 from durably_web.storage.postgres import PostgresStore, open_postgres_store
 from durably_web.storage.store import SQLiteStore
 
-__all__ = ["BACKENDS", "SQLITE_BACKENDS", "AnyStore", "TestDatabase"]
+__all__ = ["BACKENDS", "SQLITE_BACKENDS", "AnyStore", "TestDatabase", "until"]
 
 SQLITE_BACKENDS = ["memory", "file"]
 BACKENDS = [*SQLITE_BACKENDS, "postgres"]
@@ -104,3 +107,19 @@ class TestDatabase:
             await store.close()
         for connection in self._connections:
             connection.close()
+
+
+async def until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Wait (real time) until ``condition()`` holds; fail after ``timeout`` seconds.
+
+    ``settle()`` is enough when every store call completes without real I/O (SQLite); a store
+    that talks to a server over a socket needs the test to wait for what it expects instead.
+    """
+    async with asyncio.timeout(timeout):
+        while True:
+            result = condition()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.002)

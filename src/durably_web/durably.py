@@ -445,6 +445,9 @@ class Durably:
             poll_interval=self.options.polling_interval,
             is_local=self.worker.active.__contains__,
             timeout=timeout,
+            # Stores that hear of other processes' writes (PostgreSQL) offer on_run_change;
+            # the Store protocol of issue 15 will declare it.
+            changes=getattr(self.store, "on_run_change", None),
         )
         async with aclosing(events):
             async for event in events:
