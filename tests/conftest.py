@@ -18,7 +18,7 @@ from durably_web.adapters.sqlite3 import SQLite3Connection
 from durably_web.storage.connection import Connection
 from durably_web.testing import FakeClock
 from tests.databases import BACKENDS, SQLITE_BACKENDS, AnyStore, TestDatabase
-from tests.postgres import postgres_server, postgres_url
+from tests.postgres.server import postgres_server, postgres_url
 
 __all__ = ["postgres_server", "postgres_url"]  # fixtures, shared with every test module
 

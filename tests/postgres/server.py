@@ -20,7 +20,7 @@ import pytest
 
 __all__ = ["PostgresServer", "postgres_server", "postgres_url"]
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "postgres"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "postgres"
 URL_VARIABLE = "DURABLY_TEST_POSTGRES_URL"
 
 
@@ -34,6 +34,14 @@ class PostgresServer:
     def restart(self) -> None:
         """Restart the server (``pg_ctl restart -m fast``): every connection is dropped."""
         _script("restart", self.directory)
+
+    def down(self) -> None:
+        """Stop the server, keeping its data: it is unreachable until :meth:`up`."""
+        _script("down", self.directory)
+
+    def up(self) -> None:
+        """Start the server again after :meth:`down`."""
+        _script("up", self.directory)
 
     def schema_url(self, schema: str) -> str:
         """Return the server's URL with ``search_path`` set to ``schema``."""
