@@ -46,6 +46,7 @@ class Listener:
         self._subscribers: dict[str, list[Subscriber]] = {channel: [] for channel in channels}
         self._task: asyncio.Task[None] | None = None
         self._listening: asyncio.Event | None = None
+        self._connection: psycopg.AsyncConnection[dict[str, object]] | None = None
         self.reconnections = 0
 
     def subscribe(self, channel: str, subscriber: Subscriber) -> Callable[[], None]:
@@ -70,10 +71,10 @@ class Listener:
             assert self._listening is not None
             await self._listening.wait()
             return
-        connection = await self._connect()
+        self._connection = await self._connect()
         self._listening = asyncio.Event()
         self._listening.set()
-        self._task = asyncio.create_task(self._run(connection), name="durably-pg-listener")
+        self._task = asyncio.create_task(self._run(), name="durably-pg-listener")
 
     async def close(self) -> None:
         """Stop listening and close the connection."""
@@ -82,6 +83,9 @@ class Listener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
 
     async def _connect(self) -> psycopg.AsyncConnection[dict[str, object]]:
         connection = await self._database.connect()
@@ -93,22 +97,21 @@ class Listener:
             raise DatabaseUnreachable(f"cannot LISTEN on PostgreSQL: {exc}") from exc
         return connection
 
-    async def _run(self, connection: psycopg.AsyncConnection[dict[str, object]]) -> None:
+    async def _run(self) -> None:
         assert self._listening is not None
-        try:
-            while True:
-                try:
-                    await self._receive(connection)
-                except (psycopg.Error, OSError) as exc:
-                    _log.warning("PostgreSQL listener lost its connection: %s", exc)
-                self._listening.clear()
-                await connection.close()
-                connection = await self._reconnect()
-                self.reconnections += 1
-                self._listening.set()
-                self._dispatch_all(None)
-        finally:
-            await connection.close()
+        while True:
+            assert self._connection is not None
+            try:
+                await self._receive(self._connection)
+            except (psycopg.Error, OSError) as exc:
+                _log.warning("PostgreSQL listener lost its connection: %s", exc)
+            self._listening.clear()
+            await self._connection.close()
+            self._connection = None
+            self._connection = await self._reconnect()
+            self.reconnections += 1
+            self._listening.set()
+            self._dispatch_all(None)
 
     async def _receive(self, connection: psycopg.AsyncConnection[dict[str, object]]) -> None:
         """Deliver notifications until the connection fails (then raise)."""
