@@ -25,9 +25,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "systems"))
 
-from bench_workloads import percentiles  # noqa: E402
+from bench_workloads import percentiles
 
-from durably_web import StepContext, create_durably, define_job  # noqa: E402
+from durably_web import StepContext, create_durably, define_job
 
 ROOT = Path(__file__).resolve().parents[1]
 POLLING_INTERVAL = 60.0
@@ -41,7 +41,7 @@ async def probe(step: StepContext, payload: dict[str, Any]) -> dict[str, float]:
 
 
 async def work(url: str) -> None:
-    """The worker process: execute runs until stdin closes."""
+    """Be the worker process: execute runs until stdin closes."""
     durably = create_durably(url, jobs={"probe": probe}, polling_interval=POLLING_INTERVAL)
     await durably.init()
     print("ready", flush=True)
@@ -57,7 +57,8 @@ async def measure(url: str, runs: int) -> dict[str, Any]:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert worker.stdin is not None and worker.stdout is not None
+    assert worker.stdin is not None
+    assert worker.stdout is not None
     try:
         if worker.stdout.readline().strip() != "ready":
             raise RuntimeError("the worker process did not start")

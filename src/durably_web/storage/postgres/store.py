@@ -255,8 +255,9 @@ class PostgresStore:
                     if await session.fetch(self._q["concurrency_holder"], candidate):
                         skip.append(candidate["key"])
                         continue
-                [row] = await session.fetch(self._q["lease_run"], {**params, **candidate})
-                await session.fetch(self._q["notify_run"], {**_CHANNELS, "run_id": row["id"]})
+                [row] = await session.fetch(
+                    self._q["lease_run"], {**params, **candidate, **_CHANNELS}
+                )
                 return run_from_row(row)
 
         return await self.database.in_transaction(block)

@@ -66,9 +66,6 @@ SELECT %(run_id)s, l.key, l.value FROM unnest(%(keys)s::text[], %(values)s::text
 -- name: notify_ready
 SELECT pg_notify(%(ready_channel)s, j.name) FROM unnest(%(jobs)s::text[]) AS j(name);
 
--- name: notify_run
-SELECT pg_notify(%(run_channel)s, %(run_id)s);
-
 -- name: claim_candidate
 -- Upstream's claim (ADR-0001): the oldest claimable run, locked with SKIP LOCKED so concurrent
 -- claimers take different rows. Claimable: pending, or leased with an expired lease (its worker
@@ -100,15 +97,18 @@ WHERE concurrency_key = %(key)s AND id <> %(id)s AND status = 'leased'
 LIMIT 1;
 
 -- name: lease_run
-UPDATE durably_runs
-SET status = 'leased',
-    lease_owner = %(owner)s,
-    lease_expires_at = %(expires)s,
-    lease_generation = lease_generation + 1,
-    started_at = COALESCE(started_at, %(now)s),
-    updated_at = %(now)s
-WHERE id = %(id)s
-RETURNING *;
+WITH leased AS (
+  UPDATE durably_runs
+  SET status = 'leased',
+      lease_owner = %(owner)s,
+      lease_expires_at = %(expires)s,
+      lease_generation = lease_generation + 1,
+      started_at = COALESCE(started_at, %(now)s),
+      updated_at = %(now)s
+  WHERE id = %(id)s
+  RETURNING *
+)
+SELECT leased.*, pg_notify(%(run_channel)s, id) AS notified FROM leased;
 
 -- name: completed_steps
 SELECT name, "index", output FROM durably_steps WHERE run_id = %(run_id)s AND status = 'completed';
