@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,39 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@contextmanager
+def sqlite_connections(backend: str, tmp_path: Path) -> Iterator[ConnectionFactory]:
+    """Open connections to one database: the same in-memory one, or new ones to one file."""
+    opened: list[Connection] = []
+
+    def factory() -> Connection:
+        if backend == "memory":
+            if not opened:
+                opened.append(SQLite3Connection(":memory:"))
+            return opened[0]
+        connection = SQLite3Connection(str(tmp_path / "test.db"))
+        opened.append(connection)
+        return connection
+
+    try:
+        yield factory
+    finally:
+        for connection in opened:
+            connection.close()
+
+
 @pytest.fixture
 async def database(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[TestDatabase]:
     """The test's database on its backend (PostgreSQL: an empty schema of its own)."""
-    url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
-    opened = TestDatabase(backend, tmp_path, url)
-    yield opened
-    await opened.close()
+    if backend == "postgres":
+        opened = TestDatabase(backend, postgres_url=request.getfixturevalue("postgres_url"))
+        yield opened
+        await opened.close()
+        return
+    with sqlite_connections(backend, tmp_path) as factory:
+        yield TestDatabase(backend, connect=factory)
 
 
 @pytest.fixture(params=SQLITE_BACKENDS)
@@ -58,23 +83,9 @@ def sqlite_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def connect(sqlite_backend: str, tmp_path: Path) -> Iterator[ConnectionFactory]:
-    """Open connections to one database: the same in-memory one, or new ones to one file."""
-    opened: list[Connection] = []
-    shared: list[Connection] = []
-
-    def factory() -> Connection:
-        if sqlite_backend == "memory":
-            if not shared:
-                shared.append(SQLite3Connection(":memory:"))
-                opened.append(shared[0])
-            return shared[0]
-        connection = SQLite3Connection(str(tmp_path / "test.db"))
-        opened.append(connection)
-        return connection
-
-    yield factory
-    for connection in opened:
-        connection.close()
+    """Open connections to one SQLite database (see :func:`sqlite_connections`)."""
+    with sqlite_connections(sqlite_backend, tmp_path) as factory:
+        yield factory
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 Engines and stores are opened on it through :class:`TestDatabase`, so one test body runs on
 every backend. On PostgreSQL each engine gets its own pool and listener, like another process.
+The Pyodide runner (``tests/pyodide/runner.py``) builds the same object over its own SQLite
+connections, so nothing here imports the PostgreSQL driver until a PostgreSQL test needs it.
 """
 
 from __future__ import annotations
@@ -9,45 +11,51 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import psycopg
-
-from durably_web.adapters.sqlite3 import SQLite3Connection
 from durably_web.storage.connection import Connection, IntegrityViolation
-from durably_web.storage.postgres import PostgresStore, open_postgres_store
 from durably_web.storage.store import SQLiteStore
+
+if TYPE_CHECKING:
+    from durably_web.storage.postgres import PostgresStore
 
 __all__ = ["BACKENDS", "SQLITE_BACKENDS", "AnyStore", "TestDatabase", "until"]
 
 SQLITE_BACKENDS = ["memory", "file"]
 BACKENDS = [*SQLITE_BACKENDS, "postgres"]
 
-AnyStore = SQLiteStore | PostgresStore
+AnyStore: TypeAlias = "SQLiteStore | PostgresStore"
 
-_SCHEMA_VERSION = {"memory": 3, "file": 3, "postgres": 1}
+_SQLITE_SCHEMA_VERSION = 3
+_POSTGRES_SCHEMA_VERSION = 1  # upstream's schema only
 
 
 class TestDatabase:
     """One test's database.
 
     Args:
-        backend: ``memory``, ``file`` or ``postgres``.
-        tmp_path: where the SQLite file goes.
-        postgres_url: the PostgreSQL URL (an empty schema of its own) for ``postgres``.
+        backend: ``postgres``, or the name of a SQLite backend.
+        connect: opens a SQLite connection to the test's database (SQLite backends).
+        postgres_url: the PostgreSQL URL, an empty schema of its own (``postgres``).
 
     """
 
     __test__ = False  # not a test class, despite its name
 
-    def __init__(self, backend: str, tmp_path: Path, postgres_url: str | None = None) -> None:
+    def __init__(
+        self,
+        backend: str,
+        *,
+        connect: Callable[[], Connection] | None = None,
+        postgres_url: str | None = None,
+    ) -> None:
         self.backend = backend
-        self.path = tmp_path / "test.db"
         self.url = postgres_url
-        self.schema_version = _SCHEMA_VERSION[backend]
-        self._connections: list[SQLite3Connection] = []
+        self._connect = connect
         self._stores: list[PostgresStore] = []
+        self.schema_version = (
+            _POSTGRES_SCHEMA_VERSION if self.is_postgres else _SQLITE_SCHEMA_VERSION
+        )
 
     @property
     def is_postgres(self) -> bool:
@@ -55,13 +63,9 @@ class TestDatabase:
         return self.backend == "postgres"
 
     def connection(self) -> Connection:
-        """A SQLite connection to the database: the one shared in-memory one, or a new one."""
-        assert not self.is_postgres, "no SQLite connection to a PostgreSQL database"
-        if self.backend == "memory" and self._connections:
-            return self._connections[0]
-        connection = SQLite3Connection(":memory:" if self.backend == "memory" else str(self.path))
-        self._connections.append(connection)
-        return connection
+        """A SQLite connection to the database (the backend decides: shared or new)."""
+        assert self._connect is not None, "no SQLite connection to a PostgreSQL database"
+        return self._connect()
 
     def target(self) -> Connection | str:
         """What ``create_durably`` opens an engine on: a connection, or the PostgreSQL URL."""
@@ -73,6 +77,8 @@ class TestDatabase:
     def open_store(self) -> AnyStore:
         """A new store on the database (not migrated); closed at teardown."""
         if self.is_postgres:
+            from durably_web.storage.postgres import open_postgres_store
+
             assert self.url is not None
             store = open_postgres_store(self.url)
             self._stores.append(store)
@@ -90,6 +96,8 @@ class TestDatabase:
             connection = self.connection()
             with connection.transaction():
                 return connection.query(sql)
+        import psycopg
+
         assert self.url is not None
         try:
             with psycopg.connect(self.url, autocommit=True) as pg:
@@ -102,11 +110,9 @@ class TestDatabase:
             raise IntegrityViolation(str(exc)) from exc
 
     async def close(self) -> None:
-        """Close every store and connection opened here."""
+        """Close every PostgreSQL store opened here (SQLite connections belong to ``connect``)."""
         for store in self._stores:
             await store.close()
-        for connection in self._connections:
-            connection.close()
 
 
 async def until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0) -> None:

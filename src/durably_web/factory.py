@@ -46,7 +46,8 @@ def open_connection(url: str) -> Connection:
     parts = urlsplit(url)
     if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/"):
         raise ValidationError(
-            f"database URL must look like 'sqlite:///path.db' or 'sqlite:///:memory:', got {url!r}"
+            "database URL must look like 'sqlite:///path.db', 'sqlite:///:memory:' or "
+            f"'postgresql://user:password@host:5432/db', got {url!r}"
         )
     path = parts.path[1:]
     if not path:

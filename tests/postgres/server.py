@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import psycopg
 import pytest
 
 __all__ = ["PostgresServer", "postgres_server", "postgres_url"]
@@ -49,6 +48,8 @@ class PostgresServer:
 
     def new_schema(self) -> str:
         """Create an empty schema and return its name."""
+        import psycopg  # here: the Pyodide runner imports this module and has no psycopg
+
         schema = f"t_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.url, autocommit=True) as connection:
             connection.execute(f'CREATE SCHEMA "{schema}"')
@@ -56,6 +57,8 @@ class PostgresServer:
 
     def drop_schema(self, schema: str) -> None:
         """Drop a schema and everything in it."""
+        import psycopg
+
         with psycopg.connect(self.url, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 

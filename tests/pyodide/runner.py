@@ -17,7 +17,8 @@ pytest the suite needs, on the loop Pyodide already runs:
   timeout, and every task the test leaked cancelled afterwards (pytest-asyncio closes a fresh
   loop per test);
 - skips what cannot apply here, with a reason: ``slow`` tests, tests that start
-  subprocesses (the CLI) or need host tools, tests needing fixtures it does not provide.
+  subprocesses (the CLI) or need host tools, tests needing fixtures it does not provide, and
+  the PostgreSQL variants of tests (``backend`` parametrized to ``postgres``).
   Pyodide 314 has the ``sqlite3`` module, so the tests of the CPython sqlite3 adapter run too
   (on Pyodide's in-memory file system); a build without it skips them.
 - after the last test, collects garbage and fails on unraisable exceptions (an unclosed
@@ -196,6 +197,14 @@ def database_file(session: Session) -> Iterator[str]:
 def clock() -> FakeClock:
     """A clock tests move by hand."""
     return FakeClock()
+
+
+@fixture
+def database(backend: str, connect: ConnectionFactory) -> Any:
+    """The test's database (``tests.databases.TestDatabase``) over the bridge's connections."""
+    from tests.databases import TestDatabase
+
+    return TestDatabase(backend, connect=connect)
 
 
 @fixture
@@ -483,14 +492,18 @@ def _expand(
         for spec in runs:
             parts = ([spec.name] if spec else []) + ids
             name = f"{base}[{'-'.join(parts)}]" if parts else base
-            skip = _skip_reason(base, marks + extra, missing)
+            skip = _skip_reason(base, marks + extra, missing, params)
             cases.append(Case(name, function, module, params, spec, skip))
     return cases
 
 
-def _skip_reason(base: str, marks: list[Any], missing: list[str]) -> str | None:
+def _skip_reason(
+    base: str, marks: list[Any], missing: list[str], params: dict[str, Any]
+) -> str | None:
     if base in SKIP:
         return SKIP[base]
+    if params.get("backend") == "postgres":
+        return "runs on PostgreSQL, which the engine in Pyodide cannot reach"
     for mark in marks:
         if mark.name == "slow":
             return "marked slow (real processes or long timings)"

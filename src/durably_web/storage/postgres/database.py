@@ -89,6 +89,10 @@ class Database:
             max_size=max_size,
             open=False,
             timeout=retry_for,
+            # A connection slot that keeps failing to reconnect is given up after retry_for
+            # (instead of five minutes of ever longer back-offs): the next caller then opens a
+            # new one at once, so the pool is back soon after the server is.
+            reconnect_timeout=retry_for,
             connection_class=psycopg.AsyncConnection[Row],
             kwargs={"autocommit": True, "row_factory": dict_row},
             name="durably",
