@@ -9,7 +9,9 @@ here, once: a unique or check violation raises
 Operations the caller marks ``retry=True`` (reads, and writes built to be repeated safely)
 survive a restarted server: after a connection error the pool's idle connections are checked,
 and the operation is tried again on a fresh connection, backing off from 50 ms to 1 s, until
-``retry_for`` seconds have passed.
+``retry_for`` seconds have passed. A statement or transaction PostgreSQL itself rolled back
+(deadlock, serialization failure: :class:`TransactionAborted`) is run again the same way
+whatever ``retry`` says: nothing of it was written.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed
 from durably_web.errors import StorageError
 from durably_web.storage.connection import IntegrityViolation
 
-__all__ = ["Database", "DatabaseUnreachable", "Params", "Session"]
+__all__ = ["Database", "DatabaseUnreachable", "Params", "Session", "TransactionAborted"]
 
 Params = Mapping[str, Any] | Sequence[Any]
 Row = dict[str, Any]
@@ -41,6 +43,10 @@ _MAX_BACKOFF = 1.0
 
 class DatabaseUnreachable(StorageError):
     """The server could not be reached, or the connection broke during the operation."""
+
+
+class TransactionAborted(StorageError):
+    """PostgreSQL rolled the transaction back (deadlock, serialization failure): run it again."""
 
 
 class Session:
@@ -176,10 +182,13 @@ class Database:
             try:
                 async with self._session() as session:
                     return await work(session)
+            except TransactionAborted:
+                if time.monotonic() + backoff > deadline:
+                    raise
             except DatabaseUnreachable:
                 if not retry or time.monotonic() + backoff > deadline:
                     raise
-            await self._discard_broken()
+                await self._discard_broken()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
@@ -192,6 +201,10 @@ class Database:
             raise StorageError("the PostgreSQL store is closed") from exc
         except psycopg.IntegrityError as exc:
             raise IntegrityViolation(f"PostgreSQL refused a write: {_first_line(exc)}") from exc
+        except psycopg.errors.TransactionRollback as exc:
+            raise TransactionAborted(
+                f"PostgreSQL aborted a transaction: {_first_line(exc)}"
+            ) from exc
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise DatabaseUnreachable(
                 f"lost PostgreSQL at {self.display}: {_first_line(exc)}"

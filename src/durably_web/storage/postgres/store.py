@@ -5,8 +5,10 @@ upstream Durably's PostgreSQL schema (so upstream's Node workers can share the d
 differs is how safety is reached with many writers at once:
 
 - **Claim**: upstream's claim (its ADR-0001): the oldest claimable run is locked with
-  ``FOR UPDATE SKIP LOCKED``; a run with a concurrency key also takes
-  ``pg_advisory_xact_lock(hashtext(key))`` and re-checks that no live lease holds the key.
+  ``FOR UPDATE SKIP LOCKED``; a run with a concurrency key also takes the advisory lock
+  ``hashtext(key)`` and re-checks that no live lease holds the key. Unlike upstream, the lock
+  is tried (``pg_try_advisory_xact_lock``), not waited for: a claim that skips a held key
+  keeps its lock until it commits, and two claimers waiting for each other's keys deadlock.
 - **Fencing**: every write of a lease holder is one statement guarded by
   ``status = 'leased' AND lease_generation = ?``; a checkpoint holds the run row ``FOR SHARE``
   while it inserts, so a reclaim waits for it and the next holder's replay sees it.
@@ -251,8 +253,10 @@ class PostgresStore:
                     return None
                 candidate = {"id": rows[0]["id"], "key": rows[0]["concurrency_key"], "now": stamp}
                 if candidate["key"] is not None:
-                    await session.fetch(self._q["concurrency_lock"], candidate)
-                    if await session.fetch(self._q["concurrency_holder"], candidate):
+                    [lock] = await session.fetch(self._q["concurrency_lock"], candidate)
+                    if not lock["locked"] or await session.fetch(
+                        self._q["concurrency_holder"], candidate
+                    ):
                         skip.append(candidate["key"])
                         continue
                 [row] = await session.fetch(

@@ -87,8 +87,11 @@ FOR UPDATE SKIP LOCKED
 LIMIT 1;
 
 -- name: concurrency_lock
--- The same lock upstream's claim takes, so upstream's workers and this engine exclude each other.
-SELECT pg_advisory_xact_lock(hashtext(%(key)s));
+-- The lock upstream's claim takes on the key, so upstream's workers and this engine exclude each
+-- other; but tried, not waited for: a claimer that skips a key keeps its lock until it commits,
+-- so two claimers waiting on each other's keys would deadlock. A key another claimer is
+-- deciding right now is skipped by this claim.
+SELECT pg_try_advisory_xact_lock(hashtext(%(key)s)) AS locked;
 
 -- name: concurrency_holder
 SELECT 1 AS held FROM durably_runs
