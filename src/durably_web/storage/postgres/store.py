@@ -245,7 +245,15 @@ class PostgresStore:
             "expires": format_timestamp(now + lease_duration),
         }
 
-        async def block(session: Session) -> Run | None:
+        [fast] = await self.database.fetch(
+            self._q["claim_fast"], {**params, **_CHANNELS}, retry=False
+        )
+        if fast["id"] is not None:
+            return run_from_row(fast)
+        if not fast["candidates"]:
+            return None
+
+        async def block(session: Session) -> Run | None:  # the oldest candidate has a key
             skip: list[str] = []
             while True:
                 rows = await session.fetch(self._q["claim_candidate"], {**params, "skip": skip})

@@ -86,6 +86,41 @@ ORDER BY r.created_at, r.id
 FOR UPDATE SKIP LOCKED
 LIMIT 1;
 
+-- name: claim_fast
+-- The same candidate as claim_candidate (without skipped keys), leased in the same statement
+-- when it has no concurrency key: one round trip for most claims. One row always comes back:
+-- the leased run's columns (id NULL when nothing was leased) and how many candidates were
+-- found; a keyed candidate is left to the claim transaction.
+WITH candidate AS (
+  SELECT id, concurrency_key FROM durably_runs r
+  WHERE (r.status = 'pending'
+         OR (r.status = 'leased' AND r.lease_expires_at IS NOT NULL
+             AND r.lease_expires_at <= %(now)s))
+    AND r.job_name = ANY(%(jobs)s::text[])
+    AND (%(run_id)s::text IS NULL OR r.id = %(run_id)s::text)
+    AND (r.concurrency_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM durably_runs a
+      WHERE a.concurrency_key = r.concurrency_key AND a.id <> r.id AND a.status = 'leased'
+        AND a.lease_expires_at IS NOT NULL AND a.lease_expires_at > %(now)s))
+  ORDER BY r.created_at, r.id
+  FOR UPDATE SKIP LOCKED
+  LIMIT 1
+), leased AS (
+  UPDATE durably_runs
+  SET status = 'leased',
+      lease_owner = %(owner)s,
+      lease_expires_at = %(expires)s,
+      lease_generation = lease_generation + 1,
+      started_at = COALESCE(started_at, %(now)s),
+      updated_at = %(now)s
+  FROM candidate
+  WHERE durably_runs.id = candidate.id AND candidate.concurrency_key IS NULL
+  RETURNING durably_runs.*
+)
+SELECT leased.*, (SELECT count(*) FROM candidate) AS candidates,
+       CASE WHEN leased.id IS NOT NULL THEN pg_notify(%(run_channel)s, leased.id) END AS notified
+FROM (SELECT 1) AS one LEFT JOIN leased ON TRUE;
+
 -- name: concurrency_lock
 -- The lock upstream's claim takes on the key, so upstream's workers and this engine exclude each
 -- other; but tried, not waited for: a claimer that skips a key keeps its lock until it commits,
