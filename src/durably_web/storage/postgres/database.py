@@ -137,7 +137,10 @@ class Database:
             if self._opened:
                 return
             probe = await self.connect()  # fail fast on a wrong URL, password or database
-            await probe.close()
+            try:
+                await probe.execute("SELECT 1")
+            finally:
+                await probe.close()
             await self._pool.open(wait=False)
             self._opened = True
 

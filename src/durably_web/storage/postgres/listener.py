@@ -47,6 +47,7 @@ class Listener:
         self._task: asyncio.Task[None] | None = None
         self._listening: asyncio.Event | None = None
         self._connection: psycopg.AsyncConnection[dict[str, object]] | None = None
+        self._start_lock: asyncio.Lock | None = None
         self.reconnections = 0
 
     def subscribe(self, channel: str, subscriber: Subscriber) -> Callable[[], None]:
@@ -67,14 +68,17 @@ class Listener:
             DatabaseUnreachable: the first connection failed.
 
         """
-        if self._task is not None and not self._task.done():
-            assert self._listening is not None
-            await self._listening.wait()
-            return
-        self._connection = await self._connect()
-        self._listening = asyncio.Event()
-        self._listening.set()
-        self._task = asyncio.create_task(self._run(), name="durably-pg-listener")
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:  # two first callers at once must not open two connections
+            if self._task is not None and not self._task.done():
+                assert self._listening is not None
+                await self._listening.wait()
+                return
+            self._connection = await self._connect()
+            self._listening = asyncio.Event()
+            self._listening.set()
+            self._task = asyncio.create_task(self._run(), name="durably-pg-listener")
 
     async def close(self) -> None:
         """Stop listening and close the connection."""
@@ -95,6 +99,9 @@ class Listener:
         except psycopg.Error as exc:
             await connection.close()
             raise DatabaseUnreachable(f"cannot LISTEN on PostgreSQL: {exc}") from exc
+        except BaseException:  # cancelled while listening: do not leave the connection open
+            await connection.close()
+            raise
         return connection
 
     async def _run(self) -> None:
