@@ -38,6 +38,7 @@ from durably_web.models import Log, Run, Step
 from durably_web.storage.connection import IntegrityViolation
 from durably_web.storage.postgres.database import Database, DatabaseUnreachable, Session
 from durably_web.storage.postgres.listener import Listener, Subscriber
+from durably_web.storage.postgres.params import log_params, run_fields, step_params
 from durably_web.storage.queries import migrations, queries
 from durably_web.storage.records import CompletedStep, LogRow, NewRun, Pending, RunFilter
 from durably_web.storage.rows import log_from_row, run_from_row, step_from_row
@@ -52,15 +53,6 @@ RUN_CHANNEL = "durably_run"
 _SQL_ROOT = "sql/postgres"
 _ENQUEUE_ATTEMPTS = 5
 _CHANNELS = {"ready_channel": READY_CHANNEL, "run_channel": RUN_CHANNEL}
-_LOG_COLUMNS = (
-    "log_ids",
-    "log_run_ids",
-    "log_steps",
-    "log_levels",
-    "log_messages",
-    "log_data",
-    "log_times",
-)
 
 
 class PostgresStore:
@@ -306,7 +298,7 @@ class PostgresStore:
             ConflictError: a completed step with this name already exists.
 
         """
-        step = _step(run_id, name, index, "completed", output_json, None, started_at, now)
+        step = step_params(run_id, name, index, "completed", output_json, None, started_at, now)
         try:
             written = await self._write_step(run_id, generation, step, pending.take_logs())
         except IntegrityViolation as exc:
@@ -330,13 +322,13 @@ class PostgresStore:
         pending: Pending,
     ) -> bool:
         """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off."""
-        step = _step(run_id, name, index, status, None, error, started_at, now)
+        step = step_params(run_id, name, index, status, None, error, started_at, now)
         return await self._write_step(run_id, generation, step, pending.take_logs())
 
     async def _write_step(
         self, run_id: str, generation: int, step: dict[str, Any], logs: list[LogRow]
     ) -> bool:
-        params = {**step, **_logs(logs), "generation": generation}
+        params = {**step, **log_params(logs), "generation": generation}
         [result] = await self._held(run_id, self._q["write_step"], params)
         if result["written"]:
             return True
@@ -347,7 +339,7 @@ class PostgresStore:
         """Write pending progress, counters and logs on their own; False if fenced off."""
         if not pending:
             return True
-        params = _run_fields(run_id, generation, pending, now)
+        params = run_fields(run_id, generation, pending, now)
         return bool(await self._held(run_id, self._q["touch_run"], params))
 
     async def renew_lease(
@@ -383,9 +375,9 @@ class PostgresStore:
             RunCancelled / LeaseLost: the fence refused; nothing was written.
 
         """
-        params = _run_fields(run_id, generation, pending, now)
+        params = run_fields(run_id, generation, pending, now)
         if delete_steps:
-            params.update(_logs([]))
+            params.update(log_params([]))
         params.update(output=output_json, delete_steps=delete_steps)
         await self._finish(run_id, generation, "complete_run", "completed", params)
 
@@ -398,7 +390,7 @@ class PostgresStore:
             RunCancelled / LeaseLost: the fence refused; nothing was written.
 
         """
-        params = _run_fields(run_id, generation, pending, now)
+        params = run_fields(run_id, generation, pending, now)
         params["error"] = error
         await self._finish(run_id, generation, "fail_run", "failed", params)
 
@@ -424,7 +416,7 @@ class PostgresStore:
         It goes back to pending, unless another run of its job already waits under its
         concurrency key: then it stays leased with an expired lease, claimable just the same.
         """
-        params = _run_fields(run_id, generation, pending, now)
+        params = run_fields(run_id, generation, pending, now)
         try:
             rows = await self._held(
                 run_id, self._q["release_lease"], {**params, "keep_leased": False}
@@ -589,52 +581,6 @@ def _load_queries() -> dict[str, str]:
     """Return the dialect's queries, the ``{logs}`` fragment written into those using it."""
     found = queries(_SQL_ROOT)
     return {name: sql.replace("{logs}", found["logs"]) for name, sql in found.items()}
-
-
-def _step(
-    run_id: str,
-    name: str,
-    index: int,
-    status: str,
-    output_json: str | None,
-    error: str | None,
-    started_at: float,
-    now: float,
-) -> dict[str, Any]:
-    return {
-        "id": new_ulid(now),
-        "run_id": run_id,
-        "name": name,
-        "index": index,
-        "status": status,
-        "output": output_json,
-        "error": error,
-        "started_at": format_timestamp(started_at),
-        "now": format_timestamp(now),
-    }
-
-
-def _logs(logs: Sequence[LogRow]) -> dict[str, list[Any]]:
-    """Return the ``{logs}`` fragment's parameters: one array per column."""
-    columns: list[list[Any]] = [[], [], [], [], [], [], []]
-    for log in logs:
-        for column, value in zip(columns, log, strict=True):
-            column.append(value)
-    return dict(zip(_LOG_COLUMNS, columns, strict=True))
-
-
-def _run_fields(run_id: str, generation: int, pending: Pending, now: float) -> dict[str, Any]:
-    """Return a fenced run update's parameters: pending counters, progress and logs, taken."""
-    progress, index, count = pending.take_run_fields()
-    return {
-        "run_id": run_id,
-        "generation": generation,
-        "progress": progress,
-        "step_index": index,
-        "step_count": count,
-        "now": format_timestamp(now),
-        **_logs(pending.take_logs()),
-    }
 
 
 def _in_doubt(run_id: str, error: DatabaseUnreachable) -> LeaseLost:
