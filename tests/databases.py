@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -19,7 +20,7 @@ from durably_web.storage.store import SQLiteStore
 if TYPE_CHECKING:
     from durably_web.storage.postgres import PostgresStore
 
-__all__ = ["BACKENDS", "SQLITE_BACKENDS", "AnyStore", "TestDatabase", "until"]
+__all__ = ["BACKENDS", "SQLITE_BACKENDS", "AnyStore", "TestDatabase", "sql_on", "until"]
 
 SQLITE_BACKENDS = ["memory", "file"]
 BACKENDS = [*SQLITE_BACKENDS, "postgres"]
@@ -129,3 +130,22 @@ async def until(condition: Callable[[], bool | Awaitable[bool]], timeout: float 
             if result:
                 return
             await asyncio.sleep(0.002)
+
+
+def sql_on(store: Any, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Run one SQL statement on an engine's own database, whichever store it has.
+
+    ``sql`` is written for SQLite, with ``?1``-style parameters; on PostgreSQL they become
+    psycopg's. Returns the rows (none for a statement without results).
+    """
+    if isinstance(store, SQLiteStore):
+        with store.connection.transaction():
+            return store.connection.query(sql, params)
+    import psycopg
+    from psycopg.rows import dict_row
+
+    named = re.sub(r"\?(\d+)", r"%(p\1)s", sql)
+    values = {f"p{n}": value for n, value in enumerate(params, start=1)}
+    with psycopg.connect(store.database.conninfo, autocommit=True, row_factory=dict_row) as pg:
+        cursor = pg.execute(named, values)
+        return cursor.fetchall() if cursor.description is not None else []

@@ -140,8 +140,10 @@ def create_durably(
         store = cast(SQLiteStore, _open_postgres(database))
     elif isinstance(database, str):
         store = SQLiteStore(open_connection(database))
-    elif isinstance(database, SQLiteStore):
-        store, owns = database, False
+    elif isinstance(database, SQLiteStore) or all(
+        hasattr(database, name) for name in _STORE_METHODS
+    ):  # a Store: SQLite's, or another (PostgreSQL's), until issue 15's protocol names it
+        store, owns = cast(SQLiteStore, database), False
     elif all(hasattr(database, name) for name in _CONNECTION_METHODS):
         store, owns = SQLiteStore(database), False
     else:
@@ -163,6 +165,7 @@ def create_durably(
 
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
+_STORE_METHODS = ("migrate", "enqueue", "claim_next", "checkpoint_step", "complete_run")
 
 
 def _open_postgres(url: str) -> Any:

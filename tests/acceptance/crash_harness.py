@@ -116,10 +116,14 @@ def seeded_rng() -> tuple[random.Random, int]:
     return random.Random(seed), seed
 
 
-async def open_engine(db: Path) -> Durably:
-    """The test's own engine on the database: it triggers and inspects, never executes."""
+async def open_engine(db: Path, engine_url: str | None = None) -> Durably:
+    """The test's own engine on the database: it triggers and inspects, never executes.
+
+    The side-effect tables go in the SQLite file ``db``; the engine runs there too, or on
+    ``engine_url`` (PostgreSQL).
+    """
     create_tables(str(db))
-    durably = create_durably(f"sqlite:///{db}", jobs=JOBS, preserve_steps=True)
+    durably = create_durably(engine_url or f"sqlite:///{db}", jobs=JOBS, preserve_steps=True)
     await durably.migrate()
     return durably
 

@@ -6,6 +6,9 @@ ran, including the executions whose checkpoint a kill prevented. From those rows
 check that no completed step ever ran again, that a resumed run restarts at its first
 unfinished step, and that leases and concurrency keys keep executions apart across processes.
 
+Each test runs with the engine on SQLite and on PostgreSQL (side effects stay in a SQLite
+file: to the engine they are the outside world).
+
 Set ``CRASH_SEED`` to replay a run's random kill points.
 """
 
@@ -39,6 +42,25 @@ from tests.acceptance.crash_worker import OUTCOME_KILL, step_name, step_value
 
 DEADLINE = 120.0
 """Seconds a crash test may take before it gives up (it normally needs a fraction)."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where the engine keeps its runs: the side-effect SQLite file, or PostgreSQL."""
+
+    url: str | None
+
+    @property
+    def worker_args(self) -> tuple[str, ...]:
+        return () if self.url is None else ("--engine", self.url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """Each crash test runs with the engine on SQLite and on PostgreSQL."""
+    if request.param == "postgres":
+        return Engine(str(request.getfixturevalue("postgres_url")))
+    return Engine(None)
 
 
 def resume_gaps(effects: Iterable[Effect], index_of: dict[str, int]) -> list[str]:
@@ -130,10 +152,10 @@ async def wait_for_executions(
 
 
 @pytest.mark.slow
-async def test_sigkill_resume(tmp_path: Path) -> None:
+async def test_sigkill_resume(engine: Engine, tmp_path: Path) -> None:
     rng, seed = seeded_rng()
     db = tmp_path / "crash.db"
-    durably = await open_engine(db)
+    durably = await open_engine(db, engine.url)
     runs = [
         await durably.jobs.crash_steps.trigger(
             {"steps": RESUME_STEPS, "seed": number, "sleep": STEP_SLEEP}
@@ -152,6 +174,7 @@ async def test_sigkill_resume(tmp_path: Path) -> None:
                 tmp_path / f"worker-{len(workers)}.log",
                 expect=RESUME_RUNS,
                 max_concurrent_runs=2,
+                extra=engine.worker_args,
             )
             workers.append(worker)
             if len(killed) < TARGET_KILLS:
@@ -213,14 +236,14 @@ async def test_sigkill_resume(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_sigkill_between_last_checkpoint_and_outcome(tmp_path: Path) -> None:
+async def test_sigkill_between_last_checkpoint_and_outcome(engine: Engine, tmp_path: Path) -> None:
     """Killed after its last checkpoint, before its outcome: the resumed run replays every step.
 
     Regression test for a run that then completed with the step counters of before the crash
     (they are written lazily, and a pure replay used to leave them alone).
     """
     db = tmp_path / "outcome.db"
-    durably = await open_engine(db)
+    durably = await open_engine(db, engine.url)
     steps = 3
     run = await durably.jobs.die_before_outcome.trigger({"steps": steps})
     deadline = time.monotonic() + DEADLINE
@@ -228,7 +251,11 @@ async def test_sigkill_between_last_checkpoint_and_outcome(tmp_path: Path) -> No
     with closing(sqlite3.connect(db, timeout=10)) as effects, reaped(workers):
         for n, expected_code in enumerate((-signal.SIGKILL, 0)):
             worker = WorkerProcess(
-                db, tmp_path / f"worker-{n}.log", expect=1, max_concurrent_runs=1
+                db,
+                tmp_path / f"worker-{n}.log",
+                expect=1,
+                max_concurrent_runs=1,
+                extra=engine.worker_args,
             )
             workers.append(worker)
             code = await worker.wait(deadline)
@@ -340,10 +367,10 @@ async def trigger_waves(
 
 
 @pytest.mark.slow
-async def test_two_workers(tmp_path: Path) -> None:
+async def test_two_workers(engine: Engine, tmp_path: Path) -> None:
     rng, seed = seeded_rng()
     db = tmp_path / "two.db"
-    durably = await open_engine(db)
+    durably = await open_engine(db, engine.url)
     jobs = ("interval_a", "interval_b")
     created: list[Run] = []
     for n in range(UNKEYED):
@@ -363,7 +390,11 @@ async def test_two_workers(tmp_path: Path) -> None:
         for n in range(2):
             workers.append(
                 WorkerProcess(
-                    db, tmp_path / f"worker-{n}.log", expect=expect, max_concurrent_runs=2
+                    db,
+                    tmp_path / f"worker-{n}.log",
+                    expect=expect,
+                    max_concurrent_runs=2,
+                    extra=engine.worker_args,
                 )
             )
         victim, survivor = workers
@@ -382,11 +413,9 @@ async def test_two_workers(tmp_path: Path) -> None:
                 if kill_at is not None and time.monotonic() >= kill_at:
                     assert victim.kill(), f"worker {victim.pid} ended before the kill"
                     held_at_kill = [
-                        row[0]
-                        for row in effects.execute(
-                            "SELECT id FROM durably_runs WHERE status = 'leased' AND lease_owner = ?",
-                            (f"worker-{victim.pid}",),
-                        )
+                        run.id
+                        for run in await durably.get_runs(status="leased")
+                        if run.lease_owner == f"worker-{victim.pid}"
                     ]
             await asyncio.sleep(0.01)
         code = await survivor.wait(deadline)

@@ -26,6 +26,7 @@ from durably_web import (
 )
 from durably_web.json_value import MAX_DEPTH
 from tests.conftest import VERY_DEEP, MakeDurably
+from tests.databases import sql_on
 from tests.jobs import echo_job
 
 
@@ -56,9 +57,8 @@ JOBS = {"anything": anything, "loose": loose, "echo": echo_job}
 
 def stored(durably: Durably) -> list[Any]:
     """Every row of every durably table: what a refused request must leave alone."""
-    conn = durably.store.connection
     return [
-        conn.query(f"SELECT * FROM {table} ORDER BY 1")
+        sql_on(durably.store, f"SELECT * FROM {table} ORDER BY 1")
         for table in ("durably_runs", "durably_steps", "durably_logs", "durably_run_labels")
     ]
 

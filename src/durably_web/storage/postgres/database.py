@@ -28,7 +28,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed
 
 from durably_web.errors import StorageError
-from durably_web.storage.connection import IntegrityViolation
+from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
 
 __all__ = ["Database", "DatabaseUnreachable", "Params", "Session", "TransactionAborted"]
 
@@ -41,11 +41,15 @@ _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 1.0
 
 
-class DatabaseUnreachable(StorageError):
-    """The server could not be reached, or the connection broke during the operation."""
+class DatabaseUnreachable(DatabaseBusy):
+    """The server could not be reached, or the connection broke during the operation.
+
+    A :class:`DatabaseBusy`: transient, so the engine backs off and tries again (its worker
+    loop, and every call a running attempt makes) instead of failing a run or stopping.
+    """
 
 
-class TransactionAborted(StorageError):
+class TransactionAborted(DatabaseBusy):
     """PostgreSQL rolled the transaction back (deadlock, serialization failure): run it again."""
 
 

@@ -22,7 +22,8 @@ from durably_web.storage.postgres.database import Database, DatabaseUnreachable
 __all__ = ["Listener", "Subscriber"]
 
 Subscriber = Callable[[str | None], None]
-"""Called with each notification's payload, or ``None`` after a reconnection."""
+"""Called with each notification's payload, or ``None`` after a reconnection (see also
+:meth:`Listener.watch`, for one payload)."""
 
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 2.0
@@ -44,6 +45,7 @@ class Listener:
         self._database = database
         self._channels = channels
         self._subscribers: dict[str, list[Subscriber]] = {channel: [] for channel in channels}
+        self._watchers: dict[tuple[str, str], list[Callable[[], None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._listening: asyncio.Event | None = None
         self._connection: psycopg.AsyncConnection[dict[str, object]] | None = None
@@ -58,6 +60,23 @@ class Listener:
         def unsubscribe() -> None:
             if subscriber in subscribers:
                 subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def watch(self, channel: str, payload: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` for each notification on ``channel`` whose payload is ``payload``.
+
+        Also called after a reconnection (a notification may have been missed). Returns an
+        unsubscribe function.
+        """
+        watchers = self._watchers.setdefault((channel, payload), [])
+        watchers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in watchers:
+                watchers.remove(callback)
+            if not watchers:
+                self._watchers.pop((channel, payload), None)
 
         return unsubscribe
 
@@ -138,11 +157,20 @@ class Listener:
 
     def _dispatch(self, channel: str, payload: str | None) -> None:
         for subscriber in list(self._subscribers.get(channel, ())):
-            try:
-                subscriber(payload)
-            except Exception:  # noqa: BLE001 - one subscriber must not silence the others
-                _log.exception("a PostgreSQL notification subscriber failed")
+            _call(subscriber, payload)
+        for (watched, key), watchers in list(self._watchers.items()):
+            if watched == channel and payload in (None, key):
+                for watcher in list(watchers):
+                    _call(watcher)
 
     def _dispatch_all(self, payload: None) -> None:
         for channel in self._channels:
             self._dispatch(channel, payload)
+
+
+def _call(callback: Callable[..., None], *args: str | None) -> None:
+    """Call a subscriber; one that raises must not silence the others."""
+    try:
+        callback(*args)
+    except Exception:  # noqa: BLE001 - logged, the listener goes on
+        _log.exception("a PostgreSQL notification subscriber failed")

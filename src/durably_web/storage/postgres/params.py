@@ -6,14 +6,14 @@ connection writes the same rows (which ``ON CONFLICT (id) DO NOTHING`` then skip
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from durably_web.clock import format_timestamp
 from durably_web.ids import new_ulid
 from durably_web.storage.records import LogRow, Pending
 
-__all__ = ["LOG_COLUMNS", "log_params", "run_fields", "step_params"]
+__all__ = ["LOG_COLUMNS", "log_params", "run_update", "step_params"]
 
 LOG_COLUMNS = (
     "log_ids",
@@ -34,20 +34,16 @@ def step_params(
     status: str,
     output_json: str | None,
     error: str | None,
-    started_at: float,
-    now: float,
 ) -> dict[str, Any]:
-    """Return a step row's parameters (``write_step``), with a new id."""
+    """Return a step row's parameters (``write_step``) with a new id; times are added later."""
     return {
-        "id": new_ulid(now),
+        "id": new_ulid(),
         "run_id": run_id,
         "name": name,
         "index": index,
         "status": status,
         "output": output_json,
         "error": error,
-        "started_at": format_timestamp(started_at),
-        "now": format_timestamp(now),
     }
 
 
@@ -60,15 +56,25 @@ def log_params(logs: Sequence[LogRow]) -> dict[str, list[Any]]:
     return dict(zip(LOG_COLUMNS, columns, strict=True))
 
 
-def run_fields(run_id: str, generation: int, pending: Pending, now: float) -> dict[str, Any]:
-    """Return a fenced run update's parameters: pending counters, progress and logs, taken."""
-    progress, index, count = pending.take_run_fields()
-    return {
+def run_update(
+    run_id: str, generation: int, pending: Pending, now: float
+) -> tuple[dict[str, Any], Callable[[], None]]:
+    """Return a fenced run update's parameters and what to call once it committed.
+
+    The parameters carry the pending counters, progress and log lines, read without removing
+    them; the returned function forgets them (``Pending.written``), so a write that fails loses
+    nothing: it goes out with the next one.
+    """
+    fields = pending.run_fields()
+    logs = list(pending.logs)
+    progress, index, count = fields
+    params = {
         "run_id": run_id,
         "generation": generation,
         "progress": progress,
         "step_index": index,
         "step_count": count,
         "now": format_timestamp(now),
-        **log_params(pending.take_logs()),
+        **log_params(logs),
     }
+    return params, lambda: pending.written(fields, len(logs))

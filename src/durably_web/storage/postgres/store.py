@@ -20,9 +20,10 @@ differs is how safety is reached with many writers at once:
   reacts at once instead of at its next poll.
 - **Connection loss**: reads and lease-holder writes are retried through a restart of the server
   (see :class:`~durably_web.storage.postgres.database.Database`); lease-holder writes are built
-  to be repeated safely. One that still cannot reach the server raises
-  :class:`~durably_web.errors.LeaseLost`: the attempt ends without writing anything more and
-  the run is reclaimed when its lease expires.
+  to be repeated safely, even when the engine calls them again (a step row whose write was in
+  doubt keeps its id). A server still unreachable after ``retry_for`` raises
+  ``DatabaseUnreachable``, a :class:`~durably_web.storage.connection.DatabaseBusy`: the engine
+  waits and calls again, as it does for a SQLite lock, instead of failing the run.
 """
 
 from __future__ import annotations
@@ -32,16 +33,17 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from durably_web.clock import format_timestamp
-from durably_web.errors import ConflictError, LeaseLost, NotFoundError, RunCancelled
+from durably_web.errors import ConflictError, LeaseLost, NotFoundError, RunCancelled, StorageError
 from durably_web.ids import new_ulid
-from durably_web.models import Log, Run, Step
+from durably_web.models import Run
 from durably_web.storage.connection import IntegrityViolation
-from durably_web.storage.postgres.database import Database, DatabaseUnreachable, Session
+from durably_web.storage.postgres.database import Database, Session
 from durably_web.storage.postgres.listener import Listener, Subscriber
-from durably_web.storage.postgres.params import log_params, run_fields, step_params
+from durably_web.storage.postgres.params import log_params, run_update, step_params
+from durably_web.storage.postgres.reads import PostgresReads
 from durably_web.storage.queries import migrations, queries
-from durably_web.storage.records import CompletedStep, LogRow, NewRun, Pending, RunFilter
-from durably_web.storage.rows import log_from_row, run_from_row, step_from_row
+from durably_web.storage.records import NewRun, Pending
+from durably_web.storage.rows import run_from_row
 
 __all__ = ["READY_CHANNEL", "RUN_CHANNEL", "PostgresStore"]
 
@@ -55,7 +57,7 @@ _ENQUEUE_ATTEMPTS = 5
 _CHANNELS = {"ready_channel": READY_CHANNEL, "run_channel": RUN_CHANNEL}
 
 
-class PostgresStore:
+class PostgresStore(PostgresReads):
     """Domain operations on a PostgreSQL database (see the module docstring).
 
     Args:
@@ -67,8 +69,9 @@ class PostgresStore:
         self.database = database
         self._q = _load_queries()
         self._listener = Listener(database, (READY_CHANNEL, RUN_CHANNEL))
-        self._run_watchers: dict[str, list[Callable[[], None]]] = {}
-        self._listener.subscribe(RUN_CHANNEL, self._run_changed)
+        # Step rows whose write may have committed with its connection lost: written again
+        # with the same id, so the retry finds it instead of a duplicate name.
+        self._in_doubt: dict[tuple[str, int, str, str], dict[str, Any]] = {}
 
     # -- notifications ------------------------------------------------------------------
 
@@ -85,24 +88,7 @@ class PostgresStore:
 
         Also called after a reconnection, since a change may have been missed meanwhile.
         """
-        watchers = self._run_watchers.setdefault(run_id, [])
-        watchers.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in watchers:
-                watchers.remove(callback)
-            if not watchers:
-                self._run_watchers.pop(run_id, None)
-
-        return unsubscribe
-
-    def _run_changed(self, run_id: str | None) -> None:
-        if run_id is None:
-            callbacks = [cb for watchers in self._run_watchers.values() for cb in watchers]
-        else:
-            callbacks = list(self._run_watchers.get(run_id, ()))
-        for callback in callbacks:
-            callback()
+        return self._listener.watch(RUN_CHANNEL, run_id, callback)
 
     # -- schema -------------------------------------------------------------------------
 
@@ -112,9 +98,23 @@ class PostgresStore:
         Each runs in its own transaction under an advisory lock and re-reads the version first,
         so processes migrating one database at once apply each exactly once. Then the store
         starts listening for notifications.
+
+        Raises:
+            StorageError: the database was written by a newer release (its schema version is
+                higher than the last migration known here); nothing is written.
+
         """
+        known = migrations(_SQL_ROOT)
+        latest = known[-1][0]
+        found = await self.schema_version()
+        if found > latest:
+            raise StorageError(
+                f"the database has schema version {found}, newer than this durably_web "
+                f"supports (version {latest}): it was written by a newer release. Upgrade "
+                "durably_web to open it; it was left unchanged."
+            )
         applied: list[int] = []
-        for version, script in migrations(_SQL_ROOT):
+        for version, script in known:
 
             async def apply(session: Session, version: int = version, script: str = script) -> None:
                 await session.fetch(self._q["migration_lock"])
@@ -266,14 +266,9 @@ class PostgresStore:
 
         return await self.database.in_transaction(block)
 
-    async def completed_steps(self, run_id: str) -> dict[str, CompletedStep]:
-        """Return the completed checkpoints of a run by step name."""
-        rows = await self._held(run_id, self._q["completed_steps"], {"run_id": run_id})
-        return {row["name"]: CompletedStep(row["index"], row["output"]) for row in rows}
-
     async def check_lease(self, run_id: str, generation: int) -> None:
         """Raise :class:`RunCancelled` or :class:`LeaseLost` unless the lease is still held."""
-        rows = await self._held(run_id, self._q["run_state"], {"run_id": run_id})
+        rows = await self._held(self._q["run_state"], {"run_id": run_id})
         state = rows[0] if rows else None
         if state is None or state["status"] != "leased" or state["lease_generation"] != generation:
             raise await self._refusal(run_id, state)
@@ -298,9 +293,10 @@ class PostgresStore:
             ConflictError: a completed step with this name already exists.
 
         """
-        step = step_params(run_id, name, index, "completed", output_json, None, started_at, now)
+        step = self._step(run_id, generation, name, index, "completed", output_json, None)
+        step.update(started_at=format_timestamp(started_at), now=format_timestamp(now))
         try:
-            written = await self._write_step(run_id, generation, step, pending.take_logs())
+            written = await self._write_step(run_id, generation, step, pending)
         except IntegrityViolation as exc:
             raise ConflictError(
                 f"step {name!r} of run {run_id} already has a completed checkpoint"
@@ -322,25 +318,52 @@ class PostgresStore:
         pending: Pending,
     ) -> bool:
         """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off."""
-        step = step_params(run_id, name, index, status, None, error, started_at, now)
-        return await self._write_step(run_id, generation, step, pending.take_logs())
+        step = self._step(run_id, generation, name, index, status, None, error)
+        step.update(started_at=format_timestamp(started_at), now=format_timestamp(now))
+        return await self._write_step(run_id, generation, step, pending)
+
+    def _step(
+        self,
+        run_id: str,
+        generation: int,
+        name: str,
+        index: int,
+        status: str,
+        output_json: str | None,
+        error: str | None,
+    ) -> dict[str, Any]:
+        """Return a step row's parameters (called again after a lost connection: same id)."""
+        key = (run_id, generation, name, status)
+        step = self._in_doubt.get(key) or step_params(
+            run_id, name, index, status, output_json, error
+        )
+        self._in_doubt[key] = step
+        return dict(step)
 
     async def _write_step(
-        self, run_id: str, generation: int, step: dict[str, Any], logs: list[LogRow]
+        self, run_id: str, generation: int, step: dict[str, Any], pending: Pending
     ) -> bool:
+        logs = list(pending.logs)
         params = {**step, **log_params(logs), "generation": generation}
-        [result] = await self._held(run_id, self._q["write_step"], params)
-        if result["written"]:
-            return True
+        [result] = await self._held(self._q["write_step"], params)
         # Not inserted: fenced off, or a first attempt lost with its connection did write it.
-        return bool(await self._held(run_id, self._q["step_exists"], {"id": step["id"]}))
+        written = bool(result["written"]) or bool(
+            await self._held(self._q["step_exists"], {"id": step["id"]})
+        )
+        self._in_doubt.pop((run_id, generation, step["name"], step["status"]), None)
+        if written:
+            pending.written((None, None, None), len(logs))
+        return written
 
     async def flush(self, run_id: str, generation: int, pending: Pending, now: float) -> bool:
         """Write pending progress, counters and logs on their own; False if fenced off."""
         if not pending:
             return True
-        params = run_fields(run_id, generation, pending, now)
-        return bool(await self._held(run_id, self._q["touch_run"], params))
+        params, written = run_update(run_id, generation, pending, now)
+        if not await self._held(self._q["touch_run"], params):
+            return False
+        written()
+        return True
 
     async def renew_lease(
         self, run_id: str, generation: int, now: float, lease_duration: float
@@ -353,10 +376,7 @@ class PostgresStore:
             "expires": expires,
             "now": format_timestamp(now),
         }
-        try:
-            changed = await self.database.execute(self._q["renew_lease"], params, retry=True)
-        except DatabaseUnreachable as exc:
-            raise _in_doubt(run_id, exc) from exc
+        changed = await self.database.execute(self._q["renew_lease"], params, retry=True)
         return expires if changed else None
 
     async def complete_run(
@@ -375,11 +395,12 @@ class PostgresStore:
             RunCancelled / LeaseLost: the fence refused; nothing was written.
 
         """
-        params = run_fields(run_id, generation, pending, now)
-        if delete_steps:
+        params, written = run_update(run_id, generation, pending, now)
+        if delete_steps:  # the pending log lines would be deleted with the others
             params.update(log_params([]))
         params.update(output=output_json, delete_steps=delete_steps)
         await self._finish(run_id, generation, "complete_run", "completed", params)
+        written()
 
     async def fail_run(
         self, run_id: str, generation: int, error: str, now: float, pending: Pending
@@ -390,16 +411,17 @@ class PostgresStore:
             RunCancelled / LeaseLost: the fence refused; nothing was written.
 
         """
-        params = run_fields(run_id, generation, pending, now)
+        params, written = run_update(run_id, generation, pending, now)
         params["error"] = error
         await self._finish(run_id, generation, "fail_run", "failed", params)
+        written()
 
     async def _finish(
         self, run_id: str, generation: int, query: str, status: str, params: dict[str, Any]
     ) -> None:
-        if await self._held(run_id, self._q[query], params):
+        if await self._held(self._q[query], params):
             return
-        rows = await self._held(run_id, self._q["run_state"], {"run_id": run_id})
+        rows = await self._held(self._q["run_state"], {"run_id": run_id})
         state = rows[0] if rows else None
         if state is not None and (state["status"], state["lease_generation"]) == (
             status,
@@ -416,15 +438,13 @@ class PostgresStore:
         It goes back to pending, unless another run of its job already waits under its
         concurrency key: then it stays leased with an expired lease, claimable just the same.
         """
-        params = run_fields(run_id, generation, pending, now)
+        params, written = run_update(run_id, generation, pending, now)
         try:
-            rows = await self._held(
-                run_id, self._q["release_lease"], {**params, "keep_leased": False}
-            )
+            rows = await self._held(self._q["release_lease"], {**params, "keep_leased": False})
         except IntegrityViolation:  # one pending run per concurrency key
-            rows = await self._held(
-                run_id, self._q["release_lease"], {**params, "keep_leased": True}
-            )
+            rows = await self._held(self._q["release_lease"], {**params, "keep_leased": True})
+        if rows:
+            written()
         return bool(rows)
 
     async def expire_leases(self, now: float) -> int:
@@ -432,22 +452,44 @@ class PostgresStore:
         params = {**_CHANNELS, "now": format_timestamp(now)}
         return len(await self.database.fetch(self._q["expire_leases"], params, retry=False))
 
-    async def _held(self, run_id: str, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """Run a lease holder's statement (retried); a lost server puts the lease in doubt."""
-        try:
-            return await self.database.fetch(sql, {**_CHANNELS, **params}, retry=True)
-        except DatabaseUnreachable as exc:
-            raise _in_doubt(run_id, exc) from exc
+    async def _held(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run a lease holder's statement (built to be repeated), retried through lost connections.
+
+        If the server stays unreachable past ``retry_for``, :class:`DatabaseUnreachable` (a
+        ``DatabaseBusy``) goes up: the engine waits and calls again.
+        """
+        return await self.database.fetch(sql, {**_CHANNELS, **params}, retry=True)
 
     async def _refusal(
         self, run_id: str, state: dict[str, Any] | None = None
     ) -> RunCancelled | LeaseLost:
         if state is None:
-            rows = await self._held(run_id, self._q["run_state"], {"run_id": run_id})
+            rows = await self._held(self._q["run_state"], {"run_id": run_id})
             state = rows[0] if rows else None
         if state is not None and state["status"] == "cancelled":
             return RunCancelled(f"Run was cancelled: {run_id}")
         return LeaseLost(f"Lease ownership was lost: {run_id}")
+
+    # -- runs of jobs no worker knows (see durably_web.maintenance) ------------------------
+
+    async def flag_unknown_job(self, run_id: str, warning: str) -> bool:
+        """Store ``warning`` as the error of a waiting run that has none; True if it did."""
+        params = {"run_id": run_id, "warning": warning}
+        return await self.database.execute(self._q["flag_unknown_job"], params, retry=True) > 0
+
+    async def fail_unknown_job(
+        self, run_id: str, error: str, waiting_since: float, now: float
+    ) -> Run | None:
+        """Fail a run still unclaimed since ``waiting_since``; None if it was claimed meanwhile."""
+        params = {
+            **_CHANNELS,
+            "run_id": run_id,
+            "error": error,
+            "since": format_timestamp(waiting_since),
+            "now": format_timestamp(now),
+        }
+        rows = await self.database.fetch(self._q["fail_unknown_job"], params, retry=False)
+        return run_from_row(rows[0]) if rows else None
 
     # -- run management -----------------------------------------------------------------
 
@@ -531,46 +573,6 @@ class PostgresStore:
             raise NotFoundError(f"Run not found: {run_id}")
         return run
 
-    # -- queries ------------------------------------------------------------------------
-
-    async def get_run(self, run_id: str) -> Run | None:
-        """Return the run, or None."""
-        rows = await self.database.fetch(self._q["get_run"], {"run_id": run_id}, retry=True)
-        return run_from_row(rows[0]) if rows else None
-
-    async def get_runs(self, run_filter: RunFilter) -> list[Run]:
-        """Return runs matching the filter, newest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if len(run_filter.statuses) == 1:
-            clauses.append(self._q["filter_status"])
-            params.append(run_filter.statuses[0])
-        elif run_filter.statuses:
-            clauses.append(self._q["filter_statuses"])
-            params.append(list(run_filter.statuses))
-        if len(run_filter.job_names) == 1:
-            clauses.append(self._q["filter_job"])
-            params.append(run_filter.job_names[0])
-        elif run_filter.job_names:
-            clauses.append(self._q["filter_jobs"])
-            params.append(list(run_filter.job_names))
-        for key, value in run_filter.labels:
-            clauses.append(self._q["filter_label"])
-            params.extend((key, value))
-        sql = self._q["list_runs"].replace("{filters}", " AND ".join(clauses) or "TRUE")
-        params.extend((run_filter.limit, run_filter.offset))
-        return [run_from_row(row) for row in await self.database.fetch(sql, params, retry=True)]
-
-    async def get_steps(self, run_id: str) -> list[Step]:
-        """Return a run's step records in index order."""
-        rows = await self.database.fetch(self._q["get_steps"], {"run_id": run_id}, retry=True)
-        return [step_from_row(row) for row in rows]
-
-    async def get_logs(self, run_id: str) -> list[Log]:
-        """Return a run's log lines, oldest first."""
-        rows = await self.database.fetch(self._q["get_logs"], {"run_id": run_id}, retry=True)
-        return [log_from_row(row) for row in rows]
-
     async def close(self) -> None:
         """Stop listening and close every connection."""
         await self._listener.close()
@@ -581,10 +583,3 @@ def _load_queries() -> dict[str, str]:
     """Return the dialect's queries, the ``{logs}`` fragment written into those using it."""
     found = queries(_SQL_ROOT)
     return {name: sql.replace("{logs}", found["logs"]) for name, sql in found.items()}
-
-
-def _in_doubt(run_id: str, error: DatabaseUnreachable) -> LeaseLost:
-    return LeaseLost(
-        f"Lease ownership of run {run_id} is in doubt: the database could not be reached "
-        f"({error}); the run is reclaimed when its lease expires"
-    )

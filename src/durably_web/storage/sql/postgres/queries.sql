@@ -111,6 +111,7 @@ WITH candidate AS (
       lease_owner = %(owner)s,
       lease_expires_at = %(expires)s,
       lease_generation = lease_generation + 1,
+      error = NULL,
       started_at = COALESCE(started_at, %(now)s),
       updated_at = %(now)s
   FROM candidate
@@ -141,6 +142,7 @@ WITH leased AS (
       lease_owner = %(owner)s,
       lease_expires_at = %(expires)s,
       lease_generation = lease_generation + 1,
+      error = NULL,
       started_at = COALESCE(started_at, %(now)s),
       updated_at = %(now)s
   WHERE id = %(id)s
@@ -150,6 +152,15 @@ SELECT leased.*, pg_notify(%(run_channel)s, id) AS notified FROM leased;
 
 -- name: completed_steps
 SELECT name, "index", output FROM durably_steps WHERE run_id = %(run_id)s AND status = 'completed';
+
+-- name: count_replayed_logs
+-- The run's stored log lines that a resumed attempt logs again: those written outside any
+-- completed step (a completed step replays from its checkpoint without calling its function).
+SELECT COUNT(*) AS n FROM durably_logs l
+WHERE l.run_id = %(run_id)s
+  AND (l.step_name IS NULL OR NOT EXISTS (
+    SELECT 1 FROM durably_steps s
+    WHERE s.run_id = %(run_id)s AND s.name = l.step_name AND s.status = 'completed'));
 
 -- name: run_state
 SELECT status, lease_generation FROM durably_runs WHERE id = %(run_id)s;
@@ -256,7 +267,7 @@ SELECT id, pg_notify(%(ready_channel)s, job_name) FROM expired;
 -- name: cancel_run
 WITH cancelled AS (
   UPDATE durably_runs
-  SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
+  SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, error = NULL,
       completed_at = %(now)s, updated_at = %(now)s
   WHERE id = %(run_id)s AND status IN ('pending', 'leased')
   RETURNING *
@@ -274,6 +285,42 @@ WITH retried AS (
 SELECT retried.*, pg_notify(%(run_channel)s, id) AS notified,
        pg_notify(%(ready_channel)s, job_name) AS ready
 FROM retried;
+
+-- name: unknown_job_runs
+-- Runs no worker seems to know: of a job not in %(known)s, waiting since before %(since)s
+-- (pending since then, or leased with a lease that expired then), and no live lease on any
+-- run of their job. "Waiting since" is updated_at for a pending run: only enqueue, retry and
+-- release set it while a run is pending.
+SELECT * FROM durably_runs r
+WHERE NOT (r.job_name = ANY(%(known)s::text[]))
+  AND ((r.status = 'pending' AND r.updated_at <= %(since)s)
+       OR (r.status = 'leased' AND r.lease_expires_at <= %(since)s))
+  AND NOT EXISTS (
+    SELECT 1 FROM durably_runs o
+    WHERE o.job_name = r.job_name AND o.status = 'leased' AND o.lease_expires_at > %(now)s)
+ORDER BY r.created_at, r.id LIMIT %(limit)s;
+
+-- name: flag_unknown_job
+-- The warning is kept in the run's error without touching updated_at, which dates the wait; a
+-- claim or a cancel clears it.
+UPDATE durably_runs SET error = %(warning)s
+WHERE id = %(run_id)s AND status IN ('pending', 'leased') AND error IS NULL;
+
+-- name: fail_unknown_job
+WITH failed AS (
+  UPDATE durably_runs
+  SET status = 'failed', error = %(error)s, lease_owner = NULL, lease_expires_at = NULL,
+      completed_at = %(now)s, updated_at = %(now)s
+  WHERE id = %(run_id)s
+    AND ((status = 'pending' AND updated_at <= %(since)s)
+         OR (status = 'leased' AND lease_expires_at <= %(since)s))
+    AND NOT EXISTS (
+      SELECT 1 FROM durably_runs o
+      WHERE o.job_name = durably_runs.job_name AND o.status = 'leased'
+        AND o.lease_expires_at > %(now)s)
+  RETURNING *
+)
+SELECT failed.*, pg_notify(%(run_channel)s, id) AS notified FROM failed;
 
 -- name: get_run
 SELECT * FROM durably_runs WHERE id = %(run_id)s;
