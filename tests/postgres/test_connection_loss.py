@@ -16,6 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from durably_web import StepContext, StorageError, ValidationError, create_durably, define_job
+from durably_web.storage.connection import DatabaseBusy
 from tests.databases import until
 from tests.postgres.server import PostgresServer
 
@@ -113,6 +114,7 @@ async def test_unreachable_server_fails_init_with_a_clear_error() -> None:
     ) as info:
         await asyncio.wait_for(durably.init(), 10)
     assert "s3cret" not in str(info.value)
+    assert isinstance(info.value, DatabaseBusy)  # an outage: the engine waits and tries again
     await durably.close()
 
 
@@ -122,6 +124,7 @@ async def test_wrong_password_is_named(postgres_server: PostgresServer) -> None:
     with pytest.raises(StorageError, match="password authentication failed") as info:
         await asyncio.wait_for(durably.init(), 10)
     assert "wrong" not in str(info.value).split("password authentication")[0]
+    assert not isinstance(info.value, DatabaseBusy)  # no outage to wait out: a clear refusal
     await durably.close()
 
 

@@ -122,6 +122,10 @@ class Database:
                 self.conninfo, autocommit=True, row_factory=dict_row
             )
         except psycopg.Error as exc:
+            if _refused(exc):
+                raise StorageError(
+                    f"PostgreSQL at {self.display} refused the connection: {_first_line(exc)}"
+                ) from exc
             raise DatabaseUnreachable(
                 f"cannot connect to PostgreSQL at {self.display}: {exc}"
             ) from exc
@@ -213,6 +217,10 @@ class Database:
                 f"PostgreSQL aborted a transaction: {_first_line(exc)}"
             ) from exc
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if _refused(exc):
+                raise StorageError(
+                    f"PostgreSQL at {self.display} refused the connection: {_first_line(exc)}"
+                ) from exc
             raise DatabaseUnreachable(
                 f"lost PostgreSQL at {self.display}: {_first_line(exc)}"
             ) from exc
@@ -228,3 +236,16 @@ class Database:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _refused(exc: psycopg.Error) -> bool:
+    """Whether the server answered and said no: bad credentials or no such database.
+
+    That is no outage to wait out (unlike a refused TCP connection or a restart), so it is a
+    plain :class:`StorageError`, not a ``DatabaseBusy``.
+    """
+    state = getattr(exc, "sqlstate", None) or ""
+    if state.startswith("28") or state == "3D000":  # invalid authorization; invalid catalog
+        return True
+    text = str(exc)
+    return "password authentication failed" in text or "does not exist" in text
