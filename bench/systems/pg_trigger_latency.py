@@ -5,8 +5,8 @@ process, which triggers runs one at a time and waits for each to complete. A run
 the moment its job function begins in the worker (it returns ``time.time()`` of that moment);
 both processes read the same clock. Prints one JSON line: p50 / p95 / max in milliseconds.
 
-    .venv/bin/python bench/pg_trigger_latency.py --runs 200              # its own cluster
-    .venv/bin/python bench/pg_trigger_latency.py --url postgresql://...  # an existing database
+    .venv/bin/python bench/systems/pg_trigger_latency.py --runs 200              # own cluster
+    .venv/bin/python bench/systems/pg_trigger_latency.py --url postgresql://...  # existing db
 
 Without ``--url`` it starts a throwaway cluster with ``scripts/postgres`` and stops it after.
 """
@@ -23,13 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "systems"))
-
 from bench_workloads import percentiles
 
 from durably_web import StepContext, create_durably, define_job
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POLLING_INTERVAL = 60.0
 SETTLE = 0.02  # seconds between runs, so the worker is idle (waiting) when the next one comes
 
