@@ -16,6 +16,7 @@ from durably_web.clock import Clock
 from durably_web.core.arguments import check_int, check_run_id, purge_cutoff, run_filter
 from durably_web.core.busy import wait_out_busy
 from durably_web.core.handles import JobHandle, Jobs
+from durably_web.core.remote import RemoteRuns
 from durably_web.core.trigger import TriggerItem, prepare
 from durably_web.core.watch import wait_for, watch
 from durably_web.core.worker import Worker
@@ -86,6 +87,14 @@ class Durably:
             jobs=self._by_name,
             worker_id=worker_id,
             notifications=self._notifications,
+        )
+        self._remote = RemoteRuns(
+            self._notifications,
+            load=store.get_run,
+            bus=self._bus,
+            clock=clock,
+            is_local=self.worker.is_executing,
+            report=self.worker.report,
         )
 
     # -- registry -----------------------------------------------------------------------
@@ -204,6 +213,7 @@ class Durably:
     async def close(self, timeout: float | None = None) -> None:
         """Stop the worker, then close the database connection if this instance opened it."""
         await self.stop(timeout)
+        self._remote.close()
         if self._owns_store:
             await self.store.close()
 
@@ -216,13 +226,38 @@ class Durably:
 
     # -- events -------------------------------------------------------------------------
 
-    def on(self, event_type: str, handler: EventHandler) -> Callable[[], None]:
+    def on(
+        self, event_type: str, handler: EventHandler, *, remote: bool = False
+    ) -> Callable[[], None]:
         """Call ``handler(event)`` for each event of ``event_type`` (``"*"`` for all).
 
         Handlers may be sync or async; one that raises does not stop the others and its
         error is emitted as ``worker:error``. Returns a function that unsubscribes.
+
+        Args:
+            event_type: an event type, or ``"*"``.
+            handler: called with each event.
+            remote: also the run-level events of runs other processes change, read as the
+                store reports them (PostgreSQL's NOTIFY; see :mod:`durably_web.core.remote`):
+                for a process that follows runs it does not execute, like a dashboard's
+                server. They carry ``sequence`` 0. A store without notifications (SQLite)
+                reports nothing: the handler gets this process's events only.
+
         """
-        return self._bus.on(event_type, handler)
+        unsubscribe = self._bus.on(event_type, handler, remote=remote)
+        if not remote:
+            return unsubscribe
+        self._remote.retain()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                unsubscribe()
+                self._remote.release()
+
+        return release
 
     # -- triggers -----------------------------------------------------------------------
 
