@@ -27,7 +27,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed
 
-from durably_web.errors import StorageError
+from durably_web.errors import StorageError, ValidationError
 from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
 
 __all__ = ["Database", "DatabaseUnreachable", "Params", "Session", "TransactionAborted"]
@@ -203,6 +203,8 @@ class Database:
 
         Raises:
             IntegrityViolation: a unique or check constraint refused a write.
+            ValidationError: a value PostgreSQL cannot hold (SQLSTATE class 22), as SQLite's
+                ``SQLITE_TOOBIG`` is: nothing was written.
             DatabaseUnreachable: the server was lost (after ``retry_for`` seconds of retries).
             StorageError: any other database error.
 
@@ -245,6 +247,8 @@ class Database:
             raise DatabaseUnreachable(
                 f"lost PostgreSQL at {self.display}: {_first_line(exc)}"
             ) from exc
+        except psycopg.DataError as exc:  # the data is at fault, not the database
+            raise ValidationError(f"PostgreSQL refused a value: {_first_line(exc)}") from exc
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL error: {_first_line(exc)}") from exc
 
