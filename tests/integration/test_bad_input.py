@@ -345,7 +345,7 @@ async def test_the_nul_rule_is_the_same_on_every_store(make_durably: MakeDurably
     used to stop the PostgreSQL worker with a StorageError), JSON values keep it (escaped)."""
     durably = await make_durably({"anything": anything, "nul_text": nul_text})
     before = stored(durably)
-    refusals = [
+    refusals: list[dict[str, Any]] = [
         {"idempotency_key": "k\x00"},
         {"concurrency_key": "\x00"},
         {"labels": {"team": "a\x00"}},

@@ -7,8 +7,10 @@
     durably-web runs [--db DB] [--status S] [--job NAME] [--limit N]
     durably-web run-info RUN_ID [--db DB]
     durably-web worker DB --jobs MODULE[:ATTR] [--concurrency N] [...]
-    durably-web build [--force]
-    durably-web serve [--port N] [--host ADDR] [--jobs PATH] [--isolated] [--no-build]
+    durably-web new DIR
+    durably-web build [DIR] [--out OUT] [--force]
+    durably-web serve [DIR] [--out OUT] [--port N] [--host ADDR] [--jobs PATH] [--isolated]
+                      [--no-build]
     durably-web serve-api MODULE[:ATTR] [--db DB] [--host ADDR] [--port N] [--base-path P]
 
 ``DB`` is a SQLite file (default ``durably.db``), a ``sqlite:///`` URL or a
