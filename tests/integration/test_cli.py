@@ -477,3 +477,32 @@ def test_plain_progress_lines_are_throttled() -> None:
 def test_format_table_aligns_columns() -> None:
     table = format_table(("A", "LONGER"), [("xyz", "1"), ("", "22")])
     assert table.splitlines() == ["A    LONGER", "xyz  1", "     22"]
+
+
+def test_worker_on_a_sqlite_file_runs_what_another_process_triggers(tmp_path: Path) -> None:
+    """``durably-web worker`` takes a SQLite file too: processes of one machine share it."""
+    db = tmp_path / "shared.db"
+    command = ["worker", str(db), "--jobs", str(JOBS), "--polling-interval", "0.1"]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "durably_web", *command],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        async def trigger_and_wait() -> str:
+            durably = create_durably(f"sqlite:///{db}", jobs={"slow": cli_jobs.slow_steps})
+            await durably.migrate()
+            run = await durably.jobs.slow.trigger({"steps": 2})
+            done = await durably.wait_for_run(run.id, timeout=30)
+            await durably.close()
+            return done.status
+
+        assert asyncio.run(trigger_and_wait()) == "completed"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=20)
+    assert worker.returncode == 0, err
+    assert out.strip().endswith("slow-steps completed"), out
