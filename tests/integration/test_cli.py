@@ -480,9 +480,12 @@ def test_format_table_aligns_columns() -> None:
 
 
 def test_worker_on_a_sqlite_file_runs_what_another_process_triggers(tmp_path: Path) -> None:
-    """``durably-web worker`` takes a SQLite file too: processes of one machine share it."""
+    """``durably-web worker`` takes a SQLite file too: processes of one machine share it.
+
+    Spelled ``worker MODULE --db FILE`` here (API.md's), ``worker URL --jobs MODULE`` in
+    tests/postgres/test_cli.py."""
     db = tmp_path / "shared.db"
-    command = ["worker", str(db), "--jobs", str(JOBS), "--polling-interval", "0.1"]
+    command = ["worker", str(JOBS), "--db", str(db), "--polling-interval", "0.1"]
     worker = subprocess.Popen(
         [sys.executable, "-m", "durably_web", *command],
         cwd=tmp_path,

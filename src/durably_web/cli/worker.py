@@ -5,13 +5,14 @@
     durably-web worker DATABASE --jobs MODULE[:ATTR] [--concurrency N]
                        [--lease-duration SECONDS] [--polling-interval SECONDS]
                        [--shutdown-timeout SECONDS]
+    durably-web worker MODULE[:ATTR] [--db DATABASE] [...]   (the same; API.md's spelling)
 
 ``DATABASE`` is a ``postgresql://`` URL (workers on several machines share it), a SQLite file
-or a ``sqlite:///`` URL (processes of one machine). ``--jobs`` names the jobs as ``serve-api``
-does: a module's jobs, a dict of jobs, or one job. Start as many worker processes as you like:
-each migrates (once, whoever comes first) and claims runs of its jobs; on PostgreSQL an idle
-worker wakes on a trigger's NOTIFY. Runs of jobs a worker does not register are left alone
-(another worker may serve them).
+or a ``sqlite:///`` URL (processes of one machine; default ``durably.db``). The jobs are named
+as ``serve-api`` names them: a module's jobs, a dict of jobs, or one job. Start as many
+worker processes as you like: each migrates (once, whoever comes first) and claims runs of its
+jobs; on PostgreSQL an idle worker wakes on a trigger's NOTIFY. Runs of jobs a worker does not
+register are left alone (another worker may serve them).
 
 Each run's outcome is printed on stdout as it ends (``<time> <run id> <job> completed``);
 ``worker:error`` events on stderr. One SIGINT or SIGTERM stops the worker: the runs in flight
@@ -33,7 +34,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TextIO
 
-from durably_web.cli.common import DB_HELP, UsageError, database_url, redacted
+from durably_web.cli.common import DB_HELP, DEFAULT_DB, UsageError, database_url, redacted
 from durably_web.cli.loading import jobs_of, load_attribute
 from durably_web.core.durably import Durably
 from durably_web.core.factory import create_durably
@@ -54,13 +55,17 @@ def add_worker(commands: Any) -> None:
         description="Claim and execute runs of a module's jobs until SIGINT or SIGTERM. Start "
         "several, on one PostgreSQL database from several machines, or on one SQLite file.",
     )
-    parser.add_argument("database", metavar="DATABASE", help=DB_HELP)
+    parser.add_argument(
+        "target",
+        metavar="DATABASE|MODULE",
+        help="the database when --jobs names the jobs; else the jobs' MODULE[:ATTR], with --db",
+    )
     parser.add_argument(
         "--jobs",
-        required=True,
         metavar="MODULE[:ATTR]",
         help="a module or .py file (every job it defines), or a job or dict of jobs in it",
     )
+    parser.add_argument("--db", metavar="DATABASE", help=DB_HELP)
     parser.add_argument(
         "--concurrency", type=int, default=1, metavar="N", help="runs executed at once, 1-1000"
     )
@@ -98,13 +103,21 @@ def run_worker(args: argparse.Namespace) -> int:
         )
     except ValidationError as exc:
         raise UsageError(exc.message) from None
-    url = database_url(args.database, must_exist=False)
-    _, _, value = load_attribute(args.jobs)
+    if args.jobs is not None and args.db is not None:
+        raise UsageError(
+            "give the database once: `worker DATABASE --jobs MODULE` or "
+            "`worker MODULE --db DATABASE`"
+        )
+    if args.jobs is not None:
+        database, target = args.target, args.jobs
+    else:
+        database, target = args.db or DEFAULT_DB, args.target
+    url = database_url(database, must_exist=False)
+    _, _, value = load_attribute(target)
     jobs = jobs_of(value)
     if jobs is None:
         raise UsageError(
-            f"--jobs {args.jobs!r} is {type(value).__name__}: give a module, a job or a dict of "
-            "jobs"
+            f"{target!r} is {type(value).__name__}: give a module, a job or a dict of jobs"
         )
     options: dict[str, Any] = {}
     if args.lease_duration is not None:
@@ -119,7 +132,7 @@ def run_worker(args: argparse.Namespace) -> int:
     )
     print(
         f"durably-web worker {durably.worker_id}: jobs {', '.join(sorted(jobs))} on "
-        f"{redacted(args.database)}, {args.concurrency} at a time",
+        f"{redacted(database)}, {args.concurrency} at a time",
         file=sys.stderr,
     )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers are in place
