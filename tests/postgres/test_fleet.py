@@ -50,7 +50,7 @@ from tests.acceptance.crash_harness import (
     seeded_rng,
 )
 from tests.acceptance.crash_worker import JOBS, create_tables, step_value
-from tests.postgres.fleet_jobs import EFFECTS_VARIABLE, ENGINE_VARIABLE
+from tests.postgres.fleet_jobs import EFFECTS_VARIABLE, ENGINE_VARIABLE, UNCHECKED
 from tests.postgres.server import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,6 +108,8 @@ class Totals:
     reclaims_after_expiry: int = 0
     step_executions: int = 0
     reexecutions_in_flight: int = 0
+    effects_unchecked: int = 0
+    """Side effects whose checkpoint the job could not look up (the server was restarting)."""
     seconds: float = 0.0
 
 
@@ -252,6 +254,21 @@ async def trigger_keyed_wave(
             wanted[job, key] = left - 1
 
 
+def unfinished(url: str, wanted: dict[tuple[str, str], int]) -> str:
+    """What keeps the test waiting: the runs not completed yet, for the failure message."""
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT id, job_name, status, lease_owner, lease_expires_at, lease_generation, "
+            "concurrency_key, error FROM durably_runs WHERE status <> 'completed' "
+            "ORDER BY created_at LIMIT 10"
+        ).fetchall()
+        counts = connection.execute(
+            "SELECT status, count(*) FROM durably_runs GROUP BY status"
+        ).fetchall()
+    left = {key: n for key, n in wanted.items() if n}
+    return f"by status {dict(counts)}, keyed runs still to trigger {left}, first: {rows}"
+
+
 def lease_problems(url: str, totals: Totals) -> list[str]:
     """Explain every claim that took a lease another worker still held."""
     with psycopg.connect(url) as connection:
@@ -302,7 +319,9 @@ async def test_four_workers_2000_runs_100_kills_and_a_server_restart(
         fleet.replace_the_dead()
         restart: asyncio.Task[None] | None = None
         while totals.kills < KILLS:
-            assert time.monotonic() < deadline, f"only {totals.kills} kills in time, seed {seed}"
+            assert time.monotonic() < deadline, (
+                f"only {totals.kills} kills in time, seed {seed}: {unfinished(postgres_url, wanted)}"
+            )
             await trigger_keyed_wave(durably, wanted, expected)
             # Spread the kills over the first 90% of the runs.
             due = (totals.kills + 1) * RUNS * 0.9 / KILLS
@@ -326,7 +345,10 @@ async def test_four_workers_2000_runs_100_kills_and_a_server_restart(
         while await asyncio.to_thread(count_completed, postgres_url) < len(expected) or any(
             wanted.values()
         ):
-            assert time.monotonic() < deadline, f"runs did not finish, seed {seed}"
+            assert time.monotonic() < deadline, (
+                f"runs did not finish, seed {seed}: {unfinished(postgres_url, wanted)}; "
+                f"worker logs in {tmp_path / 'logs'}"
+            )
             await trigger_keyed_wave(durably, wanted, expected)
             fleet.replace_the_dead()
             await asyncio.sleep(0.2)
@@ -366,6 +388,9 @@ async def test_four_workers_2000_runs_100_kills_and_a_server_restart(
     steps = Counter((e.run_id, e.step) for e in executions)
     totals.step_executions = len(executions)
     totals.reexecutions_in_flight = sum(n - 1 for n in steps.values())
+    totals.effects_unchecked = sum(
+        log.read_text(errors="replace").count(UNCHECKED) for log in fleet.log_of.values()
+    )
     totals.seconds = round(time.monotonic() - started, 1)
     print(f"\nfleet totals: {totals}")
     assert problems == [], problems[:10]
