@@ -168,8 +168,20 @@ async def _work(
     unsubscribe = durably.on("*", on_event)
     try:
         with _signals_set(stopping):
-            await durably.init()
-            await stopping.wait()
+            # A signal stops the worker while it still waits for its database, too.
+            starting = asyncio.create_task(durably.init())
+            signalled = asyncio.create_task(stopping.wait())
+            try:
+                await asyncio.wait((starting, signalled), return_when=asyncio.FIRST_COMPLETED)
+                if starting.done():
+                    starting.result()  # init's error, if any
+                    await signalled
+                else:
+                    starting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await starting
+            finally:
+                signalled.cancel()
     finally:
         unsubscribe()
         await durably.close(timeout=shutdown_timeout)
