@@ -13,12 +13,15 @@ import pytest
 
 from durably_web.errors import ConflictError, LeaseLost, NotFoundError, RunCancelled
 from durably_web.models import Run
+from durably_web.storage.queries import migrations
 from durably_web.storage.records import NewRun, RunDelta, RunFilter
 from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FakeClock
 from tests.conftest import ConnectionFactory
 
 LEASE = 30.0
+LATEST = migrations()[-1][0]
+"""The schema version this release migrates to."""
 
 
 async def enqueue(store: SQLiteStore, clock: FakeClock, *news: NewRun) -> list[str]:
@@ -47,15 +50,15 @@ def step_args(clock: FakeClock, name: str, index: int, output: str | None = "1")
 
 
 async def test_migrate_is_idempotent(store: SQLiteStore, clock: FakeClock) -> None:
-    assert await store.schema_version() == 3
+    assert await store.schema_version() == LATEST
     assert await store.migrate(clock.now()) == []
-    assert await store.schema_version() == 3
+    assert await store.schema_version() == LATEST
 
 
 async def test_migrate_from_empty_applies_all(connect: ConnectionFactory, clock: FakeClock) -> None:
     fresh = SQLiteStore(connect())
     assert await fresh.schema_version() == 0
-    assert await fresh.migrate(clock.now()) == [1, 2, 3]
+    assert await fresh.migrate(clock.now()) == list(range(1, LATEST + 1))
 
 
 # -- enqueue -----------------------------------------------------------------------------

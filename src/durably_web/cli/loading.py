@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -98,7 +99,9 @@ def validate_input(
 
     """
     try:
-        _, data = prepare(job, TriggerItem(value, idempotency_key=idempotency_key), None)
+        _, data = prepare(
+            job, TriggerItem(value, idempotency_key=idempotency_key), None, now=time.time()
+        )
     except ValidationError as exc:
         raise UsageError(str(exc)) from None
     return data

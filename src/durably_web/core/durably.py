@@ -6,6 +6,7 @@ execution to the Worker and Runtime, and following a run to :mod:`durably_web.co
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import replace
@@ -16,6 +17,7 @@ from durably_web.clock import Clock
 from durably_web.core.arguments import check_int, check_run_id, purge_cutoff, run_filter
 from durably_web.core.busy import wait_out_busy
 from durably_web.core.handles import JobHandle, Jobs
+from durably_web.core.step import check_step_name
 from durably_web.core.trigger import TriggerItem, prepare
 from durably_web.core.watch import wait_for, watch
 from durably_web.core.worker import Worker
@@ -28,6 +30,7 @@ from durably_web.events import (
     RunCoalesced,
     RunDelete,
     RunRetry,
+    RunSignal,
     RunTrigger,
 )
 from durably_web.job import JobDefinition
@@ -39,6 +42,7 @@ from durably_web.options import (
     check_seconds,
 )
 from durably_web.storage.base import Store
+from durably_web.validation import dump_json
 
 __all__ = ["Durably"]
 
@@ -226,8 +230,9 @@ class Durably:
     async def _enqueue(
         self, job: JobDefinition[Any, Any], items: Sequence[TriggerItem], *, batch: bool = False
     ) -> list[Run]:
+        now = self.clock.now()
         prepared = [
-            prepare(job, item, self.options.labels, f" at index {i}" if batch else "")
+            prepare(job, item, self.options.labels, f" at index {i}" if batch else "", now=now)
             for i, item in enumerate(items)
         ]
         if not prepared:
@@ -258,7 +263,7 @@ class Durably:
     # -- run management -----------------------------------------------------------------
 
     async def cancel(self, run_id: str) -> Run:
-        """Cancel a pending or leased run; a running job stops at its next step boundary.
+        """Cancel a pending, leased or waiting run; a running job stops at its next step boundary.
 
         Raises:
             NotFoundError: no such run.
@@ -270,6 +275,48 @@ class Durably:
         run = await self.store.cancel_run(run_id, self.clock.now())
         self.worker.cancel_local(run.id)
         self._bus.emit(RunCancel, run_id=run.id, job_name=run.job_name, labels=run.labels)
+        return run
+
+    async def signal(self, run_id: str, name: str, payload: Any = None) -> Run:
+        """Send the signal ``name`` to a run: ``step.wait_for_signal(name)`` returns ``payload``.
+
+        A signal sent before the run waits for it is kept until it does. A run waiting for it
+        resumes at once (in this process; another process's worker sees it at its next poll).
+        A run takes one signal of each name: a second one is refused, as is one whose wait is
+        over (its step completed, or timed out). Emits ``run:signal``.
+
+        Args:
+            run_id: the run.
+            name: the signal's name (the waiting step's name).
+            payload: JSON data handed to the waiting step.
+
+        Returns:
+            The run (``waiting`` still, if it was woken: a worker takes it up next).
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run has ended, already has a signal ``name``, or no longer
+                waits for it.
+            ValidationError: a bad name, or a payload that is not JSON data.
+
+        """
+        run_id = check_run_id(run_id)
+        name = check_step_name(name)
+        payload_json = (
+            None if payload is None else dump_json(payload, f"payload of signal {name!r}")
+        )
+        await self.migrate()
+        run, woken = await self.store.signal_run(run_id, name, payload_json, self.clock.now())
+        self._bus.emit(
+            RunSignal,
+            run_id=run.id,
+            job_name=run.job_name,
+            labels=run.labels,
+            name=name,
+            payload=None if payload_json is None else json.loads(payload_json),
+        )
+        if woken:
+            self.worker.wake()
         return run
 
     async def retry(self, run_id: str) -> Run:
@@ -304,7 +351,9 @@ class Durably:
         if job is None:
             raise NotFoundError(f"Unknown job: {run.job_name}")
         try:
-            new_run, data = prepare(job, TriggerItem(run.input, labels=run.labels), None)
+            new_run, data = prepare(
+                job, TriggerItem(run.input, labels=run.labels), None, now=self.clock.now()
+            )
         except ValidationError as exc:
             raise ValidationError(f"Cannot retrigger run {run.id}: {exc}") from None
         # The key as stored (scoped by the original trigger's key scope, if any).
@@ -325,7 +374,7 @@ class Durably:
 
         Raises:
             NotFoundError: no such run.
-            ConflictError: the run is pending or leased (cancel it first).
+            ConflictError: the run is pending, leased or waiting (cancel it first).
 
         """
         run_id = check_run_id(run_id)

@@ -28,6 +28,7 @@ from durably_web.events import (
     RunProgress,
     RunStart,
     RunTrigger,
+    RunWait,
 )
 from durably_web.models import Run, wire_time
 
@@ -45,6 +46,8 @@ def snapshot(run: Run, now: float) -> list[Event]:
     }
     if run.status == "pending":
         return [RunTrigger(input=run.input, **base)]
+    if run.status == "waiting" and run.waiting is not None:
+        return [RunWait(waiting=run.waiting, **base)]
     if run.status == "leased":
         events: list[Event] = [
             RunStart(
@@ -65,8 +68,10 @@ def snapshot(run: Run, now: float) -> list[Event]:
 
 
 def _changes(before: Run, after: Run, now: float) -> list[Event]:
-    if after.status != before.status or (
-        after.status == "leased" and after.lease_generation != before.lease_generation
+    if (
+        after.status != before.status
+        or (after.status == "leased" and after.lease_generation != before.lease_generation)
+        or (after.status == "waiting" and after.waiting != before.waiting)
     ):
         return snapshot(after, now)
     if after.progress != before.progress and after.progress is not None:

@@ -61,6 +61,7 @@ Guard = Literal[
     "retry",
     "cancel",
     "delete",
+    "signal",
     "trigger",
     "runs",
     "runs-subscribe",
@@ -289,6 +290,8 @@ _OPTION_TS = {
     "concurrency_key": "string",
     "labels": "Record<string, string>",
     "coalesce": '"skip"',
+    "delay": "number",
+    "run_at": "string",
 }
 _TRIGGER_PARAMS = (
     Param("jobName", "job_name", "string", required=True, http="body"),
@@ -387,7 +390,21 @@ OPERATIONS: tuple[Operation, ...] = (
         "Run",
         "never",
         HttpRoute("POST", "/cancel", _success, "Success", "cancel"),
-        doc="Cancel a pending or leased run.",
+        doc="Cancel a pending, leased or waiting run.",
+    ),
+    Operation(
+        "signal",
+        (
+            Param("runId", "run_id", "string", required=True, http="body"),
+            Param("name", "name", "string", required=True, http="body"),
+            Param("payload", "payload", "unknown", http="body"),
+        ),
+        lambda durably, args: durably.signal(args["run_id"], args["name"], args.get("payload")),
+        _run,
+        "Run",
+        "never",
+        HttpRoute("POST", "/signal", _success, "Success", "signal"),
+        doc="Send a signal to a run (kept until its wait of that name takes it).",
     ),
     Operation(
         "retry",

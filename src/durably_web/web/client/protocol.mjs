@@ -19,7 +19,9 @@ export const OPERATIONS = Object.freeze({
         "idempotencyKey": "body",
         "concurrencyKey": "body",
         "labels": "body",
-        "coalesce": "body"
+        "coalesce": "body",
+        "delay": "body",
+        "runAt": "body"
       },
       "result": "TriggerAnswer"
     }
@@ -121,6 +123,22 @@ export const OPERATIONS = Object.freeze({
       "path": "/cancel",
       "params": {
         "runId": "query"
+      },
+      "result": "Success"
+    }
+  },
+  "signal": {
+    "kind": "call",
+    "repeatable": "never",
+    "worker": true,
+    "result": "Run",
+    "http": {
+      "method": "POST",
+      "path": "/signal",
+      "params": {
+        "runId": "body",
+        "name": "body",
+        "payload": "body"
       },
       "result": "Success"
     }
