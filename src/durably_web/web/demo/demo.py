@@ -17,10 +17,10 @@ worker behind the client's back; nothing in server mode).
 import asyncio
 import json
 
+import js  # noqa: TID251 - page code
 from demo_table import RunTable
 from pyscript.ffi import create_proxy
 
-import js  # noqa: TID251 - page code
 from durably_web.client import connect
 
 PARAMS = js.URLSearchParams.new(js.location.search)
