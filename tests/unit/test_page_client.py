@@ -215,6 +215,9 @@ async def test_client_sends_wire_names_and_converts_answers() -> None:
     assert await client.get_run("nope") is None
     with pytest.raises(errors.ConflictError, match="already done"):
         await client.cancel("r1")
+    signalled = await client.signal("r1", "approval", {"ok": True})
+    assert adapter.calls[-1] == ("signal", ["r1", "approval", {"ok": True}])
+    assert signalled.id == "r1"
     with pytest.raises(AttributeError, match="the job module defines: import_csv"):
         _ = client.jobs.nope
 

@@ -6,6 +6,7 @@
                                [--lease-duration SECONDS] [--preserve-steps]
     durably-web runs [--db PATH] [--status S] [--job NAME] [--limit N]
     durably-web run-info RUN_ID [--db PATH]
+    durably-web signal RUN_ID NAME [--payload JSON] [--db PATH]
     durably-web build [--force]
     durably-web serve [--port N] [--host ADDR] [--jobs PATH] [--isolated] [--no-build]
     durably-web serve-api MODULE[:ATTR] [--db PATH] [--host ADDR] [--port N] [--base-path P]
@@ -36,6 +37,7 @@ from durably_web.cli.loading import load_job, validate_input
 from durably_web.cli.run import run_job
 from durably_web.cli.serve_api import add_serve_api, run_serve_api
 from durably_web.cli.show import list_runs, show_run
+from durably_web.cli.signal import send_signal
 from durably_web.errors import DurablyError, ValidationError
 from durably_web.models import RUN_STATUSES
 from durably_web.options import MAX_LEASE_DURATION, check_seconds
@@ -127,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("run-info", help="show a run with its steps and logs")
     info.add_argument("run_id", metavar="RUN_ID")
     info.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=db_help)
+
+    signal = commands.add_parser(
+        "signal",
+        help="send a signal to a run (step.wait_for_signal)",
+        description="Send the signal NAME to a run: its wait_for_signal(NAME) returns the "
+        "payload. A signal sent before the run waits for it is kept until it does.",
+    )
+    signal.add_argument("run_id", metavar="RUN_ID")
+    signal.add_argument("name", metavar="NAME", help="the signal's (and the waiting step's) name")
+    signal.add_argument("--payload", default="null", metavar="JSON", help="default null")
+    signal.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=db_help)
     add_web_commands(commands)
     add_serve_api(commands)
     return parser
@@ -174,6 +187,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "run-info":
         return asyncio.run(show_run(check_database(args.db), args.run_id))
+    if args.command == "signal":
+        payload = parse_json(args.payload, "--payload")
+        url = check_database(args.db)
+        return asyncio.run(send_signal(url, args.run_id, args.name, payload))
     value = parse_json(args.input, "--input")
     url = database_url(args.db, must_exist=False)
     key, job = load_job(args.job)

@@ -137,6 +137,15 @@ class PageClient:
         run: Record = await self._call("cancel", run_id)
         return run
 
+    async def signal(self, run_id: str, name: str, payload: Any = None) -> Record:
+        """Send the signal ``name`` to a run (its ``wait_for_signal(name)`` returns ``payload``).
+
+        A signal sent before the run waits for it is kept until it does; a second one of a
+        name is a ``ConflictError``, as is one to a finished run.
+        """
+        run: Record = await self._call("signal", run_id, name, payload)
+        return run
+
     async def retry(self, run_id: str) -> Record:
         """Re-run a failed or cancelled run in place; completed steps replay."""
         run: Record = await self._call("retry", run_id)

@@ -289,6 +289,7 @@ def render_mjs() -> str:
         for op in OPERATIONS
     }
     body = json.dumps(table, indent=2)
+    events = json.dumps([cls.type for cls in EVENT_CLASSES], indent=2)
     return (
         "// @ts-check\n"
         + _HEADER
@@ -296,6 +297,9 @@ def render_mjs() -> str:
         + "/** The remote operations: name → {kind, repeatable, worker, result, http}. */\n"
         + '/** @type {Readonly<Record<string, import("./protocol.js").OperationInfo>>} */\n'
         + f"export const OPERATIONS = Object.freeze({body});\n"
+        + "\n/** The engine's event types, in durably_web.events.EVENT_CLASSES order. */\n"
+        + "/** @type {readonly string[]} */\n"
+        + f"export const ENGINE_EVENT_TYPES = Object.freeze({events});\n"
     )
 
 

@@ -246,6 +246,15 @@ export class DurablyClient {
     return this.call("cancel", { runId });
   }
 
+  /**
+   * Send the signal `name` to a run: its `step.wait_for_signal(name)` returns `payload`. A
+   * signal sent before the run waits for it is kept until it does.
+   * @param {string} runId @param {string} name @param {unknown} [payload]
+   */
+  signal(runId, name, payload = null) {
+    return this.call("signal", { runId, name, payload });
+  }
+
   /** Re-run a failed or cancelled run in place (completed steps replay). @param {string} runId */
   retry(runId) {
     return this.call("retry", { runId });

@@ -250,3 +250,27 @@ export const OPERATIONS = Object.freeze({
     "http": null
   }
 });
+
+/** The engine's event types, in durably_web.events.EVENT_CLASSES order. */
+/** @type {readonly string[]} */
+export const ENGINE_EVENT_TYPES = Object.freeze([
+  "run:trigger",
+  "run:coalesced",
+  "run:start",
+  "run:lease-renewed",
+  "run:progress",
+  "run:complete",
+  "run:fail",
+  "run:cancel",
+  "run:retry",
+  "run:wait",
+  "run:signal",
+  "run:delete",
+  "step:start",
+  "step:complete",
+  "step:fail",
+  "step:retry",
+  "step:cancel",
+  "log:write",
+  "worker:error"
+]);
