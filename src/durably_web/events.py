@@ -45,6 +45,7 @@ __all__ = [
     "RunStart",
     "RunTrigger",
     "RunWait",
+    "ScheduleTick",
     "StepCancel",
     "StepComplete",
     "StepFail",
@@ -192,6 +193,18 @@ class RunSignal(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleTick(Event):
+    """A schedule's tick triggered its run ``run_id`` (``durably.schedule``).
+
+    ``tick`` is the tick's time (ISO-8601 UTC text), ``schedule`` the schedule's name.
+    """
+
+    type = "schedule:tick"
+    schedule: str = ""
+    tick: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunDelete(Event):
     """The run and its steps and logs were deleted."""
 
@@ -295,6 +308,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     StepCancel,
     LogWrite,
     WorkerError,
+    ScheduleTick,
 )
 EVENT_TYPES: frozenset[str] = frozenset(cls.type for cls in EVENT_CLASSES)
 TERMINAL_EVENT_TYPES: frozenset[str] = frozenset(

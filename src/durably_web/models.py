@@ -17,8 +17,11 @@ __all__ = [
     "Log",
     "LogLevel",
     "Progress",
+    "CATCH_UPS",
+    "CatchUp",
     "Run",
     "RunStatus",
+    "Schedule",
     "Step",
     "StepStatus",
     "TERMINAL_STATUSES",
@@ -33,6 +36,8 @@ StepStatus = Literal["completed", "failed", "cancelled"]
 LogLevel = Literal["info", "warn", "error"]
 Disposition = Literal["created", "idempotent", "coalesced"]
 WaitKind = Literal["sleep", "signal", "retry"]
+CatchUp = Literal["latest", "all", "none"]
+CATCH_UPS: tuple[CatchUp, ...] = ("latest", "all", "none")
 
 RUN_STATUSES: tuple[RunStatus, ...] = (
     "pending",
@@ -381,3 +386,46 @@ class Log:
             data.get("data"),
             created,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A persisted cron schedule (``durably.schedule``): one run of ``job_name`` per tick.
+
+    Attributes:
+        name: the schedule's unique name.
+        job_name: the job each tick triggers.
+        cron: the 5-field cron expression.
+        timezone: the IANA time zone ``cron`` is read in.
+        input: the input of every run.
+        catch_up: what runs for ticks missed while no worker ran: ``latest``, ``all``, ``none``.
+        next_tick: the next tick not triggered yet.
+        last_tick: the last tick triggered (or skipped by ``catch_up``), None before the first.
+
+    """
+
+    name: str
+    job_name: str
+    cron: str
+    timezone: str
+    input: Any
+    catch_up: CatchUp
+    next_tick: datetime
+    last_tick: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return the camelCase JSON object."""
+        return {
+            "name": self.name,
+            "jobName": self.job_name,
+            "cron": self.cron,
+            "timezone": self.timezone,
+            "input": self.input,
+            "catchUp": self.catch_up,
+            "nextTick": wire_time(self.next_tick),
+            "lastTick": wire_time(self.last_tick),
+            "createdAt": wire_time(self.created_at),
+            "updatedAt": wire_time(self.updated_at),
+        }

@@ -579,6 +579,7 @@ def test_lock_lists_the_served_wheels_with_their_hashes(repo_build: BuildResult)
     assert lock["info"]["abi_version"] == "2026_0"
     assert set(lock["packages"]) == {
         "annotated-types",
+        "cronsim",
         "durably-web",
         "micropip",
         "pydantic",
@@ -595,7 +596,7 @@ def test_lock_lists_the_served_wheels_with_their_hashes(repo_build: BuildResult)
     assert (own["name"], own["imports"], own["depends"]) == (
         "durably-web",
         ["durably_web"],
-        ["pydantic"],
+        ["cronsim", "pydantic"],
     )
     served = sorted(p.name for p in pyodide.glob("*.whl"))
     assert served == sorted(entry["file_name"] for entry in lock["packages"].values())

@@ -17,8 +17,9 @@ from durably_web.clock import Clock
 from durably_web.core.arguments import check_int, check_run_id, purge_cutoff, run_filter
 from durably_web.core.busy import wait_out_busy
 from durably_web.core.handles import JobHandle, Jobs
+from durably_web.core.schedules import Schedules
 from durably_web.core.step import check_step_name
-from durably_web.core.trigger import TriggerItem, prepare
+from durably_web.core.trigger import TriggerItem, announce, prepare
 from durably_web.core.watch import wait_for, watch
 from durably_web.core.worker import Worker
 from durably_web.errors import ConflictError, NotFoundError, ValidationError
@@ -27,7 +28,6 @@ from durably_web.events import (
     EventBus,
     EventHandler,
     RunCancel,
-    RunCoalesced,
     RunDelete,
     RunRetry,
     RunSignal,
@@ -35,7 +35,7 @@ from durably_web.events import (
 )
 from durably_web.job import JobDefinition
 from durably_web.json_value import check_text, shown
-from durably_web.models import Log, Run, Step
+from durably_web.models import Log, Run, Schedule, Step
 from durably_web.options import (
     MAX_WAIT,
     Options,
@@ -88,6 +88,8 @@ class Durably:
             jobs=self._by_name,
             worker_id=worker_id,
         )
+        self._schedules = Schedules(self)
+        self.worker.timers.add(self._schedules)
 
     # -- registry -----------------------------------------------------------------------
 
@@ -239,24 +241,7 @@ class Durably:
             return []
         await self.migrate()
         runs = await self.store.enqueue([new for new, _ in prepared], self.clock.now())
-        for run, (new, data) in zip(runs, prepared, strict=True):
-            if run.disposition == "created":
-                self._bus.emit(
-                    RunTrigger,
-                    run_id=run.id,
-                    job_name=run.job_name,
-                    labels=run.labels,
-                    input=data,
-                )
-            elif run.disposition == "coalesced":
-                self._bus.emit(
-                    RunCoalesced,
-                    run_id=run.id,
-                    job_name=run.job_name,
-                    labels=run.labels,
-                    skipped_input=data,
-                    skipped_labels=new.labels,
-                )
+        announce(self._bus, runs, prepared)
         self.worker.wake()
         return runs
 
@@ -318,6 +303,47 @@ class Durably:
         if woken:
             self.worker.wake()
         return run
+
+    # -- schedules ----------------------------------------------------------------------
+
+    async def schedule(
+        self,
+        name: str,
+        job_key: str,
+        cron: str,
+        input: Any = None,
+        timezone: str = "UTC",
+        catch_up: str = "latest",
+    ) -> Schedule:
+        """Run ``job_key`` on a cron schedule: exactly one run per tick, whatever the workers.
+
+        Declaring an unchanged schedule again (at every start) keeps its next tick, so missed
+        ticks are caught up; a changed one starts from its next tick after now. Ticks fire in
+        the workers that register the job (:mod:`durably_web.core.schedules`).
+
+        Args:
+            name: the schedule's unique name.
+            job_key: the job (its key or name) each tick triggers.
+            cron: a 5-field cron expression (``"0 3 * * *"``: 03:00 every day).
+            input: the input of every run (validated now).
+            timezone: the IANA time zone ``cron`` is read in; DST is handled as cron does.
+            catch_up: after downtime, ``"latest"`` (one run for the last missed tick),
+                ``"all"`` (one per missed tick) or ``"none"``.
+
+        Raises:
+            ValidationError: a bad name, cron, time zone, catch_up or input.
+            NotFoundError: no such job registered.
+
+        """
+        return await self._schedules.schedule(name, job_key, cron, input, timezone, catch_up)
+
+    async def unschedule(self, name: str) -> None:
+        """Delete a schedule (the runs it triggered stay); ``NotFoundError`` if there is none."""
+        await self._schedules.unschedule(name)
+
+    async def get_schedules(self) -> list[Schedule]:
+        """Return every schedule with its next tick, by name."""
+        return await self._schedules.get_schedules()
 
     async def retry(self, run_id: str) -> Run:
         """Re-run a failed or cancelled run in place: same id, completed steps replay.
@@ -527,7 +553,8 @@ class Durably:
     async def process_until_idle(self, max_runs: int | None = None) -> int:
         """Execute runs one by one until none is claimable (or ``max_runs``); return the count.
 
-        When it stops because nothing is claimable (not at ``max_runs``), it runs the idle
+        Due schedule ticks are triggered first. When it stops because nothing is claimable
+        (not at ``max_runs``), it runs the idle
         maintenance the worker loop runs, as upstream Durably does: runs older than
         ``retain_runs`` are purged and runs of jobs no worker knows are flagged or failed
         (see :mod:`durably_web.core.maintenance`). A cron job driving the engine this way keeps the
@@ -539,6 +566,8 @@ class Durably:
         """
         if max_runs is not None:
             check_int(max_runs, "max_runs", minimum=1)
+        await self.migrate()
+        await self.worker.timers.run_due(self.clock.now())  # due schedule ticks
         count = 0
         while max_runs is None or count < max_runs:
             if await self.process_one() is None:

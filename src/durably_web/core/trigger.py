@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -17,12 +17,21 @@ import pydantic
 
 from durably_web.core.waits import seconds_of, time_of
 from durably_web.errors import ValidationError
+from durably_web.events import EventBus, RunCoalesced, RunTrigger
 from durably_web.job import JobDefinition
 from durably_web.json_value import check_text, check_value, shown
+from durably_web.models import Run
 from durably_web.storage.records import NewRun
 from durably_web.validation import dump_json, format_pydantic_error, to_json_value
 
-__all__ = ["TriggerItem", "prepare", "scoped_key", "validate_label_filter", "validate_labels"]
+__all__ = [
+    "TriggerItem",
+    "announce",
+    "prepare",
+    "scoped_key",
+    "validate_label_filter",
+    "validate_labels",
+]
 
 _LABEL_KEY = re.compile(r"[a-zA-Z0-9\-_./]+")  # fullmatch: `$` would allow a final "\n"
 _MAX_KEY = 255
@@ -178,3 +187,28 @@ def prepare(
         run_at=run_at,
     )
     return new_run, data
+
+
+def announce(bus: EventBus, runs: Sequence[Run], prepared: Sequence[tuple[NewRun, Any]]) -> None:
+    """Emit ``run:trigger`` for each created run, ``run:coalesced`` for each coalesced one.
+
+    Args:
+        bus: the engine's events.
+        runs: what the store returned for the triggers, in order.
+        prepared: the triggers as :func:`prepare` returned them, in the same order.
+
+    """
+    for run, (new, data) in zip(runs, prepared, strict=True):
+        if run.disposition == "created":
+            bus.emit(
+                RunTrigger, run_id=run.id, job_name=run.job_name, labels=run.labels, input=data
+            )
+        elif run.disposition == "coalesced":
+            bus.emit(
+                RunCoalesced,
+                run_id=run.id,
+                job_name=run.job_name,
+                labels=run.labels,
+                skipped_input=data,
+                skipped_labels=new.labels,
+            )

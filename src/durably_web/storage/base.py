@@ -35,11 +35,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-from durably_web.models import Log, Run, Step
+from durably_web.models import Log, Run, Schedule, Step
 from durably_web.storage.records import (
     CompletedStep,
     LogRow,
     NewRun,
+    NewSchedule,
     NewWait,
     PendingRetry,
     RunDelta,
@@ -240,6 +241,45 @@ class Store(Protocol):
         :class:`ConflictError` (the run ended, already has a signal ``name``, or its step
         ``name`` completed).
         """
+        ...
+
+    # -- cron schedules -----------------------------------------------------------------
+    # Cron arithmetic is the engine's (durably_web.core.cron): the store keeps definitions
+    # and each schedule's next tick, and triggers a tick once (compare-and-set on it).
+
+    async def put_schedule(self, new: NewSchedule, now: float) -> Schedule:
+        """Insert a schedule, or replace one whose definition changed; return it as stored.
+
+        An unchanged definition keeps its stored next tick (``new.next_tick`` is ignored),
+        so declaring the same schedule at every start catches up on missed ticks.
+        """
+        ...
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule; return whether it existed (the runs it made stay)."""
+        ...
+
+    async def get_schedules(self) -> list[Schedule]:
+        """Return every schedule, ordered by name."""
+        ...
+
+    async def next_schedule_tick(self, job_names: Iterable[str]) -> float | None:
+        """Return the earliest next tick among the schedules of these jobs, or None."""
+        ...
+
+    async def fire_schedule(
+        self,
+        name: str,
+        tick: float,
+        next_tick: float,
+        last_tick: float,
+        runs: Sequence[NewRun],
+        now: float,
+    ) -> list[Run] | None:
+        """Trigger a schedule's due tick once: in one transaction, if its next tick is still
+        ``tick``, set it to ``next_tick`` (last tick ``last_tick``) and enqueue ``runs`` as
+        :meth:`enqueue` does; else change nothing and return None (another worker did it).
+        """  # noqa: D205 - the condition belongs to the summary
         ...
 
     # -- runs of jobs no worker knows ---------------------------------------------------

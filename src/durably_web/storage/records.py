@@ -13,6 +13,7 @@ __all__ = [
     "CompletedStep",
     "LogRow",
     "NewRun",
+    "NewSchedule",
     "NewWait",
     "PendingRetry",
     "RunDelta",
@@ -36,6 +37,23 @@ class NewRun:
     coalesce: bool = False
     run_at: float | None = None
     """A delayed run's start (epoch seconds): it is not claimed before. None: at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewSchedule:
+    """A validated schedule to store (:meth:`Store.put_schedule`).
+
+    ``next_tick`` is its first tick after now (epoch seconds): it is stored for a new
+    schedule or a changed definition, while an unchanged one keeps the tick it has.
+    """
+
+    name: str
+    job_name: str
+    cron: str
+    timezone: str
+    input_json: str
+    catch_up: str
+    next_tick: float
 
 
 @dataclass(frozen=True, slots=True)

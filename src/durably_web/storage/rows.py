@@ -16,10 +16,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from durably_web.ids import ulid_time
-from durably_web.models import WAIT_KINDS, Disposition, Log, Progress, Run, Step, Waiting
+from durably_web.models import (
+    WAIT_KINDS,
+    Disposition,
+    Log,
+    Progress,
+    Run,
+    Schedule,
+    Step,
+    Waiting,
+)
 from durably_web.storage.connection import Row
 
-__all__ = ["read_time", "run_from_row", "step_from_row", "log_from_row"]
+__all__ = ["log_from_row", "read_time", "run_from_row", "schedule_from_row", "step_from_row"]
 
 _LATEST = datetime.max.replace(tzinfo=UTC)
 _FAR_FUTURE = re.compile(r"^\+?\d{5,}-")
@@ -193,4 +202,22 @@ def log_from_row(row: Row) -> Log:
         read.json("data"),
         read.required_time("created_at", _id_time(row["id"])),
         unreadable=read.unreadable,
+    )
+
+
+def schedule_from_row(row: Row) -> Schedule:
+    """Build a :class:`Schedule` from a ``durably_schedules`` row."""
+    read = _Reader(row)
+    created = read.required_time("created_at", None)
+    return Schedule(
+        name=row["name"],
+        job_name=row["job_name"],
+        cron=row["cron"],
+        timezone=row["timezone"],
+        input=read.json("input"),
+        catch_up=row["catch_up"],
+        next_tick=read.required_time("next_tick_at", created),
+        last_tick=read.time("last_tick_at"),
+        created_at=created,
+        updated_at=read.required_time("updated_at", created),
     )

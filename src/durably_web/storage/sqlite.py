@@ -33,6 +33,7 @@ from durably_web.storage.queries import migrations, queries
 from durably_web.storage.reads import StoreReads
 from durably_web.storage.records import LogRow, NewRun, RunDelta
 from durably_web.storage.rows import run_from_row
+from durably_web.storage.schedules import StoreSchedules
 from durably_web.storage.waits import StoreWaits
 
 __all__ = ["SQLiteStore"]
@@ -41,7 +42,7 @@ _CASCADE = ("delete_steps", "delete_logs", "delete_signals", "delete_labels", "d
 """What deleting a run deletes, in order."""
 
 
-class SQLiteStore(StoreReads, StoreWaits):
+class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
     """Domain operations over one SQLite :class:`Connection`.
 
     Args:

@@ -373,3 +373,31 @@ DELETE FROM durably_run_labels WHERE run_id = ?1;
 
 -- name: delete_run
 DELETE FROM durably_runs WHERE id = ?1;
+
+-- name: put_schedule
+-- A new schedule, or a changed one (its next tick recomputed: ?7); an unchanged definition
+-- keeps its next tick, so a worker that declares its schedules at every start catches up.
+INSERT INTO durably_schedules (
+  name, job_name, cron, timezone, input, catch_up, next_tick_at, created_at, updated_at
+) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+ON CONFLICT (name) DO UPDATE SET
+  job_name = excluded.job_name, cron = excluded.cron, timezone = excluded.timezone,
+  input = excluded.input, catch_up = excluded.catch_up, next_tick_at = excluded.next_tick_at,
+  updated_at = excluded.updated_at
+WHERE (job_name, cron, timezone, input, catch_up)
+  <> (excluded.job_name, excluded.cron, excluded.timezone, excluded.input, excluded.catch_up);
+
+-- name: get_schedule
+SELECT * FROM durably_schedules WHERE name = ?1;
+
+-- name: get_schedules
+SELECT * FROM durably_schedules ORDER BY name;
+
+-- name: delete_schedule
+DELETE FROM durably_schedules WHERE name = ?1 RETURNING name;
+
+-- name: advance_schedule
+-- Compare-and-set: only the worker that still sees the tick ?2 due moves the schedule on.
+UPDATE durably_schedules SET next_tick_at = ?3, last_tick_at = ?4, updated_at = ?5
+WHERE name = ?1 AND next_tick_at = ?2
+RETURNING name;

@@ -40,6 +40,18 @@ CREATE TABLE "durably_schema_versions" (
   "version" integer primary key,
   "applied_at" text not null
 );
+CREATE TABLE "durably_schedules" (
+  "name" text not null primary key,
+  "job_name" text not null,
+  "cron" text not null,
+  "timezone" text not null,
+  "input" text not null,
+  "catch_up" text not null,
+  "next_tick_at" text not null,
+  "last_tick_at" text,
+  "created_at" text not null,
+  "updated_at" text not null
+) WITHOUT ROWID;
 CREATE TABLE "durably_signals" (
   "run_id" text not null,
   "name" text not null,

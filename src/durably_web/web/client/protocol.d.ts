@@ -356,6 +356,18 @@ export interface WorkerErrorEvent {
   sequence: number;
 }
 
+/** A schedule's tick triggered its run ``run_id`` (``durably.schedule``). */
+export interface ScheduleTickEvent {
+  type: "schedule:tick";
+  runId: string;
+  jobName: string;
+  schedule: string;
+  tick: string;
+  labels: Record<string, string>;
+  timestamp: string;
+  sequence: number;
+}
+
 /** Every engine event, as the worker and `GET /subscribe` send it. */
 export type WireEvent =
   | RunTriggerEvent
@@ -376,7 +388,8 @@ export type WireEvent =
   | StepRetryEvent
   | StepCancelEvent
   | LogWriteEvent
-  | WorkerErrorEvent;
+  | WorkerErrorEvent
+  | ScheduleTickEvent;
 
 /** An event of `GET /runs/subscribe`: upstream's trimmed form (no timestamp,
  * sequence or output; a few fields per type). */

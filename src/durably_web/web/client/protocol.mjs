@@ -272,5 +272,6 @@ export const ENGINE_EVENT_TYPES = Object.freeze([
   "step:retry",
   "step:cancel",
   "log:write",
-  "worker:error"
+  "worker:error",
+  "schedule:tick"
 ]);
