@@ -7,6 +7,8 @@
     durably-web runs [--db PATH] [--status S] [--job NAME] [--limit N]
     durably-web run-info RUN_ID [--db PATH]
     durably-web signal RUN_ID NAME [--payload JSON] [--db PATH]
+    durably-web schedules [--db PATH]
+    durably-web worker MODULE[:ATTR] [--db PATH] [--stop-timeout SECONDS]
     durably-web build [--force]
     durably-web serve [--port N] [--host ADDR] [--jobs PATH] [--isolated] [--no-build]
     durably-web serve-api MODULE[:ATTR] [--db PATH] [--host ADDR] [--port N] [--base-path P]
@@ -36,8 +38,9 @@ from durably_web.cli.common import (
 from durably_web.cli.loading import load_job, validate_input
 from durably_web.cli.run import run_job
 from durably_web.cli.serve_api import add_serve_api, run_serve_api
-from durably_web.cli.show import list_runs, show_run
+from durably_web.cli.show import list_runs, list_schedules, show_run
 from durably_web.cli.signal import send_signal
+from durably_web.cli.worker import add_worker, run_worker
 from durably_web.errors import DurablyError, ValidationError
 from durably_web.models import RUN_STATUSES
 from durably_web.options import MAX_LEASE_DURATION, check_seconds
@@ -140,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     signal.add_argument("name", metavar="NAME", help="the signal's (and the waiting step's) name")
     signal.add_argument("--payload", default="null", metavar="JSON", help="default null")
     signal.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=db_help)
+    schedules = commands.add_parser("schedules", help="list cron schedules with their next tick")
+    schedules.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=db_help)
+    add_worker(commands)
     add_web_commands(commands)
     add_serve_api(commands)
     return parser
@@ -187,6 +193,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "run-info":
         return asyncio.run(show_run(check_database(args.db), args.run_id))
+    if args.command == "schedules":
+        return asyncio.run(list_schedules(check_database(args.db)))
+    if args.command == "worker":
+        return run_worker(args)
     if args.command == "signal":
         payload = parse_json(args.payload, "--payload")
         url = check_database(args.db)

@@ -13,16 +13,18 @@ import importlib
 import importlib.util
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from durably_web.cli.common import UsageError
+from durably_web.cli.common import UsageError, database_url
+from durably_web.core.durably import Durably
 from durably_web.core.trigger import TriggerItem, prepare
 from durably_web.errors import ValidationError
-from durably_web.job import JobDefinition
+from durably_web.job import JobDefinition, jobs_in_module
 
-__all__ = ["load_attribute", "load_job", "validate_input"]
+__all__ = ["engine_of", "load_attribute", "load_job", "validate_input"]
 
 
 def load_job(target: str) -> tuple[str, JobDefinition[Any, Any]]:
@@ -78,6 +80,44 @@ def load_attribute(target: str) -> tuple[ModuleType, str | None, Any]:
     if not hasattr(module, attribute):
         raise UsageError(f"module {module_ref!r} has no attribute {attribute!r}")
     return module, attribute, getattr(module, attribute)
+
+
+def engine_of(value: Any, db: str, verb: str) -> Durably:
+    """Return the engine ``MODULE[:ATTR]`` names: a Durably, or one made on ``db`` for jobs.
+
+    Args:
+        value: a :class:`~durably_web.Durably`, a job definition, a dict of them, or a module
+            (every job it defines).
+        db: the ``--db`` file for an engine made here.
+        verb: what the command does with it, for the error message (``serve``).
+
+    Raises:
+        UsageError: ``value`` is none of those.
+
+    """
+    from durably_web.core.factory import create_durably
+
+    if isinstance(value, Durably):
+        return value
+    if isinstance(value, JobDefinition):
+        jobs: Mapping[str, JobDefinition[Any, Any]] = {value.name.replace("-", "_"): value}
+    elif (
+        isinstance(value, Mapping)
+        and value
+        and all(isinstance(v, JobDefinition) for v in value.values())
+    ):
+        jobs = value
+    elif isinstance(value, ModuleType):
+        try:
+            jobs = jobs_in_module(value)
+        except ValidationError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        raise UsageError(
+            f"cannot {verb} {type(value).__name__}: give a Durably, a create_app() app, a job "
+            "or a dict of jobs"
+        )
+    return create_durably(database_url(db, must_exist=False), jobs=dict(jobs))
 
 
 def validate_input(

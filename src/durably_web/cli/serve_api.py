@@ -40,17 +40,14 @@ import ipaddress
 import signal
 import socket
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from durably_web.cli.common import DEFAULT_DB, UsageError, database_url
-from durably_web.cli.loading import load_attribute
-from durably_web.core.durably import Durably
+from durably_web.cli.common import DEFAULT_DB, UsageError
+from durably_web.cli.loading import engine_of, load_attribute
 from durably_web.errors import StorageError, ValidationError
 from durably_web.events import WorkerError
-from durably_web.job import JobDefinition, jobs_in_module
 
 if TYPE_CHECKING:
     from durably_web.server import DurablyApp
@@ -100,32 +97,11 @@ def add_serve_api(commands: Any) -> None:
 
 
 def _app(value: Any, db: str) -> DurablyApp:
-    from durably_web.core.factory import create_durably
     from durably_web.server import DurablyApp, create_app
 
     if isinstance(value, DurablyApp):
         return value
-    if isinstance(value, Durably):
-        return create_app(value)
-    if isinstance(value, JobDefinition):
-        jobs: Mapping[str, JobDefinition[Any, Any]] = {value.name.replace("-", "_"): value}
-    elif (
-        isinstance(value, Mapping)
-        and value
-        and all(isinstance(v, JobDefinition) for v in value.values())
-    ):
-        jobs = value
-    elif isinstance(value, ModuleType):
-        try:
-            jobs = jobs_in_module(value)
-        except ValidationError as exc:
-            raise UsageError(str(exc)) from None
-    else:
-        raise UsageError(
-            f"cannot serve {type(value).__name__}: give a Durably, a create_app() app, a job "
-            "or a dict of jobs"
-        )
-    return create_app(create_durably(database_url(db, must_exist=False), jobs=dict(jobs)))
+    return create_app(engine_of(value, db, "serve"))
 
 
 def _check_port(host: str, port: int) -> None:

@@ -29,7 +29,7 @@ from durably_web.core.durably import Durably
 from durably_web.core.factory import create_durably
 from durably_web.models import Log, Run, Step
 
-__all__ = ["list_runs", "show_run"]
+__all__ = ["list_runs", "list_schedules", "show_run"]
 
 _ERROR_WIDTH = 48
 _OUTPUT_WIDTH = 60
@@ -81,6 +81,39 @@ async def list_runs(
     print(format_table(headers, rows), file=out)
     if len(runs) > limit:
         print(f"(more runs not shown; use --limit to see more than {limit})", file=out)
+    return 0
+
+
+async def list_schedules(database: str, *, out: TextIO | None = None) -> int:
+    """Print the schedules as a table: name, job, cron, time zone, catch-up, last and next tick.
+
+    Returns:
+        0.
+
+    """
+    out = out or sys.stdout
+    durably = create_durably(database)
+    try:
+        schedules = await durably.get_schedules()
+    finally:
+        await durably.close()
+    if not schedules:
+        print("No schedules.", file=out)
+        return 0
+    headers = ("NAME", "JOB", "CRON", "TIMEZONE", "CATCH-UP", "LAST TICK", "NEXT TICK")
+    rows = [
+        (
+            s.name,
+            s.job_name,
+            s.cron,
+            s.timezone,
+            s.catch_up,
+            "-" if s.last_tick is None else format_local(s.last_tick),
+            format_local(s.next_tick),
+        )
+        for s in schedules
+    ]
+    print(format_table(headers, rows), file=out)
     return 0
 
 
