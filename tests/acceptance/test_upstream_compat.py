@@ -41,7 +41,7 @@ def upstream_installed() -> Path:
 
     sys.path.insert(0, str(ROOT / "bench"))
     try:
-        from setup_systems import setup_node  # type: ignore[import-not-found]
+        from setup_systems import setup_node
     finally:
         sys.path.remove(str(ROOT / "bench"))
     setup_node()
@@ -78,7 +78,9 @@ async def test_upstream_opens_a_database_with_waiting_runs(tmp_path: Path) -> No
     assert statuses == {sleeping.id: "waiting", signalled.id: "waiting", delayed.id: "pending"}
     after = {run["id"]: run["status"] for run in seen["after"]}
     assert after[sleeping.id] == after[signalled.id] == "waiting"  # not claimed by upstream
-    assert after[delayed.id] == "pending"  # upstream registers no job "waiter"
+    # Upstream fails a pending run of a job it does not register (its unknown-job rule), as
+    # it would any pending run: a delayed run is pending to it. Waiting runs it never sees.
+    assert after[delayed.id] == "failed"
     assert seen["own"] == {"status": "completed", "output": {"n": 7}}
 
     # And durably_web still has everything: the waits, the schedule, upstream's run.
