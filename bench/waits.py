@@ -160,12 +160,19 @@ async def mass_wakeup(folder: Path, runs: int) -> dict[str, float]:
         if completed == runs:
             all_done.set()
 
+    waiting = 0
+
+    def waits(_event: Any) -> None:
+        nonlocal waiting
+        waiting += 1
+
+    durably.on("run:wait", waits)
     try:
         queued = time.monotonic()
         for start in range(0, runs, 1000):
             await durably.jobs.nap.batch_trigger([{"until": until}] * min(1000, runs - start))
-        while len(await durably.get_runs(status="waiting", limit=runs)) < runs:
-            await asyncio.sleep(0.2)
+        while waiting < runs:
+            await asyncio.sleep(0.05)
         to_waiting = time.monotonic() - queued
         durably.on("run:complete", complete)
         began = time.monotonic()

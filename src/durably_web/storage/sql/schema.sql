@@ -83,5 +83,5 @@ CREATE INDEX "idx_durably_runs_status_completed" ON "durably_runs" ("status", "c
 CREATE INDEX "idx_durably_runs_status_concurrency" ON "durably_runs" ("status", "concurrency_key");
 CREATE INDEX "idx_durably_runs_status_created" ON "durably_runs" ("status", "created_at");
 CREATE INDEX "idx_durably_runs_status_lease_expires" ON "durably_runs" ("status", "lease_expires_at");
-CREATE INDEX "idx_durably_runs_wait_until" ON "durably_runs" ("status", "wait_until") WHERE "wait_until" IS NOT NULL;
+CREATE INDEX "idx_durably_runs_wait_until" ON "durably_runs" ("status", "wait_until", "id") WHERE "wait_until" IS NOT NULL;
 CREATE UNIQUE INDEX "idx_durably_steps_completed_unique" ON "durably_steps" ("run_id", "name") WHERE status = 'completed';

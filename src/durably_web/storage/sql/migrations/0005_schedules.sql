@@ -1,5 +1,5 @@
--- Version 5 (durably_web): cron schedules (durably.schedule). Upstream Durably 0.15 never
--- reads this table, so a database with schedules still opens there.
+-- Version 5 (durably_web): cron schedules (durably.schedule), and the wake-up index by id.
+-- Upstream Durably 0.15 never reads this table, so a database with schedules still opens there.
 --   name          the schedule's name (unique)
 --   job_name      the job each tick triggers
 --   cron          a 5-field cron expression (cronsim's dialect: Debian cron's)
@@ -22,3 +22,8 @@ CREATE TABLE "durably_schedules" (
   "created_at" text not null,
   "updated_at" text not null
 ) WITHOUT ROWID;
+-- The claim takes due waiting runs in (wait_until, id) order: with id in the index, runs that
+-- came due at one instant (a mass wake-up) are taken in index order, not by sorting them all
+-- on every claim (10,000 runs due at once: O(n) per claim before).
+DROP INDEX "idx_durably_runs_wait_until";
+CREATE INDEX "idx_durably_runs_wait_until" ON "durably_runs" ("status", "wait_until", "id") WHERE "wait_until" IS NOT NULL;
