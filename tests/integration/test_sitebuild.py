@@ -586,6 +586,7 @@ def test_lock_lists_the_served_wheels_with_their_hashes(repo_build: BuildResult)
         "pydantic-core",
         "typing-extensions",
         "typing-inspection",
+        "tzdata",
     }
     for entry in lock["packages"].values():
         assert entry["sha256"] == sha256(pyodide / entry["file_name"])
@@ -596,7 +597,7 @@ def test_lock_lists_the_served_wheels_with_their_hashes(repo_build: BuildResult)
     assert (own["name"], own["imports"], own["depends"]) == (
         "durably-web",
         ["durably_web"],
-        ["cronsim", "pydantic"],
+        ["cronsim", "pydantic", "tzdata"],
     )
     served = sorted(p.name for p in pyodide.glob("*.whl"))
     assert served == sorted(entry["file_name"] for entry in lock["packages"].values())

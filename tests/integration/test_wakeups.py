@@ -26,7 +26,7 @@ async def test_an_idle_worker_wakes_a_due_sleep_without_polling(tmp_path: Path) 
         assert done.status == "completed"
         assert 0.3 <= time.monotonic() - started < 10
     finally:
-        await durably.stop()
+        await durably.close()
 
 
 async def test_a_signal_wakes_a_waiting_run_without_polling(tmp_path: Path) -> None:
@@ -45,4 +45,4 @@ async def test_a_signal_wakes_a_waiting_run_without_polling(tmp_path: Path) -> N
         done = await durably.wait_for_run(run.id, timeout=10)
         assert done.output == {"decision": "yes"}
     finally:
-        await durably.stop()
+        await durably.close()

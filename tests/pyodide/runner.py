@@ -294,6 +294,10 @@ SKIP_MODULES: dict[str, str] = {
         "sqlite3 adapter"
     ),
     "tests/integration/test_sitebuild.py": "builds the site with npm, pip and Node (host tools)",
+    "tests/integration/test_cli_waits.py": "runs the CLI as real subprocesses (Pyodide has no processes)",
+    "tests/integration/test_cli_worker.py": (
+        "runs durably-web worker and the examples as real subprocesses"
+    ),
     "tests/unit/test_json_value_js.py": "runs the JS client's json.mjs under Node (no processes here)",
     "tests/unit/test_page_client_micropython.py": (
         "runs MicroPython under Node and reads the JS client's files (no processes here)"

@@ -110,8 +110,12 @@ class Worker:
 
     @property
     def running(self) -> bool:
-        """True between :meth:`start` and :meth:`stop`."""
-        return self._loop_task is not None and not self._loop_task.done()
+        """True between :meth:`start` and :meth:`stop`; False from the moment it halted.
+
+        A halt (:meth:`halt`, the database failed) is seen at once, not only once the loop
+        task has ended (it does so at its next turn).
+        """
+        return self._loop_task is not None and not self._loop_task.done() and self.failure is None
 
     def start(self) -> None:
         """Start the loop (idempotent). Must be called with an event loop running.
@@ -120,6 +124,8 @@ class Worker:
         """
         if self.running:
             return
+        if self._loop_task is not None and not self._loop_task.done():
+            self._loop_task.cancel()  # halted, and ending at its next turn anyway
         self._stopping = False
         self.failure = None
         self._loop_task = asyncio.create_task(self._loop(), name="durably-worker")
