@@ -215,6 +215,16 @@ async def test_client_sends_wire_names_and_converts_answers() -> None:
     assert await client.get_run("nope") is None
     with pytest.raises(errors.ConflictError, match="already done"):
         await client.cancel("r1")
+    await client.schedule("nightly", "import-csv", "0 3 * * *", {"rows": 1}, "Europe/Berlin")
+    assert adapter.calls[-1] == (
+        "schedule",
+        [
+            "nightly",
+            "import-csv",
+            "0 3 * * *",
+            {"input": {"rows": 1}, "timezone": "Europe/Berlin", "catchUp": "latest"},
+        ],
+    )
     signalled = await client.signal("r1", "approval", {"ok": True})
     assert adapter.calls[-1] == ("signal", ["r1", "approval", {"ok": True}])
     assert signalled.id == "r1"

@@ -111,6 +111,18 @@ RECORDS: dict[str, dict[str, str]] = {
         "createdAt": "string",
     },
     "Job": {"key": "string", "name": "string"},
+    "Schedule": {
+        "name": "string",
+        "jobName": "string",
+        "cron": "string",
+        "timezone": "string",
+        "input": "unknown",
+        "catchUp": '"latest" | "all" | "none"',
+        "nextTick": "string",
+        "lastTick": "string | null",
+        "createdAt": "string",
+        "updatedAt": "string",
+    },
     "WireError": {"error": "string", "code": "string"},
     "TriggerItem": {
         "input": "unknown",
@@ -134,6 +146,7 @@ _DOCS = {
     "Waiting": "What a `waiting` run waits for (`run.waiting`, the `run:wait` event).",
     "ClientRun": "A run as upstream's HTTP handler sends it (`Run.to_client_wire()`).",
     "TriggerItem": "One item of `batchTrigger`.",
+    "Schedule": "A cron schedule (`Schedule.to_wire()`).",
     "TriggerAnswer": "What `POST /trigger` answers.",
 }
 

@@ -96,6 +96,20 @@ export interface Job {
   name: string;
 }
 
+/** A cron schedule (`Schedule.to_wire()`). */
+export interface Schedule {
+  name: string;
+  jobName: string;
+  cron: string;
+  timezone: string;
+  input: unknown;
+  catchUp: "latest" | "all" | "none";
+  nextTick: string;
+  lastTick: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
 /** The one error shape of every transport (errors.py `error_to_wire`). */
 export interface WireError {
   error: string;
@@ -406,6 +420,9 @@ export interface OperationArgs {
   getJobs: {};
   cancel: { runId: string; };
   signal: { runId: string; name: string; payload?: unknown; };
+  schedule: { name: string; jobName: string; cron: string; input?: unknown; timezone?: string; catchUp?: "latest" | "all" | "none"; };
+  unschedule: { name: string; };
+  getSchedules: {};
   retry: { runId: string; };
   retrigger: { runId: string; };
   deleteRun: { runId: string; };
@@ -429,6 +446,9 @@ export interface WorkerResults {
   getJobs: Job[];
   cancel: Run;
   signal: Run;
+  schedule: Schedule;
+  unschedule: null;
+  getSchedules: Schedule[];
   retry: Run;
   retrigger: Run;
   deleteRun: Run;

@@ -143,6 +143,27 @@ export const OPERATIONS = Object.freeze({
       "result": "Success"
     }
   },
+  "schedule": {
+    "kind": "call",
+    "repeatable": "always",
+    "worker": true,
+    "result": "Schedule",
+    "http": null
+  },
+  "unschedule": {
+    "kind": "call",
+    "repeatable": "never",
+    "worker": true,
+    "result": "null",
+    "http": null
+  },
+  "getSchedules": {
+    "kind": "call",
+    "repeatable": "always",
+    "worker": true,
+    "result": "Schedule[]",
+    "http": null
+  },
   "retry": {
     "kind": "call",
     "repeatable": "never",

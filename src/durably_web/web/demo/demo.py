@@ -39,6 +39,7 @@ EVENTS = [
     "run:cancel",
     "run:retry",
     "run:delete",
+    "run:wait",
     "log:write",
 ]
 STATE = {
@@ -205,6 +206,8 @@ def on_event(event):
         runs.set_progress(run_id, event.progress)
     elif kind == "run:start":
         spawn(mark_resumed(run_id))
+    elif kind == "run:wait":
+        runs.set_status(run_id, "waiting", waiting=event.waiting)
     else:
         status = {
             "run:complete": "completed",
