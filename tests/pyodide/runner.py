@@ -293,7 +293,12 @@ SKIP_MODULES: dict[str, str] = {
         "holds a file lock from a second thread (Pyodide has no threads) over the CPython "
         "sqlite3 adapter"
     ),
-    "tests/integration/test_sitebuild.py": "builds the site with npm, pip and Node (host tools)",
+    "tests/integration/test_sitebuild.py": (
+        "builds the site with the npm registry, pip and Node (host tools)"
+    ),
+    "tests/integration/test_site_apps.py": (
+        "builds apps and runs the CLI and HTTP servers (host tools, processes, threads)"
+    ),
     "tests/integration/test_cli_waits.py": "runs the CLI as real subprocesses (Pyodide has no processes)",
     "tests/integration/test_cli_worker.py": (
         "runs durably-web worker and the examples as real subprocesses"

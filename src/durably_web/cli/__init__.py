@@ -9,8 +9,10 @@
     durably-web signal RUN_ID NAME [--payload JSON] [--db PATH]
     durably-web schedules [--db PATH]
     durably-web worker MODULE[:ATTR] [--db PATH] [--stop-timeout SECONDS]
-    durably-web build [--force]
-    durably-web serve [--port N] [--host ADDR] [--jobs PATH] [--isolated] [--no-build]
+    durably-web new DIR
+    durably-web build [DIR] [--out OUT] [--force]
+    durably-web serve [DIR] [--out OUT] [--port N] [--host ADDR] [--jobs PATH] [--isolated]
+                      [--no-build]
     durably-web serve-api MODULE[:ATTR] [--db PATH] [--host ADDR] [--port N] [--base-path P]
 
 Also ``python -m durably_web``. Exit status: 0 done, 1 the run failed or was cancelled (or the
