@@ -3,9 +3,9 @@
 - A run sleeping 3 s is reloaded mid-sleep: the new engine neither wakes it early nor
   restarts the sleep: it completes at once after its due time, or after the new engine is
   up if the boot (2-4 s) ended later, not 3 s after the engine started.
-- A run waiting for a signal survives a reload, and a signal sent after it resumes it. The
-  issue asks for the signal from a second tab; tabs sharing one engine (Web Locks, requests
-  forwarded to the owner) are not on main yet, so the signal comes from the reloaded page.
+- A run waiting for a signal survives a reload, and a signal sent after it resumes it.
+- A signal sent from a second tab (a follower: its requests go to the tab running the
+  engine) resumes a run waiting in the first.
 """
 
 from __future__ import annotations
@@ -86,3 +86,18 @@ def test_a_signal_after_a_reload_resumes_a_waiting_run(
         run_id,
     )
     assert refused == "conflict"
+
+
+def test_a_signal_from_a_second_tab_resumes_a_waiting_run(
+    server: Server, browser: Browser, page_url: str
+) -> None:
+    context = browser.open()
+    first = ready(context.new_page(), page_url)
+    run_id = first.evaluate("async () => (await window.__waits.jobs.approval.trigger({})).id")
+    wait_waiting(first, run_id)
+    second = ready(context.new_page(), page_url)
+    assert second.evaluate("window.__waits.role") == "follower"
+    assert run_of(second, run_id)["status"] == "waiting"
+    second.evaluate("(id) => window.__waits.signal(id, 'approval', {from: 'tab 2'})", run_id)
+    done = first.evaluate("(id) => window.__waits.waitForRun(id, {timeout: 30000})", run_id)
+    assert done["status"] == "completed" and done["output"] == {"from": "tab 2"}
