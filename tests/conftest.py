@@ -17,6 +17,7 @@ import pytest
 from durably_web import Durably, create_durably
 from durably_web.adapters.sqlite3 import SQLite3Connection
 from durably_web.storage.connection import Connection
+from durably_web.storage.queries import migrations
 from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FakeClock
 from tests.databases import BACKENDS, SQLITE_BACKENDS, AnyStore, TestDatabase
@@ -33,6 +34,10 @@ deep there: ``json_value.parse`` refuses the text first), so the Pyodide runs us
 collect_ignore = ["in_pyodide"]
 
 ConnectionFactory = Callable[[], Connection]
+
+MIGRATIONS = len(migrations())
+"""Commits migrating a fresh database makes (one per migration): tests that fail the Nth
+commit count from there."""
 
 
 def sql_connection(durably: Durably) -> Connection:

@@ -39,8 +39,8 @@ BACKENDS = [*SQLITE_BACKENDS, "postgres"]
 
 AnyStore: TypeAlias = "SQLiteStore | PostgresStore"
 
-_SQLITE_SCHEMA_VERSION = 3
-_POSTGRES_SCHEMA_VERSION = 1  # upstream's schema only
+_SQLITE_SCHEMA_VERSION = 5
+_POSTGRES_SCHEMA_VERSION = 3  # upstream's schema, then durable waits and schedules
 
 
 class TestDatabase:

@@ -18,12 +18,14 @@ from durably_web.errors import (
     NotFoundError,
     RunCancelled,
     RunFailed,
+    SignalTimeout,
     StorageError,
     ValidationError,
 )
 from durably_web.events import Event
 from durably_web.job import JobDefinition, define_job
-from durably_web.models import Log, Progress, Run, Step
+from durably_web.models import Log, Progress, Run, Step, Waiting
+from durably_web.retry import Retry
 from durably_web.storage.connection import Connection
 from durably_web.storage.sqlite import SQLiteStore
 
@@ -45,16 +47,19 @@ __all__ = [
     "Log",
     "NotFoundError",
     "Progress",
+    "Retry",
     "Run",
     "RunCancelled",
     "RunFailed",
     "SQLiteStore",
+    "SignalTimeout",
     "Step",
     "StepContext",
     "StorageError",
     "SystemClock",
     "TriggerItem",
     "ValidationError",
+    "Waiting",
     "__version__",
     "create_durably",
     "define_job",

@@ -9,6 +9,7 @@ Hierarchy::
     ├── RunCancelled             409  run_cancelled      the run was cancelled under a running job
     ├── LeaseLost                409  lease_lost         another worker reclaimed the run
     ├── RunFailed                500  run_failed         a waited-for run ended in failure
+    ├── SignalTimeout            408  signal_timeout     step.wait_for_signal's timeout passed
     └── StorageError             500  storage_error      the database refused or failed an operation
 
 Every class has a ``status_code`` and a stable ``code``. Every transport carries an error in
@@ -36,6 +37,7 @@ __all__ = [
     "NotFoundError",
     "RunCancelled",
     "RunFailed",
+    "SignalTimeout",
     "StorageError",
     "ValidationError",
     "error_from_wire",
@@ -112,6 +114,16 @@ class RunFailed(DurablyError):
     code = "run_failed"
 
 
+class SignalTimeout(DurablyError):
+    """``step.wait_for_signal(name, timeout=...)``: no signal arrived before the timeout.
+
+    Raised inside the job; a job that does not catch it fails with this message.
+    """
+
+    status_code = 408
+    code = "signal_timeout"
+
+
 class StorageError(DurablyError):
     """The database failed an operation (locked too long, disk full, corrupt, quota)."""
 
@@ -129,6 +141,7 @@ _BY_CODE: dict[str, type[DurablyError]] = {
         RunCancelled,
         LeaseLost,
         RunFailed,
+        SignalTimeout,
         StorageError,
     )
 }

@@ -8,7 +8,8 @@ keys whose value is unset (``output``, ``data``) as upstream does.
 ``run:start`` is upstream 0.15's ``run:leased`` under the name this project's contract uses:
 it is sent as ``run:leased`` on the wire so upstream clients understand it, and ``on()``
 accepts either name. ``run:retry`` is this project's own (in-place retry has no upstream
-counterpart); upstream clients ignore it.
+counterpart), and so are ``run:wait``, ``run:signal`` and ``step:retry`` (durable waits,
+signals and step retries); upstream clients ignore them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, ClassVar, TypeVar
 
 from durably_web.clock import Clock, format_timestamp
 from durably_web.errors import ValidationError
-from durably_web.models import Progress
+from durably_web.models import Progress, Waiting
 
 __all__ = [
     "EVENT_CLASSES",
@@ -40,11 +41,15 @@ __all__ = [
     "RunLeaseRenewed",
     "RunProgress",
     "RunRetry",
+    "RunSignal",
     "RunStart",
     "RunTrigger",
+    "RunWait",
+    "ScheduleTick",
     "StepCancel",
     "StepComplete",
     "StepFail",
+    "StepRetry",
     "StepStart",
     "TERMINAL_EVENT_TYPES",
     "WorkerError",
@@ -81,7 +86,7 @@ class Event:
             value = getattr(self, name)
             if value is None and name in self.omit_when_none:
                 continue
-            out[camel] = value.to_wire() if isinstance(value, Progress) else value
+            out[camel] = value.to_wire() if isinstance(value, (Progress, Waiting)) else value
         out["labels"] = self.labels
         out["timestamp"] = self.timestamp
         out["sequence"] = self.sequence
@@ -167,6 +172,39 @@ class RunRetry(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunWait(Event):
+    """The run started waiting (a sleep, a signal, a step's retry): ``waiting`` says for what.
+
+    The run holds no lease and no worker slot until the wait ends; ``run:start`` follows when
+    a worker takes it up again.
+    """
+
+    type = "run:wait"
+    waiting: Waiting = field(default_factory=lambda: Waiting("sleep", "", None))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSignal(Event):
+    """``durably.signal(run_id, name, payload)`` delivered a signal to the run."""
+
+    type = "run:signal"
+    name: str = ""
+    payload: Any = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleTick(Event):
+    """A schedule's tick triggered its run ``run_id`` (``durably.schedule``).
+
+    ``tick`` is the tick's time (ISO-8601 UTC text), ``schedule`` the schedule's name.
+    """
+
+    type = "schedule:tick"
+    schedule: str = ""
+    tick: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunDelete(Event):
     """The run and its steps and logs were deleted."""
 
@@ -201,6 +239,21 @@ class StepFail(Event):
     type = "step:fail"
     step_name: str = ""
     step_index: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepRetry(Event):
+    """Attempt ``attempt`` of a step failed with ``error``; it runs again in ``delay`` seconds.
+
+    ``step:fail`` is emitted only when the last attempt fails.
+    """
+
+    type = "step:retry"
+    step_name: str = ""
+    step_index: int = 0
+    attempt: int = 1
+    delay: float = 0.0
     error: str = ""
 
 
@@ -245,13 +298,17 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     RunFail,
     RunCancel,
     RunRetry,
+    RunWait,
+    RunSignal,
     RunDelete,
     StepStart,
     StepComplete,
     StepFail,
+    StepRetry,
     StepCancel,
     LogWrite,
     WorkerError,
+    ScheduleTick,
 )
 EVENT_TYPES: frozenset[str] = frozenset(cls.type for cls in EVENT_CLASSES)
 TERMINAL_EVENT_TYPES: frozenset[str] = frozenset(
@@ -290,7 +347,11 @@ def event_from_wire(data: dict[str, Any]) -> Event:
     for name, camel in wire_names(cls):
         if camel in data:
             value = data[camel]
-            kwargs[name] = Progress.from_wire(value) if name == "progress" else value
+            if name == "progress":
+                value = Progress.from_wire(value)
+            elif name == "waiting":
+                value = Waiting.from_wire(value)
+            kwargs[name] = value
     kwargs.setdefault("run_id", None)
     kwargs.setdefault("job_name", None)
     timestamp = data.get("timestamp")

@@ -1,4 +1,4 @@
-"""Job definitions: a name, an input type, an optional output type and a run function."""
+"""Job definitions: a name, an input type, an optional output type, a run function, a retry."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 import pydantic
 
 from durably_web.errors import ValidationError
+from durably_web.retry import Retry, retry_policy
 
 if TYPE_CHECKING:
     from durably_web.core.step import StepContext
@@ -31,7 +32,8 @@ class JobDefinition(Generic[InputT, OutputT]):
     """A job: validated input in, a function of named steps, validated output out.
 
     Build one with :func:`define_job`. Two definitions are the same when they share name,
-    types and function; registering a different one under a taken name is an error.
+    types, function and retry policy; registering a different one under a taken name is an
+    error.
     """
 
     name: str
@@ -40,14 +42,16 @@ class JobDefinition(Generic[InputT, OutputT]):
     run: JobFunction[InputT, OutputT]
     input_adapter: pydantic.TypeAdapter[InputT] = field(repr=False)
     output_adapter: pydantic.TypeAdapter[OutputT] | None = field(repr=False)
+    retry: Retry | None = None
 
     def same_as(self, other: JobDefinition[Any, Any]) -> bool:
-        """Return True when ``other`` defines the same job (same name, types and function)."""
+        """Return True when ``other`` defines the same job (name, types, function, retry)."""
         return (
             self.name == other.name
             and self.input is other.input
             and self.output is other.output
             and self.run is other.run
+            and self.retry == other.retry
         )
 
     async def call(self, step: StepContext, payload: InputT) -> OutputT:
@@ -60,31 +64,56 @@ class JobDefinition(Generic[InputT, OutputT]):
 
 @overload
 def define_job(
-    *, name: str, input: type[InputT], output: type[OutputT], run: None = None
+    *,
+    name: str,
+    input: type[InputT],
+    output: type[OutputT],
+    run: None = None,
+    retry: Retry | int | None = None,
 ) -> Callable[[JobFunction[InputT, OutputT]], JobDefinition[InputT, OutputT]]: ...
 
 
 @overload
 def define_job(
-    *, name: str, input: type[InputT], output: None = None, run: None = None
+    *,
+    name: str,
+    input: type[InputT],
+    output: None = None,
+    run: None = None,
+    retry: Retry | int | None = None,
 ) -> Callable[[JobFunction[InputT, Any]], JobDefinition[InputT, Any]]: ...
 
 
 @overload
 def define_job(
-    *, name: str, input: type[InputT], output: type[OutputT], run: JobFunction[InputT, OutputT]
+    *,
+    name: str,
+    input: type[InputT],
+    output: type[OutputT],
+    run: JobFunction[InputT, OutputT],
+    retry: Retry | int | None = None,
 ) -> JobDefinition[InputT, OutputT]: ...
 
 
 @overload
 def define_job(
-    *, name: str, input: type[InputT], output: None = None, run: JobFunction[InputT, Any]
+    *,
+    name: str,
+    input: type[InputT],
+    output: None = None,
+    run: JobFunction[InputT, Any],
+    retry: Retry | int | None = None,
 ) -> JobDefinition[InputT, Any]: ...
 
 
 @overload
 def define_job(
-    *, name: str, input: Any, output: Any = None, run: JobFunction[Any, Any] | None = None
+    *,
+    name: str,
+    input: Any,
+    output: Any = None,
+    run: JobFunction[Any, Any] | None = None,
+    retry: Retry | int | None = None,
 ) -> Any: ...
 
 
@@ -94,6 +123,7 @@ def define_job(
     input: Any,
     output: Any = None,
     run: JobFunction[Any, Any] | None = None,
+    retry: Retry | int | None = None,
 ) -> JobDefinition[Any, Any] | Callable[[JobFunction[Any, Any]], JobDefinition[Any, Any]]:
     """Define a job.
 
@@ -103,12 +133,15 @@ def define_job(
             input is validated against it and the run function receives the parsed value.
         output: optional type the job's return value is validated against.
         run: ``async def run(step, payload)``. Without it, ``define_job`` is a decorator.
+        retry: the retry policy of the job's steps (``step.run`` and ``step.all``) that give
+            none of their own: a number of attempts or a :class:`~durably_web.Retry`.
 
     Returns:
         A :class:`JobDefinition`, or a decorator producing one.
 
     Raises:
-        ValidationError: the name is malformed or a type is not one pydantic understands.
+        ValidationError: the name is malformed, a type is not one pydantic understands, or
+            ``retry`` is not a number of attempts or a ``Retry``.
 
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -118,11 +151,12 @@ def define_job(
         )
     input_adapter = _adapter(input, f"input type of job {name!r}")
     output_adapter = None if output is None else _adapter(output, f"output type of job {name!r}")
+    policy = retry_policy(retry, f"retry of job {name!r}")
 
     def build(fn: JobFunction[Any, Any]) -> JobDefinition[Any, Any]:
         if not callable(fn):
             raise ValidationError(f"run of job {name!r} must be callable, got {fn!r}")
-        return JobDefinition(name, input, output, fn, input_adapter, output_adapter)
+        return JobDefinition(name, input, output, fn, input_adapter, output_adapter, policy)
 
     return build if run is None else build(run)
 

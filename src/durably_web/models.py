@@ -17,22 +17,39 @@ __all__ = [
     "Log",
     "LogLevel",
     "Progress",
+    "CATCH_UPS",
+    "CatchUp",
     "Run",
     "RunStatus",
+    "Schedule",
     "Step",
     "StepStatus",
     "TERMINAL_STATUSES",
+    "WAIT_KINDS",
+    "WaitKind",
+    "Waiting",
     "wire_time",
 ]
 
-RunStatus = Literal["pending", "leased", "completed", "failed", "cancelled"]
+RunStatus = Literal["pending", "leased", "waiting", "completed", "failed", "cancelled"]
 StepStatus = Literal["completed", "failed", "cancelled"]
 LogLevel = Literal["info", "warn", "error"]
 Disposition = Literal["created", "idempotent", "coalesced"]
+WaitKind = Literal["sleep", "signal", "retry"]
+CatchUp = Literal["latest", "all", "none"]
+CATCH_UPS: tuple[CatchUp, ...] = ("latest", "all", "none")
 
-RUN_STATUSES: tuple[RunStatus, ...] = ("pending", "leased", "completed", "failed", "cancelled")
+RUN_STATUSES: tuple[RunStatus, ...] = (
+    "pending",
+    "leased",
+    "waiting",
+    "completed",
+    "failed",
+    "cancelled",
+)
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-ACTIVE_STATUSES: frozenset[str] = frozenset({"pending", "leased"})
+ACTIVE_STATUSES: frozenset[str] = frozenset({"pending", "leased", "waiting"})
+WAIT_KINDS: tuple[WaitKind, ...] = ("sleep", "signal", "retry")
 
 
 def wire_time(value: datetime | None) -> str | None:
@@ -76,6 +93,35 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
+class Waiting:
+    """What a ``waiting`` run waits for: ``run.waiting``, and the ``run:wait`` event's field.
+
+    Attributes:
+        kind: ``sleep`` (``step.sleep``/``sleep_until``), ``signal``
+            (``step.wait_for_signal``) or ``retry`` (a step's backoff before its next attempt).
+        name: the step that waits (for a signal, also the signal's name).
+        until: when the wait ends: the sleep's end, the retry's time, the signal wait's
+            timeout (``None``: no timeout). A signal that arrives ends it at once.
+        since: when the wait began (not on the wire; the step's ``started_at``).
+
+    """
+
+    kind: WaitKind
+    name: str
+    until: datetime | None
+    since: datetime | None = field(default=None, compare=False)
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return ``{"kind", "name", "until"}`` (``until`` as ISO text or null)."""
+        return {"kind": self.kind, "name": self.name, "until": wire_time(self.until)}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Waiting:
+        """Build from the JSON object form."""
+        return cls(data["kind"], data["name"], parse_time(data.get("until")))
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     """One execution of a job, as stored.
 
@@ -83,7 +129,9 @@ class Run:
         id: the run's ULID.
         job_name: the name of the job it runs.
         input: the validated input, as JSON data.
-        status: ``pending``, ``leased``, ``completed``, ``failed`` or ``cancelled``.
+        status: ``pending``, ``leased``, ``waiting`` (asleep, waiting for a signal or for a
+            step's retry: it holds no lease and no worker slot), ``completed``, ``failed`` or
+            ``cancelled``.
         idempotency_key / concurrency_key: the keys it was triggered with, if any.
         current_step_index: one past the index of the last completed step.
         completed_step_count: how many steps have completed.
@@ -94,6 +142,12 @@ class Run:
         lease_owner / lease_expires_at / lease_generation: the current lease; the
             generation fences every write of the lease holder.
         started_at / completed_at / created_at / updated_at: lifecycle timestamps.
+        waiting: what a ``waiting`` run waits for (``None`` in every other status).
+        run_at: when a delayed ``pending`` run may start (``trigger(delay=..., run_at=...)``);
+            ``None`` for a run that may start at once, and in every other status.
+        wait: the wait recorded on the run whatever its status (the engine resumes it: a run
+            that just woke holds the wait it woke from until its step completes); not on the
+            wire. Read ``waiting`` instead.
         disposition: for a run returned by a trigger, whether it was ``created``, found by
             its idempotency key (``idempotent``) or is an existing pending run
             (``coalesced``); ``None`` elsewhere.
@@ -124,6 +178,9 @@ class Run:
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    waiting: Waiting | None = None
+    run_at: datetime | None = None
+    wait: Waiting | None = field(default=None, compare=False, repr=False)
     disposition: Disposition | None = field(default=None, compare=False)
     unreadable: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -134,7 +191,7 @@ class Run:
 
     @property
     def is_active(self) -> bool:
-        """True while the run is pending or leased."""
+        """True while the run is pending, leased or waiting (it can still be cancelled)."""
         return self.status in ACTIVE_STATUSES
 
     def with_disposition(self, disposition: Disposition) -> Run:
@@ -142,7 +199,9 @@ class Run:
         return replace(self, disposition=disposition)
 
     def to_wire(self) -> dict[str, Any]:
-        """Return upstream's full ``Run`` JSON (plus ``disposition`` when set)."""
+        """Return upstream's full ``Run`` JSON, plus ``waiting`` and ``runAt`` (and
+        ``disposition`` when set).
+        """  # noqa: D205 - the summary needs both lines
         out: dict[str, Any] = {
             "id": self.id,
             "jobName": self.job_name,
@@ -163,13 +222,17 @@ class Run:
             "completedAt": wire_time(self.completed_at),
             "createdAt": wire_time(self.created_at),
             "updatedAt": wire_time(self.updated_at),
+            "waiting": None if self.waiting is None else self.waiting.to_wire(),
+            "runAt": wire_time(self.run_at),
         }
         if self.disposition is not None:
             out["disposition"] = self.disposition
         return out
 
     def to_client_wire(self) -> dict[str, Any]:
-        """Return upstream's ``ClientRun`` JSON, the form its HTTP handler sends."""
+        """Return upstream's ``ClientRun`` JSON (the form its HTTP handler sends), plus
+        ``waiting`` and ``runAt``.
+        """  # noqa: D205 - the summary needs both lines
         return {
             "id": self.id,
             "jobName": self.job_name,
@@ -186,12 +249,15 @@ class Run:
             "createdAt": wire_time(self.created_at),
             "isTerminal": self.is_terminal,
             "isActive": self.is_active,
+            "waiting": None if self.waiting is None else self.waiting.to_wire(),
+            "runAt": wire_time(self.run_at),
         }
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Run:
         """Rebuild a run from either wire form (missing lease fields become ``None``/0)."""
         progress = data.get("progress")
+        waiting = data.get("waiting")
         created = parse_time(data["createdAt"])
         assert created is not None
         return cls(
@@ -214,6 +280,8 @@ class Run:
             completed_at=parse_time(data.get("completedAt")),
             created_at=created,
             updated_at=parse_time(data.get("updatedAt")) or created,
+            waiting=None if waiting is None else Waiting.from_wire(waiting),
+            run_at=parse_time(data.get("runAt")),
             disposition=data.get("disposition"),
         )
 
@@ -222,6 +290,8 @@ class Run:
 class Step:
     """A finished step's checkpoint record (no row exists while a step is running).
 
+    A step with retries has one row per failed attempt (status ``failed``, with ``retry_at``
+    when another attempt follows) and one for its last attempt. ``attempt`` counts from 1.
     ``unreadable`` lists stored columns that could not be parsed, as on :class:`Run`.
     """
 
@@ -234,10 +304,12 @@ class Step:
     error: str | None
     started_at: datetime
     completed_at: datetime | None
+    attempt: int = 1
+    retry_at: datetime | None = None
     unreadable: dict[str, str] = field(default_factory=dict, compare=False)
 
     def to_wire(self) -> dict[str, Any]:
-        """Return upstream's step JSON."""
+        """Return upstream's step JSON, plus ``attempt`` and ``retryAt``."""
         return {
             "id": self.id,
             "runId": self.run_id,
@@ -248,6 +320,8 @@ class Step:
             "error": self.error,
             "startedAt": wire_time(self.started_at),
             "completedAt": wire_time(self.completed_at),
+            "attempt": self.attempt,
+            "retryAt": wire_time(self.retry_at),
         }
 
     @classmethod
@@ -265,6 +339,8 @@ class Step:
             data.get("error"),
             started,
             parse_time(data.get("completedAt")),
+            attempt=int(data.get("attempt") or 1),
+            retry_at=parse_time(data.get("retryAt")),
         )
 
 
@@ -310,3 +386,46 @@ class Log:
             data.get("data"),
             created,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A persisted cron schedule (``durably.schedule``): one run of ``job_name`` per tick.
+
+    Attributes:
+        name: the schedule's unique name.
+        job_name: the job each tick triggers.
+        cron: the 5-field cron expression.
+        timezone: the IANA time zone ``cron`` is read in.
+        input: the input of every run.
+        catch_up: what runs for ticks missed while no worker ran: ``latest``, ``all``, ``none``.
+        next_tick: the next tick not triggered yet.
+        last_tick: the last tick triggered (or skipped by ``catch_up``), None before the first.
+
+    """
+
+    name: str
+    job_name: str
+    cron: str
+    timezone: str
+    input: Any
+    catch_up: CatchUp
+    next_tick: datetime
+    last_tick: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return the camelCase JSON object."""
+        return {
+            "name": self.name,
+            "jobName": self.job_name,
+            "cron": self.cron,
+            "timezone": self.timezone,
+            "input": self.input,
+            "catchUp": self.catch_up,
+            "nextTick": wire_time(self.next_tick),
+            "lastTick": wire_time(self.last_tick),
+            "createdAt": wire_time(self.created_at),
+            "updatedAt": wire_time(self.updated_at),
+        }

@@ -21,6 +21,7 @@ from durably_web.json_value import shown
 __all__ = [
     "DEFAULT_UNKNOWN_JOB_GRACE",
     "MAX_BUSY_TIMEOUT",
+    "MAX_DELAY",
     "MAX_INTERVAL",
     "MAX_LEASE_DURATION",
     "MAX_RETENTION",
@@ -39,6 +40,9 @@ MAX_WAIT = 365 * _DAY
 """Longest timeout (``wait_for_run``, ``stop``) and ``unknown_job_grace``: a year."""
 MAX_RETENTION = 36500 * _DAY
 """Longest ``retain_runs`` / ``purge_runs(older_than=...)``: a hundred years."""
+MAX_DELAY = 36500 * _DAY
+"""Longest wait a run can be given: a sleep, a signal timeout, a retry backoff, a trigger's
+``delay`` (a hundred years; a stored time must stay before the year 9999)."""
 MAX_BUSY_TIMEOUT = 3600.0
 """Longest SQLite ``busy_timeout``: an hour (a lock wait blocks the connection's thread)."""
 DEFAULT_UNKNOWN_JOB_GRACE = 300.0

@@ -116,6 +116,17 @@ def seeded_rng() -> tuple[random.Random, int]:
     return random.Random(seed), seed
 
 
+@dataclass(frozen=True)
+class Engine:
+    """Where the engine keeps its runs: the side-effect SQLite file, or PostgreSQL."""
+
+    url: str | None
+
+    @property
+    def worker_args(self) -> tuple[str, ...]:
+        return () if self.url is None else ("--engine", self.url)
+
+
 async def open_engine(db: Path, engine_url: str | None = None) -> Durably:
     """The test's own engine on the database: it triggers and inspects, never executes.
 

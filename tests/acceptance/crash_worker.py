@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from durably_web import Event, JobDefinition, StepContext, create_durably, define_job
+from durably_web import Event, JobDefinition, Retry, StepContext, create_durably, define_job
 
 LEASE_DURATION = 1.0
 LEASE_RENEW_INTERVAL = 0.2
@@ -327,7 +327,64 @@ def _failing_step(index: int) -> Callable[[], Awaitable[None]]:
     return run
 
 
+# -- durable waits (test_crash_waits) --------------------------------------------------------
+
+
+class WaitsInput(BaseModel):
+    kind: str  # "sleep" | "signal" | "retry" | "all"
+    wait: float
+
+
+FLAKY_FAILURES = 2
+"""Attempts of the ``flaky`` step that fail before one succeeds."""
+ALL_STEPS = ("p0", "p1", "p2", "p3")
+
+
+def _effect_count(run_id: str, prefix: str) -> int:
+    row = (
+        _effects_db()
+        .execute(
+            "SELECT COUNT(*) FROM side_effects WHERE run_id = ? AND step_name LIKE ?",
+            (run_id, f"{prefix}%"),
+        )
+        .fetchone()
+    )
+    return int(row[0])
+
+
+@define_job(name="durable-waits", input=WaitsInput)
+async def durable_waits(step: StepContext, payload: WaitsInput) -> Any:
+    """Step ``a``, then a durable wait of ``kind`` (or parallel steps), then step ``b``."""
+    run_id = step.run_id
+    await step.run("a", _side_effect_step(run_id, "a", 1, 0.0))
+    result: Any = None
+    if payload.kind == "sleep":
+        await step.sleep("nap", payload.wait)
+    elif payload.kind == "signal":
+        result = await step.wait_for_signal("go")
+    elif payload.kind == "retry":
+
+        def flaky() -> int:
+            attempt = _effect_count(run_id, "flaky#") + 1
+            record_effect(run_id, f"flaky#{attempt}")
+            if attempt <= FLAKY_FAILURES:
+                raise ConnectionError(f"attempt {attempt} failed")
+            return attempt
+
+        policy = Retry(attempts=FLAKY_FAILURES + 3, initial=payload.wait, factor=1, jitter=False)
+        result = await step.run("flaky", flaky, retry=policy)
+    else:
+        steps = {  # p0 finishes first, p3 last: a kill in between leaves some done
+            name: _side_effect_step(run_id, name, i, payload.wait * (i + 1))
+            for i, name in enumerate(ALL_STEPS)
+        }
+        result = await step.all(steps)
+    await step.run("b", _side_effect_step(run_id, "b", 2, 0.0))
+    return result
+
+
 JOBS: dict[str, JobDefinition[Any, Any]] = {
+    "durable_waits": durable_waits,
     "crash_steps": crash_steps,
     "die_before_outcome": die_before_outcome,
     "interval_a": interval_a,
@@ -383,7 +440,7 @@ async def work(
         while True:
             if durably.worker.failure is not None:  # a full disk: stop, as the CLI does
                 raise SystemExit(f"worker {os.getpid()} stopped: {durably.worker.failure}")
-            active = await durably.get_runs(status=["pending", "leased"], limit=1)
+            active = await durably.get_runs(status=["pending", "leased", "waiting"], limit=1)
             if not active:
                 finished = await durably.get_runs(status=["completed", "failed", "cancelled"])
                 if len(finished) >= expect:

@@ -22,7 +22,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ import pytest
 from durably_web import Durably, Run
 from tests.acceptance.crash_harness import (
     Effect,
+    Engine,
     Interval,
     WorkerProcess,
     double_executions,
@@ -44,25 +44,6 @@ from tests.acceptance.crash_worker import OUTCOME_KILL, step_name, step_value
 
 DEADLINE = 120.0
 """Seconds a crash test may take before it gives up (it normally needs a fraction)."""
-
-
-@dataclass(frozen=True)
-class Engine:
-    """Where the engine keeps its runs: the side-effect SQLite file, or PostgreSQL."""
-
-    url: str | None
-
-    @property
-    def worker_args(self) -> tuple[str, ...]:
-        return () if self.url is None else ("--engine", self.url)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request: pytest.FixtureRequest) -> Engine:
-    """Each crash test runs with the engine on SQLite and on PostgreSQL."""
-    if request.param == "postgres":
-        return Engine(str(request.getfixturevalue("postgres_url")))
-    return Engine(None)
 
 
 def resume_gaps(effects: Iterable[Effect], index_of: dict[str, int]) -> list[str]:

@@ -14,11 +14,14 @@ import pytest
 
 from durably_web.errors import ConflictError, LeaseLost, NotFoundError, RunCancelled
 from durably_web.models import Run
+from durably_web.storage.queries import migrations
 from durably_web.storage.records import NewRun, RunDelta, RunFilter
 from durably_web.testing import FakeClock
 from tests.databases import AnyStore, TestDatabase
 
 LEASE = 30.0
+LATEST = migrations()[-1][0]
+"""The schema version this release migrates to."""
 
 
 async def enqueue(store: AnyStore, clock: FakeClock, *news: NewRun) -> list[str]:

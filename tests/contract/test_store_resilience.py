@@ -8,12 +8,12 @@ from __future__ import annotations
 import pytest
 
 from durably_web.errors import StorageError
-from durably_web.ids import ulid_time
+from durably_web.ids import new_ulid, ulid_time
 from durably_web.storage.records import NewRun, RunDelta, RunFilter
 from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FailingConnection, FakeClock
-from tests.conftest import ConnectionFactory
-from tests.contract.test_store import LEASE, claim, enqueue, step_args
+from tests.conftest import MIGRATIONS, ConnectionFactory
+from tests.contract.test_store import LATEST, LEASE, claim, enqueue, step_args
 from tests.databases import AnyStore, TestDatabase
 
 # -- schema versions ---------------------------------------------------------------------
@@ -39,7 +39,7 @@ async def test_newer_schema_is_refused_and_nothing_written(
     with pytest.raises(StorageError) as raised:
         await store.migrate(clock.now())
     message = str(raised.value)
-    assert "schema version 99" in message and "(version 3)" in message, message
+    assert "schema version 99" in message and f"(version {LATEST})" in message, message
     assert "Upgrade durably_web" in message
     assert tables(store) == ["durably_schema_versions"]  # no table created
     rows = store.connection.query("SELECT version FROM durably_schema_versions")
@@ -119,7 +119,7 @@ async def test_failed_flush_writes_nothing_and_the_same_delta_goes_out_later(
     connect: ConnectionFactory, clock: FakeClock
 ) -> None:
     inner = connect()
-    flaky = FailingConnection(inner, fail_on_commit=6)  # migrations 1-3, enqueue, claim
+    flaky = FailingConnection(inner, fail_on_commit=MIGRATIONS + 3)  # enqueue, claim, flush
     store = SQLiteStore(flaky)
     await store.migrate(clock.now())
     await enqueue(store, clock, NewRun("a", "1"))
@@ -128,7 +128,7 @@ async def test_failed_flush_writes_nothing_and_the_same_delta_goes_out_later(
     one = ("L1", run.id, None, "info", "one", None, "2026-01-01T00:00:00.000Z")
     two = ("L2", run.id, None, "info", "two", None, "2026-01-01T00:00:00.001Z")
     delta = RunDelta(progress_json='{"current":1}', current_step_index=1, logs=(one,))
-    with pytest.raises(StorageError, match="commit #6"):
+    with pytest.raises(StorageError, match=f"commit #{MIGRATIONS + 3}"):
         await store.flush(run.id, 1, delta, clock.now())
     assert await store.get_logs(run.id) == []
     assert delta == RunDelta('{"current":1}', current_step_index=1, logs=(one,))  # untouched
@@ -139,20 +139,24 @@ async def test_failed_flush_writes_nothing_and_the_same_delta_goes_out_later(
     assert after is not None and after.progress is not None and after.progress.current == 1
 
 
-async def test_count_replayed_logs(store: AnyStore, clock: FakeClock) -> None:
-    """Lines outside completed steps count; lines of a completed step do not (it replays)."""
+async def test_replayed_logs_count_lines_per_step(store: AnyStore, clock: FakeClock) -> None:
+    """Lines outside steps count; a step's count only while its attempt is unfinished.
+
+    A completed step replays (its lines are not logged again); a failed attempt is over (the
+    step's next attempt writes lines of its own).
+    """
     [run_id] = await enqueue(store, clock, NewRun("a", "1"))
-    assert await store.count_replayed_logs(run_id) == 0
+    assert await store.replayed_logs(run_id) == {}
     await claim(store, clock)
     stamp = "2026-01-01T00:00:00.000Z"
     logs = tuple(
-        (f"L{n}", run_id, step, "info", "x", None, stamp)
-        for n, step in enumerate((None, "s0", "s0", None, "s1"))
+        (new_ulid(clock.now()), run_id, step, "info", "x", None, stamp)
+        for step in (None, "s0", "s0", None, "s1")
     )
     assert await store.flush(run_id, 1, RunDelta(logs=logs), clock.now())
-    assert await store.count_replayed_logs(run_id) == 5
+    assert await store.replayed_logs(run_id) == {None: 2, "s0": 2, "s1": 1}
     await store.checkpoint_step(run_id, 1, **step_args(clock, "s0", 0))
-    assert await store.count_replayed_logs(run_id) == 3
+    assert await store.replayed_logs(run_id) == {None: 2, "s1": 1}
     await store.record_failed_step(
         run_id,
         1,
@@ -163,8 +167,13 @@ async def test_count_replayed_logs(store: AnyStore, clock: FakeClock) -> None:
         started_at=clock.now(),
         now=clock.now(),
         logs=(),
+        attempt=1,
+        retry_at=clock.now() + 5,
     )
-    assert await store.count_replayed_logs(run_id) == 3  # s1 failed: it runs (and logs) again
+    assert await store.replayed_logs(run_id) == {None: 2}  # s1's first attempt is over
+    later = (new_ulid(clock.now()), run_id, "s1", "info", "y", None, stamp)
+    assert await store.flush(run_id, 1, RunDelta(logs=(later,)), clock.now())
+    assert await store.replayed_logs(run_id) == {None: 2, "s1": 1}  # its second attempt's
 
 
 # -- runs of jobs no worker knows --------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from durably_web import create_durably
+from durably_web.storage.queries import migrations
 from durably_web.testing import FakeClock
 from tests.integration.test_cli import JOBS, cli, query
 
@@ -72,7 +73,8 @@ def test_database_of_a_newer_version_is_refused_unchanged(tmp_path: Path) -> Non
         assert result.returncode == 1, result.stdout + result.stderr
         assert result.stderr == (
             "durably-web: error: the database has schema version 99, newer than this "
-            "durably_web supports (version 3): it was written by a newer release. Upgrade "
+            f"durably_web supports (version {migrations()[-1][0]}): it was written by a newer "
+            "release. Upgrade "
             "durably_web to open it; it was left unchanged.\n"
         )
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest

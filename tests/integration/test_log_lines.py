@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from durably_web import StepContext, create_durably, define_job
 from durably_web.testing import FailingConnection, FakeClock, SimulatedCrash
-from tests.conftest import ConnectionFactory, MakeDurably
+from tests.conftest import MIGRATIONS, ConnectionFactory, MakeDurably
 
 
 class Flaky(BaseModel):
@@ -117,13 +117,13 @@ async def test_crash_then_reload_writes_each_line_once(
     reset(heal=True)
     inner = connect()
     crashing = create_durably(
-        FailingConnection(inner, fail_on_commit=8, crash=True),
+        FailingConnection(inner, fail_on_commit=MIGRATIONS + 5, crash=True),
         clock=clock,
         jobs={"logged": logged},
         preserve_steps=True,
     )
-    await crashing.migrate()  # commits 1-3
-    run = await crashing.jobs.logged.trigger({"steps": 5})  # 4
+    await crashing.migrate()  # one commit per migration
+    run = await crashing.jobs.logged.trigger({"steps": 5})  # then trigger
     with pytest.raises(SimulatedCrash):
         await crashing.process_one()  # claim (5), s0-s1 (6-7), dies writing s2 (8)
     await crashing.stop()

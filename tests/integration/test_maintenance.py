@@ -10,6 +10,7 @@ import pytest
 from durably_web import Durably, RunFailed, StepContext, define_job
 from durably_web.testing import FakeClock, settle
 from tests.conftest import MakeDurably
+from tests.databases import until
 from tests.jobs import steps_job
 
 
@@ -70,6 +71,9 @@ async def test_started_worker_fails_an_unknown_job_and_waiters_hear_it(
     worker.start()
     waiter = asyncio.ensure_future(worker.wait_for_run(run.id))
     for _ in range(15):
+        # Something asleep on the clock first: on PostgreSQL the worker's loop does real I/O,
+        # and steps of the clock all taken while it is busy would pass it by.
+        await until(lambda: clock.sleepers >= 1)
         await clock.advance(5)
     with pytest.raises(RunFailed, match="Unknown job: ghost"):
         await asyncio.wait_for(waiter, 5)

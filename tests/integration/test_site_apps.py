@@ -393,7 +393,7 @@ def test_a_site_builds_from_shipped_archives_with_no_node_and_no_pip(
     info = npm.pyodide_info(layout)
     shipped = package / "web" / "precompiled"
     files = write_shipped(layout, shipped, info, build_self_wheel(layout), log=print)
-    assert files[-1] == shipped / INDEX and len(files) == 9  # stdlib + 7 wheels + index
+    assert files[-1] == shipped / INDEX and len(files) == 11  # stdlib + 9 wheels + index
     shutil.rmtree(layout.state / "pyc")
     shutil.rmtree(layout.state / "wheels")
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # no node, no npm

@@ -584,12 +584,14 @@ def test_lock_lists_the_served_wheels_with_their_hashes(repo_build: BuildResult)
     assert lock["info"]["abi_version"] == "2026_0"
     assert set(lock["packages"]) == {
         "annotated-types",
+        "cronsim",
         "durably-web",
         "micropip",
         "pydantic",
         "pydantic-core",
         "typing-extensions",
         "typing-inspection",
+        "tzdata",
     }
     for entry in lock["packages"].values():
         assert entry["sha256"] == sha256(pyodide / entry["file_name"])
@@ -600,7 +602,7 @@ def test_lock_lists_the_served_wheels_with_their_hashes(repo_build: BuildResult)
     assert (own["name"], own["imports"], own["depends"]) == (
         "durably-web",
         ["durably_web"],
-        ["pydantic"],
+        ["cronsim", "pydantic", "tzdata"],
     )
     served = sorted(p.name for p in pyodide.glob("*.whl"))
     assert served == sorted(entry["file_name"] for entry in lock["packages"].values())

@@ -9,6 +9,7 @@ import pytest
 from durably_web import StorageError, create_durably
 from durably_web.adapters.sqlite3 import SQLite3Connection
 from durably_web.testing import FailingConnection, FakeClock, SimulatedCrash
+from tests.conftest import MIGRATIONS
 from tests.jobs import Recorder, steps_job
 
 
@@ -16,13 +17,13 @@ async def test_crash_at_nth_commit_then_resume(tmp_path: Path, recorder: Recorde
     inner = SQLite3Connection(str(tmp_path / "t.db"))
     clock = FakeClock()
     crashing = create_durably(
-        FailingConnection(inner, fail_on_commit=8, crash=True),
+        FailingConnection(inner, fail_on_commit=MIGRATIONS + 5, crash=True),
         clock=clock,
         preserve_steps=True,
     )
     crashing.register({"steps": steps_job})
-    await crashing.migrate()  # commits 1-3
-    run = await crashing.jobs.steps.trigger({"n": 6})  # commit 4
+    await crashing.migrate()  # one commit per migration
+    run = await crashing.jobs.steps.trigger({"n": 6})  # then trigger
     with pytest.raises(SimulatedCrash):
         await crashing.process_one()  # claim (5), steps 0-2 (6-8): dies writing step-2
     await crashing.stop()
@@ -39,12 +40,12 @@ async def test_crash_at_nth_commit_then_resume(tmp_path: Path, recorder: Recorde
 
 async def test_failed_commit_raises_storage_error_and_writes_nothing(tmp_path: Path) -> None:
     inner = SQLite3Connection(str(tmp_path / "t.db"))
-    flaky = FailingConnection(inner, fail_on_commit=4)
+    flaky = FailingConnection(inner, fail_on_commit=MIGRATIONS + 1)
     durably = create_durably(flaky, jobs={"steps": steps_job})
     await durably.migrate()
-    with pytest.raises(StorageError, match="simulated failure of commit #4"):
+    with pytest.raises(StorageError, match=f"simulated failure of commit #{MIGRATIONS + 1}"):
         await durably.jobs.steps.trigger({"n": 1})
     assert await durably.get_runs() == []
     assert (await durably.jobs.steps.trigger({"n": 1})).status == "pending"
-    assert flaky.commits == 4
+    assert flaky.commits == MIGRATIONS + 1
     inner.close()

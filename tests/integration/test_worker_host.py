@@ -111,3 +111,32 @@ async def test_a_request_with_its_id_first_is_answered_too(make_durably: MakeDur
         host, posted, '{"id":4,"type":"trigger","jobName":"anything","input":{"x":1}}'
     )
     assert ok["ok"] is True and ok["result"]["input"] == {"x": 1}
+
+
+async def test_schedules_and_signals_through_the_browser_host(make_durably: MakeDurably) -> None:
+    """The page's schedule, getSchedules, unschedule and signal reach the engine."""
+    durably = await make_durably(JOBS)
+    posted: list[dict[str, Any]] = []
+    host = Host(durably, lambda text: posted.append(json.loads(text)))
+    body = (
+        '{"type":"schedule","name":"s","jobName":"anything","cron":"0 3 * * *",'
+        '"input":{"seed":2},"timezone":"Europe/Berlin","catchUp":"all"}'
+    )
+    made = await answer(host, posted, request(body, 1))
+    assert made["ok"] is True, made
+    assert made["result"]["nextTick"] == "2026-01-01T02:00:00.000Z"  # 03:00 in Berlin (CET)
+    assert made["result"]["catchUp"] == "all"
+    listed = await answer(host, posted, request('{"type":"getSchedules"}', 2))
+    assert [s["name"] for s in listed["result"]] == ["s"]
+    bad = await answer(host, posted, request(body.replace("0 3", "99 3"), 3))
+    assert bad["error"]["code"] == "validation_error" and "Bad minute" in bad["error"]["error"]
+    gone = await answer(host, posted, request('{"type":"unschedule","name":"s"}', 4))
+    assert gone["ok"] is True
+    again = await answer(host, posted, request('{"type":"unschedule","name":"s"}', 5))
+    assert again["error"]["code"] == "not_found"
+    missing = await answer(
+        host,
+        posted,
+        request('{"type":"signal","runId":"01JZZZZZZZZZZZZZZZZZZZZZZZ","name":"x"}', 6),
+    )
+    assert missing["error"]["code"] == "not_found"

@@ -136,6 +136,10 @@ test("writes answering ids only read the run: after, or before for a DELETE", as
   assert.equal((await client.cancel("r1")).id, "r1");
   assert.deepEqual(fake.log.slice(-2), ["POST /cancel?runId=r1", "GET /run?runId=r1"]);
   assert.equal((await client.retry("r1")).id, "r1");
+  fake.route("POST", "/signal", () => [200, { success: true }]);
+  assert.equal((await client.signal("r1", "approval", { ok: true })).id, "r1");
+  assert.deepEqual(fake.bodies.at(-2), { runId: "r1", name: "approval", payload: { ok: true } });
+  assert.deepEqual(fake.log.slice(-2), ["POST /signal", "GET /run?runId=r1"]);
   assert.equal((await client.retrigger("r1")).id, "r2");
   assert.deepEqual(fake.log.slice(-2), ["POST /retrigger?runId=r1", "GET /run?runId=r2"]);
   const deleted = await client.deleteRun("r2");

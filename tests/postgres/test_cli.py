@@ -126,7 +126,10 @@ def test_worker_processes_execute_runs_triggered_elsewhere(postgres_url: str) ->
 
 def test_worker_refuses_bad_arguments_before_connecting(postgres_url: str) -> None:
     cases = {
-        ("--jobs", f"{JOBS}:not_a_job"): "is int: give a module, a job or a dict of jobs",
+        (
+            "--jobs",
+            f"{JOBS}:not_a_job",
+        ): "is int: give a module, a job, a dict of jobs or a Durably",
         ("--jobs", JOBS, "--concurrency", "0"): "--concurrency must be 1-1000",
         ("--jobs", JOBS, "--lease-duration", "-1"): "lease",
         ("--jobs", "no_such_module_here"): "cannot import",

@@ -139,23 +139,68 @@ def schema_of(url: str) -> dict[str, Any]:
     return {"columns": columns, "indexes": indexes, "versions": versions}
 
 
-async def test_schema_is_upstreams(
+_OWN_COLUMNS = {
+    ("durably_runs", "wait_kind"),
+    ("durably_runs", "wait_name"),
+    ("durably_runs", "wait_until"),
+    ("durably_runs", "wait_started_at"),
+    ("durably_steps", "attempt"),
+    ("durably_steps", "retry_at"),
+    *(("durably_signals", c) for c in ("run_id", "name", "payload", "created_at", "received_at")),
+    *(
+        ("durably_schedules", c)
+        for c in (
+            "name",
+            "job_name",
+            "cron",
+            "timezone",
+            "input",
+            "catch_up",
+            "next_tick_at",
+            "last_tick_at",
+            "created_at",
+            "updated_at",
+        )
+    ),
+}
+"""durably_web's own additions (migrations 2 and 3: waits, signals, retries, schedules)."""
+_OWN_INDEXES = {"idx_durably_runs_wait_until", "durably_signals_pkey", "durably_schedules_pkey"}
+
+
+async def test_schema_is_upstreams_plus_the_durable_primitives(
     postgres_server: PostgresServer, upstream: Upstream, engine: Durably
 ) -> None:
+    """Upstream's schema exactly, plus nullable columns and tables upstream never reads."""
     theirs_schema = postgres_server.new_schema()
     theirs = postgres_server.schema_url(theirs_schema)
     try:
         await upstream("migrate", theirs)
         await engine.migrate()  # ours, in the engine's own schema
         ours = engine.store.database.conninfo  # type: ignore[attr-defined]
-        assert schema_of(ours) == schema_of(theirs)
-        assert schema_of(ours)["versions"] == [(1,)]
-        # Each side finds the other's database up to date.
+        mine, upstreams = schema_of(ours), schema_of(theirs)
+        assert set(upstreams["columns"]) <= set(mine["columns"])
+        added = [c for c in mine["columns"] if c not in upstreams["columns"]]
+        assert {(table, column) for table, column, *_ in added} == _OWN_COLUMNS
+        # Every added column of an upstream table is nullable: upstream's inserts leave it out.
+        assert all(
+            nullable == "YES" and default is None
+            for table, _, _, nullable, default in added
+            if table in ("durably_runs", "durably_steps")
+        )
+        assert set(upstreams["indexes"]) <= set(mine["indexes"])
+        assert {name for name, _ in mine["indexes"]} - {
+            name for name, _ in upstreams["indexes"]
+        } == _OWN_INDEXES
+        assert mine["versions"] == [(1,), (2,), (3,)]
+        assert upstreams["versions"] == [(1,)]
+        # Each side opens the other's database: this engine adds its migrations to upstream's
+        # schema, and upstream finds this engine's database up to date.
         other = create_durably(theirs)
-        assert await other.store.migrate(0.0) == []
+        assert await other.store.migrate(0.0) == [2, 3]
         await other.close()
+        assert schema_of(theirs) == mine
         await upstream("migrate", ours)
-        assert schema_of(ours)["versions"] == [(1,)]
+        assert schema_of(ours) == mine
     finally:
         postgres_server.drop_schema(theirs_schema)
 

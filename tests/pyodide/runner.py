@@ -309,6 +309,10 @@ SKIP_MODULES: dict[str, str] = {
     "tests/integration/test_site_apps.py": (
         "builds apps and runs the CLI and HTTP servers (host tools, processes, threads)"
     ),
+    "tests/integration/test_cli_waits.py": "runs the CLI as real subprocesses (Pyodide has no processes)",
+    "tests/integration/test_cli_worker.py": (
+        "runs durably-web worker and the examples as real subprocesses"
+    ),
     "tests/unit/test_json_value_js.py": "runs the JS client's json.mjs under Node (no processes here)",
     "tests/unit/test_page_client_micropython.py": (
         "runs MicroPython under Node and reads the JS client's files (no processes here)"

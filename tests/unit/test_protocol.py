@@ -7,6 +7,7 @@ missing or malformed argument are upstream's words.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -42,6 +43,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "getLogs": {"run_id": "r1"},
     "getJobs": {},
     "cancel": {"run_id": "r1"},
+    "signal": {"run_id": "r1", "name": "approval", "payload": {"ok": True}},
     "retry": {"run_id": "r1"},
     "retrigger": {"run_id": "r1"},
     "deleteRun": {"run_id": "r1"},
@@ -124,6 +126,15 @@ def test_trigger_options_have_one_translation() -> None:
         "concurrency_key": None,
         "labels": None,
         "coalesce": "skip",
+        "delay": None,
+        "run_at": None,
     }
     with pytest.raises(ValidationError, match="unknown trigger option 'bogus'"):
         trigger_to_wire(1, {"bogus": 1})
+
+
+def test_start_times_cross_the_wire_as_seconds_and_iso_text() -> None:
+    when = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    body = trigger_to_wire(1, {"delay": timedelta(minutes=2), "run_at": when})
+    assert body == {"input": 1, "delay": 120.0, "runAt": "2030-01-02T03:04:05+00:00"}
+    assert trigger_from_wire(body)["run_at"] == "2030-01-02T03:04:05+00:00"

@@ -1,4 +1,8 @@
-"""Wire forms match upstream Durably 0.15's JSON, key for key."""
+"""Wire forms match upstream Durably 0.15's JSON, key for key, plus this project's own keys.
+
+Ours come after upstream's: ``waiting`` and ``runAt`` on runs (durable waits, delayed runs),
+``attempt`` and ``retryAt`` on steps (retries). Upstream's clients ignore keys they do not know.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from durably_web.events import (
     WorkerError,
     event_from_wire,
 )
-from durably_web.models import Log, Progress, Run, Step
+from durably_web.models import Log, Progress, Run, Step, Waiting
 
 T = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 AT = T.timestamp()
@@ -64,7 +68,23 @@ def test_client_run_matches_upstream() -> None:
         "createdAt": "2026-01-02T03:04:05.678Z",
         "isTerminal": True,
         "isActive": False,
+        "waiting": None,
+        "runAt": None,
     }
+
+
+def test_a_waiting_run_says_what_for_on_the_wire() -> None:
+    waiting = Waiting("signal", "approval", T, since=T)
+    run = make_run(status="waiting", waiting=waiting, wait=waiting, output=None)
+    expected = {"kind": "signal", "name": "approval", "until": "2026-01-02T03:04:05.678Z"}
+    assert run.to_client_wire()["waiting"] == expected
+    assert run.to_client_wire()["isActive"] is True
+    assert run.to_wire()["waiting"] == expected
+    back = Run.from_wire(run.to_wire())
+    assert back.waiting == Waiting("signal", "approval", T)
+    delayed = make_run(status="pending", run_at=T)
+    assert delayed.to_wire()["runAt"] == "2026-01-02T03:04:05.678Z"
+    assert Run.from_wire(delayed.to_wire()).run_at == T
 
 
 def test_full_run_round_trips() -> None:
@@ -100,8 +120,13 @@ def test_step_and_log_wire() -> None:
         "error": None,
         "startedAt": "2026-01-02T03:04:05.678Z",
         "completedAt": "2026-01-02T03:04:05.678Z",
+        "attempt": 1,
+        "retryAt": None,
     }
     assert Step.from_wire(step.to_wire()) == step
+    retried = Step("S2", "R1", "fetch", 1, "failed", None, "boom", T, T, attempt=2, retry_at=T)
+    assert retried.to_wire()["retryAt"] == "2026-01-02T03:04:05.678Z"
+    assert Step.from_wire(retried.to_wire()) == retried
     log = Log("L1", "R1", None, "info", "hi", {"x": 1}, T)
     assert log.to_wire()["stepName"] is None
     assert Log.from_wire(log.to_wire()) == log

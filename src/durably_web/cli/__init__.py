@@ -6,7 +6,10 @@
                                [--lease-duration SECONDS] [--preserve-steps]
     durably-web runs [--db DB] [--status S] [--job NAME] [--limit N]
     durably-web run-info RUN_ID [--db DB]
+    durably-web signal RUN_ID NAME [--payload JSON] [--db DB]
+    durably-web schedules [--db DB]
     durably-web worker DB --jobs MODULE[:ATTR] [--concurrency N] [...]
+    durably-web worker MODULE[:ATTR] [--db DB] [--stop-timeout SECONDS] [...]
     durably-web new DIR
     durably-web build [DIR] [--out OUT] [--force]
     durably-web serve [DIR] [--out OUT] [--port N] [--host ADDR] [--jobs PATH] [--isolated]
@@ -42,7 +45,8 @@ from durably_web.cli.common import (
 from durably_web.cli.loading import load_job, validate_input
 from durably_web.cli.run import run_job
 from durably_web.cli.serve_api import add_serve_api, run_serve_api
-from durably_web.cli.show import list_runs, show_run
+from durably_web.cli.show import list_runs, list_schedules, show_run
+from durably_web.cli.signal import send_signal
 from durably_web.cli.worker import add_worker, run_worker
 from durably_web.errors import DurablyError, ValidationError
 from durably_web.models import RUN_STATUSES
@@ -134,6 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("run-info", help="show a run with its steps and logs")
     info.add_argument("run_id", metavar="RUN_ID")
     info.add_argument("--db", default=DEFAULT_DB, metavar="DB", help=DB_HELP)
+
+    signal = commands.add_parser(
+        "signal",
+        help="send a signal to a run (step.wait_for_signal)",
+        description="Send the signal NAME to a run: its wait_for_signal(NAME) returns the "
+        "payload. A signal sent before the run waits for it is kept until it does.",
+    )
+    signal.add_argument("run_id", metavar="RUN_ID")
+    signal.add_argument("name", metavar="NAME", help="the signal's (and the waiting step's) name")
+    signal.add_argument("--payload", default="null", metavar="JSON", help="default null")
+    signal.add_argument("--db", default=DEFAULT_DB, metavar="DB", help=DB_HELP)
+    schedules = commands.add_parser("schedules", help="list cron schedules with their next tick")
+    schedules.add_argument("--db", default=DEFAULT_DB, metavar="DB", help=DB_HELP)
     add_web_commands(commands)
     add_serve_api(commands)
     add_worker(commands)
@@ -184,6 +201,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "run-info":
         return asyncio.run(show_run(check_database(args.db), args.run_id))
+    if args.command == "schedules":
+        return asyncio.run(list_schedules(check_database(args.db)))
+    if args.command == "signal":
+        payload = parse_json(args.payload, "--payload")
+        url = check_database(args.db)
+        return asyncio.run(send_signal(url, args.run_id, args.name, payload))
     value = parse_json(args.input, "--input")
     url = database_url(args.db, must_exist=False)
     key, job = load_job(args.job)

@@ -12,17 +12,19 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from durably_web.cli.common import UsageError
+from durably_web.cli.common import UsageError, database_url
+from durably_web.core.durably import Durably
 from durably_web.core.trigger import TriggerItem, prepare
 from durably_web.errors import ValidationError
 from durably_web.job import JobDefinition, jobs_in_module
 
-__all__ = ["jobs_of", "load_attribute", "load_job", "validate_input"]
+__all__ = ["engine_of", "jobs_of", "load_attribute", "load_job", "validate_input"]
 
 
 def load_job(target: str) -> tuple[str, JobDefinition[Any, Any]]:
@@ -105,6 +107,34 @@ def jobs_of(value: Any) -> dict[str, JobDefinition[Any, Any]] | None:
     return None
 
 
+def engine_of(value: Any, db: str, verb: str, **options: Any) -> Durably:
+    """Return the engine ``MODULE[:ATTR]`` names: a Durably, or one made on ``db`` for jobs.
+
+    Args:
+        value: a :class:`~durably_web.Durably`, a job definition, a dict of them, or a module
+            (every job it defines).
+        db: the ``--db`` database (a file or URL, see
+            :func:`~durably_web.cli.common.database_url`) for an engine made here.
+        verb: what the command does with it, for the error message (``serve``).
+        options: engine options for an engine made here (a given Durably keeps its own).
+
+    Raises:
+        UsageError: ``value`` is none of those.
+
+    """
+    from durably_web.core.factory import create_durably
+
+    if isinstance(value, Durably):
+        return value
+    jobs = jobs_of(value)
+    if jobs is None:
+        raise UsageError(
+            f"cannot {verb} {type(value).__name__}: give a Durably, a create_app() app, a job "
+            "or a dict of jobs"
+        )
+    return create_durably(database_url(db, must_exist=False), jobs=jobs, **options)
+
+
 def validate_input(
     job: JobDefinition[Any, Any], value: Any, idempotency_key: str | None = None
 ) -> Any:
@@ -124,7 +154,9 @@ def validate_input(
 
     """
     try:
-        _, data = prepare(job, TriggerItem(value, idempotency_key=idempotency_key), None)
+        _, data = prepare(
+            job, TriggerItem(value, idempotency_key=idempotency_key), None, now=time.time()
+        )
     except ValidationError as exc:
         raise UsageError(str(exc)) from None
     return data

@@ -11,11 +11,21 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TextIO
 
-from durably_web.models import Progress
+from durably_web.models import Progress, Waiting
 
-__all__ = ["ProgressLine", "format_elapsed", "format_log", "format_progress", "format_table"]
+__all__ = [
+    "ProgressLine",
+    "format_elapsed",
+    "format_local",
+    "format_log",
+    "format_progress",
+    "format_table",
+    "format_wait",
+    "in_local_time",
+]
 
 _BAR_WIDTH = 24
 _MIN_BAR_WIDTH = 10
@@ -30,6 +40,34 @@ def format_elapsed(seconds: float) -> str:
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def in_local_time(value: datetime) -> datetime:
+    """Return ``value`` in the local time zone, or as it is if that zone would pass 9999."""
+    try:
+        return value.astimezone()
+    except (OverflowError, ValueError):
+        return value
+
+
+def format_local(value: datetime) -> str:
+    """Format a time in the local time zone as ``YYYY-MM-DD HH:MM:SS``."""
+    return in_local_time(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_wait(waiting: Waiting) -> str:
+    """Say what a ``waiting`` run waits for, in local time.
+
+    ``sleeping until 2026-01-01 10:00:00``; ``waiting for signal approval (times out
+    2026-01-03 10:00:00)`` or ``(no timeout)``; ``retrying step fetch at 2026-01-01 10:05:00``.
+    """
+    until = "-" if waiting.until is None else format_local(waiting.until)
+    if waiting.kind == "sleep":
+        return f"sleeping until {until}"
+    if waiting.kind == "signal":
+        deadline = "no timeout" if waiting.until is None else f"times out {until}"
+        return f"waiting for signal {waiting.name} ({deadline})"
+    return f"retrying step {waiting.name} at {until}"
 
 
 def format_progress(progress: Progress | None) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from durably_web.cli.render import ProgressLine, format_log
+from durably_web.cli.render import ProgressLine, format_log, format_wait
 from durably_web.core.durably import Durably
 from durably_web.core.factory import create_durably
 from durably_web.core.handles import JobHandle
@@ -42,6 +42,7 @@ from durably_web.events import (
     RunFail,
     RunProgress,
     RunStart,
+    RunWait,
     StepComplete,
     WorkerError,
 )
@@ -238,6 +239,8 @@ class _Follower:
             line.update(steps=line.steps + 1)
         elif isinstance(event, LogWrite):
             line.message(format_log(event.level, event.message, event.data))
+        elif isinstance(event, RunWait):
+            line.message(f"Run {event.run_id} is {format_wait(event.waiting)}")
         elif isinstance(event, RunStart) and event.lease_owner != self.owner:
             previous, self.owner = self.owner, event.lease_owner
             if event.lease_owner != self.durably.worker_id:

@@ -47,9 +47,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from durably_web.cli.common import DB_HELP, DEFAULT_DB, UsageError, database_url
-from durably_web.cli.loading import jobs_of, load_attribute
-from durably_web.core.durably import Durably
+from durably_web.cli.common import DB_HELP, DEFAULT_DB, UsageError
+from durably_web.cli.loading import engine_of, load_attribute
 from durably_web.errors import StorageError, ValidationError
 from durably_web.events import WorkerError
 
@@ -107,20 +106,11 @@ def add_serve_api(commands: Any) -> None:
 
 
 def _app(value: Any, db: str) -> DurablyApp:
-    from durably_web.core.factory import create_durably
     from durably_web.server import DurablyApp, create_app
 
     if isinstance(value, DurablyApp):
         return value
-    if isinstance(value, Durably):
-        return create_app(value)
-    jobs = jobs_of(value)
-    if jobs is None:
-        raise UsageError(
-            f"cannot serve {type(value).__name__}: give a Durably, a create_app() app, a job "
-            "or a dict of jobs"
-        )
-    return create_app(create_durably(database_url(db, must_exist=False), jobs=jobs))
+    return create_app(engine_of(value, db, "serve"))
 
 
 def _check_port(host: str, port: int) -> None:

@@ -17,12 +17,19 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from durably_web.cli.common import UsageError, snippet
-from durably_web.cli.render import format_log, format_progress, format_table
+from durably_web.cli.render import (
+    format_local,
+    format_log,
+    format_progress,
+    format_table,
+    format_wait,
+    in_local_time,
+)
 from durably_web.core.durably import Durably
 from durably_web.core.factory import create_durably
 from durably_web.models import Log, Run, Step
 
-__all__ = ["list_runs", "show_run"]
+__all__ = ["list_runs", "list_schedules", "show_run"]
 
 _ERROR_WIDTH = 48
 _OUTPUT_WIDTH = 60
@@ -63,10 +70,10 @@ async def list_runs(
         (
             run.id,
             run.job_name,
-            run.status,
+            _status(run),
             format_progress(run.progress),
             str(run.completed_step_count),
-            _local(run.created_at),
+            format_local(run.created_at),
             "" if run.error is None else snippet(run.error, _ERROR_WIDTH),
         )
         for run in runs[:limit]
@@ -74,6 +81,39 @@ async def list_runs(
     print(format_table(headers, rows), file=out)
     if len(runs) > limit:
         print(f"(more runs not shown; use --limit to see more than {limit})", file=out)
+    return 0
+
+
+async def list_schedules(database: str, *, out: TextIO | None = None) -> int:
+    """Print the schedules as a table: name, job, cron, time zone, catch-up, last and next tick.
+
+    Returns:
+        0.
+
+    """
+    out = out or sys.stdout
+    durably = create_durably(database)
+    try:
+        schedules = await durably.get_schedules()
+    finally:
+        await durably.close()
+    if not schedules:
+        print("No schedules.", file=out)
+        return 0
+    headers = ("NAME", "JOB", "CRON", "TIMEZONE", "CATCH-UP", "LAST TICK", "NEXT TICK")
+    rows = [
+        (
+            s.name,
+            s.job_name,
+            s.cron,
+            s.timezone,
+            s.catch_up,
+            "-" if s.last_tick is None else format_local(s.last_tick),
+            format_local(s.next_tick),
+        )
+        for s in schedules
+    ]
+    print(format_table(headers, rows), file=out)
     return 0
 
 
@@ -112,6 +152,7 @@ async def _print_run(durably: Durably, run: Run, out: TextIO) -> None:
         ("Run", run.id),
         ("Job", run.job_name),
         ("Status", run.status),
+        *([("Waiting", format_wait(run.waiting))] if run.waiting is not None else []),
         ("Input", _json(run.input)),
         ("Output", _json(run.output) if run.status == "completed" else "-"),
         ("Error", run.error or "-"),
@@ -166,9 +207,16 @@ async def _print_run(durably: Durably, run: Run, out: TextIO) -> None:
         for log in logs:
             where = f" {log.step_name}:" if log.step_name else ""
             line = format_log(log.level, log.message, log.data)
-            print(f"{_local(log.created_at)}{where} {line}", file=out)
+            print(f"{format_local(log.created_at)}{where} {line}", file=out)
     elif run.status != "completed":
         print("Logs: none", file=out)
+
+
+def _status(run: Run) -> str:
+    """Return the status; for a waiting run with what it waits for (``waiting: sleeping …``)."""
+    if run.waiting is None:
+        return run.status
+    return f"{run.status}: {format_wait(run.waiting)}"
 
 
 def _unreadable(columns: dict[str, str]) -> str:
@@ -189,17 +237,5 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _in_local_time(value: datetime) -> datetime:
-    """``value`` in the local time zone, or as it is if that zone would pass the year 9999."""
-    try:
-        return value.astimezone()
-    except (OverflowError, ValueError):
-        return value
-
-
-def _local(value: datetime) -> str:
-    return _in_local_time(value).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _full(value: datetime | None) -> str:
-    return "-" if value is None else _in_local_time(value).isoformat(timespec="milliseconds")
+    return "-" if value is None else in_local_time(value).isoformat(timespec="milliseconds")

@@ -1,4 +1,4 @@
-"""The ``worker`` command: one worker process for a module's jobs, until SIGINT or SIGTERM.
+"""The ``worker`` command: a worker process that runs a module's jobs and fires its schedules.
 
 ::
 
@@ -9,7 +9,13 @@
 
 ``DATABASE`` is a ``postgresql://`` URL (workers on several machines share it), a SQLite file
 or a ``sqlite:///`` URL (processes of one machine; default ``durably.db``). The jobs are named
-as ``serve-api`` names them: a module's jobs, a dict of jobs, or one job. Start as many
+as ``serve-api`` names them: a module's jobs, a dict of jobs, one job, or a
+:class:`~durably_web.Durably` (which keeps its own database and options). If the module
+defines ``async def on_start(durably)``, it is awaited once the database is migrated, before
+the worker starts: declare the schedules there (``await durably.schedule(...)``; declaring an
+unchanged schedule again keeps its next tick, so ticks missed while no worker ran are caught
+up as its ``catch_up`` says). A schedule's tick makes one run whichever worker sees it
+first. Start as many
 worker processes as you like: each migrates (once, whoever comes first) and claims runs of its
 jobs; on PostgreSQL an idle worker wakes on a trigger's NOTIFY. Runs of jobs a worker does not
 register are left alone (another worker may serve them).
@@ -28,16 +34,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import signal
 import sys
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TextIO
 
-from durably_web.cli.common import DB_HELP, DEFAULT_DB, UsageError, database_url, redacted
-from durably_web.cli.loading import jobs_of, load_attribute
+from durably_web.cli.common import DB_HELP, DEFAULT_DB, UsageError, redacted
+from durably_web.cli.loading import engine_of, jobs_of, load_attribute
+from durably_web.cli.render import format_local
 from durably_web.core.durably import Durably
-from durably_web.core.factory import create_durably
 from durably_web.errors import StorageError, ValidationError
 from durably_web.events import Event, RunCancel, RunComplete, RunFail, WorkerError
 from durably_web.options import MAX_WAIT, check_seconds
@@ -85,6 +92,8 @@ def add_worker(commands: Any) -> None:
     )
     parser.add_argument(
         "--shutdown-timeout",
+        "--stop-timeout",
+        dest="shutdown_timeout",
         type=float,
         default=3.0,
         metavar="SECONDS",
@@ -112,31 +121,36 @@ def run_worker(args: argparse.Namespace) -> int:
         database, target = args.target, args.jobs
     else:
         database, target = args.db or DEFAULT_DB, args.target
-    url = database_url(database, must_exist=False)
-    _, _, value = load_attribute(target)
-    jobs = jobs_of(value)
-    if jobs is None:
+    module, _, value = load_attribute(target)
+    if not isinstance(value, Durably) and jobs_of(value) is None:
         raise UsageError(
-            f"{target!r} is {type(value).__name__}: give a module, a job or a dict of jobs"
+            f"{target!r} is {type(value).__name__}: give a module, a job, a dict of jobs or a "
+            "Durably"
         )
     options: dict[str, Any] = {}
     if args.lease_duration is not None:
         options["lease_duration"] = args.lease_duration
-    durably = create_durably(
-        url,
-        jobs=jobs,
+    durably = engine_of(
+        value,
+        database,
+        "run",
         max_concurrent_runs=args.concurrency,
         polling_interval=args.polling_interval,
         unknown_job_grace=None,
         **options,
     )
+    on_start = getattr(module, "on_start", None)
+    if on_start is not None and not inspect.iscoroutinefunction(on_start):
+        raise UsageError(f"on_start in {target!r} must be an async function")
     print(
-        f"durably-web worker {durably.worker_id}: jobs {', '.join(sorted(jobs))} on "
-        f"{redacted(database)}, {args.concurrency} at a time",
+        f"durably-web worker {durably.worker_id}: jobs {', '.join(sorted(durably.worker.jobs))}"
+        f" on {redacted(database)}, {durably.options.max_concurrent_runs} at a time",
         file=sys.stderr,
     )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers are in place
-        failure = asyncio.run(_work(durably, args.shutdown_timeout, sys.stdout, sys.stderr))
+        failure = asyncio.run(
+            _work(durably, on_start, args.shutdown_timeout, sys.stdout, sys.stderr)
+        )
         if failure is not None:
             print(
                 f"durably-web: the worker stopped: the database failed ({failure}). Its runs "
@@ -149,7 +163,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 async def _work(
-    durably: Durably, shutdown_timeout: float, out: TextIO, err: TextIO
+    durably: Durably, on_start: Any, shutdown_timeout: float, out: TextIO, err: TextIO
 ) -> StorageError | None:
     """Start the worker; on a signal or a failed database stop it; return the failure."""
     stopping = asyncio.Event()
@@ -169,7 +183,7 @@ async def _work(
     try:
         with _signals_set(stopping):
             # A signal stops the worker while it still waits for its database, too.
-            starting = asyncio.create_task(durably.init())
+            starting = asyncio.create_task(_start(durably, on_start, err))
             signalled = asyncio.create_task(stopping.wait())
             try:
                 await asyncio.wait((starting, signalled), return_when=asyncio.FIRST_COMPLETED)
@@ -186,6 +200,22 @@ async def _work(
         unsubscribe()
         await durably.close(timeout=shutdown_timeout)
     return failure[0] if failure else None
+
+
+async def _start(durably: Durably, on_start: Any, err: TextIO) -> None:
+    """Migrate, await the module's ``on_start``, start the worker, print the schedules."""
+    await durably.migrate()
+    if on_start is not None:
+        await on_start(durably)
+    await durably.init()
+    for schedule in await durably.get_schedules():
+        if schedule.job_name in durably.worker.jobs:
+            print(
+                f"  schedule {schedule.name}: {schedule.cron} ({schedule.timezone}), "
+                f"next {format_local(schedule.next_tick)}",
+                file=err,
+                flush=True,
+            )
 
 
 def _outcome(event: RunComplete | RunFail | RunCancel) -> str:

@@ -146,6 +146,38 @@ class PageClient:
         run: Record = await self._call("cancel", run_id)
         return run
 
+    async def signal(self, run_id: str, name: str, payload: Any = None) -> Record:
+        """Send the signal ``name`` to a run (its ``wait_for_signal(name)`` returns ``payload``).
+
+        A signal sent before the run waits for it is kept until it does; a second one of a
+        name is a ``ConflictError``, as is one to a finished run.
+        """
+        run: Record = await self._call("signal", run_id, name, payload)
+        return run
+
+    async def schedule(
+        self,
+        name: str,
+        job_name: str,
+        cron: str,
+        input: Any = None,
+        timezone: str = "UTC",
+        catch_up: str = "latest",
+    ) -> Record:
+        """Add or change a cron schedule of the page's engine (see docs/schedules.md)."""
+        options = {"input": input, "timezone": timezone, "catchUp": catch_up}
+        schedule: Record = await self._call("schedule", name, job_name, cron, options)
+        return schedule
+
+    async def unschedule(self, name: str) -> None:
+        """Delete a cron schedule (``NotFoundError`` if there is none)."""
+        await self._call("unschedule", name)
+
+    async def get_schedules(self) -> list[Record]:
+        """Return every cron schedule with its next tick."""
+        schedules: list[Record] = await self._call("getSchedules")
+        return schedules
+
     async def retry(self, run_id: str) -> Record:
         """Re-run a failed or cancelled run in place; completed steps replay."""
         run: Record = await self._call("retry", run_id)

@@ -6,6 +6,7 @@ execution to the Worker and Runtime, and following a run to :mod:`durably_web.co
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import replace
@@ -17,7 +18,9 @@ from durably_web.core.arguments import check_int, check_run_id, purge_cutoff, ru
 from durably_web.core.busy import wait_out_busy
 from durably_web.core.handles import JobHandle, Jobs
 from durably_web.core.remote import RemoteRuns
-from durably_web.core.trigger import TriggerItem, prepare
+from durably_web.core.schedules import Schedules
+from durably_web.core.step import check_step_name
+from durably_web.core.trigger import TriggerItem, announce, prepare
 from durably_web.core.watch import wait_for, watch
 from durably_web.core.worker import Worker
 from durably_web.errors import ConflictError, NotFoundError, ValidationError
@@ -26,20 +29,21 @@ from durably_web.events import (
     EventBus,
     EventHandler,
     RunCancel,
-    RunCoalesced,
     RunDelete,
     RunRetry,
+    RunSignal,
     RunTrigger,
 )
 from durably_web.job import JobDefinition
 from durably_web.json_value import check_text, shown
-from durably_web.models import Log, Run, Step
+from durably_web.models import Log, Run, Schedule, Step
 from durably_web.options import (
     MAX_WAIT,
     Options,
     check_seconds,
 )
 from durably_web.storage.base import Notifications, Store
+from durably_web.validation import dump_json
 
 __all__ = ["Durably"]
 
@@ -96,6 +100,8 @@ class Durably:
             is_local=self.worker.is_executing,
             report=self.worker.report,
         )
+        self._schedules = Schedules(self)
+        self.worker.timers.add(self._schedules)
 
     # -- registry -----------------------------------------------------------------------
 
@@ -264,39 +270,23 @@ class Durably:
     async def _enqueue(
         self, job: JobDefinition[Any, Any], items: Sequence[TriggerItem], *, batch: bool = False
     ) -> list[Run]:
+        now = self.clock.now()
         prepared = [
-            prepare(job, item, self.options.labels, f" at index {i}" if batch else "")
+            prepare(job, item, self.options.labels, f" at index {i}" if batch else "", now=now)
             for i, item in enumerate(items)
         ]
         if not prepared:
             return []
         await self.migrate()
         runs = await self.store.enqueue([new for new, _ in prepared], self.clock.now())
-        for run, (new, data) in zip(runs, prepared, strict=True):
-            if run.disposition == "created":
-                self._bus.emit(
-                    RunTrigger,
-                    run_id=run.id,
-                    job_name=run.job_name,
-                    labels=run.labels,
-                    input=data,
-                )
-            elif run.disposition == "coalesced":
-                self._bus.emit(
-                    RunCoalesced,
-                    run_id=run.id,
-                    job_name=run.job_name,
-                    labels=run.labels,
-                    skipped_input=data,
-                    skipped_labels=new.labels,
-                )
+        announce(self._bus, runs, prepared)
         self.worker.wake()
         return runs
 
     # -- run management -----------------------------------------------------------------
 
     async def cancel(self, run_id: str) -> Run:
-        """Cancel a pending or leased run; a running job stops at its next step boundary.
+        """Cancel a pending, leased or waiting run; a running job stops at its next step boundary.
 
         Raises:
             NotFoundError: no such run.
@@ -309,6 +299,90 @@ class Durably:
         self.worker.cancel_local(run.id)
         self._bus.emit(RunCancel, run_id=run.id, job_name=run.job_name, labels=run.labels)
         return run
+
+    async def signal(self, run_id: str, name: str, payload: Any = None) -> Run:
+        """Send the signal ``name`` to a run: ``step.wait_for_signal(name)`` returns ``payload``.
+
+        A signal sent before the run waits for it is kept until it does. A run waiting for it
+        resumes at once (in this process; on PostgreSQL a worker in another process too, through
+        NOTIFY; on SQLite another process's worker sees it at its next poll).
+        A run takes one signal of each name: a second one is refused, as is one whose wait is
+        over (its step completed, or timed out). Emits ``run:signal``.
+
+        Args:
+            run_id: the run.
+            name: the signal's name (the waiting step's name).
+            payload: JSON data handed to the waiting step.
+
+        Returns:
+            The run (``waiting`` still, if it was woken: a worker takes it up next).
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run has ended, already has a signal ``name``, or no longer
+                waits for it.
+            ValidationError: a bad name, or a payload that is not JSON data.
+
+        """
+        run_id = check_run_id(run_id)
+        name = check_step_name(name)
+        payload_json = (
+            None if payload is None else dump_json(payload, f"payload of signal {name!r}")
+        )
+        await self.migrate()
+        run, woken = await self.store.signal_run(run_id, name, payload_json, self.clock.now())
+        self._bus.emit(
+            RunSignal,
+            run_id=run.id,
+            job_name=run.job_name,
+            labels=run.labels,
+            name=name,
+            payload=None if payload_json is None else json.loads(payload_json),
+        )
+        if woken:
+            self.worker.wake()
+        return run
+
+    # -- schedules ----------------------------------------------------------------------
+
+    async def schedule(
+        self,
+        name: str,
+        job_key: str,
+        cron: str,
+        input: Any = None,
+        timezone: str = "UTC",
+        catch_up: str = "latest",
+    ) -> Schedule:
+        """Run ``job_key`` on a cron schedule: exactly one run per tick, whatever the workers.
+
+        Declaring an unchanged schedule again (at every start) keeps its next tick, so missed
+        ticks are caught up; a changed one starts from its next tick after now. Ticks fire in
+        the workers that register the job (:mod:`durably_web.core.schedules`).
+
+        Args:
+            name: the schedule's unique name.
+            job_key: the job (its key or name) each tick triggers.
+            cron: a 5-field cron expression (``"0 3 * * *"``: 03:00 every day).
+            input: the input of every run (validated now).
+            timezone: the IANA time zone ``cron`` is read in; DST is handled as cron does.
+            catch_up: after downtime, ``"latest"`` (one run for the last missed tick),
+                ``"all"`` (one per missed tick) or ``"none"``.
+
+        Raises:
+            ValidationError: a bad name, cron, time zone, catch_up or input.
+            NotFoundError: no such job registered.
+
+        """
+        return await self._schedules.schedule(name, job_key, cron, input, timezone, catch_up)
+
+    async def unschedule(self, name: str) -> None:
+        """Delete a schedule (the runs it triggered stay); ``NotFoundError`` if there is none."""
+        await self._schedules.unschedule(name)
+
+    async def get_schedules(self) -> list[Schedule]:
+        """Return every schedule with its next tick, by name."""
+        return await self._schedules.get_schedules()
 
     async def retry(self, run_id: str) -> Run:
         """Re-run a failed or cancelled run in place: same id, completed steps replay.
@@ -342,7 +416,9 @@ class Durably:
         if job is None:
             raise NotFoundError(f"Unknown job: {run.job_name}")
         try:
-            new_run, data = prepare(job, TriggerItem(run.input, labels=run.labels), None)
+            new_run, data = prepare(
+                job, TriggerItem(run.input, labels=run.labels), None, now=self.clock.now()
+            )
         except ValidationError as exc:
             raise ValidationError(f"Cannot retrigger run {run.id}: {exc}") from None
         # The key as stored (scoped by the original trigger's key scope, if any).
@@ -363,7 +439,7 @@ class Durably:
 
         Raises:
             NotFoundError: no such run.
-            ConflictError: the run is pending or leased (cancel it first).
+            ConflictError: the run is pending, leased or waiting (cancel it first).
 
         """
         run_id = check_run_id(run_id)
@@ -517,7 +593,8 @@ class Durably:
     async def process_until_idle(self, max_runs: int | None = None) -> int:
         """Execute runs one by one until none is claimable (or ``max_runs``); return the count.
 
-        When it stops because nothing is claimable (not at ``max_runs``), it runs the idle
+        Due schedule ticks are triggered first. When it stops because nothing is claimable
+        (not at ``max_runs``), it runs the idle
         maintenance the worker loop runs, as upstream Durably does: runs older than
         ``retain_runs`` are purged and runs of jobs no worker knows are flagged or failed
         (see :mod:`durably_web.core.maintenance`). A cron job driving the engine this way keeps the
@@ -529,6 +606,8 @@ class Durably:
         """
         if max_runs is not None:
             check_int(max_runs, "max_runs", minimum=1)
+        await self.migrate()
+        await self.worker.timers.run_due(self.clock.now())  # due schedule ticks
         count = 0
         while max_runs is None or count < max_runs:
             if await self.process_one() is None:

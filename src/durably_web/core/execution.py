@@ -10,8 +10,10 @@ The Store only ever receives plain values from it.
 
 Completed steps replay from their checkpoints; new steps run and are checkpointed; the
 outcome (completed with validated output, or failed with the error) is written with the same
-lease fence. A cancellation or a lost lease ends the attempt without writing anything more;
-a worker stopped mid-run hands the run back to the queue at once.
+lease fence. A durable wait (a sleep, a signal, a long retry backoff) is an outcome too: the
+run is suspended (``waiting``, its lease released, ``run:wait``) and the attempt ends; a later
+attempt resumes it. A cancellation or a lost lease ends the attempt without writing anything
+more; a worker stopped mid-run hands the run back to the queue at once.
 
 Whatever goes wrong ends in one of three clear ways, never in a task that dies silently:
 
@@ -41,8 +43,10 @@ import pydantic
 
 from durably_web.clock import Clock
 from durably_web.core.overrun import Overrun, blocked_warning, extended_lease, too_many_losses
+from durably_web.core.replay import UnreadableCheckpoint, load_replay
 from durably_web.core.signal import AbortSignal
 from durably_web.core.step import StepContext, error_text
+from durably_web.core.waits import Suspended
 from durably_web.core.writer import RunWriter
 from durably_web.errors import LeaseLost, RunCancelled, StorageError, ValidationError
 from durably_web.events import (
@@ -249,7 +253,14 @@ class Execution:
             raise
 
     async def checkpoint(
-        self, name: str, index: int, output_json: str | None, started: float, finished: float
+        self,
+        name: str,
+        index: int,
+        output_json: str | None,
+        started: float,
+        finished: float,
+        *,
+        attempt: int = 1,
     ) -> None:
         """Write a completed step (fenced) with what is unwritten; advance the counters.
 
@@ -272,6 +283,7 @@ class Execution:
                 started_at=started,
                 now=finished,
                 logs=delta.logs,
+                attempt=attempt,
             )
 
         try:
@@ -286,6 +298,10 @@ class Execution:
             raise
         if overran:
             self._step_overran(name, finished - started, lost=False)
+        self.advance(index)
+
+    def advance(self, index: int) -> None:
+        """Count a step checkpointed at ``index`` (the counters ride with the next write)."""
         self.completed_step_count += 1
         self.current_step_index = max(self.current_step_index, index + 1)
         self.writer.keep_counters(self.current_step_index, self.completed_step_count)
@@ -297,10 +313,47 @@ class Execution:
         if completed_step_count:
             self.writer.keep_counters(current_step_index, completed_step_count)
 
-    async def record_step_failure(self, name: str, index: int, error: str, started: float) -> None:
-        """Record a step that raised (``failed``, or ``cancelled`` once the signal aborted)."""
+    async def fenced_write(self, what: str, write: Callable[[RunDelta], Awaitable[T]]) -> T:
+        """Make a fenced write of the run with what is unwritten (a wait, a signal's step).
+
+        Raises:
+            RunCancelled / LeaseLost: the fence refused (the signal is aborted).
+            StorageError: the database failed (the attempt has halted).
+
+        """
+        try:
+            return await self.writer.write(what, write)
+        except RunCancelled:
+            self.abort("cancelled")
+            raise
+        except LeaseLost:
+            self.abort("lease-lost")
+            raise
+
+    async def record_step_failure(
+        self,
+        name: str,
+        index: int,
+        error: str,
+        started: float,
+        *,
+        attempt: int = 1,
+        retry_at: float | None = None,
+    ) -> None:
+        """Record a step that raised (``failed``, or ``cancelled`` once the signal aborted).
+
+        Args:
+            name: the step.
+            index: its index.
+            error: what it raised, as stored.
+            started: when this attempt started.
+            attempt: which attempt of the step this was (from 1).
+            retry_at: when its next attempt is due (None: this was its last).
+
+        """
         run = self.run
-        self.failed_step_name = name
+        if retry_at is None:
+            self.failed_step_name = name
         status = "cancelled" if self.signal.aborted else "failed"
 
         def write(delta: RunDelta) -> Awaitable[bool]:
@@ -314,6 +367,8 @@ class Execution:
                 started_at=started,
                 now=self.clock.now(),
                 logs=delta.logs,
+                attempt=attempt,
+                retry_at=retry_at,
             )
 
         try:
@@ -361,6 +416,8 @@ class Execution:
                 )
 
             await self._outcome("complete", complete)
+        except Suspended:
+            return  # the run waits: a later attempt resumes it
         except asyncio.CancelledError:
             await self._interrupted()
             raise
@@ -397,22 +454,13 @@ class Execution:
                     f"Cannot execute run {run.id}: its stored {column} cannot be read "
                     f"({_snippet(raw)}). Fix the row in durably_runs, then retry the run."
                 )
-        checkpoints = await self.store_call("resume", lambda: store.completed_steps(run.id))
-        logs = await self.store_call("resume", lambda: store.count_replayed_logs(run.id))
-        completed: dict[str, Any] = {}
-        for name, checkpoint in checkpoints.items():
-            text = checkpoint.output_json
-            try:
-                completed[name] = None if text is None else json.loads(text)
-            except (ValueError, RecursionError) as exc:
-                raise _RunAtFault(
-                    f"Cannot resume run {run.id}: the stored result of step {name!r} cannot "
-                    f"be read ({exc}: {_snippet(text or '')}). Fix or delete that row of "
-                    "durably_steps, then retry the run."
-                ) from None
-        if completed:
-            self.resumed(max(c.index + 1 for c in checkpoints.values()), len(completed))
-        step = StepContext(self, completed, logs_written=logs)
+        try:
+            replay = await load_replay(store, run.id, lambda call: self.store_call("resume", call))
+        except UnreadableCheckpoint as exc:
+            raise _RunAtFault(str(exc)) from None
+        if replay.outputs:
+            self.resumed(replay.next_index, len(replay.outputs))
+        step = StepContext(self, replay)
         if self.overrun is not None:
             await self._extend_lease(self.overrun)
         return step

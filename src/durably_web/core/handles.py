@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from durably_web.core.trigger import TriggerItem
@@ -98,6 +99,8 @@ class BaseJobHandle(ABC, Generic[InputT, OutputT]):
         labels: Mapping[str, str] | None = None,
         coalesce: Literal["skip"] | None = None,
         key_scope: str | None = None,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
     ) -> Run:
         """Enqueue a run; return it with its ``disposition``.
 
@@ -114,13 +117,18 @@ class BaseJobHandle(ABC, Generic[InputT, OutputT]):
                 never meet these keys (a multi-tenant app passes the tenant; see
                 :func:`durably_web.core.trigger.scoped_key`). Local engines only: a server
                 decides its callers' scope.
+            delay: start the run no sooner than this many seconds (or this ``timedelta``)
+                from now; it stays ``pending``, unclaimed, until then (``run.run_at``).
+            run_at: start it no sooner than this timezone-aware time (not with ``delay``).
 
         Raises:
             ValidationError: invalid input, labels or options; nothing is stored.
             ConflictError: a pending run holds the concurrency key and ``coalesce`` is unset.
 
         """
-        item = TriggerItem(input, idempotency_key, concurrency_key, labels, coalesce, key_scope)
+        item = TriggerItem(
+            input, idempotency_key, concurrency_key, labels, coalesce, key_scope, delay, run_at
+        )
         return (await self._enqueue([item], batch=False))[0]
 
     async def batch_trigger(
@@ -147,8 +155,12 @@ class BaseJobHandle(ABC, Generic[InputT, OutputT]):
         labels: Mapping[str, str] | None = None,
         coalesce: Literal["skip"] | None = None,
         key_scope: str | None = None,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
     ) -> JobResult[OutputT]:
         """Trigger, then wait for the run to complete; see :meth:`trigger`.
+
+        ``timeout`` counts from the trigger, a ``delay`` included.
 
         Raises:
             RunFailed / RunCancelled: the run did not complete.
@@ -162,6 +174,8 @@ class BaseJobHandle(ABC, Generic[InputT, OutputT]):
             labels=labels,
             coalesce=coalesce,
             key_scope=key_scope,
+            delay=delay,
+            run_at=run_at,
         )
         done = await self._engine.wait_for_run(
             run.id, timeout=timeout, on_progress=on_progress, on_log=on_log

@@ -11,6 +11,9 @@ removed, a typo in a trigger from another program). Unless ``unknown_job_grace``
 worker looks for runs of jobs it does not register that nobody has claimed for a while (and
 whose job has no live lease anywhere, which would show a worker that knows it is busy with it):
 
+A run counts as waiting from when it became claimable: its creation (or a delayed run's start),
+the end of its sleep or backoff, its signal, or the expiry of its lease.
+
 - once such a run has waited ``min(unknown_job_grace, lease_duration)``, the worker stores a
   warning as the run's ``error`` (``durably-web runs``/``run-info`` and the HTTP API show it;
   a worker that claims the run clears it) and emits ``worker:error`` with context
@@ -128,6 +131,17 @@ class Maintenance:
 
 
 def _waiting_since(run: Run) -> float | None:
-    """When the run started waiting: its lease's expiry if leased, else its last update."""
-    when = run.lease_expires_at if run.status == "leased" else run.updated_at
-    return None if when is None or "updated_at" in run.unreadable else when.timestamp()
+    """When the run became claimable.
+
+    A leased run: when its lease expired. A waiting run: when its wait ended. A pending run:
+    its last update, or its delayed start if later.
+    """
+    if run.status == "leased":
+        when = run.lease_expires_at
+    elif run.status == "waiting":
+        when = None if run.waiting is None else run.waiting.until
+    else:
+        when = run.updated_at if "updated_at" not in run.unreadable else None
+        if when is not None and run.run_at is not None:
+            when = max(when, run.run_at)
+    return None if when is None else when.timestamp()

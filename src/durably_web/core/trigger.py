@@ -1,4 +1,4 @@
-"""Validate a trigger request into a `NewRun`: input, labels, keys and coalesce option.
+"""Validate a trigger request into a `NewRun`: input, labels, keys, coalesce, start time.
 
 Everything is checked before anything is written; a batch is validated whole first. Errors
 name the field and, in a batch, the index of the item.
@@ -8,19 +8,30 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pydantic
 
+from durably_web.core.waits import seconds_of, time_of
 from durably_web.errors import ValidationError
+from durably_web.events import EventBus, RunCoalesced, RunTrigger
 from durably_web.job import JobDefinition
 from durably_web.json_value import check_text, check_value, shown
+from durably_web.models import Run
 from durably_web.storage.records import NewRun
 from durably_web.validation import dump_json, format_pydantic_error, to_json_value
 
-__all__ = ["TriggerItem", "prepare", "scoped_key", "validate_label_filter", "validate_labels"]
+__all__ = [
+    "TriggerItem",
+    "announce",
+    "prepare",
+    "scoped_key",
+    "validate_label_filter",
+    "validate_labels",
+]
 
 _LABEL_KEY = re.compile(r"[a-zA-Z0-9\-_./]+")  # fullmatch: `$` would allow a final "\n"
 _MAX_KEY = 255
@@ -32,6 +43,8 @@ class TriggerItem:
 
     ``key_scope`` namespaces both keys (see :func:`scoped_key`): the HTTP server sets it to
     the caller's tenant so that tenants never share an idempotency or concurrency key.
+    ``delay`` (seconds or a ``timedelta``) or ``run_at`` (an aware datetime, or ISO-8601 text
+    with an offset) delays the run's start: it is ``pending`` and unclaimed until then.
     """
 
     input: Any
@@ -40,6 +53,8 @@ class TriggerItem:
     labels: Mapping[str, str] | None = None
     coalesce: Literal["skip"] | None = None
     key_scope: str | None = None
+    delay: float | timedelta | None = None
+    run_at: datetime | str | None = None
 
 
 def scoped_key(scope: str | None, key: str | None) -> str | None:
@@ -106,11 +121,30 @@ def _key(value: Any, name: str, where: str) -> str | None:
     return check_text(value, f"{name}{where}")
 
 
+def start_time(item: TriggerItem, now: float, where: str = "") -> float | None:
+    """Return when a trigger's run may start (epoch seconds), or None for at once.
+
+    Raises:
+        ValidationError: both ``delay`` and ``run_at``, a delay that is not 0 to 100 years,
+            or a ``run_at`` that is not an aware datetime (ISO text with an offset).
+
+    """
+    if item.delay is not None and item.run_at is not None:
+        raise ValidationError(f"give delay or run_at{where}, not both")
+    if item.delay is not None:
+        return now + seconds_of(item.delay, f"delay{where}")
+    if item.run_at is not None:
+        return time_of(item.run_at, f"run_at{where}")
+    return None
+
+
 def prepare(
     job: JobDefinition[Any, Any],
     item: TriggerItem,
     labels_adapter: pydantic.TypeAdapter[Any] | None,
     where: str = "",
+    *,
+    now: float,
 ) -> tuple[NewRun, Any]:
     """Validate one trigger; return the run to enqueue and the input as JSON data.
 
@@ -119,6 +153,7 @@ def prepare(
         item: input and options.
         labels_adapter: the instance's labels model, if any.
         where: a suffix naming the batch item (``" at index 3"``) for error messages.
+        now: the engine's time (a ``delay`` counts from it).
 
     """
     if item.coalesce is not None and item.coalesce != "skip":
@@ -131,6 +166,7 @@ def prepare(
     if item.key_scope is not None and not isinstance(item.key_scope, str):
         raise ValidationError(f"key_scope{where} must be a string, got {item.key_scope!r}")
     idempotency_key = _key(item.idempotency_key, "idempotency_key", where)
+    run_at = start_time(item, now, where)
     what = f"input for job {job.name!r}{where}"
     check_value(item.input, what, strict=False)  # before pydantic: no depth bomb reaches it
     try:
@@ -148,5 +184,31 @@ def prepare(
         concurrency_key=scoped_key(item.key_scope, concurrency_key),
         labels=labels,
         coalesce=item.coalesce == "skip",
+        run_at=run_at,
     )
     return new_run, data
+
+
+def announce(bus: EventBus, runs: Sequence[Run], prepared: Sequence[tuple[NewRun, Any]]) -> None:
+    """Emit ``run:trigger`` for each created run, ``run:coalesced`` for each coalesced one.
+
+    Args:
+        bus: the engine's events.
+        runs: what the store returned for the triggers, in order.
+        prepared: the triggers as :func:`prepare` returned them, in the same order.
+
+    """
+    for run, (new, data) in zip(runs, prepared, strict=True):
+        if run.disposition == "created":
+            bus.emit(
+                RunTrigger, run_id=run.id, job_name=run.job_name, labels=run.labels, input=data
+            )
+        elif run.disposition == "coalesced":
+            bus.emit(
+                RunCoalesced,
+                run_id=run.id,
+                job_name=run.job_name,
+                labels=run.labels,
+                skipped_input=data,
+                skipped_labels=new.labels,
+            )

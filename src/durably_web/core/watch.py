@@ -31,6 +31,7 @@ from durably_web.events import (
     RunProgress,
     RunStart,
     RunTrigger,
+    RunWait,
 )
 from durably_web.models import Run, wire_time
 from durably_web.storage.base import Notifications
@@ -49,6 +50,8 @@ def snapshot(run: Run, now: float) -> list[Event]:
     }
     if run.status == "pending":
         return [RunTrigger(input=run.input, **base)]
+    if run.status == "waiting" and run.waiting is not None:
+        return [RunWait(waiting=run.waiting, **base)]
     if run.status == "leased":
         events: list[Event] = [
             RunStart(
@@ -71,10 +74,13 @@ def snapshot(run: Run, now: float) -> list[Event]:
 def changes(before: Run, after: Run, now: float) -> list[Event]:
     """Return the events that take a run from ``before`` to ``after`` (read twice, sequence 0).
 
-    A new status or lease gives the snapshot of ``after``; new progress a ``run:progress``.
+    A new status, lease or wait gives the snapshot of ``after``; new progress a
+    ``run:progress``.
     """
-    if after.status != before.status or (
-        after.status == "leased" and after.lease_generation != before.lease_generation
+    if (
+        after.status != before.status
+        or (after.status == "leased" and after.lease_generation != before.lease_generation)
+        or (after.status == "waiting" and after.waiting != before.waiting)
     ):
         return snapshot(after, now)
     if after.progress != before.progress and after.progress is not None:

@@ -2,10 +2,13 @@
 
 A trigger in the same process wakes the loop at once; on a store that tells of other
 processes' writes (:class:`~durably_web.storage.base.Notifications`: PostgreSQL), so does a
-trigger in another process. The polling interval only matters for work written by another
-process or tab that no notification announced. Up to ``max_concurrent_runs`` runs execute at once,
-each in its own named task; one renewal task extends every held lease; idle maintenance
-(:mod:`durably_web.core.maintenance`) purges old runs and fails runs of jobs no worker knows.
+trigger, a signal or a wait ending in another process. The polling interval only matters for
+work written by another process or tab that no notification announced. An idle loop also wakes
+when the next run becomes claimable (a wait ends, a delayed run starts) and when one of its
+timers is due (:mod:`durably_web.core.timers`). A waiting run holds no slot. Up to
+``max_concurrent_runs`` runs execute at once, each in its own named task; one renewal task
+extends every held lease; idle maintenance (:mod:`durably_web.core.maintenance`) purges old
+runs and fails runs of jobs no worker knows.
 Background tasks are supervised: their errors go to ``worker:error`` and never kill the loop.
 
 Storage errors are sorted once, here and in the run writer (:mod:`durably_web.core.writer`):
@@ -30,6 +33,7 @@ from durably_web.clock import Clock
 from durably_web.core.execution import Execution
 from durably_web.core.maintenance import Maintenance
 from durably_web.core.overrun import Overruns
+from durably_web.core.timers import Timers
 from durably_web.errors import LeaseLost, RunCancelled, StorageError
 from durably_web.events import EventBus, RunLeaseRenewed, WorkerError
 from durably_web.job import JobDefinition
@@ -82,6 +86,7 @@ class Worker:
         self._overruns = Overruns()
         self._notifications = notifications
         self._unsubscribe: Unsubscribe | None = None
+        self.timers = Timers(lambda error, context: self.report(error, context))
         self.failure: StorageError | None = None
         self.maintenance = Maintenance(
             store=store, bus=bus, clock=clock, options=options, jobs=jobs, report=self.report
@@ -112,8 +117,12 @@ class Worker:
 
     @property
     def running(self) -> bool:
-        """True between :meth:`start` and :meth:`stop`."""
-        return self._loop_task is not None and not self._loop_task.done()
+        """True between :meth:`start` and :meth:`stop`; False from the moment it halted.
+
+        A halt (:meth:`halt`, the database failed) is seen at once, not only once the loop
+        task has ended (it does so at its next turn).
+        """
+        return self._loop_task is not None and not self._loop_task.done() and self.failure is None
 
     def start(self) -> None:
         """Start the loop (idempotent). Must be called with an event loop running.
@@ -122,6 +131,8 @@ class Worker:
         """
         if self.running:
             return
+        if self._loop_task is not None and not self._loop_task.done():
+            self._loop_task.cancel()  # halted, and ending at its next turn anyway
         self._stopping = False
         self.failure = None
         if self._notifications is not None and self._unsubscribe is None:
@@ -180,6 +191,7 @@ class Worker:
                 claimed = await self._fill_slots()
                 if not claimed and not self.active:
                     await self.maintenance.run()
+                due = await self._next_due()
             except DatabaseBusy as exc:  # locked past busy_timeout: try again shortly
                 self.report(exc, "worker-loop")
                 await self._idle(_ERROR_BACKOFF)
@@ -196,7 +208,25 @@ class Worker:
                 await self._idle(_ERROR_BACKOFF)
                 continue
             if not self._stopping:
-                await self._idle(self.options.polling_interval)
+                idle = self.options.polling_interval
+                if due is not None:
+                    idle = min(idle, max(due - self.clock.now(), 0.0))
+                await self._idle(idle)
+
+    async def _next_due(self) -> float | None:
+        """Fire the timers that are due; return the earliest time the loop must look again.
+
+        That is the earliest of the timers' next due times and, when a slot is free, the time
+        the next run of a registered job becomes claimable (the end of a wait, a delayed
+        start). With every slot taken a finishing run wakes the loop instead.
+        """
+        now = self.clock.now()
+        due = await self.timers.run_due(now)
+        if self.jobs and len(self.active) < self.options.max_concurrent_runs:
+            wake = await self.store.next_wake(now, self.jobs.keys())
+            if wake is not None and (due is None or wake < due):
+                due = wake
+        return due
 
     async def _fill_slots(self) -> bool:
         claimed = False

@@ -5,7 +5,9 @@ An :class:`~durably_web.core.execution.Execution` makes every write of its run t
 (:class:`~durably_web.core.unwritten.Unwritten`: progress, step counters, log lines), hands it
 to each fenced write as a plain :class:`~durably_web.storage.records.RunDelta`, and forgets it
 only once a write committed. What stays unwritten is flushed within 50 ms unless a checkpoint
-or the outcome carries it first.
+or the outcome carries it first. Writes go one at a time (a lock): parallel steps
+(``step.all``) checkpoint concurrently, and two writes carrying the same unwritten lines would
+store them twice.
 
 Storage errors are sorted here, once: a locked database is waited out
 (:func:`~durably_web.core.busy.wait_out_busy`); any other
@@ -71,6 +73,7 @@ class RunWriter:
         self._broken = broken
         self._unwritten = Unwritten()
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._lock = asyncio.Lock()
 
     # -- what waits for the next write --------------------------------------------------
 
@@ -143,7 +146,8 @@ class RunWriter:
                 self._unwritten.written(delta)
             return result
 
-        result = await self.call(what, attempt, wait_busy=wait_busy)
+        async with self._lock:
+            result = await self.call(what, attempt, wait_busy=wait_busy)
         if not self._unwritten:
             self.cancel_flush()
         return result
@@ -173,9 +177,11 @@ class RunWriter:
         """Hand the run back to the queue with what is unwritten (one try, fenced)."""
         self.cancel_flush()
         run = self.run
-        delta = self._unwritten.delta()
-        if await self.store.release_lease(run.id, run.lease_generation, self.clock.now(), delta):
-            self._unwritten.written(delta)
+        async with self._lock:
+            delta = self._unwritten.delta()
+            now = self.clock.now()
+            if await self.store.release_lease(run.id, run.lease_generation, now, delta):
+                self._unwritten.written(delta)
 
     def cancel_flush(self) -> None:
         """Cancel the pending flush (the outcome or a release carries what is unwritten)."""

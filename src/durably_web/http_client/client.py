@@ -134,14 +134,14 @@ class HttpClient:
         """Return a handle for any job name, listed or not (for upstream servers)."""
         return self.jobs.get(name) or HttpJobHandle(self, name, name)
 
-    async def _call(self, name: str, **args: Any) -> Any:
-        """Make the operation ``name`` with ``args`` (by Python name); return its JSON answer.
+    async def _call(self, operation: str, /, **args: Any) -> Any:
+        """Make ``operation`` with ``args`` (by Python name); return its JSON answer.
 
         Raises:
             DurablyError: the server's error, as the same class.
 
         """
-        request = request_for(BY_NAME[name], args)
+        request = request_for(BY_NAME[operation], args)
         response = await self._http.request(
             request.method,
             self.url + request.path,
@@ -196,6 +196,11 @@ class HttpClient:
     async def cancel(self, run_id: str) -> Run:
         """Cancel a run; return it."""
         await self._call("cancel", run_id=run_id)
+        return await self._require(run_id)
+
+    async def signal(self, run_id: str, name: str, payload: Any = None) -> Run:
+        """Send the signal ``name`` with ``payload`` to a run (``POST /signal``); return it."""
+        await self._call("signal", run_id=run_id, name=name, payload=payload)
         return await self._require(run_id)
 
     async def retry(self, run_id: str) -> Run:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from durably_web.core.trigger import TriggerItem
 from durably_web.errors import NotFoundError, ValidationError
 from durably_web.json_value import shown
-from durably_web.models import Log, Run, Step
+from durably_web.models import Log, Run, Schedule, Step
 from durably_web.protocol.wire import TRIGGER_OPTIONS, trigger_from_wire
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ Guard = Literal[
     "retry",
     "cancel",
     "delete",
+    "signal",
     "trigger",
     "runs",
     "runs-subscribe",
@@ -212,6 +213,21 @@ async def _purge_runs(durably: Durably, args: Args) -> int:
     return await durably.purge_runs(cutoff, args.get("limit", 500))
 
 
+async def _schedule(durably: Durably, args: Args) -> Schedule:
+    return await durably.schedule(
+        args["name"],
+        args["job_name"],
+        args["cron"],
+        args.get("input"),
+        args.get("timezone", "UTC"),
+        args.get("catch_up", "latest"),
+    )
+
+
+async def _unschedule(durably: Durably, args: Args) -> None:
+    await durably.unschedule(args["name"])
+
+
 def registered_jobs(durably: Durably) -> list[dict[str, str]]:
     """Return the registered jobs as ``[{"key", "name"}]`` (``getJobs``, the worker's ready)."""
     return [{"key": key, "name": handle.name} for key, handle in durably.jobs.items()]
@@ -253,6 +269,14 @@ def _client_runs(runs: Iterable[Run]) -> list[dict[str, Any]]:
     return [run.to_client_wire() for run in runs]
 
 
+def _schedule_wire(schedule: Schedule) -> dict[str, Any]:
+    return schedule.to_wire()
+
+
+def _schedules_wire(schedules: Iterable[Schedule]) -> list[dict[str, Any]]:
+    return [schedule.to_wire() for schedule in schedules]
+
+
 def _records(records: Iterable[Step | Log]) -> list[dict[str, Any]]:
     return [record.to_wire() for record in records]
 
@@ -289,6 +313,8 @@ _OPTION_TS = {
     "concurrency_key": "string",
     "labels": "Record<string, string>",
     "coalesce": '"skip"',
+    "delay": "number",
+    "run_at": "string",
 }
 _TRIGGER_PARAMS = (
     Param("jobName", "job_name", "string", required=True, http="body"),
@@ -387,7 +413,55 @@ OPERATIONS: tuple[Operation, ...] = (
         "Run",
         "never",
         HttpRoute("POST", "/cancel", _success, "Success", "cancel"),
-        doc="Cancel a pending or leased run.",
+        doc="Cancel a pending, leased or waiting run.",
+    ),
+    Operation(
+        "signal",
+        (
+            Param("runId", "run_id", "string", required=True, http="body"),
+            Param("name", "name", "string", required=True, http="body"),
+            Param("payload", "payload", "unknown", http="body"),
+        ),
+        lambda durably, args: durably.signal(args["run_id"], args["name"], args.get("payload")),
+        _run,
+        "Run",
+        "never",
+        HttpRoute("POST", "/signal", _success, "Success", "signal"),
+        doc="Send a signal to a run (kept until its wait of that name takes it).",
+    ),
+    Operation(
+        "schedule",
+        (
+            Param("name", "name", "string", required=True, http="body"),
+            Param("jobName", "job_name", "string", required=True, http="body"),
+            Param("cron", "cron", "string", required=True, http="body"),
+            Param("input", "input", "unknown", http="body"),
+            Param("timezone", "timezone", "string", http="body"),
+            Param("catchUp", "catch_up", '"latest" | "all" | "none"', http="body"),
+        ),
+        _schedule,
+        _schedule_wire,
+        "Schedule",
+        "always",
+        doc="Add or change a cron schedule (an unchanged one keeps its next tick).",
+    ),
+    Operation(
+        "unschedule",
+        (Param("name", "name", "string", required=True, http="body"),),
+        _unschedule,
+        _same,
+        "null",
+        "never",
+        doc="Delete a cron schedule (NotFoundError if there is none).",
+    ),
+    Operation(
+        "getSchedules",
+        (),
+        lambda durably, args: durably.get_schedules(),
+        _schedules_wire,
+        "Schedule[]",
+        "always",
+        doc="Every cron schedule with its next tick, by name.",
     ),
     Operation(
         "retry",

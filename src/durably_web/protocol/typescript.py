@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from durably_web.events import EVENT_CLASSES, Event, wire_names
-from durably_web.models import RUN_STATUSES
+from durably_web.models import RUN_STATUSES, WAIT_KINDS
 from durably_web.protocol.operations import OPERATIONS, Operation
 
 __all__ = ["DEFAULT_OUT", "RECORDS", "main", "render_dts", "render_mjs"]
@@ -44,6 +44,7 @@ _HEADER = (
 
 RECORDS: dict[str, dict[str, str]] = {
     "Progress": {"current": "number", "total?": "number", "message?": "string"},
+    "Waiting": {"kind": "WaitKind", "name": "string", "until": "string | null"},
     "Run": {
         "id": "string",
         "jobName": "string",
@@ -64,6 +65,8 @@ RECORDS: dict[str, dict[str, str]] = {
         "completedAt": "string | null",
         "createdAt": "string",
         "updatedAt": "string",
+        "waiting": "Waiting | null",
+        "runAt": "string | null",
         "disposition?": "Disposition",
     },
     "ClientRun": {
@@ -82,6 +85,8 @@ RECORDS: dict[str, dict[str, str]] = {
         "createdAt": "string",
         "isTerminal": "boolean",
         "isActive": "boolean",
+        "waiting": "Waiting | null",
+        "runAt": "string | null",
     },
     "Step": {
         "id": "string",
@@ -93,6 +98,8 @@ RECORDS: dict[str, dict[str, str]] = {
         "error": "string | null",
         "startedAt": "string",
         "completedAt": "string | null",
+        "attempt": "number",
+        "retryAt": "string | null",
     },
     "Log": {
         "id": "string",
@@ -104,6 +111,18 @@ RECORDS: dict[str, dict[str, str]] = {
         "createdAt": "string",
     },
     "Job": {"key": "string", "name": "string"},
+    "Schedule": {
+        "name": "string",
+        "jobName": "string",
+        "cron": "string",
+        "timezone": "string",
+        "input": "unknown",
+        "catchUp": '"latest" | "all" | "none"',
+        "nextTick": "string",
+        "lastTick": "string | null",
+        "createdAt": "string",
+        "updatedAt": "string",
+    },
     "WireError": {"error": "string", "code": "string"},
     "TriggerItem": {
         "input": "unknown",
@@ -111,6 +130,8 @@ RECORDS: dict[str, dict[str, str]] = {
         "concurrencyKey?": "string",
         "labels?": "Record<string, string>",
         "coalesce?": '"skip"',
+        "delay?": "number",
+        "runAt?": "string",
     },
     "TriggerAnswer": {"runId": "string", "disposition": "Disposition"},
     "Success": {"success": "true"},
@@ -122,8 +143,10 @@ against what the Python records send (``Run.to_wire()``, ...)."""
 _DOCS = {
     "WireError": "The one error shape of every transport (errors.py `error_to_wire`).",
     "Run": "A run as the engine sends it (`Run.to_wire()`).",
+    "Waiting": "What a `waiting` run waits for (`run.waiting`, the `run:wait` event).",
     "ClientRun": "A run as upstream's HTTP handler sends it (`Run.to_client_wire()`).",
     "TriggerItem": "One item of `batchTrigger`.",
+    "Schedule": "A cron schedule (`Schedule.to_wire()`).",
     "TriggerAnswer": "What `POST /trigger` answers.",
 }
 
@@ -131,6 +154,8 @@ _ANNOTATIONS = {
     "str": "string",
     "str | None": "string | null",
     "int": "number",
+    "float": "number",
+    "Waiting": "Waiting",
     "Any": "unknown",
     "dict[str, str]": "Record<string, string>",
     "Progress": "Progress",
@@ -177,6 +202,8 @@ def render_dts() -> str:
     statuses = " | ".join(json.dumps(s) for s in RUN_STATUSES)
     parts.append(f"export type RunStatus = {statuses};")
     parts.append('export type Disposition = "created" | "idempotent" | "coalesced";')
+    kinds = " | ".join(json.dumps(kind) for kind in WAIT_KINDS)
+    parts.append(f"export type WaitKind = {kinds};")
     for name, fields in RECORDS.items():
         parts.append(_interface(name, fields, _DOCS.get(name)))
     for cls in EVENT_CLASSES:
@@ -275,6 +302,7 @@ def render_mjs() -> str:
         for op in OPERATIONS
     }
     body = json.dumps(table, indent=2)
+    events = json.dumps([cls.type for cls in EVENT_CLASSES], indent=2)
     return (
         "// @ts-check\n"
         + _HEADER
@@ -282,6 +310,9 @@ def render_mjs() -> str:
         + "/** The remote operations: name → {kind, repeatable, worker, result, http}. */\n"
         + '/** @type {Readonly<Record<string, import("./protocol.js").OperationInfo>>} */\n'
         + f"export const OPERATIONS = Object.freeze({body});\n"
+        + "\n/** The engine's event types, in durably_web.events.EVENT_CLASSES order. */\n"
+        + "/** @type {readonly string[]} */\n"
+        + f"export const ENGINE_EVENT_TYPES = Object.freeze({events});\n"
     )
 
 

@@ -1,10 +1,12 @@
 """A trigger on the wire: its options' wire names, translated in one place.
 
-A trigger's options are ``idempotency_key``, ``concurrency_key``, ``labels`` and
-``coalesce`` in Python and ``idempotencyKey``, ``concurrencyKey``, ``labels`` and
-``coalesce`` on every wire (upstream Durably's ``POST /trigger`` body, the browser worker's
-``trigger`` message, a batch item), beside ``input``. The HTTP server, the worker host, the
-CPython HTTP client and the page client all translate with these two functions.
+A trigger's options are ``idempotency_key``, ``concurrency_key``, ``labels``, ``coalesce``,
+``delay`` and ``run_at`` in Python and ``idempotencyKey``, ``concurrencyKey``, ``labels``,
+``coalesce``, ``delay`` (seconds) and ``runAt`` (ISO-8601 text) on every wire (upstream
+Durably's ``POST /trigger`` body, the browser worker's ``trigger`` message, a batch item),
+beside ``input``. The HTTP server, the worker host, the CPython HTTP client and the page
+client all translate with these functions; a ``timedelta`` delay and a ``datetime`` run_at
+become their wire forms here.
 
 This module also runs on PyScript pages under MicroPython (the page client builds its
 requests with it), so it keeps to the subset both share, like :mod:`durably_web.errors`.
@@ -24,6 +26,8 @@ TRIGGER_OPTIONS = (
     ("concurrency_key", "concurrencyKey"),
     ("labels", "labels"),
     ("coalesce", "coalesce"),
+    ("delay", "delay"),
+    ("run_at", "runAt"),
 )
 """``(python name, wire name)`` of each trigger option."""
 
@@ -49,8 +53,17 @@ def options_to_wire(options: "dict[str, Any]") -> "dict[str, Any]":
             known = ", ".join(sorted(_WIRE_NAME))
             raise ValidationError(f"unknown trigger option {name!r}; known: {known}")
         if value is not None:
-            out[wire] = value
+            out[wire] = _wire_value(value)
     return out
+
+
+def _wire_value(value: "Any") -> "Any":
+    """Return a ``timedelta`` as seconds, a ``datetime`` as ISO-8601 text, anything else as is."""
+    if hasattr(value, "total_seconds"):
+        return value.total_seconds()
+    if hasattr(value, "isoformat") and hasattr(value, "tzinfo"):
+        return value.isoformat()
+    return value
 
 
 def trigger_to_wire(input: "Any", options: "dict[str, Any]") -> "dict[str, Any]":

@@ -30,7 +30,9 @@ __all__ = ["Auth", "RunAccess", "RunsFilter", "SubscribeFilter", "call_hook", "k
 C = TypeVar("C")
 T = TypeVar("T")
 
-RunAccess = Literal["read", "subscribe", "steps", "retrigger", "retry", "cancel", "delete"]
+RunAccess = Literal[
+    "read", "subscribe", "steps", "retrigger", "retry", "cancel", "delete", "signal"
+]
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class Auth(Generic[C]):
         on_trigger: ``(context, body) -> None``: before a trigger, with the raw JSON body.
         on_run_access: ``(context, run, operation) -> None``: before any access to one run;
             ``operation`` is one of ``read``, ``subscribe``, ``steps``, ``retrigger``,
-            ``retry``, ``cancel``, ``delete``.
+            ``retry``, ``cancel``, ``delete``, ``signal``.
         scope_runs: ``(context, RunsFilter) -> RunsFilter``: narrow ``GET /runs``.
         scope_runs_subscribe: ``(context, SubscribeFilter) -> SubscribeFilter``: narrow
             ``GET /runs/subscribe``; without it, ``scope_runs`` narrows it too.

@@ -11,7 +11,8 @@ Contract every implementation keeps (``tests/contract`` checks it):
 
 - Methods are ``async``; a transaction never spans an ``await`` of anything but the driver.
 - Every write a lease holder makes (``checkpoint_step``, ``record_failed_step``, ``flush``,
-  ``renew_lease``, ``complete_run``, ``fail_run``, ``release_lease``) is fenced by
+  ``renew_lease``, ``complete_run``, ``fail_run``, ``release_lease``, ``suspend_run``,
+  ``await_signal``) is fenced by
   ``status = 'leased' AND lease_generation = generation``: when the fence refuses, nothing is
   written and the method returns False / None or raises :class:`RunCancelled` (the run was
   cancelled) or :class:`LeaseLost` (another worker holds it), as each method says.
@@ -24,6 +25,9 @@ Contract every implementation keeps (``tests/contract`` checks it):
   :class:`~durably_web.storage.connection.IntegrityViolation`, a broken one
   :class:`~durably_web.errors.StorageError`; never a driver's own exception.
 - Timestamps in and out are epoch seconds (``now``) or aware datetimes (on records).
+- A ``waiting`` run holds no lease; the wait it is in (kind, step name, end, start) stays
+  recorded on the run through the claim that resumes it, until the run ends, is retried or
+  waits again: the resumed step completes the wait it finds recorded.
 
 A store that hears other processes' writes as they commit (PostgreSQL, through ``NOTIFY``) also
 implements :class:`Notifications`, an optional part of the protocol: the engine wakes its idle
@@ -36,8 +40,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-from durably_web.models import Log, Run, Step
-from durably_web.storage.records import CompletedStep, LogRow, NewRun, RunDelta, RunFilter
+from durably_web.models import Log, Run, Schedule, Step
+from durably_web.storage.records import (
+    CompletedStep,
+    LogRow,
+    NewRun,
+    NewSchedule,
+    NewWait,
+    PendingRetry,
+    RunDelta,
+    RunFilter,
+    SignalWait,
+)
 
 __all__ = ["Notifications", "Store", "Subscriber", "Unsubscribe"]
 
@@ -74,7 +88,8 @@ class Store(Protocol):
 
         An idempotency key hit returns the existing run (``idempotent``); a pending run
         holding the concurrency key is returned (``coalesced``) with ``coalesce`` and is
-        otherwise a :class:`ConflictError` that rolls the whole batch back.
+        otherwise a :class:`ConflictError` that rolls the whole batch back. A run with
+        ``run_at`` is pending but not claimable before that time.
         """
         ...
 
@@ -86,10 +101,19 @@ class Store(Protocol):
         job_names: Iterable[str],
         run_id: str | None = None,
     ) -> Run | None:
-        """Lease the oldest claimable run of ``job_names`` (or ``run_id``); None if none.
+        """Lease the claimable run of ``job_names`` (or ``run_id``) ready longest; None if none.
 
-        Claimable: pending, or leased with an expired lease, and no live lease holds its
-        concurrency key. The lease generation goes up by one.
+        Claimable: pending (past its ``run_at``), waiting with its wait over (its time passed or
+        its signal arrived), or leased with an expired lease; and no live lease holds its
+        concurrency key. Ready since: creation, or the end of its wait. The lease generation
+        goes up by one; a wait stays recorded, a delayed start is cleared.
+        """
+        ...
+
+    async def next_wake(self, now: float, job_names: Iterable[str]) -> float | None:
+        """Return the earliest time after ``now`` a run of ``job_names`` becomes claimable.
+
+        The end of a wait or a delayed start (epoch seconds); None if no run is due later.
         """
         ...
 
@@ -114,6 +138,7 @@ class Store(Protocol):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        attempt: int = 1,
     ) -> None:
         """Persist a completed step with the run's unwritten ``logs`` (its row is left alone).
 
@@ -134,8 +159,14 @@ class Store(Protocol):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        attempt: int = 1,
+        retry_at: float | None = None,
     ) -> bool:
-        """Record a step that raised (``failed``/``cancelled``) with ``logs``; False if fenced."""
+        """Record a step that raised (``failed``/``cancelled``) with ``logs``; False if fenced.
+
+        ``attempt`` numbers the attempt (from 1); ``retry_at`` is when the next attempt of a
+        failed one is due (:meth:`pending_retries` reads it back).
+        """
         ...
 
     async def flush(self, run_id: str, generation: int, delta: RunDelta, now: float) -> bool:
@@ -179,6 +210,90 @@ class Store(Protocol):
         """Hand an interrupted run back to the queue at once; False if fenced off."""
         ...
 
+    async def suspend_run(
+        self, run_id: str, generation: int, wait: NewWait, now: float, delta: RunDelta
+    ) -> None:
+        """Put the run to wait with ``delta``: status ``waiting``, lease released, wait recorded.
+
+        A signal wait whose signal is already there leaves the run claimable at once.
+        Raises :class:`RunCancelled` / :class:`LeaseLost` when fenced off.
+        """
+        ...
+
+    async def await_signal(
+        self,
+        run_id: str,
+        generation: int,
+        *,
+        name: str,
+        index: int,
+        since: float,
+        until: float | None,
+        now: float,
+        delta: RunDelta,
+        timed_out: str,
+    ) -> SignalWait:
+        """Take signal ``name`` for step ``name``, time out, or wait for it: one transaction.
+
+        ``received``: the step is checkpointed with the payload as its output; ``timed-out``
+        (``until`` passed): checkpointed with ``timed_out`` as its error; ``waiting``: as
+        :meth:`suspend_run`. ``delta`` is written in every case. Raises :class:`RunCancelled`
+        / :class:`LeaseLost` when fenced off.
+        """
+        ...
+
+    # -- signals ------------------------------------------------------------------------
+
+    async def signal_run(
+        self, run_id: str, name: str, payload_json: str | None, now: float
+    ) -> tuple[Run, bool]:
+        """Keep a signal for the run; make a run waiting for it claimable now.
+
+        Returns the run and whether it was woken. Raises :class:`NotFoundError` (no run) and
+        :class:`ConflictError` (the run ended, already has a signal ``name``, or its step
+        ``name`` completed).
+        """
+        ...
+
+    # -- cron schedules -----------------------------------------------------------------
+    # Cron arithmetic is the engine's (durably_web.core.cron): the store keeps definitions
+    # and each schedule's next tick, and triggers a tick once (compare-and-set on it).
+
+    async def put_schedule(self, new: NewSchedule, now: float) -> Schedule:
+        """Insert a schedule, or replace one whose definition changed; return it as stored.
+
+        An unchanged definition keeps its stored next tick (``new.next_tick`` is ignored),
+        so declaring the same schedule at every start catches up on missed ticks.
+        """
+        ...
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule; return whether it existed (the runs it made stay)."""
+        ...
+
+    async def get_schedules(self) -> list[Schedule]:
+        """Return every schedule, ordered by name."""
+        ...
+
+    async def next_schedule_tick(self, job_names: Iterable[str]) -> float | None:
+        """Return the earliest next tick among the schedules of these jobs, or None."""
+        ...
+
+    async def fire_schedule(
+        self,
+        name: str,
+        tick: float,
+        next_tick: float,
+        last_tick: float,
+        runs: Sequence[NewRun],
+        now: float,
+    ) -> list[Run] | None:
+        """Trigger a schedule's due tick once: in one transaction, if its next tick is still
+        ``tick``, set it to ``next_tick`` (last tick ``last_tick``) and enqueue ``runs`` as
+        :meth:`enqueue` does; else change nothing and return None (another worker did it).
+        """  # noqa: D205 - the condition belongs to the summary
+        ...
+
     # -- runs of jobs no worker knows ---------------------------------------------------
 
     async def unknown_job_runs(
@@ -200,7 +315,10 @@ class Store(Protocol):
     # -- run management -----------------------------------------------------------------
 
     async def cancel_run(self, run_id: str, now: float) -> Run:
-        """Cancel a pending or leased run (:class:`NotFoundError`, :class:`ConflictError`)."""
+        """Cancel a pending, leased or waiting run.
+
+        Raises :class:`NotFoundError` (no such run) or :class:`ConflictError` (it ended).
+        """
         ...
 
     async def retry_run(self, run_id: str, now: float) -> Run:
@@ -237,8 +355,16 @@ class Store(Protocol):
         """Return a run's completed checkpoints by step name (what a resumed run replays)."""
         ...
 
-    async def count_replayed_logs(self, run_id: str) -> int:
-        """Return how many stored log lines a resumed attempt logs again (outside checkpoints)."""
+    async def replayed_logs(self, run_id: str) -> dict[str | None, int]:
+        """Return how many stored log lines a resumed attempt logs again, by step (None: outside).
+
+        Outside steps: every line. Of a step: the lines of its unfinished attempt (none of a
+        completed step; none written before the step's last failed or cancelled row).
+        """
+        ...
+
+    async def pending_retries(self, run_id: str) -> dict[str, PendingRetry]:
+        """Return the steps whose last attempt failed with another due, by step name."""
         ...
 
     async def close(self) -> None:

@@ -14,8 +14,8 @@ from durably_web.clock import format_timestamp
 from durably_web.models import Log, Run, Step
 from durably_web.storage.connection import Connection, Param
 from durably_web.storage.lockwait import waits_for_lock
-from durably_web.storage.records import CompletedStep, RunFilter
-from durably_web.storage.rows import log_from_row, run_from_row, step_from_row
+from durably_web.storage.records import CompletedStep, PendingRetry, RunFilter
+from durably_web.storage.rows import log_from_row, read_time, run_from_row, step_from_row
 
 __all__ = ["StoreReads"]
 
@@ -30,18 +30,39 @@ class StoreReads:
     async def completed_steps(self, run_id: str) -> dict[str, CompletedStep]:
         """Return the completed checkpoints of a run by step name."""
         rows = self.connection.query(self._q["completed_steps"], (run_id,))
-        return {row["name"]: CompletedStep(row["index"], row["output"]) for row in rows}
+        return {
+            row["name"]: CompletedStep(row["index"], row["output"], row["error"]) for row in rows
+        }
 
     @waits_for_lock
-    async def count_replayed_logs(self, run_id: str) -> int:
-        """Return how many of the run's stored log lines a resumed attempt logs again.
+    async def replayed_logs(self, run_id: str) -> dict[str | None, int]:
+        """Return how many of the run's stored log lines a resumed attempt logs again, per step.
 
-        Those are the lines written outside any completed step: between steps, or in a step
-        that failed or was interrupted before its checkpoint. A completed step replays from
-        its checkpoint without calling its function, so its lines are not logged again.
+        Keyed by step name (``None``: lines written outside steps, all of which count). A
+        step's lines count while its attempt is unfinished: a completed step replays from its
+        checkpoint without calling its function, and an attempt that ended (failed, cancelled,
+        retried) is over; the step's next attempt writes lines of its own.
         """
-        rows = self.connection.query(self._q["count_replayed_logs"], (run_id,))
-        return int(rows[0]["n"])
+        rows = self.connection.query(self._q["replayed_logs"], (run_id,))
+        return {row["step"]: int(row["n"]) for row in rows}
+
+    @waits_for_lock
+    async def pending_retries(self, run_id: str) -> dict[str, PendingRetry]:
+        """Return, by step name, the steps whose last attempt failed with another one due."""
+        rows = self.connection.query(self._q["pending_retries"], (run_id,))
+        found: dict[str, PendingRetry] = {}
+        for row in rows:
+            due, readable = read_time(row["retry_at"])
+            if due is not None and readable:
+                found[row["name"]] = PendingRetry(int(row["attempt"] or 1), due.timestamp())
+        return found
+
+    @waits_for_lock
+    async def next_wake(self, now: float, job_names: Iterable[str]) -> float | None:
+        """Return the earliest time after ``now`` a run of ``job_names`` becomes claimable."""
+        params = (format_timestamp(now), json.dumps(sorted(job_names)))
+        due, readable = read_time(self.connection.query(self._q["next_wake"], params)[0]["due"])
+        return due.timestamp() if due is not None and readable else None
 
     @waits_for_lock
     async def unknown_job_runs(

@@ -7,8 +7,19 @@ produced but not written yet. All are plain values: the Store reads them and cha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-__all__ = ["CompletedStep", "LogRow", "NewRun", "RunDelta", "RunFilter"]
+__all__ = [
+    "CompletedStep",
+    "LogRow",
+    "NewRun",
+    "NewSchedule",
+    "NewWait",
+    "PendingRetry",
+    "RunDelta",
+    "RunFilter",
+    "SignalWait",
+]
 
 LogRow = tuple[str, str, str | None, str, str, str | None, str]
 """A log line to insert: id, run_id, step_name, level, message, data JSON, created_at."""
@@ -24,14 +35,80 @@ class NewRun:
     concurrency_key: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     coalesce: bool = False
+    run_at: float | None = None
+    """A delayed run's start (epoch seconds): it is not claimed before. None: at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewSchedule:
+    """A validated schedule to store (:meth:`Store.put_schedule`).
+
+    ``next_tick`` is its first tick after now (epoch seconds): it is stored for a new
+    schedule or a changed definition, while an unchanged one keeps the tick it has.
+    """
+
+    name: str
+    job_name: str
+    cron: str
+    timezone: str
+    input_json: str
+    catch_up: str
+    next_tick: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewWait:
+    """A wait the lease holder puts its run in (:meth:`Store.suspend_run`).
+
+    Attributes:
+        kind: ``sleep``, ``signal`` or ``retry``.
+        name: the waiting step (a signal wait's signal has the same name).
+        until: when the run becomes claimable again (epoch seconds); None only for a signal
+            wait without timeout.
+        since: when the wait began (the waiting step's start).
+
+    """
+
+    kind: Literal["sleep", "signal", "retry"]
+    name: str
+    until: float | None
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRetry:
+    """A step whose last attempt failed with another one due: resumed there, not from 1."""
+
+    attempt: int
+    """The attempt that failed (from 1)."""
+    retry_at: float
+    """When the next attempt is due (epoch seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignalWait:
+    """What :meth:`Store.await_signal` did.
+
+    ``received``: the signal was there; it is taken and the step checkpointed with its
+    ``payload_json``. ``timed-out``: none came before the timeout; the step is checkpointed as
+    timed out. ``waiting``: the run now waits for it (status ``waiting``, lease released).
+    """
+
+    state: Literal["received", "timed-out", "waiting"]
+    payload_json: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CompletedStep:
-    """A checkpoint read back for replay."""
+    """A checkpoint read back for replay.
+
+    ``error`` is set only on a completed wait that ended without its event (a signal wait
+    that timed out): the step replays by raising it again.
+    """
 
     index: int
     output_json: str | None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +133,10 @@ class RunDelta:
     current_step_index: int | None = None
     completed_step_count: int | None = None
     logs: tuple[LogRow, ...] = ()
+
+    def run_fields(self) -> tuple[str | None, int | None, int | None]:
+        """Return ``(progress_json, current_step_index, completed_step_count)``."""
+        return (self.progress_json, self.current_step_index, self.completed_step_count)
 
     def __bool__(self) -> bool:
         return bool(

@@ -16,10 +16,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from durably_web.ids import ulid_time
-from durably_web.models import Disposition, Log, Progress, Run, Step
+from durably_web.models import (
+    WAIT_KINDS,
+    Disposition,
+    Log,
+    Progress,
+    Run,
+    Schedule,
+    Step,
+    Waiting,
+)
 from durably_web.storage.connection import Row
 
-__all__ = ["read_time", "run_from_row", "step_from_row", "log_from_row"]
+__all__ = ["log_from_row", "read_time", "run_from_row", "schedule_from_row", "step_from_row"]
 
 _LATEST = datetime.max.replace(tzinfo=UTC)
 _FAR_FUTURE = re.compile(r"^\+?\d{5,}-")
@@ -92,6 +101,22 @@ class _Reader:
             return {}
         return value
 
+    def wait(self) -> Waiting | None:
+        """Return the wait recorded on a run row (kind, step name, end, start), if any."""
+        kind = self.row.get("wait_kind")
+        if kind is None:
+            return None
+        if kind not in WAIT_KINDS:
+            self._bad("wait_kind")
+            return None
+        name = self.row.get("wait_name")
+        return Waiting(
+            kind,
+            name if isinstance(name, str) else "",
+            self.time("wait_until"),
+            self.time("wait_started_at"),
+        )
+
     def progress(self) -> Progress | None:
         value = self.json("progress")
         if value is None or "progress" in self.unreadable:
@@ -115,11 +140,14 @@ def run_from_row(row: Row, disposition: Disposition | None = None) -> Run:
     """Build a :class:`Run` from a ``durably_runs`` row (see the module docstring)."""
     read = _Reader(row)
     created = read.required_time("created_at", _id_time(row["id"]))
+    status = row["status"]
+    wait = read.wait()
+    run_at = read.time("wait_until") if status == "pending" else None
     return Run(
         id=row["id"],
         job_name=row["job_name"],
         input=read.json("input", required=True),
-        status=row["status"],
+        status=status,
         idempotency_key=row["idempotency_key"],
         concurrency_key=row["concurrency_key"],
         current_step_index=row["current_step_index"],
@@ -135,6 +163,9 @@ def run_from_row(row: Row, disposition: Disposition | None = None) -> Run:
         completed_at=read.time("completed_at"),
         created_at=created,
         updated_at=read.required_time("updated_at", created),
+        waiting=wait if status == "waiting" else None,
+        run_at=run_at,
+        wait=wait,
         disposition=disposition,
         unreadable=read.unreadable,
     )
@@ -153,6 +184,8 @@ def step_from_row(row: Row) -> Step:
         row["error"],
         read.required_time("started_at", _id_time(row["id"])),
         read.time("completed_at"),
+        attempt=row.get("attempt") or 1,
+        retry_at=read.time("retry_at"),
         unreadable=read.unreadable,
     )
 
@@ -169,4 +202,22 @@ def log_from_row(row: Row) -> Log:
         read.json("data"),
         read.required_time("created_at", _id_time(row["id"])),
         unreadable=read.unreadable,
+    )
+
+
+def schedule_from_row(row: Row) -> Schedule:
+    """Build a :class:`Schedule` from a ``durably_schedules`` row."""
+    read = _Reader(row)
+    created = read.required_time("created_at", None)
+    return Schedule(
+        name=row["name"],
+        job_name=row["job_name"],
+        cron=row["cron"],
+        timezone=row["timezone"],
+        input=read.json("input"),
+        catch_up=row["catch_up"],
+        next_tick=read.required_time("next_tick_at", created),
+        last_tick=read.time("last_tick_at"),
+        created_at=created,
+        updated_at=read.required_time("updated_at", created),
     )

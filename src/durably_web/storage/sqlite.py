@@ -6,7 +6,8 @@ and never yields in the middle of a transaction. Every write a lease holder make
 ``status = 'leased' AND lease_generation = ?``: when the fence refuses it, nothing is written
 and the caller gets :class:`RunCancelled` (the run was cancelled) or :class:`LeaseLost`
 (another worker reclaimed it). The reads (records, listings, what a resumed run needs) are
-in :mod:`durably_web.storage.reads`, mixed in.
+in :mod:`durably_web.storage.reads`, and waits and signals in :mod:`durably_web.storage.waits`,
+both mixed in.
 """
 
 from __future__ import annotations
@@ -33,11 +34,16 @@ from durably_web.storage.queries import migrations, queries
 from durably_web.storage.reads import StoreReads
 from durably_web.storage.records import LogRow, NewRun, RunDelta
 from durably_web.storage.rows import run_from_row
+from durably_web.storage.schedules import StoreSchedules
+from durably_web.storage.waits import StoreWaits
 
 __all__ = ["SQLiteStore"]
 
+_CASCADE = ("delete_steps", "delete_logs", "delete_signals", "delete_labels", "delete_run")
+"""What deleting a run deletes, in order."""
 
-class SQLiteStore(StoreReads):
+
+class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
     """Domain operations over one SQLite :class:`Connection`.
 
     Args:
@@ -152,6 +158,7 @@ class SQLiteStore(StoreReads):
                 new.concurrency_key,
                 labels_json,
                 stamp,
+                None if new.run_at is None else format_timestamp(new.run_at),
             ),
         )[0]
         for key, value in new.labels.items():
@@ -226,6 +233,7 @@ class SQLiteStore(StoreReads):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        attempt: int = 1,
     ) -> None:
         """Persist a completed step, fenced, in one transaction with the run's unwritten ``logs``.
 
@@ -247,6 +255,8 @@ class SQLiteStore(StoreReads):
             format_timestamp(started_at),
             stamp,
             generation,
+            attempt,
+            None,
         )
         try:
             written = self._fenced((self._insert_step, step), logs)
@@ -270,8 +280,14 @@ class SQLiteStore(StoreReads):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        attempt: int = 1,
+        retry_at: float | None = None,
     ) -> bool:
-        """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off."""
+        """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off.
+
+        ``attempt`` numbers the attempt (from 1); ``retry_at`` is when the next one is due, for
+        a failed attempt that will be retried.
+        """
         step = (
             new_ulid(now),
             run_id,
@@ -283,6 +299,8 @@ class SQLiteStore(StoreReads):
             format_timestamp(started_at),
             format_timestamp(now),
             generation,
+            attempt,
+            None if retry_at is None else format_timestamp(retry_at),
         )
         return self._fenced((self._insert_step, step), logs)
 
@@ -293,7 +311,7 @@ class SQLiteStore(StoreReads):
             return True
         touch = (
             self._q["touch_run"],
-            (run_id, generation, *_run_fields(delta), format_timestamp(now)),
+            (run_id, generation, *delta.run_fields(), format_timestamp(now)),
         )
         return self._fenced(touch, delta.logs)
 
@@ -323,14 +341,17 @@ class SQLiteStore(StoreReads):
             RunCancelled / LeaseLost: the fence refused; nothing was written.
 
         """
-        progress, index, count = _run_fields(delta)
+        progress, index, count = delta.run_fields()
         complete = (
             self._q["complete_run"],
             (run_id, generation, output_json, progress, format_timestamp(now), index, count),
         )
         after: list[tuple[str, Sequence[Param]]] = []
         if delete_steps:  # the delta's log lines would be deleted with the others
-            after = [(self._q["delete_steps"], (run_id,)), (self._q["delete_logs"], (run_id,))]
+            after = [
+                (self._q[query], (run_id,))
+                for query in ("delete_steps", "delete_logs", "delete_signals")
+            ]
         logs = () if delete_steps else delta.logs
         if not self._fenced(complete, logs, after=after):
             raise self._refusal(run_id)
@@ -345,7 +366,7 @@ class SQLiteStore(StoreReads):
             RunCancelled / LeaseLost: the fence refused; nothing was written.
 
         """
-        progress, index, count = _run_fields(delta)
+        progress, index, count = delta.run_fields()
         stamp = format_timestamp(now)
         fail = (self._q["fail_run"], (run_id, generation, error, progress, stamp, index, count))
         if not self._fenced(fail, delta.logs):
@@ -356,7 +377,7 @@ class SQLiteStore(StoreReads):
         self, run_id: str, generation: int, now: float, delta: RunDelta
     ) -> bool:
         """Give an interrupted run back to the queue at once (fenced); False if refused."""
-        progress, index, count = _run_fields(delta)
+        progress, index, count = delta.run_fields()
         stamp = format_timestamp(now)
         release = (self._q["release_lease"], (run_id, generation, progress, stamp, index, count))
         return self._fenced(release, delta.logs)
@@ -429,7 +450,7 @@ class SQLiteStore(StoreReads):
 
     @waits_for_lock
     async def cancel_run(self, run_id: str, now: float) -> Run:
-        """Cancel a pending or leased run.
+        """Cancel a pending, leased or waiting run.
 
         Raises:
             NotFoundError: no such run.
@@ -478,7 +499,7 @@ class SQLiteStore(StoreReads):
 
         Raises:
             NotFoundError: no such run.
-            ConflictError: the run is pending or leased.
+            ConflictError: the run is pending, leased or waiting.
 
         """
         self._invalidate()
@@ -502,7 +523,7 @@ class SQLiteStore(StoreReads):
         return len(rows)
 
     def _cascade_delete(self, run_id: str) -> None:
-        for query in ("delete_steps", "delete_logs", "delete_labels", "delete_run"):
+        for query in _CASCADE:
             self.connection.execute(self._q[query], (run_id,))
 
     def _require(self, run_id: str) -> Run:
@@ -532,8 +553,3 @@ def _lease_cache(connection: Connection) -> _LeaseCache:
         return _LEASE_CACHES.setdefault(connection, _LeaseCache())
     except TypeError:  # a connection that cannot be weakly referenced: no sharing needed
         return _LeaseCache()
-
-
-def _run_fields(delta: RunDelta) -> tuple[str | None, int | None, int | None]:
-    """Return ``(progress_json, current_step_index, completed_step_count)`` of a delta."""
-    return (delta.progress_json, delta.current_step_index, delta.completed_step_count)

@@ -13,8 +13,8 @@ from typing import Any
 from durably_web.clock import format_timestamp
 from durably_web.models import Log, Run, Step
 from durably_web.storage.postgres.database import Database
-from durably_web.storage.records import CompletedStep, RunFilter
-from durably_web.storage.rows import log_from_row, run_from_row, step_from_row
+from durably_web.storage.records import CompletedStep, PendingRetry, RunFilter
+from durably_web.storage.rows import log_from_row, read_time, run_from_row, step_from_row
 
 __all__ = ["PostgresReads"]
 
@@ -31,24 +31,45 @@ class PostgresReads:
     async def completed_steps(self, run_id: str) -> dict[str, CompletedStep]:
         """Return the completed checkpoints of a run by step name."""
         rows = await self._read(self._q["completed_steps"], {"run_id": run_id})
-        return {row["name"]: CompletedStep(row["index"], row["output"]) for row in rows}
+        return {
+            row["name"]: CompletedStep(row["index"], row["output"], row["error"]) for row in rows
+        }
 
-    async def count_replayed_logs(self, run_id: str) -> int:
-        """Return how many of the run's stored log lines a resumed attempt logs again.
+    async def replayed_logs(self, run_id: str) -> dict[str | None, int]:
+        """Return how many of the run's stored log lines a resumed attempt logs again, per step.
 
-        Those written outside any completed step: a completed step replays from its
-        checkpoint without calling its function, so its lines are not logged again.
+        Keyed by step name (``None``: lines written outside steps, all of which count). A
+        step's lines count while its attempt is unfinished: a completed step replays from its
+        checkpoint without calling its function, and an attempt that ended (failed, cancelled,
+        retried) is over; the step's next attempt writes lines of its own.
         """
-        rows = await self._read(self._q["count_replayed_logs"], {"run_id": run_id})
-        return int(rows[0]["n"])
+        rows = await self._read(self._q["replayed_logs"], {"run_id": run_id})
+        return {row["step"]: int(row["n"]) for row in rows}
+
+    async def pending_retries(self, run_id: str) -> dict[str, PendingRetry]:
+        """Return, by step name, the steps whose last attempt failed with another one due."""
+        rows = await self._read(self._q["pending_retries"], {"run_id": run_id})
+        found: dict[str, PendingRetry] = {}
+        for row in rows:
+            due, readable = read_time(row["retry_at"])
+            if due is not None and readable:
+                found[row["name"]] = PendingRetry(int(row["attempt"] or 1), due.timestamp())
+        return found
+
+    async def next_wake(self, now: float, job_names: Iterable[str]) -> float | None:
+        """Return the earliest time after ``now`` a run of ``job_names`` becomes claimable."""
+        params = {"now": format_timestamp(now), "jobs": sorted(job_names)}
+        due, readable = read_time((await self._read(self._q["next_wake"], params))[0]["due"])
+        return due.timestamp() if due is not None and readable else None
 
     async def unknown_job_runs(
         self, known: Iterable[str], waiting_since: float, now: float, limit: int
     ) -> list[Run]:
         """Return runs of jobs not in ``known`` that nothing has claimed since ``waiting_since``.
 
-        That is: pending since then, or leased with a lease that expired then, and no live
-        lease on any run of their job (which would show a worker that knows the job).
+        That is: pending since then (and past a delayed start), waiting with a wait that ended
+        then, or leased with a lease that expired then; and no live lease on any run of their
+        job (which would show a worker that knows the job).
         """
         params = {
             "known": sorted(known),

@@ -44,6 +44,8 @@ from durably_web.storage.postgres.database import Database, Session
 from durably_web.storage.postgres.listener import Listener
 from durably_web.storage.postgres.params import log_params, run_update, step_params
 from durably_web.storage.postgres.reads import PostgresReads
+from durably_web.storage.postgres.schedules import PostgresSchedules
+from durably_web.storage.postgres.waits import PostgresWaits
 from durably_web.storage.queries import migrations, queries
 from durably_web.storage.records import LogRow, NewRun, RunDelta
 from durably_web.storage.rows import run_from_row
@@ -59,7 +61,7 @@ _SQL_ROOT = "sql/postgres"
 _ENQUEUE_ATTEMPTS = 5
 
 
-class PostgresStore(PostgresReads):
+class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     """Domain operations on a PostgreSQL database (see the module docstring).
 
     Args:
@@ -160,17 +162,23 @@ class PostgresStore(PostgresReads):
         """
 
         async def block(session: Session) -> list[Run]:
-            results = [await self._enqueue_one(session, new, now) for new in new_runs]
-            created = [run for run in results if run.disposition == "created"]
-            if created:
-                jobs = sorted({run.job_name for run in created})
-                ids = [run.id for run in created]
-                await session.fetch(
-                    self._q["notify_created"], {**self._notify, "jobs": jobs, "ids": ids}
-                )
-            return results
+            return await self._enqueue_all(session, new_runs, now)
 
         return await self.database.in_transaction(block)
+
+    async def _enqueue_all(
+        self, session: Session, new_runs: Sequence[NewRun], now: float
+    ) -> list[Run]:
+        """Enqueue runs in the caller's transaction and announce the created ones."""
+        results = [await self._enqueue_one(session, new, now) for new in new_runs]
+        created = [run for run in results if run.disposition == "created"]
+        if created:
+            jobs = sorted({run.job_name for run in created})
+            ids = [run.id for run in created]
+            await session.fetch(
+                self._q["notify_created"], {**self._notify, "jobs": jobs, "ids": ids}
+            )
+        return results
 
     async def _enqueue_one(self, session: Session, new: NewRun, now: float) -> Run:
         key = {"job_name": new.job_name}
@@ -205,6 +213,7 @@ class PostgresStore(PostgresReads):
                     "concurrency_key": new.concurrency_key,
                     "labels": json.dumps(new.labels, separators=(",", ":"), ensure_ascii=False),
                     "now": format_timestamp(now),
+                    "run_at": None if new.run_at is None else format_timestamp(new.run_at),
                 },
             )
             if rows:  # else another transaction committed a conflicting run: look again
@@ -235,9 +244,12 @@ class PostgresStore(PostgresReads):
     ) -> Run | None:
         """Lease the oldest claimable run of one of ``job_names``; None when there is none.
 
-        Claimable: pending, or leased with an expired lease, and no live lease holds its
-        concurrency key. The lease generation goes up by one: the fencing token of every write
-        the new holder makes. With ``run_id``, only that run is considered.
+        Claimable: pending (past its ``run_at``), waiting with its wait over (its time passed
+        or its signal arrived), or leased with an expired lease; and no live lease holds its
+        concurrency key. Ready longest: by creation, or by the end of its wait. The lease
+        generation goes up by one: the fencing token of every write the new holder makes; a
+        wait stays recorded, a delayed start is cleared. With ``run_id``, only that run is
+        considered.
         """
         stamp = format_timestamp(now)
         params: dict[str, Any] = {
@@ -295,6 +307,7 @@ class PostgresStore(PostgresReads):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        attempt: int = 1,
     ) -> None:
         """Persist a completed step, fenced, in one statement with the run's unwritten ``logs``.
 
@@ -305,7 +318,12 @@ class PostgresStore(PostgresReads):
 
         """
         step = self._step(run_id, generation, name, index, "completed", output_json, None)
-        step.update(started_at=format_timestamp(started_at), now=format_timestamp(now))
+        step.update(
+            started_at=format_timestamp(started_at),
+            now=format_timestamp(now),
+            attempt=attempt,
+            retry_at=None,
+        )
         try:
             written = await self._write_step(run_id, generation, step, logs)
         except IntegrityViolation as exc:
@@ -327,10 +345,21 @@ class PostgresStore(PostgresReads):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        attempt: int = 1,
+        retry_at: float | None = None,
     ) -> bool:
-        """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off."""
+        """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off.
+
+        ``attempt`` numbers the attempt (from 1); ``retry_at`` is when the next one is due, for
+        a failed attempt that will be retried.
+        """
         step = self._step(run_id, generation, name, index, status, None, error)
-        step.update(started_at=format_timestamp(started_at), now=format_timestamp(now))
+        step.update(
+            started_at=format_timestamp(started_at),
+            now=format_timestamp(now),
+            attempt=attempt,
+            retry_at=None if retry_at is None else format_timestamp(retry_at),
+        )
         return await self._write_step(run_id, generation, step, logs)
 
     def _step(
@@ -495,7 +524,7 @@ class PostgresStore(PostgresReads):
     # -- run management -----------------------------------------------------------------
 
     async def cancel_run(self, run_id: str, now: float) -> Run:
-        """Cancel a pending or leased run.
+        """Cancel a pending, leased or waiting run.
 
         Raises:
             NotFoundError: no such run.
@@ -536,11 +565,11 @@ class PostgresStore(PostgresReads):
         )
 
     async def delete_run(self, run_id: str) -> Run:
-        """Delete a terminal run with its steps, logs and labels; return what was deleted.
+        """Delete a terminal run with its steps, logs, labels and signals; return it.
 
         Raises:
             NotFoundError: no such run.
-            ConflictError: the run is pending or leased.
+            ConflictError: the run is pending, leased or waiting.
 
         """
 

@@ -20,20 +20,26 @@ WHERE job_name = ?1 AND concurrency_key = ?2 AND status = 'pending'
 ORDER BY created_at, id LIMIT 1;
 
 -- name: insert_run
+-- ?8: a delayed run's start (trigger's delay / run_at), NULL to start at once.
 INSERT INTO durably_runs (
   id, job_name, input, status, idempotency_key, concurrency_key, labels,
-  current_step_index, completed_step_count, lease_generation, created_at, updated_at
-) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, 0, 0, 0, ?7, ?7)
+  current_step_index, completed_step_count, lease_generation, created_at, updated_at,
+  wait_until
+) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, 0, 0, 0, ?7, ?7, ?8)
 RETURNING *;
 
 -- name: insert_label
 INSERT INTO durably_run_labels (run_id, key, value) VALUES (?1, ?2, ?3);
 
 -- name: claim_next
--- The oldest claimable run of a job this worker knows: pending, or leased with an expired
--- lease (its worker is gone). A run with a concurrency key waits while any live lease holds
--- the same key, whatever its job. Each branch walks its own index and stops at the first hit.
--- Claiming clears the "Unknown job" warning a worker that does not know the job may have left.
+-- The claimable run of a job this worker knows that has been ready longest: pending (a
+-- delayed one once its start time came), waiting with its wait over (wait_until passed, or a
+-- signal set it to the time it arrived), or leased with an expired lease (its worker is
+-- gone). "Ready since": created_at, or wait_until for a run that waited. A run with a
+-- concurrency key waits while any live lease holds the same key, whatever its job. Each
+-- branch walks its own index and stops at the first hit.
+-- Claiming clears the "Unknown job" warning a worker that does not know the job may have left,
+-- and a delayed run's start time; a wait stays recorded (the resumed step completes it).
 UPDATE durably_runs
 SET status = 'leased',
     lease_owner = ?2,
@@ -41,12 +47,13 @@ SET status = 'leased',
     lease_generation = lease_generation + 1,
     error = NULL,
     started_at = COALESCE(started_at, ?1),
-    updated_at = ?1
+    updated_at = ?1,
+    wait_until = CASE WHEN wait_kind IS NULL THEN NULL ELSE wait_until END
 WHERE id = (
   SELECT id FROM (
     SELECT * FROM (
-      SELECT r.id, r.created_at FROM durably_runs r
-      WHERE r.status = 'pending'
+      SELECT r.id, r.created_at AS ready FROM durably_runs r
+      WHERE r.status = 'pending' AND r.wait_until IS NULL
         AND r.job_name IN (SELECT value FROM json_each(?4))
         AND (r.concurrency_key IS NULL OR NOT EXISTS (
           SELECT 1 FROM durably_runs o
@@ -56,7 +63,29 @@ WHERE id = (
     )
     UNION ALL
     SELECT * FROM (
-      SELECT r.id, r.created_at FROM durably_runs r
+      SELECT r.id, r.wait_until AS ready FROM durably_runs r
+      WHERE r.status = 'pending' AND r.wait_until <= ?1
+        AND r.job_name IN (SELECT value FROM json_each(?4))
+        AND (r.concurrency_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM durably_runs o
+          WHERE o.status = 'leased' AND o.concurrency_key = r.concurrency_key
+            AND o.lease_expires_at > ?1))
+      ORDER BY r.wait_until, r.id LIMIT 1
+    )
+    UNION ALL
+    SELECT * FROM (
+      SELECT r.id, r.wait_until AS ready FROM durably_runs r
+      WHERE r.status = 'waiting' AND r.wait_until <= ?1
+        AND r.job_name IN (SELECT value FROM json_each(?4))
+        AND (r.concurrency_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM durably_runs o
+          WHERE o.status = 'leased' AND o.concurrency_key = r.concurrency_key
+            AND o.lease_expires_at > ?1))
+      ORDER BY r.wait_until, r.id LIMIT 1
+    )
+    UNION ALL
+    SELECT * FROM (
+      SELECT r.id, r.created_at AS ready FROM durably_runs r
       WHERE r.status = 'leased' AND r.lease_expires_at <= ?1
         AND r.job_name IN (SELECT value FROM json_each(?4))
         AND (r.concurrency_key IS NULL OR NOT EXISTS (
@@ -66,7 +95,7 @@ WHERE id = (
       ORDER BY r.created_at, r.id LIMIT 1
     )
   )
-  ORDER BY created_at, id LIMIT 1
+  ORDER BY ready, id LIMIT 1
 )
 RETURNING *;
 
@@ -79,27 +108,60 @@ SET status = 'leased',
     lease_generation = lease_generation + 1,
     error = NULL,
     started_at = COALESCE(started_at, ?1),
-    updated_at = ?1
+    updated_at = ?1,
+    wait_until = CASE WHEN wait_kind IS NULL THEN NULL ELSE wait_until END
 WHERE id = ?5
   AND job_name IN (SELECT value FROM json_each(?4))
-  AND (status = 'pending' OR (status = 'leased' AND lease_expires_at <= ?1))
+  AND ((status = 'pending' AND (wait_until IS NULL OR wait_until <= ?1))
+       OR (status = 'waiting' AND wait_until <= ?1)
+       OR (status = 'leased' AND lease_expires_at <= ?1))
   AND (concurrency_key IS NULL OR NOT EXISTS (
     SELECT 1 FROM durably_runs o
     WHERE o.status = 'leased' AND o.concurrency_key = durably_runs.concurrency_key
       AND o.id != durably_runs.id AND o.lease_expires_at > ?1))
 RETURNING *;
 
--- name: completed_steps
-SELECT name, "index", output FROM durably_steps WHERE run_id = ?1 AND status = 'completed';
+-- name: next_wake
+-- The earliest time after ?1 at which a run of these jobs (?2) becomes claimable: the end of
+-- a wait, or a delayed run's start. The worker sleeps until then (or its polling interval).
+SELECT MIN(due) AS due FROM (
+  SELECT * FROM (
+    SELECT wait_until AS due FROM durably_runs
+    WHERE status = 'waiting' AND wait_until > ?1 AND job_name IN (SELECT value FROM json_each(?2))
+    ORDER BY wait_until LIMIT 1
+  )
+  UNION ALL
+  SELECT * FROM (
+    SELECT wait_until AS due FROM durably_runs
+    WHERE status = 'pending' AND wait_until > ?1 AND job_name IN (SELECT value FROM json_each(?2))
+    ORDER BY wait_until LIMIT 1
+  )
+);
 
--- name: count_replayed_logs
--- The run's stored log lines that a resumed attempt logs again: those written outside any
--- completed step (a completed step replays from its checkpoint without calling its function).
-SELECT COUNT(*) AS n FROM durably_logs l
+-- name: completed_steps
+SELECT name, "index", output, error FROM durably_steps WHERE run_id = ?1 AND status = 'completed';
+
+-- name: replayed_logs
+-- The run's stored log lines that a resumed attempt logs again, counted per step (NULL: lines
+-- outside steps): every line outside steps, and the lines of each step's unfinished attempt.
+-- A completed step replays from its checkpoint without calling its function; an attempt that
+-- ended (a row of the step written after the line: failed, cancelled, or retried) is over,
+-- and the step's next attempt writes lines of its own. Ids are ULIDs: one process makes them
+-- in order, and an attempt's row is written after its lines.
+SELECT l.step_name AS step, COUNT(*) AS n FROM durably_logs l
 WHERE l.run_id = ?1
   AND (l.step_name IS NULL OR NOT EXISTS (
     SELECT 1 FROM durably_steps s
-    WHERE s.run_id = ?1 AND s.name = l.step_name AND s.status = 'completed'));
+    WHERE s.run_id = ?1 AND s.name = l.step_name AND (s.status = 'completed' OR s.id > l.id)))
+GROUP BY l.step_name;
+
+-- name: pending_retries
+-- Steps whose latest row is a failed attempt with a next one due (retry_at): that attempt
+-- number and due time are where a resumed run picks the step up.
+SELECT s.name, s.attempt, s.retry_at FROM durably_steps s
+WHERE s.run_id = ?1 AND s.retry_at IS NOT NULL
+  AND NOT EXISTS (
+    SELECT 1 FROM durably_steps t WHERE t.run_id = ?1 AND t.name = s.name AND t.id > s.id);
 
 -- name: run_state
 SELECT status, lease_generation FROM durably_runs WHERE id = ?1;
@@ -116,8 +178,11 @@ WHERE id = ?1 AND status = 'leased' AND lease_generation = ?2;
 
 -- name: insert_step
 -- Fenced: inserts nothing unless the run is still leased under this generation (?10).
-INSERT INTO durably_steps (id, run_id, name, "index", status, output, error, started_at, completed_at)
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM durably_runs
+-- ?11: the attempt (from 1); ?12: when a failed attempt's next one is due (NULL: none).
+INSERT INTO durably_steps (
+  id, run_id, name, "index", status, output, error, started_at, completed_at, attempt, retry_at
+)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?12 FROM durably_runs
 WHERE id = ?2 AND status = 'leased' AND lease_generation = ?10;
 
 -- name: insert_log
@@ -133,7 +198,8 @@ UPDATE durably_runs
 SET status = 'completed', output = ?3, error = NULL, progress = COALESCE(?4, progress),
     current_step_index = COALESCE(?6, current_step_index),
     completed_step_count = COALESCE(?7, completed_step_count),
-    lease_owner = NULL, lease_expires_at = NULL, completed_at = ?5, updated_at = ?5
+    lease_owner = NULL, lease_expires_at = NULL, completed_at = ?5, updated_at = ?5,
+    wait_kind = NULL, wait_name = NULL, wait_until = NULL, wait_started_at = NULL
 WHERE id = ?1 AND status = 'leased' AND lease_generation = ?2;
 
 -- name: fail_run
@@ -141,7 +207,25 @@ UPDATE durably_runs
 SET status = 'failed', error = ?3, progress = COALESCE(?4, progress),
     current_step_index = COALESCE(?6, current_step_index),
     completed_step_count = COALESCE(?7, completed_step_count),
-    lease_owner = NULL, lease_expires_at = NULL, completed_at = ?5, updated_at = ?5
+    lease_owner = NULL, lease_expires_at = NULL, completed_at = ?5, updated_at = ?5,
+    wait_kind = NULL, wait_name = NULL, wait_until = NULL, wait_started_at = NULL
+WHERE id = ?1 AND status = 'leased' AND lease_generation = ?2;
+
+-- name: suspend_run
+-- The lease holder puts its run to wait (fenced): no lease, no worker slot, until wait_until
+-- (?5) or, for a signal wait, the signal. A signal of that name already there (sent while the
+-- run was leased) makes it claimable at once (?10): no signal is missed between a check and
+-- this write.
+UPDATE durably_runs
+SET status = 'waiting', lease_owner = NULL, lease_expires_at = NULL,
+    wait_kind = ?3, wait_name = ?4, wait_started_at = ?6,
+    wait_until = CASE WHEN ?3 = 'signal' AND EXISTS (
+        SELECT 1 FROM durably_signals g
+        WHERE g.run_id = ?1 AND g.name = ?4 AND g.received_at IS NULL) THEN ?10 ELSE ?5 END,
+    progress = COALESCE(?7, progress),
+    current_step_index = COALESCE(?8, current_step_index),
+    completed_step_count = COALESCE(?9, completed_step_count),
+    updated_at = ?10
 WHERE id = ?1 AND status = 'leased' AND lease_generation = ?2;
 
 -- name: release_lease
@@ -171,25 +255,52 @@ WHERE status = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at > ?1);
 -- name: cancel_run
 UPDATE durably_runs
 SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, error = NULL,
-    completed_at = ?2, updated_at = ?2
-WHERE id = ?1 AND status IN ('pending', 'leased')
+    completed_at = ?2, updated_at = ?2,
+    wait_kind = NULL, wait_name = NULL, wait_until = NULL, wait_started_at = NULL
+WHERE id = ?1 AND status IN ('pending', 'leased', 'waiting')
 RETURNING *;
 
 -- name: retry_run
 UPDATE durably_runs
 SET status = 'pending', output = NULL, error = NULL, lease_owner = NULL,
-    lease_expires_at = NULL, completed_at = NULL, updated_at = ?2
+    lease_expires_at = NULL, completed_at = NULL, updated_at = ?2,
+    wait_kind = NULL, wait_name = NULL, wait_until = NULL, wait_started_at = NULL
 WHERE id = ?1 AND status IN ('failed', 'cancelled')
 RETURNING *;
 
+-- name: insert_signal
+INSERT INTO durably_signals (run_id, name, payload, created_at) VALUES (?1, ?2, ?3, ?4);
+
+-- name: find_signal
+SELECT payload, created_at, received_at FROM durably_signals WHERE run_id = ?1 AND name = ?2;
+
+-- name: wake_for_signal
+-- A run waiting for the signal ?2 becomes claimable now (?3).
+UPDATE durably_runs SET wait_until = ?3, updated_at = ?3
+WHERE id = ?1 AND status = 'waiting' AND wait_kind = 'signal' AND wait_name = ?2
+RETURNING *;
+
+-- name: receive_signal
+UPDATE durably_signals SET received_at = ?3
+WHERE run_id = ?1 AND name = ?2 AND received_at IS NULL
+RETURNING payload;
+
+-- name: completed_step
+SELECT completed_at FROM durably_steps WHERE run_id = ?1 AND name = ?2 AND status = 'completed';
+
+-- name: delete_signals
+DELETE FROM durably_signals WHERE run_id = ?1;
+
 -- name: unknown_job_runs
--- Runs no worker seems to know: of a job not in ?1, waiting since before ?2 (pending since
--- then, or leased with a lease that expired then), and no live lease on any run of their job
--- (a worker that knows the job is busy with it). "Waiting since" is updated_at for a pending
--- run: only enqueue, retry and release set it while a run is pending.
+-- Runs no worker seems to know: of a job not in ?1, claimable since before ?2 (pending since
+-- then, and past a delayed start; waiting with a wait that ended then; or leased with a lease
+-- that expired then), and no live lease on any run of their job (a worker that knows the job
+-- is busy with it). "Since" is updated_at for a pending run: only enqueue, retry and release
+-- set it while a run is pending.
 SELECT * FROM durably_runs r
 WHERE r.job_name NOT IN (SELECT value FROM json_each(?1))
-  AND ((r.status = 'pending' AND r.updated_at <= ?2)
+  AND ((r.status = 'pending' AND max(r.updated_at, COALESCE(r.wait_until, '')) <= ?2)
+       OR (r.status = 'waiting' AND r.wait_until <= ?2)
        OR (r.status = 'leased' AND r.lease_expires_at <= ?2))
   AND NOT EXISTS (
     SELECT 1 FROM durably_runs o
@@ -200,14 +311,16 @@ ORDER BY r.created_at, r.id LIMIT ?4;
 -- The warning is kept in the run's error (shown by run-info, runs and the HTTP API) without
 -- touching updated_at, which dates the wait; a claim or a cancel clears it.
 UPDATE durably_runs SET error = ?2
-WHERE id = ?1 AND status IN ('pending', 'leased') AND error IS NULL;
+WHERE id = ?1 AND status IN ('pending', 'leased', 'waiting') AND error IS NULL;
 
 -- name: fail_unknown_job
 UPDATE durably_runs
 SET status = 'failed', error = ?2, lease_owner = NULL, lease_expires_at = NULL,
-    completed_at = ?4, updated_at = ?4
+    completed_at = ?4, updated_at = ?4,
+    wait_kind = NULL, wait_name = NULL, wait_until = NULL, wait_started_at = NULL
 WHERE id = ?1
-  AND ((status = 'pending' AND updated_at <= ?3)
+  AND ((status = 'pending' AND max(updated_at, COALESCE(wait_until, '')) <= ?3)
+       OR (status = 'waiting' AND wait_until <= ?3)
        OR (status = 'leased' AND lease_expires_at <= ?3))
   AND NOT EXISTS (
     SELECT 1 FROM durably_runs o
@@ -260,3 +373,31 @@ DELETE FROM durably_run_labels WHERE run_id = ?1;
 
 -- name: delete_run
 DELETE FROM durably_runs WHERE id = ?1;
+
+-- name: put_schedule
+-- A new schedule, or a changed one (its next tick recomputed: ?7); an unchanged definition
+-- keeps its next tick, so a worker that declares its schedules at every start catches up.
+INSERT INTO durably_schedules (
+  name, job_name, cron, timezone, input, catch_up, next_tick_at, created_at, updated_at
+) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+ON CONFLICT (name) DO UPDATE SET
+  job_name = excluded.job_name, cron = excluded.cron, timezone = excluded.timezone,
+  input = excluded.input, catch_up = excluded.catch_up, next_tick_at = excluded.next_tick_at,
+  updated_at = excluded.updated_at
+WHERE (job_name, cron, timezone, input, catch_up)
+  <> (excluded.job_name, excluded.cron, excluded.timezone, excluded.input, excluded.catch_up);
+
+-- name: get_schedule
+SELECT * FROM durably_schedules WHERE name = ?1;
+
+-- name: get_schedules
+SELECT * FROM durably_schedules ORDER BY name;
+
+-- name: delete_schedule
+DELETE FROM durably_schedules WHERE name = ?1 RETURNING name;
+
+-- name: advance_schedule
+-- Compare-and-set: only the worker that still sees the tick ?2 due moves the schedule on.
+UPDATE durably_schedules SET next_tick_at = ?3, last_tick_at = ?4, updated_at = ?5
+WHERE name = ?1 AND next_tick_at = ?2
+RETURNING name;

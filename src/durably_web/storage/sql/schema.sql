@@ -35,11 +35,31 @@ CREATE TABLE "durably_runs" (
   "completed_at" text,
   "created_at" text not null,
   "updated_at" text not null
-);
+, "wait_kind" text, "wait_name" text, "wait_until" text, "wait_started_at" text);
 CREATE TABLE "durably_schema_versions" (
   "version" integer primary key,
   "applied_at" text not null
 );
+CREATE TABLE "durably_schedules" (
+  "name" text not null primary key,
+  "job_name" text not null,
+  "cron" text not null,
+  "timezone" text not null,
+  "input" text not null,
+  "catch_up" text not null,
+  "next_tick_at" text not null,
+  "last_tick_at" text,
+  "created_at" text not null,
+  "updated_at" text not null
+) WITHOUT ROWID;
+CREATE TABLE "durably_signals" (
+  "run_id" text not null,
+  "name" text not null,
+  "payload" text,
+  "created_at" text not null,
+  "received_at" text,
+  PRIMARY KEY ("run_id", "name")
+) WITHOUT ROWID;
 CREATE TABLE "durably_steps" (
   "id" text not null,
   "run_id" text not null,
@@ -49,7 +69,7 @@ CREATE TABLE "durably_steps" (
   "output" text,
   "error" text,
   "started_at" text not null,
-  "completed_at" text,
+  "completed_at" text, "attempt" integer, "retry_at" text,
   PRIMARY KEY ("run_id", "index", "id")
 ) WITHOUT ROWID;
 CREATE INDEX "idx_durably_logs_run_created" ON "durably_logs" ("run_id", "created_at");
@@ -63,4 +83,5 @@ CREATE INDEX "idx_durably_runs_status_completed" ON "durably_runs" ("status", "c
 CREATE INDEX "idx_durably_runs_status_concurrency" ON "durably_runs" ("status", "concurrency_key");
 CREATE INDEX "idx_durably_runs_status_created" ON "durably_runs" ("status", "created_at");
 CREATE INDEX "idx_durably_runs_status_lease_expires" ON "durably_runs" ("status", "lease_expires_at");
+CREATE INDEX "idx_durably_runs_wait_until" ON "durably_runs" ("status", "wait_until", "id") WHERE "wait_until" IS NOT NULL;
 CREATE UNIQUE INDEX "idx_durably_steps_completed_unique" ON "durably_steps" ("run_id", "name") WHERE status = 'completed';

@@ -249,6 +249,35 @@ export class DurablyClient {
     return this.call("cancel", { runId });
   }
 
+  /**
+   * Send the signal `name` to a run: its `step.wait_for_signal(name)` returns `payload`. A
+   * signal sent before the run waits for it is kept until it does.
+   * @param {string} runId @param {string} name @param {unknown} [payload]
+   */
+  signal(runId, name, payload = null) {
+    return this.call("signal", { runId, name, payload });
+  }
+
+  /**
+   * Add or change a cron schedule: one run of `jobName` per tick of `cron` (an unchanged
+   * schedule keeps its next tick; see docs/schedules.md).
+   * @param {string} name @param {string} jobName @param {string} cron
+   * @param {{input?: unknown, timezone?: string, catchUp?: "latest" | "all" | "none"}} [options]
+   */
+  schedule(name, jobName, cron, options = {}) {
+    return this.call("schedule", { name, jobName, cron, ...options });
+  }
+
+  /** Delete a cron schedule. @param {string} name */
+  unschedule(name) {
+    return this.call("unschedule", { name });
+  }
+
+  /** Every cron schedule with its next tick. */
+  getSchedules() {
+    return this.call("getSchedules", {});
+  }
+
   /** Re-run a failed or cancelled run in place (completed steps replay). @param {string} runId */
   retry(runId) {
     return this.call("retry", { runId });

@@ -70,12 +70,17 @@ export class RunFailed extends DurablyError {
   static defaultCode = "run_failed";
 }
 
+export class SignalTimeout extends DurablyError {
+  static statusCode = 408;
+  static defaultCode = "signal_timeout";
+}
+
 export class StorageError extends DurablyError {
   static statusCode = 500;
   static defaultCode = "storage_error";
 }
 
-const CLASSES = [DurablyError, ValidationError, NotFoundError, ConflictError, RunCancelled, LeaseLost, RunFailed, StorageError];
+const CLASSES = [DurablyError, ValidationError, NotFoundError, ConflictError, RunCancelled, LeaseLost, RunFailed, SignalTimeout, StorageError];
 /** @type {Record<string, typeof DurablyError>} */
 const BY_CODE = {
   ...Object.fromEntries(CLASSES.map((cls) => [cls.defaultCode, cls])),

@@ -10,13 +10,11 @@
  * already had a handler (since removed) are not kept.
  */
 import { ValidationError } from "./errors.mjs";
+import { ENGINE_EVENT_TYPES } from "./protocol.mjs";
 
-/** The engine's event types (durably_web.events), `run:leased` being upstream's `run:start`. */
-export const EVENT_TYPES = new Set([
-  "run:trigger", "run:coalesced", "run:start", "run:leased", "run:lease-renewed", "run:progress",
-  "run:complete", "run:fail", "run:cancel", "run:retry", "run:delete", "step:start",
-  "step:complete", "step:fail", "step:cancel", "log:write", "worker:error",
-]);
+/** The engine's event types (generated from durably_web.events), and `run:leased`: upstream's
+ * server sends it where this engine sends `run:start`. */
+export const EVENT_TYPES = new Set([...ENGINE_EVENT_TYPES, "run:leased"]);
 
 /** How many early events (no handler yet) are kept at most; the oldest go first. */
 export const MAX_EARLY = 1000;

@@ -19,7 +19,9 @@ export const OPERATIONS = Object.freeze({
         "idempotencyKey": "body",
         "concurrencyKey": "body",
         "labels": "body",
-        "coalesce": "body"
+        "coalesce": "body",
+        "delay": "body",
+        "runAt": "body"
       },
       "result": "TriggerAnswer"
     }
@@ -124,6 +126,43 @@ export const OPERATIONS = Object.freeze({
       },
       "result": "Success"
     }
+  },
+  "signal": {
+    "kind": "call",
+    "repeatable": "never",
+    "worker": true,
+    "result": "Run",
+    "http": {
+      "method": "POST",
+      "path": "/signal",
+      "params": {
+        "runId": "body",
+        "name": "body",
+        "payload": "body"
+      },
+      "result": "Success"
+    }
+  },
+  "schedule": {
+    "kind": "call",
+    "repeatable": "always",
+    "worker": true,
+    "result": "Schedule",
+    "http": null
+  },
+  "unschedule": {
+    "kind": "call",
+    "repeatable": "never",
+    "worker": true,
+    "result": "null",
+    "http": null
+  },
+  "getSchedules": {
+    "kind": "call",
+    "repeatable": "always",
+    "worker": true,
+    "result": "Schedule[]",
+    "http": null
   },
   "retry": {
     "kind": "call",
@@ -232,3 +271,28 @@ export const OPERATIONS = Object.freeze({
     "http": null
   }
 });
+
+/** The engine's event types, in durably_web.events.EVENT_CLASSES order. */
+/** @type {readonly string[]} */
+export const ENGINE_EVENT_TYPES = Object.freeze([
+  "run:trigger",
+  "run:coalesced",
+  "run:start",
+  "run:lease-renewed",
+  "run:progress",
+  "run:complete",
+  "run:fail",
+  "run:cancel",
+  "run:retry",
+  "run:wait",
+  "run:signal",
+  "run:delete",
+  "step:start",
+  "step:complete",
+  "step:fail",
+  "step:retry",
+  "step:cancel",
+  "log:write",
+  "worker:error",
+  "schedule:tick"
+]);

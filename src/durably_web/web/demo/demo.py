@@ -42,6 +42,7 @@ EVENTS = [
     "run:cancel",
     "run:retry",
     "run:delete",
+    "run:wait",
     "log:write",
     "worker:error",
 ]
@@ -219,6 +220,8 @@ def on_event(event):
         runs.set_progress(run_id, event.progress)
     elif kind == "run:start":
         spawn(mark_resumed(run_id))
+    elif kind == "run:wait":
+        runs.set_status(run_id, "waiting", waiting=event.waiting)
     else:
         status = {
             "run:complete": "completed",

@@ -61,18 +61,28 @@ class RunTable:
                 tr.querySelector(".act").append(button)
                 self.on_click(button, self.action(action, run.id))
             self.count()
-        self.set_status(run.id, run.status, run.progress, run.output, run.error)
+        waiting = run.waiting if run.status == "waiting" else None
+        self.set_status(run.id, run.status, run.progress, run.output, run.error, waiting)
 
-    def set_status(self, run_id, status, progress=None, output=None, error=None):
-        """Show a run's status (and enable the buttons that apply)."""
+    def set_status(self, run_id, status, progress=None, output=None, error=None, waiting=None):
+        """Show a run's status (and enable the buttons that apply).
+
+        A waiting run says for what: ``waiting: sleep nap until 2026-01-01T10:00:00.000Z``,
+        ``waiting: signal approval``, ``waiting: retry fetch until ...``.
+        """
         tr = self.rows.get(run_id)
         if tr is None:
             return
         tr.dataset.status = status
-        tr.querySelector(".st").textContent = status + (": " + str(error) if error else "")
-        tr.querySelector(".cancel").disabled = status not in ("pending", "leased")
+        text = status + (": " + str(error) if error else "")
+        if waiting is not None:
+            until = waiting.get("until")
+            text = status + ": " + str(waiting.get("kind")) + " " + str(waiting.get("name"))
+            text += (" until " + str(until)) if until else ""
+        tr.querySelector(".st").textContent = text
+        tr.querySelector(".cancel").disabled = status not in ("pending", "leased", "waiting")
         tr.querySelector(".retry").disabled = status not in ("failed", "cancelled")
-        tr.querySelector(".delete").disabled = status in ("pending", "leased")
+        tr.querySelector(".delete").disabled = status in ("pending", "leased", "waiting")
         tr.querySelector(".audit").disabled = status != "completed"
         if progress is not None:
             self.set_progress(run_id, progress)

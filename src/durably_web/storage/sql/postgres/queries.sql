@@ -50,12 +50,13 @@ ORDER BY created_at, id LIMIT 1;
 -- name: insert_run
 -- A conflict on either unique index (idempotency key; one pending run per concurrency key) with a
 -- run another transaction committed meanwhile inserts nothing: the store then looks again.
+-- run_at: a delayed run's start (trigger's delay), NULL to start at once.
 INSERT INTO durably_runs (
   id, job_name, input, status, idempotency_key, concurrency_key, labels,
-  current_step_index, completed_step_count, lease_generation, created_at, updated_at
+  current_step_index, completed_step_count, lease_generation, created_at, updated_at, wait_until
 ) VALUES (
   %(id)s, %(job_name)s, %(input)s, 'pending', %(idempotency_key)s, %(concurrency_key)s,
-  %(labels)s, 0, 0, 0, %(now)s, %(now)s
+  %(labels)s, 0, 0, 0, %(now)s, %(now)s, %(run_at)s
 )
 ON CONFLICT DO NOTHING
 RETURNING *;
@@ -72,12 +73,15 @@ SELECT (SELECT count(pg_notify(%(ready_channel)s, %(origin)s::text || ' ' || j.n
         FROM unnest(%(ids)s::text[]) AS r(id)) AS runs;
 
 -- name: claim_candidate
--- Upstream's claim (ADR-0001): the oldest claimable run, locked with SKIP LOCKED so concurrent
--- claimers take different rows. Claimable: pending, or leased with an expired lease (its worker
--- is gone); of a job this worker knows; its concurrency key neither skipped by this claim nor
--- held by a live lease.
+-- Upstream's claim (ADR-0001): the claimable run ready longest, locked with SKIP LOCKED so
+-- concurrent claimers take different rows. Claimable: pending (a delayed one once its start
+-- came), waiting with its wait over (wait_until passed, or a signal set it to the time it
+-- arrived), or leased with an expired lease (its worker is gone); of a job this worker knows;
+-- its concurrency key neither skipped by this claim nor held by a live lease. Ready since:
+-- created_at, or wait_until for a run that waited or was delayed.
 SELECT id, concurrency_key FROM durably_runs r
-WHERE (r.status = 'pending'
+WHERE ((r.status = 'pending' AND (r.wait_until IS NULL OR r.wait_until <= %(now)s))
+       OR (r.status = 'waiting' AND r.wait_until <= %(now)s)
        OR (r.status = 'leased' AND r.lease_expires_at IS NOT NULL
            AND r.lease_expires_at <= %(now)s))
   AND r.job_name = ANY(%(jobs)s::text[])
@@ -87,7 +91,8 @@ WHERE (r.status = 'pending'
     SELECT 1 FROM durably_runs a
     WHERE a.concurrency_key = r.concurrency_key AND a.id <> r.id AND a.status = 'leased'
       AND a.lease_expires_at IS NOT NULL AND a.lease_expires_at > %(now)s))
-ORDER BY r.created_at, r.id
+ORDER BY CASE WHEN r.status = 'leased' THEN r.created_at
+              ELSE COALESCE(r.wait_until, r.created_at) END, r.id
 FOR UPDATE SKIP LOCKED
 LIMIT 1;
 
@@ -98,7 +103,8 @@ LIMIT 1;
 -- found; a keyed candidate is left to the claim transaction.
 WITH candidate AS (
   SELECT id, concurrency_key FROM durably_runs r
-  WHERE (r.status = 'pending'
+  WHERE ((r.status = 'pending' AND (r.wait_until IS NULL OR r.wait_until <= %(now)s))
+         OR (r.status = 'waiting' AND r.wait_until <= %(now)s)
          OR (r.status = 'leased' AND r.lease_expires_at IS NOT NULL
              AND r.lease_expires_at <= %(now)s))
     AND r.job_name = ANY(%(jobs)s::text[])
@@ -107,7 +113,8 @@ WITH candidate AS (
       SELECT 1 FROM durably_runs a
       WHERE a.concurrency_key = r.concurrency_key AND a.id <> r.id AND a.status = 'leased'
         AND a.lease_expires_at IS NOT NULL AND a.lease_expires_at > %(now)s))
-  ORDER BY r.created_at, r.id
+  ORDER BY CASE WHEN r.status = 'leased' THEN r.created_at
+                ELSE COALESCE(r.wait_until, r.created_at) END, r.id
   FOR UPDATE SKIP LOCKED
   LIMIT 1
 ), leased AS (
@@ -118,7 +125,8 @@ WITH candidate AS (
       lease_generation = lease_generation + 1,
       error = NULL,
       started_at = COALESCE(started_at, %(now)s),
-      updated_at = %(now)s
+      updated_at = %(now)s,
+      wait_until = CASE WHEN wait_kind IS NULL THEN NULL ELSE wait_until END
   FROM candidate
   WHERE durably_runs.id = candidate.id AND candidate.concurrency_key IS NULL
   RETURNING durably_runs.*
@@ -150,23 +158,44 @@ WITH leased AS (
       lease_generation = lease_generation + 1,
       error = NULL,
       started_at = COALESCE(started_at, %(now)s),
-      updated_at = %(now)s
+      updated_at = %(now)s,
+      wait_until = CASE WHEN wait_kind IS NULL THEN NULL ELSE wait_until END
   WHERE id = %(id)s
   RETURNING *
 )
 SELECT leased.*, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) AS notified FROM leased;
 
 -- name: completed_steps
-SELECT name, "index", output FROM durably_steps WHERE run_id = %(run_id)s AND status = 'completed';
+SELECT name, "index", output, error FROM durably_steps
+WHERE run_id = %(run_id)s AND status = 'completed';
 
--- name: count_replayed_logs
--- The run's stored log lines that a resumed attempt logs again: those written outside any
--- completed step (a completed step replays from its checkpoint without calling its function).
-SELECT COUNT(*) AS n FROM durably_logs l
+-- name: replayed_logs
+-- As the SQLite query of that name: per step (NULL: outside steps), the lines a resumed attempt
+-- logs again: every line outside steps, and the lines of each step's unfinished attempt. Ids
+-- are ULIDs, so "a row of the step written after the line" compares ids (COLLATE "C": byte
+-- order, as ULIDs sort, whatever the database's collation).
+SELECT l.step_name AS step, COUNT(*) AS n FROM durably_logs l
 WHERE l.run_id = %(run_id)s
   AND (l.step_name IS NULL OR NOT EXISTS (
     SELECT 1 FROM durably_steps s
-    WHERE s.run_id = %(run_id)s AND s.name = l.step_name AND s.status = 'completed'));
+    WHERE s.run_id = %(run_id)s AND s.name = l.step_name
+      AND (s.status = 'completed' OR s.id COLLATE "C" > l.id COLLATE "C")))
+GROUP BY l.step_name;
+
+-- name: pending_retries
+-- Steps whose latest row is a failed attempt with a next one due (retry_at).
+SELECT s.name, s.attempt, s.retry_at FROM durably_steps s
+WHERE s.run_id = %(run_id)s AND s.retry_at IS NOT NULL
+  AND NOT EXISTS (
+    SELECT 1 FROM durably_steps t
+    WHERE t.run_id = %(run_id)s AND t.name = s.name AND t.id COLLATE "C" > s.id COLLATE "C");
+
+-- name: next_wake
+-- The earliest time after now at which a run of these jobs becomes claimable: the end of a
+-- wait, or a delayed run's start. The worker's own timer sleeps until then.
+SELECT MIN(wait_until) AS due FROM durably_runs
+WHERE status IN ('waiting', 'pending') AND wait_until > %(now)s
+  AND job_name = ANY(%(jobs)s::text[]);
 
 -- name: run_state
 SELECT status, lease_generation FROM durably_runs WHERE id = %(run_id)s;
@@ -182,9 +211,11 @@ WITH fence AS (
   WHERE id = %(run_id)s AND status = 'leased' AND lease_generation = %(generation)s
   FOR SHARE
 ), step AS (
-  INSERT INTO durably_steps (id, run_id, name, "index", status, output, error, started_at, completed_at)
+  INSERT INTO durably_steps (
+    id, run_id, name, "index", status, output, error, started_at, completed_at, attempt, retry_at
+  )
   SELECT %(id)s, fence.id, %(name)s, %(index)s, %(status)s, %(output)s, %(error)s,
-         %(started_at)s, %(now)s
+         %(started_at)s, %(now)s, %(attempt)s, %(retry_at)s
   FROM fence
   ON CONFLICT (id) DO NOTHING
   RETURNING id
@@ -217,13 +248,16 @@ WITH fence AS (
       progress = COALESCE(%(progress)s, progress),
       current_step_index = COALESCE(%(step_index)s, current_step_index),
       completed_step_count = COALESCE(%(step_count)s, completed_step_count),
-      lease_owner = NULL, lease_expires_at = NULL, completed_at = %(now)s, updated_at = %(now)s
+      lease_owner = NULL, lease_expires_at = NULL, completed_at = %(now)s, updated_at = %(now)s,
+      wait_kind = NULL, wait_name = NULL, wait_until = NULL, wait_started_at = NULL
   WHERE id = %(run_id)s AND status = 'leased' AND lease_generation = %(generation)s
   RETURNING id
 ), steps_gone AS (
   DELETE FROM durably_steps WHERE %(delete_steps)s AND run_id IN (SELECT id FROM fence)
 ), logs_gone AS (
   DELETE FROM durably_logs WHERE %(delete_steps)s AND run_id IN (SELECT id FROM fence)
+), signals_gone AS (
+  DELETE FROM durably_signals WHERE %(delete_steps)s AND run_id IN (SELECT id FROM fence)
 ), {logs}
 SELECT id, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) FROM fence;
 
@@ -234,7 +268,8 @@ WITH fence AS (
       progress = COALESCE(%(progress)s, progress),
       current_step_index = COALESCE(%(step_index)s, current_step_index),
       completed_step_count = COALESCE(%(step_count)s, completed_step_count),
-      lease_owner = NULL, lease_expires_at = NULL, completed_at = %(now)s, updated_at = %(now)s
+      lease_owner = NULL, lease_expires_at = NULL, completed_at = %(now)s, updated_at = %(now)s,
+      wait_kind = NULL, wait_name = NULL, wait_until = NULL, wait_started_at = NULL
   WHERE id = %(run_id)s AND status = 'leased' AND lease_generation = %(generation)s
   RETURNING id
 ), {logs}
@@ -277,8 +312,9 @@ SELECT id, pg_notify(%(ready_channel)s, %(origin)s::text || ' ' || job_name) FRO
 WITH cancelled AS (
   UPDATE durably_runs
   SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, error = NULL,
-      completed_at = %(now)s, updated_at = %(now)s
-  WHERE id = %(run_id)s AND status IN ('pending', 'leased')
+      completed_at = %(now)s, updated_at = %(now)s,
+      wait_kind = NULL, wait_name = NULL, wait_until = NULL, wait_started_at = NULL
+  WHERE id = %(run_id)s AND status IN ('pending', 'leased', 'waiting')
   RETURNING *
 )
 SELECT cancelled.*, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) AS notified FROM cancelled;
@@ -287,7 +323,8 @@ SELECT cancelled.*, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) AS
 WITH retried AS (
   UPDATE durably_runs
   SET status = 'pending', output = NULL, error = NULL, lease_owner = NULL,
-      lease_expires_at = NULL, completed_at = NULL, updated_at = %(now)s
+      lease_expires_at = NULL, completed_at = NULL, updated_at = %(now)s,
+      wait_kind = NULL, wait_name = NULL, wait_until = NULL, wait_started_at = NULL
   WHERE id = %(run_id)s AND status IN ('failed', 'cancelled')
   RETURNING *
 )
@@ -296,13 +333,14 @@ SELECT retried.*, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) AS n
 FROM retried;
 
 -- name: unknown_job_runs
--- Runs no worker seems to know: of a job not in %(known)s, waiting since before %(since)s
--- (pending since then, or leased with a lease that expired then), and no live lease on any
--- run of their job. "Waiting since" is updated_at for a pending run: only enqueue, retry and
+-- Runs no worker seems to know: of a job not in %(known)s, claimable since before %(since)s
+-- (pending since then and past a delayed start, waiting with a wait that ended then, or leased
+-- with a lease that expired then), and no live lease on any run of their job. "Waiting since" is updated_at for a pending run: only enqueue, retry and
 -- release set it while a run is pending.
 SELECT * FROM durably_runs r
 WHERE NOT (r.job_name = ANY(%(known)s::text[]))
-  AND ((r.status = 'pending' AND r.updated_at <= %(since)s)
+  AND ((r.status = 'pending' AND GREATEST(r.updated_at, COALESCE(r.wait_until, '')) <= %(since)s)
+       OR (r.status = 'waiting' AND r.wait_until <= %(since)s)
        OR (r.status = 'leased' AND r.lease_expires_at <= %(since)s))
   AND NOT EXISTS (
     SELECT 1 FROM durably_runs o
@@ -313,15 +351,17 @@ ORDER BY r.created_at, r.id LIMIT %(limit)s;
 -- The warning is kept in the run's error without touching updated_at, which dates the wait; a
 -- claim or a cancel clears it.
 UPDATE durably_runs SET error = %(warning)s
-WHERE id = %(run_id)s AND status IN ('pending', 'leased') AND error IS NULL;
+WHERE id = %(run_id)s AND status IN ('pending', 'leased', 'waiting') AND error IS NULL;
 
 -- name: fail_unknown_job
 WITH failed AS (
   UPDATE durably_runs
   SET status = 'failed', error = %(error)s, lease_owner = NULL, lease_expires_at = NULL,
-      completed_at = %(now)s, updated_at = %(now)s
+      completed_at = %(now)s, updated_at = %(now)s,
+      wait_kind = NULL, wait_name = NULL, wait_until = NULL, wait_started_at = NULL
   WHERE id = %(run_id)s
-    AND ((status = 'pending' AND updated_at <= %(since)s)
+    AND ((status = 'pending' AND GREATEST(updated_at, COALESCE(wait_until, '')) <= %(since)s)
+         OR (status = 'waiting' AND wait_until <= %(since)s)
          OR (status = 'leased' AND lease_expires_at <= %(since)s))
     AND NOT EXISTS (
       SELECT 1 FROM durably_runs o
@@ -375,5 +415,106 @@ FOR UPDATE SKIP LOCKED;
 WITH steps_gone AS (DELETE FROM durably_steps WHERE run_id = ANY(%(ids)s::text[])),
      logs_gone AS (DELETE FROM durably_logs WHERE run_id = ANY(%(ids)s::text[])),
      labels_gone AS (DELETE FROM durably_run_labels WHERE run_id = ANY(%(ids)s::text[])),
+     signals_gone AS (DELETE FROM durably_signals WHERE run_id = ANY(%(ids)s::text[])),
      runs_gone AS (DELETE FROM durably_runs WHERE id = ANY(%(ids)s::text[]) RETURNING id)
 SELECT id, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) FROM runs_gone;
+
+-- name: suspend_run
+-- The lease holder puts its run to wait (fenced): no lease, no worker slot, until wait_until
+-- or, for a signal wait, the signal. A signal of that name already there makes it claimable at
+-- once. Other workers hear of it (ready: they look at their next wake-up again).
+WITH fence AS (
+  UPDATE durably_runs
+  SET status = 'waiting', lease_owner = NULL, lease_expires_at = NULL,
+      wait_kind = %(kind)s, wait_name = %(wait_name)s, wait_started_at = %(since)s,
+      wait_until = CASE WHEN %(kind)s = 'signal' AND EXISTS (
+          SELECT 1 FROM durably_signals g
+          WHERE g.run_id = %(run_id)s AND g.name = %(wait_name)s AND g.received_at IS NULL)
+        THEN %(now)s ELSE %(until)s END,
+      progress = COALESCE(%(progress)s, progress),
+      current_step_index = COALESCE(%(step_index)s, current_step_index),
+      completed_step_count = COALESCE(%(step_count)s, completed_step_count),
+      updated_at = %(now)s
+  WHERE id = %(run_id)s AND status = 'leased' AND lease_generation = %(generation)s
+  RETURNING id, job_name, wait_until
+), {logs}
+SELECT id, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id),
+       CASE WHEN wait_until IS NOT NULL
+            THEN pg_notify(%(ready_channel)s, %(origin)s::text || ' ' || job_name) END
+FROM fence;
+
+-- name: lock_leased_run
+-- await_signal's fence: the run row locked for the transaction, if this lease still holds it.
+SELECT id FROM durably_runs
+WHERE id = %(run_id)s AND status = 'leased' AND lease_generation = %(generation)s
+FOR UPDATE;
+
+-- name: receive_signal
+UPDATE durably_signals SET received_at = %(now)s
+WHERE run_id = %(run_id)s AND name = %(name)s AND received_at IS NULL
+RETURNING payload;
+
+-- name: insert_signal
+INSERT INTO durably_signals (run_id, name, payload, created_at)
+VALUES (%(run_id)s, %(name)s, %(payload)s, %(now)s);
+
+-- name: find_signal
+SELECT payload, created_at, received_at FROM durably_signals
+WHERE run_id = %(run_id)s AND name = %(name)s;
+
+-- name: completed_step
+SELECT completed_at FROM durably_steps
+WHERE run_id = %(run_id)s AND name = %(name)s AND status = 'completed';
+
+-- name: wake_for_signal
+-- A run waiting for the signal becomes claimable now; its job's workers hear of it at commit.
+WITH woken AS (
+  UPDATE durably_runs SET wait_until = %(now)s, updated_at = %(now)s
+  WHERE id = %(run_id)s AND status = 'waiting' AND wait_kind = 'signal' AND wait_name = %(name)s
+  RETURNING *
+)
+SELECT woken.*, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) AS notified,
+       pg_notify(%(ready_channel)s, %(origin)s::text || ' ' || job_name) AS ready
+FROM woken;
+
+-- name: put_schedule
+-- A new schedule, or a changed one (its next tick recomputed); an unchanged definition keeps
+-- its next tick, so a worker that declares its schedules at every start catches up.
+INSERT INTO durably_schedules (
+  name, job_name, cron, timezone, input, catch_up, next_tick_at, created_at, updated_at
+) VALUES (
+  %(name)s, %(job_name)s, %(cron)s, %(timezone)s, %(input)s, %(catch_up)s, %(next_tick)s,
+  %(now)s, %(now)s
+)
+ON CONFLICT (name) DO UPDATE SET
+  job_name = excluded.job_name, cron = excluded.cron, timezone = excluded.timezone,
+  input = excluded.input, catch_up = excluded.catch_up, next_tick_at = excluded.next_tick_at,
+  updated_at = excluded.updated_at
+WHERE (durably_schedules.job_name, durably_schedules.cron, durably_schedules.timezone,
+       durably_schedules.input, durably_schedules.catch_up)
+  IS DISTINCT FROM (excluded.job_name, excluded.cron, excluded.timezone, excluded.input,
+                    excluded.catch_up);
+
+-- name: notify_schedule
+-- Workers of the job look at their next tick again.
+SELECT pg_notify(%(ready_channel)s, %(origin)s::text || ' ' || %(job_name)s::text) AS notified;
+
+-- name: get_schedule
+SELECT * FROM durably_schedules WHERE name = %(name)s;
+
+-- name: get_schedules
+SELECT * FROM durably_schedules ORDER BY name COLLATE "C";
+
+-- name: delete_schedule
+DELETE FROM durably_schedules WHERE name = %(name)s RETURNING name;
+
+-- name: next_schedule_tick
+SELECT MIN(next_tick_at) AS due FROM durably_schedules WHERE job_name = ANY(%(jobs)s::text[]);
+
+-- name: advance_schedule
+-- Compare-and-set: only the worker that still sees the tick due moves the schedule on. A
+-- concurrent one waits for the row, then finds next_tick_at changed and updates nothing.
+UPDATE durably_schedules
+SET next_tick_at = %(next_tick)s, last_tick_at = %(last_tick)s, updated_at = %(now)s
+WHERE name = %(name)s AND next_tick_at = %(tick)s
+RETURNING name;
