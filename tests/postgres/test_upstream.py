@@ -342,3 +342,55 @@ async def test_this_engine_reclaims_from_a_stale_upstream_holder_which_then_writ
         ("hold", "held by python"),  # upstream's stale "hold" was refused
         ("last", "python"),
     ]
+
+
+@define_job(name="compat-wait", input=dict)
+async def compat_wait(step: StepContext, payload: dict[str, Any]) -> Any:
+    """Wait for the signal ``go`` (a durably_web primitive upstream does not have)."""
+    return await step.wait_for_signal("go")
+
+
+@define_job(name="compat-nap", input=dict)
+async def compat_nap(step: StepContext, payload: dict[str, Any]) -> str:
+    """Sleep an hour, durably."""
+    await step.sleep("nap", 3600)
+    return "rested"
+
+
+async def test_upstream_works_beside_waiting_runs_and_schedules(
+    postgres_url: str, upstream: Upstream
+) -> None:
+    """A database with waiting runs, a kept signal and a schedule still works in upstream.
+
+    Upstream triggers and executes its own run without an error and leaves the waiting runs
+    alone (it never claims a ``waiting`` run); they resume here afterwards.
+    """
+    durably = create_durably(
+        postgres_url,
+        jobs={**JOBS, "compat_wait": compat_wait, "compat_nap": compat_nap},
+        preserve_steps=True,
+    )
+    try:
+        waiting = await durably.jobs.compat_wait.trigger({})
+        napping = await durably.jobs.compat_nap.trigger({})
+        assert await durably.process_until_idle() == 2
+        await durably.schedule("nightly", "compat_steps", "0 3 * * *", {"n": 1, "tag": "cron"})
+        before = {run.id: run for run in await durably.get_runs(status="waiting")}
+        assert set(before) == {waiting.id, napping.id}
+        spec = [{"job": "compat_steps", "input": {"n": 2, "tag": "node"}, "options": {}}]
+        [theirs] = await upstream("trigger", postgres_url, json.dumps(spec))
+        result = await upstream("work", postgres_url, theirs)
+        assert result["errors"] == []
+        assert result["runs"][0]["run"]["status"] == "completed"
+        read = await upstream("read", postgres_url, waiting.id, napping.id)
+        assert [entry["run"]["status"] for entry in read] == ["waiting", "waiting"]
+        for run_id, run in before.items():
+            after = await durably.get_run(run_id)
+            assert after is not None and after.status == "waiting"
+            assert after.lease_generation == run.lease_generation  # never claimed upstream
+        await durably.signal(waiting.id, "go", {"from": "python"})
+        assert await durably.process_until_idle() == 1
+        done = await durably.get_run(waiting.id)
+        assert done is not None and (done.status, done.output) == ("completed", {"from": "python"})
+    finally:
+        await durably.close(timeout=5)
