@@ -375,6 +375,8 @@ async def test_upstream_works_beside_waiting_runs_and_schedules(
         napping = await durably.jobs.compat_nap.trigger({})
         assert await durably.process_until_idle() == 2
         await durably.schedule("nightly", "compat_steps", "0 3 * * *", {"n": 1, "tag": "cron"})
+        kept = await durably.signal(napping.id, "later", "kept")  # no wait takes it yet
+        assert kept.status == "waiting"
         before = {run.id: run for run in await durably.get_runs(status="waiting")}
         assert set(before) == {waiting.id, napping.id}
         spec = [{"job": "compat_steps", "input": {"n": 2, "tag": "node"}, "options": {}}]
