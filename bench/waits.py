@@ -1,10 +1,12 @@
 """Durable waits and schedules, measured: wake lateness and mass wake-up throughput.
 
     .venv/bin/python bench/waits.py [--samples 200] [--runs 10000] [--quick] [--json PATH]
+                                    [--url postgresql://...]
 
 durably_web only (no peer has durable waits). One engine on a file database (WAL, the
-defaults), with a polling interval of 60 s so that every wake-up measured comes from the
-worker's own timer or from ``signal()``, never from polling:
+defaults), or on the PostgreSQL database ``--url`` names, with a polling interval of 60 s so
+that every wake-up measured comes from the worker's own timer or from ``signal()``, never from
+polling:
 
 - **sleep lateness**: a run sleeps 50 ms; lateness is the time from the end of its sleep
   (``waiting.until``) to its resumption (``run:start``), one sample at a time on an idle
@@ -80,10 +82,10 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def engine(folder: Path, **options: Any) -> Durably:
-    """Start an engine on a new database in ``folder`` (polling every 60 s only)."""
+async def engine(database: str, **options: Any) -> Durably:
+    """Start an engine on the database URL ``database`` (polling every 60 s only)."""
     durably = create_durably(
-        f"sqlite:///{folder / 'bench.db'}",
+        database,
         jobs={"nap": nap, "approve": approve},
         polling_interval=60,
         **options,
@@ -109,9 +111,9 @@ class Watch:
         self.started[event.run_id] = time.time()
 
 
-async def sleep_lateness(folder: Path, samples: int) -> list[float]:
+async def sleep_lateness(database: str, samples: int) -> list[float]:
     """Lateness of a due 50 ms sleep's resumption, one run at a time."""
-    durably = await engine(folder)
+    durably = await engine(database)
     watch = Watch(durably)
     late: list[float] = []
     try:
@@ -124,9 +126,9 @@ async def sleep_lateness(folder: Path, samples: int) -> list[float]:
     return late
 
 
-async def signal_lateness(folder: Path, samples: int) -> list[float]:
+async def signal_lateness(database: str, samples: int) -> list[float]:
     """Time from ``signal()`` returning to the waiting run's resumption."""
-    durably = await engine(folder)
+    durably = await engine(database)
     watch = Watch(durably)
     waiting = asyncio.Event()
     durably.on("run:wait", lambda _e: waiting.set())
@@ -145,10 +147,10 @@ async def signal_lateness(folder: Path, samples: int) -> list[float]:
     return late
 
 
-async def mass_wakeup(folder: Path, runs: int) -> dict[str, float]:
+async def mass_wakeup(database: str, runs: int) -> dict[str, float]:
     """Make ``runs`` runs due at one instant; measure runs/s from then to the last completion."""
     clock = ShiftedClock()
-    durably = await engine(folder, clock=clock, max_concurrent_runs=10)
+    durably = await engine(database, clock=clock, max_concurrent_runs=10)
     due = clock.now() + 86_400
     until = datetime.fromtimestamp(due, UTC).isoformat()
     completed = 0
@@ -202,13 +204,14 @@ async def main() -> int:
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="20 samples, 500 runs")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--url", help="a postgresql:// database to run on (default: SQLite files)")
     args = parser.parse_args()
     samples, runs = (20, 500) if args.quick else (args.samples, args.runs)
-    with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as two:
-        sleeps = percentiles(await sleep_lateness(Path(one), samples))
-        signals = percentiles(await signal_lateness(Path(two), samples))
-    with tempfile.TemporaryDirectory() as three:
-        wake = await mass_wakeup(Path(three), runs)
+    with tempfile.TemporaryDirectory() as folder:
+        databases = [args.url or f"sqlite:///{folder}/{name}.db" for name in ("a", "b", "c")]
+        sleeps = percentiles(await sleep_lateness(databases[0], samples))
+        signals = percentiles(await signal_lateness(databases[1], samples))
+        wake = await mass_wakeup(databases[2], runs)
     print(f"Wake lateness, {samples} samples each (ms)\n")
     print("| wake-up | p50 | p99 | max |\n|---|---|---|---|")
     print(row("due sleep", sleeps))
