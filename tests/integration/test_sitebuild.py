@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import zipfile
@@ -40,6 +41,7 @@ from durably_web.sitebuild import (
     make_server,
 )
 from durably_web.sitebuild.build import PAGE_PACKAGE_FILES, service_worker_script
+from durably_web.sitebuild.engine_site import BROWSER_EXCLUDED, ENGINE_FORMAT
 from durably_web.sitebuild.layout import PACKAGE, SERVICE_WORKER
 from durably_web.sitebuild.lock import build_lock
 from durably_web.sitebuild.mirror import MANIFEST, mirror
@@ -672,12 +674,16 @@ def test_a_source_change_rebuilds_only_what_it_changes(
     assert {name for name in before if before[name] != after[name]} == {
         wheel.name,
         "pyodide-lock.json",
+        "engine-site.tar",  # the engine worker's packages, durably_web's browser part included
     }
-    assert second.written == 2
+    assert second.written == 3
     lock = json.loads((pyodide / "pyodide-lock.json").read_text())
     assert lock["packages"]["durably-web"]["sha256"] == sha256(wheel)
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("durably_web/storage/sql/probe.sql") == b"-- probe\n"
+    with tarfile.open(pyodide / "engine-site.tar") as tar:
+        probe = tar.extractfile("durably_web/storage/sql/probe.sql")
+        assert probe is not None and probe.read() == b"-- probe\n"
     assert not build(root, package=package).rebuilt
 
     for source, served in (  # the site's own files are copied as they are: nothing else changes
@@ -824,3 +830,34 @@ def test_the_wheel_carries_the_site_inputs(tmp_path: Path) -> None:
     assert "python_stdlib.zip" in shipped
     assert "durably_web-0.1.0-cp314-none-any.whl" in shipped
     assert "pydantic_core-2.50.5-cp314-cp314-pyemscripten_2026_0_wasm32.whl" in shipped
+
+
+def test_the_engine_site_holds_the_engines_packages_without_the_server_side(
+    repo_build: BuildResult,
+) -> None:
+    pyodide = repo_build.vendor / "pyodide"
+    engine = json.loads((pyodide / "engine.json").read_text())
+    lock = json.loads((pyodide / "pyodide-lock.json").read_text())
+    assert engine["format"] == ENGINE_FORMAT and engine["site"] == "engine-site.tar"
+    assert engine["imports"] == ["durably_web.browser.boot"]
+    assert set(engine["packages"]) == {
+        "annotated-types",
+        "durably-web",
+        "pydantic",
+        "pydantic-core",
+        "typing-extensions",
+        "typing-inspection",
+    }
+    assert all(
+        engine["packages"][name] == lock["packages"][name]["version"] for name in engine["packages"]
+    )
+    with tarfile.open(pyodide / "engine-site.tar") as tar:
+        names = tar.getnames()
+        assert all(tar.getmember(name).mtime == 0 for name in names)  # reproducible
+    assert names == sorted(names)
+    assert engine["dynlibs"] == [name for name in names if name.endswith(".so")]
+    assert engine["dynlibs"] and engine["dynlibs"][0].startswith("pydantic_core/")
+    assert "durably_web/browser/boot.pyc" in names and "pydantic/main.pyc" in names
+    assert not [name for name in names if name.startswith(BROWSER_EXCLUDED)]
+    with zipfile.ZipFile(pyodide / "durably_web-0.1.0-cp314-none-any.whl") as wheel:
+        assert any(name.startswith("durably_web/server/") for name in wheel.namelist())

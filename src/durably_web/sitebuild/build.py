@@ -8,7 +8,8 @@ Steps, each skipped when its own inputs did not change:
 3. The stdlib zip and the wheels compiled to ``.pyc`` (:mod:`.precompiled`): shipped in the
    installed durably-web wheel; only a checkout compiles them (Node) and downloads the
    pinned wheels (pip).
-4. ``pyodide/pyodide-lock.json`` for the served wheels (:mod:`.lock`).
+4. ``pyodide/pyodide-lock.json`` for the served wheels (:mod:`.lock`), and the engine
+   worker's packages as one tar with ``engine.json`` (:mod:`.engine_site`).
 5. The site mirrored and its manifest written (:mod:`.mirror`), then the service worker that
    names the build, then the stamp.
 
@@ -19,7 +20,8 @@ Output (``.build/site/`` of the work directory, or ``out``; the URL layout of :m
     _durably/runtime/         the engine worker's modules, service_worker.js, offline.mjs
     _durably/client/          the JS client (``durably_web/web/client/``)
     _durably/vendor/pyodide/  pyodide.mjs, pyodide.asm.mjs, pyodide.asm.wasm, python_stdlib.zip,
-                              pyodide-lock.json, *.whl (all .pyc, durably_web's included)
+                              pyodide-lock.json, *.whl (all .pyc, durably_web's included),
+                              engine-site.tar + engine.json (what the engine worker loads)
     _durably/vendor/sqlite-wasm/  index.mjs, sqlite3.wasm, sqlite3-opfs-async-proxy.js
     _durably/vendor/pyscript/     PyScript's dist (no source maps)
     _durably/vendor/micropython/  micropython.mjs and its .wasm variants
@@ -49,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import durably_web.sitebuild.npm as npm
+from durably_web.sitebuild.engine_site import engine_site
 from durably_web.sitebuild.layout import (
     PACKAGE,
     PREFIX,
@@ -187,7 +190,10 @@ def build(
         missing = sorted(str(path) for path in plan.values() if not path.is_file())
         if missing:
             raise BuildError(f"{missing[0]} is missing (it belongs in the site)")
-        generated = {LOCK_FILE: render_lock(build_lock(info, served))}
+        lock = build_lock(info, served)
+        generated = {LOCK_FILE: render_lock(lock)}
+        engine = engine_site(lock, served)
+        generated.update({f"{VENDOR}/pyodide/{name}": data for name, data in engine.items()})
         mirrored = mirror(
             plan,
             generated,
