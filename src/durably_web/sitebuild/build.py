@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import durably_web.sitebuild.npm as npm
 from durably_web.sitebuild.engine_site import engine_site
@@ -70,7 +71,14 @@ from durably_web.sitebuild.mirror import MANIFEST, mirror, read_manifest, verify
 from durably_web.sitebuild.precompiled import served_archives
 from durably_web.sitebuild.wheel_self import build_self_wheel, wheel_metadata
 
-__all__ = ["PAGE_PACKAGE_FILES", "BuildResult", "build", "is_stale", "service_worker_script"]
+__all__ = [
+    "PAGE_PACKAGE_FILES",
+    "BuildResult",
+    "build",
+    "generated_vendor_files",
+    "is_stale",
+    "service_worker_script",
+]
 
 PAGE_PACKAGE_FILES = (
     "errors.py",
@@ -190,10 +198,7 @@ def build(
         missing = sorted(str(path) for path in plan.values() if not path.is_file())
         if missing:
             raise BuildError(f"{missing[0]} is missing (it belongs in the site)")
-        lock = build_lock(info, served)
-        generated = {LOCK_FILE: render_lock(lock)}
-        engine = engine_site(lock, served)
-        generated.update({f"{VENDOR}/pyodide/{name}": data for name, data in engine.items()})
+        generated = generated_vendor_files(info, served)
         mirrored = mirror(
             plan,
             generated,
@@ -218,6 +223,25 @@ def build(
             f"({result.written} written, {result.removed} removed) in {result.seconds:.1f} s"
         )
         return result
+
+
+def generated_vendor_files(info: dict[str, Any], served: list[Path]) -> dict[str, bytes]:
+    """Return the vendor files a build writes from the served wheels: site path -> bytes.
+
+    The lock (:data:`LOCK_FILE`) and the engine worker's tar and ``engine.json``
+    (:mod:`.engine_site`), beside ``pyodide.mjs``.
+
+    Args:
+        info: Pyodide's ``pyodide-lock.json`` (``npm.pyodide_info``).
+        served: the wheels the site serves.
+
+    """
+    lock = build_lock(info, served)
+    engine = engine_site(lock, served)
+    return {
+        LOCK_FILE: render_lock(lock),
+        **{f"{VENDOR}/pyodide/{name}": data for name, data in engine.items()},
+    }
 
 
 def service_worker_script(build_id: str) -> bytes:
