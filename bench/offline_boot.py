@@ -62,9 +62,10 @@ def stock_site(app: Path, built: BuildResult, out: Path) -> Path:
         for rel in manifest
         if not rel.startswith(f"{VENDOR}/pyodide/") or not rel.endswith(generated_suffixes)
     }
-    plan[f"{VENDOR}/pyodide/python_stdlib.zip"] = npm.pyodide_dir(layout) / "python_stdlib.zip"
+    stdlib = npm.pyodide_dir(layout) / "python_stdlib.zip"
+    plan[f"{VENDOR}/pyodide/python_stdlib.zip"] = stdlib
     plan.update({f"{VENDOR}/pyodide/{wheel.name}": wheel for wheel in wheels})
-    generated = generated_vendor_files(info, wheels)
+    generated = generated_vendor_files(info, wheels, stdlib)
     mirror(plan, generated, out, lambda build_id: {SERVICE_WORKER: service_worker_script(build_id)})
     return out
 

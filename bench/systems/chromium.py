@@ -466,12 +466,19 @@ def start(
             run.page.reload()
         done = run.wait_for({"done"}, timeout_s)
         run.page.wait_for_timeout(300)  # let late requests finish before counting bytes
+        marks = done.get("info", {}).get("marks") or {}
         loads.append(
             {
                 "ready_ms": done["metrics"]["ready_ms"],
                 "bytes": run.meter.bytes,
                 "requests": run.meter.requests,
                 "stages": done.get("info", {}).get("stages"),
+                "marks": marks,
+                # durably_web: what the boot did with a memory snapshot (made, restored, ...)
+                "snapshot": next(
+                    (str(k).removeprefix("snapshot-") for k in marks if k.startswith("snapshot-")),
+                    None,
+                ),
             }
         )
     cold, warm = loads[0], loads[1:]

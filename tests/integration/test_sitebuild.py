@@ -41,7 +41,7 @@ from durably_web.sitebuild import (
     make_server,
 )
 from durably_web.sitebuild.build import PAGE_PACKAGE_FILES, service_worker_script
-from durably_web.sitebuild.engine_site import BROWSER_EXCLUDED, ENGINE_FORMAT
+from durably_web.sitebuild.engine_site import BROWSER_EXCLUDED, ENGINE_FORMAT, core_modules
 from durably_web.sitebuild.layout import PACKAGE, SERVICE_WORKER
 from durably_web.sitebuild.lock import build_lock
 from durably_web.sitebuild.mirror import MANIFEST, mirror
@@ -861,3 +861,50 @@ def test_the_engine_site_holds_the_engines_packages_without_the_server_side(
     assert not [name for name in names if name.startswith(BROWSER_EXCLUDED)]
     with zipfile.ZipFile(pyodide / "durably_web-0.1.0-cp314-none-any.whl") as wheel:
         assert any(name.startswith("durably_web/server/") for name in wheel.namelist())
+
+
+def test_the_stdlib_is_cut_into_the_engine_core_and_the_rest(repo_build: BuildResult) -> None:
+    pyodide = repo_build.vendor / "pyodide"
+    engine = json.loads((pyodide / "engine.json").read_text())
+    assert engine["stdlib"] == "python_stdlib_core.zip"
+    assert engine["stdlib_rest"]["file"] == "python_stdlib_rest.zip"
+    zips = {}
+    for name in ("python_stdlib.zip", "python_stdlib_core.zip", "python_stdlib_rest.zip"):
+        with zipfile.ZipFile(pyodide / name) as archive:
+            zips[name] = {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()}
+    whole, core, rest = zips.values()
+    assert not core.keys() & rest.keys() and {**core, **rest} == whole  # same members, bytes
+    wanted = core_modules()
+    assert {"json", "asyncio", "hashlib", "email"} <= wanted
+    assert "json/__init__.pyc" in core and "hashlib.pyc" in core and "difflib.pyc" in rest
+    assert "email/mime/text.pyc" in rest  # a core package's submodule can be in the rest
+    modules = engine["stdlib_rest"]["modules"]
+    assert modules == sorted(modules) and "difflib" in modules and "json" not in modules
+    assert not wanted & set(modules)
+
+
+IMPORTED_STDLIB = """
+import sys, types
+ffi = types.ModuleType("pyodide.ffi")
+ffi.JsException = type("JsException", (Exception,), {})
+sys.modules["pyodide"] = types.ModuleType("pyodide")
+sys.modules["pyodide.ffi"] = ffi
+before = set(sys.modules)
+import durably_web.browser.boot
+print("\\n".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_the_engine_imports_only_core_stdlib_modules(repo_build: BuildResult) -> None:
+    # The engine worker's stdlib is the core zip, and durably_web is imported before the
+    # finder of the rest is in place: any stdlib module the engine's package imports must be
+    # in the core (stdlib_core.txt). CPython's imports stand in for Pyodide's here.
+    with zipfile.ZipFile(repo_build.vendor / "pyodide" / "python_stdlib_rest.zip") as archive:
+        names = archive.namelist()
+    rest = {name.removesuffix(".pyc").removesuffix("/__init__").replace("/", ".") for name in names}
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED_STDLIB], capture_output=True, text=True, check=True
+    )
+    imported = set(result.stdout.split())
+    assert "durably_web.core.durably" in imported  # the probe saw the engine's imports
+    assert not imported & rest, sorted(imported & rest)

@@ -23,6 +23,7 @@ from typing import Any
 
 from durably_web.adapters.pyodide import PyodideConnection
 from durably_web.browser.host import Host, Post
+from durably_web.browser.stdlib import refetch_after_restore
 from durably_web.core.factory import create_durably
 from durably_web.errors import ValidationError
 from durably_web.job import jobs_in_module
@@ -116,7 +117,9 @@ def refresh_after_restore() -> None:
     """Make an interpreter restored from a memory snapshot (``web/runtime/snapshot.mjs``) its own.
 
     The snapshot froze state that must differ per boot: the ``random`` module's generator
-    (every restored worker would draw the same numbers). (Pyodide's ``time`` has no
+    (every restored worker would draw the same numbers); and files are not in a snapshot: the
+    rest of the stdlib is fetched again if it had been (:mod:`durably_web.browser.stdlib`).
+    (Pyodide's ``time`` has no
     ``tzset``: ``time.localtime()`` asks JavaScript at each call, only ``time.timezone`` and
     ``time.tzname`` keep the values of the boot that made the snapshot; ``os.urandom`` asks
     the browser each call.) Then validate a value with pydantic_core: that runs
@@ -128,6 +131,7 @@ def refresh_after_restore() -> None:
 
     """
     random.seed()
+    refetch_after_restore()
     from pydantic_core import SchemaValidator
 
     if SchemaValidator({"type": "int"}).validate_python("3") != 3:

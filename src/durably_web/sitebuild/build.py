@@ -21,7 +21,8 @@ Output (``.build/site/`` of the work directory, or ``out``; the URL layout of :m
     _durably/client/          the JS client (``durably_web/web/client/``)
     _durably/vendor/pyodide/  pyodide.mjs, pyodide.asm.mjs, pyodide.asm.wasm, python_stdlib.zip,
                               pyodide-lock.json, *.whl (all .pyc, durably_web's included),
-                              engine-site.tar + engine.json (what the engine worker loads)
+                              engine-site.tar, engine.json, python_stdlib_core.zip and
+                              python_stdlib_rest.zip (what the engine worker loads)
     _durably/vendor/sqlite-wasm/  index.mjs, sqlite3.wasm, sqlite3-opfs-async-proxy.js
     _durably/vendor/pyscript/     PyScript's dist (no source maps)
     _durably/vendor/micropython/  micropython.mjs and its .wasm variants
@@ -198,7 +199,7 @@ def build(
         missing = sorted(str(path) for path in plan.values() if not path.is_file())
         if missing:
             raise BuildError(f"{missing[0]} is missing (it belongs in the site)")
-        generated = generated_vendor_files(info, served)
+        generated = generated_vendor_files(info, served, stdlib.path)
         mirrored = mirror(
             plan,
             generated,
@@ -225,19 +226,22 @@ def build(
         return result
 
 
-def generated_vendor_files(info: dict[str, Any], served: list[Path]) -> dict[str, bytes]:
-    """Return the vendor files a build writes from the served wheels: site path -> bytes.
+def generated_vendor_files(
+    info: dict[str, Any], served: list[Path], stdlib: Path
+) -> dict[str, bytes]:
+    """Return the vendor files a build writes from the served archives: site path -> bytes.
 
-    The lock (:data:`LOCK_FILE`) and the engine worker's tar and ``engine.json``
-    (:mod:`.engine_site`), beside ``pyodide.mjs``.
+    The lock (:data:`LOCK_FILE`) and the engine worker's tar, stdlib parts and
+    ``engine.json`` (:mod:`.engine_site`), beside ``pyodide.mjs``.
 
     Args:
         info: Pyodide's ``pyodide-lock.json`` (``npm.pyodide_info``).
         served: the wheels the site serves.
+        stdlib: the stdlib zip the site serves.
 
     """
     lock = build_lock(info, served)
-    engine = engine_site(lock, served)
+    engine = engine_site(lock, served, stdlib)
     return {
         LOCK_FILE: render_lock(lock),
         **{f"{VENDOR}/pyodide/{name}": data for name, data in engine.items()},

@@ -4,7 +4,8 @@
  * from a memory snapshot (./snapshot.mjs) when one of this build is stored, else booted
  * normally, taking a snapshot for the next boot. Any snapshot failure falls back to a normal
  * boot. The engine's packages come from the build's engine tar (./engine_site.mjs), written
- * into site-packages before Python starts, not from Pyodide's loadPackage.
+ * into site-packages before Python starts, not from Pyodide's loadPackage; its stdlib is the
+ * build's core stdlib zip, the rest fetched on first import (durably_web.browser.stdlib).
  *
  * ./runtime.mjs's `bootPyodide` stays the plain boot (loadPackage, no snapshot) of the
  * benchmark and test-runner workers.
@@ -75,6 +76,7 @@ export async function bootInterpreter(vendorUrl, options = {}) {
     loadPyodide: (await pyodideJs).loadPyodide,
     createModule: (await asmJs).default,
     indexURL,
+    stdlib: (await manifest).stdlib,
     site,
     mark,
   };
@@ -100,7 +102,7 @@ export async function bootInterpreter(vendorUrl, options = {}) {
   }
   const pyodide = await loadInterpreter(interpreter);
   mark("booted");
-  importEngine(pyodide, await manifest, jobs);
+  importEngine(pyodide, indexURL, await manifest, jobs);
   mark("imported");
   if (!store) return { pyodide, snapshot: "off", save: async () => {} };
   /** @type {Uint8Array | undefined} */
@@ -126,16 +128,16 @@ export async function bootInterpreter(vendorUrl, options = {}) {
  * Load Pyodide (restoring `snapshot` when given) with the engine's files installed by a
  * preRun hook, after the wasm is instantiated and before the C runtime starts.
  * @param {{ loadPyodide: any, createModule: (settings: any) => Promise<any>, indexURL: string,
- *           site: Promise<import("./engine_site.mjs").EngineSite>,
+ *           stdlib: string, site: Promise<import("./engine_site.mjs").EngineSite>,
  *           mark: (name: string) => void }} interpreter
  * @param {OpenedSnapshot} [snapshot]
  * @returns {Promise<any>} the Pyodide API
  */
-function loadInterpreter({ loadPyodide, createModule, indexURL, site, mark }, snapshot) {
+function loadInterpreter({ loadPyodide, createModule, indexURL, stdlib, site, mark }, snapshot) {
   const loading = loadPyodide({
     indexURL,
     lockFileURL: `${indexURL}pyodide-lock.json`,
-    stdLibURL: `${indexURL}python_stdlib.zip`,
+    stdLibURL: `${indexURL}${stdlib}`, // the core: the rest comes on first import
     ...(snapshot ? { _loadSnapshot: snapshot.then((s) => s.memory) } : {}),
     /** @param {any} settings */
     createPyodideModule: async (settings) => {
@@ -161,12 +163,15 @@ function loadInterpreter({ loadPyodide, createModule, indexURL, site, mark }, sn
 }
 
 /**
- * After a normal boot: import the engine, then the page's job module (its errors are
- * startEngine's to report).
- * @param {any} pyodide @param {EngineManifest} manifest
+ * After a normal boot: put the finder of the stdlib's rest in place, import the engine, then
+ * the page's job module (its errors are startEngine's to report).
+ * @param {any} pyodide @param {string} indexURL @param {EngineManifest} manifest
  * @param {{ url: string, source: string } | null} jobs
  */
-function importEngine(pyodide, manifest, jobs) {
+function importEngine(pyodide, indexURL, manifest, jobs) {
+  const rest = pyodide.pyimport("durably_web.browser.stdlib");
+  rest.install(`${indexURL}${manifest.stdlib_rest.file}`, JSON.stringify(manifest.stdlib_rest.modules)).destroy();
+  rest.destroy();
   for (const name of manifest.imports) pyodide.pyimport(name).destroy();
   if (!jobs) return;
   const importJobs = pyodide.pyimport("durably_web.browser.boot").import_jobs;

@@ -15,10 +15,13 @@
 
 /**
  * @typedef {{ format: number, site: string, dynlibs: string[], imports: string[],
- *             packages: Record<string, string> }} EngineManifest
+ *             packages: Record<string, string>, stdlib: string,
+ *             stdlib_rest: { file: string, modules: string[] } }} EngineManifest
  *   format: ENGINE_FORMAT; site: the tar's file name; dynlibs: the tar's extension modules,
  *   loaded in this order; imports: the modules a boot imports (and a snapshot holds);
- *   packages: distribution name -> version.
+ *   packages: distribution name -> version; stdlib: the core stdlib zip (the worker's
+ *   stdlib); stdlib_rest: the rest of it and its modules, fetched on first import
+ *   (durably_web.browser.stdlib).
  * @typedef {{ manifest: EngineManifest, files: [string, Uint8Array][], dynlibs: WebAssembly.Module[] }} EngineSite
  */
 
