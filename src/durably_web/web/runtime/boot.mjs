@@ -29,7 +29,7 @@ import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from ".
  *   job module, imported after the engine so that a snapshot holds it too (startEngine's
  *   import of it is then free); marks: gets the `performance.now()` of the boot's steps
  *   (site, snapshotFound, before, instantiated, module, then restored, or booted, imported and
- *   snapshotTaken).
+ *   snapshotTaken; and snapshotBytes, the size of the snapshot taken).
  * @typedef {"restored" | "made" | "replaced" | "off" | "failed"} SnapshotOutcome
  *   restored: booted from a snapshot; made: a normal boot took one (to `save()`); replaced:
  *   a stored snapshot failed to restore, so a normal boot took a new one; off: no store or no
@@ -110,6 +110,7 @@ export async function bootInterpreter(vendorUrl, options = {}) {
   try {
     bytes = takeSnapshot(pyodide, key);
     mark("snapshotTaken");
+    marks.snapshotBytes = bytes.length; // a size, not a time
   } catch (error) {
     return { pyodide, snapshot: "failed", error, save: async () => {} };
   }
