@@ -861,6 +861,7 @@ def test_the_engine_site_holds_the_engines_packages_without_the_server_side(
     assert not [name for name in names if name.startswith(BROWSER_EXCLUDED)]
     with zipfile.ZipFile(pyodide / "durably_web-0.1.0-cp314-none-any.whl") as wheel:
         assert any(name.startswith("durably_web/server/") for name in wheel.namelist())
+        assert any(name.startswith("durably_web/storage/postgres/") for name in wheel.namelist())
 
 
 def test_the_stdlib_is_cut_into_the_engine_core_and_the_rest(repo_build: BuildResult) -> None:

@@ -68,10 +68,13 @@ BROWSER_EXCLUDED = (
     "durably_web/http_client/",
     "durably_web/server/",
     "durably_web/sitebuild/",
+    "durably_web/storage/postgres/",
     "durably_web/webbuild/",
 )
 """Members of the durably_web wheel the engine worker never imports (the CLI, the page
-client, the HTTP client, the server, the site builder): left out of the tar."""
+client, the HTTP client, the server, the site builder, the PostgreSQL store: a
+``postgresql://`` URL in the worker gets the "PostgreSQL support is not installed" error):
+left out of the tar."""
 
 SITE_FILE = "engine-site.tar"
 """The tar's file name beside ``pyodide.mjs``."""
