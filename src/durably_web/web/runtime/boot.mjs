@@ -16,7 +16,7 @@ import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from ".
 
 /**
  * @typedef {{ importModule?: (url: string) => Promise<any>, before?: Promise<unknown>,
- *             build?: Promise<string> | null,
+ *             build?: Promise<string | null> | null,
  *             snapshots?: import("./snapshot.mjs").SnapshotStore | null,
  *             jobs?: Promise<{ url: string, source: string } | null>,
  *             marks?: Record<string, number> }} BootOptions
@@ -24,7 +24,7 @@ import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from ".
  *   settles (the worker passes its VFS install: the fetches, the tar unpack and the extension
  *   compile overlap it; Pyodide's instantiation overlapping it made the install hang on 2 of
  *   12 loads, see bench/BOOT-NOTES.md); build: the build id (the sha256 of the site's
- *   manifest) the snapshot key starts with; snapshots: where memory snapshots are kept
+ *   manifest) the snapshot key starts with (null: no snapshot); snapshots: where memory snapshots are kept
  *   (without a store or a build id: always a normal boot, outcome "off"); jobs: the page's
  *   job module, imported after the engine so that a snapshot holds it too (startEngine's
  *   import of it is then free); marks: gets the `performance.now()` of the boot's steps

@@ -107,7 +107,9 @@ async function main() {
     return { url: c.jobsUrl || "jobs.py", source: c.jobsSource ?? (await fetchText(c.jobsUrl)) };
   });
   jobModule.catch(() => {}); // startEngine fetches it again and reports the error
-  const build = buildId();
+  // No snapshot for a page that asks for extra packages: they install after the boot, and a
+  // restored interpreter loading them is untested (their extensions land at heap addresses).
+  const build = configReady.then((c) => (c.packages?.length ? null : buildId()));
   build.catch((error) => console.warn("durably_web: no build id, so no boot snapshot:", error));
   const snapshots = cacheStore(MANIFEST);
   const booting = bootInterpreter(VENDOR, { before: vfs, build, snapshots, jobs: jobModule, marks });
