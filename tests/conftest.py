@@ -17,6 +17,7 @@ import pytest
 from durably_web import Durably, create_durably
 from durably_web.adapters.sqlite3 import SQLite3Connection
 from durably_web.storage.connection import Connection
+from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FakeClock
 from tests.databases import BACKENDS, SQLITE_BACKENDS, AnyStore, TestDatabase
 from tests.postgres.server import postgres_server, postgres_url
@@ -32,6 +33,13 @@ deep there: ``json_value.parse`` refuses the text first), so the Pyodide runs us
 collect_ignore = ["in_pyodide"]
 
 ConnectionFactory = Callable[[], Connection]
+
+
+def sql_connection(durably: Durably) -> Connection:
+    """Return the SQL connection under an engine on SQLite (tests edit rows behind its back)."""
+    store = durably.store
+    assert isinstance(store, SQLiteStore), store
+    return store.connection
 
 
 @pytest.fixture(params=BACKENDS)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from durably_web.storage.connection import Connection, IntegrityViolation
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from durably_web.storage.postgres import PostgresStore

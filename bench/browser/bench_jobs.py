@@ -29,7 +29,7 @@ from durably_web import Durably, StepContext, create_durably, define_job
 from durably_web.adapters.pyodide import PyodideConnection
 from durably_web.browser.boot import PRAGMAS
 from durably_web.storage.queries import queries as engine_queries
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.sqlite import SQLiteStore
 
 __all__ = ["bench_steps", "engine_sql_setup", "jobs", "pragmas", "run_workload"]
 
@@ -91,7 +91,7 @@ async def engine_sql_setup(bridge: Any, synchronous: str, database: str) -> str:
 
 
 def _connection(durably: Durably) -> PyodideConnection:
-    connection = durably.store.connection
+    connection = getattr(durably.store, "connection", None)
     assert isinstance(connection, PyodideConnection)
     return connection
 

@@ -5,7 +5,12 @@ that crashes, is reloaded or loses its worker resumes at the first unfinished st
 """
 
 from durably_web.clock import Clock, SystemClock
-from durably_web.durably import Durably
+from durably_web.core.durably import Durably
+from durably_web.core.factory import create_durably
+from durably_web.core.handles import JobHandle, JobResult, Jobs
+from durably_web.core.signal import AbortSignal
+from durably_web.core.step import StepContext
+from durably_web.core.trigger import TriggerItem
 from durably_web.errors import (
     ConflictError,
     DurablyError,
@@ -17,14 +22,10 @@ from durably_web.errors import (
     ValidationError,
 )
 from durably_web.events import Event
-from durably_web.factory import create_durably
-from durably_web.handles import JobHandle, JobResult, Jobs
 from durably_web.job import JobDefinition, define_job
 from durably_web.models import Log, Progress, Run, Step
-from durably_web.step import AbortSignal, StepContext
 from durably_web.storage.connection import Connection
-from durably_web.storage.store import SQLiteStore
-from durably_web.trigger import TriggerItem
+from durably_web.storage.sqlite import SQLiteStore
 
 __version__ = "0.1.0"
 

@@ -11,9 +11,12 @@ Hierarchy::
     ├── RunFailed                500  run_failed         a waited-for run ended in failure
     └── StorageError             500  storage_error      the database refused or failed an operation
 
-Every class has a ``status_code`` and a stable ``code``. :meth:`DurablyError.to_wire` gives
-``{"error": message, "code": code}`` and :func:`error_from_wire` rebuilds the same class on the
-other side of a postMessage, HTTP response or SSE frame.
+Every class has a ``status_code`` and a stable ``code``. Every transport carries an error in
+ONE wire shape, upstream Durably's HTTP one: ``{"error": message, "code": code}`` (a response of
+the HTTP server, an answer of the browser worker, an ended subscription, a boot failure, the
+page client's JS adapter). :func:`error_to_wire` is its one encoder, :func:`error_from_wire`
+its one decoder: it rebuilds the same class on the other side, keeping a ``code`` the
+class does not name itself (``open_in_another_tab`` is a :class:`ConflictError` with that code).
 
 This module also runs on PyScript pages under MicroPython (``durably_web.client`` raises
 these classes there), so it keeps to the subset both share: no ``from __future__`` (MicroPython
@@ -22,7 +25,7 @@ no hard ``typing`` import.
 """
 
 try:  # noqa: SIM105 - MicroPython has no contextlib.suppress
-    from typing import Any, ClassVar
+    from typing import Any
 except ImportError:  # MicroPython (PyScript pages): annotations are never evaluated there
     pass
 
@@ -36,27 +39,34 @@ __all__ = [
     "StorageError",
     "ValidationError",
     "error_from_wire",
+    "error_to_wire",
 ]
 
 
 class DurablyError(Exception):
     """Base class of every durably_web error.
 
+    Args:
+        message: what went wrong, for people.
+        code: a code of its own instead of the class's (e.g. ``open_in_another_tab``).
+
     Attributes:
         status_code: the HTTP status that represents this error on the wire.
-        code: a stable machine-readable string identifying the error class.
+        code: a stable machine-readable string identifying the error (by default the class's).
 
     """
 
-    status_code: ClassVar[int] = 500
-    code: ClassVar[str] = "internal_error"
+    status_code: int = 500
+    code: str = "internal_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if code:
+            self.code = code
 
     def to_wire(self) -> dict[str, str]:
-        """Return the JSON form ``{"error": message, "code": code}``."""
+        """Return the wire form ``{"error": message, "code": code}``."""
         return {"error": self.message, "code": self.code}
 
 
@@ -122,24 +132,51 @@ _BY_CODE: dict[str, type[DurablyError]] = {
         StorageError,
     )
 }
+# Codes of the browser runtime (web/client/errors.mjs) and the class each belongs to.
+_BY_CODE["open_in_another_tab"] = ConflictError
+_BY_CODE["opfs_unavailable"] = StorageError
+_BY_CODE["opfs_busy"] = StorageError
+_BY_CODE["quota_exceeded"] = StorageError
+_BY_STATUS: dict[int, type[DurablyError]] = {
+    400: ValidationError,
+    404: NotFoundError,
+    409: ConflictError,
+}
 
 
-def error_from_wire(payload: dict[str, Any], status_code: int | None = None) -> DurablyError:
+def error_to_wire(error: BaseException, *, expose: bool = True) -> dict[str, str]:
+    """Return any exception in the one wire shape ``{"error": message, "code": code}``.
+
+    Args:
+        error: the exception; one that is not a :class:`DurablyError` gets ``internal_error``.
+        expose: send the message of such an unexpected exception (``False``: a server hides
+            it behind ``internal server error``).
+
+    """
+    if isinstance(error, DurablyError):
+        return error.to_wire()
+    message = (str(error) or type(error).__name__) if expose else "internal server error"
+    return {"error": message, "code": "internal_error"}
+
+
+def error_from_wire(payload: Any, status_code: "int | None" = None) -> DurablyError:
     """Rebuild an error from its wire form ``{"error": message, "code": code}``.
 
     Args:
-        payload: the decoded JSON object; ``message`` is accepted for ``error``.
-        status_code: the HTTP status, used when ``code`` is missing or unknown (e.g. an
-            upstream Durably server, which sends only ``{"error": ...}``).
+        payload: the decoded JSON object (anything else is taken as the message).
+        status_code: the HTTP status, used when ``code`` names no class (e.g. an upstream
+            Durably server, which sends only ``{"error": ...}``).
 
     Returns:
         An instance of the class named by ``code``, or the class whose status matches
-        ``status_code``, or a plain :class:`DurablyError`.
+        ``status_code``, or a plain :class:`DurablyError`; carrying the ``code`` as sent.
 
     """
-    message = str(payload.get("error") or payload.get("message") or "unknown error")
-    cls = _BY_CODE.get(str(payload.get("code", "")))
+    if not isinstance(payload, dict):
+        payload = {"error": str(payload)}
+    message = str(payload.get("error") or "unknown error")
+    code = str(payload.get("code") or "")
+    cls = _BY_CODE.get(code)
     if cls is None and status_code is not None:
-        by_status = {400: ValidationError, 404: NotFoundError, 409: ConflictError}
-        cls = by_status.get(status_code)
-    return (cls or DurablyError)(message)
+        cls = _BY_STATUS.get(status_code)
+    return (cls or DurablyError)(message, code or None)

@@ -26,6 +26,7 @@ from durably_web.errors import ValidationError
 from durably_web.models import Progress
 
 __all__ = [
+    "EVENT_CLASSES",
     "EVENT_TYPES",
     "Event",
     "EventBus",
@@ -48,6 +49,7 @@ __all__ = [
     "TERMINAL_EVENT_TYPES",
     "WorkerError",
     "event_from_wire",
+    "wire_names",
 ]
 
 _log = logging.getLogger("durably_web")
@@ -75,7 +77,7 @@ class Event:
     def to_wire(self) -> dict[str, Any]:
         """Return the camelCase JSON object upstream Durably sends for this event."""
         out: dict[str, Any] = {"type": self.wire_type or self.type}
-        for name, camel in _wire_names(type(self)):
+        for name, camel in wire_names(type(self)):
             value = getattr(self, name)
             if value is None and name in self.omit_when_none:
                 continue
@@ -233,7 +235,7 @@ class WorkerError(Event):
     context: str = ""
 
 
-_CLASSES: tuple[type[Event], ...] = (
+EVENT_CLASSES: tuple[type[Event], ...] = (
     RunTrigger,
     RunCoalesced,
     RunStart,
@@ -251,11 +253,11 @@ _CLASSES: tuple[type[Event], ...] = (
     LogWrite,
     WorkerError,
 )
-EVENT_TYPES: frozenset[str] = frozenset(cls.type for cls in _CLASSES)
+EVENT_TYPES: frozenset[str] = frozenset(cls.type for cls in EVENT_CLASSES)
 TERMINAL_EVENT_TYPES: frozenset[str] = frozenset(
     {"run:complete", "run:fail", "run:cancel", "run:delete"}
 )
-_BY_WIRE_TYPE: dict[str, type[Event]] = {cls.wire_type or cls.type: cls for cls in _CLASSES}
+_BY_WIRE_TYPE: dict[str, type[Event]] = {cls.wire_type or cls.type: cls for cls in EVENT_CLASSES}
 _ALIASES = {"run:leased": "run:start"}
 _BASE_WIRE = (("run_id", "runId"), ("job_name", "jobName"))
 _WIRE_NAMES: dict[type[Event], tuple[tuple[str, str], ...]] = {}
@@ -266,7 +268,8 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def _wire_names(cls: type[Event]) -> tuple[tuple[str, str], ...]:
+def wire_names(cls: type[Event]) -> tuple[tuple[str, str], ...]:
+    """Return ``(attribute, wire name)`` of an event class's own fields (``run_id`` first)."""
     names = _WIRE_NAMES.get(cls)
     if names is None:
         own = [f.name for f in fields(cls) if f.name not in {"labels", "sequence", "at"}]
@@ -278,11 +281,13 @@ def _wire_names(cls: type[Event]) -> tuple[tuple[str, str], ...]:
 def event_from_wire(data: dict[str, Any]) -> Event:
     """Rebuild an event from its wire JSON (either ``run:leased`` or ``run:start``)."""
     wire_type = _ALIASES.get(str(data.get("type")), str(data.get("type")))
-    cls = _BY_WIRE_TYPE.get(wire_type) or next((c for c in _CLASSES if c.type == wire_type), None)
+    cls = _BY_WIRE_TYPE.get(wire_type) or next(
+        (c for c in EVENT_CLASSES if c.type == wire_type), None
+    )
     if cls is None:
         raise ValidationError(f"unknown event type {data.get('type')!r}")
     kwargs: dict[str, Any] = {}
-    for name, camel in _wire_names(cls):
+    for name, camel in wire_names(cls):
         if camel in data:
             value = data[camel]
             kwargs[name] = Progress.from_wire(value) if name == "progress" else value
@@ -311,29 +316,40 @@ class EventBus:
 
     Handlers may be sync or async. A handler that raises (or whose coroutine fails) does not
     stop the others: its error is emitted as ``worker:error``. An event is built only when
-    someone listens for its type; the sequence advances either way.
+    someone listens for its type; the sequence advances either way. A handler registered with
+    ``remote=True`` also receives the events read from other processes' writes
+    (:meth:`dispatch` with ``remote=True``, see :mod:`durably_web.core.remote`).
     """
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._handlers: dict[str, list[EventHandler]] = {}
+        self._remote: dict[str, list[EventHandler]] = {}
         self._sequence = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def on(self, event_type: str, handler: EventHandler) -> Callable[[], None]:
-        """Register ``handler`` for ``event_type`` (or ``"*"``); return a function removing it."""
+    def on(
+        self, event_type: str, handler: EventHandler, *, remote: bool = False
+    ) -> Callable[[], None]:
+        """Register ``handler`` for ``event_type`` (or ``"*"``); return a function removing it.
+
+        With ``remote``, the handler also receives the events of other processes' runs.
+        """
         name = _ALIASES.get(event_type, event_type)
         if name != "*" and name not in EVENT_TYPES:
             known = ", ".join(sorted(EVENT_TYPES))
             raise ValidationError(f"unknown event type {event_type!r}; known: *, {known}")
         if not callable(handler):
             raise ValidationError(f"event handler must be callable, got {handler!r}")
-        self._handlers.setdefault(name, []).append(handler)
+        tables = (self._handlers, self._remote) if remote else (self._handlers,)
+        for table in tables:
+            table.setdefault(name, []).append(handler)
 
         def unsubscribe() -> None:
-            handlers = self._handlers.get(name, [])
-            if handler in handlers:
-                handlers.remove(handler)
+            for table in tables:
+                handlers = table.get(name, [])
+                if handler in handlers:
+                    handlers.remove(handler)
 
         return unsubscribe
 
@@ -354,9 +370,10 @@ class EventBus:
         self.dispatch(event)
         return event
 
-    def dispatch(self, event: Event) -> None:
-        """Deliver an already-built event to its handlers."""
-        for handler in (*self._handlers.get(event.type, ()), *self._handlers.get("*", ())):
+    def dispatch(self, event: Event, *, remote: bool = False) -> None:
+        """Deliver an already-built event to its handlers (``remote``: another process's)."""
+        table = self._remote if remote else self._handlers
+        for handler in (*table.get(event.type, ()), *table.get("*", ())):
             try:
                 result = handler(event)
             except Exception as exc:  # noqa: BLE001 - handler errors are reported, not raised

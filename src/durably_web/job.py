@@ -14,7 +14,7 @@ import pydantic
 from durably_web.errors import ValidationError
 
 if TYPE_CHECKING:
-    from durably_web.step import StepContext
+    from durably_web.core.step import StepContext
 
 __all__ = ["JobDefinition", "JobFunction", "define_job", "jobs_in_module"]
 

@@ -27,9 +27,10 @@ from durably_web import (
     create_durably,
     define_job,
 )
-from durably_web.storage.records import Pending
+from durably_web.storage.base import Store
+from durably_web.storage.records import RunDelta
 from durably_web.testing import FakeClock
-from tests.databases import AnyStore, TestDatabase, until
+from tests.databases import TestDatabase, until
 
 # Two engines with connections of their own: a file or a server (not one shared in-memory db).
 pytestmark = pytest.mark.parametrize("backend", ["file", "postgres"], indirect=True)
@@ -69,7 +70,7 @@ class StoreSpy:
     armed: bool = False
     calls: list[tuple[str, object]] = field(default_factory=list)
 
-    def install(self, store: AnyStore) -> None:
+    def install(self, store: Store) -> None:
         for name in FENCED_WRITES:
             setattr(store, name, self._wrap(name, getattr(store, name)))
 
@@ -305,7 +306,7 @@ async def test_stale_worker_fenced(
 
     # The fence itself, called directly with A's stale generation.
     store, now = engines.a.store, engines.clock_a.now()
-    progress = Pending(progress_json='{"current":42}')
+    progress = RunDelta(progress_json='{"current":42}')
     assert await store.flush(run_id, generation_a, progress, now) is False
     assert await store.renew_lease(run_id, generation_a, now, LEASE) is None
     with pytest.raises(LeaseLost):
@@ -317,14 +318,14 @@ async def test_stale_worker_fenced(
             output_json='"A"',
             started_at=now,
             now=now,
-            pending=Pending(),
+            logs=(),
         )
     with pytest.raises(LeaseLost):
         await store.complete_run(
-            run_id, generation_a, '{"worker":"A"}', now, Pending(), delete_steps=True
+            run_id, generation_a, '{"worker":"A"}', now, RunDelta(), delete_steps=True
         )
     with pytest.raises(LeaseLost):
-        await store.fail_run(run_id, generation_a, "stale A failure", now, Pending())
+        await store.fail_run(run_id, generation_a, "stale A failure", now, RunDelta())
     assert dump(engines.database) == before
 
     if task_b is not None:

@@ -7,13 +7,14 @@ The browser's Pyodide adapter runs this same suite over its JS bridge.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from durably_web.errors import ConflictError, LeaseLost, NotFoundError, RunCancelled
 from durably_web.models import Run
-from durably_web.storage.records import NewRun, Pending, RunFilter
+from durably_web.storage.records import NewRun, RunDelta, RunFilter
 from durably_web.testing import FakeClock
 from tests.databases import AnyStore, TestDatabase
 
@@ -38,7 +39,7 @@ def step_args(clock: FakeClock, name: str, index: int, output: str | None = "1")
         "output_json": output,
         "started_at": clock.now(),
         "now": clock.now(),
-        "pending": Pending(),
+        "logs": (),
     }
 
 
@@ -221,18 +222,18 @@ async def test_stale_generation_writes_nothing(store: AnyStore, clock: FakeClock
     await clock.advance(LEASE + 1)
     new = await claim(store, clock, "w2")
     assert new is not None and new.lease_generation == 2
-    pending = Pending(progress_json='{"current":5}', completed_step_count=9)
+    delta = RunDelta(progress_json='{"current":5}', completed_step_count=9)
     with pytest.raises(LeaseLost):
         await store.checkpoint_step(old.id, 1, **step_args(clock, "s0", 0))
     with pytest.raises(LeaseLost):
         await store.check_lease(old.id, 1)
-    assert not await store.flush(old.id, 1, pending, clock.now())
+    assert not await store.flush(old.id, 1, delta, clock.now())
     assert await store.renew_lease(old.id, 1, clock.now(), LEASE) is None
     with pytest.raises(LeaseLost):
-        await store.complete_run(old.id, 1, "1", clock.now(), Pending(), delete_steps=True)
+        await store.complete_run(old.id, 1, "1", clock.now(), RunDelta(), delete_steps=True)
     with pytest.raises(LeaseLost):
-        await store.fail_run(old.id, 1, "x", clock.now(), Pending())
-    assert not await store.release_lease(old.id, 1, clock.now(), Pending())
+        await store.fail_run(old.id, 1, "x", clock.now(), RunDelta())
+    assert not await store.release_lease(old.id, 1, clock.now(), RunDelta())
     after = await store.get_run(old.id)
     assert after is not None
     assert (after.status, after.lease_owner, after.progress) == ("leased", "w2", None)
@@ -271,13 +272,9 @@ async def test_flush_writes_progress_counters_and_logs(store: AnyStore, clock: F
     await enqueue(store, clock, NewRun("a", "1"))
     run = await claim(store, clock)
     assert run is not None
-    pending = Pending(progress_json='{"current":2,"total":4}', current_step_index=3)
-    pending.completed_step_count = 2
-    pending.logs.append(
-        ("L1", run.id, None, "info", "hello", '{"x":1}', "2026-01-01T00:00:00.000Z")
-    )
-    assert await store.flush(run.id, 1, pending, clock.now())
-    assert not pending
+    line = ("L1", run.id, None, "info", "hello", '{"x":1}', "2026-01-01T00:00:00.000Z")
+    delta = RunDelta('{"current":2,"total":4}', current_step_index=3, completed_step_count=2)
+    assert await store.flush(run.id, 1, replace(delta, logs=(line,)), clock.now())
     after = await store.get_run(run.id)
     assert after is not None
     assert after.progress is not None and after.progress.to_wire() == {"current": 2, "total": 4}
@@ -308,13 +305,10 @@ async def test_complete_run_deletes_steps_and_logs_unless_preserved(
     for run_id, delete in zip(ids, (True, False), strict=True):
         run = await claim(store, clock)
         assert run is not None and run.id == run_id
-        pending = Pending()
-        pending.logs.append(
-            ("L" + run_id, run_id, "s0", "warn", "m", None, "2026-01-01T00:00:00.000Z")
-        )
-        await store.checkpoint_step(run_id, 1, **{**step_args(clock, "s0", 0), "pending": pending})
+        log = ("L" + run_id, run_id, "s0", "warn", "m", None, "2026-01-01T00:00:00.000Z")
+        await store.checkpoint_step(run_id, 1, **{**step_args(clock, "s0", 0), "logs": (log,)})
         await store.complete_run(
-            run_id, 1, '{"ok":true}', clock.now(), Pending(), delete_steps=delete
+            run_id, 1, '{"ok":true}', clock.now(), RunDelta(), delete_steps=delete
         )
         done = await store.get_run(run_id)
         assert done is not None
@@ -328,7 +322,7 @@ async def test_fail_keeps_steps_and_retry_puts_run_back(store: AnyStore, clock: 
     [run_id] = await enqueue(store, clock, NewRun("a", "1"))
     await claim(store, clock)
     await store.checkpoint_step(run_id, 1, **step_args(clock, "s0", 0))
-    await store.fail_run(run_id, 1, "boom", clock.now(), Pending())
+    await store.fail_run(run_id, 1, "boom", clock.now(), RunDelta())
     failed = await store.get_run(run_id)
     assert failed is not None and (failed.status, failed.error) == ("failed", "boom")
     retried = await store.retry_run(run_id, clock.now())
@@ -358,7 +352,9 @@ async def test_retry_conflicts(store: AnyStore, clock: FakeClock) -> None:
 async def test_release_lease_returns_run_to_pending(store: AnyStore, clock: FakeClock) -> None:
     [run_id] = await enqueue(store, clock, NewRun("a", "1", concurrency_key="k"))
     await claim(store, clock)
-    assert await store.release_lease(run_id, 1, clock.now(), Pending(progress_json='{"current":1}'))
+    assert await store.release_lease(
+        run_id, 1, clock.now(), RunDelta(progress_json='{"current":1}')
+    )
     released = await store.get_run(run_id)
     assert released is not None
     assert (released.status, released.lease_owner, released.lease_expires_at) == (
@@ -375,7 +371,7 @@ async def test_release_lease_with_pending_duplicate_key_stays_claimable(
     [first] = await enqueue(store, clock, NewRun("a", "1", concurrency_key="k"))
     await claim(store, clock)
     [second] = await enqueue(store, clock, NewRun("a", "2", concurrency_key="k"))
-    assert await store.release_lease(first, 1, clock.now(), Pending())
+    assert await store.release_lease(first, 1, clock.now(), RunDelta())
     released = await store.get_run(first)
     assert released is not None and released.status == "leased"
     reclaimed = await claim(store, clock, "w2")
@@ -413,7 +409,7 @@ async def test_delete_only_terminal_and_cascades(
         await store.delete_run(run_id)
     await claim(store, clock)
     await store.checkpoint_step(run_id, 1, **step_args(clock, "s0", 0))
-    await store.fail_run(run_id, 1, "x", clock.now(), Pending())
+    await store.fail_run(run_id, 1, "x", clock.now(), RunDelta())
     deleted = await store.delete_run(run_id)
     assert deleted.id == run_id
     assert await store.get_run(run_id) is None

@@ -9,8 +9,8 @@ import pytest
 
 from durably_web.errors import StorageError
 from durably_web.ids import ulid_time
-from durably_web.storage.records import NewRun, Pending, RunFilter
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.records import NewRun, RunDelta, RunFilter
+from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FailingConnection, FakeClock
 from tests.conftest import ConnectionFactory
 from tests.contract.test_store import LEASE, claim, enqueue, step_args
@@ -101,9 +101,8 @@ async def test_unreadable_step_and_log_columns(
     await enqueue(store, clock, NewRun("a", "1"))
     run = await claim(store, clock)
     assert run is not None
-    pending = Pending()
-    pending.logs.append(("L1", run.id, None, "info", "hi", "{oops", "garbage"))
-    await store.checkpoint_step(run.id, 1, **{**step_args(clock, "s0", 0), "pending": pending})
+    logs = (("L1", run.id, None, "info", "hi", "{oops", "garbage"),)
+    await store.checkpoint_step(run.id, 1, **{**step_args(clock, "s0", 0), "logs": logs})
     database.query("UPDATE durably_steps SET output = 'nope', started_at = 'x'")
     [step] = await store.get_steps(run.id)
     assert step.unreadable == {"output": "nope", "started_at": "x"}
@@ -113,10 +112,10 @@ async def test_unreadable_step_and_log_columns(
     assert log.message == "hi"
 
 
-# -- writes that fail keep what was pending ----------------------------------------------
+# -- a write that fails writes nothing of its delta -------------------------------------
 
 
-async def test_failed_flush_keeps_pending_for_the_next_write(
+async def test_failed_flush_writes_nothing_and_the_same_delta_goes_out_later(
     connect: ConnectionFactory, clock: FakeClock
 ) -> None:
     inner = connect()
@@ -126,20 +125,18 @@ async def test_failed_flush_keeps_pending_for_the_next_write(
     await enqueue(store, clock, NewRun("a", "1"))
     run = await claim(store, clock)
     assert run is not None
-    pending = Pending(progress_json='{"current":1}', current_step_index=1)
-    pending.logs.append(("L1", run.id, None, "info", "one", None, "2026-01-01T00:00:00.000Z"))
+    one = ("L1", run.id, None, "info", "one", None, "2026-01-01T00:00:00.000Z")
+    two = ("L2", run.id, None, "info", "two", None, "2026-01-01T00:00:00.001Z")
+    delta = RunDelta(progress_json='{"current":1}', current_step_index=1, logs=(one,))
     with pytest.raises(StorageError, match="commit #6"):
-        await store.flush(run.id, 1, pending, clock.now())
-    assert pending.progress_json == '{"current":1}' and len(pending.logs) == 1
+        await store.flush(run.id, 1, delta, clock.now())
     assert await store.get_logs(run.id) == []
-    pending.logs.append(("L2", run.id, None, "info", "two", None, "2026-01-01T00:00:00.001Z"))
-    await store.checkpoint_step(run.id, 1, **{**step_args(clock, "s0", 0), "pending": pending})
+    assert delta == RunDelta('{"current":1}', current_step_index=1, logs=(one,))  # untouched
+    await store.checkpoint_step(run.id, 1, **{**step_args(clock, "s0", 0), "logs": (one, two)})
     assert [log.message for log in await store.get_logs(run.id)] == ["one", "two"]
-    assert pending.logs == [] and pending.progress_json == '{"current":1}'  # not in a checkpoint
-    assert await store.flush(run.id, 1, pending, clock.now())
+    assert await store.flush(run.id, 1, RunDelta(progress_json='{"current":1}'), clock.now())
     after = await store.get_run(run.id)
     assert after is not None and after.progress is not None and after.progress.current == 1
-    assert not pending
 
 
 async def test_count_replayed_logs(store: AnyStore, clock: FakeClock) -> None:
@@ -147,11 +144,12 @@ async def test_count_replayed_logs(store: AnyStore, clock: FakeClock) -> None:
     [run_id] = await enqueue(store, clock, NewRun("a", "1"))
     assert await store.count_replayed_logs(run_id) == 0
     await claim(store, clock)
-    pending = Pending()
     stamp = "2026-01-01T00:00:00.000Z"
-    for n, step in enumerate((None, "s0", "s0", None, "s1")):
-        pending.logs.append((f"L{n}", run_id, step, "info", "x", None, stamp))
-    assert await store.flush(run_id, 1, pending, clock.now())
+    logs = tuple(
+        (f"L{n}", run_id, step, "info", "x", None, stamp)
+        for n, step in enumerate((None, "s0", "s0", None, "s1"))
+    )
+    assert await store.flush(run_id, 1, RunDelta(logs=logs), clock.now())
     assert await store.count_replayed_logs(run_id) == 5
     await store.checkpoint_step(run_id, 1, **step_args(clock, "s0", 0))
     assert await store.count_replayed_logs(run_id) == 3
@@ -164,7 +162,7 @@ async def test_count_replayed_logs(store: AnyStore, clock: FakeClock) -> None:
         error="x",
         started_at=clock.now(),
         now=clock.now(),
-        pending=Pending(),
+        logs=(),
     )
     assert await store.count_replayed_logs(run_id) == 3  # s1 failed: it runs (and logs) again
 

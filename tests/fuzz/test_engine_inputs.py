@@ -29,6 +29,7 @@ from durably_web import (
     create_durably,
     define_job,
 )
+from tests.conftest import sql_connection
 from tests.fuzz.strategies import (
     FUZZ,
     acceptable,
@@ -62,7 +63,7 @@ def run(coro: Awaitable[T]) -> T:
 
 
 def stored(durably: Durably) -> list[Any]:
-    conn = durably.store.connection
+    conn = sql_connection(durably)
     return [
         conn.query(f"SELECT * FROM {table} ORDER BY 1")
         for table in ("durably_runs", "durably_steps", "durably_logs", "durably_run_labels")

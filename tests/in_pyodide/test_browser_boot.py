@@ -45,7 +45,7 @@ async def test_boot_forwards_the_events_of_a_run_it_reclaims(
     from durably_web import create_durably
     from durably_web.adapters.pyodide import PyodideConnection
     from durably_web.browser.boot import PRAGMAS, boot
-    from durably_web.storage.store import SQLiteStore
+    from durably_web.storage.sqlite import SQLiteStore
 
     module = f"boot_jobs_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{module}.py").write_text(JOBS)

@@ -274,7 +274,7 @@ async def test_cancel_running_job_stops_at_next_step(
     await recorder.entered["c"].wait()
     cancelled = await durably.cancel(run.id)
     assert cancelled.status == "cancelled"
-    execution_signal = durably.worker.active[run.id].step.signal  # type: ignore[union-attr]
+    execution_signal = durably.worker.active[run.id].signal
     assert (execution_signal.aborted, execution_signal.reason) == (True, "cancelled")
     recorder.gates["c"].set()
     final = await task
@@ -368,7 +368,7 @@ async def test_refused_renewal_aborts_with_lease_lost(
         f"UPDATE durably_runs SET lease_generation = lease_generation + 1 WHERE id = '{run.id}'"
     )
     await clock.advance(3)
-    signal = durably.worker.active[run.id].step.signal  # type: ignore[union-attr]
+    signal = durably.worker.active[run.id].signal
     await until(lambda: signal.aborted)
     assert signal.reason == "lease-lost"
     assert errors and errors[0].context == "lease-renewal"

@@ -10,6 +10,7 @@ limit on a real process, is in ``test_cli.py``.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -132,6 +133,28 @@ def test_busy_timeout_is_bounded(tmp_path: Path, value: float) -> None:
 
 
 # -- a lock held past busy_timeout is waited out -----------------------------------------
+
+
+async def test_start_up_waits_out_a_held_lock(tmp_path: Path) -> None:
+    """A worker starting while another process holds the write lock starts once it clears."""
+    db = tmp_path / "start.db"
+    with contextlib.closing(sqlite3.connect(db)) as setup:  # an empty WAL file, no schema
+        setup.execute("PRAGMA journal_mode = WAL")
+    durably = engine(db, jobs={"gated": gated})
+    errors = worker_errors(durably)
+    with lock_held(db):
+        await asyncio.wait_for(durably.init(), 20)  # migrate meets the held lock
+    assert [e.context for e in errors][:1] == ["migrate: waiting for the database lock"]
+    assert "database is locked" in errors[0].error
+    assert durably.worker.running and await durably.get_runs() == []
+    await durably.close()
+    # Up to date: starting needs no write, so it does not wait for a held lock at all.
+    again = engine(db, jobs={"gated": gated})
+    errors = worker_errors(again)
+    with lock_held(db):
+        await asyncio.wait_for(again.migrate(), HOLD / 2)
+    assert errors == []
+    await again.close()
 
 
 async def test_checkpoint_waits_out_a_held_lock(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from durably_web import ConflictError, TriggerItem, ValidationError
-from durably_web.trigger import scoped_key
+from durably_web.core.trigger import scoped_key
 from tests.conftest import MakeDurably
 from tests.jobs import StepsInput, echo_job, steps_job
 

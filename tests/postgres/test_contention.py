@@ -11,7 +11,7 @@ import random
 import time
 
 from durably_web.storage.postgres import PostgresStore, open_postgres_store
-from durably_web.storage.records import NewRun, Pending, RunFilter
+from durably_web.storage.records import NewRun, RunDelta, RunFilter
 
 CLAIMERS = 8
 KEYED = 120  # one job per run (one pending run per job and key), 4 keys shared by all jobs
@@ -51,7 +51,7 @@ async def test_concurrent_claimers_never_share_a_run_or_a_key(postgres_url: str)
                 if key is not None:
                     del holding[key]  # before the outcome commits: never a false alarm
                 await store.complete_run(
-                    run.id, run.lease_generation, None, time.time(), Pending(), delete_steps=True
+                    run.id, run.lease_generation, None, time.time(), RunDelta(), delete_steps=True
                 )
 
         async with asyncio.timeout(60):

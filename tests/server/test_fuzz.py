@@ -25,6 +25,7 @@ from durably_web import create_durably
 from durably_web.adapters.sqlite3 import SQLite3Connection
 from durably_web.models import Run
 from durably_web.server import Auth, HTTPError, Request, create_app
+from tests.conftest import sql_connection
 from tests.jobs import echo_job, steps_job
 
 PATHS = [
@@ -203,7 +204,7 @@ class Errors(logging.Handler):
 
 
 def dump(durably: Any) -> list[Any]:
-    conn = durably.store.connection
+    conn = sql_connection(durably)
     return [
         conn.query(f"SELECT * FROM {table} ORDER BY 1")
         for table in ("durably_runs", "durably_steps", "durably_logs", "durably_run_labels")

@@ -9,19 +9,19 @@ from typing import Any
 import pytest
 
 from durably_web import ConflictError, NotFoundError, RunCancelled, TriggerItem, ValidationError
-from durably_web.client.http import HttpDurably, connect_http
+from durably_web.http_client import HttpClient, connect_http
 from tests.jobs import Recorder
 from tests.server.conftest import Served
 
 
 @pytest.fixture
-async def remote(served: Served) -> AsyncIterator[HttpDurably]:
+async def remote(served: Served) -> AsyncIterator[HttpClient]:
     client = await connect_http(served.url)
     yield client
     await client.close()
 
 
-async def test_trigger_and_wait_with_progress(remote: HttpDurably, recorder: Recorder) -> None:
+async def test_trigger_and_wait_with_progress(remote: HttpClient, recorder: Recorder) -> None:
     progress: list[int] = []
     waiting = asyncio.create_task(
         remote.jobs.burst.trigger_and_wait(
@@ -31,7 +31,8 @@ async def test_trigger_and_wait_with_progress(remote: HttpDurably, recorder: Rec
     await asyncio.sleep(0.3)
     recorder.gates["burst"].set()
     done = await waiting
-    assert (done.status, done.output, done.disposition) == ("completed", {"n": 5}, "created")
+    # the same JobResult as a local engine's trigger_and_wait
+    assert (done.run.status, done.output, done.disposition) == ("completed", {"n": 5}, "created")
     assert progress and progress[-1] == 5
     steps = await remote.get_steps(done.id)
     assert [(s.index, s.name) for s in steps] == [(0, "wait"), (1, "burst")]
@@ -39,7 +40,7 @@ async def test_trigger_and_wait_with_progress(remote: HttpDurably, recorder: Rec
     assert [log.message for log in await remote.get_logs(finished.id)] == ["finished"]
 
 
-async def test_errors_come_back_as_the_same_classes(remote: HttpDurably) -> None:
+async def test_errors_come_back_as_the_same_classes(remote: HttpClient) -> None:
     with pytest.raises(ValidationError, match="n: Input should be"):
         await remote.jobs.steps.trigger({"n": "many"})
     with pytest.raises(NotFoundError, match="Job not found: ghost"):
@@ -48,11 +49,11 @@ async def test_errors_come_back_as_the_same_classes(remote: HttpDurably) -> None
     done = await remote.jobs.echo.trigger_and_wait({}, timeout=10)
     with pytest.raises(ConflictError, match="Cannot cancel completed run"):
         await remote.cancel(done.id)
-    with pytest.raises(AttributeError, match="no job under 'nope'"):
+    with pytest.raises(AttributeError, match="no job registered under 'nope'"):
         _ = remote.jobs.nope
 
 
-async def test_batch_trigger_is_all_or_nothing(remote: HttpDurably, served: Served) -> None:
+async def test_batch_trigger_is_all_or_nothing(remote: HttpClient, served: Served) -> None:
     with pytest.raises(ValidationError, match="at index 1"):
         await remote.jobs.echo.batch_trigger([{"a": 1}, TriggerItem({}, labels={"bad key": "x"})])
     assert await served.durably.get_runs() == []
@@ -63,7 +64,7 @@ async def test_batch_trigger_is_all_or_nothing(remote: HttpDurably, served: Serv
     assert runs[1].labels == {"k": "v"}
 
 
-async def test_manage_runs(remote: HttpDurably, recorder: Recorder) -> None:
+async def test_manage_runs(remote: HttpClient, recorder: Recorder) -> None:
     run = await remote.jobs.steps.trigger({"n": 2, "gate_at": 0}, labels={"org": "x"})
     await asyncio.wait_for(recorder.entered["default"].wait(), 10)
     assert (await remote.cancel(run.id)).status == "cancelled"
@@ -82,7 +83,7 @@ async def test_manage_runs(remote: HttpDurably, recorder: Recorder) -> None:
     assert await remote.get_run(run.id) is None
 
 
-async def test_subscribe_and_on(remote: HttpDurably) -> None:
+async def test_subscribe_and_on(remote: HttpClient) -> None:
     seen: list[Any] = []
     arrived = asyncio.Event()
 
@@ -109,10 +110,10 @@ async def test_page_connect_with_a_url_gives_the_http_client_on_cpython(served: 
     from durably_web.client import connect
 
     durably = await connect(url=served.url)
-    assert isinstance(durably, HttpDurably)
+    assert isinstance(durably, HttpClient)
     try:
         done = await durably.jobs.echo.trigger_and_wait({"a": 1}, timeout=10)
-        assert (done.status, done.output) == ("completed", {"a": 1})
+        assert (done.run.status, done.output) == ("completed", {"a": 1})
     finally:
         await durably.close()
     with pytest.raises(DurablyError, match="browser Web Worker"):

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.integration.test_cli import JOBS, query
+from tests.integration.test_cli_faults import limit_file_size
 from tests.server.conftest import free_port
 
 TARGET = str(Path(__file__).with_name("serve_target.py"))
@@ -141,6 +143,41 @@ def test_one_signal_stops_the_server_with_streams_open_and_releases_its_run(
             "SELECT status, lease_owner FROM durably_runs WHERE id = ?", (run_id,)
         ).fetchone()
     assert (status, owner) == ("pending", None)  # released: the next start resumes it
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE semantics are Linux's")
+def test_serve_api_exits_when_the_database_breaks_under_its_worker(tmp_path: Path) -> None:
+    """A full disk stops the worker; the server stops with it and says why (exit 1)."""
+    port = free_port()
+    db = tmp_path / "full.db"
+    command = [
+        sys.executable, "-m", "durably_web", "serve-api", f"{JOBS}:big_steps",
+        "--db", str(db), "--port", str(port),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: limit_file_size(400_000),
+    )
+    try:
+        wait_for_port(port, process)
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/trigger",
+            json={"jobName": "big-steps", "input": {"record": str(tmp_path / "record.txt")}},
+        )
+        assert answer.status_code == 200, answer.text
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1, err
+    assert "the worker stopped: the database failed (SQLite error: " in err
+    assert "start serve-api again" in err and "Traceback" not in err
+    [(status, error)] = query(db, "SELECT status, error FROM durably_runs")
+    assert status in ("pending", "leased") and error is None
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from durably_web import create_durably
-from durably_web.client.http import connect_http
+from durably_web.http_client import connect_http
 from durably_web.server import create_app
 from durably_web.server.sse import EventStream
 from tests.server.conftest import Served, serve, sse_events

@@ -14,9 +14,9 @@ except ImportError:  # MicroPython never evaluates annotations
 sys.path.append("/pkg")
 
 from durably_web import errors
-from durably_web.client import DurablyClient, Record
+from durably_web.client import PageClient, Record
 from durably_web.client.dispatch import Dispatcher, unwrap
-from durably_web.client.records import error_from_payload, event_from_wire, from_wire
+from durably_web.client.values import event_from_wire, from_wire
 from durably_web.json_value import MAX_DEPTH
 
 run = from_wire(
@@ -36,16 +36,17 @@ assert run.to_dict()["output"] == {"rowCount": 5}
 event = event_from_wire({"type": "run:leased", "runId": "r1", "sequence": 4})
 assert (event.type, event.run_id, event.job_name, event.sequence) == ("run:start", "r1", None, 4)
 
-error = error_from_payload({"name": "ConflictError", "message": "m", "code": "open_in_another_tab"})
+error = errors.error_from_wire({"error": "m", "code": "open_in_another_tab"})
 assert isinstance(error, errors.ConflictError) and error.code == "open_in_another_tab"
 assert errors.ConflictError.code == "conflict" and error.status_code == 409
 assert (
-    type(error_from_payload({"code": "validation_error", "message": "x"})) is errors.ValidationError
+    type(errors.error_from_wire({"code": "validation_error", "error": "x"}))
+    is errors.ValidationError
 )
 assert type(errors.error_from_wire({"error": "x", "code": "not_found"})) is errors.NotFoundError
 caught: Any = None
 try:
-    unwrap('{"ok": false, "error": {"code": "timeout", "message": "late"}}')
+    unwrap('{"ok": false, "error": {"code": "timeout", "error": "late"}}')
 except Exception as exc:  # noqa: BLE001 - MicroPython's TimeoutError is asyncio's
     caught = exc
 assert "late" in str(caught) and "Timeout" in type(caught).__name__
@@ -85,7 +86,7 @@ async def main() -> None:
     statuses: list[Any] = []
     dispatcher = Dispatcher(statuses.append)
     adapter = Adapter()
-    client = DurablyClient(adapter, dispatcher, [{"key": "import_csv", "name": "import-csv"}])
+    client = PageClient(adapter, dispatcher, [{"key": "import_csv", "name": "import-csv"}])
     run = await client.jobs.import_csv.trigger({"rows": 1}, idempotency_key="k")
     assert run.status == "pending"
     assert adapter.sent[-1] == ("trigger", ["import_csv", {"rows": 1}, {"idempotencyKey": "k"}])
@@ -111,7 +112,7 @@ async def main() -> None:
             {
                 "status": "failed",
                 "attempt": 1,
-                "error": {"name": "DurablyError", "message": "m", "code": "job_module_failed"},
+                "error": {"error": "m", "code": "job_module_failed"},
             }
         ),
     )

@@ -31,3 +31,25 @@ def test_upstream_errors_rebuilt_from_status() -> None:
     assert type(errors.error_from_wire({"error": "x"}, 404)) is errors.NotFoundError
     assert type(errors.error_from_wire({"error": "x"}, 418)) is errors.DurablyError
     assert str(errors.error_from_wire({})) == "unknown error"
+
+
+def test_one_wire_shape_for_any_error() -> None:
+    """errors.error_to_wire is the one encoder: every transport sends {"error", "code"}."""
+    assert errors.error_to_wire(errors.NotFoundError("Run not found")) == {
+        "error": "Run not found",
+        "code": "not_found",
+    }
+    assert errors.error_to_wire(KeyError("k")) == {"error": "'k'", "code": "internal_error"}
+    assert errors.error_to_wire(RuntimeError(), expose=False) == {
+        "error": "internal server error",
+        "code": "internal_error",
+    }
+
+
+def test_a_code_of_its_own_survives_the_round_trip() -> None:
+    error = errors.error_from_wire({"error": "busy tab", "code": "open_in_another_tab"})
+    assert type(error) is errors.ConflictError and error.code == "open_in_another_tab"
+    assert errors.error_from_wire(error.to_wire()).code == "open_in_another_tab"
+    assert errors.ConflictError.code == "conflict"
+    unknown = errors.error_from_wire({"error": "nope", "code": "unauthorized"}, 401)
+    assert type(unknown) is errors.DurablyError and unknown.code == "unauthorized"

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from durably_web import Durably, errors
-from durably_web.client import DurablyClient, Record
+from durably_web.client import PageClient, Record
 from durably_web.client.dispatch import Dispatcher, unwrap
-from durably_web.client.records import camel_options, error_from_payload, event_from_wire, from_wire
+from durably_web.client.values import event_from_wire, from_wire
 from durably_web.events import Event
 from tests.conftest import MakeDurably
 from tests.jobs import steps_job
@@ -78,72 +78,33 @@ def test_user_data_keeps_its_keys_and_reads_both_ways() -> None:
 
 
 @pytest.mark.parametrize(
-    ("payload", "cls", "code"),
+    ("code", "cls"),
     [
-        (
-            {"name": "ValidationError", "message": "m", "code": "validation_error"},
-            errors.ValidationError,
-            "validation_error",
-        ),
-        (
-            {"name": "NotFoundError", "message": "m", "code": "not_found"},
-            errors.NotFoundError,
-            "not_found",
-        ),
-        (
-            {"name": "RunFailed", "message": "m", "code": "run_failed"},
-            errors.RunFailed,
-            "run_failed",
-        ),
-        (
-            {"name": "ConflictError", "message": "m", "code": "open_in_another_tab"},
-            errors.ConflictError,
-            "open_in_another_tab",
-        ),
-        (
-            {"name": "BootError", "message": "m", "code": "opfs_unavailable"},
-            errors.StorageError,
-            "opfs_unavailable",
-        ),
-        (
-            {"name": "BootError", "message": "m", "code": "job_module_failed"},
-            errors.DurablyError,
-            "job_module_failed",
-        ),
-        (
-            {"name": "TypeError", "message": "m", "code": "internal_error"},
-            errors.DurablyError,
-            "internal_error",
-        ),
-        ({"name": "LeaseLost", "message": "m"}, errors.LeaseLost, "lease_lost"),
+        ("validation_error", errors.ValidationError),
+        ("not_found", errors.NotFoundError),
+        ("run_failed", errors.RunFailed),
+        ("open_in_another_tab", errors.ConflictError),
+        ("opfs_unavailable", errors.StorageError),
+        ("job_module_failed", errors.DurablyError),
+        ("internal_error", errors.DurablyError),
     ],
 )
-def test_errors_come_back_as_the_engine_classes(
-    payload: dict[str, str], cls: type[errors.DurablyError], code: str
-) -> None:
-    error = error_from_payload(payload)
-    assert type(error) is cls
-    assert (error.code, error.message) == (code, "m")
+def test_errors_come_back_as_the_engine_classes(code: str, cls: type[errors.DurablyError]) -> None:
+    """The page client decodes with errors.error_from_wire, the one decoder."""
+    reply = json.dumps({"ok": False, "error": {"error": "m", "code": code}})
+    with pytest.raises(cls) as caught:
+        unwrap(reply)
+    assert type(caught.value) is cls
+    assert (caught.value.code, caught.value.message) == (code, "m")
     assert cls.code == cls.__dict__.get("code", cls.code)  # the class itself is untouched
 
 
 def test_unwrap_raises_the_error_or_returns_the_result() -> None:
     assert unwrap('{"ok": true, "result": {"a": 1}}') == {"a": 1}
     with pytest.raises(errors.NotFoundError, match="gone"):
-        unwrap(
-            '{"ok": false, "error": {"name": "NotFoundError", "message": "gone", "code": "not_found"}}'
-        )
+        unwrap('{"ok": false, "error": {"error": "gone", "code": "not_found"}}')
     with pytest.raises(TimeoutError, match="late"):
-        unwrap('{"ok": false, "error": {"message": "late", "code": "timeout"}}')
-
-
-def test_trigger_options_become_wire_names() -> None:
-    assert camel_options({"idempotency_key": "k", "labels": {"a": "b"}, "coalesce": None}) == {
-        "idempotencyKey": "k",
-        "labels": {"a": "b"},
-    }
-    with pytest.raises(errors.ValidationError, match="unknown trigger option 'bogus'"):
-        camel_options({"bogus": 1})
+        unwrap('{"ok": false, "error": {"error": "late", "code": "timeout"}}')
 
 
 class FakeAdapter:
@@ -160,7 +121,7 @@ class FakeAdapter:
         if method == "getRun":
             return json.dumps({"ok": True, "result": None})
         if method == "cancel":
-            error = {"name": "ConflictError", "message": "already done", "code": "conflict"}
+            error = {"error": "already done", "code": "conflict"}
             return json.dumps({"ok": False, "error": error})
         result = {
             "id": "r1",
@@ -223,11 +184,11 @@ class FakeAdapter:
         return json.dumps({"ok": True, "result": run})
 
 
-def make_client() -> tuple[DurablyClient, FakeAdapter, list[Any]]:
+def make_client() -> tuple[PageClient, FakeAdapter, list[Any]]:
     statuses: list[Any] = []
     dispatcher = Dispatcher(statuses.append)
     adapter = FakeAdapter(dispatcher)
-    client = DurablyClient(adapter, dispatcher, [{"key": "import_csv", "name": "import-csv"}])
+    client = PageClient(adapter, dispatcher, [{"key": "import_csv", "name": "import-csv"}])
     return client, adapter, statuses
 
 

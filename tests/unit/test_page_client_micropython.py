@@ -1,7 +1,7 @@
 """The page-side package runs under MicroPython (PyScript's ``mpy``), not only CPython.
 
 Runs ``micropython_client_check.py`` in MicroPython's WebAssembly build under Node, with
-``durably_web/__init__.py`` (the page's light root), ``errors.py`` and ``client/*.py`` laid out
+``durably_web/__init__.py`` (the page's light root) and the page package files laid out
 as ``durably-web build`` serves them to pages. Node and the built site (``.build/site``, whose
 vendored MicroPython this runs) are requirements: without them the test fails and says so.
 """
@@ -31,18 +31,20 @@ def test_page_package_runs_under_micropython(tmp_path: Path) -> None:
     if not RUNTIME.is_file():
         pytest.fail(f"{RUNTIME} is missing: run `durably-web build` in {ROOT} first")
     package = tmp_path / "durably_web"
-    (package / "client").mkdir(parents=True)
+    package.mkdir()
     shutil.copy(PAGE_ROOT, package / "__init__.py")
+    folders = sorted({Path(rel).parent for rel in PAGE_PACKAGE_FILES})
     for rel in PAGE_PACKAGE_FILES:
+        (package / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(LAYOUT.package / rel, package / rel)
+    mounts = [f"{package / folder}:{Path('/pkg/durably_web') / folder}" for folder in folders]
     result = subprocess.run(
         [
             node,
             str(HERE / "run_micropython.mjs"),
             str(RUNTIME),
             str(HERE / "micropython_client_check.py"),
-            f"{package}:/pkg/durably_web",
-            f"{package / 'client'}:/pkg/durably_web/client",
+            *mounts,
         ],
         capture_output=True,
         text=True,

@@ -45,7 +45,9 @@ def test_core_imports_no_adapter_cli_or_server() -> None:
     code = (
         "import sys, durably_web\n"
         "bad = [m for m in sys.modules if m.startswith(('durably_web.adapters', "
-        "'durably_web.cli', 'durably_web.server', 'durably_web.client', 'sqlite3'))]\n"
+        "'durably_web.cli', 'durably_web.server', 'durably_web.client', 'durably_web.browser', "
+        "'durably_web.protocol', 'durably_web.http_client', 'durably_web.sitebuild', "
+        "'sqlite3'))]\n"
         "print(bad)\n"
         "assert not bad, bad\n"
     )

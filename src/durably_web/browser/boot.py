@@ -19,10 +19,10 @@ from typing import Any
 
 from durably_web.adapters.pyodide import PyodideConnection
 from durably_web.browser.host import Host, Post
+from durably_web.core.factory import create_durably
 from durably_web.errors import ValidationError
-from durably_web.factory import create_durably
 from durably_web.job import jobs_in_module
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.url import open_store
 
 __all__ = ["PRAGMAS", "boot"]
 
@@ -76,7 +76,7 @@ async def boot(
         raise ValidationError(f"durability must be NORMAL, FULL or WAL_FULL, got {durability!r}")
     connection = PyodideConnection(bridge, database, pragmas if database != ":memory:" else ())
     # The OPFS pool is exclusive to this worker: no other connection writes the database.
-    store = SQLiteStore(connection, exclusive=database != ":memory:")
+    store, _ = open_store(connection, exclusive=database != ":memory:")
     durably = create_durably(store, **dict(options or {}))
     if jobs_module:
         if module_dir not in sys.path:

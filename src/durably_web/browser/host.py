@@ -3,7 +3,8 @@
 Messages are JSON text in both directions (one ``JSON.parse`` on each side, no proxies).
 Requests from the page are ``{"type", "id", ...}``; each gets exactly one answer
 ``{"type": "response", "id", "ok": true, "result"}`` or
-``{"type": "response", "id", "ok": false, "error": {"name", "message", "code"}}``.
+``{"type": "response", "id", "ok": false, "error": {"error", "code"}}`` (the one error
+shape of every transport, :func:`durably_web.errors.error_to_wire`).
 The host also pushes:
 
 - ``{"type": "events", "events": [...]}``: engine events of the types the page listens to
@@ -12,9 +13,12 @@ The host also pushes:
 - ``{"type": "subscription", "id", "event"}`` and ``{"type": "subscription-end", "id"}``
   (with ``"error"`` when it ended with one) for a ``subscribe`` request.
 
-Request types: ``ping``, ``listen``, ``trigger``, ``batchTrigger``, ``getRun``, ``getRuns``,
-``getSteps``, ``getLogs``, ``cancel``, ``retry``, ``retrigger``, ``deleteRun``, ``purgeRuns``,
-``waitForRun``, ``subscribe``, ``unsubscribe``. Their fields are camelCase like the wire.
+The request types, their fields and results are the operations of
+:data:`durably_web.protocol.operations.OPERATIONS` (``worker`` ones): this host is a router over
+that table. ``ping``, ``listen`` and ``unsubscribe`` are the link's own (``control``);
+``subscribe`` answers with a subscription id and pushes the run's events. Fields are camelCase
+like the wire (``{"type": "trigger", "id": 3, "jobName": "import_csv", "input": {...},
+"idempotencyKey": "..."}``).
 """
 
 from __future__ import annotations
@@ -25,26 +29,21 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from durably_web.durably import Durably
-from durably_web.errors import DurablyError, ValidationError
+from durably_web.core.durably import Durably
+from durably_web.errors import ValidationError, error_to_wire
 from durably_web.events import EVENT_TYPES, Event
 from durably_web.json_value import MAX_REQUEST_DEPTH, check_value, parse, shown
-from durably_web.trigger import TriggerItem
+from durably_web.protocol.operations import (
+    OPERATIONS,
+    Args,
+    Operation,
+    args_from_message,
+    registered_jobs,
+)
 
-__all__ = ["Host", "error_payload"]
+__all__ = ["Host"]
 
 Post = Callable[[str], None]
-
-
-def error_payload(error: BaseException) -> dict[str, str]:
-    """Return ``{"name", "message", "code"}`` for any exception."""
-    if isinstance(error, DurablyError):
-        return {"name": type(error).__name__, "message": error.message, "code": error.code}
-    return {
-        "name": type(error).__name__,
-        "message": str(error) or type(error).__name__,
-        "code": "internal_error",
-    }
 
 
 _TRAILING_ID = re.compile(r'"id":(-?[0-9]{1,15})}\s*\Z')
@@ -60,19 +59,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _trigger_item(data: dict[str, Any]) -> TriggerItem:
-    options = data.get("options") or {}
-    if not isinstance(options, dict):
-        raise ValidationError(f"options must be an object, got {shown(options)}")
-    return TriggerItem(
-        data.get("input"),
-        idempotency_key=options.get("idempotencyKey"),
-        concurrency_key=options.get("concurrencyKey"),
-        labels=options.get("labels"),
-        coalesce=options.get("coalesce"),
-    )
-
-
 class Host:
     """Serve one page's requests against ``durably``; ``post`` sends JSON text to the page."""
 
@@ -85,28 +71,17 @@ class Host:
         self._flush_scheduled = False
         self._subscriptions: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
+        self._operations = {op.name: op for op in OPERATIONS if op.worker}
+        self._own: dict[str, Callable[[Any, Args], Awaitable[Any]]] = {
             "ping": self._ping,
             "listen": self._listen,
-            "trigger": self._trigger,
-            "batchTrigger": self._batch_trigger,
-            "getRun": self._get_run,
-            "getRuns": self._get_runs,
-            "getSteps": self._get_steps,
-            "getLogs": self._get_logs,
-            "cancel": self._run_action("cancel"),
-            "retry": self._run_action("retry"),
-            "retrigger": self._run_action("retrigger"),
-            "deleteRun": self._run_action("delete_run"),
-            "purgeRuns": self._purge_runs,
-            "waitForRun": self._wait_for_run,
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe,
         }
 
     def jobs(self) -> list[dict[str, str]]:
         """Return the registered jobs as ``[{"key", "name"}]`` for the ready message."""
-        return [{"key": key, "name": handle.name} for key, handle in self.durably.jobs.items()]
+        return registered_jobs(self.durably)
 
     def receive(self, text: str) -> None:
         """Handle one request (JSON text) from the page; the answer is posted when ready."""
@@ -122,19 +97,27 @@ class Host:
                 raise ValidationError("a request must be a JSON object")
             request_id = message.get("id")
             check_value(message, "request", max_depth=MAX_REQUEST_DEPTH)
-            handler = self._handlers.get(str(message.get("type")))
-            if handler is None:
-                known = ", ".join(sorted(self._handlers))
+            op = self._operations.get(str(message.get("type")))
+            if op is None:
+                known = ", ".join(sorted(self._operations))
                 raise ValidationError(
                     f"unknown request type {shown(message.get('type'))}; known: {known}"
                 )
-            result = await handler(message)
+            result = await self._call(op, request_id, args_from_message(op, message))
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error answer
             self._send(
-                {"type": "response", "id": request_id, "ok": False, "error": error_payload(exc)}
+                {"type": "response", "id": request_id, "ok": False, "error": error_to_wire(exc)}
             )
             return
         self._send({"type": "response", "id": request_id, "ok": True, "result": result})
+
+    async def _call(self, op: Operation, request_id: Any, args: Args) -> Any:
+        """Answer one request: the engine's (through the table), or the host's own."""
+        own = self._own.get(op.name)
+        if own is not None:
+            return await own(request_id, args)
+        assert op.call is not None
+        return op.result(await op.call(self.durably, args))
 
     def _send(self, message: dict[str, Any]) -> None:
         self._post(_dumps(message))
@@ -153,8 +136,8 @@ class Host:
             events, self._outbox = self._outbox, []
             self._send({"type": "events", "events": events})
 
-    async def _listen(self, message: dict[str, Any]) -> list[str]:
-        return self.listen(message.get("events") or [])
+    async def _listen(self, request_id: Any, args: Args) -> list[str]:
+        return self.listen(args["events"])
 
     def listen(self, types: Any) -> list[str]:
         """Forward events of ``types`` (``"*"``: all) to the page from now on, and no others.
@@ -183,87 +166,12 @@ class Host:
 
     # -- requests -----------------------------------------------------------------------
 
-    async def _ping(self, message: dict[str, Any]) -> str:
+    async def _ping(self, request_id: Any, args: Args) -> str:
         return "pong"
 
-    async def _trigger(self, message: dict[str, Any]) -> dict[str, Any]:
-        handle = self.durably.job_by_name(str(message.get("job")))
-        item = _trigger_item(message)
-        run = await handle.trigger(
-            item.input,
-            idempotency_key=item.idempotency_key,
-            concurrency_key=item.concurrency_key,
-            labels=item.labels,
-            coalesce=item.coalesce,
-        )
-        return run.to_wire()
-
-    async def _batch_trigger(self, message: dict[str, Any]) -> list[dict[str, Any]]:
-        handle = self.durably.job_by_name(str(message.get("job")))
-        items = message.get("items")
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise ValidationError("items must be a list of {input, options} objects")
-        runs = await handle.batch_trigger([_trigger_item(item) for item in items])
-        return [run.to_wire() for run in runs]
-
-    async def _get_run(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        run = await self.durably.get_run(message.get("runId"))  # type: ignore[arg-type]
-        return None if run is None else run.to_wire()
-
-    async def _get_runs(self, message: dict[str, Any]) -> list[dict[str, Any]]:
-        query = message.get("filter") or {}
-        if not isinstance(query, dict):
-            raise ValidationError("filter must be an object")
-        runs = await self.durably.get_runs(
-            status=query.get("status"),
-            job_name=query.get("jobName"),
-            labels=query.get("labels"),
-            limit=query.get("limit"),
-            offset=query.get("offset") or 0,
-        )
-        return [run.to_wire() for run in runs]
-
-    async def _get_steps(self, message: dict[str, Any]) -> list[dict[str, Any]]:
-        return [s.to_wire() for s in await self.durably.get_steps(message.get("runId"))]  # type: ignore[arg-type]
-
-    async def _get_logs(self, message: dict[str, Any]) -> list[dict[str, Any]]:
-        return [log.to_wire() for log in await self.durably.get_logs(message.get("runId"))]  # type: ignore[arg-type]
-
-    def _run_action(self, method: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
-        async def action(message: dict[str, Any]) -> dict[str, Any]:
-            run = await getattr(self.durably, method)(message.get("runId"))
-            return run.to_wire()  # type: ignore[no-any-return]
-
-        return action
-
-    async def _purge_runs(self, message: dict[str, Any]) -> int:
-        older_than = message.get("olderThan")
-        if not isinstance(older_than, str):
-            raise ValidationError("olderThan must be a duration like '7d' or an ISO timestamp")
-        if older_than[:1].isdigit() and older_than[-1:] in ("d", "h", "m"):
-            cutoff: Any = older_than
-        else:
-            from datetime import datetime
-
-            try:
-                cutoff = datetime.fromisoformat(older_than)
-            except ValueError:
-                raise ValidationError(
-                    "olderThan must be a duration like '7d' or an ISO timestamp, "
-                    f"got {shown(older_than)}"
-                ) from None
-        return await self.durably.purge_runs(cutoff, message.get("limit", 500))
-
-    async def _wait_for_run(self, message: dict[str, Any]) -> dict[str, Any]:
-        run = await self.durably.wait_for_run(
-            message.get("runId"),  # type: ignore[arg-type]
-            timeout=message.get("timeout"),
-        )
-        return run.to_wire()
-
-    async def _subscribe(self, message: dict[str, Any]) -> str:
-        subscription = str(message.get("id"))
-        events = self.durably.subscribe(message.get("runId"))  # type: ignore[arg-type]
+    async def _subscribe(self, request_id: Any, args: Args) -> str:
+        subscription = str(request_id)
+        events = self.durably.subscribe(args["run_id"])
 
         async def pump() -> None:
             error: dict[str, str] | None = None
@@ -275,7 +183,7 @@ class Host:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reported to the page
-                error = error_payload(exc)
+                error = error_to_wire(exc)
             finally:
                 self._subscriptions.pop(subscription, None)
                 await events.aclose()
@@ -287,8 +195,8 @@ class Host:
         self._subscriptions[subscription] = asyncio.ensure_future(pump())
         return subscription
 
-    async def _unsubscribe(self, message: dict[str, Any]) -> bool:
-        task = self._subscriptions.pop(str(message.get("subscription")), None)
+    async def _unsubscribe(self, request_id: Any, args: Args) -> bool:
+        task = self._subscriptions.pop(str(args["subscription"]), None)
         if task is None:
             return False
         task.cancel()

@@ -17,9 +17,9 @@ from types import ModuleType
 from typing import Any
 
 from durably_web.cli.common import UsageError
+from durably_web.core.trigger import TriggerItem, prepare
 from durably_web.errors import ValidationError
 from durably_web.job import JobDefinition
-from durably_web.trigger import TriggerItem, prepare
 
 __all__ = ["load_attribute", "load_job", "validate_input"]
 

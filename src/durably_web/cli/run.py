@@ -30,7 +30,9 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from durably_web.cli.render import ProgressLine, format_log
-from durably_web.durably import Durably
+from durably_web.core.durably import Durably
+from durably_web.core.factory import create_durably
+from durably_web.core.handles import JobHandle
 from durably_web.events import (
     Event,
     LogWrite,
@@ -43,8 +45,6 @@ from durably_web.events import (
     StepComplete,
     WorkerError,
 )
-from durably_web.factory import create_durably
-from durably_web.handles import JobHandle
 from durably_web.job import JobDefinition
 from durably_web.models import Run
 

@@ -19,7 +19,10 @@ Requests must name this server in ``Host`` (an IP literal, ``localhost``, ``--ho
 One SIGINT or SIGTERM stops it: the open event streams end at once, the worker gets the app's
 ``shutdown_timeout`` (3 s) to finish its runs and then releases them (back to pending, for
 the next start), and the process exits 0, within about 6 s whatever the clients do. Further
-signals change nothing.
+signals change nothing. When the database breaks under the worker (disk full, corrupt,
+read-only: ``worker:error`` with context ``worker-stopped``), the server stops the same way
+and exits 1 with a message saying so: a server whose worker is gone would otherwise accept
+triggers nobody runs.
 
 ``--static DIR`` also serves the files of ``DIR`` (a site ``durably-web build`` wrote) at
 ``/`` on the same origin, the API then at ``--base-path`` (default ``/api/durably``):
@@ -44,8 +47,9 @@ from typing import TYPE_CHECKING, Any
 
 from durably_web.cli.common import DEFAULT_DB, UsageError, database_url
 from durably_web.cli.loading import load_attribute
-from durably_web.durably import Durably
-from durably_web.errors import ValidationError
+from durably_web.core.durably import Durably
+from durably_web.errors import StorageError, ValidationError
+from durably_web.events import WorkerError
 from durably_web.job import JobDefinition, jobs_in_module
 
 if TYPE_CHECKING:
@@ -96,7 +100,7 @@ def add_serve_api(commands: Any) -> None:
 
 
 def _app(value: Any, db: str) -> DurablyApp:
-    from durably_web.factory import create_durably
+    from durably_web.core.factory import create_durably
     from durably_web.server import DurablyApp, create_app
 
     if isinstance(value, DurablyApp):
@@ -185,7 +189,16 @@ def run_serve_api(args: argparse.Namespace) -> int:
             )
     print(f"Serving Durably API at {origin}{base_path}/", file=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the server's own handlers
-        asyncio.run(_serve(app, served, args.host, args.port))
+        failure = asyncio.run(_serve(app, served, args.host, args.port))
+        if failure is not None:
+            print(
+                f"durably-web: the worker stopped: the database failed ({failure}). The server "
+                "stopped with it; runs in flight were handed back, not failed. Once the "
+                "database is healthy again (free disk space, or restore the file), start "
+                "serve-api again and they resume.",
+                file=sys.stderr,
+            )
+            return 1
     return 0
 
 
@@ -219,8 +232,13 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _CONNECTIONS_GRACE = 3  # seconds uvicorn waits for connections after the streams ended
 
 
-async def _serve(app: DurablyApp, served: Any, host: str, port: int) -> None:
-    """Serve until a signal, then stop: streams end, runs are released, the engine closes."""
+async def _serve(app: DurablyApp, served: Any, host: str, port: int) -> StorageError | None:
+    """Serve until a signal or a broken database, then stop; return the database's error.
+
+    Streams end, runs are released, the engine closes. When the worker stops because the
+    database failed under it (``worker:error`` with context ``worker-stopped``), the server
+    stops as on a signal and the error is returned (the command then exits 1).
+    """
     import uvicorn
 
     config = uvicorn.Config(
@@ -231,12 +249,24 @@ async def _serve(app: DurablyApp, served: Any, host: str, port: int) -> None:
         lifespan="on",
         timeout_graceful_shutdown=_CONNECTIONS_GRACE,
     )
+    server = _server(config, app)
+    failure: list[StorageError] = []
+
+    def on_worker_error(event: WorkerError) -> None:
+        if event.context == "worker-stopped" and not failure:
+            stopped = app.durably.worker.failure
+            failure.append(stopped if stopped is not None else StorageError(event.error))
+            server.stop()
+
+    unsubscribe = app.durably.on("worker:error", on_worker_error)
     try:
-        await _server(config, app).serve()
+        await server.serve()
     finally:
+        unsubscribe()
         if app.manage_engine:
             # The lifespan shutdown did this (a no-op then) unless uvicorn failed before it.
             await app.durably.close(timeout=0)
+    return failure[0] if failure else None
 
 
 def _server(config: Any, app: DurablyApp) -> Any:

@@ -18,8 +18,8 @@ from typing import Any, TextIO
 
 from durably_web.cli.common import UsageError, snippet
 from durably_web.cli.render import format_log, format_progress, format_table
-from durably_web.durably import Durably
-from durably_web.factory import create_durably
+from durably_web.core.durably import Durably
+from durably_web.core.factory import create_durably
 from durably_web.models import Log, Run, Step
 
 __all__ = ["list_runs", "show_run"]

@@ -7,7 +7,7 @@
   may be sync or async; their errors are printed, never raised into JS.
 - :class:`Subscription` reads one run's events with ``async for``.
 
-MicroPython-safe (see :mod:`durably_web.client.records`).
+MicroPython-safe (see :mod:`durably_web.client.values`).
 """
 
 import json
@@ -18,7 +18,8 @@ try:
 except ImportError:  # MicroPython: annotations are never evaluated there
     pass
 
-from durably_web.client.records import Record, error_from_payload, event_from_wire, from_wire
+from durably_web.client.values import Record, event_from_wire, from_wire
+from durably_web.errors import error_from_wire
 
 __all__ = ["Dispatcher", "Subscription", "unwrap"]
 
@@ -41,8 +42,8 @@ def unwrap(text: Any) -> Any:
         return reply.get("result")
     error = reply.get("error") or {}
     if error.get("code") == "timeout":
-        raise _Timeout(error.get("message") or "timed out")
-    raise error_from_payload(error)
+        raise _Timeout(error.get("error") or "timed out")
+    raise error_from_wire(error)
 
 
 def _report(where: str, exc: BaseException) -> None:
@@ -85,7 +86,7 @@ class Dispatcher:
         kind = str(kind)
         if kind == "status":
             error = data.get("error")
-            data["error"] = error_from_payload(error) if error else None
+            data["error"] = error_from_wire(error) if error else None
             self.status = from_wire(data)
             for handler in list(self.status_handlers):
                 _call_handler(handler, self.status, "a status handler")

@@ -1,6 +1,6 @@
 """Job handles of the page's client: ``durably.jobs.import_csv.trigger(...)``.
 
-MicroPython-safe (see :mod:`durably_web.client.records`).
+MicroPython-safe (see :mod:`durably_web.client.values`).
 """
 
 import json
@@ -11,18 +11,19 @@ try:
 except ImportError:  # MicroPython: annotations are never evaluated there
     TYPE_CHECKING = False  # type: ignore[misc]  # typing's name is Final; absent here
 
-from durably_web.client.records import Record, camel_options, checked, to_json
+from durably_web.client.values import Record, checked, plain, to_json
+from durably_web.protocol.wire import options_to_wire
 
 if TYPE_CHECKING:
-    from durably_web.client.remote import DurablyClient
+    from durably_web.client.page_client import PageClient
 
-__all__ = ["JobHandle", "Jobs"]
+__all__ = ["PageJobHandle", "PageJobs"]
 
 
-class JobHandle:
+class PageJobHandle:
     """A job registered in the worker: ``durably.jobs.<key>``."""
 
-    def __init__(self, client: "DurablyClient", key: str, name: str) -> None:
+    def __init__(self, client: "PageClient", key: str, name: str) -> None:
         self._client = client
         self.key = key
         self.name = name
@@ -42,14 +43,7 @@ class JobHandle:
             ConflictError: a pending run holds the concurrency key.
 
         """
-        options = camel_options(
-            {
-                "idempotency_key": idempotency_key,
-                "concurrency_key": concurrency_key,
-                "labels": labels,
-                "coalesce": coalesce,
-            }
-        )
+        options = _options(idempotency_key, concurrency_key, labels, coalesce)
         data = checked(input, f"input for job {self.name!r}")
         run: Record = await self._client._call("trigger", self.key, data, options)
         return run
@@ -76,14 +70,7 @@ class JobHandle:
             TimeoutError: it did not finish within ``timeout`` seconds.
 
         """
-        options = camel_options(
-            {
-                "idempotency_key": idempotency_key,
-                "concurrency_key": concurrency_key,
-                "labels": labels,
-                "coalesce": coalesce,
-            }
-        )
+        options = _options(idempotency_key, concurrency_key, labels, coalesce)
         adapter = self._client._adapter
 
         input_json = json.dumps(checked(input, f"input for job {self.name!r}"))
@@ -102,7 +89,7 @@ class JobHandle:
             if isinstance(item, dict) and "input" in item and set(item) <= {"input", "options"}:
                 entry = {
                     "input": checked(item["input"], what),
-                    "options": camel_options(item.get("options") or {}),
+                    "options": options_to_wire(plain(item.get("options") or {})),
                 }
             else:
                 entry = {"input": checked(item, what)}
@@ -111,20 +98,20 @@ class JobHandle:
         return runs
 
 
-class Jobs:
+class PageJobs:
     """The jobs the worker registered: ``jobs.import_csv`` or ``jobs["import_csv"]``."""
 
-    def __init__(self, handles: dict[str, JobHandle]) -> None:
+    def __init__(self, handles: dict[str, PageJobHandle]) -> None:
         self._handles = handles
 
-    def __getattr__(self, key: str) -> JobHandle:
+    def __getattr__(self, key: str) -> PageJobHandle:
         try:
             return self._handles[key]
         except KeyError:
             known = ", ".join(sorted(self._handles))
             raise AttributeError(f"no job {key!r}; the job module defines: {known}") from None
 
-    def __getitem__(self, key: str) -> JobHandle:
+    def __getitem__(self, key: str) -> PageJobHandle:
         return self._handles[key]
 
     def __iter__(self) -> Any:
@@ -133,3 +120,19 @@ class Jobs:
     def keys(self) -> Any:
         """Return the job keys."""
         return self._handles.keys()
+
+
+def _options(
+    idempotency_key: str | None,
+    concurrency_key: str | None,
+    labels: dict[str, str] | None,
+    coalesce: str | None,
+) -> dict[str, Any]:
+    """Return a trigger's options by wire name (:mod:`durably_web.protocol.wire`)."""
+    options = {
+        "idempotency_key": idempotency_key,
+        "concurrency_key": concurrency_key,
+        "labels": plain(labels),
+        "coalesce": coalesce,
+    }
+    return options_to_wire(options)

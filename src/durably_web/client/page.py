@@ -2,7 +2,7 @@
 
 ``connect(jobs=...)`` boots the engine in a Web Worker of the page; ``connect(url=...)``
 connects to a server's Durably endpoint (``durably_web.server.create_app``, or upstream
-Durably's handler). Both return the same :class:`~durably_web.client.remote.DurablyClient`,
+Durably's handler). Both return the same :class:`~durably_web.client.page_client.PageClient`,
 so a page's code differs only in that call. Under PyScript, both go through
 the JS client's ``python.mjs``, imported with a dynamic ``import()`` (through ``Function``,
 since Python cannot spell it), which works in MicroPython and Pyodide alike and needs no
@@ -11,9 +11,9 @@ which defaults to ``./_durably/client/index.mjs`` (where ``durably-web build`` p
 resolved against the page; pass ``client=`` when the page is elsewhere in the site.
 
 On CPython (no ``js`` module: a script, a test), ``connect(url=...)`` returns the httpx
-client :class:`~durably_web.client.http.HttpDurably` (``connect_http``), which has the same
+client :class:`~durably_web.http_client.HttpClient` (``connect_http``), which has the same
 methods; ``connect(jobs=...)`` needs a browser there.
-Only this module and :mod:`durably_web.client.remote` (through the adapter) touch JS.
+Only this module and :mod:`durably_web.client.page_client` (through the adapter) touch JS.
 """
 
 import json
@@ -24,12 +24,12 @@ try:
 except ImportError:  # MicroPython: annotations are never evaluated there
     TYPE_CHECKING = False  # type: ignore[misc]  # typing's name is Final; absent here
 
-from durably_web import errors
 from durably_web.client.dispatch import Dispatcher, unwrap
-from durably_web.client.remote import DurablyClient
+from durably_web.client.page_client import PageClient
+from durably_web.errors import DurablyError
 
 if TYPE_CHECKING:
-    from durably_web.client.http import HttpDurably
+    from durably_web.http_client import HttpClient
 
 __all__ = ["connect"]
 
@@ -61,7 +61,7 @@ async def connect(
     max_attempts: int = 3,
     url: str | None = None,
     listen: list[str] | None = None,
-) -> "DurablyClient | HttpDurably":
+) -> "PageClient | HttpClient":
     """Start the engine worker for this page, or connect to a server; return the client.
 
     Worker mode (``jobs=``) returns once the engine is ready; server mode (``url=``) once the
@@ -103,37 +103,35 @@ async def connect(
         js = None
     if js is None:
         if url is None:
-            raise errors.DurablyError(
+            raise DurablyError(
                 "connect(jobs=...) runs the engine in a browser Web Worker; outside a page use "
                 "connect(url=...) for a server, or create_durably(...) for a local engine",
             )
-        from durably_web.client.http import connect_http
+        from durably_web.http_client import connect_http
 
         return await connect_http(url)
     base = js.document.baseURI
     client_url = js.URL.new(client, base).href
     adapter_url = js.URL.new("./python.mjs", client_url).href
     module = await js.Function.new("url", "return import(url)")(adapter_url)
-    dispatcher = Dispatcher(on_status)
+    config: dict[str, Any] = {"listen": listen or []}
     if url is not None:
-        config: dict[str, Any] = {"url": js.URL.new(url, base).href, "listen": listen or []}
-        adapter = module.pyConnect(json.dumps(config), _create_proxy(dispatcher.receive))
-        ready = unwrap(await adapter.ready)
-        return DurablyClient(adapter, dispatcher, ready["jobs"])
-    config = {
-        "jobs": jobs,
-        "packages": packages or [],
-        "database": database,
-        "durability": durability,
-        "options": options or {},
-        "readyTimeout": int(ready_timeout * 1000),
-        "pingInterval": int(ping_interval * 1000),
-        "missedPings": missed_pings,
-        "maxAttempts": max_attempts,
-        "listen": listen or [],
-    }
-    if worker is not None:
-        config["worker"] = js.URL.new(worker, base).href
+        config["url"] = js.URL.new(url, base).href
+    else:
+        config.update(
+            jobs=jobs,
+            packages=packages or [],
+            database=database,
+            durability=durability,
+            options=options or {},
+            readyTimeout=int(ready_timeout * 1000),
+            pingInterval=int(ping_interval * 1000),
+            missedPings=missed_pings,
+            maxAttempts=max_attempts,
+        )
+        if worker is not None:
+            config["worker"] = js.URL.new(worker, base).href
+    dispatcher = Dispatcher(on_status)
     adapter = module.pyConnect(json.dumps(config), _create_proxy(dispatcher.receive))
     ready = unwrap(await adapter.ready)
-    return DurablyClient(adapter, dispatcher, ready["jobs"])
+    return PageClient(adapter, dispatcher, ready["jobs"])

@@ -1,24 +1,18 @@
 """The ASGI app: upstream Durably 0.15's HTTP/SSE endpoints over a local engine.
 
-Endpoints (paths below the mount point), bodies and status codes follow upstream's
-``createDurablyHandler`` so its React client works unchanged:
-
-| method | path | answer |
-|---|---|---|
-| POST | /trigger | ``{"runId", "disposition"}`` |
-| GET | /runs | ``ClientRun[]`` (``jobName``, ``status``, ``label.<key>``, ``limit``, ``offset``) |
-| GET | /run | ``ClientRun`` |
-| DELETE | /run | ``{"success": true}`` |
-| GET | /steps | ``Step[]`` |
-| GET | /subscribe | SSE: the run's state, then its events; closes after a terminal one |
-| GET | /runs/subscribe | SSE: trimmed events of matching runs; never closes |
-| POST | /retrigger, /cancel, /retry | ``{"success": true[, "runId"]}`` |
+A router over :data:`durably_web.protocol.operations.OPERATIONS`: every operation with an
+:class:`~durably_web.protocol.operations.HttpRoute` is served at its path and method, its
+arguments read where upstream puts them (:mod:`durably_web.protocol.http`) and its answer in
+upstream's shape (``POST /trigger`` → ``{"runId", "disposition"}``, ``GET /runs`` →
+``ClientRun[]``, ``GET /subscribe`` and ``GET /runs/subscribe`` as SSE streams, ...;
+docs/server.md lists them), so upstream's React client works unchanged.
 
 Extensions: ``POST /retry`` (in-place retry), ``POST /batch-trigger`` (all or nothing),
-``GET /logs``, ``GET /jobs``, JSON errors with a
-``code`` everywhere (``{"error", "code"}``; upstream sends 404 as plain text and some
-validation errors as 500), 405 for a wrong method, 413 for an oversized body, and jobs found
-by registration key as well as by name (upstream's React client sends the key).
+``GET /logs``, ``GET /jobs``, JSON errors with a ``code`` everywhere (``{"error", "code"}``,
+the one error shape; upstream sends 404 as plain text and some validation errors as 500), 405
+for a wrong method, 413 for an oversized body, and jobs found by registration key as well as
+by name (upstream's React client sends the key). Error texts upstream's clients read are
+upstream's (``Run not found``, ``runId query parameter is required``, ``jobName is required``).
 
 Beyond upstream, for safety: every request passes the ``Host``/``Origin``/JSON-body checks of
 :mod:`~durably_web.server.guard` first; under auth, idempotency and concurrency keys are
@@ -31,11 +25,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, get_args
 
-from durably_web.durably import Durably
+from durably_web.core.durably import Durably
 from durably_web.errors import DurablyError, NotFoundError, ValidationError
-from durably_web.models import RUN_STATUSES, Run
+from durably_web.protocol.http import args_from_request
+from durably_web.protocol.operations import OPERATIONS, Args, Operation, job_names
 from durably_web.server.auth import (
     Auth,
     RunAccess,
@@ -57,13 +52,13 @@ from durably_web.server.http import (
     send_json,
 )
 from durably_web.server.sse import EventStream
-from durably_web.trigger import TriggerItem
 
 __all__ = ["DurablyApp", "create_app"]
 
 _log = logging.getLogger("durably_web.server")
 _MiB = 1024 * 1024
-Handler = Callable[[Request, Receive, Send, Any], Awaitable[None]]
+_RUN_ACCESS = frozenset(get_args(RunAccess))
+Stream = Callable[[Args, Receive, Send], Awaitable[None]]
 
 
 def create_app(
@@ -154,19 +149,13 @@ class DurablyApp:
         self.shutdown_timeout = shutdown_timeout
         self._streams: set[EventStream] = set()
         self._shutting_down = False
-        self._routes: dict[str, dict[str, Handler]] = {
-            "/trigger": {"POST": self._trigger},
-            "/batch-trigger": {"POST": self._batch_trigger},
-            "/runs": {"GET": self._runs},
-            "/run": {"GET": self._run, "DELETE": self._delete},
-            "/steps": {"GET": self._steps},
-            "/logs": {"GET": self._logs},
-            "/jobs": {"GET": self._jobs},
-            "/subscribe": {"GET": self._subscribe},
-            "/runs/subscribe": {"GET": self._runs_subscribe},
-            "/retrigger": {"POST": self._action("retrigger")},
-            "/cancel": {"POST": self._action("cancel")},
-            "/retry": {"POST": self._action("retry")},
+        self._routes: dict[str, dict[str, Operation]] = {}
+        for op in OPERATIONS:
+            if op.http is not None:
+                self._routes.setdefault(op.http.path, {})[op.http.method] = op
+        self._stream_handlers: dict[str, Stream] = {
+            "subscribe": self._subscribe,
+            "runsSubscribe": self._runs_subscribe,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -191,13 +180,13 @@ class DurablyApp:
             context = await call_hook(self.auth.authenticate, request) if self.auth else None
             if routes is None:
                 raise HTTPError(404, f"no endpoint at {request.path}")
-            handler = routes.get(request.method)
-            if handler is None:
+            op = routes.get(request.method)
+            if op is None:
                 allowed = ", ".join(sorted(routes))
                 raise HTTPError(
                     405, f"{request.method} is not allowed on {request.path}; use {allowed}"
                 )
-            await handler(request, receive, tracking_send, context)
+            await self._serve(op, request, receive, tracking_send, context)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error
             if not isinstance(exc, (HTTPError, DurablyError)):
                 _log.exception("durably_web server: %s %s failed", request.method, request.path)
@@ -252,174 +241,88 @@ class DurablyApp:
             raise HTTPError(503, "the server is shutting down", "shutting_down")
         return EventStream(self.sse_throttle, self.sse_buffer)
 
-    # -- helpers ------------------------------------------------------------------------
+    # -- the router -------------------------------------------------------------------
 
-    async def _access(self, request: Request, context: Any, operation: RunAccess) -> Run:
-        run_id = request.param("runId")
-        if not run_id:
-            raise HTTPError(400, "runId query parameter is required")
-        run = await self.durably.get_run(run_id)
-        if run is None:
-            raise NotFoundError(f"Run not found: {run_id}")
-        if self.auth is not None and self.auth.on_run_access is not None:
-            await call_hook(self.auth.on_run_access, context, run, operation)
-        return run
-
-    async def _key_scope(self, context: Any, bodies: list[Any]) -> str | None:
-        """Return the caller's key scope, asked only when a trigger carries a key."""
-        keyed = any(
-            body.get("idempotencyKey") is not None or body.get("concurrencyKey") is not None
-            for body in bodies
-        )
-        return await key_scope_of(self.auth, context) if keyed else None
-
-    def _labels(self, request: Request) -> dict[str, str]:
-        return {key[6:]: value for key, value in request.query if key.startswith("label.")}
-
-    def _job_names(self, request: Request) -> tuple[str, ...]:
-        """Return the ``jobName`` filters, a registration key standing for its job's name.
-
-        Upstream's React client sends the key (``durably.importCsv.useJob()`` asks for
-        ``jobName=importCsv``), so a filter resolves like ``POST /trigger`` does: a job's
-        name first, then a key; anything else is kept as given (a job registered elsewhere).
-        """
-        names: list[str] = []
-        for value in request.params("jobName"):
-            try:
-                name = self.durably.job_by_name(value).name
-            except NotFoundError:
-                name = value
-            if name not in names:
-                names.append(name)
-        return tuple(names)
-
-    # -- endpoints ----------------------------------------------------------------------
-
-    async def _trigger(self, request: Request, receive: Receive, send: Send, context: Any) -> None:
-        body = await read_json(receive, request, self.max_body)
-        if not isinstance(body, dict):
-            raise HTTPError(400, "request body must be a JSON object")
-        job_name = body.get("jobName")
-        if not isinstance(job_name, str) or not job_name:
-            raise HTTPError(400, "jobName is required")
-        handle = self.durably.job_by_name(job_name)
-        if self.auth is not None and self.auth.on_trigger is not None:
-            await call_hook(self.auth.on_trigger, context, body)
-        run = await handle.trigger(
-            body.get("input"),
-            idempotency_key=body.get("idempotencyKey"),
-            concurrency_key=body.get("concurrencyKey"),
-            labels=body.get("labels"),
-            coalesce=body.get("coalesce"),
-            key_scope=await self._key_scope(context, [body]),
-        )
-        await send_json(send, 200, {"runId": run.id, "disposition": run.disposition})
-
-    async def _batch_trigger(
-        self, request: Request, receive: Receive, send: Send, context: Any
+    async def _serve(
+        self, op: Operation, request: Request, receive: Receive, send: Send, context: Any
     ) -> None:
-        body = await read_json(receive, request, self.max_body)
-        if not isinstance(body, dict):
-            raise HTTPError(400, "request body must be a JSON object")
-        job_name = body.get("jobName")
-        if not isinstance(job_name, str) or not job_name:
-            raise HTTPError(400, "jobName is required")
-        items = body.get("items")
-        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-            raise HTTPError(400, "items must be a list of trigger objects ({input, ...})")
-        handle = self.durably.job_by_name(job_name)
-        if self.auth is not None and self.auth.on_trigger is not None:
-            for item in items:
-                await call_hook(self.auth.on_trigger, context, {**item, "jobName": job_name})
-        key_scope = await self._key_scope(context, items)
-        runs = await handle.batch_trigger(
-            [
-                TriggerItem(
-                    item.get("input"),
-                    idempotency_key=item.get("idempotencyKey"),
-                    concurrency_key=item.get("concurrencyKey"),
-                    labels=item.get("labels"),
-                    coalesce=item.get("coalesce"),
-                    key_scope=key_scope,
-                )
-                for item in items
-            ]
-        )
-        await send_json(send, 200, [{"runId": r.id, "disposition": r.disposition} for r in runs])
+        """Serve one operation: read its arguments, pass its auth step, call, answer."""
+        assert op.http is not None
+        body: dict[str, Any] | None = None
+        if any(param.http == "body" for param in op.params):
+            body = await read_json(receive, request, self.max_body)
+            if not isinstance(body, dict):
+                raise HTTPError(400, "request body must be a JSON object")
+        args = args_from_request(op, request.query, body)
+        await self._authorize(op.http.guard, args, body, context)
+        if op.kind == "stream":
+            await self._stream_handlers[op.name](args, receive, send)
+            return
+        assert op.call is not None
+        value = await op.call(self.durably, args)
+        await send_json(send, 200, op.http.result(value))
 
-    async def _runs(self, request: Request, receive: Receive, send: Send, context: Any) -> None:
-        statuses = request.params("status")
-        for status in statuses:
-            if status not in RUN_STATUSES:
-                shown = status if status else "empty value"
-                raise HTTPError(
-                    400, f"Invalid status: {shown}. Must be one of: {', '.join(RUN_STATUSES)}"
-                )
-        query = RunsFilter(
-            job_name=self._job_names(request),
-            status=tuple(statuses),
-            labels=self._labels(request),
-            limit=_non_negative(request.param("limit"), "limit"),
-            offset=_non_negative(request.param("offset"), "offset") or 0,
+    async def _authorize(
+        self, guard: str | None, args: Args, body: dict[str, Any] | None, context: Any
+    ) -> None:
+        """Run the operation's auth step (see ``Guard`` in :mod:`durably_web.protocol`)."""
+        if guard in _RUN_ACCESS:
+            run = await self.durably.get_run(args["run_id"])
+            if run is None:
+                raise NotFoundError("Run not found")
+            if self.auth is not None and self.auth.on_run_access is not None:
+                await call_hook(self.auth.on_run_access, context, run, guard)
+        elif guard == "trigger":
+            await self._authorize_trigger(args, body or {}, context)
+        elif guard == "runs":
+            await self._scope_runs(args, context)
+        elif guard == "runs-subscribe":
+            await self._scope_runs_subscribe(args, context)
+
+    async def _authorize_trigger(self, args: Args, body: dict[str, Any], context: Any) -> None:
+        """``on_trigger`` for each trigger (a batch: each item), then the caller's key scope."""
+        items = args.get("items")
+        triggers = (
+            [{**item, "jobName": args["job_name"]} for item in items if isinstance(item, dict)]
+            if isinstance(items, list)
+            else [body]
         )
-        if self.auth is not None and self.auth.scope_runs is not None:
-            query = await call_hook(self.auth.scope_runs, context, query)
-        runs = await self.durably.get_runs(
-            status=list(query.status),
+        if self.auth is not None and self.auth.on_trigger is not None:
+            for trigger in triggers:
+                await call_hook(self.auth.on_trigger, context, trigger)
+        keyed = any(
+            trigger.get("idempotencyKey") is not None or trigger.get("concurrencyKey") is not None
+            for trigger in triggers
+        )
+        if keyed:  # asked only when a trigger carries a key
+            args["key_scope"] = await key_scope_of(self.auth, context)
+
+    async def _scope_runs(self, args: Args, context: Any) -> None:
+        """Narrow a ``GET /runs`` query with ``scope_runs``."""
+        if self.auth is None or self.auth.scope_runs is None:
+            return
+        query = RunsFilter(
+            job_name=tuple(job_names(self.durably, args.get("job_name") or [])),
+            status=tuple(args.get("status") or ()),
+            labels=args.get("labels") or {},
+            limit=args.get("limit"),
+            offset=args.get("offset") or 0,
+        )
+        query = await call_hook(self.auth.scope_runs, context, query)
+        args.update(
             job_name=list(query.job_name),
+            status=list(query.status),
             labels=dict(query.labels),
             limit=query.limit,
             offset=query.offset,
         )
-        await send_json(send, 200, [run.to_client_wire() for run in runs])
 
-    async def _run(self, request: Request, receive: Receive, send: Send, context: Any) -> None:
-        run = await self._access(request, context, "read")
-        await send_json(send, 200, run.to_client_wire())
-
-    async def _steps(self, request: Request, receive: Receive, send: Send, context: Any) -> None:
-        run = await self._access(request, context, "steps")
-        await send_json(
-            send, 200, [step.to_wire() for step in await self.durably.get_steps(run.id)]
+    async def _scope_runs_subscribe(self, args: Args, context: Any) -> None:
+        """Narrow a ``GET /runs/subscribe`` query (``scope_runs`` if it has no hook of its own)."""
+        query = SubscribeFilter(
+            job_name=tuple(job_names(self.durably, args.get("job_name") or [])),
+            labels=args.get("labels") or {},
         )
-
-    async def _logs(self, request: Request, receive: Receive, send: Send, context: Any) -> None:
-        run = await self._access(request, context, "read")
-        await send_json(send, 200, [log.to_wire() for log in await self.durably.get_logs(run.id)])
-
-    async def _jobs(self, request: Request, receive: Receive, send: Send, context: Any) -> None:
-        jobs = [{"key": key, "name": handle.name} for key, handle in self.durably.jobs.items()]
-        await send_json(send, 200, jobs)
-
-    async def _delete(self, request: Request, receive: Receive, send: Send, context: Any) -> None:
-        run = await self._access(request, context, "delete")
-        await self.durably.delete_run(run.id)
-        await send_json(send, 200, {"success": True})
-
-    def _action(self, operation: RunAccess) -> Handler:
-        async def handle(request: Request, receive: Receive, send: Send, context: Any) -> None:
-            run = await self._access(request, context, operation)
-            if operation == "cancel":
-                await self.durably.cancel(run.id)
-                await send_json(send, 200, {"success": True})
-                return
-            method = self.durably.retrigger if operation == "retrigger" else self.durably.retry
-            result = await method(run.id)
-            await send_json(send, 200, {"success": True, "runId": result.id})
-
-        return handle
-
-    async def _subscribe(
-        self, request: Request, receive: Receive, send: Send, context: Any
-    ) -> None:
-        run = await self._access(request, context, "subscribe")
-        stream = self._new_stream()
-        await self._stream(send, receive, stream, run_events(self.durably.subscribe(run.id)))
-
-    async def _runs_subscribe(
-        self, request: Request, receive: Receive, send: Send, context: Any
-    ) -> None:
-        query = SubscribeFilter(job_name=self._job_names(request), labels=self._labels(request))
         if self.auth is not None:
             if self.auth.scope_runs_subscribe is not None:
                 query = await call_hook(self.auth.scope_runs_subscribe, context, query)
@@ -430,22 +333,23 @@ class DurablyApp:
                     RunsFilter(job_name=query.job_name, labels=query.labels),
                 )
                 query = SubscribeFilter(job_name=scoped.job_name, labels=scoped.labels)
+        args["filter"] = query
+
+    # -- event streams ------------------------------------------------------------------
+
+    async def _subscribe(self, args: Args, receive: Receive, send: Send) -> None:
         stream = self._new_stream()
-        # Listen now, before the response starts, so no event in between is missed.
-        listener = trimmed_listener(query, stream.push, guarded=self.auth is not None)
-        unsubscribe = self.durably.on("*", listener)
+        events = run_events(self.durably.subscribe(args["run_id"]))
+        await self._stream(send, receive, stream, events)
+
+    async def _runs_subscribe(self, args: Args, receive: Receive, send: Send) -> None:
+        stream = self._new_stream()
+        # Listen now, before the response starts, so no event in between is missed. Remote:
+        # runs that workers in other processes execute too (PostgreSQL), so a server with no
+        # worker of its own still shows them.
+        listener = trimmed_listener(args["filter"], stream.push, guarded=self.auth is not None)
+        unsubscribe = self.durably.on("*", listener, remote=True)
         try:
             await self._stream(send, receive, stream)
         finally:
             unsubscribe()
-
-
-_MAX_INT = 2**31 - 1
-
-
-def _non_negative(value: str | None, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if not (value.isascii() and value.isdigit()) or int(value) > _MAX_INT:
-        raise HTTPError(400, f"Invalid {name}: must be a non-negative integer up to {_MAX_INT}")
-    return int(value)

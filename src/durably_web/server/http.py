@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
-from durably_web.errors import DurablyError
+from durably_web.errors import DurablyError, error_to_wire
 from durably_web.json_value import MAX_REQUEST_DEPTH, loads
 
 __all__ = [
@@ -32,7 +32,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-class HTTPError(Exception):
+class HTTPError(DurablyError):
     """Reject a request with a status and message; raise it from auth hooks too.
 
     Args:
@@ -53,10 +53,8 @@ class HTTPError(Exception):
     }
 
     def __init__(self, status_code: int, message: str, code: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, code or self._CODES.get(status_code, "http_error"))
         self.status_code = status_code
-        self.message = message
-        self.code = code or self._CODES.get(status_code, "http_error")
 
 
 @dataclass(frozen=True)
@@ -136,14 +134,9 @@ async def send_json(
 
 async def send_error(send: Send, error: BaseException) -> None:
     """Send ``{"error", "code"}`` with the error's status (500 for anything unexpected)."""
-    if isinstance(error, HTTPError):
-        status, body = error.status_code, {"error": error.message, "code": error.code}
-    elif isinstance(error, DurablyError):
-        status, body = error.status_code, error.to_wire()
-    else:
-        status, body = 500, {"error": "internal server error", "code": "internal_error"}
+    status = error.status_code if isinstance(error, DurablyError) else 500
     extra = [(b"allow", b"GET, POST, DELETE")] if status == 405 else None
-    await send_json(send, status, body, extra)
+    await send_json(send, status, error_to_wire(error, expose=False), extra)
 
 
 async def read_json(receive: Receive, request: Request, max_body: int) -> Any:

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from durably_web.sitebuild import npm
+import durably_web.sitebuild.npm as npm
 from durably_web.sitebuild.layout import (
     PACKAGE,
     PREFIX,
@@ -71,8 +71,10 @@ PAGE_PACKAGE_FILES = (
     "client/dispatch.py",
     "client/jobs.py",
     "client/page.py",
-    "client/records.py",
-    "client/remote.py",
+    "client/page_client.py",
+    "client/values.py",
+    "protocol/__init__.py",
+    "protocol/wire.py",
 )
 """Files of the durably_web package a PyScript page imports (MicroPython-safe), copied into
 ``_durably/vendor/py/durably_web/`` beside ``web/py/durably_web/__init__.py`` (the page's

@@ -1,6 +1,6 @@
 """The Store's reads: runs, steps and logs as records, and what resuming a run needs.
 
-Mixed into :class:`~durably_web.storage.store.SQLiteStore`, which owns the connection and the
+Mixed into :class:`~durably_web.storage.sqlite.SQLiteStore`, which owns the connection and the
 queries; kept apart so the write side (fencing, transactions) reads on its own. No method here
 writes or opens a transaction.
 """

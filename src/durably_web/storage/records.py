@@ -1,14 +1,14 @@
 """Values the Store takes and gives besides the public models.
 
-Runs to enqueue, run filters, checkpoints read back for replay, and the run-level state a
-running job has produced but not written yet.
+Runs to enqueue, run filters, checkpoints read back for replay, and what a running job has
+produced but not written yet. All are plain values: the Store reads them and changes none.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CompletedStep", "LogRow", "NewRun", "Pending", "RunFilter"]
+__all__ = ["CompletedStep", "LogRow", "NewRun", "RunDelta", "RunFilter"]
 
 LogRow = tuple[str, str, str | None, str, str, str | None, str]
 """A log line to insert: id, run_id, step_name, level, message, data JSON, created_at."""
@@ -34,47 +34,28 @@ class CompletedStep:
     output_json: str | None
 
 
-@dataclass(slots=True)
-class Pending:
-    """Run-level state a running job produced that is not yet written.
+@dataclass(frozen=True, slots=True)
+class RunDelta:
+    """What a running run produced that its row and the logs table do not hold yet.
 
-    A checkpoint writes only its step row (and pending log lines); the run's progress and
-    step counters ride along with the next flush (within 50 ms) or the outcome, so a
-    ``step.progress`` call costs no transaction and a checkpoint does not rewrite the run.
-    The Store reads what it writes without removing it and calls :meth:`written` once the
-    write committed: nothing pending is lost to a write that failed.
+    A checkpoint writes only its step row; the run's progress and step counters, and the log
+    lines, ride along with the next write of the lease holder (a checkpoint, a flush within
+    50 ms, or the outcome), so ``step.progress`` and ``step.log`` cost no transaction. The
+    execution builds a delta from what it has not written, the Store writes it with the
+    fenced write it is given to, and the execution forgets what a write that committed held
+    (:class:`durably_web.core.unwritten.Unwritten`). A plain value: the Store never changes it.
 
     Attributes:
-        progress_json: the latest progress, as JSON text.
-        current_step_index / completed_step_count: absolute counters, once changed.
-        logs: log lines to insert.
+        progress_json: the latest progress as JSON text, if not written yet.
+        current_step_index / completed_step_count: the run's counters, if not written yet.
+        logs: log lines to insert, oldest first.
 
     """
 
     progress_json: str | None = None
     current_step_index: int | None = None
     completed_step_count: int | None = None
-    logs: list[LogRow] = field(default_factory=list)
-
-    def run_fields(self) -> tuple[str | None, int | None, int | None]:
-        """Return ``(progress_json, current_step_index, completed_step_count)``, kept."""
-        return (self.progress_json, self.current_step_index, self.completed_step_count)
-
-    def written(self, fields: tuple[str | None, int | None, int | None], logs: int) -> None:
-        """Forget what a write committed: its first ``logs`` lines and the run ``fields``.
-
-        Called only after the write succeeded, so a write that fails (a lock held too long,
-        a full disk) leaves everything pending for the next one. Fields that changed since
-        the write read them stay pending.
-        """
-        del self.logs[:logs]
-        progress, index, count = fields
-        if progress is not None and self.progress_json is progress:
-            self.progress_json = None
-        if index is not None and self.current_step_index == index:
-            self.current_step_index = None
-        if count is not None and self.completed_step_count == count:
-            self.completed_step_count = None
+    logs: tuple[LogRow, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(
@@ -87,7 +68,7 @@ class Pending:
 
 @dataclass(frozen=True, slots=True)
 class RunFilter:
-    """Filters for :meth:`SQLiteStore.get_runs` (all optional, combined with AND)."""
+    """Filters for :meth:`Store.get_runs` (all optional, combined with AND)."""
 
     statuses: tuple[str, ...] = ()
     job_names: tuple[str, ...] = ()

@@ -5,7 +5,7 @@ year 9999, JSON cut short by a hand edit or a foreign writer) must not make ``ge
 HTTP ``/runs`` or ``durably-web runs`` fail for every run, nor stop a run from being shown or
 cancelled. Each column is decoded on its own; one that cannot be is replaced by a stand-in and
 named, with its raw text, in the record's ``unreadable`` mapping. Executing a run is stricter:
-the worker fails a run whose input or labels are unreadable (see ``durably_web.runtime``).
+the worker fails a run whose input or labels are unreadable (see ``durably_web.core.execution``).
 """
 
 from __future__ import annotations

@@ -134,7 +134,10 @@ class Database:
         """Open the pool (idempotent); a first connection proves the server and credentials.
 
         Raises:
-            DatabaseUnreachable: the first connection failed; its error names why.
+            StorageError: the first connection failed; its error names why. Not a
+                ``DatabaseBusy``: a server never reached is a wrong URL or a server not up
+                yet, which the caller (an operator, a supervisor) must see, not an outage
+                of a server this store worked with, which the engine waits out.
 
         """
         if self._opened:
@@ -144,7 +147,10 @@ class Database:
         async with self._open_lock:
             if self._opened:
                 return
-            probe = await self.connect()  # fail fast on a wrong URL, password or database
+            try:  # fail fast on a wrong URL, password or database
+                probe = await self.connect()
+            except DatabaseUnreachable as exc:
+                raise StorageError(str(exc)) from exc.__cause__
             try:
                 await probe.execute("SELECT 1")
             finally:

@@ -6,12 +6,12 @@ connection writes the same rows (which ``ON CONFLICT (id) DO NOTHING`` then skip
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from durably_web.clock import format_timestamp
 from durably_web.ids import new_ulid
-from durably_web.storage.records import LogRow, Pending
+from durably_web.storage.records import LogRow, RunDelta
 
 __all__ = ["LOG_COLUMNS", "log_params", "run_update", "step_params"]
 
@@ -56,25 +56,14 @@ def log_params(logs: Sequence[LogRow]) -> dict[str, list[Any]]:
     return dict(zip(LOG_COLUMNS, columns, strict=True))
 
 
-def run_update(
-    run_id: str, generation: int, pending: Pending, now: float
-) -> tuple[dict[str, Any], Callable[[], None]]:
-    """Return a fenced run update's parameters and what to call once it committed.
-
-    The parameters carry the pending counters, progress and log lines, read without removing
-    them; the returned function forgets them (``Pending.written``), so a write that fails loses
-    nothing: it goes out with the next one.
-    """
-    fields = pending.run_fields()
-    logs = list(pending.logs)
-    progress, index, count = fields
-    params = {
+def run_update(run_id: str, generation: int, delta: RunDelta, now: float) -> dict[str, Any]:
+    """Return a fenced run update's parameters: the delta's progress, counters and log lines."""
+    return {
         "run_id": run_id,
         "generation": generation,
-        "progress": progress,
-        "step_index": index,
-        "step_count": count,
+        "progress": delta.progress_json,
+        "step_index": delta.current_step_index,
+        "step_count": delta.completed_step_count,
         "now": format_timestamp(now),
-        **log_params(logs),
+        **log_params(delta.logs),
     }
-    return params, lambda: pending.written(fields, len(logs))

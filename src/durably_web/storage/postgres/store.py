@@ -14,10 +14,12 @@ differs is how safety is reached with many writers at once:
   while it inserts, so a reclaim waits for it and the next holder's replay sees it.
 - **Enqueue**: a unique violation with a run another transaction committed meanwhile is not an
   error: the run is looked up again (idempotent / coalesced / conflict), as on SQLite.
-- **Waking**: each write that makes a run claimable sends ``NOTIFY durably_ready`` (payload: job
-  name); each change of a run's state ``NOTIFY durably_run`` (payload: run id). :meth:`on_ready`
-  and :meth:`on_run_change` deliver them, so an idle worker or a watcher in another process
-  reacts at once instead of at its next poll.
+- **Waking**: each write that makes a run claimable sends ``NOTIFY durably_ready`` (the job
+  name); each change of a run's state (its creation too) ``NOTIFY durably_run`` (the run id).
+  Each payload starts with the store's :attr:`origin` token: :meth:`on_ready` and
+  :meth:`on_run_change` (the optional :class:`~durably_web.storage.base.Notifications` part of
+  the Store protocol) deliver the other stores' notifications, so an idle worker or a watcher in
+  another process reacts at once instead of at its next poll.
 - **Connection loss**: reads and lease-holder writes are retried through a restart of the server
   (see :class:`~durably_web.storage.postgres.database.Database`); lease-holder writes are built
   to be repeated safely, even when the engine calls them again (a step row whose write was in
@@ -29,20 +31,21 @@ differs is how safety is reached with many writers at once:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from durably_web.clock import format_timestamp
 from durably_web.errors import ConflictError, LeaseLost, NotFoundError, RunCancelled, StorageError
 from durably_web.ids import new_ulid
 from durably_web.models import Run
+from durably_web.storage.base import Subscriber, Unsubscribe
 from durably_web.storage.connection import IntegrityViolation
 from durably_web.storage.postgres.database import Database, Session
-from durably_web.storage.postgres.listener import Listener, Subscriber
+from durably_web.storage.postgres.listener import Listener
 from durably_web.storage.postgres.params import log_params, run_update, step_params
 from durably_web.storage.postgres.reads import PostgresReads
 from durably_web.storage.queries import migrations, queries
-from durably_web.storage.records import NewRun, Pending
+from durably_web.storage.records import LogRow, NewRun, RunDelta
 from durably_web.storage.rows import run_from_row
 
 __all__ = ["READY_CHANNEL", "RUN_CHANNEL", "PostgresStore"]
@@ -54,7 +57,6 @@ RUN_CHANNEL = "durably_run"
 
 _SQL_ROOT = "sql/postgres"
 _ENQUEUE_ATTEMPTS = 5
-_CHANNELS = {"ready_channel": READY_CHANNEL, "run_channel": RUN_CHANNEL}
 
 
 class PostgresStore(PostgresReads):
@@ -67,28 +69,33 @@ class PostgresStore(PostgresReads):
 
     def __init__(self, database: Database) -> None:
         self.database = database
+        self.origin = new_ulid()
+        """This store's token in the notifications it sends (it ignores its own)."""
         self._q = _load_queries()
-        self._listener = Listener(database, (READY_CHANNEL, RUN_CHANNEL))
+        self._notify = {"ready_channel": READY_CHANNEL, "run_channel": RUN_CHANNEL}
+        self._notify["origin"] = self.origin
+        self._listener = Listener(database, (READY_CHANNEL, RUN_CHANNEL), self.origin)
         # Step rows whose write may have committed with its connection lost: written again
         # with the same id, so the retry finds it instead of a duplicate name.
         self._in_doubt: dict[tuple[str, int, str, str], dict[str, Any]] = {}
 
     # -- notifications ------------------------------------------------------------------
 
-    def on_ready(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Call ``subscriber(job_name)`` when a run becomes claimable in any process.
+    def on_ready(self, listener: Subscriber) -> Unsubscribe:
+        """Call ``listener(job_name)`` when another store makes a run of that job claimable.
 
         It is also called with ``None`` after the store reconnected to the server (what was
         sent meanwhile is lost). Returns a function that unsubscribes.
         """
-        return self._listener.subscribe(READY_CHANNEL, subscriber)
+        return self._listener.subscribe(READY_CHANNEL, listener)
 
-    def on_run_change(self, run_id: str, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback()`` when any process changes the run's state; return an unsubscribe.
+    def on_run_change(self, listener: Subscriber, run_id: str | None = None) -> Unsubscribe:
+        """Call ``listener(run_id)`` when another store changes a run (only ``run_id``'s if given).
 
-        Also called after a reconnection, since a change may have been missed meanwhile.
+        Also called with ``None`` after a reconnection, since a change may have been missed
+        meanwhile. Returns a function that unsubscribes.
         """
-        return self._listener.watch(RUN_CHANNEL, run_id, callback)
+        return self._listener.subscribe(RUN_CHANNEL, listener, run_id)
 
     # -- schema -------------------------------------------------------------------------
 
@@ -154,9 +161,13 @@ class PostgresStore(PostgresReads):
 
         async def block(session: Session) -> list[Run]:
             results = [await self._enqueue_one(session, new, now) for new in new_runs]
-            created = sorted({run.job_name for run in results if run.disposition == "created"})
+            created = [run for run in results if run.disposition == "created"]
             if created:
-                await session.fetch(self._q["notify_ready"], {**_CHANNELS, "jobs": created})
+                jobs = sorted({run.job_name for run in created})
+                ids = [run.id for run in created]
+                await session.fetch(
+                    self._q["notify_created"], {**self._notify, "jobs": jobs, "ids": ids}
+                )
             return results
 
         return await self.database.in_transaction(block)
@@ -238,7 +249,7 @@ class PostgresStore(PostgresReads):
         }
 
         [fast] = await self.database.fetch(
-            self._q["claim_fast"], {**params, **_CHANNELS}, retry=False
+            self._q["claim_fast"], {**params, **self._notify}, retry=False
         )
         if fast["id"] is not None:
             return run_from_row(fast)
@@ -260,7 +271,7 @@ class PostgresStore(PostgresReads):
                         skip.append(candidate["key"])
                         continue
                 [row] = await session.fetch(
-                    self._q["lease_run"], {**params, **candidate, **_CHANNELS}
+                    self._q["lease_run"], {**params, **candidate, **self._notify}
                 )
                 return run_from_row(row)
 
@@ -283,9 +294,9 @@ class PostgresStore(PostgresReads):
         output_json: str | None,
         started_at: float,
         now: float,
-        pending: Pending,
+        logs: Sequence[LogRow] = (),
     ) -> None:
-        """Persist a completed step, fenced, in one statement with pending log lines.
+        """Persist a completed step, fenced, in one statement with the run's unwritten ``logs``.
 
         Raises:
             RunCancelled: the run was cancelled; nothing was written.
@@ -296,7 +307,7 @@ class PostgresStore(PostgresReads):
         step = self._step(run_id, generation, name, index, "completed", output_json, None)
         step.update(started_at=format_timestamp(started_at), now=format_timestamp(now))
         try:
-            written = await self._write_step(run_id, generation, step, pending)
+            written = await self._write_step(run_id, generation, step, logs)
         except IntegrityViolation as exc:
             raise ConflictError(
                 f"step {name!r} of run {run_id} already has a completed checkpoint"
@@ -315,12 +326,12 @@ class PostgresStore(PostgresReads):
         error: str,
         started_at: float,
         now: float,
-        pending: Pending,
+        logs: Sequence[LogRow] = (),
     ) -> bool:
         """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off."""
         step = self._step(run_id, generation, name, index, status, None, error)
         step.update(started_at=format_timestamp(started_at), now=format_timestamp(now))
-        return await self._write_step(run_id, generation, step, pending)
+        return await self._write_step(run_id, generation, step, logs)
 
     def _step(
         self,
@@ -341,9 +352,8 @@ class PostgresStore(PostgresReads):
         return dict(step)
 
     async def _write_step(
-        self, run_id: str, generation: int, step: dict[str, Any], pending: Pending
+        self, run_id: str, generation: int, step: dict[str, Any], logs: Sequence[LogRow]
     ) -> bool:
-        logs = list(pending.logs)
         params = {**step, **log_params(logs), "generation": generation}
         [result] = await self._held(self._q["write_step"], params)
         # Not inserted: fenced off, or a first attempt lost with its connection did write it.
@@ -351,19 +361,14 @@ class PostgresStore(PostgresReads):
             await self._held(self._q["step_exists"], {"id": step["id"]})
         )
         self._in_doubt.pop((run_id, generation, step["name"], step["status"]), None)
-        if written:
-            pending.written((None, None, None), len(logs))
         return written
 
-    async def flush(self, run_id: str, generation: int, pending: Pending, now: float) -> bool:
-        """Write pending progress, counters and logs on their own; False if fenced off."""
-        if not pending:
+    async def flush(self, run_id: str, generation: int, delta: RunDelta, now: float) -> bool:
+        """Write a delta's progress, counters and logs on their own; False if fenced off."""
+        if not delta:
             return True
-        params, written = run_update(run_id, generation, pending, now)
-        if not await self._held(self._q["touch_run"], params):
-            return False
-        written()
-        return True
+        params = run_update(run_id, generation, delta, now)
+        return bool(await self._held(self._q["touch_run"], params))
 
     async def renew_lease(
         self, run_id: str, generation: int, now: float, lease_duration: float
@@ -385,7 +390,7 @@ class PostgresStore(PostgresReads):
         generation: int,
         output_json: str | None,
         now: float,
-        pending: Pending,
+        delta: RunDelta,
         *,
         delete_steps: bool,
     ) -> None:
@@ -395,15 +400,14 @@ class PostgresStore(PostgresReads):
             RunCancelled / LeaseLost: the fence refused; nothing was written.
 
         """
-        params, written = run_update(run_id, generation, pending, now)
-        if delete_steps:  # the pending log lines would be deleted with the others
+        params = run_update(run_id, generation, delta, now)
+        if delete_steps:  # the delta's log lines would be deleted with the others
             params.update(log_params([]))
         params.update(output=output_json, delete_steps=delete_steps)
         await self._finish(run_id, generation, "complete_run", "completed", params)
-        written()
 
     async def fail_run(
-        self, run_id: str, generation: int, error: str, now: float, pending: Pending
+        self, run_id: str, generation: int, error: str, now: float, delta: RunDelta
     ) -> None:
         """Mark the run failed with ``error`` (fenced). Steps are kept for an in-place retry.
 
@@ -411,10 +415,9 @@ class PostgresStore(PostgresReads):
             RunCancelled / LeaseLost: the fence refused; nothing was written.
 
         """
-        params, written = run_update(run_id, generation, pending, now)
+        params = run_update(run_id, generation, delta, now)
         params["error"] = error
         await self._finish(run_id, generation, "fail_run", "failed", params)
-        written()
 
     async def _finish(
         self, run_id: str, generation: int, query: str, status: str, params: dict[str, Any]
@@ -431,25 +434,23 @@ class PostgresStore(PostgresReads):
         raise await self._refusal(run_id, state)
 
     async def release_lease(
-        self, run_id: str, generation: int, now: float, pending: Pending
+        self, run_id: str, generation: int, now: float, delta: RunDelta
     ) -> bool:
         """Give an interrupted run back to the queue at once (fenced); False if refused.
 
         It goes back to pending, unless another run of its job already waits under its
         concurrency key: then it stays leased with an expired lease, claimable just the same.
         """
-        params, written = run_update(run_id, generation, pending, now)
+        params = run_update(run_id, generation, delta, now)
         try:
             rows = await self._held(self._q["release_lease"], {**params, "keep_leased": False})
         except IntegrityViolation:  # one pending run per concurrency key
             rows = await self._held(self._q["release_lease"], {**params, "keep_leased": True})
-        if rows:
-            written()
         return bool(rows)
 
     async def expire_leases(self, now: float) -> int:
         """Expire every live lease, so the next claims reclaim those runs at once."""
-        params = {**_CHANNELS, "now": format_timestamp(now)}
+        params = {**self._notify, "now": format_timestamp(now)}
         return len(await self.database.fetch(self._q["expire_leases"], params, retry=False))
 
     async def _held(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -458,7 +459,7 @@ class PostgresStore(PostgresReads):
         If the server stays unreachable past ``retry_for``, :class:`DatabaseUnreachable` (a
         ``DatabaseBusy``) goes up: the engine waits and calls again.
         """
-        return await self.database.fetch(sql, {**_CHANNELS, **params}, retry=True)
+        return await self.database.fetch(sql, {**self._notify, **params}, retry=True)
 
     async def _refusal(
         self, run_id: str, state: dict[str, Any] | None = None
@@ -482,7 +483,7 @@ class PostgresStore(PostgresReads):
     ) -> Run | None:
         """Fail a run still unclaimed since ``waiting_since``; None if it was claimed meanwhile."""
         params = {
-            **_CHANNELS,
+            **self._notify,
             "run_id": run_id,
             "error": error,
             "since": format_timestamp(waiting_since),
@@ -501,7 +502,7 @@ class PostgresStore(PostgresReads):
             ConflictError: the run is already completed, failed or cancelled.
 
         """
-        params = {**_CHANNELS, "run_id": run_id, "now": format_timestamp(now)}
+        params = {**self._notify, "run_id": run_id, "now": format_timestamp(now)}
         rows = await self.database.fetch(self._q["cancel_run"], params, retry=False)
         if rows:
             return run_from_row(rows[0])
@@ -519,7 +520,7 @@ class PostgresStore(PostgresReads):
                 already waits under its concurrency key.
 
         """
-        params = {**_CHANNELS, "run_id": run_id, "now": format_timestamp(now)}
+        params = {**self._notify, "run_id": run_id, "now": format_timestamp(now)}
         try:
             rows = await self.database.fetch(self._q["retry_run"], params, retry=False)
         except IntegrityViolation as exc:
@@ -550,7 +551,7 @@ class PostgresStore(PostgresReads):
             run = run_from_row(rows[0])
             if not run.is_terminal:
                 raise ConflictError(f"Cannot delete {run.status} run: {run_id}")
-            await session.fetch(self._q["delete_runs"], {**_CHANNELS, "ids": [run_id]})
+            await session.fetch(self._q["delete_runs"], {**self._notify, "ids": [run_id]})
             return run
 
         return await self.database.in_transaction(block)
@@ -562,7 +563,7 @@ class PostgresStore(PostgresReads):
             params = {"before": format_timestamp(older_than), "limit": limit}
             ids = [row["id"] for row in await session.fetch(self._q["purge_candidates"], params)]
             if ids:
-                await session.fetch(self._q["delete_runs"], {**_CHANNELS, "ids": ids})
+                await session.fetch(self._q["delete_runs"], {**self._notify, "ids": ids})
             return len(ids)
 
         return await self.database.in_transaction(block)

@@ -22,10 +22,10 @@ from psycopg.conninfo import conninfo_to_dict
 from durably_web.errors import ValidationError
 from durably_web.storage.postgres.database import Database
 from durably_web.storage.postgres.store import PostgresStore
+from durably_web.storage.url import POSTGRES_SCHEMES
 
-__all__ = ["SCHEMES", "open_postgres_store"]
+__all__ = ["open_postgres_store"]
 
-SCHEMES = ("postgresql", "postgres")
 _DEFAULTS = {"pool_min_size": 2, "pool_max_size": 10, "retry_for": 30}
 
 
@@ -38,7 +38,7 @@ def open_postgres_store(url: str) -> PostgresStore:
 
     """
     parts = urlsplit(url)
-    if parts.scheme not in SCHEMES:
+    if parts.scheme not in POSTGRES_SCHEMES:
         raise ValidationError(
             "database URL must look like 'postgresql://user:password@host:5432/dbname', "
             f"got scheme {parts.scheme!r}"

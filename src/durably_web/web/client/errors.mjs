@@ -2,69 +2,84 @@
 /**
  * The durably_web error classes on the page, mirroring src/durably_web/errors.py.
  *
- * Every error crosses the worker boundary as `{name, message, code}` and is rebuilt here as
- * the same class (by `code`, else by `name`), so a page can `catch (e) { if (e instanceof
- * ValidationError) ... }` or test `e.code`. Page-side failures use the same classes with
- * their own codes:
+ * Every error crosses every transport (the worker, HTTP, SSE, the Python adapter) in one
+ * shape, `{error, code}` (errors.py's `error_to_wire`), and is rebuilt here as the same class
+ * (by `code`), so a page can `catch (e) { if (e instanceof ValidationError) ... }` or test
+ * `e.code`. Page-side failures use the same classes with their own codes:
  *
  * | code                   | class          | meaning                                           |
  * |------------------------|----------------|---------------------------------------------------|
  * | `open_in_another_tab`  | ConflictError  | another tab owns this database (Web Lock held)    |
  * | `opfs_unavailable`, `opfs_busy`, `quota_exceeded` | StorageError | boot: storage |
  * | `job_module_failed`, `package_failed`, `boot_failed`, `worker_failed`, `web_locks_unavailable` | DurablyError | boot |
- * | `worker_restarted`     | DurablyError   | a non-retryable request was in flight when the worker died |
+ * | `worker_restarted`     | DurablyError   | a request not safe to repeat was in flight when the engine was lost |
  * | `closed`               | DurablyError   | the client was closed (or the page hidden)        |
  * | `timeout`              | DurablyError   | waitForRun / triggerAndWait timed out             |
+ * | `network_error`        | DurablyError   | server mode: the server cannot be reached         |
+ * | `not_supported`        | DurablyError   | server mode: the server has no route for the operation |
+ * | `subscribe_failed`     | DurablyError   | server mode: the server refused a run's event stream |
+ *
+ * An HTTP error answer without a `code` (upstream's handler sends `{error}` only) gets one
+ * from its status: `errorFromHttp`.
  */
 
 export class DurablyError extends Error {
+  /** The HTTP status that represents this class on the wire. */
+  static statusCode = 500;
+  /** The code an error of this class gets when none is given. */
+  static defaultCode = "internal_error";
+
   /** @param {string} message @param {string} [code] */
   constructor(message, code) {
     super(message);
-    this.name = new.target.name;
+    const cls = /** @type {typeof DurablyError} */ (new.target);
+    this.name = cls.name;
     /** A stable machine-readable string (see the table above and errors.py). */
-    this.code = code ?? /** @type {any} */ (new.target).defaultCode;
+    this.code = code ?? cls.defaultCode;
     /** The HTTP status that represents this error on the wire. */
-    this.statusCode = /** @type {any} */ (new.target).statusCode;
+    this.statusCode = cls.statusCode;
   }
 }
-DurablyError.statusCode = 500;
-DurablyError.defaultCode = "internal_error";
 
-export class ValidationError extends DurablyError {}
-ValidationError.statusCode = 400;
-ValidationError.defaultCode = "validation_error";
+export class ValidationError extends DurablyError {
+  static statusCode = 400;
+  static defaultCode = "validation_error";
+}
 
-export class NotFoundError extends DurablyError {}
-NotFoundError.statusCode = 404;
-NotFoundError.defaultCode = "not_found";
+export class NotFoundError extends DurablyError {
+  static statusCode = 404;
+  static defaultCode = "not_found";
+}
 
-export class ConflictError extends DurablyError {}
-ConflictError.statusCode = 409;
-ConflictError.defaultCode = "conflict";
+export class ConflictError extends DurablyError {
+  static statusCode = 409;
+  static defaultCode = "conflict";
+}
 
-export class RunCancelled extends DurablyError {}
-RunCancelled.statusCode = 409;
-RunCancelled.defaultCode = "run_cancelled";
+export class RunCancelled extends DurablyError {
+  static statusCode = 409;
+  static defaultCode = "run_cancelled";
+}
 
-export class LeaseLost extends DurablyError {}
-LeaseLost.statusCode = 409;
-LeaseLost.defaultCode = "lease_lost";
+export class LeaseLost extends DurablyError {
+  static statusCode = 409;
+  static defaultCode = "lease_lost";
+}
 
-export class RunFailed extends DurablyError {}
-RunFailed.statusCode = 500;
-RunFailed.defaultCode = "run_failed";
+export class RunFailed extends DurablyError {
+  static statusCode = 500;
+  static defaultCode = "run_failed";
+}
 
-export class StorageError extends DurablyError {}
-StorageError.statusCode = 500;
-StorageError.defaultCode = "storage_error";
+export class StorageError extends DurablyError {
+  static statusCode = 500;
+  static defaultCode = "storage_error";
+}
 
 const CLASSES = [DurablyError, ValidationError, NotFoundError, ConflictError, RunCancelled, LeaseLost, RunFailed, StorageError];
 /** @type {Record<string, typeof DurablyError>} */
-const BY_NAME = Object.fromEntries(CLASSES.map((cls) => [cls.name, cls]));
-/** @type {Record<string, typeof DurablyError>} */
 const BY_CODE = {
-  ...Object.fromEntries(CLASSES.map((cls) => [/** @type {any} */ (cls).defaultCode, cls])),
+  ...Object.fromEntries(CLASSES.map((cls) => [cls.defaultCode, cls])),
   open_in_another_tab: ConflictError,
   opfs_unavailable: StorageError,
   opfs_busy: StorageError,
@@ -72,24 +87,47 @@ const BY_CODE = {
 };
 
 /**
- * Rebuild an error from its wire form `{name, message, code}` (or `{error, code}` as sent
- * over HTTP).
- * @param {{name?: string, message?: string, error?: string, code?: string} | null | undefined} wire
+ * Rebuild an error from its wire form `{error, code}`.
+ * @param {{error?: string, code?: string} | null | undefined} wire
  * @returns {DurablyError}
  */
 export function errorFromWire(wire) {
-  const message = String(wire?.message ?? wire?.error ?? "unknown error");
+  const message = String(wire?.error ?? "unknown error");
   const code = wire?.code || undefined;
-  const cls = (code && BY_CODE[code]) || (wire?.name && BY_NAME[wire.name]) || DurablyError;
+  const cls = (code && BY_CODE[code]) || DurablyError;
   return new cls(message, code);
 }
 
+/** The code of an HTTP error answer that names none (upstream's handler), by status. */
+const BY_STATUS = /** @type {Record<number, string>} */ ({ 400: "validation_error", 404: "not_found", 409: "conflict" });
+
 /**
- * The wire form of any error (what the page-side Python wrapper receives).
+ * Rebuild the error of an HTTP answer that is not OK: its `{error, code}` body, the code
+ * from the status when the body names none, the body's text (or the status line) as the
+ * message when it is not that JSON.
+ * @param {number} status @param {string} statusText @param {string} text the body
+ * @returns {DurablyError}
+ */
+export function errorFromHttp(status, statusText, text) {
+  /** @type {unknown} */
+  let payload = null;
+  try {
+    payload = JSON.parse(text);
+  } catch {
+    payload = null;
+  }
+  const wire = /** @type {{error?: unknown, code?: unknown}} */ (payload && typeof payload === "object" && !Array.isArray(payload) ? payload : {});
+  const code = (typeof wire.code === "string" && wire.code) || BY_STATUS[status] || (status >= 500 ? "internal_error" : `http_${status}`);
+  const message = typeof wire.error === "string" ? wire.error : text || `${status} ${statusText}`.trim();
+  return errorFromWire({ error: message, code });
+}
+
+/**
+ * The wire form `{error, code}` of any error.
  * @param {any} error
- * @returns {{name: string, message: string, code: string}}
+ * @returns {{error: string, code: string}}
  */
 export function errorToWire(error) {
-  if (error instanceof DurablyError) return { name: error.name, message: error.message, code: error.code };
-  return { name: error?.name ?? "Error", message: String(error?.message ?? error), code: "internal_error" };
+  if (error instanceof DurablyError) return { error: error.message, code: error.code };
+  return { error: String(error?.message ?? error), code: "internal_error" };
 }

@@ -15,22 +15,31 @@
  *
  * Values are upstream Durably's wire form (camelCase). Timeouts are milliseconds, as in
  * upstream's JS API. Errors are DurablyError subclasses with `code` and `statusCode`.
- * The worker-mode client is in ./durably.mjs, its worker lifecycle (tab lock,
- * watchdog, restarts) in ./link.mjs; the server-mode client in ./http.mjs;
- * `on()` handlers in ./events.mjs; run subscriptions and waiting in ./subscription.mjs.
- * The engine worker is the site's ../runtime/worker.mjs.
+ * Both modes are one client (./client.mjs: DurablyClient, JobHandle) over a transport:
+ * ./transports/worker.mjs (tab lock, watchdog, restarts) or ./transports/http.mjs (fetch,
+ * EventSource); the interface between them is ./transports/transport.d.ts. `on()` handlers
+ * are in ./events.mjs, run subscriptions and waiting in ./subscription.mjs, the operations'
+ * table and wire types in ./protocol.mjs and ./protocol.d.ts (generated from Python). The
+ * engine worker is the site's ../runtime/worker.mjs.
  */
-import { DurablyClient } from "./durably.mjs";
-import { connectHttp } from "./http.mjs";
+import { DurablyClient } from "./client.mjs";
+import { HttpTransport } from "./transports/http.mjs";
+import { WorkerTransport } from "./transports/worker.mjs";
 
 export * from "./errors.mjs";
-export { DurablyClient, EVENT_TYPES, JobHandle } from "./durably.mjs";
-export { HttpDurablyClient, HttpJobHandle } from "./http.mjs";
+export { DurablyClient, EVENT_TYPES, JobHandle } from "./client.mjs";
 export { Subscription } from "./subscription.mjs";
+export { HttpTransport, WorkerTransport };
 
 /**
- * @typedef {import("./durably.mjs").ConnectOptions} ConnectOptions
- * @typedef {import("./link.mjs").StatusInfo} StatusInfo
+ * @typedef {import("./transports/transport.js").StatusInfo} StatusInfo
+ * @typedef {import("./transports/transport.js").Transport} Transport
+ * @typedef {{
+ *   jobs?: string | null, worker?: string, packages?: string[], database?: string,
+ *   durability?: "NORMAL" | "FULL", options?: Record<string, unknown>,
+ *   readyTimeout?: number, pingInterval?: number, missedPings?: number, maxAttempts?: number,
+ *   onStatus?: (info: StatusInfo) => void, listen?: string[], url?: string,
+ * }} ConnectOptions
  */
 
 /**
@@ -47,15 +56,15 @@ export { Subscription } from "./subscription.mjs";
  *   onStatus: called with every status change and boot stage; listen: event types to listen
  *   for from the start (the worker forwards them from its boot on, so a run it reclaims at
  *   boot reaches the page; events that arrive before a handler are kept for the first one).
- * @returns {Promise<DurablyClient | import("./http.mjs").HttpDurablyClient>}
+ * @returns {Promise<DurablyClient>}
  * @throws {import("./errors.mjs").DurablyError} ConflictError `open_in_another_tab`,
  *   or the boot error (`opfs_unavailable`, `job_module_failed`, ...); in server mode the
  *   server's error or `network_error`.
  */
 export async function connect(options = {}) {
   if (options.url) {
-    const base = globalThis.document?.baseURI ?? globalThis.location?.href;
-    return connectHttp({ url: new URL(options.url, base).href, listen: options.listen, onStatus: options.onStatus });
+    const transport = new HttpTransport({ url: new URL(options.url, pageUrl()).href });
+    return new DurablyClient(transport, { listen: options.listen, onStatus: options.onStatus }).start();
   }
   const database = options.database ?? "/durably.db";
   const early = preconnected.get(database);
@@ -83,22 +92,32 @@ export async function connect(options = {}) {
  */
 export function preconnect(options = {}) {
   if (options.url) return; // server mode: nothing to boot, connect() is quick
-  const started = boot(options);
-  preconnected.set(started.client.link.options.config.database, started);
+  preconnected.set(options.database ?? "/durably.db", boot(options));
 }
 
 /** @type {Map<string, ReturnType<typeof boot>>} */
 const preconnected = new Map();
 
-/** Create the client and start its worker. @param {ConnectOptions} options */
+/** The page's URL, against which the options' URLs are resolved. */
+const pageUrl = () => globalThis.document?.baseURI ?? globalThis.location?.href;
+
+/** Create the client over a worker transport and start it. @param {ConnectOptions} options */
 function boot(options) {
-  const base = globalThis.document?.baseURI ?? globalThis.location?.href;
-  const client = new DurablyClient({
-    ...options,
-    database: options.database ?? "/durably.db",
-    jobsUrl: options.jobs ? new URL(options.jobs, base).href : null,
-    workerUrl: new URL(options.worker ?? "../runtime/worker.mjs", options.worker ? base : import.meta.url).href,
+  const transport = new WorkerTransport({
+    workerUrl: new URL(options.worker ?? "../runtime/worker.mjs", options.worker ? pageUrl() : import.meta.url).href,
+    config: {
+      jobsUrl: options.jobs ? new URL(options.jobs, pageUrl()).href : null,
+      packages: options.packages,
+      database: options.database,
+      durability: options.durability,
+      options: options.options,
+    },
+    readyTimeout: options.readyTimeout,
+    pingInterval: options.pingInterval,
+    missedPings: options.missedPings,
+    maxAttempts: options.maxAttempts,
   });
+  const client = new DurablyClient(transport, { listen: options.listen, onStatus: options.onStatus });
   /** @type {StatusInfo[]} */
   const statuses = [];
   const record = (/** @type {StatusInfo} */ info) => void statuses.push(info);
@@ -107,13 +126,10 @@ function boot(options) {
   // open the database without waiting for this one to be collected.
   const onPageHide = () => client.close("the page was hidden (pagehide)");
   globalThis.addEventListener?.("pagehide", onPageHide);
-  const ready = client.link.start().then(
-    () => client,
-    (error) => {
-      globalThis.removeEventListener?.("pagehide", onPageHide);
-      throw error;
-    },
-  );
+  const ready = client.start().catch((error) => {
+    globalThis.removeEventListener?.("pagehide", onPageHide);
+    throw error;
+  });
   ready.catch(() => {}); // a preconnect nobody takes over must not be an unhandled rejection
   return { client, statuses, ready, stopRecording: () => void client.statusHandlers.delete(record) };
 }

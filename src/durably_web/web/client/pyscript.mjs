@@ -23,8 +23,10 @@ export const PAGE_PACKAGE_FILES = [
   "client/dispatch.py",
   "client/jobs.py",
   "client/page.py",
-  "client/records.py",
-  "client/remote.py",
+  "client/page_client.py",
+  "client/values.py",
+  "protocol/__init__.py",
+  "protocol/wire.py",
 ];
 
 const VENDOR = new URL("../vendor/", import.meta.url);

@@ -4,31 +4,47 @@
  * or server mode (the same adapter over ./index.mjs's `connect`, which picks the mode).
  *
  * Every value crosses the language boundary as JSON text, and every promise resolves (never
- * rejects) with `{"ok": true, "result": ...}` or `{"ok": false, "error": {name, message,
- * code}}`: the Python side then behaves identically in both interpreters, without relying
- * on either one's proxy conversions or exception mapping. Pushes (status changes, events,
+ * rejects) with `{"ok": true, "result": ...}` or `{"ok": false, "error": {error, code}}`:
+ * the Python side then behaves identically in both interpreters, without relying on either
+ * one's proxy conversions or exception mapping. Pushes (status changes, events,
  * wait callbacks) go through the one Python function given to `pyConnect`, called as
  * `callback(kind, json)`.
  */
+import { DurablyClient } from "./client.mjs";
+import { DurablyError, errorToWire } from "./errors.mjs";
 import { connect } from "./index.mjs";
-import { DurablyError, NotFoundError, errorToWire } from "./errors.mjs";
+import { OPERATIONS } from "./protocol.mjs";
+import { WorkerTransport } from "./transports/worker.mjs";
 
-/** @param {Promise<any>} promise @returns {Promise<string>} */
+/**
+ * @typedef {import("./transports/transport.js").StatusInfo} StatusInfo
+ * @typedef {(...args: unknown[]) => Promise<unknown>} Method
+ */
+
+/** @param {Promise<unknown>} promise @returns {Promise<string>} */
 const settle = (promise) =>
   promise.then(
     (result) => JSON.stringify({ ok: true, result: result ?? null }),
     (error) => JSON.stringify({ ok: false, error: errorToWire(error) }),
   );
 
-/** The client methods Python may call with positional JSON arguments. */
-const METHODS = new Set(["getRun", "getRuns", "getSteps", "getLogs", "cancel", "retry", "retrigger", "deleteRun", "purgeRuns"]);
+/**
+ * The client methods Python may call with positional JSON arguments: the operations of
+ * ./protocol.mjs the client has a method for (a trigger goes through the job's handle).
+ */
+const METHODS = new Set(
+  Object.keys(OPERATIONS).filter((name) => OPERATIONS[name].kind === "call" && typeof Object.getOwnPropertyDescriptor(DurablyClient.prototype, name)?.value === "function"),
+);
+
+/** The `{key, name}` of a client's jobs. @param {DurablyClient | null} client */
+const jobList = (client) => Object.values(client?.jobs ?? {}).map(({ key, name }) => ({ key, name }));
 
 export class PythonAdapter {
   /** @param {string} configJson @param {(kind: string, json: string) => void} callback */
   constructor(configJson, callback) {
     const config = JSON.parse(configJson);
     this.callback = callback;
-    /** Worker mode: a DurablyClient; server mode (`url` in the config): an HttpDurablyClient. @type {any} */
+    /** Once ready, over a worker or (`url` in the config) a server. @type {DurablyClient | null} */
     this.client = null;
     /** @type {Map<number, () => void>} */
     this.listeners = new Map();
@@ -36,7 +52,7 @@ export class PythonAdapter {
     this.subscriptions = new Map();
     this.nextToken = 1;
     this.lastStatus = JSON.stringify({ status: "booting", attempt: 0 });
-    const onStatus = (/** @type {any} */ info) => {
+    const onStatus = (/** @type {StatusInfo} */ info) => {
       this.lastStatus = JSON.stringify({ ...info, error: info.error ? errorToWire(info.error) : undefined });
       this.callback("status", this.lastStatus);
     };
@@ -44,7 +60,7 @@ export class PythonAdapter {
     this.ready = settle(
       connect({ ...config, onStatus }).then((client) => {
         this.client = client;
-        return { jobs: Object.values(client.jobs).map(({ key, name }) => ({ key, name })) };
+        return { jobs: jobList(client) };
       }),
     );
   }
@@ -61,26 +77,16 @@ export class PythonAdapter {
 
   /** The jobs of the last ready worker, as JSON `[{key, name}]`. */
   jobs() {
-    return JSON.stringify(Object.values(this.client?.jobs ?? {}).map((/** @type {any} */ { key, name }) => ({ key, name })));
+    return JSON.stringify(jobList(this.client));
   }
 
   /** @param {string} method @param {string} argsJson a JSON array */
   call(method, argsJson) {
     const args = JSON.parse(argsJson);
-    if (method === "trigger" || method === "batchTrigger") {
-      const [job, ...rest] = args;
-      return settle(Promise.resolve().then(() => /** @type {any} */ (this.handle(job))[method](...rest)));
-    }
+    if (method === "trigger") return settle(Promise.resolve().then(() => this.live.job(args[0]).trigger(args[1], args[2])));
+    if (method === "batchTrigger") return settle(Promise.resolve().then(() => this.live.job(args[0]).batchTrigger(args[1])));
     if (!METHODS.has(method)) return settle(Promise.reject(new DurablyError(`unknown client method ${method}`)));
-    return settle(Promise.resolve().then(() => /** @type {any} */ (this.live)[method](...args)));
-  }
-
-  /** @param {string} key */
-  handle(key) {
-    const live = this.live;
-    const handle = live.jobs[key] ?? Object.values(live.jobs).find((/** @type {any} */ h) => h.name === key) ?? (live.listed === false ? live.job(key) : null);
-    if (!handle) throw new NotFoundError(`Unknown job: ${key}`);
-    return handle;
+    return settle(Promise.resolve().then(() => /** @type {Record<string, Method>} */ (/** @type {unknown} */ (this.live))[method](...args)));
   }
 
   /**
@@ -91,7 +97,7 @@ export class PythonAdapter {
   on(type) {
     try {
       const token = this.nextToken++;
-      this.listeners.set(token, this.live.on(type, (/** @type {any} */ event) => this.callback("event", JSON.stringify({ token, event }))));
+      this.listeners.set(token, this.live.on(type, (event) => this.callback("event", JSON.stringify({ token, event }))));
       return JSON.stringify({ ok: true, result: token });
     } catch (error) {
       return JSON.stringify({ ok: false, error: errorToWire(error) });
@@ -140,7 +146,7 @@ export class PythonAdapter {
    * @param {string} runId @param {number} timeoutMs 0 for none @param {number} token
    */
   wait(runId, timeoutMs, token) {
-    const push = (/** @type {string} */ kind) => (/** @type {any} */ value) => this.callback("wait", JSON.stringify({ token, kind, value }));
+    const push = (/** @type {string} */ kind) => (/** @type {unknown} */ value) => this.callback("wait", JSON.stringify({ token, kind, value }));
     return settle(
       Promise.resolve().then(() =>
         this.live.waitForRun(runId, { timeout: timeoutMs > 0 ? timeoutMs : undefined, onProgress: push("progress"), onLog: push("log") }),
@@ -156,12 +162,13 @@ export class PythonAdapter {
   triggerAndWait(job, inputJson, optionsJson, timeoutMs, token) {
     const push = (/** @type {string} */ kind) => (/** @type {any} */ value) => this.callback("wait", JSON.stringify({ token, kind, value }));
     const options = { ...JSON.parse(optionsJson), timeout: timeoutMs > 0 ? timeoutMs : undefined, onProgress: push("progress"), onLog: push("log") };
-    return settle(Promise.resolve().then(() => this.handle(job).triggerAndWait(JSON.parse(inputJson), options)));
+    return settle(Promise.resolve().then(() => this.live.job(job).triggerAndWait(JSON.parse(inputJson), options)));
   }
 
   /** Test hook: kill the worker without telling the client (the watchdog must notice). */
   killWorker() {
-    this.client?.link?.worker?.terminate();
+    const transport = this.client?.transport;
+    if (transport instanceof WorkerTransport) transport.worker?.terminate();
   }
 
   /** Stop the engine; resolves (`{ok}` JSON) once the database is released. */

@@ -1,101 +1,105 @@
 // @ts-check
 /**
- * Run subscriptions and waiting, on the page.
+ * Run subscriptions and waiting, on the page, over any transport.
  *
  * A `Subscription` is an async iterator over one run's events (wire form): the run's current
- * state first, then live events, ending after a terminal one. It survives a worker restart:
- * the client subscribes again on the new worker, which starts with the run's current state
- * again (so a consumer may see a state twice, never miss the end).
+ * state first, then live events, ending after a terminal one. It is a transport's
+ * `SubscriptionSink` (./transports/transport.d.ts): the transport keeps it fed across a
+ * worker restart or a stream reconnect, which start again from the run's current state (so
+ * a consumer may see a state twice, never miss the end).
  */
 import { DurablyError, NotFoundError, RunCancelled, RunFailed } from "./errors.mjs";
 
+/** The events after which a run changes no more. */
 export const TERMINAL = new Set(["run:complete", "run:fail", "run:cancel", "run:delete"]);
 
 /**
- * What `followRun` needs of a client (worker mode: DurablyClient; server mode: HttpDurablyClient).
+ * @typedef {import("./protocol.js").WireEvent} WireEvent
+ * @typedef {import("./transports/transport.js").SubscriptionSink} SubscriptionSink
+ * What `followRun` needs of a client (./client.mjs's DurablyClient).
  * @typedef {{
  *   on: (type: string, handler: (event: any) => void) => () => void,
  *   subscribe: (runId: string) => Subscription,
- *   getRun: (runId: string) => Promise<any>,
+ *   getRun: (runId: string) => Promise<import("./protocol.js").Run | null>,
  *   settle: (runId: string) => Promise<void>,
  * }} FollowClient
  */
 
+/** @implements {SubscriptionSink} */
 export class Subscription {
   /**
    * @param {string} runId
-   * @param {(sub: Subscription) => void} open sends the subscribe request (again after a restart)
-   * @param {(sub: Subscription, active: boolean) => void} close forgets it (and unsubscribes
-   *   from the worker when `active`: the worker has not ended it yet)
+   * @param {(sink: SubscriptionSink) => () => void} open starts the transport's subscription
+   *   feeding this one; returns the function that stops it
    */
-  constructor(runId, open, close) {
+  constructor(runId, open) {
     this.runId = runId;
-    /** The wire id of the current subscribe request (changes after a worker restart). */
-    this.wireId = "";
-    /** @type {any[]} */
+    /** @type {WireEvent[]} */
     this.queue = [];
-    /** @type {((result: IteratorResult<any>) => void) | null} */
+    /** @type {{resolve: (result: IteratorResult<WireEvent, undefined>) => void, reject: (error: unknown) => void} | null} */
     this.waiter = null;
-    /** @type {((error: any) => void) | null} */
-    this.failWaiter = null;
     /** @type {DurablyError | null} */
     this.error = null;
     this.done = false;
-    this.openFn = open;
-    this.closeFn = close;
-    open(this);
+    /** @type {(() => void) | null} */
+    this.stop = null;
+    const stop = open(this);
+    if (this.done) stop(); // ended while opening (a closed client)
+    else this.stop = stop;
   }
 
-  /** Deliver an event pushed by the worker. @param {any} event */
-  push(event) {
+  /** Deliver one of the run's events. @param {WireEvent} event */
+  event(event) {
     if (this.done) return;
-    if (TERMINAL.has(event?.type)) this.done = true;
+    if (TERMINAL.has(event.type)) this.finish();
     if (this.waiter) {
       const waiter = this.waiter;
-      this.waiter = this.failWaiter = null;
-      waiter({ value: event, done: false });
+      this.waiter = null;
+      waiter.resolve({ value: event, done: false });
     } else {
       this.queue.push(event);
     }
-    if (this.done) this.closeFn(this, false);
   }
 
-  /**
-   * End the iteration (with an error, or after the last queued event).
-   * @param {DurablyError | null} error @param {boolean} [active] the worker still runs it
-   */
-  end(error, active = false) {
-    if (this.done && !this.queue.length && !this.waiter) return;
-    this.done = true;
+  /** End the iteration: with `error`, or after the queued events. @param {DurablyError | null} error */
+  end(error) {
+    if (this.done) return;
     this.error = error;
-    this.closeFn(this, active);
-    if (this.waiter && !this.queue.length) {
+    this.finish();
+    if (this.waiter) {
+      // Waiting means the queue is empty: the end is delivered now, once.
       const waiter = this.waiter;
-      const failWaiter = this.failWaiter;
-      this.waiter = this.failWaiter = null;
-      if (error) failWaiter?.(error);
-      else waiter({ value: undefined, done: true });
+      this.waiter = null;
+      this.error = null;
+      if (error) waiter.reject(error);
+      else waiter.resolve({ value: undefined, done: true });
     }
   }
 
-  /** @returns {Promise<IteratorResult<any>>} */
+  /** No more events: stop the transport's side (once). */
+  finish() {
+    this.done = true;
+    const stop = this.stop;
+    this.stop = null;
+    stop?.();
+  }
+
+  /** @returns {Promise<IteratorResult<WireEvent, undefined>>} */
   next() {
-    if (this.queue.length) return Promise.resolve({ value: this.queue.shift(), done: false });
+    const event = this.queue.shift();
+    if (event) return Promise.resolve({ value: event, done: false });
     if (this.done) {
       const error = this.error;
       this.error = null;
       return error ? Promise.reject(error) : Promise.resolve({ value: undefined, done: true });
     }
-    return new Promise((resolve, reject) => {
-      this.waiter = resolve;
-      this.failWaiter = reject;
-    });
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
   }
 
-  /** Stop early (a `break` out of `for await`). @returns {Promise<IteratorResult<any>>} */
+  /** Stop early (a `break` out of `for await`). @returns {Promise<IteratorResult<WireEvent, undefined>>} */
   return() {
     this.queue = [];
-    this.end(null, true);
+    this.end(null);
     return Promise.resolve({ value: undefined, done: true });
   }
 
@@ -114,9 +118,12 @@ export class Subscription {
  * callbacks; otherwise the subscription's current state gives the progress so far first
  * (in server mode the two arrive on different streams, whose order is not kept). Completion
  * comes from a subscription (its first event is the run's current state, so a run that
- * already ended is seen too, and it is re-opened after a worker restart). `client.settle(runId)` before resolving lets the
- * events sent before the end reach the callbacks first (worker: a ping round trip; server:
- * the run's terminal event on the events stream).
+ * already ended is seen too; the transport keeps it going across restarts and reconnects).
+ * `client.settle(runId)` before resolving lets the events sent before the end reach the
+ * callbacks first (worker: a ping round trip; server: the run's terminal event on the
+ * events stream).
+ *
+ * Events are `any` here: over HTTP they are upstream's trimmed form (no sequence).
  *
  * @param {FollowClient} client
  * @param {() => Promise<string>} start
@@ -162,24 +169,25 @@ export async function followRun(client, start, { timeout, onProgress, onLog } = 
     if (timeout != null) timer = setTimeout(() => reject(new DurablyError(`${label} timeout after ${timeout}ms`, "timeout")), timeout);
   });
   const follow = async () => {
-    runId = await start();
+    const id = await start();
+    runId = id;
     const whole = fresh();
-    for (const event of early.splice(0)) if (event.runId === runId) deliver(event);
-    events = client.subscribe(runId);
+    for (const event of early.splice(0)) if (event.runId === id) deliver(event);
+    events = client.subscribe(id);
     for await (const event of events) {
       if (event.type === "run:progress" && !event.sequence && !whole) deliver(event); // current state
       if (!TERMINAL.has(event.type)) continue;
-      if (onProgress || onLog) await client.settle(runId);
+      if (onProgress || onLog) await client.settle(id);
       if (event.type === "run:complete") {
-        const run = await client.getRun(runId);
-        if (!run) throw new NotFoundError(`Run not found: ${runId}`);
+        const run = await client.getRun(id);
+        if (!run) throw new NotFoundError(`Run not found: ${id}`);
         return run;
       }
       if (event.type === "run:fail") throw new RunFailed(event.error || "Run failed");
-      if (event.type === "run:cancel") throw new RunCancelled(`Run was cancelled: ${runId}`);
-      throw new NotFoundError(`Run was deleted: ${runId}`);
+      if (event.type === "run:cancel") throw new RunCancelled(`Run was cancelled: ${id}`);
+      throw new NotFoundError(`Run was deleted: ${id}`);
     }
-    throw new NotFoundError(`Run not found: ${runId}`);
+    throw new NotFoundError(`Run not found: ${id}`);
   };
   try {
     return await Promise.race([follow(), timedOut]);

@@ -20,7 +20,7 @@
  * }} EngineConfig
  *   listen: event types the page listens for from the start (registered before the engine
  *   reclaims and claims runs, so their events reach the page)
- * @typedef {{ name: string, message: string, code: string }} WireError
+ * @typedef {{ error: string, code: string }} WireError the one error shape of every transport
  */
 
 /** An error with a stable code the page can show and tests can check. */
@@ -154,13 +154,9 @@ function pythonError(error) {
 }
 
 /**
- * The wire form of any error.
+ * The wire form of a boot error: `{error, code}`, the one error shape (errors.py).
  * @param {any} error @returns {WireError}
  */
 export function wireError(error) {
-  return {
-    name: error?.name ?? "Error",
-    message: String(error?.message ?? error),
-    code: error?.code ?? "boot_failed",
-  };
+  return { error: String(error?.message ?? error), code: error?.code ?? "boot_failed" };
 }

@@ -9,7 +9,7 @@
  * the pool's files): see ./opfs.mjs.
  *
  * Messages to the page: {type: "stage", name, t}, then {type: "ready", jobs, workerId, marks}
- * or {type: "boot-error", error: {name, message, code}}; after that, JSON text from the
+ * or {type: "boot-error", error: {error, code}}; after that, JSON text from the
  * Python host (see src/durably_web/browser/host.py). The page sends {type: "init", config}
  * once, then JSON text requests.
  */

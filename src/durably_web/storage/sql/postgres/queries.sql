@@ -10,7 +10,8 @@
 -- statement's "fence" CTE let the write through.
 --
 -- Notifications (delivered when the transaction commits): %(ready_channel)s carries the job name
--- of a run that became claimable, %(run_channel)s the id of a run whose state changed.
+-- of a run that became claimable, %(run_channel)s the id of a run whose state changed; each
+-- after %(origin)s and a space, the sending store's token, so a store ignores its own.
 
 -- name: logs
 logs AS (
@@ -63,8 +64,12 @@ RETURNING *;
 INSERT INTO durably_run_labels (run_id, key, value)
 SELECT %(run_id)s, l.key, l.value FROM unnest(%(keys)s::text[], %(values)s::text[]) AS l(key, value);
 
--- name: notify_ready
-SELECT pg_notify(%(ready_channel)s, j.name) FROM unnest(%(jobs)s::text[]) AS j(name);
+-- name: notify_created
+-- Runs a trigger created: their jobs have claimable runs, and the runs changed (were created).
+SELECT (SELECT count(pg_notify(%(ready_channel)s, %(origin)s::text || ' ' || j.name))
+        FROM unnest(%(jobs)s::text[]) AS j(name)) AS jobs,
+       (SELECT count(pg_notify(%(run_channel)s, %(origin)s::text || ' ' || r.id))
+        FROM unnest(%(ids)s::text[]) AS r(id)) AS runs;
 
 -- name: claim_candidate
 -- Upstream's claim (ADR-0001): the oldest claimable run, locked with SKIP LOCKED so concurrent
@@ -119,7 +124,8 @@ WITH candidate AS (
   RETURNING durably_runs.*
 )
 SELECT leased.*, (SELECT count(*) FROM candidate) AS candidates,
-       CASE WHEN leased.id IS NOT NULL THEN pg_notify(%(run_channel)s, leased.id) END AS notified
+       CASE WHEN leased.id IS NOT NULL
+            THEN pg_notify(%(run_channel)s, %(origin)s::text || ' ' || leased.id) END AS notified
 FROM (SELECT 1) AS one LEFT JOIN leased ON TRUE;
 
 -- name: concurrency_lock
@@ -148,7 +154,7 @@ WITH leased AS (
   WHERE id = %(id)s
   RETURNING *
 )
-SELECT leased.*, pg_notify(%(run_channel)s, id) AS notified FROM leased;
+SELECT leased.*, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) AS notified FROM leased;
 
 -- name: completed_steps
 SELECT name, "index", output FROM durably_steps WHERE run_id = %(run_id)s AND status = 'completed';
@@ -196,7 +202,8 @@ WITH fence AS (
   WHERE id = %(run_id)s AND status = 'leased' AND lease_generation = %(generation)s
   RETURNING id
 ), {logs}
-SELECT id, CASE WHEN %(progress)s::text IS NOT NULL THEN pg_notify(%(run_channel)s, id) END
+SELECT id, CASE WHEN %(progress)s::text IS NOT NULL
+                THEN pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) END
 FROM fence;
 
 -- name: renew_lease
@@ -218,7 +225,7 @@ WITH fence AS (
 ), logs_gone AS (
   DELETE FROM durably_logs WHERE %(delete_steps)s AND run_id IN (SELECT id FROM fence)
 ), {logs}
-SELECT id, pg_notify(%(run_channel)s, id) FROM fence;
+SELECT id, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) FROM fence;
 
 -- name: fail_run
 WITH fence AS (
@@ -231,7 +238,7 @@ WITH fence AS (
   WHERE id = %(run_id)s AND status = 'leased' AND lease_generation = %(generation)s
   RETURNING id
 ), {logs}
-SELECT id, pg_notify(%(run_channel)s, id) FROM fence;
+SELECT id, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) FROM fence;
 
 -- name: release_lease
 -- Give an interrupted run back: pending again, unless another run of its job already waits
@@ -249,7 +256,9 @@ WITH fence AS (
   WHERE id = %(run_id)s AND status = 'leased' AND lease_generation = %(generation)s
   RETURNING id, job_name
 ), {logs}
-SELECT id, pg_notify(%(run_channel)s, id), pg_notify(%(ready_channel)s, job_name) FROM fence;
+SELECT id, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id),
+       pg_notify(%(ready_channel)s, %(origin)s::text || ' ' || job_name)
+FROM fence;
 
 -- name: pending_with_same_key
 SELECT 1 AS found FROM durably_runs p, durably_runs r
@@ -262,7 +271,7 @@ WITH expired AS (
   WHERE status = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at > %(now)s)
   RETURNING id, job_name
 )
-SELECT id, pg_notify(%(ready_channel)s, job_name) FROM expired;
+SELECT id, pg_notify(%(ready_channel)s, %(origin)s::text || ' ' || job_name) FROM expired;
 
 -- name: cancel_run
 WITH cancelled AS (
@@ -272,7 +281,7 @@ WITH cancelled AS (
   WHERE id = %(run_id)s AND status IN ('pending', 'leased')
   RETURNING *
 )
-SELECT cancelled.*, pg_notify(%(run_channel)s, id) AS notified FROM cancelled;
+SELECT cancelled.*, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) AS notified FROM cancelled;
 
 -- name: retry_run
 WITH retried AS (
@@ -282,8 +291,8 @@ WITH retried AS (
   WHERE id = %(run_id)s AND status IN ('failed', 'cancelled')
   RETURNING *
 )
-SELECT retried.*, pg_notify(%(run_channel)s, id) AS notified,
-       pg_notify(%(ready_channel)s, job_name) AS ready
+SELECT retried.*, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) AS notified,
+       pg_notify(%(ready_channel)s, %(origin)s::text || ' ' || job_name) AS ready
 FROM retried;
 
 -- name: unknown_job_runs
@@ -320,7 +329,7 @@ WITH failed AS (
         AND o.lease_expires_at > %(now)s)
   RETURNING *
 )
-SELECT failed.*, pg_notify(%(run_channel)s, id) AS notified FROM failed;
+SELECT failed.*, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) AS notified FROM failed;
 
 -- name: get_run
 SELECT * FROM durably_runs WHERE id = %(run_id)s;
@@ -367,4 +376,4 @@ WITH steps_gone AS (DELETE FROM durably_steps WHERE run_id = ANY(%(ids)s::text[]
      logs_gone AS (DELETE FROM durably_logs WHERE run_id = ANY(%(ids)s::text[])),
      labels_gone AS (DELETE FROM durably_run_labels WHERE run_id = ANY(%(ids)s::text[])),
      runs_gone AS (DELETE FROM durably_runs WHERE id = ANY(%(ids)s::text[]) RETURNING id)
-SELECT id, pg_notify(%(run_channel)s, id) FROM runs_gone;
+SELECT id, pg_notify(%(run_channel)s, %(origin)s::text || ' ' || id) FROM runs_gone;

@@ -30,7 +30,7 @@ from durably_web.models import Run
 from durably_web.storage.connection import Connection, IntegrityViolation, Param, Row
 from durably_web.storage.queries import migrations, queries
 from durably_web.storage.reads import StoreReads
-from durably_web.storage.records import NewRun, Pending
+from durably_web.storage.records import LogRow, NewRun, RunDelta
 from durably_web.storage.rows import run_from_row
 
 __all__ = ["SQLiteStore"]
@@ -77,7 +77,9 @@ class SQLiteStore(StoreReads):
                 f"supports (version {latest}): it was written by a newer release. Upgrade "
                 "durably_web to open it; it was left unchanged."
             )
-        applied = []
+        applied: list[int] = []
+        if found == latest:
+            return applied  # up to date: no write, so no wait for another writer's lock
         for version, script in known:
             with self.connection.transaction():
                 if self._version() >= version:
@@ -216,9 +218,9 @@ class SQLiteStore(StoreReads):
         output_json: str | None,
         started_at: float,
         now: float,
-        pending: Pending,
+        logs: Sequence[LogRow] = (),
     ) -> None:
-        """Persist a completed step, fenced, in one transaction with pending log lines.
+        """Persist a completed step, fenced, in one transaction with the run's unwritten ``logs``.
 
         Raises:
             RunCancelled: the run was cancelled; nothing was written.
@@ -240,7 +242,7 @@ class SQLiteStore(StoreReads):
             generation,
         )
         try:
-            written = self._fenced((self._insert_step, step), pending)
+            written = self._fenced((self._insert_step, step), logs)
         except IntegrityViolation as exc:
             raise ConflictError(
                 f"step {name!r} of run {run_id} already has a completed checkpoint"
@@ -259,7 +261,7 @@ class SQLiteStore(StoreReads):
         error: str,
         started_at: float,
         now: float,
-        pending: Pending,
+        logs: Sequence[LogRow] = (),
     ) -> bool:
         """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off."""
         step = (
@@ -274,16 +276,17 @@ class SQLiteStore(StoreReads):
             format_timestamp(now),
             generation,
         )
-        return self._fenced((self._insert_step, step), pending)
+        return self._fenced((self._insert_step, step), logs)
 
-    async def flush(self, run_id: str, generation: int, pending: Pending, now: float) -> bool:
-        """Write pending progress, counters and logs on their own; False if fenced off."""
-        if not pending:
+    async def flush(self, run_id: str, generation: int, delta: RunDelta, now: float) -> bool:
+        """Write a delta's progress, counters and logs on their own; False if fenced off."""
+        if not delta:
             return True
-        progress, index, count = pending.run_fields()
-        stamp = format_timestamp(now)
-        touch = (self._q["touch_run"], (run_id, generation, progress, index, count, stamp))
-        return self._fenced(touch, pending, fields=(progress, index, count))
+        touch = (
+            self._q["touch_run"],
+            (run_id, generation, *_run_fields(delta), format_timestamp(now)),
+        )
+        return self._fenced(touch, delta.logs)
 
     async def renew_lease(
         self, run_id: str, generation: int, now: float, lease_duration: float
@@ -299,7 +302,7 @@ class SQLiteStore(StoreReads):
         generation: int,
         output_json: str | None,
         now: float,
-        pending: Pending,
+        delta: RunDelta,
         *,
         delete_steps: bool,
     ) -> None:
@@ -309,27 +312,20 @@ class SQLiteStore(StoreReads):
             RunCancelled / LeaseLost: the fence refused; nothing was written.
 
         """
-        stamp = format_timestamp(now)
-        progress, index, count = pending.run_fields()
+        progress, index, count = _run_fields(delta)
         complete = (
             self._q["complete_run"],
-            (run_id, generation, output_json, progress, stamp, index, count),
+            (run_id, generation, output_json, progress, format_timestamp(now), index, count),
         )
         after: list[tuple[str, Sequence[Param]]] = []
-        if delete_steps:  # the pending log lines would be deleted with the others
+        if delete_steps:  # the delta's log lines would be deleted with the others
             after = [(self._q["delete_steps"], (run_id,)), (self._q["delete_logs"], (run_id,))]
-        written = self._fenced(
-            complete,
-            pending,
-            fields=(progress, index, count),
-            after=after,
-            write_logs=not delete_steps,
-        )
-        if not written:
+        logs = () if delete_steps else delta.logs
+        if not self._fenced(complete, logs, after=after):
             raise self._refusal(run_id)
 
     async def fail_run(
-        self, run_id: str, generation: int, error: str, now: float, pending: Pending
+        self, run_id: str, generation: int, error: str, now: float, delta: RunDelta
     ) -> None:
         """Mark the run failed with ``error`` (fenced). Steps are kept for an in-place retry.
 
@@ -337,53 +333,41 @@ class SQLiteStore(StoreReads):
             RunCancelled / LeaseLost: the fence refused; nothing was written.
 
         """
-        progress, index, count = pending.run_fields()
+        progress, index, count = _run_fields(delta)
         stamp = format_timestamp(now)
         fail = (self._q["fail_run"], (run_id, generation, error, progress, stamp, index, count))
-        if not self._fenced(fail, pending, fields=(progress, index, count)):
+        if not self._fenced(fail, delta.logs):
             raise self._refusal(run_id)
 
     async def release_lease(
-        self, run_id: str, generation: int, now: float, pending: Pending
+        self, run_id: str, generation: int, now: float, delta: RunDelta
     ) -> bool:
         """Give an interrupted run back to the queue at once (fenced); False if refused."""
-        progress, index, count = pending.run_fields()
+        progress, index, count = _run_fields(delta)
         stamp = format_timestamp(now)
         release = (self._q["release_lease"], (run_id, generation, progress, stamp, index, count))
-        return self._fenced(release, pending, fields=(progress, index, count))
+        return self._fenced(release, delta.logs)
 
     def _fenced(
         self,
         first: tuple[str, Sequence[Param]],
-        pending: Pending,
+        logs: Sequence[LogRow],
         *,
-        fields: tuple[str | None, int | None, int | None] = (None, None, None),
         after: Sequence[tuple[str, Sequence[Param]]] = (),
-        write_logs: bool = True,
     ) -> bool:
-        """Run a lease holder's write: ``first`` (the fence), pending logs, then ``after``.
+        """Run a lease holder's write: ``first`` (the fence), ``logs``, then ``after``.
 
         Args:
             first: the fenced statement; when it changes no row, nothing is written.
-            pending: the execution's unwritten progress, counters and log lines.
-            fields: the pending run fields ``first`` writes (as ``pending.run_fields()``
-                gave them), if it writes them.
+            logs: the run's unwritten log lines, inserted in the same transaction.
             after: statements to run last, in the same transaction.
-            write_logs: insert the pending log lines (else they are dropped with the write).
 
-        Returns False when the fence refused (nothing written). What was pending is forgotten
-        only once the transaction committed, so a write that raises (a lock held too long, a
-        full disk) loses nothing: it goes out with the next write.
+        Returns False when the fence refused (nothing written), True once it committed.
         """
-        logs = list(pending.logs)
         statements: list[tuple[str, Sequence[Param]]] = [first]
-        if write_logs:
-            statements.extend((self._insert_log, log) for log in logs)
+        statements.extend((self._insert_log, log) for log in logs)
         statements.extend(after)
-        if not self.connection.run_batch(statements, guard=True):
-            return False
-        pending.written(fields, len(logs))
-        return True
+        return self.connection.run_batch(statements, guard=True)
 
     async def expire_leases(self, now: float) -> int:
         """Expire every live lease, so the next claims reclaim those runs at once.
@@ -528,3 +512,8 @@ def _lease_cache(connection: Connection) -> _LeaseCache:
         return _LEASE_CACHES.setdefault(connection, _LeaseCache())
     except TypeError:  # a connection that cannot be weakly referenced: no sharing needed
         return _LeaseCache()
+
+
+def _run_fields(delta: RunDelta) -> tuple[str | None, int | None, int | None]:
+    """Return ``(progress_json, current_step_index, completed_step_count)`` of a delta."""
+    return (delta.progress_json, delta.current_step_index, delta.completed_step_count)

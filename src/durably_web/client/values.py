@@ -1,4 +1,4 @@
-"""Turn the wire's JSON into Python values for a page: attribute records and errors.
+"""Turn the wire's JSON into Python values for a page: attribute records, JSON for JS.
 
 Pure Python in the subset MicroPython shares with CPython (no dataclasses, no typing at run
 time, no ``from __future__``: MicroPython has no ``__future__`` module and ignores
@@ -10,8 +10,8 @@ either interpreter, and CPython tests it.
 - User data (``input``, ``output``, ``labels``, log ``data``) keeps its own keys, as a
   Record too, so ``run.output.count`` and ``run.output["count"]`` both work.
 - ``run:leased`` on the wire is ``run:start`` here, as in the Python engine.
-- An error payload ``{name, message, code}`` becomes the same class as in
-  :mod:`durably_web.errors`, keeping page-side codes such as ``open_in_another_tab``.
+
+Errors come back through :func:`durably_web.errors.error_from_wire`, the one decoder.
 """
 
 try:  # noqa: SIM105 - MicroPython has no contextlib.suppress
@@ -21,14 +21,11 @@ except ImportError:  # MicroPython: annotations are never evaluated there
 
 import json
 
-from durably_web import errors
 from durably_web.json_value import MAX_DEPTH, MAX_REQUEST_DEPTH, plain_copy
 
 __all__ = [
     "Record",
-    "camel_options",
     "checked",
-    "error_from_payload",
     "event_from_wire",
     "from_wire",
     "plain",
@@ -37,28 +34,6 @@ __all__ = [
 ]
 
 _USER_DATA = ("input", "output", "labels", "data", "skippedInput", "skippedLabels")
-_CLASSES = (
-    errors.DurablyError,
-    errors.ValidationError,
-    errors.NotFoundError,
-    errors.ConflictError,
-    errors.RunCancelled,
-    errors.LeaseLost,
-    errors.RunFailed,
-    errors.StorageError,
-)
-_BY_NAME = {cls.__name__: cls for cls in _CLASSES}
-_BY_CODE = {cls.code: cls for cls in _CLASSES}
-# Page-side codes (web/client/errors.mjs) and the class each belongs to.
-_BY_CODE["open_in_another_tab"] = errors.ConflictError
-for _code in ("opfs_unavailable", "opfs_busy", "quota_exceeded"):
-    _BY_CODE[_code] = errors.StorageError
-_OPTION_NAMES = {
-    "idempotency_key": "idempotencyKey",
-    "concurrency_key": "concurrencyKey",
-    "labels": "labels",
-    "coalesce": "coalesce",
-}
 
 
 class Record:
@@ -213,35 +188,3 @@ def event_from_wire(value: dict[str, Any]) -> Record:
     if fields.get("type") == "log:write" and "data" not in fields:
         fields["data"] = None
     return event
-
-
-def camel_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Return trigger options with wire names, leaving out the unset ones.
-
-    Raises:
-        ValidationError: an unknown option name.
-
-    """
-    out = {}
-    for key, value in options.items():
-        wire = _OPTION_NAMES.get(key) or (key if key in _OPTION_NAMES.values() else None)
-        if wire is None:
-            known = ", ".join(sorted(_OPTION_NAMES))
-            raise errors.ValidationError(f"unknown trigger option {key!r}; known: {known}")
-        if value is not None:
-            out[wire] = plain(value)
-    return out
-
-
-def error_from_payload(payload: Any) -> errors.DurablyError:
-    """Rebuild an error from ``{name, message, code}`` as the matching durably_web class."""
-    if not isinstance(payload, dict):
-        payload = {"message": str(payload)}
-    message = str(payload.get("message") or payload.get("error") or "unknown error")
-    code = str(payload.get("code") or "")
-    cls = _BY_CODE.get(code) or _BY_NAME.get(str(payload.get("name") or "")) or errors.DurablyError
-    error = cls(message)
-    if code and code != cls.code:
-        # A page-side code (open_in_another_tab, job_module_failed, ...) on a shared class.
-        setattr(error, "code", code)  # noqa: B010 - `code` is a ClassVar, set per instance here
-    return error

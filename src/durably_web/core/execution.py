@@ -1,4 +1,12 @@
-"""Runtime: execute one claimed run from the top to its outcome.
+"""Execution: one claimed run, from the top to its outcome, and the one owner of its state.
+
+An :class:`Execution` owns everything about a running run: its abort signal and
+cancellation, its progress and step counters, and every write it makes, through its
+:class:`~durably_web.core.writer.RunWriter` (which keeps what the run produced and has not
+written yet, and sorts storage errors). The job sees it through its
+:class:`~durably_web.core.step.StepContext`; the :class:`~durably_web.core.worker.Worker`
+asks it for what ``Durably`` needs (:meth:`Execution.overlay`, :meth:`Execution.cancel`).
+The Store only ever receives plain values from it.
 
 Completed steps replay from their checkpoints; new steps run and are checkpointed; the
 outcome (completed with validated output, or failed with the error) is written with the same
@@ -10,8 +18,8 @@ Whatever goes wrong ends in one of three clear ways, never in a task that dies s
 - **The run is at fault** (its job raised, its input no longer validates, a stored checkpoint
   or its stored input cannot be parsed): the run fails with a message saying so (``run:fail``).
 - **The database is busy** (another connection held the lock past ``busy_timeout``): the
-  engine's own write is tried again, with backoff, until the lock clears. A lock never fails a
-  run.
+  engine's own write is tried again, with backoff, until the lock clears
+  (:mod:`~durably_web.core.busy`). A lock never fails a run.
 - **The database is broken** (disk full, corrupt, read-only): the attempt stops without marking
   the run failed, hands it back if it can, and the worker stops with the error
   (``worker:error`` with context ``worker-stopped``); runs resume once the database is healthy.
@@ -26,42 +34,45 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 import pydantic
 
 from durably_web.clock import Clock
+from durably_web.core.overrun import Overrun, blocked_warning, extended_lease, too_many_losses
+from durably_web.core.signal import AbortSignal
+from durably_web.core.step import StepContext, error_text
+from durably_web.core.writer import RunWriter
 from durably_web.errors import LeaseLost, RunCancelled, StorageError, ValidationError
-from durably_web.events import EventBus, RunCancel, RunComplete, RunFail, RunStart
+from durably_web.events import (
+    EventBus,
+    LogWrite,
+    RunCancel,
+    RunComplete,
+    RunFail,
+    RunProgress,
+    RunStart,
+)
 from durably_web.job import JobDefinition
 from durably_web.json_value import escape_surrogates
-from durably_web.models import Run, wire_time
-from durably_web.options import MAX_LEASE_DURATION
-from durably_web.step import StepContext, _message
-from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
-from durably_web.storage.records import Pending
-from durably_web.storage.store import SQLiteStore
+from durably_web.models import Progress, Run, wire_time
+from durably_web.storage.base import Store
+from durably_web.storage.records import RunDelta
 from durably_web.validation import dump_json, format_pydantic_error, parse, to_json_value
 
-__all__ = ["Execution", "Host", "Overrun", "StepBlocked"]
+__all__ = ["Execution", "Supervisor"]
 
 T = TypeVar("T")
 
-_BUSY_FIRST_DELAY = 0.05
-_BUSY_MAX_DELAY = 1.0
-_BUSY_REPORT_EVERY = 60.0
-"""Seconds between ``worker:error`` reports while one write waits for a lock."""
 _MAX_ERROR = 100_000
 """Characters of a failure message stored at most."""
-_MAX_LOSSES = 2
-"""Times one worker may lose a run to a step that blocks past the lease before failing it."""
 
 
-class Host(Protocol):
-    """What an execution needs from its worker."""
+class Supervisor(Protocol):
+    """What an execution needs from the worker that runs it."""
 
-    store: SQLiteStore
+    store: Store
     bus: EventBus
     clock: Clock
 
@@ -86,21 +97,12 @@ class Host(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Overrun:
-    """A worker lost a run because ``step`` blocked for ``seconds``, ``losses`` times."""
-
-    step: str
-    seconds: float
-    losses: int
-
-
-class StepBlocked(Warning):
-    """A step ran past the run's lease without the lease being renewed (``step-blocked``)."""
-
-
 class _RunAtFault(Exception):
     """The stored run cannot be executed; the message says why. The run fails with it."""
+
+
+class _InvalidOutput(Exception):
+    pass
 
 
 class Execution:
@@ -109,17 +111,22 @@ class Execution:
     Args:
         run: the run as claimed; its ``lease_generation`` fences every write.
         job: the job definition to call.
-        host: the worker executing it (store, bus, clock, supervision).
+        supervisor: the worker executing it (store, bus, clock, supervision).
         lease_duration: seconds each lease renewal extends the lease by.
         preserve_steps: keep step and log rows after the run completes.
         persist_logs: write ``step.log`` lines to the database.
         overrun: set when this worker lost this run before to a step that blocked past its
-            lease: the lease is extended for this attempt, or the run fails after
-            :data:`_MAX_LOSSES` such losses.
+            lease: the lease is extended for this attempt, or the run fails after too many
+            such losses (:mod:`~durably_web.core.overrun`).
 
     Attributes:
+        signal: aborted when the run is cancelled, its lease lost or the worker stops.
+        progress: the last progress the job reported, written or not.
+        current_step_index / completed_step_count: the run's counters, written or not.
         lease_until: when the lease expires (epoch seconds), as last claimed or renewed.
         failure: the storage error that broke this attempt, if any.
+        lost_block: this attempt lost the run to a step that blocked past the lease.
+        writer: makes every write of this attempt (see :mod:`~durably_web.core.writer`).
 
     """
 
@@ -127,7 +134,7 @@ class Execution:
         self,
         run: Run,
         job: JobDefinition[Any, Any],
-        host: Host,
+        supervisor: Supervisor,
         *,
         lease_duration: float,
         preserve_steps: bool,
@@ -136,10 +143,10 @@ class Execution:
     ) -> None:
         self.run = run
         self.job = job
-        self.host = host
-        self.store = host.store
-        self.bus = host.bus
-        self.clock = host.clock
+        self.supervisor = supervisor
+        self.store = supervisor.store
+        self.bus = supervisor.bus
+        self.clock = supervisor.clock
         self.lease_duration = lease_duration
         expires = run.lease_expires_at
         self.lease_until = (
@@ -148,61 +155,45 @@ class Execution:
         self.preserve_steps = preserve_steps
         self.persist_logs = persist_logs
         self.overrun = overrun
+        self.signal = AbortSignal()
+        self.progress: Progress | None = None
+        self.current_step_index = run.current_step_index
+        self.completed_step_count = run.completed_step_count
         self.failed_step_name: str | None = None
-        self.cancel_announced = False
         self.lost_block = False
         self.failure: StorageError | None = None
-        self.step: StepContext | None = None
+        self.writer = RunWriter(
+            run,
+            self.store,
+            self.clock,
+            spawn=supervisor.spawn,
+            report=self.report,
+            broken=self.broken,
+        )
+        self._cancel_announced = False
         self._outcome_task: asyncio.Future[Any] | None = None
 
-    def report(self, error: BaseException, context: str) -> None:
-        """Route an internal error of this execution to ``worker:error``."""
-        self.host.report(error, context, self.run)
+    # -- what the worker asks ------------------------------------------------------------
 
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        """Run ``coro`` as a supervised background task of the worker."""
-        self.host.spawn(coro, name)
+    def overlay(self, run: Run) -> Run:
+        """Return ``run`` (as read from the store) with this attempt's progress and counters."""
+        if run.status != "leased" or run.lease_generation != self.run.lease_generation:
+            return run
+        return replace(
+            run,
+            progress=self.progress if self.progress is not None else run.progress,
+            current_step_index=self.current_step_index,
+            completed_step_count=self.completed_step_count,
+        )
+
+    def cancel(self) -> None:
+        """Stop the run: it was cancelled in this process (which emitted ``run:cancel``)."""
+        self._cancel_announced = True
+        self.abort("cancelled")
 
     def abort(self, reason: str) -> None:
         """Abort the job's signal (``cancelled``, ``lease-lost`` or ``stopped``)."""
-        if self.step is not None:
-            self.step.signal.abort(reason)
-
-    async def store_call(
-        self, what: str, call: Callable[[], Awaitable[T]], *, wait_busy: bool = True
-    ) -> T:
-        """Make one of the engine's own storage calls for this run.
-
-        Args:
-            what: what the call does, for ``worker:error`` reports.
-            call: makes the call (called again for each try).
-            wait_busy: retry while the database is busy (else raise :class:`DatabaseBusy`).
-
-        A :class:`DatabaseBusy` is retried with backoff for as long as the lock is held,
-        reported as ``worker:error`` when the wait starts and once a minute after. Any other
-        :class:`StorageError` means the database is broken: the attempt halts (its signal
-        aborts with ``stopped``) and the error is raised. Data errors (a constraint, a value
-        too large) are raised as they are: the run is at fault, not the database.
-        """
-        delay = _BUSY_FIRST_DELAY
-        reported_at: float | None = None
-        while True:
-            try:
-                return await call()
-            except DatabaseBusy as exc:
-                if not wait_busy:
-                    raise
-                now = self.clock.now()
-                if reported_at is None or now - reported_at >= _BUSY_REPORT_EVERY:
-                    reported_at = now
-                    self.report(exc, f"{what}: waiting for the database lock")
-                await self.clock.sleep(delay)
-                delay = min(delay * 2, _BUSY_MAX_DELAY)
-            except IntegrityViolation:
-                raise
-            except StorageError as exc:
-                self.broken(exc)
-                raise
+        self.signal.abort(reason)
 
     def broken(self, error: StorageError) -> None:
         """Record that the database failed under this attempt; abort the job's signal."""
@@ -210,9 +201,138 @@ class Execution:
             self.failure = error
         self.abort("stopped")
 
+    def report(self, error: BaseException, context: str) -> None:
+        """Route an internal error of this execution to ``worker:error``."""
+        self.supervisor.report(error, context, self.run)
+
+    # -- what the job's StepContext records ---------------------------------------------
+
+    def record_progress(self, progress: Progress) -> None:
+        """Keep the job's progress (written with the next write) and emit ``run:progress``."""
+        self.progress = progress
+        self.writer.keep_progress(progress)
+        run = self.run
+        self.bus.emit(
+            RunProgress, run_id=run.id, job_name=run.job_name, labels=run.labels, progress=progress
+        )
+
+    def record_log(
+        self, level: str, message: str, data_json: str | None, step_name: str | None
+    ) -> None:
+        """Keep a log line (unless logs are not persisted) and emit ``log:write``."""
+        run = self.run
+        if self.persist_logs:
+            self.writer.keep_log(level, message, data_json, step_name)
+        self.bus.emit(
+            LogWrite,
+            run_id=run.id,
+            job_name=run.job_name,
+            labels=run.labels,
+            step_name=step_name,
+            level=level,
+            message=message,
+            data=None if data_json is None else json.loads(data_json),
+        )
+
+    async def check_lease(self) -> None:
+        """Raise :class:`RunCancelled` or :class:`LeaseLost` (aborting the signal) if gone."""
+        run = self.run
+        try:
+            await self.store_call(
+                "lease check", lambda: self.store.check_lease(run.id, run.lease_generation)
+            )
+        except RunCancelled:
+            self.abort("cancelled")
+            raise
+        except LeaseLost:
+            self.abort("lease-lost")
+            raise
+
+    async def checkpoint(
+        self, name: str, index: int, output_json: str | None, started: float, finished: float
+    ) -> None:
+        """Write a completed step (fenced) with what is unwritten; advance the counters.
+
+        Raises:
+            RunCancelled / LeaseLost: the fence refused (the signal is aborted).
+            ConflictError / ValidationError: the result cannot be stored.
+            StorageError: the database failed (the attempt has halted).
+
+        """
+        run = self.run
+        overran = finished > self.lease_until
+
+        def write(delta: RunDelta) -> Awaitable[None]:
+            return self.store.checkpoint_step(
+                run.id,
+                run.lease_generation,
+                name=name,
+                index=index,
+                output_json=output_json,
+                started_at=started,
+                now=finished,
+                logs=delta.logs,
+            )
+
+        try:
+            await self.writer.write("checkpoint", write, logs_only=True)
+        except RunCancelled:
+            self.abort("cancelled")
+            raise
+        except LeaseLost:
+            self.abort("lease-lost")
+            if overran:
+                self._step_overran(name, finished - started, lost=True)
+            raise
+        if overran:
+            self._step_overran(name, finished - started, lost=False)
+        self.completed_step_count += 1
+        self.current_step_index = max(self.current_step_index, index + 1)
+        self.writer.keep_counters(self.current_step_index, self.completed_step_count)
+
+    def resumed(self, current_step_index: int, completed_step_count: int) -> None:
+        """Set the counters from the run's checkpoints (a crash may have left them behind)."""
+        self.current_step_index = current_step_index
+        self.completed_step_count = completed_step_count
+        if completed_step_count:
+            self.writer.keep_counters(current_step_index, completed_step_count)
+
+    async def record_step_failure(self, name: str, index: int, error: str, started: float) -> None:
+        """Record a step that raised (``failed``, or ``cancelled`` once the signal aborted)."""
+        run = self.run
+        self.failed_step_name = name
+        status = "cancelled" if self.signal.aborted else "failed"
+
+        def write(delta: RunDelta) -> Awaitable[bool]:
+            return self.store.record_failed_step(
+                run.id,
+                run.lease_generation,
+                name=name,
+                index=index,
+                status=status,
+                error=error,
+                started_at=started,
+                now=self.clock.now(),
+                logs=delta.logs,
+            )
+
+        try:
+            await self.writer.write("step failure", write, logs_only=True)
+        except Exception as write_error:  # noqa: BLE001 - the step's own error wins
+            if self.failure is None:  # a broken database halts the attempt instead
+                self.report(write_error, "step-failure-record")
+
+    async def store_call(
+        self, what: str, call: Callable[[], Awaitable[T]], *, wait_busy: bool = True
+    ) -> T:
+        """Make one of the engine's own storage calls for this run (see :class:`RunWriter`)."""
+        return await self.writer.call(what, call, wait_busy=wait_busy)
+
+    # -- the attempt --------------------------------------------------------------------
+
     async def execute(self) -> None:
         """Run the job to its outcome; never raises except ``asyncio.CancelledError``."""
-        run, clock, store = self.run, self.clock, self.store
+        run, clock = self.run, self.clock
         started = clock.now()
         self.bus.emit(
             RunStart,
@@ -229,17 +349,18 @@ class Execution:
             result = await self.job.call(step, payload)
             step.throw_if_aborted()
             output_json = self._output_json(result)
-            await self._outcome(
-                "complete",
-                lambda: store.complete_run(
+
+            def complete(delta: RunDelta) -> Awaitable[None]:
+                return self.store.complete_run(
                     run.id,
                     run.lease_generation,
                     output_json,
                     clock.now(),
-                    step.pending,
+                    delta,
                     delete_steps=not self.preserve_steps,
-                ),
-            )
+                )
+
+            await self._outcome("complete", complete)
         except asyncio.CancelledError:
             await self._interrupted()
             raise
@@ -260,7 +381,7 @@ class Execution:
         )
 
     async def _begin(self) -> StepContext:
-        """Read what the run needs to resume, then build its step context.
+        """Read what the run needs to resume, then build the job's step context.
 
         Raises:
             _RunAtFault: a checkpoint, the input or the labels cannot be read, or a step
@@ -289,24 +410,19 @@ class Execution:
                     f"be read ({exc}: {_snippet(text or '')}). Fix or delete that row of "
                     "durably_steps, then retry the run."
                 ) from None
-        current_index = max((c.index + 1 for c in checkpoints.values()), default=0)
-        self.step = StepContext(self, completed, current_index, logs_written=logs)
+        if completed:
+            self.resumed(max(c.index + 1 for c in checkpoints.values()), len(completed))
+        step = StepContext(self, completed, logs_written=logs)
         if self.overrun is not None:
             await self._extend_lease(self.overrun)
-        return self.step
+        return step
 
     async def _extend_lease(self, overrun: Overrun) -> None:
         """Give a run this worker lost to a blocking step a lease long enough for that step."""
         run = self.run
-        if overrun.losses >= _MAX_LOSSES:
-            raise _RunAtFault(
-                f"Step {overrun.step!r} blocked the worker for {overrun.seconds:.1f}s, longer "
-                f"than the lease, {overrun.losses} times: each time another worker took the run "
-                "over and the step's result was discarded. Make the step await (run blocking "
-                "code with asyncio.to_thread) or raise lease_duration above "
-                f"{overrun.seconds:.0f}s, then retry the run."
-            )
-        duration = min(max(2 * overrun.seconds, self.lease_duration), MAX_LEASE_DURATION)
+        duration = extended_lease(overrun, self.lease_duration)
+        if duration is None:
+            raise _RunAtFault(too_many_losses(overrun))
         now = self.clock.now()
         renewed = await self.store_call(
             "extend lease",
@@ -317,15 +433,16 @@ class Execution:
         self.lease_duration = duration
         self.lease_until = now + duration
 
-    async def _outcome(self, what: str, call: Callable[[], Awaitable[None]]) -> None:
+    async def _outcome(self, what: str, write: Callable[[RunDelta], Awaitable[None]]) -> None:
         """Write the outcome, shielded: if this task is cancelled, the write still finishes."""
-        task = asyncio.ensure_future(self.store_call(what, call))
+        self.writer.cancel_flush()
+        task = asyncio.ensure_future(self.writer.write(what, write))
         self._outcome_task = task
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
             if not task.done():
-                self.host.keep(task, f"{what}-outcome")
+                self.supervisor.keep(task, f"{what}-outcome")
             raise
 
     async def _settle(self, exc: Exception) -> None:
@@ -340,7 +457,7 @@ class Execution:
             self.failed_step_name = None
             await self._fail(str(exc))
         else:
-            await self._fail(_message(exc))
+            await self._fail(error_text(exc))
 
     def _output_json(self, result: Any) -> str | None:
         adapter = self.job.output_adapter
@@ -355,23 +472,17 @@ class Execution:
         except ValidationError as exc:
             raise _InvalidOutput(f"Invalid output: {exc}") from None
 
-    @property
-    def _pending(self) -> Pending:
-        return Pending() if self.step is None else self.step.pending
-
     async def _fail(self, error: str) -> None:
         error = escape_surrogates(error)
         run = self.run
-        pending = self._pending
         if len(error) > _MAX_ERROR:
             error = error[:_MAX_ERROR] + " ... (truncated)"
+
+        def fail(delta: RunDelta) -> Awaitable[None]:
+            return self.store.fail_run(run.id, run.lease_generation, error, self.clock.now(), delta)
+
         try:
-            await self._outcome(
-                "fail",
-                lambda: self.store.fail_run(
-                    run.id, run.lease_generation, error, self.clock.now(), pending
-                ),
-            )
+            await self._outcome("fail", fail)
         except RunCancelled:
             self._announce_cancel()
             return
@@ -395,62 +506,40 @@ class Execution:
         """Hand the run back if the failed database lets us, then stop the worker."""
         assert self.failure is not None
         self.abort("stopped")
-        run = self.run
         # One try: the database just failed, the lease expires anyway, and the failure itself
         # is what gets reported.
         with contextlib.suppress(Exception):
-            await self.store.release_lease(
-                run.id, run.lease_generation, self.clock.now(), self._pending
-            )
-        self.host.halt(self.failure, run)
+            await self.writer.release()
+        self.supervisor.halt(self.failure, self.run)
 
     async def _interrupted(self) -> None:
         """Hand the run back after a cancellation (the worker stops), unless it ended."""
         self.abort("stopped")
+        self.writer.cancel_flush()
         if self._outcome_task is not None and not self._outcome_task.done():
             return  # the outcome is being written; it decides the run's state
-        run = self.run
         try:
-            await self.store.release_lease(
-                run.id, run.lease_generation, self.clock.now(), self._pending
-            )
+            await self.writer.release()
         except Exception as exc:  # noqa: BLE001 - best effort: the lease expires anyway
             self.report(exc, "release-lease")
 
     def _announce_cancel(self) -> None:
         """Emit ``run:cancel`` here when the cancellation came from another process."""
-        if self.cancel_announced:
+        if self._cancel_announced:
             return
-        self.cancel_announced = True
+        self._cancel_announced = True
         run = self.run
         self.bus.emit(RunCancel, run_id=run.id, job_name=run.job_name, labels=run.labels)
 
-    def step_overran(self, step: str, seconds: float, lost: bool) -> None:
-        """Warn that ``step`` ran past the lease unrenewed; remember it if the run was lost."""
+    def _step_overran(self, step: str, seconds: float, lost: bool) -> None:
+        """Warn that ``step`` ran past the lease unrenewed; tell the worker if the run was lost."""
         run = self.run
         self.report(
-            StepBlocked(
-                f"step {step!r} of run {run.id} ran {seconds:.1f}s and the run's lease "
-                f"({self.lease_duration:g}s) expired meanwhile: the step blocked the event loop, "
-                "so the lease could not be renewed"
-                + (
-                    ", another worker took the run over and this result was discarded"
-                    if lost
-                    else ", and another worker could have taken the run over"
-                )
-                + ". Make the step await (run blocking code with asyncio.to_thread) or raise "
-                "lease_duration above the step's time (create_durably(lease_duration=...), "
-                "durably-web run --lease-duration)."
-            ),
-            "step-blocked",
+            blocked_warning(run.id, step, seconds, self.lease_duration, lost), "step-blocked"
         )
         if lost:
             self.lost_block = True
-            self.host.lost_to_block(run, step, seconds)
-
-
-class _InvalidOutput(Exception):
-    pass
+            self.supervisor.lost_to_block(run, step, seconds)
 
 
 def _snippet(text: str, width: int = 80) -> str:

@@ -29,7 +29,7 @@ from durably_web.events import EventBus, RunFail
 from durably_web.job import JobDefinition
 from durably_web.models import Run
 from durably_web.options import Options
-from durably_web.storage.store import SQLiteStore
+from durably_web.storage.base import Store
 
 __all__ = ["Maintenance", "UnknownJob"]
 
@@ -58,7 +58,7 @@ class Maintenance:
     def __init__(
         self,
         *,
-        store: SQLiteStore,
+        store: Store,
         bus: EventBus,
         clock: Clock,
         options: Options,

@@ -1,20 +1,26 @@
-"""Typed job handles: ``durably.jobs.<key>.trigger(...)`` and friends."""
+"""Typed job handles: ``durably.jobs.<key>.trigger(...)`` and friends.
+
+:class:`BaseJobHandle` is the job-handle logic every Python handle shares (a trigger's
+arguments, ``batch_trigger`` items, ``trigger_and_wait``); :class:`JobHandle` runs it on a local
+engine, :class:`~durably_web.http_client.HttpJobHandle` on a server.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
+from durably_web.core.trigger import TriggerItem
 from durably_web.job import JobDefinition
 from durably_web.models import Run
-from durably_web.trigger import TriggerItem
 from durably_web.validation import parse
 
 if TYPE_CHECKING:
-    from durably_web.durably import Durably
+    from durably_web.core.durably import Durably
 
-__all__ = ["JobHandle", "JobResult", "Jobs"]
+__all__ = ["BaseJobHandle", "Engine", "JobHandle", "JobResult", "Jobs"]
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
@@ -41,17 +47,47 @@ class JobResult(Generic[OutputT]):
         return self.run.disposition
 
 
-class JobHandle(Generic[InputT, OutputT]):
-    """Trigger and inspect one registered job."""
+class Engine(Protocol):
+    """What a job handle needs of the engine it triggers on (a local one, or a server's)."""
 
-    def __init__(self, durably: Durably, definition: JobDefinition[InputT, OutputT]) -> None:
-        self._durably = durably
-        self.definition = definition
+    async def wait_for_run(
+        self,
+        run_id: str,
+        *,
+        timeout: float | None = None,
+        on_progress: Callable[[Any], Any] | None = None,
+        on_log: Callable[[Any], Any] | None = None,
+    ) -> Run:
+        """Wait until the run completes and return it."""
+        ...
+
+    async def get_runs(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        job_name: str | Sequence[str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Run]:
+        """List runs, newest first."""
+        ...
+
+
+class BaseJobHandle(ABC, Generic[InputT, OutputT]):
+    """Trigger one job and wait for its runs, wherever the engine runs.
+
+    Subclasses say how runs are enqueued (:meth:`_enqueue`); waiting and listing go to the
+    engine (``self._engine``), whose methods have the same arguments everywhere.
+    """
+
+    name: str
+    _engine: Engine
 
     @property
-    def name(self) -> str:
-        """The job's name."""
-        return self.definition.name
+    def definition(self) -> JobDefinition[InputT, OutputT] | None:
+        """The job's definition, where it is known (a local engine's handles)."""
+        return None
 
     async def trigger(
         self,
@@ -76,7 +112,8 @@ class JobHandle(Generic[InputT, OutputT]):
                 the key (``disposition="coalesced"``) instead of raising ``ConflictError``.
             key_scope: a namespace for both keys: triggers with another scope (or none)
                 never meet these keys (a multi-tenant app passes the tenant; see
-                :func:`durably_web.trigger.scoped_key`).
+                :func:`durably_web.core.trigger.scoped_key`). Local engines only: a server
+                decides its callers' scope.
 
         Raises:
             ValidationError: invalid input, labels or options; nothing is stored.
@@ -84,7 +121,7 @@ class JobHandle(Generic[InputT, OutputT]):
 
         """
         item = TriggerItem(input, idempotency_key, concurrency_key, labels, coalesce, key_scope)
-        return (await self._durably._enqueue(self.definition, [item]))[0]
+        return (await self._enqueue([item], batch=False))[0]
 
     async def batch_trigger(
         self, items: Sequence[InputT | Mapping[str, Any] | TriggerItem]
@@ -96,7 +133,7 @@ class JobHandle(Generic[InputT, OutputT]):
 
         """
         prepared = [item if isinstance(item, TriggerItem) else TriggerItem(item) for item in items]
-        return await self._durably._enqueue(self.definition, prepared, batch=True)
+        return await self._enqueue(prepared, batch=True)
 
     async def trigger_and_wait(
         self,
@@ -126,43 +163,68 @@ class JobHandle(Generic[InputT, OutputT]):
             coalesce=coalesce,
             key_scope=key_scope,
         )
-        done = await self._durably.wait_for_run(
+        done = await self._engine.wait_for_run(
             run.id, timeout=timeout, on_progress=on_progress, on_log=on_log
         )
-        adapter = self.definition.output_adapter
         output = done.output
+        adapter = None if self.definition is None else self.definition.output_adapter
         if adapter is not None:
             output = parse(adapter, output, f"output of run {run.id}")
         return JobResult(run.id, output, done.with_disposition(run.disposition or "created"))
 
     async def get_runs(self, **filters: Any) -> list[Run]:
-        """``durably.get_runs`` restricted to this job."""
-        return await self._durably.get_runs(job_name=self.name, **filters)
+        """``get_runs`` restricted to this job."""
+        return await self._engine.get_runs(job_name=self.name, **filters)
+
+    @abstractmethod
+    async def _enqueue(self, items: list[TriggerItem], *, batch: bool) -> list[Run]:
+        """Enqueue the items (all or nothing); return the runs with their dispositions."""
 
     def __repr__(self) -> str:
-        return f"<JobHandle {self.name!r}>"
+        return f"<{type(self).__name__} {self.name!r}>"
 
 
-class Jobs:
+class JobHandle(BaseJobHandle[InputT, OutputT]):
+    """Trigger and inspect one job registered on a local engine."""
+
+    def __init__(self, durably: Durably, definition: JobDefinition[InputT, OutputT]) -> None:
+        self._durably = durably
+        self._engine = durably
+        self._definition = definition
+        self.name = definition.name
+
+    @property
+    def definition(self) -> JobDefinition[InputT, OutputT]:
+        """The job's definition."""
+        return self._definition
+
+    async def _enqueue(self, items: list[TriggerItem], *, batch: bool) -> list[Run]:
+        return await self._durably._enqueue(self._definition, items, batch=batch)
+
+
+H = TypeVar("H", bound=BaseJobHandle[Any, Any])
+
+
+class Jobs(Generic[H]):
     """The registered jobs by key: ``jobs.import_csv`` or ``jobs["import_csv"]``."""
 
     def __init__(self) -> None:
-        self._handles: dict[str, JobHandle[Any, Any]] = {}
+        self._handles: dict[str, H] = {}
 
-    def _add(self, key: str, handle: JobHandle[Any, Any]) -> None:
+    def _add(self, key: str, handle: H) -> None:
         self._handles[key] = handle
 
-    def get(self, key: str) -> JobHandle[Any, Any] | None:
+    def get(self, key: str) -> H | None:
         """Return the handle registered under ``key``, or None."""
         return self._handles.get(key)
 
-    def __getattr__(self, key: str) -> JobHandle[Any, Any]:
+    def __getattr__(self, key: str) -> H:
         handles = self.__dict__.get("_handles", {})
         if key in handles:
             return handles[key]  # type: ignore[no-any-return]
         raise AttributeError(f"no job registered under {key!r}; registered: {sorted(handles)}")
 
-    def __getitem__(self, key: str) -> JobHandle[Any, Any]:
+    def __getitem__(self, key: str) -> H:
         try:
             return self._handles[key]
         except KeyError:
@@ -177,6 +239,6 @@ class Jobs:
     def __len__(self) -> int:
         return len(self._handles)
 
-    def items(self) -> list[tuple[str, JobHandle[Any, Any]]]:
+    def items(self) -> list[tuple[str, H]]:
         """Return ``(key, handle)`` pairs."""
         return list(self._handles.items())

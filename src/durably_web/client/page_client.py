@@ -9,7 +9,7 @@ no JS proxy reaches the caller. The one Python function
 handed to JS (``Dispatcher.receive`` in :mod:`durably_web.client.dispatch`) gets status
 changes, events and wait callbacks.
 
-Written in the subset MicroPython shares with CPython (see :mod:`durably_web.client.records`).
+Written in the subset MicroPython shares with CPython (see :mod:`durably_web.client.values`).
 Timeouts are seconds here (the JS client takes milliseconds).
 """
 
@@ -20,20 +20,21 @@ except ImportError:  # MicroPython: annotations are never evaluated there
     pass
 
 from durably_web.client.dispatch import Dispatcher, Subscription, unwrap
-from durably_web.client.jobs import JobHandle, Jobs
-from durably_web.client.records import Record, from_wire, to_json
+from durably_web.client.jobs import PageJobHandle, PageJobs
+from durably_web.client.values import Record, from_wire, to_json
 
-__all__ = ["DurablyClient"]
+__all__ = ["PageClient"]
 
 
-class DurablyClient:
+class PageClient:
     """The page's Durably: a local instance's methods, answered by the engine worker or server."""
 
     def __init__(self, adapter: Any, dispatcher: Dispatcher, jobs: list[dict[str, str]]) -> None:
         self._adapter = adapter
         self._dispatcher = dispatcher
         self._next_token = 1
-        self.jobs = Jobs({job["key"]: JobHandle(self, job["key"], job["name"]) for job in jobs})
+        handles = {job["key"]: PageJobHandle(self, job["key"], job["name"]) for job in jobs}
+        self.jobs = PageJobs(handles)
 
     @property
     def status(self) -> str:

@@ -1,14 +1,16 @@
 """The worker: claims runs, executes them, renews their leases, keeps the database tidy.
 
-A trigger in the same process wakes the loop at once; the polling interval only matters for
-work written by another process or tab. Up to ``max_concurrent_runs`` runs execute at once,
+A trigger in the same process wakes the loop at once; on a store that tells of other
+processes' writes (:class:`~durably_web.storage.base.Notifications`: PostgreSQL), so does a
+trigger in another process. The polling interval only matters for work written by another
+process or tab that no notification announced. Up to ``max_concurrent_runs`` runs execute at once,
 each in its own named task; one renewal task extends every held lease; idle maintenance
-(:mod:`durably_web.maintenance`) purges old runs and fails runs of jobs no worker knows.
+(:mod:`durably_web.core.maintenance`) purges old runs and fails runs of jobs no worker knows.
 Background tasks are supervised: their errors go to ``worker:error`` and never kill the loop.
 
-Storage errors are sorted once, here and in the runtime: a database locked past
-``busy_timeout`` is waited out (the loop backs off and tries again); a broken one (disk full,
-corrupt, read-only) stops the worker: it emits ``worker:error`` with context
+Storage errors are sorted once, here and in the run writer (:mod:`durably_web.core.writer`):
+a database locked past ``busy_timeout`` is waited out (the loop backs off and tries again); a
+broken one (disk full, corrupt, read-only) stops the worker: it emits ``worker:error`` with context
 ``worker-stopped``, hands its runs back, and keeps the error in :attr:`Worker.failure` (the CLI
 exits with it). Runs keep their checkpoints and resume once the database is healthy.
 
@@ -25,21 +27,20 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from durably_web.clock import Clock
+from durably_web.core.execution import Execution
+from durably_web.core.maintenance import Maintenance
+from durably_web.core.overrun import Overruns
 from durably_web.errors import LeaseLost, RunCancelled, StorageError
 from durably_web.events import EventBus, RunLeaseRenewed, WorkerError
 from durably_web.job import JobDefinition
-from durably_web.maintenance import Maintenance
 from durably_web.models import Run
 from durably_web.options import Options
-from durably_web.runtime import Execution, Overrun
+from durably_web.storage.base import Notifications, Store, Unsubscribe
 from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
-from durably_web.storage.store import SQLiteStore
 
 __all__ = ["Worker"]
 
 _ERROR_BACKOFF = 1.0
-_MAX_OVERRUNS = 1000
-"""Runs whose blocking step this worker remembers (the oldest are forgotten first)."""
 
 
 class Worker:
@@ -49,18 +50,21 @@ class Worker:
         store / bus / clock / options: the engine's services and settings.
         jobs: the registered job definitions by job name (read live: registering later works).
         worker_id: this worker's lease owner name.
+        notifications: the store's notifications, if it has them: a run of a job of ours
+            that another process makes claimable wakes the loop.
 
     """
 
     def __init__(
         self,
         *,
-        store: SQLiteStore,
+        store: Store,
         bus: EventBus,
         clock: Clock,
         options: Options,
         jobs: Mapping[str, JobDefinition[Any, Any]],
         worker_id: str,
+        notifications: Notifications | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -75,11 +79,36 @@ class Worker:
         self._renew_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
-        self._overruns: dict[str, Overrun] = {}
+        self._overruns = Overruns()
+        self._notifications = notifications
+        self._unsubscribe: Unsubscribe | None = None
         self.failure: StorageError | None = None
         self.maintenance = Maintenance(
             store=store, bus=bus, clock=clock, options=options, jobs=jobs, report=self.report
         )
+
+    def overlay(self, run: Run) -> Run:
+        """Return ``run`` with the progress and counters its execution here has not written.
+
+        A run this worker is not executing (or executed under another lease) is returned as
+        it is.
+        """
+        execution = self.active.get(run.id)
+        return run if execution is None else execution.overlay(run)
+
+    def cancel_local(self, run_id: str) -> None:
+        """Stop the execution of a run just cancelled in this process, if it runs here.
+
+        Its signal aborts with ``cancelled`` and it does not announce the cancellation again
+        (the caller emitted ``run:cancel``).
+        """
+        execution = self.active.get(run_id)
+        if execution is not None:
+            execution.cancel()
+
+    def is_executing(self, run_id: str) -> bool:
+        """Return True while this worker executes the run (its events come from here)."""
+        return run_id in self.active
 
     @property
     def running(self) -> bool:
@@ -95,11 +124,18 @@ class Worker:
             return
         self._stopping = False
         self.failure = None
+        if self._notifications is not None and self._unsubscribe is None:
+            self._unsubscribe = self._notifications.on_ready(self._ready)
         self._loop_task = asyncio.create_task(self._loop(), name="durably-worker")
 
     def wake(self) -> None:
         """Make an idle loop look for work now (called after a trigger or retry)."""
         self._wake.set()
+
+    def _ready(self, job_name: str | None) -> None:
+        """Another process made a run of ``job_name`` claimable (None: maybe missed some)."""
+        if job_name is None or job_name in self.jobs:
+            self._wake.set()
 
     def stop_claiming(self) -> None:
         """Claim no more runs from now on; runs in flight go on (``stop()`` starts so)."""
@@ -113,6 +149,9 @@ class Worker:
         ``await`` and released: they go back to pending at once for the next worker.
         """
         self.stop_claiming()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._loop_task is not None:
             await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None
@@ -223,7 +262,7 @@ class Worker:
             self.active.pop(run_id, None)
             self._run_tasks.pop(run_id, None)
             if not execution.lost_block:
-                self._overruns.pop(run_id, None)
+                self._overruns.forget(run_id)
             self._wake.set()
 
     async def run_inline(self, run: Run) -> None:
@@ -320,12 +359,7 @@ class Worker:
 
     def lost_to_block(self, run: Run, step: str, seconds: float) -> None:
         """Remember that ``step`` blocked past the lease and another worker took ``run``."""
-        previous = self._overruns.pop(run.id, None)
-        losses = 1 if previous is None else previous.losses + 1
-        longest = seconds if previous is None else max(seconds, previous.seconds)
-        self._overruns[run.id] = Overrun(step, longest, losses)
-        while len(self._overruns) > _MAX_OVERRUNS:
-            del self._overruns[next(iter(self._overruns))]
+        self._overruns.lost(run.id, step, seconds)
 
     def keep(self, task: asyncio.Future[Any], name: str) -> None:
         """Let ``task`` finish in the background; ``stop()`` waits for it."""

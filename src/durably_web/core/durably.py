@@ -1,7 +1,7 @@
 """The `Durably` facade: job registry, triggers, run management, queries, events, worker.
 
 Create one with :func:`durably_web.create_durably`. It delegates storage to the Store,
-execution to the Worker and Runtime, and following a run to :mod:`durably_web.watch`.
+execution to the Worker and Runtime, and following a run to :mod:`durably_web.core.watch`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from durably_web.clock import Clock
+from durably_web.core.arguments import check_int, check_run_id, purge_cutoff, run_filter
+from durably_web.core.busy import wait_out_busy
+from durably_web.core.handles import JobHandle, Jobs
+from durably_web.core.remote import RemoteRuns
+from durably_web.core.trigger import TriggerItem, prepare
+from durably_web.core.watch import wait_for, watch
+from durably_web.core.worker import Worker
 from durably_web.errors import ConflictError, NotFoundError, ValidationError
 from durably_web.events import (
     Event,
@@ -24,22 +31,15 @@ from durably_web.events import (
     RunRetry,
     RunTrigger,
 )
-from durably_web.handles import JobHandle, Jobs
 from durably_web.job import JobDefinition
 from durably_web.json_value import check_text, shown
-from durably_web.models import RUN_STATUSES, Log, Run, Step
+from durably_web.models import Log, Run, Step
 from durably_web.options import (
-    MAX_RETENTION,
     MAX_WAIT,
     Options,
     check_seconds,
-    parse_duration,
 )
-from durably_web.storage.records import RunFilter
-from durably_web.storage.store import SQLiteStore
-from durably_web.trigger import TriggerItem, prepare, validate_label_filter
-from durably_web.watch import wait_for, watch
-from durably_web.worker import Worker
+from durably_web.storage.base import Notifications, Store
 
 __all__ = ["Durably"]
 
@@ -61,7 +61,7 @@ class Durably:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         options: Options,
         clock: Clock,
         worker_id: str,
@@ -72,11 +72,13 @@ class Durably:
         self.options = options
         self.clock = clock
         self.worker_id = worker_id
-        self.jobs = Jobs()
+        self.jobs: Jobs[JobHandle[Any, Any]] = Jobs()
         self._by_name: dict[str, JobDefinition[Any, Any]] = {}
         self._bus = EventBus(clock)
         self._owns_store = owns_store
         self._migrated = False
+        # Optional part of the Store protocol: a store that tells of other processes' writes.
+        self._notifications = store if isinstance(store, Notifications) else None
         self.worker = Worker(
             store=store,
             bus=self._bus,
@@ -84,6 +86,15 @@ class Durably:
             options=options,
             jobs=self._by_name,
             worker_id=worker_id,
+            notifications=self._notifications,
+        )
+        self._remote = RemoteRuns(
+            self._notifications,
+            load=store.get_run,
+            bus=self._bus,
+            clock=clock,
+            is_local=self.worker.is_executing,
+            report=self.worker.report,
         )
 
     # -- registry -----------------------------------------------------------------------
@@ -160,9 +171,21 @@ class Durably:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def migrate(self) -> None:
-        """Create or upgrade the schema (idempotent; safe from several processes at once)."""
+        """Create or upgrade the schema (idempotent; safe from several processes at once).
+
+        Another process holding the database's write lock past ``busy_timeout`` is waited
+        out, as every write of the engine's own is (reported as ``worker:error`` with context
+        ``migrate: waiting for the database lock``), so a worker starting beside a busy one
+        starts once the lock clears instead of failing.
+        """
         if not self._migrated:
-            await self.store.migrate(self.clock.now())
+            await wait_out_busy(
+                lambda: self.store.migrate(self.clock.now()),
+                clock=self.clock,
+                on_wait=lambda exc: self.worker.report(
+                    exc, "migrate: waiting for the database lock"
+                ),
+            )
             self._migrated = True
 
     async def init(self) -> None:
@@ -190,6 +213,7 @@ class Durably:
     async def close(self, timeout: float | None = None) -> None:
         """Stop the worker, then close the database connection if this instance opened it."""
         await self.stop(timeout)
+        self._remote.close()
         if self._owns_store:
             await self.store.close()
 
@@ -202,13 +226,38 @@ class Durably:
 
     # -- events -------------------------------------------------------------------------
 
-    def on(self, event_type: str, handler: EventHandler) -> Callable[[], None]:
+    def on(
+        self, event_type: str, handler: EventHandler, *, remote: bool = False
+    ) -> Callable[[], None]:
         """Call ``handler(event)`` for each event of ``event_type`` (``"*"`` for all).
 
         Handlers may be sync or async; one that raises does not stop the others and its
         error is emitted as ``worker:error``. Returns a function that unsubscribes.
+
+        Args:
+            event_type: an event type, or ``"*"``.
+            handler: called with each event.
+            remote: also the run-level events of runs other processes change, read as the
+                store reports them (PostgreSQL's NOTIFY; see :mod:`durably_web.core.remote`):
+                for a process that follows runs it does not execute, like a dashboard's
+                server. They carry ``sequence`` 0. A store without notifications (SQLite)
+                reports nothing: the handler gets this process's events only.
+
         """
-        return self._bus.on(event_type, handler)
+        unsubscribe = self._bus.on(event_type, handler, remote=remote)
+        if not remote:
+            return unsubscribe
+        self._remote.retain()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                unsubscribe()
+                self._remote.release()
+
+        return release
 
     # -- triggers -----------------------------------------------------------------------
 
@@ -254,13 +303,10 @@ class Durably:
             ConflictError: the run already finished.
 
         """
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         await self.migrate()
         run = await self.store.cancel_run(run_id, self.clock.now())
-        execution = self.worker.active.get(run.id)
-        if execution is not None:
-            execution.cancel_announced = True
-            execution.abort("cancelled")
+        self.worker.cancel_local(run.id)
         self._bus.emit(RunCancel, run_id=run.id, job_name=run.job_name, labels=run.labels)
         return run
 
@@ -273,7 +319,7 @@ class Durably:
                 held by another pending run.
 
         """
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         await self.migrate()
         run = await self.store.retry_run(run_id, self.clock.now())
         self._bus.emit(RunRetry, run_id=run.id, job_name=run.job_name, labels=run.labels)
@@ -320,7 +366,7 @@ class Durably:
             ConflictError: the run is pending or leased (cancel it first).
 
         """
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         await self.migrate()
         run = await self.store.delete_run(run_id)
         self._bus.emit(RunDelete, run_id=run.id, job_name=run.job_name, labels=run.labels)
@@ -338,24 +384,8 @@ class Durably:
             How many runs were deleted.
 
         """
-        if isinstance(older_than, str):
-            cutoff = self.clock.now() - parse_duration(older_than, "older_than")
-        elif isinstance(older_than, timedelta):
-            age = older_than.total_seconds()
-            cutoff = self.clock.now() - check_seconds(
-                age, "older_than", maximum=MAX_RETENTION, allow_zero=True
-            )
-        elif isinstance(older_than, datetime):
-            if older_than.tzinfo is None:
-                raise ValidationError("older_than must be timezone-aware (e.g. UTC)")
-            # Any time before 1970 selects what the epoch does: no run is older.
-            cutoff = max(older_than.timestamp(), 0.0)
-        else:
-            raise ValidationError(
-                f"older_than must be a datetime, timedelta or duration like '7d', "
-                f"got {shown(older_than)}"
-            )
-        _check_int(limit, "limit", minimum=1, maximum=100_000)
+        cutoff = purge_cutoff(older_than, self.clock.now())
+        check_int(limit, "limit", minimum=1, maximum=100_000)
         await self.migrate()
         return await self.store.purge_runs(cutoff, limit)
 
@@ -363,17 +393,10 @@ class Durably:
 
     async def get_run(self, run_id: str) -> Run | None:
         """Return the run, or None if there is none with that id."""
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         await self.migrate()
         run = await self.store.get_run(run_id)
-        return None if run is None else self._fresh(run)
-
-    def _fresh(self, run: Run) -> Run:
-        """Overlay what a run executing here reported but has not written yet (progress)."""
-        execution = self.worker.active.get(run.id)
-        if execution is None or run.status != "leased" or execution.step is None:
-            return run
-        return execution.step.overlay(run)
+        return None if run is None else self.worker.overlay(run)
 
     async def _require(self, run_id: str) -> Run:
         run = await self.get_run(run_id)
@@ -400,40 +423,25 @@ class Durably:
             offset: skip this many first.
 
         """
-        statuses = _strings(status, "status")
-        for value in statuses:
-            if value not in RUN_STATUSES:
-                raise ValidationError(
-                    f"Invalid status: {value!r}. Must be one of: {', '.join(RUN_STATUSES)}"
-                )
-        if limit is not None:
-            _check_int(limit, "limit", minimum=0, maximum=_MAX_INT)
-        _check_int(offset, "offset", minimum=0, maximum=_MAX_INT)
-        run_filter = RunFilter(
-            statuses=statuses,
-            job_names=_strings(job_name, "job_name"),
-            labels=validate_label_filter(labels),
-            limit=limit,
-            offset=offset,
-        )
+        query = run_filter(status, job_name, labels, limit, offset)
         await self.migrate()
-        return [self._fresh(run) for run in await self.store.get_runs(run_filter)]
+        return [self.worker.overlay(run) for run in await self.store.get_runs(query)]
 
     async def get_steps(self, run_id: str) -> list[Step]:
         """Return the run's step records (checkpoints and failures) in index order."""
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         await self.migrate()
         return await self.store.get_steps(run_id)
 
     async def get_logs(self, run_id: str) -> list[Log]:
         """Return the run's persisted log lines, oldest first."""
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         await self.migrate()
         return await self.store.get_logs(run_id)
 
     def subscribe(self, run_id: str) -> AsyncGenerator[Event, None]:
         """Iterate over a run's events: its current state first, ending after it finishes."""
-        return self._watch(_run_id(run_id), None)
+        return self._watch(check_run_id(run_id), None)
 
     async def _watch(self, run_id: str, timeout: float | None) -> AsyncGenerator[Event, None]:
         await self.migrate()
@@ -443,11 +451,9 @@ class Durably:
             bus=self._bus,
             clock=self.clock,
             poll_interval=self.options.polling_interval,
-            is_local=self.worker.active.__contains__,
+            is_local=self.worker.is_executing,
             timeout=timeout,
-            # Stores that hear of other processes' writes (PostgreSQL) offer on_run_change;
-            # the Store protocol of issue 15 will declare it.
-            changes=getattr(self.store, "on_run_change", None),
+            notifications=self._notifications,
         )
         async with aclosing(events):
             async for event in events:
@@ -478,7 +484,7 @@ class Durably:
         """
         if timeout is not None:
             timeout = check_seconds(timeout, "timeout", maximum=MAX_WAIT)
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         events = self._watch(run_id, timeout)
         try:
             return await wait_for(events, run_id, self.get_run, on_progress, on_log)
@@ -500,7 +506,7 @@ class Durably:
                 again, or its lease expires), not failed.
 
         """
-        run_id = None if run_id is None else _run_id(run_id)
+        run_id = None if run_id is None else check_run_id(run_id)
         await self.migrate()
         run = await self.worker.claim(run_id)
         if run is None:
@@ -514,7 +520,7 @@ class Durably:
         When it stops because nothing is claimable (not at ``max_runs``), it runs the idle
         maintenance the worker loop runs, as upstream Durably does: runs older than
         ``retain_runs`` are purged and runs of jobs no worker knows are flagged or failed
-        (see :mod:`durably_web.maintenance`). A cron job driving the engine this way keeps the
+        (see :mod:`durably_web.core.maintenance`). A cron job driving the engine this way keeps the
         database as tidy as a long-lived worker.
 
         Raises:
@@ -522,7 +528,7 @@ class Durably:
 
         """
         if max_runs is not None:
-            _check_int(max_runs, "max_runs", minimum=1)
+            check_int(max_runs, "max_runs", minimum=1)
         count = 0
         while max_runs is None or count < max_runs:
             if await self.process_one() is None:
@@ -542,35 +548,3 @@ class Durably:
         if count:
             self.worker.wake()
         return count
-
-
-_MAX_INT = 2**31 - 1
-
-
-def _run_id(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValidationError(f"run_id must be a non-empty string, got {shown(value)}")
-    return check_text(value, "run_id")
-
-
-def _strings(value: Any, name: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (check_text(value, name),)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return tuple(check_text(v, name) for v in value)
-    raise ValidationError(f"{name} must be a string or a list of strings, got {shown(value)}")
-
-
-def _check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        bound = f" and at most {maximum}" if maximum is not None else ""
-        raise ValidationError(
-            f"{name} must be an integer of at least {minimum}{bound}, got {shown(value)}"
-        )

@@ -3,8 +3,10 @@
 Events of runs executing in this process arrive from the event bus as they happen. For a run
 another process executes, the watcher reads the run again and turns what changed (status,
 progress) into the same events, so ``subscribe`` and ``wait_for_run`` work across processes
-too: at once when the store reports a change (``changes``: PostgreSQL's NOTIFY), else every
-``poll_interval``. Snapshot and polled events carry ``sequence`` 0.
+too: at once when the store reports a change (a store with
+:class:`~durably_web.storage.base.Notifications`: PostgreSQL's NOTIFY), else every
+``poll_interval``. Snapshot and polled events carry ``sequence`` 0. :func:`changes` is also
+how :mod:`durably_web.core.remote` turns other processes' writes into events.
 """
 
 from __future__ import annotations
@@ -31,11 +33,9 @@ from durably_web.events import (
     RunTrigger,
 )
 from durably_web.models import Run, wire_time
+from durably_web.storage.base import Notifications
 
-__all__ = ["ChangeFeed", "snapshot", "wait_for", "watch"]
-
-ChangeFeed = Callable[[str, Callable[[], None]], Callable[[], None]]
-"""``(run_id, callback) -> unsubscribe``: call ``callback`` when another process changes the run."""
+__all__ = ["changes", "snapshot", "wait_for", "watch"]
 
 
 def snapshot(run: Run, now: float) -> list[Event]:
@@ -68,7 +68,11 @@ def snapshot(run: Run, now: float) -> list[Event]:
     return [RunCancel(**base)]
 
 
-def _changes(before: Run, after: Run, now: float) -> list[Event]:
+def changes(before: Run, after: Run, now: float) -> list[Event]:
+    """Return the events that take a run from ``before`` to ``after`` (read twice, sequence 0).
+
+    A new status or lease gives the snapshot of ``after``; new progress a ``run:progress``.
+    """
     if after.status != before.status or (
         after.status == "leased" and after.lease_generation != before.lease_generation
     ):
@@ -95,12 +99,12 @@ async def watch(
     poll_interval: float,
     is_local: Callable[[str], bool],
     timeout: float | None = None,
-    changes: ChangeFeed | None = None,
+    notifications: Notifications | None = None,
 ) -> AsyncGenerator[Event, None]:
     """Yield the run's current state, then its events, ending after a terminal one.
 
-    With ``changes``, a change reported by the store is read at once instead of at the next
-    poll (polling goes on, as the fallback).
+    With ``notifications`` (the store's, if it has them), a change another process reports is
+    read at once instead of at the next poll (polling goes on, as the fallback).
 
     Raises:
         NotFoundError: the run does not exist.
@@ -117,7 +121,11 @@ async def watch(
 
     unsubscribe = bus.on("*", listen)
     changed = asyncio.Event()
-    stop_changes = None if changes is None else changes(run_id, changed.set)
+    stop_changes = (
+        None
+        if notifications is None
+        else notifications.on_run_change(lambda _: changed.set(), run_id)
+    )
     try:
         run = await load(run_id)
         if run is None:
@@ -150,7 +158,7 @@ async def watch(
             if current is None:
                 yield RunDelete(run_id=run.id, job_name=run.job_name, labels=run.labels, at=now)
                 return
-            for event in _changes(last, current, now):
+            for event in changes(last, current, now):
                 queue.append(event)
             last = current
     finally:

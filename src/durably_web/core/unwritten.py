@@ -1,0 +1,68 @@
+"""What a running run has produced and not written yet: progress, step counters, log lines.
+
+A checkpoint writes only its step row; ``step.progress`` and ``step.log`` write nothing at
+once. What they leave is kept here, inside the run's
+:class:`~durably_web.core.execution.Execution`, and rides along with its next fenced write (a
+checkpoint, a flush within 50 ms, the outcome) as a plain
+:class:`~durably_web.storage.records.RunDelta`. Only a write that committed makes this forget
+what it carried, so a write that fails (a lock held too long, a full disk) loses nothing:
+it goes out with the next one. What changed after the delta was taken stays.
+"""
+
+from __future__ import annotations
+
+from durably_web.storage.records import LogRow, RunDelta
+
+__all__ = ["Unwritten"]
+
+
+class Unwritten:
+    """The unwritten state of one execution (see the module docstring)."""
+
+    __slots__ = ("_counters", "_logs", "_progress_json")
+
+    def __init__(self) -> None:
+        self._progress_json: str | None = None
+        self._counters: tuple[int, int] | None = None
+        self._logs: list[LogRow] = []
+
+    def set_progress(self, progress_json: str) -> None:
+        """Keep the latest progress (JSON text) for the next write."""
+        self._progress_json = progress_json
+
+    def set_counters(self, current_step_index: int, completed_step_count: int) -> None:
+        """Keep the run's step counters (absolute values) for the next write."""
+        self._counters = (current_step_index, completed_step_count)
+
+    def add_log(self, row: LogRow) -> None:
+        """Keep a log line for the next write."""
+        self._logs.append(row)
+
+    def delta(self, *, logs_only: bool = False) -> RunDelta:
+        """Return what is unwritten as a plain value (nothing is forgotten yet).
+
+        Args:
+            logs_only: only the log lines, for a write that does not touch the run's row (a
+                checkpoint writes only its step row).
+
+        """
+        if logs_only:
+            return RunDelta(logs=tuple(self._logs))
+        index, count = self._counters if self._counters is not None else (None, None)
+        return RunDelta(self._progress_json, index, count, tuple(self._logs))
+
+    def written(self, delta: RunDelta) -> None:
+        """Forget what ``delta`` carried, once the write that carried it committed.
+
+        Progress or counters that changed since the delta was taken stay unwritten, and so
+        do the log lines added after it.
+        """
+        del self._logs[: len(delta.logs)]
+        if delta.progress_json is not None and self._progress_json is delta.progress_json:
+            self._progress_json = None
+        counters = (delta.current_step_index, delta.completed_step_count)
+        if delta.completed_step_count is not None and self._counters == counters:
+            self._counters = None
+
+    def __bool__(self) -> bool:
+        return bool(self._logs) or self._progress_json is not None or self._counters is not None

@@ -1,0 +1,270 @@
+"""The `Store` protocol: every domain operation the engine needs from a database.
+
+The engine core (:mod:`durably_web.core`) talks to storage only through this protocol, in
+plain values: the records of :mod:`durably_web.models` and :mod:`durably_web.storage.records`,
+strings of JSON, numbers of epoch seconds. :class:`~durably_web.storage.sqlite.SQLiteStore` is
+one implementation; a store for a server database implements the same methods. Nothing
+outside :mod:`durably_web.storage` names a concrete store:
+:func:`~durably_web.storage.url.open_store` picks one from a URL or a connection.
+
+Contract every implementation keeps (``tests/contract`` checks it):
+
+- Methods are ``async``; a transaction never spans an ``await`` of anything but the driver.
+- Every write a lease holder makes (``checkpoint_step``, ``record_failed_step``, ``flush``,
+  ``renew_lease``, ``complete_run``, ``fail_run``, ``release_lease``) is fenced by
+  ``status = 'leased' AND lease_generation = generation``: when the fence refuses, nothing is
+  written and the method returns False / None or raises :class:`RunCancelled` (the run was
+  cancelled) or :class:`LeaseLost` (another worker holds it), as each method says.
+- What a fenced write carries (a :class:`~durably_web.storage.records.RunDelta`: log lines to
+  insert, progress and counters to set on the run; or only log lines) is written in the same
+  transaction or not at all. The store never changes it; the caller forgets it once the write
+  returned.
+- Errors are :class:`~durably_web.errors.DurablyError` subclasses: a locked database
+  :class:`~durably_web.storage.connection.DatabaseBusy` (transient), a constraint
+  :class:`~durably_web.storage.connection.IntegrityViolation`, a broken one
+  :class:`~durably_web.errors.StorageError`; never a driver's own exception.
+- Timestamps in and out are epoch seconds (``now``) or aware datetimes (on records).
+
+A store that hears other processes' writes as they commit (PostgreSQL, through ``NOTIFY``) also
+implements :class:`Notifications`, an optional part of the protocol: the engine wakes its idle
+worker and updates its watchers on them, and polls (``polling_interval``) as the fallback.
+A store without it (SQLite) is polled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol, runtime_checkable
+
+from durably_web.models import Log, Run, Step
+from durably_web.storage.records import CompletedStep, LogRow, NewRun, RunDelta, RunFilter
+
+__all__ = ["Notifications", "Store", "Subscriber", "Unsubscribe"]
+
+Subscriber = Callable[[str | None], None]
+"""Called with what a notification names (a job name, a run id), or ``None`` when some may
+have been missed (the store lost its connection meanwhile): look at the database again."""
+
+Unsubscribe = Callable[[], None]
+"""Stops the calls a subscription asked for (idempotent)."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The domain operations on runs, steps and logs (see the module docstring)."""
+
+    # -- schema -------------------------------------------------------------------------
+
+    async def migrate(self, now: float) -> list[int]:
+        """Apply every migration the database lacks (safe from several processes at once).
+
+        Returns the versions applied. Raises :class:`StorageError` for a database of a newer
+        schema than this release knows, writing nothing.
+        """
+        ...
+
+    async def schema_version(self) -> int:
+        """Return the highest migration version applied (0 for an empty database)."""
+        ...
+
+    # -- enqueue and claim --------------------------------------------------------------
+
+    async def enqueue(self, new_runs: Sequence[NewRun], now: float) -> list[Run]:
+        """Insert runs in one transaction; return each with its disposition.
+
+        An idempotency key hit returns the existing run (``idempotent``); a pending run
+        holding the concurrency key is returned (``coalesced``) with ``coalesce`` and is
+        otherwise a :class:`ConflictError` that rolls the whole batch back.
+        """
+        ...
+
+    async def claim_next(
+        self,
+        owner: str,
+        now: float,
+        lease_duration: float,
+        job_names: Iterable[str],
+        run_id: str | None = None,
+    ) -> Run | None:
+        """Lease the oldest claimable run of ``job_names`` (or ``run_id``); None if none.
+
+        Claimable: pending, or leased with an expired lease, and no live lease holds its
+        concurrency key. The lease generation goes up by one.
+        """
+        ...
+
+    async def expire_leases(self, now: float) -> int:
+        """Expire every live lease (for an engine that knows it is alone); return how many."""
+        ...
+
+    # -- the lease holder's writes (fenced) ---------------------------------------------
+
+    async def check_lease(self, run_id: str, generation: int) -> None:
+        """Raise :class:`RunCancelled` or :class:`LeaseLost` unless the lease is held."""
+        ...
+
+    async def checkpoint_step(
+        self,
+        run_id: str,
+        generation: int,
+        *,
+        name: str,
+        index: int,
+        output_json: str | None,
+        started_at: float,
+        now: float,
+        logs: Sequence[LogRow] = (),
+    ) -> None:
+        """Persist a completed step with the run's unwritten ``logs`` (its row is left alone).
+
+        Raises :class:`RunCancelled` / :class:`LeaseLost` when fenced off, and
+        :class:`ConflictError` when the step already has a completed checkpoint.
+        """
+        ...
+
+    async def record_failed_step(
+        self,
+        run_id: str,
+        generation: int,
+        *,
+        name: str,
+        index: int,
+        status: str,
+        error: str,
+        started_at: float,
+        now: float,
+        logs: Sequence[LogRow] = (),
+    ) -> bool:
+        """Record a step that raised (``failed``/``cancelled``) with ``logs``; False if fenced."""
+        ...
+
+    async def flush(self, run_id: str, generation: int, delta: RunDelta, now: float) -> bool:
+        """Write ``delta`` on its own; False if fenced off."""
+        ...
+
+    async def renew_lease(
+        self, run_id: str, generation: int, now: float, lease_duration: float
+    ) -> str | None:
+        """Extend a held lease; return the new expiry (wire text), None if fenced off."""
+        ...
+
+    async def complete_run(
+        self,
+        run_id: str,
+        generation: int,
+        output_json: str | None,
+        now: float,
+        delta: RunDelta,
+        *,
+        delete_steps: bool,
+    ) -> None:
+        """Mark the run completed; with ``delete_steps`` drop its steps and logs too.
+
+        Raises :class:`RunCancelled` / :class:`LeaseLost` when fenced off.
+        """
+        ...
+
+    async def fail_run(
+        self, run_id: str, generation: int, error: str, now: float, delta: RunDelta
+    ) -> None:
+        """Mark the run failed with ``error`` (steps kept for a retry).
+
+        Raises :class:`RunCancelled` / :class:`LeaseLost` when fenced off.
+        """
+        ...
+
+    async def release_lease(
+        self, run_id: str, generation: int, now: float, delta: RunDelta
+    ) -> bool:
+        """Hand an interrupted run back to the queue at once; False if fenced off."""
+        ...
+
+    # -- runs of jobs no worker knows ---------------------------------------------------
+
+    async def unknown_job_runs(
+        self, known: Iterable[str], waiting_since: float, now: float, limit: int
+    ) -> list[Run]:
+        """Return runs of jobs not in ``known`` that nothing claimed since ``waiting_since``."""
+        ...
+
+    async def flag_unknown_job(self, run_id: str, warning: str) -> bool:
+        """Store ``warning`` as the error of a waiting run that has none; True if it did."""
+        ...
+
+    async def fail_unknown_job(
+        self, run_id: str, error: str, waiting_since: float, now: float
+    ) -> Run | None:
+        """Fail a run still unclaimed since ``waiting_since``; None if claimed meanwhile."""
+        ...
+
+    # -- run management -----------------------------------------------------------------
+
+    async def cancel_run(self, run_id: str, now: float) -> Run:
+        """Cancel a pending or leased run (:class:`NotFoundError`, :class:`ConflictError`)."""
+        ...
+
+    async def retry_run(self, run_id: str, now: float) -> Run:
+        """Put a failed or cancelled run back to pending, same id, checkpoints kept."""
+        ...
+
+    async def delete_run(self, run_id: str) -> Run:
+        """Delete a terminal run with its steps, logs and labels; return what was deleted."""
+        ...
+
+    async def purge_runs(self, older_than: float, limit: int) -> int:
+        """Delete up to ``limit`` terminal runs finished before ``older_than``; the count."""
+        ...
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> Run | None:
+        """Return the run, or None."""
+        ...
+
+    async def get_runs(self, run_filter: RunFilter) -> list[Run]:
+        """Return runs matching the filter, newest first."""
+        ...
+
+    async def get_steps(self, run_id: str) -> list[Step]:
+        """Return a run's step records in index order."""
+        ...
+
+    async def get_logs(self, run_id: str) -> list[Log]:
+        """Return a run's log lines, oldest first."""
+        ...
+
+    async def completed_steps(self, run_id: str) -> dict[str, CompletedStep]:
+        """Return a run's completed checkpoints by step name (what a resumed run replays)."""
+        ...
+
+    async def count_replayed_logs(self, run_id: str) -> int:
+        """Return how many stored log lines a resumed attempt logs again (outside checkpoints)."""
+        ...
+
+    async def close(self) -> None:
+        """Release the database (connections, pools)."""
+        ...
+
+
+@runtime_checkable
+class Notifications(Protocol):
+    """Optional: a store that tells of other processes' writes as they commit.
+
+    Listeners are plain functions, called in the event loop; what this store's own engine
+    wrote is not reported (it knows). Delivery is best effort: a notification may be late,
+    and after a lost connection a listener is called once with ``None``.
+    """
+
+    def on_ready(self, listener: Subscriber) -> Unsubscribe:
+        """Call ``listener(job_name)`` when another process makes a run of that job claimable."""
+        ...
+
+    def on_run_change(self, listener: Subscriber, run_id: str | None = None) -> Unsubscribe:
+        """Call ``listener(run_id)`` when another process changes a run's state.
+
+        Args:
+            listener: called with the run's id (or ``None``, see the class docstring).
+            run_id: only this run's changes (default: every run's).
+
+        """
+        ...
