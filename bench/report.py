@@ -44,7 +44,13 @@ def markdown_tables(
     """
     me = SELVES[suite]
     systems = [s for s in systems if s.suite == suite]
-    heading = f"### {SUITE_TITLES[suite]}: WAL, synchronous={synchronous} (median of {repeat})"
+    commit = "on" if synchronous == "FULL" else "off"
+    setting = (
+        f"synchronous_commit={commit} (as synchronous={synchronous})"
+        if suite == "postgres"
+        else f"WAL, synchronous={synchronous}"
+    )
+    heading = f"### {SUITE_TITLES[suite]}: {setting} (median of {repeat})"
     out = [heading, ""]
     for workload in workloads:
         present = [s for s in systems if s.name in medians.get(workload.name, {})]

@@ -121,7 +121,7 @@ def _run_one(steps: int, sleep_ms: float) -> None:
         with SetWorkflowID(workflow_id):
             handle = DBOS.start_workflow(bench_workflow, steps, sleep_ms)
         handle.get_result()
-    except Exception as exc:  # reported, not lost in the pool
+    except Exception as exc:  # noqa: BLE001 - reported, not lost in the pool
         pg_agent.event("fail", workflow_id, error=repr(exc))
     else:
         pg_agent.event("complete", workflow_id)

@@ -69,7 +69,9 @@ async def client(args: AgentArgs) -> None:
     pg_agent.say({"ready": _info()})
     while (command := await pg_agent.command()) is not None:
         t0 = pg_agent.now()
-        ids = [(await durably.jobs.bench.trigger(command["input"])).id for _ in range(command["count"])]
+        ids = [
+            (await durably.jobs.bench.trigger(command["input"])).id for _ in range(command["count"])
+        ]
         pg_agent.say({"triggered": ids, "t0": t0, "t1": pg_agent.now()})
     await durably.close()
 

@@ -44,7 +44,7 @@ def parse_args(description: str, roles: Sequence[str]) -> AgentArgs:
 
 
 def now() -> float:
-    """This machine's wall clock in seconds: every agent and the orchestrator read the same."""
+    """Return this machine's wall clock in seconds (every agent and the orchestrator read it)."""
     return time.time()
 
 

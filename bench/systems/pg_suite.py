@@ -148,7 +148,7 @@ def fresh_database(server_url: str, synchronous: str) -> Iterator[str]:
 
 
 def server_info(server_url: str) -> dict[str, Any]:
-    """The server's version, for the record."""
+    """Return the server's version, for the record."""
     with psycopg.connect(server_url) as db:
         row = db.execute("SHOW server_version").fetchone()
     return {"postgresql": row[0] if row else None}
@@ -183,7 +183,7 @@ class Agent:
         self.events.put_nowait({"event": "exit", "agent": self.name})
 
     def failure(self, what: str) -> RuntimeError:
-        """An error naming this agent, with the end of its stderr."""
+        """Return an error naming this agent, with the end of its stderr."""
         tail = self.stderr_path.read_text(errors="replace")[-2000:]
         return RuntimeError(f"{self.name}: {what}; stderr:\n{tail}")
 
@@ -268,7 +268,7 @@ class Agents:
         return [first, *rest]
 
     async def next_event(self, timeout: float = PHASE_TIMEOUT) -> dict[str, Any]:
-        """The next run event of any agent; an agent's exit or a failed run is an error."""
+        """Return the next run event of any agent; an agent's exit or a failed run raises."""
         try:
             message = await asyncio.wait_for(self.events.get(), timeout)
         except TimeoutError:
@@ -296,7 +296,7 @@ class Agents:
 async def phase(
     system: PgSystem, server_url: str, args: Args, info: dict[str, Any]
 ) -> AsyncIterator[Agents]:
-    """A fresh database and the agents started on it, all gone afterwards."""
+    """Yield a fresh database's agents; the agents and the database are gone afterwards."""
     with fresh_database(server_url, args.synchronous) as url:
         agents = Agents(system, url, args.dir)
         try:
@@ -424,7 +424,7 @@ async def pg_latency(
 async def resume(
     system: PgSystem, server_url: str, args: Args, info: dict[str, Any]
 ) -> dict[str, Any]:
-    """A run SIGKILLed after ``crash_after`` checkpoints, resumed by a fresh process."""
+    """Time a fresh process resuming a run SIGKILLed after ``crash_after`` checkpoints."""
     crash_after = int(args.params["crash_after"])
     async with phase(system, server_url, args, info) as agents:
         crash = await agents.spawn("crash", params=args.params)
