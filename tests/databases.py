@@ -11,7 +11,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from durably_web.storage.connection import Connection, IntegrityViolation
@@ -20,7 +24,15 @@ from durably_web.storage.sqlite import SQLiteStore
 if TYPE_CHECKING:
     from durably_web.storage.postgres import PostgresStore
 
-__all__ = ["BACKENDS", "SQLITE_BACKENDS", "AnyStore", "TestDatabase", "sql_on", "until"]
+__all__ = [
+    "BACKENDS",
+    "SQLITE_BACKENDS",
+    "AnyStore",
+    "TestDatabase",
+    "lock_held_by_process",
+    "sql_on",
+    "until",
+]
 
 SQLITE_BACKENDS = ["memory", "file"]
 BACKENDS = [*SQLITE_BACKENDS, "postgres"]
@@ -149,3 +161,36 @@ def sql_on(store: Any, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str,
     with psycopg.connect(store.database.conninfo, autocommit=True, row_factory=dict_row) as pg:
         cursor = pg.execute(named, values)
         return cursor.fetchall() if cursor.description is not None else []
+
+
+_LOCK_HOLDER = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("COMMIT")
+"""
+
+
+@contextmanager
+def lock_held_by_process(path: Path, seconds: float) -> Iterator[None]:
+    """Have another process hold ``BEGIN IMMEDIATE`` on a SQLite file for ``seconds``.
+
+    The block starts once the lock is taken; leaving it waits for the process to release the
+    lock and exit.
+    """
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER, str(path), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked", "the lock holder failed"
+        yield
+    finally:
+        code = holder.wait(30)
+        if holder.stdout is not None:
+            holder.stdout.close()
+        assert code == 0, f"the lock holder exited with {code}"

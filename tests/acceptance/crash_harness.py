@@ -180,3 +180,53 @@ def double_executions(effects: Iterable[Effect], killed_pids: set[int], kills: i
                     f"#{last_of_worker[run_id, earlier.pid]} before it was killed"
                 )
     return problems
+
+
+# -- executions that must not overlap ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """One execution of a step function: which run, key and process, and when."""
+
+    run_id: str
+    key: str | None
+    step: str
+    pid: int
+    start: float
+    end: float
+
+
+def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def overlapping(intervals: Sequence[Interval], key: str | None = None) -> list[str]:
+    """Explain every pair of step executions that ran at the same time and must not have.
+
+    The same run in two processes, or two runs sharing a concurrency key, anywhere. Both step
+    intervals and each (run, process) execution window, first step start to last step end,
+    are compared: a window covers the checkpoints between steps as well.
+    """
+    windows: dict[tuple[str, int], tuple[float, float]] = {}
+    keys: dict[str, str | None] = {}
+    for item in intervals:
+        start, end = windows.get((item.run_id, item.pid), (item.start, item.end))
+        windows[item.run_id, item.pid] = (min(start, item.start), max(end, item.end))
+        keys[item.run_id] = item.key
+    spans = [(i.run_id, i.pid, (i.start, i.end), f"{i.step}") for i in intervals]
+    spans += [(run, pid, window, "window") for (run, pid), window in windows.items()]
+    spans.sort(key=lambda span: span[2][0])
+    problems = []
+    for n, (run_a, pid_a, span_a, what_a) in enumerate(spans):
+        for run_b, pid_b, span_b, what_b in spans[n + 1 :]:
+            if span_b[0] >= span_a[1]:
+                break
+            same_run = run_a == run_b and pid_a != pid_b
+            same_key = run_a != run_b and keys[run_a] is not None and keys[run_a] == keys[run_b]
+            if (same_run or same_key) and overlaps(span_a, span_b):
+                problems.append(
+                    f"{run_a}/{what_a} in {pid_a} {span_a} overlaps "
+                    f"{run_b}/{what_b} in {pid_b} {span_b} (key {keys[run_a]})"
+                )
+    return problems

@@ -1,7 +1,10 @@
 """A real PostgreSQL server for the test run, started once by ``scripts/postgres``.
 
-Tests that need it never skip: a server that cannot be installed or started fails them, with
-the script's own error. The server's URL is exported as ``DURABLY_TEST_POSTGRES_URL`` for
+``scripts/test`` starts the cluster itself (and stops it however the run ends) and passes it
+in ``DURABLY_TEST_POSTGRES_URL`` and ``DURABLY_TEST_POSTGRES_DIR``; a bare ``pytest`` starts one
+for its session, owned by the pytest process (so its watchdog stops it even if pytest is
+killed). Tests that need it never skip: a server that cannot be installed or started fails
+them, with the script's own error. The server's URL is in ``DURABLY_TEST_POSTGRES_URL`` for
 subprocesses; each test gets an empty schema of its own, selected through the URL.
 """
 
@@ -21,6 +24,7 @@ __all__ = ["PostgresServer", "postgres_server", "postgres_url"]
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "postgres"
 URL_VARIABLE = "DURABLY_TEST_POSTGRES_URL"
+DIR_VARIABLE = "DURABLY_TEST_POSTGRES_DIR"
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,12 @@ def _script(*args: str) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """Install (if needed) and start PostgreSQL for the session; stop it afterwards."""
-    values = dict(line.split("=", 1) for line in _script("start").splitlines() if "=" in line)
+    """The cluster ``scripts/test`` started, or one started (and stopped) for the session."""
+    if os.environ.get(URL_VARIABLE) and os.environ.get(DIR_VARIABLE):
+        yield PostgresServer(os.environ[DIR_VARIABLE], os.environ[URL_VARIABLE])
+        return
+    started = _script("start", "--owner", str(os.getpid()))
+    values = dict(line.split("=", 1) for line in started.splitlines() if "=" in line)
     server = PostgresServer(values["DIR"], values["URL"])
     os.environ[URL_VARIABLE] = server.url
     try:

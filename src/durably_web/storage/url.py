@@ -24,7 +24,8 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 """URL schemes of the PostgreSQL store (libpq's)."""
 
 _URL_OPTIONS = {"synchronous", "journal_mode", "busy_timeout"}
-_CONNECTION_METHODS = (
+_CONNECTION_MEMBERS = (
+    "lock_wait",
     "execute",
     "query",
     "execute_script",
@@ -56,7 +57,7 @@ def open_store(database: Any, *, exclusive: bool = False) -> tuple[Store, bool]:
         return SQLiteStore(open_connection(database)), True
     if isinstance(database, Store):
         return database, False
-    if all(hasattr(database, name) for name in _CONNECTION_METHODS):
+    if all(hasattr(database, name) for name in _CONNECTION_MEMBERS):
         return SQLiteStore(database, exclusive=exclusive), False
     raise ValidationError(
         "database must be a sqlite:/// or postgresql:// URL, a Store or a Connection, "

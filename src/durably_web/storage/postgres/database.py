@@ -27,7 +27,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed
 
-from durably_web.errors import StorageError
+from durably_web.errors import StorageError, ValidationError
 from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
 
 __all__ = ["Database", "DatabaseUnreachable", "Params", "Session", "TransactionAborted"]
@@ -147,16 +147,31 @@ class Database:
         async with self._open_lock:
             if self._opened:
                 return
-            try:  # fail fast on a wrong URL, password or database
-                probe = await self.connect()
-            except DatabaseUnreachable as exc:
-                raise StorageError(str(exc)) from exc.__cause__
+            probe = await self._first_connection()
             try:
                 await probe.execute("SELECT 1")
             finally:
                 await probe.close()
             await self._pool.open(wait=False)
             self._opened = True
+
+    async def _first_connection(self) -> Connection:
+        """Connect once, failing fast on a wrong URL, password or database.
+
+        A server that answers but cannot take connections yet (starting up, shutting down
+        for a restart, recovering: SQLSTATE 57P03) is there, and is waited for, up to
+        ``retry_for``: a worker started during a restart starts once it is over.
+        """
+        deadline = time.monotonic() + self.retry_for
+        backoff = _FIRST_BACKOFF
+        while True:
+            try:
+                return await self.connect()
+            except DatabaseUnreachable as exc:
+                if not _restarting(exc.__cause__) or time.monotonic() + backoff > deadline:
+                    raise StorageError(str(exc)) from exc.__cause__
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
 
     async def close(self) -> None:
         """Close every connection of the pool."""
@@ -188,6 +203,8 @@ class Database:
 
         Raises:
             IntegrityViolation: a unique or check constraint refused a write.
+            ValidationError: a value PostgreSQL cannot hold (SQLSTATE class 22), as SQLite's
+                ``SQLITE_TOOBIG`` is: nothing was written.
             DatabaseUnreachable: the server was lost (after ``retry_for`` seconds of retries).
             StorageError: any other database error.
 
@@ -230,6 +247,8 @@ class Database:
             raise DatabaseUnreachable(
                 f"lost PostgreSQL at {self.display}: {_first_line(exc)}"
             ) from exc
+        except psycopg.DataError as exc:  # the data is at fault, not the database
+            raise ValidationError(f"PostgreSQL refused a value: {_first_line(exc)}") from exc
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL error: {_first_line(exc)}") from exc
 
@@ -242,6 +261,13 @@ class Database:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _restarting(exc: BaseException | None) -> bool:
+    """Whether the server answered "cannot connect now" (57P03): it is starting or stopping."""
+    if getattr(exc, "sqlstate", None) == "57P03":
+        return True
+    return "the database system is" in str(exc)  # libpq gives no SQLSTATE at connect
 
 
 def _refused(exc: psycopg.Error) -> bool:
