@@ -154,8 +154,10 @@ def double_executions(effects: Iterable[Effect], killed_pids: set[int], kills: i
     """Explain every execution of a step that the at-least-once rule does not allow.
 
     A step may run again only when each earlier execution was the last thing its worker did
-    for that run before it was killed: the step in flight at the kill. Any other repeat means
-    a step that had completed (and whose worker carried on) was executed a second time.
+    for that run: the step in flight when the worker was killed, or when a worker starved past
+    its lease (a loaded machine) lost the run to another worker and its fenced checkpoint was
+    refused. Any other repeat means a step that had completed (and whose worker carried on)
+    was executed a second time. ``killed_pids`` only sharpens the message.
     """
     effects = sorted(effects, key=lambda e: e.id)
     last_of_worker: dict[tuple[str, int], int] = {}
@@ -168,16 +170,12 @@ def double_executions(effects: Iterable[Effect], killed_pids: set[int], kills: i
         if len(executions) > kills + 1:
             problems.append(f"{run_id}/{step} ran {len(executions)} times with only {kills} kills")
         for earlier in executions[:-1]:
-            if earlier.pid not in killed_pids:
-                problems.append(
-                    f"{run_id}/{step} ran again after effect #{earlier.id} by worker "
-                    f"{earlier.pid}, which was never killed"
-                )
-            elif earlier.id != last_of_worker[run_id, earlier.pid]:
+            if earlier.id != last_of_worker[run_id, earlier.pid]:
+                how = "was killed" if earlier.pid in killed_pids else "lost the run"
                 problems.append(
                     f"{run_id}/{step} ran again although worker {earlier.pid} completed it "
                     f"(effect #{earlier.id}) and went on to effect "
-                    f"#{last_of_worker[run_id, earlier.pid]} before it was killed"
+                    f"#{last_of_worker[run_id, earlier.pid]} before it {how}"
                 )
     return problems
 

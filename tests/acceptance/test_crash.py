@@ -112,6 +112,8 @@ def test_double_execution_checks_reject_what_they_should() -> None:
     assert resume_gaps(completed_then_rerun, index_of)
     not_killed = [Effect(1, "r", "s0", 10), Effect(2, "r", "s0", 11)]
     assert double_executions(not_killed, set(), kills=0)
+    lost_lease = [Effect(1, "r", "s0", 10), Effect(2, "r", "s0", 11)]  # 10 starved, 11 took over
+    assert double_executions(lost_lease, set(), kills=1) == []
     same_worker_twice = [Effect(1, "r", "s0", 10), Effect(2, "r", "s0", 10)]
     assert resume_gaps(same_worker_twice, {"s0": 0})
     skipped = [Effect(1, "r", "s0", 10), Effect(2, "r", "s2", 11)]
