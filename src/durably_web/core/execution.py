@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
@@ -67,6 +68,13 @@ T = TypeVar("T")
 
 _MAX_ERROR = 100_000
 """Characters of a failure message stored at most."""
+LEASE_CHECK_EVERY = 0.02
+"""Seconds between the pre-step lease checks (monotonic time).
+
+The check only avoids *starting* a step on a run another process cancelled or reclaimed:
+every write is fenced by the lease generation anyway, and an in-process cancel aborts the
+signal at once. So a step starts at most this long after its run was lost elsewhere.
+"""
 
 
 class Supervisor(Protocol):
@@ -172,6 +180,7 @@ class Execution:
         )
         self._cancel_announced = False
         self._outcome_task: asyncio.Future[Any] | None = None
+        self._lease_checked = -LEASE_CHECK_EVERY
 
     # -- what the worker asks ------------------------------------------------------------
 
@@ -235,7 +244,14 @@ class Execution:
         )
 
     async def check_lease(self) -> None:
-        """Raise :class:`RunCancelled` or :class:`LeaseLost` (aborting the signal) if gone."""
+        """Raise :class:`RunCancelled` or :class:`LeaseLost` (aborting the signal) if gone.
+
+        Reads the database at most every :data:`LEASE_CHECK_EVERY` seconds (see there).
+        """
+        checked = time.monotonic()
+        if checked - self._lease_checked < LEASE_CHECK_EVERY:
+            return
+        self._lease_checked = checked
         run = self.run
         try:
             await self.store_call(
