@@ -21,7 +21,7 @@ from setup_systems import (
     setup_upstream_browser,
 )
 
-Role = Literal["self", "peer", "floor"]
+Role = Literal["self", "variant", "peer", "floor"]
 Suite = Literal["native", "browser"]
 
 
@@ -68,6 +68,18 @@ SYSTEMS: dict[str, System] = {
             "self",
         ),
         System(
+            "durably_web_batched",
+            "durably_web (CPython), checkpoint=batched",
+            lambda: [
+                str(PROJECT_PYTHON),
+                str(BENCH / "systems" / "durably_cpython.py"),
+                "--checkpoint",
+                "batched",
+            ],
+            frozenset({"throughput"}),
+            "variant",
+        ),
+        System(
             "upstream",
             "upstream Durably 0.15 (Node)",
             lambda: ["node", str(NODE_DIR / "bench.mjs")],
@@ -104,6 +116,15 @@ SYSTEMS: dict[str, System] = {
             _chromium("durably_web_chromium"),
             frozenset({"throughput", "latency", "resume", "queries", "start"}),
             "self",
+            setup_browser,
+            "browser",
+        ),
+        System(
+            "durably_web_chromium_batched",
+            "durably_web (Chromium), checkpoint=batched",
+            _chromium("durably_web_chromium_batched"),
+            frozenset({"throughput"}),
+            "variant",
             setup_browser,
             "browser",
         ),

@@ -13,7 +13,7 @@ from durably_web.core.durably import Durably
 from durably_web.errors import ValidationError
 from durably_web.ids import new_ulid
 from durably_web.job import JobDefinition
-from durably_web.options import DEFAULT_UNKNOWN_JOB_GRACE, Options
+from durably_web.options import DEFAULT_UNKNOWN_JOB_GRACE, CheckpointMode, Options
 from durably_web.storage.base import Store
 from durably_web.storage.connection import Connection
 from durably_web.storage.url import open_store
@@ -35,6 +35,9 @@ def create_durably(
     retain_runs: str | None = None,
     unknown_job_grace: float | None = DEFAULT_UNKNOWN_JOB_GRACE,
     labels: Any = None,
+    checkpoint: CheckpointMode = "each",
+    checkpoint_max_delay: float = 0.01,
+    checkpoint_max_steps: int = 100,
     jobs: dict[str, JobDefinition[Any, Any]] | None = None,
     clock: Clock | None = None,
     worker_id: str | None = None,
@@ -60,6 +63,14 @@ def create_durably(
             0 fails it at the first check, as upstream does). ``None`` leaves runs of other
             jobs alone: for a worker that serves only some of a shared database's jobs.
         labels: a pydantic model (or type) that trigger labels must satisfy.
+        checkpoint: ``"each"`` (default) commits every step before ``step.run`` returns;
+            ``"batched"`` groups checkpoints into one transaction for throughput: a crash
+            may run the steps of the last uncommitted group again (at most
+            ``checkpoint_max_steps`` steps, at most ``checkpoint_max_delay`` seconds of
+            them), never a step whose checkpoint committed. A job's own ``checkpoint=``
+            (:func:`~durably_web.define_job`) wins.
+        checkpoint_max_delay: seconds a completed step may wait uncommitted when batched.
+        checkpoint_max_steps: most completed steps waiting uncommitted when batched.
         jobs: job definitions to register right away.
         clock: a time source (tests pass :class:`durably_web.testing.FakeClock`).
         worker_id: the lease owner name (default ``worker_<ULID>``).
@@ -80,6 +91,9 @@ def create_durably(
         retain_runs=retain_runs,
         unknown_job_grace=unknown_job_grace,
         labels=labels,
+        checkpoint=checkpoint,
+        checkpoint_max_delay=checkpoint_max_delay,
+        checkpoint_max_steps=checkpoint_max_steps,
     )
     if worker_id is not None and (not isinstance(worker_id, str) or not worker_id):
         raise ValidationError(f"worker_id must be a non-empty string, got {worker_id!r}")

@@ -32,7 +32,14 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from durably_web.models import Log, Run, Step
-from durably_web.storage.records import CompletedStep, LogRow, NewRun, RunDelta, RunFilter
+from durably_web.storage.records import (
+    CompletedStep,
+    LogRow,
+    NewRun,
+    RunDelta,
+    RunFilter,
+    StepRow,
+)
 
 __all__ = ["Store"]
 
@@ -102,8 +109,12 @@ class Store(Protocol):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        steps: Sequence[StepRow] = (),
     ) -> None:
         """Persist a completed step with the run's unwritten ``logs`` (its row is left alone).
+
+        ``steps`` (checkpoints kept for a group commit) are written first, in the same
+        transaction.
 
         Raises :class:`RunCancelled` / :class:`LeaseLost` when fenced off, and
         :class:`ConflictError` when the step already has a completed checkpoint.
@@ -122,8 +133,13 @@ class Store(Protocol):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        steps: Sequence[StepRow] = (),
     ) -> bool:
-        """Record a step that raised (``failed``/``cancelled``) with ``logs``; False if fenced."""
+        """Record a step that raised (``failed``/``cancelled``) with ``logs``; False if fenced.
+
+        ``steps`` (checkpoints kept for a group commit) are written first, in the same
+        transaction.
+        """
         ...
 
     async def flush(self, run_id: str, generation: int, delta: RunDelta, now: float) -> bool:
