@@ -98,7 +98,8 @@ class RunWriter:
         For the batched checkpoint mode (:mod:`~durably_web.core.batching`).
         """
         self._unwritten.add_step(row)
-        self._schedule_flush(within)
+        if self._unwritten.steps == 1:  # the group's first step sets its deadline
+            self._schedule_flush(within)
 
     @property
     def kept_steps(self) -> int:
