@@ -343,6 +343,7 @@ async def work(
     max_concurrent_runs: int,
     effects_path: str | None = None,
     busy_timeout: float | None = None,
+    checkpoint: dict[str, Any] | None = None,
 ) -> None:
     """Run the engine on ``path`` until ``expect`` runs are terminal and none is active."""
     global _effects, _engine_reader
@@ -358,6 +359,7 @@ async def work(
         preserve_steps=True,
         jobs=JOBS,
         worker_id=f"worker-{os.getpid()}",
+        **(checkpoint or {}),
     )
 
     def report(event: Event) -> None:
@@ -389,7 +391,15 @@ def main() -> None:
     parser.add_argument("--max-concurrent-runs", type=int, default=1)
     parser.add_argument("--effects", help="the side-effect database (default: DATABASE)")
     parser.add_argument("--busy-timeout", type=float, help="the engine's busy_timeout, seconds")
+    parser.add_argument("--checkpoint", choices=["each", "batched"], default="each")
+    parser.add_argument("--checkpoint-max-steps", type=int, default=100)
+    parser.add_argument("--checkpoint-max-delay", type=float, default=0.01)
     args = parser.parse_args()
+    checkpoint = {
+        "checkpoint": args.checkpoint,
+        "checkpoint_max_steps": args.checkpoint_max_steps,
+        "checkpoint_max_delay": args.checkpoint_max_delay,
+    }
     print(f"worker {os.getpid()} starting", file=sys.stderr, flush=True)
     asyncio.run(
         work(
@@ -398,6 +408,7 @@ def main() -> None:
             args.max_concurrent_runs,
             effects_path=args.effects,
             busy_timeout=args.busy_timeout,
+            checkpoint=checkpoint,
         )
     )
     print(f"worker {os.getpid()} done", file=sys.stderr, flush=True)
