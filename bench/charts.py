@@ -136,7 +136,7 @@ def _stage_medians(loads: list[dict[str, Any]]) -> list[tuple[str, float]]:
     names: list[str] = []
     for load in loads:
         for name in load.get("stages") or {}:
-            if name not in names:
+            if name not in names and name != "ready":  # ready_ms is the last segment
                 names.append(name)
     stages = [
         (
