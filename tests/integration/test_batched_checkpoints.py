@@ -13,6 +13,13 @@ import pytest
 
 from durably_web import StepContext, ValidationError, create_durably, define_job
 from tests.conftest import MakeDurably, sql_connection
+from tests.databases import SQLITE_BACKENDS
+
+
+@pytest.fixture(params=SQLITE_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The SQLite backends only: the PostgreSQL store commits each checkpoint (refused below)."""
+    return str(request.param)
 
 
 def _committed(durably: Any, run_id: str) -> list[str]:
@@ -157,3 +164,8 @@ async def test_a_job_may_choose_its_own_mode(make_durably: MakeDurably) -> None:
     await durably.jobs.batched.trigger({})
     await durably.process_one()
     assert seen == [["a"], []]
+
+
+def test_batched_is_refused_on_postgresql() -> None:
+    with pytest.raises(ValidationError, match="checkpoint='batched' needs a store that groups"):
+        create_durably("postgresql://user@localhost/db", checkpoint="batched")

@@ -31,11 +31,25 @@ from durably_web.job import JobDefinition
 from durably_web.options import CheckpointPolicy
 from durably_web.storage.records import StepRow
 
-__all__ = ["CheckpointGroup", "policy_for"]
+__all__ = ["CheckpointGroup", "groups_checkpoints", "policy_for"]
 
 
-def policy_for(job: JobDefinition[object, object], instance: CheckpointPolicy) -> CheckpointPolicy:
+def groups_checkpoints(store: object) -> bool:
+    """Whether ``store``'s writes carry kept steps (``RunDelta.steps``): the SQLite store's do.
+
+    A store without this (the PostgreSQL store) commits every checkpoint on its own: its jobs
+    run in the default mode whatever they ask for, and ``create_durably(checkpoint=
+    "batched")`` on it is refused.
+    """
+    return getattr(store, "grouped_checkpoints", False) is True
+
+
+def policy_for(
+    job: JobDefinition[object, object], instance: CheckpointPolicy, store: object
+) -> CheckpointPolicy:
     """Return the checkpoint policy of ``job``'s runs: its own mode, else the instance's."""
+    if not groups_checkpoints(store):
+        return replace(instance, mode="each") if instance.batched else instance
     if job.checkpoint is None or job.checkpoint == instance.mode:
         return instance
     return replace(instance, mode=job.checkpoint)

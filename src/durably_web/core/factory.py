@@ -7,16 +7,19 @@ store and the adapter; the engine itself never imports one.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from durably_web.clock import Clock, SystemClock
+from durably_web.core.batching import groups_checkpoints
 from durably_web.core.durably import Durably
 from durably_web.errors import ValidationError
 from durably_web.ids import new_ulid
 from durably_web.job import JobDefinition
+from durably_web.json_value import check_text
 from durably_web.options import DEFAULT_UNKNOWN_JOB_GRACE, CheckpointMode, Options
 from durably_web.storage.base import Store
 from durably_web.storage.connection import Connection
-from durably_web.storage.url import open_store
+from durably_web.storage.url import POSTGRES_SCHEMES, open_store
 
 __all__ = ["create_durably"]
 
@@ -97,6 +100,17 @@ def create_durably(
     )
     if worker_id is not None and (not isinstance(worker_id, str) or not worker_id):
         raise ValidationError(f"worker_id must be a non-empty string, got {worker_id!r}")
+    if worker_id is not None:
+        check_text(worker_id, "worker_id")  # stored as the lease owner
+    postgres = isinstance(database, str) and urlsplit(database).scheme in POSTGRES_SCHEMES
+    if options.checkpoint.batched and (
+        postgres or (isinstance(database, Store) and not groups_checkpoints(database))
+    ):  # refused before a store is opened
+        raise ValidationError(
+            "checkpoint='batched' needs a store that groups checkpoints (the SQLite store); "
+            f"{'PostgreSQL' if postgres else type(database).__name__} commits each "
+            "checkpoint: use checkpoint='each'"
+        )
     store, owns = open_store(database)
     durably = Durably(
         store,
