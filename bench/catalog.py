@@ -25,7 +25,7 @@ from setup_systems import (
     setup_upstream_pg,
 )
 
-Role = Literal["self", "peer", "floor"]
+Role = Literal["self", "variant", "peer", "floor"]
 Suite = Literal["native", "browser", "postgres"]
 
 
@@ -80,6 +80,18 @@ SYSTEMS: dict[str, System] = {
             "self",
         ),
         System(
+            "durably_web_batched",
+            "durably_web (CPython), checkpoint=batched",
+            lambda: [
+                str(PROJECT_PYTHON),
+                str(BENCH / "systems" / "durably_cpython.py"),
+                "--checkpoint",
+                "batched",
+            ],
+            frozenset({"throughput"}),
+            "variant",
+        ),
+        System(
             "upstream",
             "upstream Durably 0.15 (Node)",
             lambda: ["node", str(NODE_DIR / "bench.mjs")],
@@ -116,6 +128,15 @@ SYSTEMS: dict[str, System] = {
             _chromium("durably_web_chromium"),
             frozenset({"throughput", "latency", "resume", "queries", "start"}),
             "self",
+            setup_browser,
+            "browser",
+        ),
+        System(
+            "durably_web_chromium_batched",
+            "durably_web (Chromium), checkpoint=batched",
+            _chromium("durably_web_chromium_batched"),
+            frozenset({"throughput"}),
+            "variant",
             setup_browser,
             "browser",
         ),
