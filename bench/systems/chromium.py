@@ -81,6 +81,7 @@ SYSTEMS = {
             False,
             ("throughput", "latency", "resume", "queries", "start"),
         ),
+        BrowserSystem("durably_web_chromium_batched", False, ("throughput",)),
         BrowserSystem("raw_wasm", False, ("throughput",)),
         BrowserSystem(
             "upstream_chromium", True, ("throughput", "latency", "resume", "queries", "start")
@@ -317,6 +318,8 @@ class Run:
 def workload_config(args: Args, system: BrowserSystem) -> dict[str, Any]:
     """Return the page's ``window.__benchConfig``."""
     params = dict(args.params)
+    if system.name == "durably_web_chromium_batched":
+        params["checkpoint"] = "batched"
     workload = "floor" if system.name in FLOORS else args.workload
     if workload == "queries":
         params["dataset_sql"] = benchlib.dataset_sql(int(params["runs"]))

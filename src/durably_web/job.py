@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 import pydantic
 
 from durably_web.errors import ValidationError
+from durably_web.json_value import shown
+from durably_web.options import CheckpointMode
 
 if TYPE_CHECKING:
     from durably_web.core.step import StepContext
@@ -40,6 +42,8 @@ class JobDefinition(Generic[InputT, OutputT]):
     run: JobFunction[InputT, OutputT]
     input_adapter: pydantic.TypeAdapter[InputT] = field(repr=False)
     output_adapter: pydantic.TypeAdapter[OutputT] | None = field(repr=False)
+    checkpoint: CheckpointMode | None = None
+    """When its steps are committed (``"each"`` or ``"batched"``); None: the instance's."""
 
     def same_as(self, other: JobDefinition[Any, Any]) -> bool:
         """Return True when ``other`` defines the same job (same name, types and function)."""
@@ -48,6 +52,7 @@ class JobDefinition(Generic[InputT, OutputT]):
             and self.input is other.input
             and self.output is other.output
             and self.run is other.run
+            and self.checkpoint == other.checkpoint
         )
 
     async def call(self, step: StepContext, payload: InputT) -> OutputT:
@@ -60,31 +65,56 @@ class JobDefinition(Generic[InputT, OutputT]):
 
 @overload
 def define_job(
-    *, name: str, input: type[InputT], output: type[OutputT], run: None = None
+    *,
+    name: str,
+    input: type[InputT],
+    output: type[OutputT],
+    run: None = None,
+    checkpoint: CheckpointMode | None = None,
 ) -> Callable[[JobFunction[InputT, OutputT]], JobDefinition[InputT, OutputT]]: ...
 
 
 @overload
 def define_job(
-    *, name: str, input: type[InputT], output: None = None, run: None = None
+    *,
+    name: str,
+    input: type[InputT],
+    output: None = None,
+    run: None = None,
+    checkpoint: CheckpointMode | None = None,
 ) -> Callable[[JobFunction[InputT, Any]], JobDefinition[InputT, Any]]: ...
 
 
 @overload
 def define_job(
-    *, name: str, input: type[InputT], output: type[OutputT], run: JobFunction[InputT, OutputT]
+    *,
+    name: str,
+    input: type[InputT],
+    output: type[OutputT],
+    run: JobFunction[InputT, OutputT],
+    checkpoint: CheckpointMode | None = None,
 ) -> JobDefinition[InputT, OutputT]: ...
 
 
 @overload
 def define_job(
-    *, name: str, input: type[InputT], output: None = None, run: JobFunction[InputT, Any]
+    *,
+    name: str,
+    input: type[InputT],
+    output: None = None,
+    run: JobFunction[InputT, Any],
+    checkpoint: CheckpointMode | None = None,
 ) -> JobDefinition[InputT, Any]: ...
 
 
 @overload
 def define_job(
-    *, name: str, input: Any, output: Any = None, run: JobFunction[Any, Any] | None = None
+    *,
+    name: str,
+    input: Any,
+    output: Any = None,
+    run: JobFunction[Any, Any] | None = None,
+    checkpoint: CheckpointMode | None = None,
 ) -> Any: ...
 
 
@@ -94,6 +124,7 @@ def define_job(
     input: Any,
     output: Any = None,
     run: JobFunction[Any, Any] | None = None,
+    checkpoint: CheckpointMode | None = None,
 ) -> JobDefinition[Any, Any] | Callable[[JobFunction[Any, Any]], JobDefinition[Any, Any]]:
     """Define a job.
 
@@ -103,6 +134,8 @@ def define_job(
             input is validated against it and the run function receives the parsed value.
         output: optional type the job's return value is validated against.
         run: ``async def run(step, payload)``. Without it, ``define_job`` is a decorator.
+        checkpoint: ``"each"`` or ``"batched"`` (see ``create_durably(checkpoint=...)``);
+            None (default) follows the instance's setting.
 
     Returns:
         A :class:`JobDefinition`, or a decorator producing one.
@@ -116,13 +149,17 @@ def define_job(
             f"job name must be 1-128 characters of letters, digits and _.:/- "
             f"starting with a letter or digit, got {name!r}"
         )
+    if checkpoint is not None and checkpoint not in ("each", "batched"):
+        raise ValidationError(
+            f"checkpoint of job {name!r} must be 'each', 'batched' or None, got {shown(checkpoint)}"
+        )
     input_adapter = _adapter(input, f"input type of job {name!r}")
     output_adapter = None if output is None else _adapter(output, f"output type of job {name!r}")
 
     def build(fn: JobFunction[Any, Any]) -> JobDefinition[Any, Any]:
         if not callable(fn):
             raise ValidationError(f"run of job {name!r} must be callable, got {fn!r}")
-        return JobDefinition(name, input, output, fn, input_adapter, output_adapter)
+        return JobDefinition(name, input, output, fn, input_adapter, output_adapter, checkpoint)
 
     return build if run is None else build(run)
 

@@ -44,7 +44,7 @@ from durably_web.errors import ConflictError, LeaseLost, RunCancelled, Validatio
 from durably_web.events import StepCancel, StepComplete, StepFail, StepStart
 from durably_web.json_value import check_text, check_value, shown, storable_text
 from durably_web.models import Progress
-from durably_web.validation import dump_json
+from durably_web.validation import dump_json, dump_json_exact
 
 if TYPE_CHECKING:
     from durably_web.core.execution import Execution
@@ -56,6 +56,8 @@ StepFunction = Callable[..., Awaitable[Any] | Any]
 _MISSING = object()
 _YIELD_EVERY = 0.005
 """Seconds a job may run synchronous steps before ``step.run`` yields to the event loop."""
+_YIELD_CHECK_STEPS = 8
+"""Steps between two looks at the time for :data:`_YIELD_EVERY` (a clock read is not free)."""
 
 
 class StepLogger:
@@ -90,6 +92,7 @@ class StepContext:
         "_last_yield",
         "_logs_to_skip",
         "_seen",
+        "_steps_since_yield",
         "_to_replay",
         "log",
     )
@@ -114,6 +117,7 @@ class StepContext:
         self._index = 0
         self._current_step: str | None = None
         self._last_yield = time.monotonic()
+        self._steps_since_yield = 0
         self.log = StepLogger(self)
 
     @property
@@ -163,10 +167,11 @@ class StepContext:
         await execution.check_lease()
         self._to_replay.clear()
         self._emit(StepStart, name, index)
-        started = execution.clock.now()
+        clock = execution.clock
+        started = clock.now()
         self._current_step = name
         try:
-            result, output_json = await self._call(name, fn)
+            result, output_json, exact = await self._call(name, fn)
         except RunCancelled:
             self._cancelled(name, index)
             raise
@@ -178,27 +183,27 @@ class StepContext:
             raise
         finally:
             self._current_step = None
+        finished = clock.now()
         try:
-            await execution.checkpoint(name, index, output_json, started, execution.clock.now())
+            await execution.checkpoint(name, index, output_json, started, finished)
         except RunCancelled:
             self._cancelled(name, index)
             raise
         except (ValidationError, ConflictError) as exc:  # the result cannot be stored
             await self._failed(name, index, exc, started)
             raise
-        if output_json is None:
-            output = None
-        elif type(result) in _JSON_SCALARS:
-            output = result  # a plain str/int/float/bool is its own JSON form
-        else:
-            output = json.loads(output_json)
+        # Plain JSON data is its own JSON form: only a converted result is decoded again.
+        output = result if exact else json.loads(output_json) if output_json else None
         self._completed[name] = output
-        duration = int((execution.clock.now() - started) * 1000)
+        duration = int((finished - started) * 1000)
         self._emit(StepComplete, name, index, output=output, duration=duration)
-        now = time.monotonic()
-        if now - self._last_yield > _YIELD_EVERY:
-            self._last_yield = now
-            await asyncio.sleep(0)
+        self._steps_since_yield += 1
+        if self._steps_since_yield >= _YIELD_CHECK_STEPS:
+            self._steps_since_yield = 0
+            now = time.monotonic()
+            if now - self._last_yield > _YIELD_EVERY:
+                self._last_yield = now
+                await asyncio.sleep(0)
         return output
 
     def _next_index(self, name: str) -> int:
@@ -217,13 +222,21 @@ class StepContext:
         self._index += 1
         return index
 
-    async def _call(self, name: str, fn: StepFunction) -> tuple[Any, str | None]:
-        """Call the step function; return its result and the result's JSON text."""
+    async def _call(self, name: str, fn: StepFunction) -> tuple[Any, str | None, bool]:
+        """Call the step function; return its result, its JSON text and whether it is exact.
+
+        Exact: the result is its own JSON form (see :func:`dump_json_exact`).
+        """
         result = _call_step(fn, self._execution.signal)
         if _awaitable(result):
             result = await result
         self.throw_if_aborted()
-        return result, None if result is None else dump_json(result, f"result of step {name!r}")
+        if result is None:
+            return None, None, True
+        if type(result) in _JSON_SCALARS:  # the common results: no walk needed
+            return result, dump_json(result, f"result of step {name!r}"), True
+        output_json, exact = dump_json_exact(result, f"result of step {name!r}")
+        return result, output_json, exact
 
     def _emit(self, cls: type[Any], name: str, index: int, **values: Any) -> None:
         """Emit a step event, unless nobody listens (step events are on the hot path)."""
@@ -300,14 +313,28 @@ def _awaitable(value: Any) -> bool:
     return type(value) is types.CoroutineType or hasattr(type(value), "__await__")
 
 
+_TAKES_SIGNAL: dict[tuple[types.CodeType, int, bool], bool] = {}
+"""Whether a step function wants the signal, by (code, defaults, bound): lambdas made in a
+loop share one code object, so a job's steps are looked at once. Bounded, see below."""
+_TAKES_SIGNAL_MAX = 4096
+
+
 def _call_step(fn: StepFunction, signal: AbortSignal) -> Any:
     """Call ``fn`` with the signal if it has a required positional parameter, else bare."""
     code = getattr(fn, "__code__", None)
     if code is not None:
-        required = code.co_argcount - len(getattr(fn, "__defaults__", None) or ())
-        if inspect.ismethod(fn):
-            required -= 1
-        return fn(signal) if required >= 1 else fn()
+        defaults = getattr(fn, "__defaults__", None)
+        key = (code, len(defaults) if defaults else 0, type(fn) is types.MethodType)
+        takes = _TAKES_SIGNAL.get(key)
+        if takes is None:
+            required = code.co_argcount - key[1]
+            if key[2]:  # a bound method: self is not a parameter the caller fills
+                required -= 1
+            takes = required >= 1
+            if len(_TAKES_SIGNAL) >= _TAKES_SIGNAL_MAX:
+                _TAKES_SIGNAL.clear()  # code objects made at run time (exec) must not pile up
+            _TAKES_SIGNAL[key] = takes
+        return fn(signal) if takes else fn()
     try:
         parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):

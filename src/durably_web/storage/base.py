@@ -37,7 +37,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from durably_web.models import Log, Run, Step
-from durably_web.storage.records import CompletedStep, LogRow, NewRun, RunDelta, RunFilter
+from durably_web.storage.records import (
+    CompletedStep,
+    LogRow,
+    NewRun,
+    RunDelta,
+    RunFilter,
+    StepRow,
+)
 
 __all__ = ["Notifications", "Store", "Subscriber", "Unsubscribe"]
 
@@ -114,8 +121,12 @@ class Store(Protocol):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        steps: Sequence[StepRow] = (),
     ) -> None:
         """Persist a completed step with the run's unwritten ``logs`` (its row is left alone).
+
+        ``steps`` (checkpoints kept for a group commit) are written first, in the same
+        transaction.
 
         Raises :class:`RunCancelled` / :class:`LeaseLost` when fenced off, and
         :class:`ConflictError` when the step already has a completed checkpoint.
@@ -134,8 +145,13 @@ class Store(Protocol):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        steps: Sequence[StepRow] = (),
     ) -> bool:
-        """Record a step that raised (``failed``/``cancelled``) with ``logs``; False if fenced."""
+        """Record a step that raised (``failed``/``cancelled``) with ``logs``; False if fenced.
+
+        ``steps`` (checkpoints kept for a group commit) are written first, in the same
+        transaction.
+        """
         ...
 
     async def flush(self, run_id: str, generation: int, delta: RunDelta, now: float) -> bool:

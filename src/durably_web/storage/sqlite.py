@@ -31,7 +31,7 @@ from durably_web.storage.connection import Connection, IntegrityViolation, Param
 from durably_web.storage.lockwait import waits_for_lock
 from durably_web.storage.queries import migrations, queries
 from durably_web.storage.reads import StoreReads
-from durably_web.storage.records import LogRow, NewRun, RunDelta
+from durably_web.storage.records import LogRow, NewRun, RunDelta, StepRow, step_row
 from durably_web.storage.rows import run_from_row
 
 __all__ = ["SQLiteStore"]
@@ -47,6 +47,9 @@ class SQLiteStore(StoreReads):
             exclusive OPFS pool): the lease check before each step then reads nothing, since
             only this engine can cancel or reclaim its runs, and it tells its own runs at once.
     """
+
+    grouped_checkpoints = True
+    """Writes carry a delta's kept steps (the batched checkpoint mode, ``RunDelta.steps``)."""
 
     def __init__(self, connection: Connection, *, exclusive: bool = False) -> None:
         self.connection = connection
@@ -226,8 +229,11 @@ class SQLiteStore(StoreReads):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        steps: Sequence[StepRow] = (),
     ) -> None:
         """Persist a completed step, fenced, in one transaction with the run's unwritten ``logs``.
+
+        ``steps``: checkpoints kept for a group commit, written first in the same transaction.
 
         Raises:
             RunCancelled: the run was cancelled; nothing was written.
@@ -235,21 +241,19 @@ class SQLiteStore(StoreReads):
             ConflictError: a completed step with this name already exists.
 
         """
-        stamp = format_timestamp(now)
-        step = (
-            new_ulid(now),
+        step = step_row(
             run_id,
-            name,
-            index,
-            "completed",
-            output_json,
-            None,
-            format_timestamp(started_at),
-            stamp,
             generation,
+            name=name,
+            index=index,
+            status="completed",
+            output_json=output_json,
+            error=None,
+            started_at=started_at,
+            now=now,
         )
         try:
-            written = self._fenced((self._insert_step, step), logs)
+            written = self._fenced((self._insert_step, step), logs, steps=steps)
         except IntegrityViolation as exc:
             raise ConflictError(
                 f"step {name!r} of run {run_id} already has a completed checkpoint"
@@ -270,21 +274,24 @@ class SQLiteStore(StoreReads):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        steps: Sequence[StepRow] = (),
     ) -> bool:
-        """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off."""
-        step = (
-            new_ulid(now),
+        """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off.
+
+        ``steps``: checkpoints kept for a group commit, written first in the same transaction.
+        """
+        step = step_row(
             run_id,
-            name,
-            index,
-            status,
-            None,
-            error,
-            format_timestamp(started_at),
-            format_timestamp(now),
             generation,
+            name=name,
+            index=index,
+            status=status,
+            output_json=None,
+            error=error,
+            started_at=started_at,
+            now=now,
         )
-        return self._fenced((self._insert_step, step), logs)
+        return self._fenced((self._insert_step, step), logs, steps=steps)
 
     @waits_for_lock
     async def flush(self, run_id: str, generation: int, delta: RunDelta, now: float) -> bool:
@@ -295,7 +302,7 @@ class SQLiteStore(StoreReads):
             self._q["touch_run"],
             (run_id, generation, *_run_fields(delta), format_timestamp(now)),
         )
-        return self._fenced(touch, delta.logs)
+        return self._fenced(touch, delta.logs, steps=delta.steps)
 
     @waits_for_lock
     async def renew_lease(
@@ -332,7 +339,8 @@ class SQLiteStore(StoreReads):
         if delete_steps:  # the delta's log lines would be deleted with the others
             after = [(self._q["delete_steps"], (run_id,)), (self._q["delete_logs"], (run_id,))]
         logs = () if delete_steps else delta.logs
-        if not self._fenced(complete, logs, after=after):
+        steps = () if delete_steps else delta.steps
+        if not self._fenced(complete, logs, after=after, steps=steps):
             raise self._refusal(run_id)
 
     @waits_for_lock
@@ -348,7 +356,7 @@ class SQLiteStore(StoreReads):
         progress, index, count = _run_fields(delta)
         stamp = format_timestamp(now)
         fail = (self._q["fail_run"], (run_id, generation, error, progress, stamp, index, count))
-        if not self._fenced(fail, delta.logs):
+        if not self._fenced(fail, delta.logs, steps=delta.steps):
             raise self._refusal(run_id)
 
     @waits_for_lock
@@ -359,7 +367,7 @@ class SQLiteStore(StoreReads):
         progress, index, count = _run_fields(delta)
         stamp = format_timestamp(now)
         release = (self._q["release_lease"], (run_id, generation, progress, stamp, index, count))
-        return self._fenced(release, delta.logs)
+        return self._fenced(release, delta.logs, steps=delta.steps)
 
     def _fenced(
         self,
@@ -367,17 +375,26 @@ class SQLiteStore(StoreReads):
         logs: Sequence[LogRow],
         *,
         after: Sequence[tuple[str, Sequence[Param]]] = (),
+        steps: Sequence[StepRow] = (),
     ) -> bool:
-        """Run a lease holder's write: ``first`` (the fence), ``logs``, then ``after``.
+        """Run a lease holder's write: ``steps``, ``first`` (the fence), ``logs``, ``after``.
 
         Args:
             first: the fenced statement; when it changes no row, nothing is written.
+            steps: checkpoints kept for a group commit, inserted first in the same
+                transaction (each insert is fenced by the same lease, see below).
             logs: the run's unwritten log lines, inserted in the same transaction.
             after: statements to run last, in the same transaction.
 
         Returns False when the fence refused (nothing written), True once it committed.
         """
-        statements: list[tuple[str, Sequence[Param]]] = [first]
+        # Kept steps go first: ``first`` may end the lease (an outcome), after which their
+        # fenced inserts would insert nothing. The first of them is then the guard: it is
+        # fenced by the same lease, so it inserts nothing exactly when ``first`` would not.
+        statements: list[tuple[str, Sequence[Param]]] = [
+            (self._insert_step, step) for step in steps
+        ]
+        statements.append(first)
         statements.extend((self._insert_log, log) for log in logs)
         statements.extend(after)
         return self.connection.run_batch(statements, guard=True)

@@ -45,7 +45,7 @@ from durably_web.storage.postgres.listener import Listener
 from durably_web.storage.postgres.params import log_params, run_update, step_params
 from durably_web.storage.postgres.reads import PostgresReads
 from durably_web.storage.queries import migrations, queries
-from durably_web.storage.records import LogRow, NewRun, RunDelta
+from durably_web.storage.records import LogRow, NewRun, RunDelta, StepRow
 from durably_web.storage.rows import run_from_row
 
 __all__ = ["READY_CHANNEL", "RUN_CHANNEL", "PostgresStore"]
@@ -295,8 +295,12 @@ class PostgresStore(PostgresReads):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        steps: Sequence[StepRow] = (),
     ) -> None:
         """Persist a completed step, fenced, in one statement with the run's unwritten ``logs``.
+
+        ``steps`` must be empty: this store commits each checkpoint on its own (it has no
+        ``grouped_checkpoints``, so the engine never keeps steps for it).
 
         Raises:
             RunCancelled: the run was cancelled; nothing was written.
@@ -304,6 +308,7 @@ class PostgresStore(PostgresReads):
             ConflictError: a completed step with this name already exists.
 
         """
+        _no_kept_steps(steps)
         step = self._step(run_id, generation, name, index, "completed", output_json, None)
         step.update(started_at=format_timestamp(started_at), now=format_timestamp(now))
         try:
@@ -327,8 +332,10 @@ class PostgresStore(PostgresReads):
         started_at: float,
         now: float,
         logs: Sequence[LogRow] = (),
+        steps: Sequence[StepRow] = (),
     ) -> bool:
         """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off."""
+        _no_kept_steps(steps)
         step = self._step(run_id, generation, name, index, status, None, error)
         step.update(started_at=format_timestamp(started_at), now=format_timestamp(now))
         return await self._write_step(run_id, generation, step, logs)
@@ -578,6 +585,11 @@ class PostgresStore(PostgresReads):
         """Stop listening and close every connection."""
         await self._listener.close()
         await self.database.close()
+
+
+def _no_kept_steps(steps: Sequence[StepRow]) -> None:
+    if steps:
+        raise ValueError("the PostgreSQL store commits each checkpoint: no kept steps expected")
 
 
 def _load_queries() -> dict[str, str]:
