@@ -8,6 +8,7 @@
 - ``api_server``: server mode: ``durably-web serve-api SITE/jobs.py --static SITE`` (the
   documented command on ``site``) as a real process (uvicorn) on 127.0.0.1, with a fresh
   database (and the jobs' ledger) per test; the demo page at ``/?server=/api/durably``.
+- ``live_api_server``: the same with the live views' test page's jobs (``/live/jobs.py``).
 - ``browser``: opens persistent Chromium contexts (Debian's ``/usr/bin/chromium``), one fresh
   profile per test unless a test reopens the same one; records every request of every
   context and fails the test if one left 127.0.0.1. Request routing is not used: it would
@@ -24,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +68,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def api_server(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    """The documented server-mode command, run as a process until the test ends."""
-    workdir = tmp_path_factory.mktemp("api-server")  # the jobs' ledger.db lands here
+@contextmanager
+def _serve_api(jobs: Path, site: Path, workdir: Path) -> Iterator[ApiServer]:
+    """Run ``durably-web serve-api JOBS --static SITE`` as a process until the block ends."""
     port = _free_port()
     log = workdir / "server.log"
     command = [
@@ -77,7 +78,7 @@ def api_server(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "-m",
         "durably_web",
         "serve-api",
-        str(site / "jobs.py"),
+        str(jobs),
         "--static",
         str(site),
         "--base-path",
@@ -112,6 +113,21 @@ def api_server(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+@pytest.fixture
+def api_server(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """The documented server-mode command, run as a process until the test ends."""
+    workdir = tmp_path_factory.mktemp("api-server")  # the jobs' ledger.db lands here
+    with _serve_api(site / "jobs.py", site, workdir) as server:
+        yield server
+
+
+@pytest.fixture
+def live_api_server(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """Server mode for the live views' test page: its jobs (``/live/jobs.py``) in a server."""
+    with _serve_api(site / "live" / "jobs.py", site, tmp_path_factory.mktemp("api")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

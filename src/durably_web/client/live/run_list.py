@@ -121,10 +121,14 @@ class LiveRuns(Observable):
         return self.go_to_page(self.page - 1)
 
     def go_to_page(self, page: int) -> Any:
-        """Show page ``page`` (0: the newest runs); return the read (a task)."""
+        """Show page ``page`` (0: the newest runs); return the read (a task).
+
+        ``page`` changes at once (and ``loading`` is True); ``runs`` once the read answers.
+        """
         self.page = max(0, page)
+        self._request()
         self._notify()
-        return self.refresh()
+        return spawn(self._done.wait(), "reading the runs")
 
     def refresh(self) -> Any:
         """Read the page again; return a task that ends once the page shown is current."""
