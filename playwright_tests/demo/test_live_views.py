@@ -265,3 +265,30 @@ def test_the_example_app(server: Server, browser: Browser, interpreter: dict[str
     assert page.eval_on_selector_all("#runs tr", "rows => rows.map(r => r.dataset.status)") == [
         "completed"
     ]
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_the_job_view_follows_a_trigger_from_another_tab(
+    live_api_server: ApiServer, browser: Browser, interpreter: dict[str, str]
+) -> None:
+    # Two tabs of one server: a run started in either tab is shown by the other's job view.
+    context = browser.open()
+    first = LivePage(context.new_page(), live_api_server.url).open(
+        server=live_api_server.api, **interpreter
+    )
+    second = LivePage(context.new_page(), live_api_server.url).open(
+        server=live_api_server.api, **interpreter
+    )
+    for starter, follower in ((first, second), (second, first)):
+        starter.page.bring_to_front()
+        run_id = starter.trigger(steps=200, delay_ms=100)
+        state = follower.wait(
+            f"s.job.run_id === {json.dumps(run_id)} && s.job.progress"
+            " && s.job.progress.current >= 2"
+        )
+        assert state["job"]["status"] == "leased"
+        assert follower.page.inner_text("#job-status") == "running"
+        follower.page.bring_to_front()  # a user switches tabs (a hidden tab has no frames)
+        follower.page.click(follower.row(run_id, "cancel"))  # the follower's button
+        starter.wait(f"s.job.status === 'cancelled' && s.job.run_id === {json.dumps(run_id)}")
+    assert not first.state()["errors"] and not second.state()["errors"]
