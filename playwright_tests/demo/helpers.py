@@ -69,10 +69,11 @@ class Browser:
     contexts: list[Any] = field(default_factory=list)
     server_prefixes: tuple[str, ...] = ("http://127.0.0.1:",)
 
-    def open(self, profile: str = "profile") -> Any:
-        """Open (or reopen) the context of profile ``profile``."""
+    def open(self, profile: str = "profile", **options: Any) -> Any:
+        """Open (or reopen) the context of profile ``profile`` (``options``: Playwright's
+        context options, such as ``timezone_id`` or ``viewport``)."""
         context = self.playwright.chromium.launch_persistent_context(
-            str(self.tmp / profile), **launch_options(self.executable)
+            str(self.tmp / profile), **{**launch_options(self.executable), **options}
         )
         # A lambda: a bound builtin like list.append cannot carry Playwright's wrapper.
         context.on("request", lambda request: self.requests.append(request.url))

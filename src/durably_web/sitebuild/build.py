@@ -16,6 +16,7 @@ Output (``.build/site/`` of the work directory; the URL layout of :mod:`.layout`
     index.html, demo.py, ...  the app's files (the demo, ``durably_web/web/demo/``)
     _durably/runtime/         the engine worker's modules (``durably_web/web/runtime/``)
     _durably/client/          the JS client (``durably_web/web/client/``)
+    _durably/dashboard/       the runs dashboard (``durably_web/web/dashboard/``)
     _durably/vendor/pyodide/  pyodide.mjs, pyodide.asm.mjs, pyodide.asm.wasm, python_stdlib.zip,
                               pyodide-lock.json, *.whl (all .pyc, durably_web's included)
     _durably/vendor/sqlite-wasm/  index.mjs, sqlite3.wasm, sqlite3-opfs-async-proxy.js
@@ -210,9 +211,14 @@ def _app_files(layout: Layout) -> dict[str, Path]:
 
 
 def _package_files(layout: Layout) -> dict[str, Path]:
-    """Map the runtime, the client and the page package to their places below ``_durably/``."""
+    """Map the runtime, the client, the dashboard and the page package below ``_durably/``."""
     files = {}
-    for name, directory in (("runtime", layout.runtime), ("client", layout.client)):
+    pages = (
+        ("runtime", layout.runtime),
+        ("client", layout.client),
+        ("dashboard", layout.dashboard),
+    )
+    for name, directory in pages:
         for path in walk(directory):
             files[f"{PREFIX}/{name}/{path.relative_to(directory).as_posix()}"] = path
     for path in walk(layout.page_py, ".py"):

@@ -7,6 +7,7 @@ directory, never from a checkout)::
                                    requirements-wasm.txt (PyPI wheel pins with sha256 hashes)
     durably_web/web/runtime/       the engine worker and its modules (worker.mjs, ...)
     durably_web/web/client/        the JS client pages import (index.mjs, ...)
+    durably_web/web/dashboard/     the runs dashboard every site gets (index.html, ...)
     durably_web/web/py/            page-side Python copied as is (the page package's light root)
     durably_web/web/demo/          the demo app: index.html, demo.py, demo_table.py, jobs.py
     durably_web/sitebuild/tools/   precompile.mjs + pyc_compile.py (run by Node)
@@ -25,6 +26,7 @@ A built site, as served at ``/``::
     /                              the app's own files (the demo: index.html, demo.py, ...)
     /_durably/runtime/             worker.mjs, runtime.mjs, sqlite_bridge.mjs, opfs.mjs
     /_durably/client/              index.mjs (what pages import) and the client's modules
+    /_durably/dashboard/           the runs dashboard (``?server=``, ``?db=``, ``?jobs=``)
     /_durably/vendor/              pyodide/, sqlite-wasm/, pyscript/, micropython/, py/
     /_durably/manifest.json        every file of the site: path -> size, sha256
 
@@ -134,6 +136,11 @@ class Layout:
     def client(self) -> Path:
         """The JS client, served at ``/_durably/client/``."""
         return self.web / "client"
+
+    @property
+    def dashboard(self) -> Path:
+        """The runs dashboard (on ``durably_web.client.live``), at ``/_durably/dashboard/``."""
+        return self.web / "dashboard"
 
     @property
     def page_py(self) -> Path:

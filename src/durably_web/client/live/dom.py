@@ -12,7 +12,8 @@ function that stops that. Text is set as text (never parsed as HTML), and each h
   an indeterminate bar) and ``data-current``.
 - :func:`bind_logs`: one ``<li data-level>`` per line.
 - :func:`bind_runs_table`: one ``<tr data-run-id data-status data-progress>`` per run, with
-  cells ``run``, ``job``, ``status``, ``progress``, ``created`` (local time) and ``actions``
+  cells ``run`` (a link with ``link=``), ``job``, ``status``, ``progress``, ``created``
+  (local time) and ``actions``
   (buttons ``data-action`` enabled by the run's status, disabled while their call runs, the
   last failure in ``.error``).
 - :func:`bind_action`: a button that calls an action on a run, disabled while it runs, its
@@ -154,26 +155,34 @@ def bind_action(
     action: Any,
     run_id: str,
     confirm: str | None = None,
+    view: Any = None,
 ) -> Callable[[], None]:
     """Make a button call ``action(run_id)`` on click (after ``confirm``, if given).
 
-    The button is disabled while the call runs; a failure is kept in ``data-error`` and the
-    button's ``title`` (and in ``action.error_for(run_id)``), not raised.
+    The button is disabled while the call runs, and, with ``view`` (a run view of the same
+    run), while the run's status refuses the action (:data:`ALLOWED`: no cancel of a finished
+    run); a failure is kept in ``data-error`` and the button's ``title`` (and in
+    ``action.error_for(run_id)``), not raised.
     """
     node = element(target)
     owner = action._owner
+    allowed = ALLOWED.get(action.name)
+    sources = [owner] if view is None else [owner, view]
 
     def render(_view: Any) -> None:
-        node.disabled = action.is_pending(run_id)
+        refused = view is not None and allowed is not None and view.status not in allowed
+        node.disabled = action.is_pending(run_id) or refused
         _show_error(node, action.error_for(run_id))
 
     proxy = _wire(node, action, run_id, confirm)
     render(owner)
-    owner.changed.add_listener(render)
+    for source in sources:
+        source.changed.add_listener(render)
 
     def unbind() -> None:
         node.removeEventListener("click", proxy)
-        owner.changed.remove_listener(render)
+        for source in sources:
+            source.changed.remove_listener(render)
 
     return unbind
 
@@ -181,7 +190,9 @@ def bind_action(
 class _Row:
     """One run's ``<tr>`` and the elements it updates."""
 
-    def __init__(self, document: Any, run: Any, actions: Any, buttons: Any, questions: Any):
+    def __init__(
+        self, document: Any, run: Any, actions: Any, buttons: Any, questions: Any, link: Any
+    ):
         self.tr = document.createElement("tr")
         self.tr.dataset.runId = run.id
         cells = {}
@@ -189,7 +200,12 @@ class _Row:
             cells[name] = document.createElement("td")
             cells[name].className = name
             self.tr.append(cells[name])
-        cells["run"].textContent = run.id[-8:]
+        name = cells["run"]
+        if link is not None:
+            name = document.createElement("a")
+            name.href = link(run)
+            cells["run"].append(name)
+        name.textContent = run.id[-8:]
         cells["run"].title = run.id
         cells["job"].textContent = run.job_name
         cells["created"].textContent = local_time(run.get("created_at"))
@@ -234,6 +250,7 @@ def bind_runs_table(
     actions: Any = None,
     buttons: Any = ("cancel", "retry", "retrigger", "delete_run"),
     confirm: dict[str, str] | None = None,
+    link: Callable[[Any], str] | None = None,
 ) -> Callable[[], None]:
     """Show a ``live.runs`` view as rows of a ``<tbody>``, with action buttons.
 
@@ -243,6 +260,7 @@ def bind_runs_table(
         actions: a ``live.actions`` view; without one, no buttons.
         buttons: the actions that get a button in each row.
         confirm: a question per action asked before it runs (default: before a delete).
+        link: the URL a run's id links to (``lambda run: "#run=" + run.id``); None: no link.
 
     """
     body = element(target)
@@ -254,7 +272,7 @@ def bind_runs_table(
         ids = [run.id for run in view.runs]
         for run in view.runs:
             if run.id not in rows:
-                rows[run.id] = _Row(body.ownerDocument, run, actions, buttons, questions)
+                rows[run.id] = _Row(body.ownerDocument, run, actions, buttons, questions, link)
             rows[run.id].update(run)
         for run_id in list(rows):
             if run_id not in ids:
