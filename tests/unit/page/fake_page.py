@@ -200,6 +200,7 @@ class FakeElement:
         self.value: Any = 0
         self.max: Any = 1
         self.listeners: list[Any] = []
+        self.attributes: dict[str, str] = {}
 
     def append(self, *nodes: "FakeElement") -> None:
         for node in nodes:
@@ -220,6 +221,12 @@ class FakeElement:
 
     def removeAttribute(self, name: str) -> None:
         setattr(self, name, None)
+
+    def setAttribute(self, name: str, value: str) -> None:
+        self.attributes[name] = value
+
+    def getAttribute(self, name: str) -> str | None:
+        return self.attributes.get(name)
 
     def addEventListener(self, kind: str, listener: Any) -> None:
         self.listeners.append(listener)
@@ -249,4 +256,7 @@ class FakeDocument:
     """Makes :class:`FakeElement` objects."""
 
     def createElement(self, tag: str) -> FakeElement:
+        return FakeElement(self, tag)
+
+    def createElementNS(self, namespace: str, tag: str) -> FakeElement:
         return FakeElement(self, tag)

@@ -250,6 +250,27 @@ async def check_actions_and_dom() -> None:
     await runs.loaded()
     assert running["id"] not in [r.dataset.runId for r in body.children]
 
+    linked = document.createElement("tbody")  # link=: the run's id links to its page
+    live.bind_runs_table(linked, runs, link=lambda run: "#run=" + run.id)
+    anchor = linked.children[0].find("run").children[0]
+    assert (anchor.tagName, anchor.href) == ("A", "#run=" + runs.runs[0].id)
+    assert (
+        anchor.textContent == runs.runs[0].id[-8:]
+        and not linked.children[0].find("actions").children
+    )
+
+    button = document.createElement("button")  # bind_action(view=): the status refuses too
+    watched = live.run(client, copy.id)
+    await watched.loaded()
+    live.bind_action(button, actions.cancel, copy.id, None, watched)
+    assert watched.status == "pending" and not button.disabled
+    engine.set(copy.id, status="cancelled")
+    engine.emit("run:cancel", copy.id)
+    assert watched.status == "cancelled" and button.disabled
+    button.click()  # a disabled button does nothing
+    await settle()
+    assert actions.cancel.error_for(copy.id) is None
+
     job = live.job(client, "work")
     badge, bar, items = (document.createElement(tag) for tag in ("span", "progress", "ul"))
     live.bind_status(badge, job)
