@@ -48,6 +48,7 @@ from durably_web.client.live.dom import (
     bind_text,
     element,
     local_time,
+    progress_text,
 )
 from durably_web.client.live.job_view import LiveJob
 from durably_web.client.live.log_view import LiveLogs
@@ -77,6 +78,7 @@ __all__ = [
     "job",
     "local_time",
     "logs",
+    "progress_text",
     "run",
     "runs",
     "status_text",

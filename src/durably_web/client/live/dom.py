@@ -44,6 +44,7 @@ __all__ = [
     "bind_text",
     "element",
     "local_time",
+    "progress_text",
 ]
 
 BUTTON_LABELS = {
@@ -233,7 +234,7 @@ class _Row:
         self.tr.dataset.progress = "" if current is None else str(current)
         self.status.textContent = status_text(run.status, run.error, run.get("waiting"))
         _draw_progress(self.bar, run.progress, run.status)
-        self.text.textContent = _progress_text(run.progress)
+        self.text.textContent = progress_text(run.progress)
         failure = None
         for button, action in self.buttons:
             allowed = ALLOWED.get(action.name)
@@ -361,7 +362,8 @@ def _draw_progress(node: Any, progress: Any, status: Any) -> None:
         node.removeAttribute("value")  # running with no total: an indeterminate bar
 
 
-def _progress_text(progress: Any) -> str:
+def progress_text(progress: Any) -> str:
+    """Return a progress as a user reads it: its message, else ``current / total``."""
     if progress is None:
         return ""
     if progress.message:

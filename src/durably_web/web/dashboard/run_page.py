@@ -107,15 +107,7 @@ class RunPage:
         el("run-error").textContent = view.error or ""
         el("run-error-box").hidden = not view.error
         progress = view.progress
-        el("run-progress-text").textContent = (
-            ""
-            if progress is None
-            else (progress.message or "")
-            + " ("
-            + str(progress.current)
-            + ("" if not progress.total else " of " + str(progress.total))
-            + ")"
-        )
+        el("run-progress-text").textContent = live.progress_text(progress)
         mark = (view.status, None if progress is None else progress.current)
         if view.status != self.status_seen:
             if self.status_seen is not None:
