@@ -12,22 +12,30 @@ the test pages added, which no product build ever contains:
 - ``/live/``: the live views' test page (``pages/live``), with its own job module.
 
 :func:`serve_site` serves such a directory with ``durably-web serve``'s server; the
-server-mode tests give it to ``durably-web serve-api --static`` instead.
+server-mode tests give it to ``durably-web serve-api --static`` instead. :func:`seed_caches`
+lets an app's build (``build(app, app=app)``) reuse this checkout's downloads and compiled
+archives, and :class:`SiteServer` serves a site on a port that survives a stop and a start
+(a service worker belongs to an origin: host and port), with ``durably-web serve``'s rules or
+as a plain static host.
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from durably_web.sitebuild import Layout, build, make_server
 
-__all__ = ["PAGES", "ROOT", "serve_site", "staged_site"]
+__all__ = ["PAGES", "ROOT", "SiteServer", "seed_caches", "serve_site", "staged_site"]
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = Path(__file__).with_name("pages")
@@ -66,6 +74,64 @@ def serve_site(site: Path, *, jobs: Path | None = None, isolated: bool = False) 
     finally:
         server.shutdown()
         server.server_close()
+
+
+def seed_caches(root: Path) -> None:
+    """Give the work directory ``root`` this checkout's npm files (shared, read-only use) and
+    compiled archives and wheels (copied), so building an app there needs no Node and no
+    download. The checkout's demo build must be current (``build(ROOT)``)."""
+    repo, layout = Layout(ROOT), Layout(root)
+    layout.npm_packages.parent.mkdir(parents=True, exist_ok=True)
+    layout.npm_packages.symlink_to(repo.npm_packages)
+    shutil.copytree(repo.state / "pyc", layout.state / "pyc")
+    shutil.copytree(repo.state / "wheels", layout.state / "wheels")
+
+
+class SiteServer:
+    """A site on 127.0.0.1 at a fixed free port, stopped and started again at will.
+
+    ``plain=True`` serves it as a generic static host does instead: Python's
+    ``http.server`` with its default headers (``Last-Modified``, no ``Cache-Control``, no
+    ETag, no compression, no cross-origin isolation), types from ``/etc/mime.types``.
+    """
+
+    def __init__(self, site: Path, *, plain: bool = False) -> None:
+        self.site = site
+        self.plain = plain
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self._server: http.server.ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        """The site's URL, ending with ``/``."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> SiteServer:
+        """Serve the site (again)."""
+        assert self._server is None, "already serving"
+        if self.plain:
+            handler = functools.partial(_PlainHandler, directory=str(self.site))
+            self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        else:
+            self._server = make_server(self.site, port=self.port)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: connections are refused until the next :meth:`start`."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+class _PlainHandler(http.server.SimpleHTTPRequestHandler):
+    """The standard library's static file handler, quiet."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def _link(source: str, target: str) -> None:

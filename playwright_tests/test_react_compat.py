@@ -104,7 +104,7 @@ def _free_port() -> int:
 def bundle() -> Path:
     """``npm ci`` and esbuild, when ``dist/`` is missing or older than its sources."""
     if shutil.which("npm") is None:
-        pytest.skip("npm (Node.js 20+) is needed to build the React page")
+        pytest.fail("npm (Node.js 20+) is needed to build the React page: install Node.js")
     return ensure_bundle()
 
 
@@ -328,7 +328,7 @@ class Env:
 def env(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """Start the server, then Chromium, on a loop thread; stop them in reverse order."""
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+        pytest.fail(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     loop = LoopThread()
     stack = contextlib.AsyncExitStack()
     try:

@@ -9,15 +9,13 @@
   documented command on ``site``) as a real process (uvicorn) on 127.0.0.1, with a fresh
   database (and the jobs' ledger) per test; the demo page at ``/?server=/api/durably``.
 - ``live_api_server``: the same with the live views' test page's jobs (``/live/jobs.py``).
-- ``browser``: opens persistent Chromium contexts (Debian's ``/usr/bin/chromium``), one fresh
-  profile per test unless a test reopens the same one; records every request of every
-  context and fails the test if one left 127.0.0.1. Request routing is not used: it would
-  disable the HTTP cache.
+
+``browser`` (Chromium profiles that fail the test on any request leaving 127.0.0.1) comes
+from ``playwright_tests/conftest.py``.
 """
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,12 +25,10 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from playwright_tests.browser import CHROMIUM
-from playwright_tests.demo.helpers import ApiServer, Browser, Server
+from playwright_tests.demo.helpers import ApiServer, Server
 from playwright_tests.site import serve_site, staged_site
 
 BROKEN_JOBS = Path(__file__).with_name("broken_jobs.py")
@@ -128,32 +124,3 @@ def live_api_server(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """Server mode for the live views' test page: its jobs (``/live/jobs.py``) in a server."""
     with _serve_api(site / "live" / "jobs.py", site, tmp_path_factory.mktemp("api")) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def playwright_instance() -> Iterator[Any]:
-    """One Playwright driver per module (one process cannot run two sync drivers at once,
-    so it must be gone before other modules' tests start theirs).
-    """
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"the browser tests need Debian's Chromium at {CHROMIUM}: apt-get install chromium"
-        )
-    with sync_playwright() as playwright:
-        yield playwright
-
-
-@pytest.fixture
-def browser(playwright_instance: Any, tmp_path: Path) -> Iterator[Browser]:
-    """Chromium profiles for one test; fails the test if any request left 127.0.0.1."""
-    opened = Browser(playwright_instance, CHROMIUM, tmp_path)
-    try:
-        yield opened
-    finally:
-        opened.close_all()
-        shutil.rmtree(tmp_path, ignore_errors=True)
-    foreign = [url for url in opened.requests if not opened.is_local(url)]
-    assert not foreign, f"requests left 127.0.0.1: {foreign[:10]}"
-    assert opened.requests, "no request was recorded"

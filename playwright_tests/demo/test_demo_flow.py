@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from playwright_tests.demo.helpers import Browser, Demo, Server, fresh_db
+from playwright_tests.demo.helpers import BOOT_TIMEOUT_MS, Browser, Demo, Server, fresh_db
 
 
 def test_import_runs_with_progress_to_completion(server: Server, browser: Browser) -> None:
@@ -74,7 +74,7 @@ def test_cancel_stops_a_running_import(server: Server, browser: Browser) -> None
     demo.cancel_running_import(rows=2000)
 
 
-def test_a_second_tab_is_told_the_database_is_open_elsewhere(
+def test_a_second_tab_works_through_the_first_and_takes_over_when_it_closes(
     server: Server, browser: Browser
 ) -> None:
     context = browser.open()
@@ -85,14 +85,25 @@ def test_a_second_tab_is_told_the_database_is_open_elsewhere(
     workers: list[str] = []
     second_page.on("worker", lambda worker: workers.append(worker.url))
     second = Demo(second_page).goto(server.demo(db))
-    assert second.wait_status("open-in-another-tab", "failed", "ready") == "open-in-another-tab"
-    assert second.state()["error"]["code"] == "open_in_another_tab"
-    assert "open in another tab" in str(second.page.text_content("#engine-error"))
-    assert workers == [], "the second tab must not start an engine worker"
-    assert first.state()["status"] == "ready"
-    # The first tab's engine still works.
-    run_id = first.start_import(rows=100, batch=50)
+    assert second.wait_status("ready", "failed") == "ready", second.state()["error"]
+    assert second.state()["role"] == "follower"
+    assert "in another tab" in str(second.page.text_content("#status"))
+    assert workers == [], "a follower tab must not start an engine worker"
+    # The follower triggers; both tabs see the run's progress.
+    run_id = second.start_import(rows=300, batch=50, delay_ms=20)
+    second.wait_run(run_id, "completed")
     first.wait_run(run_id, "completed")
+    assert second.state()["progress_seen"][run_id][-1] == 300
+    assert first.state()["progress_seen"][run_id][-1] == 300
+    # The leader closes: the follower leads, without a reload or a click.
+    first.page.close()
+    second.page.wait_for_function(
+        "document.getElementById('status').dataset.role === 'leader'", timeout=BOOT_TIMEOUT_MS
+    )
+    assert second.wait_status("ready", "failed") == "ready"
+    assert len(workers) == 1
+    again = second.start_import(rows=100, batch=50)
+    second.wait_run(again, "completed")
 
 
 def test_a_job_module_that_fails_to_import_shows_a_clear_error(
@@ -106,6 +117,8 @@ def test_a_job_module_that_fails_to_import_shows_a_clear_error(
     text = str(demo.page.text_content("#engine-error"))
     assert "job_module_failed" in text and "broken on purpose" in text
     assert demo.page.is_visible("#try-again")
+    # Nothing can be queued for a later start: Import stays disabled until connected.
+    assert demo.page.is_disabled("#import")
 
 
 def test_several_databases_in_one_profile(server: Server, browser: Browser) -> None:

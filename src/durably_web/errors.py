@@ -16,7 +16,7 @@ ONE wire shape, upstream Durably's HTTP one: ``{"error": message, "code": code}`
 the HTTP server, an answer of the browser worker, an ended subscription, a boot failure, the
 page client's JS adapter). :func:`error_to_wire` is its one encoder, :func:`error_from_wire`
 its one decoder: it rebuilds the same class on the other side, keeping a ``code`` the
-class does not name itself (``open_in_another_tab`` is a :class:`ConflictError` with that code).
+class does not name itself (``opfs_busy`` is a :class:`StorageError` with that code).
 
 This module also runs on PyScript pages under MicroPython (``durably_web.client`` raises
 these classes there), so it keeps to the subset both share: no ``from __future__`` (MicroPython
@@ -48,7 +48,7 @@ class DurablyError(Exception):
 
     Args:
         message: what went wrong, for people.
-        code: a code of its own instead of the class's (e.g. ``open_in_another_tab``).
+        code: a code of its own instead of the class's (e.g. ``opfs_busy``).
 
     Attributes:
         status_code: the HTTP status that represents this error on the wire.
@@ -133,7 +133,6 @@ _BY_CODE: dict[str, type[DurablyError]] = {
     )
 }
 # Codes of the browser runtime (web/client/errors.mjs) and the class each belongs to.
-_BY_CODE["open_in_another_tab"] = ConflictError
 _BY_CODE["opfs_unavailable"] = StorageError
 _BY_CODE["opfs_busy"] = StorageError
 _BY_CODE["quota_exceeded"] = StorageError

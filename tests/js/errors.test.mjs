@@ -42,7 +42,7 @@ test("errorFromWire rebuilds the class from the code; unknown codes stay Durably
   const cases = [
     [{ error: "rows must be > 0", code: "validation_error" }, ValidationError],
     [{ error: "Run not found", code: "not_found" }, NotFoundError],
-    [{ error: "other tab", code: "open_in_another_tab" }, ConflictError],
+    [{ error: "clash", code: "conflict" }, ConflictError],
     [{ error: "full", code: "quota_exceeded" }, StorageError],
     [{ error: "gone", code: "opfs_busy" }, StorageError],
     [{ error: "boom", code: "job_module_failed" }, DurablyError],

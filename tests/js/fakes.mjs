@@ -1,8 +1,8 @@
 // @ts-check
 /**
  * Test doubles of the browser APIs the JS client uses, for node:test: a Worker that the test
- * plays the engine in, Web Locks, an EventSource the test plays the server in, and `fetch`
- * routed to handlers. `install(t, ...)` puts them on globalThis for one test and takes them
+ * plays the engine in, Web Locks and BroadcastChannel (several tabs in one process), an
+ * EventSource the test plays the server in, and `fetch` routed to handlers. `install(t, ...)` puts them on globalThis for one test and takes them
  * away after it.
  */
 
@@ -108,23 +108,148 @@ export class FakeWorker {
   }
 }
 
-/** The Web Locks API, for one browser profile. */
+/** @typedef {{ name: string }} FakeLock */
+/** @typedef {(lock: FakeLock | null) => unknown} LockCallback */
+/** @typedef {{ ifAvailable?: boolean, signal?: AbortSignal }} LockOptions */
+
+/** An AbortError, as a lock request aborted by its signal rejects with. */
+const abortError = () => new DOMException("The lock request was aborted", "AbortError");
+
+/**
+ * The Web Locks API of one browser profile. Use it as `navigator.locks` of one tab, or give
+ * each tab its own view (`tab()`) to play a tab crashing: `crash()` releases what it holds and
+ * drops what it waits for, as the browser does when a tab dies. Callbacks run asynchronously
+ * (a microtask), as the browser grants a lock in a later task; waiting requests are granted in
+ * order, and a request's `signal` aborts it while it waits (AbortError).
+ */
 export class FakeLocks {
   /** Names held now. @type {Set<string>} */
   held = new Set();
+  /** @type {Map<string, {tab: object, release: () => void}>} */
+  holders = new Map();
+  /** Waiting requests by name, oldest first. @type {Map<string, {tab: object, grant: () => void}[]>} */
+  queues = new Map();
 
-  /**
-   * @param {string} name @param {{ifAvailable?: boolean}} options
-   * @param {(lock: {name: string} | null) => unknown} callback
-   */
+  /** @param {string} name @param {LockOptions} options @param {LockCallback} callback */
   request(name, options, callback) {
-    if (this.held.has(name)) {
-      if (!options.ifAvailable) throw new Error("the fake only supports ifAvailable");
-      return Promise.resolve(callback(null));
-    }
-    this.held.add(name);
-    return Promise.resolve(callback({ name })).finally(() => this.held.delete(name));
+    return this.requestAs(this, name, options, callback);
   }
+
+  /** One tab's `navigator.locks`, with `crash()`. */
+  tab() {
+    const view = {
+      /** @param {string} name @param {LockOptions} options @param {LockCallback} callback */
+      request: (name, options, callback) => this.requestAs(view, name, options, callback),
+      /** The tab died: its locks are released, its waiting requests dropped. */
+      crash: () => this.crash(view),
+    };
+    return view;
+  }
+
+  /** The lead locks held (no tab presence locks), sorted. */
+  leads() {
+    return [...this.held].filter((name) => !name.includes(":tab:")).sort();
+  }
+
+  /** @param {object} tab @param {string} name @param {LockOptions} options @param {LockCallback} callback @returns {Promise<unknown>} */
+  requestAs(tab, name, options, callback) {
+    if (options.signal?.aborted) return Promise.reject(abortError());
+    if (!this.held.has(name)) return this.grant(tab, name, callback);
+    if (options.ifAvailable) return Promise.resolve().then(() => callback(null));
+    return new Promise((resolve, reject) => {
+      const queue = this.queues.get(name) ?? [];
+      this.queues.set(name, queue);
+      const onAbort = () => {
+        queue.splice(queue.indexOf(waiter), 1);
+        reject(abortError());
+      };
+      const waiter = {
+        tab,
+        grant: () => {
+          options.signal?.removeEventListener("abort", onAbort);
+          this.grant(tab, name, callback).then(resolve, reject);
+        },
+      };
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      queue.push(waiter);
+    });
+  }
+
+  /** @param {object} tab @param {string} name @param {LockCallback} callback */
+  grant(tab, name, callback) {
+    this.held.add(name);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.held.delete(name);
+      this.holders.delete(name);
+      this.queues.get(name)?.shift()?.grant();
+    };
+    this.holders.set(name, { tab, release });
+    return Promise.resolve()
+      .then(() => callback({ name }))
+      .finally(release);
+  }
+
+  /** @param {object} tab */
+  crash(tab) {
+    for (const queue of this.queues.values()) {
+      for (const waiter of [...queue]) if (waiter.tab === tab) queue.splice(queue.indexOf(waiter), 1);
+    }
+    for (const holder of [...this.holders.values()]) if (holder.tab === tab) holder.release();
+  }
+}
+
+/**
+ * BroadcastChannel between the tabs of one test: a message goes, structured-cloned (so what
+ * cannot cross tabs fails here too), to every other open channel of the same name, in a
+ * later macrotask, in the order it was posted.
+ */
+export class FakeBroadcastChannel {
+  /** Open channels by name. @type {Map<string, Set<FakeBroadcastChannel>>} */
+  static open = new Map();
+  /** Every message posted since `install`, oldest first. @type {any[]} */
+  static posted = [];
+
+  /** @param {string} name */
+  constructor(name) {
+    this.name = String(name);
+    this.closed = false;
+    /** @type {((event: {data: unknown}) => void) | null} */
+    this.onmessage = null;
+    const open = FakeBroadcastChannel.open.get(this.name) ?? new Set();
+    FakeBroadcastChannel.open.set(this.name, open);
+    open.add(this);
+  }
+
+  /** @param {unknown} data */
+  postMessage(data) {
+    if (this.closed) throw new DOMException("BroadcastChannel is closed", "InvalidStateError");
+    FakeBroadcastChannel.posted.push(structuredClone(data));
+    for (const other of FakeBroadcastChannel.open.get(this.name) ?? []) {
+      if (other === this) continue;
+      const copy = structuredClone(data);
+      setImmediate(() => {
+        if (!other.closed) other.onmessage?.({ data: copy });
+      });
+    }
+  }
+
+  close() {
+    this.closed = true;
+    FakeBroadcastChannel.open.get(this.name)?.delete(this);
+  }
+
+  /** The messages of `kind` posted so far. @param {string} kind */
+  static of(kind) {
+    return FakeBroadcastChannel.posted.filter((m) => m.kind === kind);
+  }
+}
+
+/** Let the tabs' messages (and the locks' grants) go round a few times. */
+export async function settleTabs(turns = 10) {
+  for (let i = 0; i < turns; i++) await flush();
 }
 
 /** An EventSource whose server side is played by the test. */
@@ -231,7 +356,7 @@ export class FakeServer {
  * Put fakes on globalThis for the duration of test `t`.
  * @param {TestContext} t
  * @param {{ worker?: boolean, locks?: FakeLocks | null, eventSource?: boolean, server?: FakeServer }} fakes
- *   locks: null for a browser without Web Locks
+ *   locks: null for a browser without Web Locks (a FakeBroadcastChannel comes with them)
  */
 export function install(t, { worker = false, locks, eventSource = false, server }) {
   /** @type {Record<string, PropertyDescriptor | undefined>} */
@@ -245,7 +370,12 @@ export function install(t, { worker = false, locks, eventSource = false, server 
     FakeWorker.created = [];
     put("Worker", FakeWorker);
   }
-  if (locks !== undefined) put("navigator", { locks: locks ?? undefined });
+  if (locks !== undefined) {
+    put("navigator", { locks: locks ?? undefined });
+    FakeBroadcastChannel.open = new Map();
+    FakeBroadcastChannel.posted = [];
+    put("BroadcastChannel", FakeBroadcastChannel);
+  }
   if (eventSource) {
     FakeEventSource.created = [];
     put("EventSource", FakeEventSource);

@@ -1,14 +1,15 @@
 // @ts-check
 /**
  * The worker transport's state machine (src/durably_web/web/client/transports/worker.mjs)
- * under the client core, against a fake Worker and fake Web Locks: boot, the tab lock,
- * requests, the ping watchdog, restarts, re-sending, subscriptions across a restart, listen.
+ * under the client core, in one tab (the leader), against a fake Worker and fake Web Locks:
+ * boot, the lead lock, requests, the ping watchdog, restarts, re-sending, subscriptions
+ * across a restart, listen. Several tabs: ./tabs.test.mjs.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { DurablyClient } from "../../src/durably_web/web/client/client.mjs";
-import { ConflictError, DurablyError, StorageError, ValidationError } from "../../src/durably_web/web/client/errors.mjs";
+import { DurablyError, StorageError, ValidationError } from "../../src/durably_web/web/client/errors.mjs";
 import { WorkerTransport } from "../../src/durably_web/web/client/transports/worker.mjs";
 import { FakeLocks, FakeWorker, flush, install, wireEvent, wireRun } from "./fakes.mjs";
 
@@ -86,19 +87,6 @@ test("boot: init config first, stages, then ready with the engine's jobs", async
   assert.equal(client.jobs.import_csv.name, "import-csv");
 });
 
-test("a second client of one database gets open_in_another_tab and starts no worker", async (t) => {
-  const { locks } = await readyClient(t);
-  const second = new DurablyClient(new WorkerTransport({ workerUrl: "http://test/w.mjs", config: { jobsUrl: null, database: "/t.db" } }));
-  /** @type {string[]} */
-  const statuses = [];
-  second.on("status", (info) => statuses.push(info.status));
-  await assert.rejects(second.start(), (error) => error instanceof ConflictError && error.code === "open_in_another_tab");
-  assert.equal(FakeWorker.created.length, 1);
-  assert.deepEqual(statuses, ["open-in-another-tab"]);
-  await assert.rejects(second.getRuns(), { code: "closed" });
-  assert.ok(locks.held.has("durably-web:/t.db"));
-});
-
 test("another database is another lock", async (t) => {
   const { locks } = await readyClient(t);
   const other = new WorkerTransport({ workerUrl: "http://test/w.mjs", config: { jobsUrl: null, database: "/other.db" } });
@@ -106,7 +94,7 @@ test("another database is another lock", async (t) => {
   await flush();
   newest().ready();
   await started;
-  assert.deepEqual([...locks.held].sort(), ["durably-web:/other.db", "durably-web:/t.db"]);
+  assert.deepEqual(locks.leads(), ["durably-web:/other.db", "durably-web:/t.db"]);
   await other.close("done");
 });
 

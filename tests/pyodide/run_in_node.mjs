@@ -6,14 +6,14 @@
  *
  * Usage (from anywhere; paths are relative to the repository root):
  *   node tests/pyodide/run_in_node.mjs [--vendor .build/site/_durably/vendor] [--src]
- *        [--node-modules .build/npm/node_modules]
+ *        [--npm-packages .build/npm/packages]
  *        [--wheels .build/test-wheels] [--backend memory] [--backend file]
  *        [-k SUBSTRING] [--module tests/contract/test_store.py] [--timeout 60] [--watchdog 60]
  *        [--verbose] [--gc] [--json FILE]
  *
  *   --vendor   the vendored runtime (`durably-web build` output): pyodide.mjs, our
  *              pyodide-lock.json, the .pyc stdlib and the wheels.
- *   --node-modules  the build's npm install (sqlite-wasm's Node build is taken from it).
+ *   --npm-packages  the npm packages the build extracted (sqlite-wasm's Node build is taken from there).
  *   --src      mount the repository's src/ instead of loading the durably-web wheel from the
  *              lock (implied when the lock has no durably-web, e.g. the spike's vendor dir).
  *   --wheels   pytest and its dependencies (tests/pyodide/requirements.txt), fetched by
@@ -46,7 +46,7 @@ const MOUNT = "/home/pyodide/durably"; // the repository's tests/ (and src/) app
 const { values: opts } = parseArgs({
   options: {
     vendor: { type: "string", default: ".build/site/_durably/vendor" },
-    "node-modules": { type: "string", default: ".build/npm/node_modules" },
+    "npm-packages": { type: "string", default: ".build/npm/packages" },
     src: { type: "boolean", default: false },
     wheels: { type: "string", default: ".build/test-wheels" },
     backend: { type: "string", multiple: true },
@@ -161,9 +161,9 @@ async function main() {
   const pyodideDir = path.join(vendor, "pyodide");
   const lock = checkLock(pyodideDir);
   if (!existsSync(wheels)) die(`no test wheels in ${wheels}: run \`python -m tests.pyodide.assets\``);
-  const modules = path.resolve(ROOT, /** @type {string} */ (opts["node-modules"]));
+  const modules = path.resolve(ROOT, /** @type {string} */ (opts["npm-packages"]));
   const sqliteModule = path.join(modules, "@sqlite.org/sqlite-wasm/dist/node.mjs");
-  if (!existsSync(sqliteModule)) die(`no ${sqliteModule}: run \`durably-web build\` (npm ci) first`);
+  if (!existsSync(sqliteModule)) die(`no ${sqliteModule}: run \`durably-web build\` first`);
   const useSrc = opts.src || !lock["durably-web"];
   blockNetwork();
 

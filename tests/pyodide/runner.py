@@ -293,7 +293,12 @@ SKIP_MODULES: dict[str, str] = {
         "holds a file lock from a second thread (Pyodide has no threads) over the CPython "
         "sqlite3 adapter"
     ),
-    "tests/integration/test_sitebuild.py": "builds the site with npm, pip and Node (host tools)",
+    "tests/integration/test_sitebuild.py": (
+        "builds the site with the npm registry, pip and Node (host tools)"
+    ),
+    "tests/integration/test_site_apps.py": (
+        "builds apps and runs the CLI and HTTP servers (host tools, processes, threads)"
+    ),
     "tests/unit/test_json_value_js.py": "runs the JS client's json.mjs under Node (no processes here)",
     "tests/unit/test_page_client_micropython.py": (
         "runs MicroPython under Node and reads the JS client's files (no processes here)"

@@ -58,7 +58,7 @@ def test_suite_passes_on_pyodide_under_node(tmp_path: Path) -> None:
     wheels = assets.ensure_test_wheels()
     out = tmp_path / "summary.json"
     command = [NODE, str(HARNESS), "--vendor", str(vendor), "--wheels", str(wheels)]
-    command += ["--node-modules", str(Layout(assets.ROOT).node_modules)]
+    command += ["--npm-packages", str(Layout(assets.ROOT).npm_packages)]
     result = subprocess.run(
         [*command, "--json", str(out)],
         cwd=assets.ROOT,

@@ -36,9 +36,9 @@ assert run.to_dict()["output"] == {"rowCount": 5}
 event = event_from_wire({"type": "run:leased", "runId": "r1", "sequence": 4})
 assert (event.type, event.run_id, event.job_name, event.sequence) == ("run:start", "r1", None, 4)
 
-error = errors.error_from_wire({"error": "m", "code": "open_in_another_tab"})
-assert isinstance(error, errors.ConflictError) and error.code == "open_in_another_tab"
-assert errors.ConflictError.code == "conflict" and error.status_code == 409
+error = errors.error_from_wire({"error": "m", "code": "opfs_busy"})
+assert isinstance(error, errors.StorageError) and error.code == "opfs_busy"
+assert errors.StorageError.code == "storage_error" and error.status_code == 500
 assert (
     type(errors.error_from_wire({"code": "validation_error", "error": "x"}))
     is errors.ValidationError

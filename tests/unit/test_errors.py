@@ -47,9 +47,9 @@ def test_one_wire_shape_for_any_error() -> None:
 
 
 def test_a_code_of_its_own_survives_the_round_trip() -> None:
-    error = errors.error_from_wire({"error": "busy tab", "code": "open_in_another_tab"})
-    assert type(error) is errors.ConflictError and error.code == "open_in_another_tab"
-    assert errors.error_from_wire(error.to_wire()).code == "open_in_another_tab"
-    assert errors.ConflictError.code == "conflict"
+    error = errors.error_from_wire({"error": "pool held", "code": "opfs_busy"})
+    assert type(error) is errors.StorageError and error.code == "opfs_busy"
+    assert errors.error_from_wire(error.to_wire()).code == "opfs_busy"
+    assert errors.StorageError.code == "storage_error"
     unknown = errors.error_from_wire({"error": "nope", "code": "unauthorized"}, 401)
     assert type(unknown) is errors.DurablyError and unknown.code == "unauthorized"

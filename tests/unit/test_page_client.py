@@ -83,7 +83,7 @@ def test_user_data_keeps_its_keys_and_reads_both_ways() -> None:
         ("validation_error", errors.ValidationError),
         ("not_found", errors.NotFoundError),
         ("run_failed", errors.RunFailed),
-        ("open_in_another_tab", errors.ConflictError),
+        ("conflict", errors.ConflictError),
         ("opfs_unavailable", errors.StorageError),
         ("job_module_failed", errors.DurablyError),
         ("internal_error", errors.DurablyError),
@@ -217,8 +217,11 @@ async def test_handlers_get_records_and_their_failures_stay_on_the_page(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     client, adapter, statuses = make_client()
-    client._dispatcher.receive("status", json.dumps({"status": "ready", "attempt": 1}))
+    client._dispatcher.receive(
+        "status", json.dumps({"status": "ready", "role": "follower", "attempt": 1})
+    )
     assert statuses[-1].status == "ready" and client.status == "ready"
+    assert statuses[-1].role == "follower" and client.role == "follower"
     got: list[Any] = []
     awaited: list[Any] = []
 

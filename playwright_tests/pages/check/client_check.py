@@ -6,7 +6,9 @@ test, and in the page as a list. Each check names the behaviour it expects.
 
 ``?server=/api/durably`` runs the same checks against a server (``durably-web serve-api
 .build/site/jobs.py --static .build/site``) instead of a worker: only ``connect(...)`` differs, and the few
-checks whose answer differs over HTTP say how (``SERVER`` below).
+checks whose answer differs over HTTP say how (``SERVER`` below). ``?db=NAME`` uses the database
+``/NAME.db`` (default: a fresh one) and ``?role=follower`` expects another tab to run its engine:
+then every check goes through that tab.
 """
 
 import asyncio
@@ -21,6 +23,8 @@ from durably_web.client import connect
 RESULTS = []
 PARAMS = js.URLSearchParams.new(js.location.search)
 SERVER = str(PARAMS.get("server")) if PARAMS.has("server") else None
+DATABASE = "/" + str(PARAMS.get("db")) + ".db" if PARAMS.has("db") else None
+ROLE = str(PARAMS.get("role")) if PARAMS.has("role") else ("server" if SERVER else "leader")
 try:
     TIMEOUT_TYPES = (TimeoutError, asyncio.TimeoutError)
 except NameError:  # MicroPython has no builtin TimeoutError
@@ -273,7 +277,7 @@ async def run_all():
             durably = await connect(
                 jobs="../jobs.py",
                 client="../_durably/client/index.mjs",
-                database="/check-" + str(js.Math.random())[2:12] + ".db",
+                database=DATABASE or "/check-" + str(js.Math.random())[2:12] + ".db",
                 on_status=lambda s: statuses.append(s.status),
             )
         check(
@@ -281,6 +285,7 @@ async def run_all():
             statuses[0] == "booting" and statuses[-1] == "ready",
             statuses,
         )
+        check("role is " + ROLE, durably.role == ROLE, durably.role)
         await main(durably)
         await durably.close()
         check("close stops the engine", durably.status == "closed", durably.status)

@@ -6,8 +6,10 @@
                                [--lease-duration SECONDS] [--preserve-steps]
     durably-web runs [--db PATH] [--status S] [--job NAME] [--limit N]
     durably-web run-info RUN_ID [--db PATH]
-    durably-web build [--force]
-    durably-web serve [--port N] [--host ADDR] [--jobs PATH] [--isolated] [--no-build]
+    durably-web new DIR
+    durably-web build [DIR] [--out OUT] [--force]
+    durably-web serve [DIR] [--out OUT] [--port N] [--host ADDR] [--jobs PATH] [--isolated]
+                      [--no-build]
     durably-web serve-api MODULE[:ATTR] [--db PATH] [--host ADDR] [--port N] [--base-path P]
 
 Also ``python -m durably_web``. Exit status: 0 done, 1 the run failed or was cancelled (or the

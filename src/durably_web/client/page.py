@@ -53,7 +53,10 @@ async def connect(
     """Start the engine worker for this page, or connect to a server; return the client.
 
     Worker mode (``jobs=``) returns once the engine is ready; server mode (``url=``) once the
-    server's jobs are known. The client has the same methods either way.
+    server's jobs are known. The client has the same methods either way. In worker mode every
+    tab of the site may connect to the same database: the first runs the engine worker (its
+    ``role`` is ``leader``), the others forward through it (``follower``) and one of them takes
+    over when it closes (docs/browser-client.md, "Several tabs").
 
     Args:
         jobs: URL of the job module (a ``.py`` file defining jobs), relative to the page.
@@ -62,10 +65,11 @@ async def connect(
         database: the database file in the origin's OPFS pool.
         durability: ``"NORMAL"`` (WAL; survives a killed tab) or ``"FULL"`` (fsync each commit).
         options: ``create_durably`` options, snake_case (``{"polling_interval": 0.5}``).
-        on_status: called with a record ``(status, stage, attempt, error, at)`` on every change,
-            boot stages included, so the page can show progress before this returns.
+        on_status: called with a record ``(status, role, stage, attempt, error, at)`` on every
+            change, boot stages included, so the page can show progress before this returns.
         client: URL of the JS client's ``index.mjs``, relative to the page.
-        ready_timeout: seconds the worker has to report ready before it is restarted.
+        ready_timeout: seconds the worker has to report ready before it is restarted (and a
+            follower tab has to hear from the tab running the engine).
         ping_interval: seconds between the watchdog's pings.
         missed_pings: unanswered pings in a row after which the worker is restarted.
         max_attempts: worker starts in a row before the client gives up (status failed).
@@ -79,10 +83,9 @@ async def connect(
             delivered to it.
 
     Raises:
-        ConflictError: code ``open_in_another_tab``: another tab owns this database.
         DurablyError: the engine did not boot; ``code`` names why (``opfs_unavailable``,
-            ``job_module_failed``, ``worker_failed``, ...); in server mode the server's error
-            or ``network_error``.
+            ``job_module_failed``, ``worker_failed``, ``leader_unreachable``, ...); in server
+            mode the server's error or ``network_error``.
 
     """
     try:

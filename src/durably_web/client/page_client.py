@@ -38,8 +38,17 @@ class PageClient:
 
     @property
     def status(self) -> str:
-        """One of booting, ready, restarting, failed, open-in-another-tab, closed."""
+        """One of booting, ready, restarting, failed, closed."""
         return str(self._dispatcher.status.status)
+
+    @property
+    def role(self) -> str:
+        """Where the engine runs, seen from this tab.
+
+        ``leader``: in this tab's worker; ``follower``: in another tab's (calls, subscriptions
+        and events go through it, and this tab takes over if it goes away); ``server``.
+        """
+        return str(self._dispatcher.status.get("role", "follower"))
 
     async def _call(self, method: str, *args: Any) -> Any:
         return from_wire(unwrap(await self._adapter.call(method, to_json(list(args), method))))
@@ -159,7 +168,10 @@ class PageClient:
         return count
 
     async def close(self) -> None:
-        """Stop the engine worker; return once another tab (or client) may open the database."""
+        """Let go of the engine; a leader tab's worker stops and the next tab takes over.
+
+        Returns once another tab (or client) may lead.
+        """
         unwrap(await self._adapter.close())
 
     def _kill_worker(self) -> None:

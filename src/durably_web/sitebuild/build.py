@@ -1,20 +1,22 @@
-"""``durably-web build``: a static site of the demo, with every byte the browser loads.
+"""``durably-web build``: a static site of an app (or the demo), with every byte it loads.
 
 Steps, each skipped when its own inputs did not change:
 
-1. ``npm ci`` of the pins in ``.build/npm`` (:mod:`.npm`): Pyodide, sqlite-wasm, PyScript,
-   MicroPython.
-2. ``pip download --require-hashes`` of the pinned wheels (:mod:`.wheels`).
-3. A wheel of durably_web from the installed package (:mod:`.wheel_self`).
-4. The stdlib zip and every wheel compiled to ``.pyc`` by Pyodide under Node
-   (:mod:`.precompile`).
-5. ``pyodide/pyodide-lock.json`` for the served wheels (:mod:`.lock`).
-6. The site mirrored and its manifest written (:mod:`.mirror`), then the stamp.
+1. The pinned npm tarballs (Pyodide, sqlite-wasm, PyScript, MicroPython), fetched from the
+   registry and checked against the lock's sha512 integrity, with Python only (:mod:`.npm`).
+2. A wheel of durably_web from the installed package (:mod:`.wheel_self`).
+3. The stdlib zip and the wheels compiled to ``.pyc`` (:mod:`.precompiled`): shipped in the
+   installed durably-web wheel; only a checkout compiles them (Node) and downloads the
+   pinned wheels (pip).
+4. ``pyodide/pyodide-lock.json`` for the served wheels (:mod:`.lock`).
+5. The site mirrored and its manifest written (:mod:`.mirror`), then the service worker that
+   names the build, then the stamp.
 
-Output (``.build/site/`` of the work directory; the URL layout of :mod:`.layout`)::
+Output (``.build/site/`` of the work directory, or ``out``; the URL layout of :mod:`.layout`)::
 
-    index.html, demo.py, ...  the app's files (the demo, ``durably_web/web/demo/``)
-    _durably/runtime/         the engine worker's modules (``durably_web/web/runtime/``)
+    index.html, app.py, ...   the app's files (``app``; default: the demo, ``web/demo/``)
+    durably-sw.js             the service worker: the build id, then ``service_worker.js``
+    _durably/runtime/         the engine worker's modules, service_worker.js, offline.mjs
     _durably/client/          the JS client (``durably_web/web/client/``)
     _durably/dashboard/       the runs dashboard (``durably_web/web/dashboard/``)
     _durably/vendor/pyodide/  pyodide.mjs, pyodide.asm.mjs, pyodide.asm.wasm, python_stdlib.zip,
@@ -25,10 +27,11 @@ Output (``.build/site/`` of the work directory; the URL layout of :mod:`.layout`
     _durably/vendor/py/       a copy of ``durably_web/web/py/**/*.py`` (the page package's
                               light root) plus the page-side durably_web files
                               (:data:`PAGE_PACKAGE_FILES`)
-    _durably/manifest.json    every file of the site: path -> size, sha256
+    _durably/manifest.json    every file of the site but the service worker: path -> size,
+                              sha256; its own sha256 is the build id
 
 The stamp (``.build/stamp.json``) records the fingerprint of every input (see
-:func:`~durably_web.sitebuild.layout.input_files`, plus the wheel's metadata) and the
+:func:`~durably_web.sitebuild.layout.inputs_digest`, plus the wheel's metadata) and the
 manifest's sha256. While both match and every manifest file is present with its size, a build
 is a no-op that only hashes the inputs. The output is byte-for-byte reproducible. Builds of
 one work directory are serialised by a lock file, so ``serve`` and a ``build`` in another
@@ -50,20 +53,22 @@ import durably_web.sitebuild.npm as npm
 from durably_web.sitebuild.layout import (
     PACKAGE,
     PREFIX,
+    SERVICE_WORKER,
     VENDOR,
     BuildError,
     Layout,
+    app_files,
+    check_app,
     inputs_digest,
     walk,
     write_atomic,
 )
 from durably_web.sitebuild.lock import build_lock, render_lock
 from durably_web.sitebuild.mirror import MANIFEST, mirror, read_manifest, verify
-from durably_web.sitebuild.precompile import Job, compiled_wheel_name, precompile
+from durably_web.sitebuild.precompiled import served_archives
 from durably_web.sitebuild.wheel_self import build_self_wheel, wheel_metadata
-from durably_web.sitebuild.wheels import download
 
-__all__ = ["PAGE_PACKAGE_FILES", "BuildResult", "build", "is_stale"]
+__all__ = ["PAGE_PACKAGE_FILES", "BuildResult", "build", "is_stale", "service_worker_script"]
 
 PAGE_PACKAGE_FILES = (
     "errors.py",
@@ -100,10 +105,11 @@ class BuildResult:
     """What :func:`build` did.
 
     Attributes:
-        site: the output directory (``.build/site``).
-        vendor: its vendored runtimes and wheels (``.build/site/_durably/vendor``).
+        site: the output directory (``.build/site``, or ``out``).
+        vendor: its vendored runtimes and wheels (``<site>/_durably/vendor``).
+        build_id: the sha256 of its manifest: what the service worker names and caches by.
         rebuilt: False when the build was a no-op (inputs and output unchanged).
-        files: files in the output (the manifest not counted).
+        files: files in the manifest.
         total_bytes: their total size.
         written: files (re)written by this build.
         removed: stale files deleted by this build.
@@ -113,6 +119,7 @@ class BuildResult:
 
     site: Path
     vendor: Path
+    build_id: str
     rebuilt: bool
     files: int
     total_bytes: int
@@ -121,15 +128,22 @@ class BuildResult:
     seconds: float
 
 
-def is_stale(root: Path, *, package: Path = PACKAGE) -> bool:
+def is_stale(
+    root: Path, *, package: Path = PACKAGE, app: Path | None = None, out: Path | None = None
+) -> bool:
     """Tell whether the site of ``root`` is missing, incomplete or older than its inputs.
 
     Args:
         root: the work directory (its ``.build/`` holds the build).
         package: the durably_web package directory the inputs come from (the installed one).
+        app: the app's directory (default: the demo).
+        out: where the site goes (default: ``.build/site`` of ``root``).
+
+    Raises:
+        BuildError: ``app`` is not an app directory.
 
     """
-    layout = Layout(root.resolve(), package.resolve())
+    layout = _layout(root, package, app, out)
     return _stale(layout, _digest(layout))
 
 
@@ -139,57 +153,70 @@ def build(
     *,
     log: Callable[[str], None] | None = None,
     package: Path = PACKAGE,
+    app: Path | None = None,
+    out: Path | None = None,
 ) -> BuildResult:
     """Build the site of ``root`` (see the module docstring), or do nothing if it is current.
 
     Args:
-        root: the work directory: state and the site go in its ``.build/``.
-        force: redo every step: ``npm ci`` and every precompilation (downloaded wheels are
-            kept; their hashes are pinned) and rewrite the output.
+        root: the work directory: state (and by default the site) go in its ``.build/``.
+        force: download and extract the npm packages again, recompile every archive the
+            installed package does not ship (downloaded wheels are kept: their hashes are
+            pinned), and rewrite the output.
         log: receives one line per action taken (default: silent).
         package: the durably_web package directory the inputs come from (the installed one).
+        app: the app whose files are served at ``/`` (default: the demo).
+        out: where the site goes (default: ``.build/site`` of ``root``).
 
     Returns:
         What was done.
 
     Raises:
-        BuildError: a step failed; the message is one line.
+        BuildError: a step failed, or ``app`` is not an app directory; the message is one
+            line.
 
     """
     started = time.monotonic()
-    layout = Layout(root.resolve(), package.resolve())
+    layout = _layout(root, package, app, out)
     emit = log or (lambda _line: None)
     with _exclusive(layout):
         digest = _digest(layout)
         if not force and not _stale(layout, digest):
             manifest = read_manifest(layout.site) or {}
-            return _result(layout, manifest, False, 0, 0, started)
-        npm.install(layout, force=force, log=emit)
+            build_id = hashlib.sha256((layout.site / MANIFEST).read_bytes()).hexdigest()
+            return _result(layout, manifest, build_id, False, 0, 0, started)
+        npm.fetch(layout, force=force, log=emit)
         info = npm.pyodide_info(layout)
-        wheels = download(layout, info, log=emit)
         own = build_self_wheel(layout)
-        stdlib = npm.pyodide_dir(layout) / "python_stdlib.zip"
-        jobs = [Job("stdlib", stdlib, stdlib.name)]
-        for path in [*(wheels[name] for name in sorted(wheels)), own]:
-            jobs.append(Job("wheel", path, compiled_wheel_name(path, info)))
-        compiled = precompile(layout, jobs, info, force=force, log=emit)
-        served = [compiled[job.name] for job in jobs if job.kind == "wheel"]
+        stdlib, wheels = served_archives(layout, info, own, force=force, log=emit)
+        served = [item.path for item in wheels]
 
         vendor = {f"{VENDOR}/{rel}": path for rel, path in npm.vendor_files(layout).items()}
-        vendor[f"{VENDOR}/pyodide/python_stdlib.zip"] = compiled[stdlib.name]
+        vendor[f"{VENDOR}/pyodide/python_stdlib.zip"] = stdlib.path
         vendor.update({f"{VENDOR}/pyodide/{path.name}": path for path in served})
-        plan = {**_app_files(layout), **_package_files(layout), **vendor}
+        plan = {**app_files(layout), **_package_files(layout), **vendor}
         missing = sorted(str(path) for path in plan.values() if not path.is_file())
         if missing:
             raise BuildError(f"{missing[0]} is missing (it belongs in the site)")
         generated = {LOCK_FILE: render_lock(build_lock(info, served))}
-        mirrored = mirror(plan, generated, layout.site)
+        mirrored = mirror(
+            plan,
+            generated,
+            layout.site,
+            lambda build_id: {SERVICE_WORKER: service_worker_script(build_id)},
+        )
 
         manifest_sha = hashlib.sha256((layout.site / MANIFEST).read_bytes()).hexdigest()
         stamp = {"inputs": digest, "manifest": manifest_sha}
         write_atomic(_stamp_path(layout), (json.dumps(stamp, indent=1) + "\n").encode())
         result = _result(
-            layout, mirrored.manifest, True, mirrored.written, mirrored.removed, started
+            layout,
+            mirrored.manifest,
+            mirrored.build_id,
+            True,
+            mirrored.written,
+            mirrored.removed,
+            started,
         )
         emit(
             f"{layout.site}: {result.files} files, {result.total_bytes / 1e6:.1f} MB "
@@ -198,16 +225,29 @@ def build(
         return result
 
 
-def _app_files(layout: Layout) -> dict[str, Path]:
-    """Map the app's files to the top of the site; none may be named like durably_web's prefix."""
-    files = {}
-    for path in walk(layout.app):
-        rel = path.relative_to(layout.app)
-        if rel.parts[0] == PREFIX:
-            raise BuildError(f"{path}: {PREFIX}/ is reserved for durably_web's files in a site")
-        if not any(part.startswith(".") for part in rel.parts):
-            files[rel.as_posix()] = path
-    return files
+def service_worker_script(build_id: str) -> bytes:
+    """Return the site's ``durably-sw.js``: the build id, then the runtime's service worker.
+
+    Every build with other files has another id, so this file's bytes change, which is how a
+    browser notices a new build (it compares the registered script byte for byte).
+    """
+    return (
+        "// Generated by `durably-web build`: the service worker of this site (do not edit).\n"
+        f"// Build {build_id}: the sha256 of {MANIFEST}.\n"
+        f'self.DURABLY_BUILD = "{build_id}";\n'
+        f'importScripts("./{PREFIX}/runtime/service_worker.js");\n'
+    ).encode()
+
+
+def _layout(root: Path, package: Path, app: Path | None, out: Path | None) -> Layout:
+    if app is not None:
+        check_app(app.resolve())  # before anything is written into it
+    return Layout(
+        root.resolve(),
+        package.resolve(),
+        app.resolve() if app is not None else None,
+        out.resolve() if out is not None else None,
+    )
 
 
 def _package_files(layout: Layout) -> dict[str, Path]:
@@ -247,6 +287,8 @@ def _stale(layout: Layout, digest: str) -> bool:
         return True
     if stamp.get("manifest") != hashlib.sha256(manifest_bytes).hexdigest():
         return True
+    if not (layout.site / SERVICE_WORKER).is_file():
+        return True
     manifest = read_manifest(layout.site)
     return manifest is None or not verify(layout.site, manifest)
 
@@ -254,6 +296,7 @@ def _stale(layout: Layout, digest: str) -> bool:
 def _result(
     layout: Layout,
     manifest: dict[str, dict[str, int | str]],
+    build_id: str,
     rebuilt: bool,
     written: int,
     removed: int,
@@ -263,6 +306,7 @@ def _result(
     return BuildResult(
         site=layout.site,
         vendor=layout.vendor,
+        build_id=build_id,
         rebuilt=rebuilt,
         files=len(manifest),
         total_bytes=sum(size for size in sizes if isinstance(size, int)),

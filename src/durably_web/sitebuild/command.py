@@ -1,17 +1,20 @@
-"""The ``build`` and ``serve`` commands of ``durably-web`` (registered by :mod:`durably_web.cli`).
+"""The ``new``, ``build`` and ``serve`` commands of ``durably-web`` (registered by the CLI).
 
 ::
 
-    durably-web build [--force]
-    durably-web serve [--port N] [--host ADDR] [--jobs PATH] [--isolated] [--no-build]
-                      [--verbose]
+    durably-web new DIR
+    durably-web build [DIR] [--out OUT] [--force]
+    durably-web serve [DIR] [--out OUT] [--port N] [--host ADDR] [--jobs PATH] [--isolated]
+                      [--no-build] [--verbose]
 
-Both work on the demo (``durably_web/web/demo``) and in the work directory: the nearest
-directory from the current one up whose ``.build/`` holds a build, else the current directory
-(:func:`~durably_web.sitebuild.layout.find_root`). ``build`` writes the site into
-``.build/site`` there; ``serve`` serves that directory. Exit status: 0 success, 1 a failed
-build or a server that cannot start (one ``durably-web: error:`` line), 2 a bad command
-line. ``serve`` runs until Ctrl-C, then exits 0.
+``new`` writes the starter app into ``DIR`` (:mod:`.starter`). ``build DIR`` writes the static
+site of the app in ``DIR`` into ``DIR/.build/site`` (or ``OUT``), keeping its build state in
+``DIR/.build``; ``serve DIR`` serves that site, building it first when it is missing or out of
+date. Without ``DIR`` both work on the demo (``durably_web/web/demo``) in the work directory:
+the nearest directory from the current one up whose ``.build/`` holds a build, else the
+current directory (:func:`~durably_web.sitebuild.layout.find_root`). Exit status: 0 success,
+1 a failed build or a server that cannot start (one ``durably-web: error:`` line), 2 a bad
+command line. ``serve`` runs until Ctrl-C, then exits 0.
 
 This module only imports the standard library's ``argparse`` at import time, so registering
 the commands costs ``durably-web run`` nothing; the build and the server load when used.
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WEB_COMMANDS", "add_web_commands", "run_web_command"]
 
-WEB_COMMANDS = frozenset({"build", "serve"})
+WEB_COMMANDS = frozenset({"new", "build", "serve"})
 """The command names this module handles."""
 
 _PROG = "durably-web"
@@ -54,28 +57,48 @@ def _port(text: str) -> int:
 
 
 def add_web_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
-    """Add ``build`` and ``serve`` to the ``durably-web`` command parsers.
+    """Add ``new``, ``build`` and ``serve`` to the ``durably-web`` command parsers.
 
     Args:
         commands: the object ``ArgumentParser.add_subparsers()`` returned.
 
     """
+    new = commands.add_parser(
+        "new",
+        help="write a starter browser app into DIR",
+        description="Write a starter app into DIR (which must not exist or be empty): "
+        "index.html, app.py (a PyScript page that triggers a job and shows its progress), "
+        "jobs.py (one durable job), style.css and a README. Then: durably-web serve DIR.",
+    )
+    new.add_argument("directory", type=Path, metavar="DIR")
+    app_help = "the app's directory (default: the demo, in the work directory)"
+    out_help = "where the site goes (default: .build/site of DIR or of the work directory)"
     build = commands.add_parser(
         "build",
-        help="build the demo's static site into .build/site (offline afterwards)",
-        description="Build the demo's static site into .build/site of the work directory: "
-        "its pages, the engine worker, the JS client, and everything they load (Pyodide, "
-        "sqlite-wasm, PyScript, MicroPython, hash-pinned wheels and a wheel of durably_web, "
-        "precompiled to .pyc). Needs node and npm. A no-op when nothing changed.",
+        help="build an app's static site (default: the demo's), offline after one visit",
+        description="Build the static site of the app in DIR (default: the demo) into "
+        "DIR/.build/site or OUT: its pages, the engine worker, the service worker, the JS "
+        "client, and everything they load (Pyodide, sqlite-wasm, PyScript, MicroPython, "
+        "hash-pinned wheels and a wheel of durably_web, precompiled to .pyc). Any static "
+        "host can serve it. Needs Python and the npm registry (no Node, no npm). A no-op "
+        "when nothing changed.",
     )
-    build.add_argument("--force", action="store_true", help="redo npm ci and every precompilation")
+    build.add_argument("directory", type=Path, nargs="?", metavar="DIR", help=app_help)
+    build.add_argument("--out", type=Path, metavar="OUT", help=out_help)
+    build.add_argument(
+        "--force",
+        action="store_true",
+        help="fetch the npm packages again and recompile what the install does not ship",
+    )
     serve = commands.add_parser(
         "serve",
-        help="serve the browser demo (.build/site), building it first if needed",
-        description="Serve the demo's site (.build/site) on this machine, with correct "
-        "MIME types, revalidation and gzip. Builds it first when it is missing or out of "
-        "date. Stop with Ctrl-C.",
+        help="serve an app's site (default: the demo's), building it first if needed",
+        description="Serve the site of the app in DIR (default: the demo) on this machine, "
+        "with correct MIME types, revalidation and gzip. Builds it first when it is missing "
+        "or out of date. Stop with Ctrl-C.",
     )
+    serve.add_argument("directory", type=Path, nargs="?", metavar="DIR", help=app_help)
+    serve.add_argument("--out", type=Path, metavar="OUT", help=out_help)
     serve.add_argument("--port", type=_port, default=8000, metavar="N", help="default 8000")
     serve.add_argument(
         "--host", default="127.0.0.1", metavar="ADDR", help="bind address (default 127.0.0.1)"
@@ -95,7 +118,7 @@ def add_web_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def run_web_command(args: argparse.Namespace) -> int:
-    """Run ``build`` or ``serve`` with parsed arguments.
+    """Run ``new``, ``build`` or ``serve`` with parsed arguments.
 
     Args:
         args: what the ``durably-web`` parser returned for one of :data:`WEB_COMMANDS`.
@@ -107,6 +130,8 @@ def run_web_command(args: argparse.Namespace) -> int:
     from durably_web.sitebuild.layout import WebError
 
     try:
+        if args.command == "new":
+            return _new(args)
         if args.command == "build":
             return _build(args)
         return _serve(args)
@@ -126,29 +151,48 @@ def _progress(line: str) -> None:
     print(f"{_PROG} build: {line}", file=sys.stderr, flush=True)
 
 
-def _build(args: argparse.Namespace) -> int:
-    from durably_web.sitebuild.build import build
+def _new(args: argparse.Namespace) -> int:
+    from durably_web.sitebuild.starter import new_app
+
+    directory: Path = args.directory
+    files = new_app(directory)
+    print(f"wrote {len(files)} files into {directory}:")
+    for path in files:
+        print(f"  {path.relative_to(directory).as_posix()}")
+    print(f"next: durably-web serve {directory}")
+    return 0
+
+
+def _target(args: argparse.Namespace) -> tuple[Path, Path | None, Path | None]:
+    """Return the work directory, the app (None: the demo) and ``--out`` of a command."""
     from durably_web.sitebuild.layout import find_root
 
-    root = find_root()
-    result = build(root, force=args.force, log=_progress)
+    app: Path | None = args.directory
+    out: Path | None = args.out
+    return (app if app is not None else find_root()), app, out
+
+
+def _build(args: argparse.Namespace) -> int:
+    from durably_web.sitebuild.build import build
+
+    root, app, out = _target(args)
+    result = build(root, force=args.force, log=_progress, app=app, out=out)
+    size = f"{result.files} files, {result.total_bytes / 1e6:.1f} MB"
     if not result.rebuilt:
-        print(
-            f"{result.site} is up to date ({result.files} files, {result.total_bytes / 1e6:.1f} MB)"
-        )
+        print(f"{result.site} is up to date ({size}, build {result.build_id[:12]})")
     else:
-        print(f"built {result.site} ({result.files} files, {result.total_bytes / 1e6:.1f} MB)")
+        print(f"built {result.site} ({size}, build {result.build_id[:12]})")
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
     from durably_web.sitebuild.build import build, is_stale
-    from durably_web.sitebuild.layout import Layout, ServeError, find_root
+    from durably_web.sitebuild.layout import Layout, ServeError
     from durably_web.sitebuild.mirror import MANIFEST
     from durably_web.sitebuild.server import is_loopback, make_server
 
-    root = find_root()
-    site = Layout(root).site
+    root, app, out = _target(args)
+    site = Layout(root, app_dir=app, out=out).site.resolve()
     jobs: Path | None = args.jobs
     if jobs is not None and not jobs.is_file():
         raise _UsageError(f"--jobs {str(jobs)!r}: no such file")
@@ -167,17 +211,18 @@ def _serve(args: argparse.Namespace) -> int:
         if args.no_build:
             if not (site / MANIFEST).is_file():
                 raise ServeError(f"{site} is missing; run `durably-web build` first")
-            if is_stale(root):
+            if is_stale(root, app=app, out=out):
                 print(f"{_PROG}: warning: {site} is out of date (--no-build)", file=sys.stderr)
-        elif is_stale(root):
-            build(root, log=_progress)
+        elif is_stale(root, app=app, out=out):
+            build(root, log=_progress, app=app, out=out)
         if not is_loopback(args.host):
             print(
                 f"{_PROG}: warning: listening on {args.host}, not loopback: "
                 f"anyone who can reach this machine can read {site}",
                 file=sys.stderr,
             )
-        print(f"Serving durably_web demo at {server.url}", flush=True)
+        what = f"the app in {app}" if app is not None else "the durably_web demo"
+        print(f"Serving {what} at {server.url}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how serving ends
             server.serve_forever()
     return 0

@@ -8,7 +8,8 @@ wrote, and is refused rather than emptied.
 
 The manifest (:data:`MANIFEST`, ``_durably/manifest.json``) maps each path of the site
 (relative to the site, ``/``-separated) to its size and sha256. It has no timestamps: two
-builds of the same inputs write identical bytes.
+builds of the same inputs write identical bytes. The sha256 of its bytes is the *build id*:
+files written after it (the service worker, which names the build) are not listed in it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,23 +31,35 @@ MANIFEST = f"{PREFIX}/manifest.json"
 
 @dataclass(frozen=True, slots=True)
 class Mirrored:
-    """What :func:`mirror` did."""
+    """What :func:`mirror` did: the manifest, the build id (its sha256), the counts."""
 
     manifest: dict[str, dict[str, int | str]]
+    build_id: str
     written: int
     removed: int
 
 
-def mirror(plan: dict[str, Path], generated: dict[str, bytes], out: Path) -> Mirrored:
+def _no_files(_build_id: str) -> dict[str, bytes]:
+    return {}
+
+
+def mirror(
+    plan: dict[str, Path],
+    generated: dict[str, bytes],
+    out: Path,
+    unlisted: Callable[[str], dict[str, bytes]] = _no_files,
+) -> Mirrored:
     """Copy ``plan`` (site path -> source file) and write ``generated`` into ``out``.
 
     Args:
         plan: files to copy.
         generated: files to write from bytes (such as the lock).
         out: the site directory.
+        unlisted: build id -> files to write after the manifest, not listed in it.
 
     Returns:
-        The manifest (also written to ``out/_durably/manifest.json``) and the counts.
+        The manifest (also written to ``out/_durably/manifest.json``), its sha256 and the
+        counts.
 
     Raises:
         BuildError: ``out`` holds files but no manifest (it is not a site the build wrote).
@@ -68,11 +82,14 @@ def mirror(plan: dict[str, Path], generated: dict[str, bytes], out: Path) -> Mir
             written += 1
         manifest[rel] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     text = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
-    manifest_path = out / MANIFEST
-    if not manifest_path.is_file() or manifest_path.read_bytes() != text:
-        write_atomic(manifest_path, text)
-    removed = _remove_stale(out, {*manifest, MANIFEST})
-    return Mirrored(manifest=manifest, written=written, removed=removed)
+    build_id = hashlib.sha256(text).hexdigest()
+    late = unlisted(build_id)
+    for rel, data in {MANIFEST: text, **late}.items():
+        target = out / rel
+        if not target.is_file() or target.read_bytes() != data:
+            write_atomic(target, data)
+    removed = _remove_stale(out, {*manifest, MANIFEST, *late})
+    return Mirrored(manifest=manifest, build_id=build_id, written=written, removed=removed)
 
 
 def read_manifest(out: Path) -> dict[str, dict[str, int | str]] | None:

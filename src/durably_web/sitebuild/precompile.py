@@ -1,14 +1,20 @@
-"""The precompile step: the stdlib zip and every wheel, compiled to ``.pyc`` by Pyodide.
+"""The precompile step: the stdlib zip and wheels, compiled to ``.pyc`` by Pyodide under Node.
 
 A ``.pyc`` is only valid for the CPython that wrote it, and the only CPython 3.14 on a build
-machine is Pyodide's own, so ``sitebuild/tools/precompile.mjs`` boots Pyodide from
-``.build/npm/node_modules`` under Node and runs ``sitebuild/tools/pyc_compile.py`` inside it
-(see their headers for the archive format: sourceless, unchecked hash-based ``.pyc``, fixed
-dates, rewritten ``RECORD``). The page then boots in ~1.8 s instead of ~4.2 s.
+machine is Pyodide's own, so ``sitebuild/tools/precompile.mjs`` boots Pyodide (the files of
+its npm tarball, ``.build/npm/packages/pyodide``) under Node and runs
+``sitebuild/tools/pyc_compile.py`` inside it (see their headers for the archive format:
+sourceless, unchecked hash-based ``.pyc``, fixed dates, rewritten ``RECORD``). The page then
+boots in ~1.8 s instead of ~4.2 s.
 
-Outputs are cached in ``.build/pyc/<key>/`` where the key hashes the input archive, both
-helpers and Pyodide's ``info``: a build only runs Node for archives whose key is new (after a
-source change, just the durably_web wheel). Unused cache entries are deleted.
+Node is only needed where the installed package does not ship an archive already compiled
+(:mod:`.precompiled`): a released durably-web wheel ships all of them, so building a site
+from it needs no Node; a checkout (an editable install) compiles here, once per archive.
+
+Every compiled archive has a *key*: a hash of its kind, the sha256 of its source archive,
+both helpers and Pyodide's ``info``. Outputs are cached in ``.build/pyc/<key>/``: a build only
+runs Node for keys it has not compiled (after a source change, just the durably_web wheel).
+Unused cache entries are deleted.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import json
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,14 +32,22 @@ from typing import Any
 from durably_web.sitebuild.layout import BuildError, Layout, sha256_file
 from durably_web.sitebuild.npm import pyodide_dir
 
-__all__ = ["Job", "compiled_wheel_name", "precompile"]
+__all__ = [
+    "Job",
+    "archive_key",
+    "cached",
+    "compile_archives",
+    "compiled_wheel_name",
+    "prune",
+    "salt",
+]
 
 _HELPERS = ("precompile.mjs", "pyc_compile.py")
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One archive to compile: ``kind`` is ``"stdlib"`` or ``"wheel"``."""
+    """One archive to compile: ``kind`` is ``"stdlib"`` or ``"wheel"``; ``name`` the output's."""
 
     kind: str
     src: Path
@@ -58,22 +72,49 @@ def compiled_wheel_name(wheel: Path, info: dict[str, Any]) -> str:
     return f"{name}-{version}-{interpreter}-{abi}-{platform}.whl"
 
 
-def precompile(
+def salt(layout: Layout, info: dict[str, Any]) -> str:
+    """Return what every key depends on besides its source: the helpers and Pyodide's info.
+
+    Raises:
+        BuildError: a helper is missing from the package.
+
+    """
+    helpers = [layout.tools / name for name in _HELPERS]
+    for helper in helpers:
+        if not helper.is_file():
+            raise BuildError(f"{helper} is missing (it compiles the .pyc archives)")
+    return json.dumps([[sha256_file(h) for h in helpers], info], sort_keys=True)
+
+
+def archive_key(salt: str, kind: str, source_sha256: str) -> str:
+    """Return the key of the compiled form of a source archive (hex sha256)."""
+    return hashlib.sha256(f"{salt}\n{kind}\n{source_sha256}".encode()).hexdigest()
+
+
+def cached(layout: Layout, key: str) -> Path | None:
+    """Return the archive compiled under ``key`` in ``.build/pyc``, or None."""
+    directory = layout.state / "pyc" / key[:32]
+    found = sorted(directory.glob("*")) if directory.is_dir() else []
+    return found[0] if len(found) == 1 and found[0].is_file() else None
+
+
+def compile_archives(
     layout: Layout,
     jobs: list[Job],
     info: dict[str, Any],
     *,
-    force: bool,
     log: Callable[[str], None],
+    boot_stdlib: Path | None = None,
 ) -> dict[str, Path]:
-    """Compile each job's archive (or take it from the cache).
+    """Compile each job's archive with Pyodide under Node, into ``.build/pyc/<key>/``.
 
     Args:
-        layout: the project.
+        layout: the build.
         jobs: the archives; each ``name`` is the file name of its output.
-        info: Pyodide's lock ``info`` (part of the cache key).
-        force: recompile everything, ignoring the cache.
-        log: receives one progress line per action.
+        info: Pyodide's lock ``info`` (part of the key).
+        log: receives one progress line.
+        boot_stdlib: an already compiled stdlib to boot Pyodide on (~2 s faster than the
+            stock one; the ``.pyc`` it writes do not depend on it: byte-identical output).
 
     Returns:
         Output name -> compiled archive in the cache.
@@ -82,34 +123,28 @@ def precompile(
         BuildError: Node is missing or the compilation failed.
 
     """
-    cache = layout.state / "pyc"
-    helpers = [layout.tools / name for name in _HELPERS]
-    for helper in helpers:
-        if not helper.is_file():
-            raise BuildError(f"{helper} is missing (it compiles the .pyc archives)")
-    salt = json.dumps([[sha256_file(h) for h in helpers], info], sort_keys=True)
-    outputs: dict[str, Path] = {}
-    todo: list[tuple[Job, Path]] = []
-    for job in jobs:
-        key = hashlib.sha256(f"{salt}\n{job.kind}\n{sha256_file(job.src)}".encode()).hexdigest()
-        out = cache / key[:32] / job.name
-        outputs[job.name] = out
-        if force or not out.is_file():
-            todo.append((job, out))
-    if todo:
-        log(f"precompile {len(todo)} archive(s) to .pyc with Pyodide {info['python']} under Node")
-        # Boot Pyodide on the compiled stdlib when it is cached (~2 s faster than the stock
-        # one); the .pyc it writes do not depend on that (checked: byte-identical output).
-        boot = [
-            out for job, out in zip(jobs, outputs.values(), strict=True) if job.kind == "stdlib"
-        ]
-        stdlib = boot[0] if boot and all(out != boot[0] for _, out in todo) else None
-        _run_node(layout, todo, stdlib, log)
-    keep = {path.parent for path in outputs.values()}
-    for entry in cache.iterdir() if cache.is_dir() else ():
-        if entry not in keep:
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    if not jobs:
+        return {}
+    key_salt = salt(layout, info)
+    outputs = {
+        job.name: layout.state
+        / "pyc"
+        / archive_key(key_salt, job.kind, sha256_file(job.src))[:32]
+        / job.name
+        for job in jobs
+    }
+    log(f"precompile {len(jobs)} archive(s) to .pyc with Pyodide {info['python']} under Node")
+    _run_node(layout, [(job, outputs[job.name]) for job in jobs], boot_stdlib, log)
     return outputs
+
+
+def prune(layout: Layout, keep: Iterable[Path]) -> None:
+    """Delete every ``.build/pyc`` entry but the directories of ``keep``."""
+    cache = layout.state / "pyc"
+    kept = {path.parent for path in keep}
+    for entry in cache.iterdir() if cache.is_dir() else ():
+        if entry not in kept:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def _run_node(
@@ -117,8 +152,11 @@ def _run_node(
 ) -> None:
     node = shutil.which("node")
     if node is None:
+        what = ", ".join(job.name for job, _ in todo[:3]) + (", ..." if len(todo) > 3 else "")
         raise BuildError(
-            "node not found on PATH; install Node.js 20+ (it runs Pyodide to precompile)"
+            f"node not found on PATH, and this durably-web install ships no precompiled {what} "
+            "(an editable install, or its sources changed): install Node.js 20+ to compile "
+            "them, or install a durably-web wheel"
         )
     with tempfile.TemporaryDirectory(dir=layout.state, prefix="precompile-") as tmp:
         # Compile into a scratch directory and move on success, so the cache never holds half

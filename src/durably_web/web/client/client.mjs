@@ -151,12 +151,15 @@ export class DurablyClient {
     return this;
   }
 
-  /** "booting" | "ready" | "restarting" | "failed" | "open-in-another-tab" | "closed" */
+  /** "booting" | "ready" | "restarting" | "failed" | "closed" */
   get status() {
     return this.statusInfo.status;
   }
 
-  /** Where the engine runs: "leader" (this tab's worker), "follower" (another tab's), "server". */
+  /**
+   * Where the engine runs: "leader" (this tab's worker), "follower" (another tab's: calls,
+   * subscriptions and events go through that tab; this tab leads when it goes away), "server".
+   */
   get role() {
     return this.statusInfo.role;
   }
@@ -283,7 +286,7 @@ export class DurablyClient {
   }
 
   /**
-   * Let go of the engine (worker: stop it and release the database for another tab).
+   * Let go of the engine (a leader tab: stop its worker and hand the database to another tab).
    * @returns {Promise<void>} settles once the database may be opened again
    */
   close(reason = "the client was closed") {

@@ -9,10 +9,9 @@
  *
  * | code                   | class          | meaning                                           |
  * |------------------------|----------------|---------------------------------------------------|
- * | `open_in_another_tab`  | ConflictError  | another tab owns this database (Web Lock held)    |
  * | `opfs_unavailable`, `opfs_busy`, `quota_exceeded` | StorageError | boot: storage |
- * | `job_module_failed`, `package_failed`, `boot_failed`, `worker_failed`, `web_locks_unavailable` | DurablyError | boot |
- * | `worker_restarted`     | DurablyError   | a request not safe to repeat was in flight when the engine was lost |
+ * | `job_module_failed`, `package_failed`, `boot_failed`, `worker_failed`, `web_locks_unavailable`, `leader_unreachable` | DurablyError | boot |
+ * | `worker_restarted`     | DurablyError   | a request not safe to repeat was in flight when the engine was lost (its worker restarted, or the leader tab went away) |
  * | `closed`               | DurablyError   | the client was closed (or the page hidden)        |
  * | `timeout`              | DurablyError   | waitForRun / triggerAndWait timed out             |
  * | `network_error`        | DurablyError   | server mode: the server cannot be reached         |
@@ -80,7 +79,6 @@ const CLASSES = [DurablyError, ValidationError, NotFoundError, ConflictError, Ru
 /** @type {Record<string, typeof DurablyError>} */
 const BY_CODE = {
   ...Object.fromEntries(CLASSES.map((cls) => [cls.defaultCode, cls])),
-  open_in_another_tab: ConflictError,
   opfs_unavailable: StorageError,
   opfs_busy: StorageError,
   quota_exceeded: StorageError,

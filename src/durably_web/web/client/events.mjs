@@ -36,6 +36,13 @@ export function checkEventType(type) {
 /** The handler keys an event is delivered to. @param {any} event */
 const keysOf = (event) => (event.type === "run:leased" ? ["run:leased", "run:start", "*"] : [event.type, "*"]);
 
+/**
+ * Whether a client listening for `types` (its `EventHub.types()`) wants `event`: a tab gets
+ * the events every tab of its database listens for and keeps its own.
+ * @param {string[]} types @param {any} event
+ */
+export const wanted = (types, event) => keysOf(event).some((key) => types.includes(key));
+
 export class EventHub {
   /**
    * @param {{ listen?: string[], onChange: () => void }} options

@@ -16,7 +16,7 @@
  * Values are upstream Durably's wire form (camelCase). Timeouts are milliseconds, as in
  * upstream's JS API. Errors are DurablyError subclasses with `code` and `statusCode`.
  * Both modes are one client (./client.mjs: DurablyClient, JobHandle) over a transport:
- * ./transports/worker.mjs (tab lock, watchdog, restarts) or ./transports/http.mjs (fetch,
+ * ./transports/worker.mjs (leader and follower tabs, watchdog, restarts) or ./transports/http.mjs (fetch,
  * EventSource); the interface between them is ./transports/transport.d.ts. `on()` handlers
  * are in ./events.mjs, run subscriptions and waiting in ./subscription.mjs, the operations'
  * table and wire types in ./protocol.mjs and ./protocol.d.ts (generated from Python). The
@@ -57,9 +57,12 @@ export { HttpTransport, WorkerTransport };
  *   for from the start (the worker forwards them from its boot on, so a run it reclaims at
  *   boot reaches the page; events that arrive before a handler are kept for the first one).
  * @returns {Promise<DurablyClient>}
- * @throws {import("./errors.mjs").DurablyError} ConflictError `open_in_another_tab`,
- *   or the boot error (`opfs_unavailable`, `job_module_failed`, ...); in server mode the
- *   server's error or `network_error`.
+ *   In worker mode every tab of the site may connect to one database: the first runs the
+ *   engine worker (role "leader"), the others forward through it (role "follower") and one
+ *   of them leads when it goes away (docs/browser-client.md, "Several tabs").
+ * @throws {import("./errors.mjs").DurablyError} the boot error (`opfs_unavailable`,
+ *   `job_module_failed`, `leader_unreachable`, ...); in server mode the server's error or
+ *   `network_error`.
  */
 export async function connect(options = {}) {
   if (options.url) {

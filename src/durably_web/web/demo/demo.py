@@ -1,8 +1,11 @@
 """The demo page's Python (index.html beside it), for MicroPython or Pyodide on the main thread.
 
-The page is usable at once: the form works while the engine boots in its worker (the boot
-stages are shown), and an import clicked early starts when the engine is ready. Runs are
-listed live from engine events, with cancel / retry / delete, and survive reloads.
+The page is usable at once: the form can be filled while the engine boots in its worker
+(the boot stages are shown); its Import button is enabled once connected, so nothing clicked
+before starts later by surprise. Runs are listed live from engine events, with cancel /
+retry / delete, and survive reloads. Open the page in several tabs: one runs the engine,
+the others work through it (the status badge says which), and one of them takes over, with
+the others following it, when that tab closes.
 Query: ``?db=NAME`` picks the database (``/NAME.db`` in the origin's OPFS pool);
 ``?server=/api/durably`` connects to a server's Durably endpoint instead of starting a worker
 (``durably-web serve-api .build/site/jobs.py --static .build/site``). Only the
@@ -40,6 +43,7 @@ EVENTS = [
     "run:retry",
     "run:delete",
     "log:write",
+    "worker:error",
 ]
 STATE = {
     "mode": "server" if SERVER else "worker",
@@ -54,7 +58,6 @@ STATE = {
     "page_ready_ms": js.performance.now(),
 }
 durably = None
-queued = []  # imports clicked before the engine was ready
 tasks = set()  # running background tasks (kept referenced until they finish)
 
 
@@ -102,17 +105,22 @@ def on_status(info):
     """Show the engine's status and boot stages; called by the client on every change."""
     STATE["status"] = info.status
     STATE["statuses"].append(info.status)
+    STATE["role"] = info.get("role")
     badge = el("status")
     badge.dataset.status = info.status
+    badge.dataset.role = info.get("role") or ""
     labels = {
         "booting": "Engine starting…",
         "ready": "Engine ready",
         "restarting": "Engine restarting…",
         "failed": "Engine failed",
-        "open-in-another-tab": "Open in another tab",
         "closed": "Engine stopped",
     }
-    badge.textContent = labels.get(info.status, info.status)
+    where = {"leader": " (in this tab)", "follower": " (in another tab)"}
+    live = info.status in ("booting", "ready", "restarting")
+    badge.textContent = labels.get(info.status, info.status) + (
+        where.get(info.get("role"), "") if live else ""
+    )
     stage = info.get("stage")
     at = info.get("at") or js.performance.now()  # when it happened (replayed after preconnect)
     if stage:
@@ -131,11 +139,13 @@ def on_status(info):
 
 
 def fail(exc):
-    """Show a boot failure (another tab, no OPFS, a broken job module, ...)."""
+    """Show a boot failure (no OPFS, a broken job module, ...); disable Import until "Try again"."""
     STATE["error"] = {"code": getattr(exc, "code", ""), "message": str(exc)}
     show_error("engine-error", exc)
     el("engine-error-help").hidden = False
     el("boot").hidden = True
+    el("import").disabled = True
+    el("bench").disabled = True
     publish()
 
 
@@ -155,7 +165,7 @@ def form_input():
 
 
 async def start_import():
-    """Import the chosen file or the generated rows (queued while the engine boots)."""
+    """Import the chosen file or the generated rows (the button is enabled once connected)."""
     el("form-error").hidden = True
     payload = form_input()
     files = el("file").files
@@ -164,12 +174,6 @@ async def start_import():
         payload["csv"] = str(await chosen.text())
         payload["filename"] = str(chosen.name)
         payload["rows"] = 0
-    if durably is None:
-        queued.append(payload)
-        el("queued").textContent = (
-            str(len(queued)) + " import(s) will start when the engine is ready"
-        )
-        return
     await trigger(payload)
 
 
@@ -188,6 +192,16 @@ async def trigger(payload):
 def on_event(event):
     """Update the page from an engine event."""
     kind = event.type
+    if kind == "worker:error":
+        if event.context == "worker-stopped":  # the database failed (a full quota, say)
+            box = el("engine-error")
+            box.textContent = (
+                "engine_stopped: the engine stopped: " + str(event.error) + ". Runs keep "
+                "their checkpoints and resume after a reload once the database is healthy."
+            )
+            box.dataset.code = "engine_stopped"
+            box.hidden = False
+        return
     run_id = event.run_id
     STATE["events"].setdefault(run_id, []).append(kind)
     if kind == "log:write":
@@ -278,10 +292,8 @@ async def start_engine():
     for kind in EVENTS:
         durably.on(kind, on_event)
     await refresh()
+    el("import").disabled = False
     el("bench").disabled = False
-    while queued:
-        await trigger(queued.pop(0))
-    el("queued").textContent = ""
 
 
 runs = RunTable(STATE, on_click)

@@ -8,7 +8,7 @@
  * worker, which must boot exactly as the product does). Install the VFS before Pyodide boots:
  * installing it while Pyodide was booting made createSyncAccessHandle() hang on ~12% of loads.
  */
-import { BootError } from "./runtime.mjs";
+import { BootError, isQuotaError } from "./runtime.mjs";
 
 /** The pool every durably_web engine worker of an origin uses. */
 export const POOL = { name: "durably-sahpool", directory: ".durably-sahpool" };
@@ -45,7 +45,7 @@ export async function installVfs(sqlite3, attempts = 40, delayMs = 250) {
       return { pool, attempt };
     } catch (error) {
       const text = String(/** @type {any} */ (error)?.message ?? error);
-      if (/quota/i.test(text)) throw new BootError("quota_exceeded", `storage quota exceeded opening the database: ${text}`);
+      if (isQuotaError(error)) throw new BootError("quota_exceeded", `storage quota exceeded opening the database: ${text}`);
       if (attempt >= attempts) {
         throw new BootError("opfs_busy", `the database is held by another worker (open in another tab?): ${text}`);
       }

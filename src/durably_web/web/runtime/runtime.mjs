@@ -34,6 +34,16 @@ export class BootError extends Error {
 }
 
 /**
+ * Tell whether an error means the origin's storage quota is used up. Chromium's OPFS access
+ * handles say "No space available for this operation"; SQLite says SQLITE_FULL.
+ * @param {any} error
+ */
+export function isQuotaError(error) {
+  const text = String(error?.message ?? error);
+  return error?.name === "QuotaExceededError" || /quota|no space available|SQLITE_FULL/i.test(text);
+}
+
+/**
  * Boot Pyodide with the precompiled stdlib and our lock, loading pydantic and durably_web.
  * @param {string} vendorUrl absolute URL (or path under Node) of the vendored files, ending in "/"
  * @param {(url: string) => Promise<any>} importModule how to import pyodide.mjs
@@ -149,7 +159,7 @@ function pythonError(error) {
   const text = String(error?.message ?? error);
   const last = text.trim().split("\n").pop() || text;
   if (/the job module .* failed to import|defines no job/.test(last)) return new BootError("job_module_failed", last.replace(/^[\w.]+Error: /, ""));
-  if (/QuotaExceeded|SQLITE_FULL|quota/i.test(text)) return new BootError("quota_exceeded", `storage quota exceeded: ${last}`);
+  if (isQuotaError(error)) return new BootError("quota_exceeded", `storage quota exceeded: ${last}`);
   return new BootError("boot_failed", last);
 }
 

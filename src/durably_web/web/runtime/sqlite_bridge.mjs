@@ -14,6 +14,9 @@
  * - Errors are `sqlite3.SQLite3Error` with `resultCode` = the extended result code
  *   (`resultCode & 0xff` is the primary one: 19 = constraint). A statement is always reset
  *   after use, even on error, so a failed call never leaves a statement or its lock open.
+ * - An I/O error the host explains as a full storage quota (`ioFault`) is SQLITE_FULL with
+ *   the words "storage quota exceeded": SQLite itself only says "disk I/O error" when the
+ *   VFS's write throws (Python raises DatabaseFull for it; the engine stops its worker).
  * - `batch` runs several statements in one BEGIN IMMEDIATE ... COMMIT with one call: a lease
  *   holder's checkpoint is one bridge crossing.
  *
@@ -35,8 +38,10 @@
 /**
  * @param {any} sqlite3 the initialised sqlite3 namespace (`await sqlite3InitModule()`)
  * @param {(filename: string) => OoDb} openDb opens a database for `open()`
+ * @param {() => ({ full: boolean, message: string } | null)} [ioFault] what the VFS reported
+ *   since the last call (and forget it): why the last I/O error happened, if the host knows
  */
-export function createBridge(sqlite3, openDb) {
+export function createBridge(sqlite3, openDb, ioFault = () => null) {
   const { capi, wasm } = sqlite3;
   if (wasm.ptr.size !== 4) throw new Error("sqlite_bridge needs the wasm32 sqlite3 build");
   const x = wasm.exports;
@@ -70,7 +75,13 @@ export function createBridge(sqlite3, openDb) {
 
   /** @param {OoDb} db @param {number} rc @returns {never} */
   const fail = (db, rc) => {
-    throw new sqlite3.SQLite3Error(rc, capi.sqlite3_errmsg(db.pointer));
+    const message = capi.sqlite3_errmsg(db.pointer);
+    const primary = rc & 0xff;
+    if (primary === capi.SQLITE_IOERR || primary === capi.SQLITE_FULL) {
+      const fault = ioFault();
+      if (fault?.full) throw new sqlite3.SQLite3Error(capi.SQLITE_FULL, `storage quota exceeded: ${message} (${fault.message})`);
+    }
+    throw new sqlite3.SQLite3Error(rc, message);
   };
 
   /** @param {Entry} e @param {number} id */

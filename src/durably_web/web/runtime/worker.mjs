@@ -15,8 +15,25 @@
  */
 import sqlite3InitModule from "../vendor/sqlite-wasm/index.mjs";
 import { checkOpfs, installVfs } from "./opfs.mjs";
-import { bootPyodide, startEngine, wireError } from "./runtime.mjs";
+import { bootPyodide, isQuotaError, startEngine, wireError } from "./runtime.mjs";
 import { createBridge } from "./sqlite_bridge.mjs";
+
+// The opfs-sahpool VFS turns a failed write into a bare SQLITE_IOERR and reports the cause
+// (a QuotaExceededError, say) only to sqlite3's error logger: keep the last one, so the bridge
+// can say "storage quota exceeded" instead of "disk I/O error".
+/** @type {any} */
+let vfsFault = null;
+/** @type {any} */ (globalThis).sqlite3ApiConfig = {
+  error: (/** @type {any[]} */ ...args) => {
+    vfsFault = args.find((arg) => arg instanceof Error) ?? vfsFault;
+    console.error(...args);
+  },
+};
+const takeFault = () => {
+  const fault = vfsFault;
+  vfsFault = null;
+  return fault ? { full: isQuotaError(fault), message: String(fault.message ?? fault) } : null;
+};
 
 const VENDOR = new URL("../vendor/", import.meta.url).href; // the site's _durably/vendor/
 /** @type {Record<string, number>} */
@@ -65,7 +82,8 @@ async function main() {
   const config = await configReady;
   const pyodide = await bootPyodide(VENDOR);
   stage("pyodide");
-  const bridge = createBridge(sqlite3, (filename) => new pool.OpfsSAHPoolDb(filename));
+  takeFault(); // what the VFS install's retries logged is not a write's fault
+  const bridge = createBridge(sqlite3, (filename) => new pool.OpfsSAHPoolDb(filename), takeFault);
   host = await startEngine({ pyodide, bridge, post: (text) => postMessage(text), config, fetchText });
   stage("engine");
   const jobs = host.jobs();

@@ -3,10 +3,10 @@
 // A transport carries the remote operations of ../protocol.d.ts to one engine and brings its
 // answers, events and subscriptions back, as httpx's Transport does for its Client. The core
 // decides *what* to ask (operation, wire arguments, whether a repeat is safe); the transport
-// decides *how*, and owns everything that depends on the way: boot, tab lock, restarts,
-// reconnects, re-sending and re-subscribing. Today: ./worker.mjs (the engine in a Web Worker
-// of this tab) and ./http.mjs (a server, over fetch and server-sent events). A transport
-// that forwards through the tab running the engine (role "follower") fits the same interface.
+// decides *how*, and owns everything that depends on the way: boot, leader and follower
+// tabs, restarts, reconnects, re-sending and re-subscribing. Today: ./worker.mjs (the engine in a Web Worker
+// of this tab, or of another tab of the origin that this one forwards through) and ./http.mjs
+// (a server, over fetch and server-sent events).
 
 import type { DurablyError } from "../errors.mjs";
 import type { Job, OperationArgs, WireEvent, WorkerResults } from "../protocol.js";
@@ -16,16 +16,16 @@ export type Role = "leader" | "follower" | "server";
 
 /**
  * The client's state. `restarting`: the transport is getting its engine back (a new worker,
- * a reconnecting stream, a new leader tab); `failed`, `open-in-another-tab` and `closed` are
- * final: every request rejects.
+ * a reconnecting stream, a new leader tab); `failed` and `closed` are final: every request
+ * rejects.
  */
-export type Status = "booting" | "ready" | "restarting" | "failed" | "open-in-another-tab" | "closed";
+export type Status = "booting" | "ready" | "restarting" | "failed" | "closed";
 
 /** One status change, as `onStatus` and `on("status")` get it. */
 export interface StatusInfo {
   status: Status;
   role: Role;
-  /** The boot stage (`worker`, `sqlite`, `vfs`, `pyodide`, `engine`; `server`; `events`). */
+  /** The boot stage (`worker`, `sqlite`, `vfs`, `pyodide`, `engine`; `leader`: a follower looks for the leader tab; `server`; `events`). */
   stage?: string;
   /** Starts of the engine in a row (the watchdog's count); 1 for a server. */
   attempt: number;
@@ -77,7 +77,7 @@ export interface SubscriptionSink {
 }
 
 export interface Transport {
-  /** Where the engine runs (also in every StatusInfo). */
+  /** Where the engine runs (also in every StatusInfo); a follower tab becomes the leader when the leader tab goes away. */
   readonly role: Role;
   /** Reach the engine; resolves once it is ready, rejects with the boot's error. */
   start(hooks: TransportHooks): Promise<ReadyInfo>;

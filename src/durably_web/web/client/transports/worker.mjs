@@ -1,67 +1,69 @@
 // @ts-check
 /**
- * The worker transport: the engine in a Web Worker of this tab (role "leader"). It owns the
- * tab lock, the boot, the requests, the watchdog and the restarts (docs/browser-protocol.md).
+ * The worker transport: the engine in a Web Worker of one tab of this origin, shared by every
+ * tab that connects to the same database (docs/browser-client.md, "Several tabs").
  *
- * - Ownership: the Web Lock `durably-web:<database>` is taken with `ifAvailable` before any
- *   worker starts and held until `close()`; without it `start()` fails with ConflictError
- *   `open_in_another_tab` (only one engine per origin can own the OPFS pool).
- * - Boot: `{type: "init", config}` is posted at once, its `listen` the event types the client
- *   wants at that moment, so the engine forwards the events of runs it reclaims at boot; the
- *   worker answers with `stage` messages, then `ready` or `boot-error`. A boot error is final
- *   (no restart): it names a cause a restart cannot fix.
- * - Requests are JSON text `{type, id, ...arguments}` (../protocol.d.ts `WorkerRequest`), the
- *   id written last so the host can answer even a request it cannot parse; each gets one
- *   `response`. Requests made while the worker (re)starts wait for it.
- * - Watchdog: a worker not ready within `readyTimeout`, or that leaves `missedPings` pings in
- *   a row unanswered (one is sent every `pingInterval`), is terminated and started again, at
- *   most `maxAttempts` times in a row; then the transport fails. Counting unanswered pings, not
- *   elapsed time, keeps a hidden tab (whose timers are throttled) from killing a live worker.
- * - After a restart, repeatable requests in flight are sent again; the others reject with
- *   `worker_restarted`, because the dead worker may or may not have applied them. Every open
- *   subscription is opened again (the new worker starts it from the run's current state), and
- *   the event types the client listens for are in the new worker's init config.
+ * - Roles (./tabs.mjs): `start()` takes this tab's presence lock, then the database's lead
+ *   lock if no tab holds it. The tab holding it (role "leader") runs the engine worker
+ *   (./engine_worker.mjs: boot, watchdog, restarts) and serves the other tabs
+ *   (./tab_server.mjs). A tab that finds the lock held (role "follower") says `hello` on
+ *   the database's BroadcastChannel, gets the leader's status in answer, forwards its calls,
+ *   subscriptions and `listen` to the leader and gets its events from it; meanwhile it waits
+ *   in line for the lead lock. A follower that hears from no leader within `readyTimeout`
+ *   fails (`leader_unreachable`): nothing it was asked to do is held for later.
+ * - Requests get their ids here, whatever the link; those made while the engine (re)starts
+ *   wait in this tab until it is ready, and every status says the tab's role.
+ * - Losing the engine: its worker restarts (leader), or the leader tab goes away (a follower
+ *   hears it announce `closed`/`failed`, or another tab announce itself as the new leader).
+ *   Then the requests in flight that are repeatable are sent again to the next engine, and
+ *   the others reject with `worker_restarted`: the lost engine may or may not have applied
+ *   them. Every open subscription is opened again (from the run's current state), and the
+ *   next worker's init config carries the event types every tab listens for.
+ * - Hand-over: when the leader tab closes, reloads or crashes, the browser gives the lead lock
+ *   to the next tab in line, which becomes the leader: it boots its own worker (whose engine
+ *   reclaims the interrupted run at boot) and announces itself; the other tabs follow it.
  */
-import { ConflictError, DurablyError, errorFromWire } from "../errors.mjs";
+import { DurablyError, errorFromWire } from "../errors.mjs";
+import { wanted } from "../events.mjs";
 import { TERMINAL } from "../subscription.mjs";
+import { EngineWorker } from "./engine_worker.mjs";
+import { TabServer } from "./tab_server.mjs";
+import { Tabs } from "./tabs.mjs";
 
 /**
  * @typedef {import("./transport.js").Transport} Transport
  * @typedef {import("./transport.js").TransportHooks} TransportHooks
+ * @typedef {import("./transport.js").Role} Role
  * @typedef {import("./transport.js").Status} Status
  * @typedef {import("./transport.js").StatusInfo} StatusInfo
  * @typedef {import("./transport.js").ReadyInfo} ReadyInfo
  * @typedef {import("./transport.js").SubscriptionSink} SubscriptionSink
  * @typedef {import("./transport.js").CallName} CallName
+ * @typedef {import("./tabs.js").TabMessage} TabMessage
+ * @typedef {import("./tabs.js").LeaderStatus} LeaderStatus
+ * @typedef {import("./engine_worker.mjs").EngineConfig} EngineConfig
  * @typedef {import("../protocol.js").OperationArgs} OperationArgs
  * @typedef {import("../protocol.js").WorkerResults} WorkerResults
  * @typedef {import("../protocol.js").WireEvent} WireEvent
- * @typedef {import("../protocol.js").WireError} WireError
  * @typedef {{ type: string, [field: string]: unknown }} Message
  * @typedef {{ message: Message, repeatable: boolean, sent: boolean,
  *             resolve: (value: unknown) => void, reject: (error: DurablyError) => void }} Pending
- * What the worker sends: its boot messages, then ../protocol.d.ts's answers and pushes.
- * @typedef {{ type: "stage", name: string, t: number }
- *   | { type: "ready", jobs: import("../protocol.js").Job[], workerId: string, marks: Record<string, number> }
- *   | { type: "boot-error", error: WireError }
- *   | import("../protocol.js").WorkerResponse
- *   | import("../protocol.js").WorkerPush} FromWorker
- * @typedef {{ runId: string, sink: SubscriptionSink, wireId: string }} Entry
- * @typedef {{
- *   jobsUrl: string | null, packages?: string[], database?: string,
- *   durability?: "NORMAL" | "FULL", options?: Record<string, unknown>,
- * }} EngineConfig
- *   what the worker boots with (its init config, with `listen` added at each start)
+ * @typedef {{ runId: string, sink: SubscriptionSink, wireId: string, open: boolean }} Entry
+ *   open: its subscribe request went to the current engine (under `wireId`)
  * @typedef {{
  *   workerUrl: string, config: EngineConfig, readyTimeout?: number, pingInterval?: number,
  *   missedPings?: number, maxAttempts?: number,
  * }} WorkerTransportOptions
  *   readyTimeout / pingInterval: ms (30 s / 2 s); missedPings (3): unanswered pings in a row
- *   before a restart; maxAttempts (3): starts in a row before the transport fails
+ *   before a restart; maxAttempts (3): starts in a row before the transport fails.
+ *   readyTimeout is also how long a follower waits for the leader tab to answer.
  */
 
 /** @type {TransportHooks} */
 const NO_HOOKS = { status: () => {}, ready: () => {}, event: () => {}, listening: () => [] };
+
+/** The statuses after which nothing more happens: every request rejects. */
+const FINAL = new Set(["failed", "closed"]);
 
 /** @implements {Transport} */
 export class WorkerTransport {
@@ -69,219 +71,267 @@ export class WorkerTransport {
   constructor(options) {
     const { jobsUrl, packages = [], database = "/durably.db", durability = "NORMAL", options: engineOptions = {} } = options.config;
     this.workerUrl = options.workerUrl;
-    /** @type {EngineConfig} */
+    /** @type {EngineConfig & {database: string}} */
     this.config = { jobsUrl, packages, database, durability, options: engineOptions };
-    this.lockName = `durably-web:${database}`;
     this.readyTimeout = options.readyTimeout ?? 30_000;
     this.pingInterval = options.pingInterval ?? 2_000;
     this.missedPings = options.missedPings ?? 3;
     this.maxAttempts = options.maxAttempts ?? 3;
-    /** @type {"leader"} */
-    this.role = "leader";
+    /** "leader" while this tab holds the lead lock (runs the worker), else "follower". @type {Role} */
+    this.role = "follower";
     this.hooks = NO_HOOKS;
     /** @type {Status} */
     this.status = "booting";
-    /** The running worker (tests may terminate it behind the transport's back). @type {Worker | null} */
-    this.worker = null;
-    /** Starts in a row (reset once a worker stays healthy). */
     this.attempt = 0;
-    this.starts = 0;
     /** @type {Map<number, Pending>} */
     this.pending = new Map();
-    /** Open subscriptions by the id of their current subscribe request. @type {Map<string, Entry>} */
-    this.subscriptions = new Map();
+    /** Open subscriptions. @type {Set<Entry>} */
+    this.subscriptions = new Set();
+    /** Open subscriptions by the id of their subscribe request on the current engine. @type {Map<string, Entry>} */
+    this.routes = new Map();
     this.nextId = 1;
-    this.unanswered = 0;
-    /** The event types the worker forwards (sorted, joined). */
+    /** The event types this tab's client listens for. @type {string[]} */
+    this.ownTypes = [];
+    /** The event types the engine forwards to this tab (sorted, joined). */
     this.listening = "";
-    /** @type {ReadyInfo | null} */
+    /** The engine this tab reaches, while it takes requests. @type {ReadyInfo | null} */
     this.ready = null;
+    this.everReady = false;
+    /** This tab among the others (null until started). @type {Tabs | null} */
+    this.tabs = null;
+    /** The leader's worker (leader only). @type {EngineWorker | null} */
+    this.engine = null;
+    /** @type {TabServer | null} */
+    this.server = null;
+    /** The leader tab's id (a follower's; this tab's own when leading). @type {string | null} */
+    this.leader = null;
+    /** The last leader status this follower heard. */
+    this.heard = "";
+    /** Leader tabs that went away: their late messages are ignored. @type {Set<string>} */
+    this.gone = new Set();
     /** @type {ReturnType<typeof setTimeout> | undefined} */
-    this.readyTimer = undefined;
-    /** @type {ReturnType<typeof setInterval> | undefined} */
-    this.pingTimer = undefined;
-    /** @type {ReturnType<typeof setTimeout> | undefined} */
-    this.healthyTimer = undefined;
-    /** @type {() => void} */
-    this.releaseLock = () => {};
-    /** @type {Promise<unknown>} */
-    this.lockReleased = Promise.resolve();
+    this.helloTimer = undefined;
     /** @type {{resolve: (info: ReadyInfo) => void, reject: (error: DurablyError) => void} | null} */
     this.firstReady = null;
+    /** Settles once this tab let go of the database's locks. @type {Promise<void>} */
+    this.released = Promise.resolve();
   }
 
-  /** Take the tab lock and boot the worker; resolves at the first `ready`. @param {TransportHooks} hooks @returns {Promise<ReadyInfo>} */
+  /** The running engine worker of a leader (tests may terminate it behind the transport's back). */
+  get worker() {
+    return this.engine?.worker ?? null;
+  }
+
+  /** Join the tabs of this database: lead or follow; resolves once the engine is ready. @param {TransportHooks} hooks @returns {Promise<ReadyInfo>} */
   async start(hooks) {
     this.hooks = hooks;
-    await this.acquireLock();
-    return new Promise((resolve, reject) => {
-      this.firstReady = { resolve, reject };
-      this.spawn();
-    });
-  }
-
-  async acquireLock() {
+    this.ownTypes = hooks.listening();
     const locks = globalThis.navigator?.locks;
-    if (!locks?.request) {
-      throw this.fail(new DurablyError("This browser has no Web Locks API (navigator.locks), which durably_web needs to keep two tabs from opening one database; use a current browser over https or localhost.", "web_locks_unavailable"));
+    const Channel = globalThis.BroadcastChannel;
+    if (!locks?.request || typeof Channel !== "function") {
+      throw this.fail(new DurablyError("This browser has no Web Locks API (navigator.locks) or no BroadcastChannel, which durably_web needs to share one database between tabs; use a current browser over https or localhost.", "web_locks_unavailable"));
     }
-    /** @type {Promise<void>} */
-    const held = new Promise((resolve) => (this.releaseLock = resolve));
-    const granted = await new Promise((resolve, reject) => {
-      // The request's promise settles once the lock is released again (close()).
-      this.lockReleased = locks.request(this.lockName, { ifAvailable: true }, (lock) => {
-        resolve(Boolean(lock));
-        return lock ? held : undefined;
-      });
-      this.lockReleased.catch(reject);
-    });
-    if (!granted) {
-      const error = new ConflictError(`The database ${JSON.stringify(this.config.database)} is open in another tab of this site. Only one tab at a time can run the engine: close the other tab (or use it), then reload this one.`, "open_in_another_tab");
-      this.setStatus("open-in-another-tab", { error });
-      this.endSubscriptions(error);
-      this.rejectAll(error);
-      throw error;
-    }
-  }
-
-  spawn() {
-    this.attempt += 1;
-    this.starts += 1;
-    this.unanswered = 0;
-    this.ready = null;
-    this.setStatus(this.starts === 1 ? "booting" : "restarting", { stage: "worker" });
-    const worker = new Worker(this.workerUrl, { type: "module" }); // Pyodide needs a module worker
-    this.worker = worker;
-    worker.onmessage = (event) => this.receive(worker, event.data);
-    worker.onerror = (event) => {
-      event.preventDefault?.();
-      if (worker !== this.worker) return;
-      const detail = event.message ? `: ${event.message}` : "";
-      if (this.ready) this.restart(`the worker crashed${detail}`);
-      else this.bootFailed(new DurablyError(`The engine worker ${this.workerUrl} failed to load${detail}. Check that \`durably-web build\` has run and that the server serves the site it built.`, "worker_failed"));
-    };
-    // Each start (a restart too) listens from the first event on: the new engine reclaims the
-    // interrupted runs at once, before a `listen` request could reach it.
-    const listen = this.hooks.listening();
-    this.listening = listen.join(",");
-    worker.postMessage({ type: "init", config: { ...this.config, listen } });
-    this.readyTimer = setTimeout(() => this.restart(`the worker did not report ready within ${this.readyTimeout} ms`), this.readyTimeout);
-  }
-
-  /** @param {Worker} worker @param {unknown} data JSON text (objects while booting) */
-  receive(worker, data) {
-    if (worker !== this.worker) return; // a message from a worker already replaced
-    this.unanswered = 0;
-    /** @type {FromWorker} */
-    const message = typeof data === "string" ? JSON.parse(data) : data;
-    switch (message?.type) {
-      case "stage":
-        return this.setStatus(this.status, { stage: message.name });
-      case "ready":
-        return this.onReady(message);
-      case "boot-error":
-        return this.bootFailed(errorFromWire(message.error));
-      case "response":
-        return this.answer(message);
-      case "events":
-        for (const event of message.events) this.hooks.event(event);
-        return;
-      case "subscription":
-        return this.pushed(message.id, message.event);
-      case "subscription-end": {
-        const entry = this.subscriptions.get(message.id);
-        this.subscriptions.delete(message.id);
-        return entry?.sink.end(message.error ? errorFromWire(message.error) : null);
+    /** @type {Promise<ReadyInfo>} */
+    const ready = new Promise((resolve, reject) => (this.firstReady = { resolve, reject }));
+    const tabs = new Tabs({ locks, Channel, database: this.config.database, receive: (message) => this.fromTab(message) });
+    this.tabs = tabs;
+    try {
+      await tabs.join();
+      if (!this.final() && (await tabs.tryLead())) this.lead();
+      else if (!this.final()) {
+        tabs.queueLead(() => this.lead());
+        this.follow();
       }
-      default:
-        console.warn("durably_web: an unknown message from the engine worker", message);
+    } catch (error) {
+      this.fail(new DurablyError(`Cannot take the database's Web Lock: ${String(error)}`, "web_locks_unavailable"));
+    }
+    return ready;
+  }
+
+  /** This tab holds the lead lock: run the engine worker, serve the other tabs. */
+  lead() {
+    if (this.final() || !this.tabs) return this.tabs?.releaseLead();
+    clearTimeout(this.helloTimer);
+    this.forgetLeader("The tab that ran the engine closed");
+    this.role = "leader";
+    this.leader = this.tabs.id;
+    this.server = new TabServer(this, this.tabs);
+    const { workerUrl, config, readyTimeout, pingInterval, missedPings, maxAttempts } = this;
+    this.engine = new EngineWorker(
+      {
+        starting: (restart, attempt) => this.setStatus(restart || this.everReady ? "restarting" : "booting", { stage: "worker", attempt }),
+        stage: (name) => this.setStatus(this.status, { stage: name }),
+        ready: (info) => this.linkReady(info),
+        message: (message) => this.receive(message),
+        lost: (reason) => this.lost(reason),
+        failed: (error) => this.fail(error),
+        initialTypes: () => {
+          const types = this.linkTypes();
+          this.listening = types.join(",");
+          return types;
+        },
+      },
+      { workerUrl, config, readyTimeout, pingInterval, missedPings, maxAttempts },
+    );
+    this.engine.spawn();
+  }
+
+  /** Another tab holds the lead lock: find it, and fail if it never answers. */
+  follow() {
+    this.setStatus("booting", { stage: "leader" });
+    this.hello();
+    this.helloTimer = setTimeout(() => {
+      if (this.leader !== null || this.final()) return;
+      this.fail(new DurablyError(`Another tab of this site holds the database ${JSON.stringify(this.config.database)}, but no tab running its engine answered within ${this.readyTimeout} ms (a tab of an older version of this app, or a frozen one?). Close the other tabs of this site, then reload this one.`, "leader_unreachable"));
+    }, this.readyTimeout);
+  }
+
+  /** Tell the leader (and the tabs that may lead next) what this tab listens for. */
+  hello() {
+    this.listening = this.ownTypes.join(",");
+    this.tabs?.post({ kind: "hello", events: this.ownTypes });
+  }
+
+  /** A message from another tab. @param {TabMessage} message */
+  fromTab(message) {
+    if (this.final()) return;
+    if (this.role === "leader") return this.server?.receive(message);
+    const mine = (/** @type {string | null | undefined} */ to) => to == null || to === this.tabs?.id;
+    if (message.kind === "leader" && mine(message.to)) this.leaderStatus(message);
+    else if (message.kind === "reply" && message.from === this.leader && mine(message.to)) this.receive(message.message);
+  }
+
+  /** Follow the leader's status (a follower's own status mirrors it). @param {LeaderStatus} message */
+  leaderStatus({ from, to, status, stage, attempt, ready }) {
+    const key = `${from} ${status} ${stage} ${attempt}`;
+    if (this.gone.has(from) || key === this.heard) return; // an answer to a hello repeats the last
+    this.heard = key;
+    const ending = FINAL.has(status);
+    if (from !== this.leader) {
+      if (ending) return; // not the tab this one follows
+      clearTimeout(this.helloTimer);
+      this.forgetLeader("The tab that ran the engine went away");
+      this.leader = from;
+      if (!to) this.hello(); // a new leader that has not heard from this tab yet
+    }
+    if (ending) {
+      this.forgetLeader(`The tab that ran the engine ${status === "closed" ? "closed" : "failed"}`);
+      this.setStatus(this.everReady ? "restarting" : "booting", { stage: "leader" });
+    } else if (status === "ready" && ready) {
+      if (!this.ready) this.linkReady(ready);
+    } else {
+      this.ready = null; // the leader's worker (re)starts: new requests wait here for it
+      this.setStatus(this.everReady ? "restarting" : "booting", { stage, attempt });
     }
   }
 
-  /** @param {import("../protocol.js").WorkerResponse} message */
-  answer(message) {
-    const pending = message.id === null ? undefined : this.pending.get(message.id);
-    if (!pending || message.id === null) return;
-    this.pending.delete(message.id);
-    if (message.ok) pending.resolve(message.result);
-    else pending.reject(errorFromWire(message.error));
+  /** The leader this tab followed is gone. @param {string} reason */
+  forgetLeader(reason) {
+    if (this.leader === null) return;
+    this.gone.add(this.leader);
+    this.leader = null;
+    this.lost(reason);
   }
 
-  /** @param {string} id @param {WireEvent} event */
-  pushed(id, event) {
-    const entry = this.subscriptions.get(id);
-    if (!entry) return;
-    if (TERMINAL.has(event.type)) this.subscriptions.delete(id); // the worker ends it itself
-    entry.sink.event(event);
+  /**
+   * The engine was lost with what was in flight: repeatable requests wait for the next one,
+   * the others reject; subscriptions are opened again on the next one.
+   * @param {string} reason starts the error message
+   */
+  lost(reason) {
+    this.ready = null;
+    this.routes.clear();
+    for (const entry of this.subscriptions) entry.open = false;
+    for (const [id, pending] of this.pending) {
+      if (!pending.sent) continue;
+      if (pending.repeatable) {
+        pending.sent = false;
+        continue;
+      }
+      this.pending.delete(id);
+      pending.reject(new DurablyError(`${reason} while this ${pending.message.type} request was in flight; it may or may not have been applied. Check the run's state before repeating it (a trigger with an idempotencyKey is sent again by itself).`, "worker_restarted"));
+    }
   }
 
-  /** @param {ReadyInfo} info */
-  onReady(info) {
-    clearTimeout(this.readyTimer);
-    this.ready = { jobs: info.jobs, workerId: info.workerId, marks: info.marks };
-    this.pingTimer = setInterval(() => this.ping(), this.pingInterval);
-    // The attempt counter resets once a worker has stayed healthy for a while, so a worker
-    // that dies every few seconds still ends in "failed" instead of restarting forever.
-    this.healthyTimer = setTimeout(() => (this.attempt = 0), Math.max(this.readyTimeout, 10 * this.pingInterval));
+  /** The engine this tab reaches is ready (again). @param {ReadyInfo} info */
+  linkReady(info) {
+    this.ready = info;
+    this.everReady = true;
     this.setStatus("ready", { marks: info.marks });
-    this.hooks.ready(this.ready);
-    this.listen(this.hooks.listening()); // what changed while the worker booted
-    for (const entry of [...this.subscriptions.values()]) this.open(entry);
+    this.hooks.ready(info);
+    this.updateListen(); // what changed while the engine started
+    for (const entry of this.subscriptions) {
+      if (!entry.open) this.open(entry);
+    }
     for (const [id, pending] of this.pending) {
       if (!pending.sent) this.post(id, pending);
     }
-    this.firstReady?.resolve(this.ready);
+    this.firstReady?.resolve(info);
     this.firstReady = null;
   }
 
-  ping() {
-    if (this.unanswered >= this.missedPings) {
-      this.restart(`the worker left ${this.unanswered} pings unanswered`);
-      return;
-    }
-    this.unanswered += 1;
-    this.send({ type: "ping" }, false).catch(() => {});
-  }
-
-  /** Terminate the worker and start a new one (or fail after `maxAttempts`). @param {string} reason */
-  restart(reason) {
-    if (this.final()) return;
-    this.stopWorker();
-    for (const [id, pending] of this.pending) {
-      if (pending.repeatable) pending.sent = false;
-      else {
-        this.pending.delete(id);
-        pending.reject(new DurablyError(`The engine worker restarted (${reason}) while this ${pending.message.type} request was in flight; it may or may not have been applied. Check the run's state before repeating it (a trigger with an idempotencyKey is sent again by itself).`, "worker_restarted"));
+  /** An answer or push of the engine (the worker's, or relayed by the leader tab). @param {import("../protocol.js").WorkerResponse | import("../protocol.js").WorkerPush} message */
+  receive(message) {
+    switch (message.type) {
+      case "response": {
+        const pending = message.id === null ? undefined : this.pending.get(message.id);
+        if (!pending || message.id === null) return;
+        this.pending.delete(message.id);
+        if (message.ok) pending.resolve(message.result);
+        else pending.reject(errorFromWire(message.error));
+        return;
+      }
+      case "events":
+        for (const event of message.events) {
+          if (wanted(this.ownTypes, event)) this.hooks.event(event);
+        }
+        if (this.role === "leader") this.server?.events(message.events);
+        return;
+      case "subscription": {
+        const entry = this.routes.get(message.id);
+        if (!entry) return;
+        if (TERMINAL.has(message.event.type)) this.ended(message.id, entry); // the engine ends it itself
+        entry.sink.event(message.event);
+        return;
+      }
+      case "subscription-end": {
+        const entry = this.routes.get(message.id);
+        if (!entry) return;
+        this.ended(message.id, entry);
+        entry.sink.end(message.error ? errorFromWire(message.error) : null);
       }
     }
-    if (this.attempt >= this.maxAttempts) {
-      this.fail(new DurablyError(`The engine worker failed ${this.attempt} times in a row (last: ${reason}); giving up. Reload the page to try again.`, "worker_failed"));
-      return;
-    }
-    console.warn(`durably_web: restarting the engine worker: ${reason}`);
-    this.spawn();
   }
 
-  /** @param {DurablyError} error */
-  bootFailed(error) {
-    this.stopWorker();
-    this.fail(error);
+  /** @param {string} wireId @param {Entry} entry */
+  ended(wireId, entry) {
+    this.routes.delete(wireId);
+    this.subscriptions.delete(entry);
   }
 
-  /** Enter the final "failed" state: reject everything, end every subscription. @param {DurablyError} error */
+  /** Enter the final "failed" state: reject everything, end every subscription, let go of the locks. @param {DurablyError} error */
   fail(error) {
-    this.stopWorker();
-    this.releaseLock();
-    this.setStatus("failed", { error });
+    if (this.final()) return error;
+    this.setStatus("failed", { error }); // followers hear it before anything else
+    this.stopLink();
+    this.released = this.tabs?.leave() ?? Promise.resolve();
     this.endSubscriptions(error);
     this.rejectAll(error);
     return error;
   }
 
+  stopLink() {
+    clearTimeout(this.helloTimer);
+    this.server?.stop(); // before the rejections below: followers must not get this tab's errors
+    this.engine?.stop();
+    this.ready = null;
+  }
+
   /** @param {DurablyError | null} error */
   endSubscriptions(error) {
-    const entries = [...this.subscriptions.values()];
+    const entries = [...this.subscriptions];
     this.subscriptions.clear();
+    this.routes.clear();
     for (const entry of entries) entry.sink.end(error);
   }
 
@@ -294,18 +344,9 @@ export class WorkerTransport {
     this.firstReady = null;
   }
 
-  stopWorker() {
-    clearTimeout(this.readyTimer);
-    clearInterval(this.pingTimer);
-    clearTimeout(this.healthyTimer);
-    this.worker?.terminate();
-    this.worker = null;
-    this.ready = null;
-  }
-
   /** No engine any more: every request rejects. */
   final() {
-    return this.status === "failed" || this.status === "closed" || this.status === "open-in-another-tab";
+    return FINAL.has(this.status);
   }
 
   /**
@@ -319,7 +360,7 @@ export class WorkerTransport {
 
   /**
    * Send a message `{type, ...fields}` (the id is added); resolves with its result.
-   * @param {Message} message @param {boolean} repeatable send again after a restart
+   * @param {Message} message @param {boolean} repeatable send again to the next engine
    * @param {number} [id]
    * @returns {Promise<unknown>}
    */
@@ -332,18 +373,32 @@ export class WorkerTransport {
     });
   }
 
-  /** @param {number} id @param {Pending} pending */
+  /** To this tab's worker, or to the leader tab. @param {number} id @param {Pending} pending */
   post(id, pending) {
     pending.sent = true;
-    this.worker?.postMessage(JSON.stringify({ ...pending.message, id })); // id last: see above
+    if (this.role === "leader") this.engine?.post(id, pending.message);
+    else if (this.leader) this.tabs?.post({ kind: "call", to: this.leader, id, message: pending.message, repeatable: pending.repeatable });
   }
 
-  /** Tell the worker which event types to forward (the next start's init config has them too). @param {string[]} types */
+  /** The client's event types (the next worker's init config has them too). @param {string[]} types */
   listen(types) {
+    this.ownTypes = types;
+    this.updateListen();
+  }
+
+  /** What the engine must forward to this tab: a leader's own types and every follower's. */
+  linkTypes() {
+    if (this.role !== "leader" || !this.tabs?.peers.size) return this.ownTypes;
+    return [...new Set([...this.ownTypes, ...this.tabs.peerTypes()])].sort();
+  }
+
+  /** Tell the engine (the worker, or the leader tab) when the types it must forward changed. */
+  updateListen() {
+    const types = this.linkTypes();
     const key = types.join(",");
     if (!this.ready || key === this.listening) return;
     this.listening = key;
-    // Not repeatable: after a restart the init config carries the types wanted then.
+    // Not repeatable: the next worker's init config (the next leader's hello) carries them.
     this.send({ type: "listen", events: types }, false).catch((error) => {
       if (error?.code !== "worker_restarted" && error?.code !== "closed") console.error("durably_web: listen failed", error);
     });
@@ -355,53 +410,62 @@ export class WorkerTransport {
       sink.end(new DurablyError(`the durably_web client is ${this.status}`, "closed"));
       return () => {};
     }
-    const entry = { runId, sink, wireId: "" };
-    this.open(entry);
+    /** @type {Entry} */
+    const entry = { runId, sink, wireId: "", open: false };
+    this.subscriptions.add(entry);
+    if (this.ready) this.open(entry);
     return () => {
-      if (this.subscriptions.get(entry.wireId) !== entry) return; // ended already
-      this.subscriptions.delete(entry.wireId);
+      if (!this.subscriptions.delete(entry) || !entry.open) return; // ended already, or never sent
+      this.routes.delete(entry.wireId);
       if (this.ready) this.send({ type: "unsubscribe", subscription: entry.wireId }, false).catch(() => {});
     };
   }
 
-  /** Send the subscribe request of `entry` (again after a restart, under a new id). @param {Entry} entry */
+  /** Send the subscribe request of `entry` (again on a new engine, under a new id). @param {Entry} entry */
   open(entry) {
-    this.subscriptions.delete(entry.wireId);
     const id = this.nextId++;
+    this.routes.delete(entry.wireId);
     entry.wireId = String(id);
-    this.subscriptions.set(entry.wireId, entry);
+    entry.open = true;
+    this.routes.set(entry.wireId, entry);
     this.send({ type: "subscribe", runId: entry.runId }, false, id).catch((error) => {
-      // After a restart it is opened again under a new id; other errors end it.
-      if (error?.code === "worker_restarted" || this.subscriptions.get(entry.wireId) !== entry) return;
-      this.subscriptions.delete(entry.wireId);
+      // On the next engine it is opened again under a new id; other errors end it.
+      if (error?.code === "worker_restarted" || this.routes.get(String(id)) !== entry) return;
+      this.ended(String(id), entry);
       entry.sink.end(error);
     });
   }
 
-  /** Resolves once the events the worker sent before now were delivered: a ping round trip. @param {string} _runId */
+  /** Resolves once the events the engine sent before now were delivered: a ping round trip. @param {string} _runId */
   async settle(_runId) {
     await this.send({ type: "ping" }, true).catch(() => {});
   }
 
   /**
-   * Stop the worker, release the tab lock; pending requests reject with `closed`, open
-   * subscriptions end.
-   * @returns {Promise<void>} settles once another client may open the database
+   * Let go: a leader stops its worker and releases the database for the next tab, a
+   * follower says goodbye; pending requests reject with `closed`, open subscriptions end.
+   * @returns {Promise<void>} settles once another tab may lead
    */
   async close(reason = "the client was closed") {
     if (this.status !== "closed") {
-      this.stopWorker();
-      this.releaseLock();
-      this.setStatus("closed", {});
+      const following = this.role === "follower";
+      this.setStatus("closed", {}); // a leader's followers hear it first
+      this.stopLink();
+      if (following) this.tabs?.post({ kind: "bye" });
+      this.released = this.tabs?.leave() ?? Promise.resolve();
       this.endSubscriptions(null);
       this.rejectAll(new DurablyError(reason, "closed"));
     }
-    await this.lockReleased.catch(() => {});
+    await this.released;
   }
 
   /** @param {Status} status @param {Partial<StatusInfo>} extra */
   setStatus(status, extra) {
     this.status = status;
-    this.hooks.status({ status, role: this.role, attempt: this.attempt, at: performance.now(), ...extra });
+    if (extra.attempt !== undefined) this.attempt = extra.attempt;
+    /** @type {StatusInfo} */
+    const info = { status, role: this.role, at: performance.now(), ...extra, attempt: this.attempt };
+    if (this.role === "leader") this.server?.announce(info);
+    this.hooks.status(info);
   }
 }
