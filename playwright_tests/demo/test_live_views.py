@@ -100,7 +100,10 @@ def test_a_reload_mid_run_shows_the_stored_progress_at_once(
     live.page.wait_for_timeout(300)  # what was shown is stored by now (a flush within 50 ms)
 
     live.open(db=db, watch=run_id, **interpreter)  # pagehide ends the worker: a reload
-    after = live.wait("s.first.job && s.first.watched && s.logs.length")
+    # The stored log lines come from their own read, answered apart from the run's.
+    after = live.wait(
+        f"s.first.job && s.first.watched && s.logs.length && s.job.logs.length >= {len(lines)}"
+    )
     assert after["job"]["run_id"] == run_id  # auto-resume
     for name in ("job", "watched"):
         first = after["first"][name]
