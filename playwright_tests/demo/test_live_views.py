@@ -8,7 +8,8 @@ built site, shown in docs/bindings.md) is run as a user would.
   the engine being ready (job view: auto-resume; run view: from its stored state);
 - the runs view pages over 120 runs, live;
 - every action button, with the run view's callbacks along the way;
-- follow-latest across a trigger from outside the page (server mode: another client).
+- follow-latest across a trigger from outside the page (server mode: another client) and
+  across two tabs (worker mode: a leader and a follower tab; server mode).
 """
 
 from __future__ import annotations
@@ -271,17 +272,21 @@ def test_the_example_app(server: Server, browser: Browser, interpreter: dict[str
 
 
 @pytest.mark.parametrize("interpreter", INTERPRETERS)
+@pytest.mark.parametrize("mode", ["worker", "server"])
 def test_the_job_view_follows_a_trigger_from_another_tab(
-    live_api_server: ApiServer, browser: Browser, interpreter: dict[str, str]
+    request: pytest.FixtureRequest, browser: Browser, interpreter: dict[str, str], mode: str
 ) -> None:
-    # Two tabs of one server: a run started in either tab is shown by the other's job view.
+    # Two tabs of one database (worker mode: the second forwards to the first's engine) or of
+    # one server: a run started in either tab is shown by the other's job view.
+    if mode == "worker":
+        server: Server | ApiServer = request.getfixturevalue("server")
+        params = {"db": fresh_db(), **interpreter}
+    else:
+        server = request.getfixturevalue("live_api_server")
+        params = {"server": server.api, **interpreter}
     context = browser.open()
-    first = LivePage(context.new_page(), live_api_server.url).open(
-        server=live_api_server.api, **interpreter
-    )
-    second = LivePage(context.new_page(), live_api_server.url).open(
-        server=live_api_server.api, **interpreter
-    )
+    first = LivePage(context.new_page(), server.url).open(**params)
+    second = LivePage(context.new_page(), server.url).open(**params)
     for starter, follower in ((first, second), (second, first)):
         starter.page.bring_to_front()
         run_id = starter.trigger(steps=200, delay_ms=100)
