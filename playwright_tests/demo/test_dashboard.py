@@ -107,6 +107,7 @@ def test_the_dashboard_against_a_server(
     )["runId"]
     context = browser.open(timezone_id="Asia/Tokyo")
     board = Dashboard(context.new_page(), api.url).open(server=api.api, **interpreter)
+    assert board.text("#engine") == "server"
     rows = board.wait_rows(2)
     assert {row["id"] for row in rows} == {failing, labelled}
     stored = api.call("GET", f"/run?runId={labelled}")
@@ -204,6 +205,7 @@ def test_the_dashboard_in_worker_mode(
     board = Dashboard(context.new_page(), server.url).open(
         jobs="../../live/jobs.py", db=db, **interpreter
     )
+    assert board.text("#engine") == "this tab's worker"
     rows = board.wait_rows(20)
     assert {row["job"] for row in rows} == {"slow"} and failing not in [r["id"] for r in rows]
     assert board.text("#page") == "page 1" and board.page.is_disabled("#newer")
@@ -242,4 +244,37 @@ def test_the_dashboard_in_worker_mode(
     board.page.click(f'#runs tr[data-run-id="{again}"] button[data-action="delete_run"]')
     board.wait(f"!document.querySelector('#runs tr[data-run-id=\"{again}\"]')")
     assert board.dialogs[-1].startswith("Delete this run with its steps")
+    assert not [line for line in board.console if "pageerror" in line or "Traceback" in line]
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_the_dashboard_in_a_follower_tab(
+    server: Server, browser: Browser, interpreter: dict[str, str]
+) -> None:
+    # The app's tab runs the engine; the dashboard, opened beside it, forwards to it.
+    db = fresh_db()
+    context = browser.open()
+    app = LivePage(context.new_page(), server.url).open(db=db, **interpreter)
+    done = app.trigger(steps=2, delay_ms=0)
+    app.wait("s.job.status === 'completed'")
+    board = Dashboard(context.new_page(), server.url).open(
+        jobs="../../live/jobs.py", db=db, **interpreter
+    )
+    assert board.text("#engine") == "another tab's worker"
+    assert [row["id"] for row in board.wait_rows(1, "completed")] == [done]
+
+    app.page.bring_to_front()
+    running = app.trigger(steps=300, delay_ms=100)  # in the app's tab: live in the dashboard
+    board.page.bring_to_front()
+    board.wait(
+        'id => Number(document.querySelector(`#runs tr[data-run-id="${id}"]`)?.dataset.progress) >= 2',
+        running,
+    )
+    board.page.click(f'#runs tr[data-run-id="{running}"] button[data-action="cancel"]')
+    assert board.dialogs[-1].startswith("Cancel this run?")
+    app.wait(f"s.job.run_id === {json.dumps(running)} && s.job.status === 'cancelled'")
+    board.wait(
+        "id => document.querySelector(`#runs tr[data-run-id=\"${id}\"]`).dataset.status === 'cancelled'",
+        running,
+    )
     assert not [line for line in board.console if "pageerror" in line or "Traceback" in line]

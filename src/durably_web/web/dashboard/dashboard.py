@@ -58,12 +58,19 @@ def parse_labels(text):
     return labels or None
 
 
+ROLES = {"leader": "this tab's worker", "follower": "another tab's worker", "server": "server"}
+
+
 def on_status(info):
-    """Show the engine's status while it boots."""
-    el("engine").textContent = str(info.status) + (
-        " (" + str(info.stage) + ")" if info.get("stage") else ""
-    )
-    el("engine").dataset.status = str(info.status)
+    """Show where the engine runs once it is ready (a follower tab may take over), else why not."""
+    status = str(info.status)
+    if status == "ready":
+        role = "server" if param("server") else str(info.get("role") or "leader")
+        el("engine").textContent = ROLES.get(role, role)
+    else:
+        stage = info.get("stage")
+        el("engine").textContent = status + (" (" + str(stage) + ")" if stage else "")
+    el("engine").dataset.status = status
 
 
 async def open_client():
@@ -141,7 +148,6 @@ def show_list_state(node, view):
 run_page = runs = None
 durably = await open_client()  # noqa: F704 - PyScript's top-level await
 if durably is not None:
-    el("engine").textContent = "server" if param("server") else "this tab's worker"
     for key in durably.jobs:
         option(el("filter-job"), durably.jobs[key].name, durably.jobs[key].name)
     for status in STATUSES:
