@@ -282,8 +282,8 @@ def test_the_job_view_follows_a_trigger_from_another_tab(
         server: Server | ApiServer = request.getfixturevalue("server")
         params = {"db": fresh_db(), **interpreter}
     else:
-        server = request.getfixturevalue("live_api_server")
-        params = {"server": server.api, **interpreter}
+        api: ApiServer = request.getfixturevalue("live_api_server")
+        server, params = api, {"server": api.api, **interpreter}
     context = browser.open()
     first = LivePage(context.new_page(), server.url).open(**params)
     second = LivePage(context.new_page(), server.url).open(**params)
