@@ -103,6 +103,7 @@ class Demo:
         self.console: list[str] = []
         page.on("console", lambda message: self.console.append(message.text))
         page.on("pageerror", lambda error: self.console.append(f"pageerror: {error}"))
+        page.on("dialog", lambda dialog: dialog.accept())  # "Delete this import ...?"
 
     def goto(self, url: str) -> Demo:
         """Navigate and wait until the page's Python runs (the UI is usable)."""
@@ -165,6 +166,10 @@ class Demo:
         if self.page.is_hidden("#form-error"):
             return ""
         return str(self.page.text_content("#form-error"))
+
+    def field_error(self, field: str) -> str:
+        """The message next to a form field (``rows``, ``batch``, ``file``, ...), or ""."""
+        return str(self.page.text_content(f"#{field}-error") or "")
 
     def row(self, run_id: str) -> Any:
         """The run's table row."""

@@ -1,4 +1,5 @@
-"""Load a page module of the dashboard (a file next to its page, not in a package) on CPython."""
+"""Load a page module (a file next to its page, not in a package) on CPython: the dashboard's
+and the demo's."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ from types import ModuleType
 
 import durably_web
 
-DASHBOARD = Path(durably_web.__file__).parent / "web" / "dashboard"
+WEB = Path(durably_web.__file__).parent / "web"
+DASHBOARD = WEB / "dashboard"
 
 
 def load_dashboard_module(name: str) -> ModuleType:
     """Return ``web/dashboard/NAME.py`` as a module, as the dashboard's page imports it."""
-    spec = importlib.util.spec_from_file_location(f"dashboard_{name}", DASHBOARD / f"{name}.py")
+    return load_page_module(DASHBOARD / f"{name}.py")
+
+
+def load_page_module(path: Path) -> ModuleType:
+    """Return the page module at ``path`` (``web/<page>/<name>.py``) as a module."""
+    spec = importlib.util.spec_from_file_location(f"page_{path.parent.name}_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
