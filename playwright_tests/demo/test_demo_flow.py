@@ -147,3 +147,35 @@ def test_several_databases_in_one_profile(server: Server, browser: Browser) -> N
         assert demo.wait_status("ready", "failed") == "ready", demo.state()["error"]
     run_id = demo.start_import(rows=20, batch=10)
     demo.wait_run(run_id, "completed")
+
+
+def test_the_log_panel_shows_stored_lines_after_a_reload(server: Server, browser: Browser) -> None:
+    demo = Demo(browser.open().new_page()).goto(server.demo(fresh_db()))
+    demo.wait_status("ready")
+    done = demo.start_import(rows=300, batch=100)
+    demo.wait_run(done, "completed")
+    running = demo.start_import(rows=5000, batch=100, delay_ms=300)
+    demo.wait_progress(running, 300)
+
+    demo.page.reload()
+    demo.page.wait_for_function("document.body.dataset.app === 'running'")
+    demo.wait_status("ready")
+    # The current import (auto-resumed) with its stored progress, and its stored log lines.
+    demo.page.wait_for_function("document.querySelectorAll('#logs li').length >= 3")
+    assert demo.page.text_content("#logs-of") == running[-8:]
+    assert demo.page.get_attribute("#current-status", "data-status") in ("leased", "pending")
+    assert int(str(demo.page.get_attribute("#current-progress", "data-current"))) >= 300
+    lines = demo.page.locator("#logs li").all_text_contents()
+    assert lines[:3] == [f"info [batch-{i}]: batch {i} imported" for i in range(3)]
+
+    # A finished import's lines are kept too (the demo's engine preserves steps and logs).
+    demo.click(done, "logs")
+    demo.page.wait_for_function(
+        "id => document.getElementById('logs-of').textContent === id", arg=done[-8:]
+    )
+    demo.page.wait_for_function("document.querySelectorAll('#logs li').length === 3")
+    assert demo.page.locator("#logs li").all_text_contents() == [
+        f"info [batch-{i}]: batch {i} imported" for i in range(3)
+    ]
+    demo.click(running, "cancel")
+    demo.wait_run(running, "cancelled")

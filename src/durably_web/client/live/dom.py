@@ -35,6 +35,7 @@ from durably_web.client.live.status import ACTIVE, TERMINAL, status_text
 __all__ = [
     "ALLOWED",
     "BUTTON_LABELS",
+    "DELETE_CONFIRM",
     "bind",
     "bind_action",
     "bind_logs",
@@ -66,6 +67,7 @@ ALLOWED = {
 """The statuses in which an action's button is enabled (any status for the others)."""
 
 DELETE_CONFIRM = {"delete_run": "Delete this run with its steps and logs?"}
+"""The question a runs table asks before its Delete button deletes (by default)."""
 
 
 def element(target: Any) -> Any:

@@ -16,13 +16,12 @@ import timeline
 
 from durably_web.client import live
 from durably_web.client.dispatch import spawn
+from durably_web.client.live.dom import DELETE_CONFIRM
 from durably_web.client.values import plain
 
 BUTTONS = ("cancel", "retry", "retrigger", "delete_run")
-QUESTIONS = {
-    "cancel": "Cancel this run? Its current step is interrupted.",
-    "delete_run": "Delete this run with its steps and logs? This cannot be undone.",
-}
+QUESTIONS = dict(DELETE_CONFIRM)  # the destructive actions ask first
+QUESTIONS["cancel"] = "Cancel this run? Its current step is interrupted."
 
 
 def el(element_id):

@@ -69,6 +69,9 @@ STATUS_WORDS = {
 }
 ROLE_WORDS = {"leader": " · in this tab", "follower": " · in another tab"}
 FORM_FIELDS = ("rows", "file", "batch", "delay", "fail")
+# A finished import keeps its steps and log lines (the log panel after a reload, the
+# dashboard's steps); index.html's preconnect names the same options.
+ENGINE_OPTIONS = {"preserve_steps": True}
 durably = None
 views = {}  # job, runs, actions, logs: made once connected
 
@@ -254,7 +257,11 @@ async def start_engine():
             durably = await connect(url=SERVER, on_status=on_status, listen=EVENTS)
         else:  # the engine runs in a Web Worker of this page, on OPFS
             durably = await connect(
-                jobs="./jobs.py", database=DATABASE, on_status=on_status, listen=EVENTS
+                jobs="./jobs.py",
+                database=DATABASE,
+                on_status=on_status,
+                listen=EVENTS,
+                options=ENGINE_OPTIONS,
             )
     except Exception as exc:  # noqa: BLE001 - every boot failure is shown
         fail(exc)

@@ -13,6 +13,7 @@ from demo_form import output_text
 
 from durably_web.client import live
 from durably_web.client.dispatch import js_callable, spawn
+from durably_web.client.live.dom import ALLOWED
 
 BUTTONS = (
     ("logs", "Logs", None),
@@ -125,7 +126,7 @@ class RunTable:
         tr.querySelector(".pt").textContent = text
         for css, _label, action in BUTTONS:
             button = tr.querySelector("." + css)
-            allowed = live.dom.ALLOWED.get(action) if action else None
+            allowed = ALLOWED.get(action) if action else None
             refused = allowed is not None and status not in allowed
             if css == "audit":
                 refused = status != "completed"
