@@ -66,22 +66,37 @@ def check_in_flight(tab: Tab, key: str) -> None:
 def check_resumed(tab: Tab, run_id: str, closed_at: float, where: str) -> None:
     """Tab ``tab`` saw run ``run_id`` resume after the leader ended at ``closed_at``.
 
-    Every step completed once and none started again after it completed; the run was
-    leased by the old engine, then by another one only after the old tab was gone.
+    The run was leased by the old engine, then by another one only after the old tab was
+    gone. Every step is checkpointed once, and none that the old engine had checkpointed
+    started again: judged by the stored steps, since a crashed leader can die after a
+    checkpoint and before its ``step:complete`` reached the other tabs.
     """
     events = [
         e for e in tab.events("run:leased", "step:start", "step:complete") if e["runId"] == run_id
     ]
-    completed: set[str] = set()
-    for event in events:  # in the order the tab got them
-        if event["type"] == "step:complete":
-            completed.add(event["step"])
-        elif event["type"] == "step:start":
-            assert event["step"] not in completed, (where, event, events)
-    assert completed == {f"s{i}" for i in range(STEPS)}, (where, completed)
     leases = [e for e in events if e["type"] == "run:leased"]
     assert len(leases) == 2 and leases[0]["owner"] != leases[1]["owner"], (where, leases)
     assert leases[1]["stamped"] >= closed_at - 5, (where, leases, closed_at)
+    steps = tab.page.evaluate(
+        """id => window.tab.client.getSteps(id).then(
+            steps => steps.map(s => [s.name, s.status, Date.parse(s.completedAt)]))""",
+        run_id,
+    )
+    assert sorted(name for name, _, _ in steps) == sorted(f"s{i}" for i in range(STEPS)), steps
+    assert {status for _, status, _ in steps} == {"completed"}, (where, steps)
+    # Checkpointed by the old engine: before the new one leased the run.
+    before = {name for name, _, done in steps if done < leases[1]["stamped"]}
+    assert len(before) >= 3, (where, steps, leases)  # it ended mid-run
+    # Events after the new lease are the new engine's (a follower drops a gone leader's).
+    after = events[events.index(leases[1]) :]
+    again = {e["step"] for e in after if e["type"] == "step:start"} & before
+    assert not again, (where, again, steps, events)
+    seen_complete: set[str] = set()
+    for event in events:  # in the order the tab got them
+        if event["type"] == "step:complete":
+            seen_complete.add(event["step"])
+        elif event["type"] == "step:start":
+            assert event["step"] not in seen_complete, (where, event, events)
 
 
 def test_three_tabs_trigger_fifty_runs_each_and_every_tab_sees_every_run(

@@ -129,8 +129,8 @@ async def test_broken_database_stops_the_worker_and_fails_nothing(
     run = await durably.jobs.steps.trigger({"n": 4})
     seen = events_of(durably, "run:fail", "worker:error")
     durably.start()
-    for _ in range(100):
-        if durably.worker.failure is not None:
+    for _ in range(500):  # the loop exits once its runs are handed back, a moment after halt()
+        if durably.worker.failure is not None and not durably.worker.running:
             break
         await asyncio.sleep(0.01)
     failure = durably.worker.failure

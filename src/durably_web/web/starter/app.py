@@ -29,12 +29,14 @@ STATUS_TEXT = {
     "ready": "Ready",
     "restarting": "Restarting…",
     "failed": "Failed",
-    "open-in-another-tab": "Open in another tab",
     "closed": "Stopped",
 }
+ROLE_TEXT = {"follower": " · via another tab"}  # that tab runs the engine; this one uses it
 
 durably = None
 items = {}  # run id -> its <li>
+events_seen = {}  # run id -> how many of its events the page has shown
+reading = set()  # run ids whose stored state is being read
 tasks = set()  # background tasks, referenced until they finish
 
 
@@ -78,12 +80,21 @@ def show_error(exc):
 
 
 def on_status(info):
-    """Show the engine's status (called on every change, boot stages included)."""
+    """Show the engine's status and this tab's role (called on every change).
+
+    One tab of the app runs the engine (role ``leader``); every other tab is a ``follower``
+    that works through it, and one of them takes over when that tab closes.
+    """
     badge = el("status")
     badge.dataset.status = info.status
+    badge.dataset.role = info.get("role") or ""
     stage = info.get("stage")
     text = STATUS_TEXT.get(info.status, info.status)
-    badge.textContent = text + (" (" + stage + ")" if info.status == "booting" and stage else "")
+    if info.status == "booting" and stage:
+        text += " (" + stage + ")"
+    elif info.status == "ready":
+        text += ROLE_TEXT.get(info.get("role"), "")
+    badge.textContent = text
     if info.get("error"):
         show_error(info.error)
 
@@ -153,6 +164,7 @@ def on_event(event):
         return
     if event.get("job_name") != JOB:
         return
+    events_seen[event.run_id] = events_seen.get(event.run_id, 0) + 1
     if event.type == "run:trigger" or event.run_id not in items:
         spawn(show_run(event.run_id))
     elif event.type == "run:start":
@@ -167,8 +179,23 @@ def on_event(event):
 
 
 async def show_run(run_id):
-    """Read a run from the engine and show it."""
-    run = await durably.get_run(run_id)
+    """Read a run from the engine and show it.
+
+    Events keep coming while the answer is on its way, and the page may show some of them
+    before it: an answer read before an event it has shown would set the run back (a finished
+    run shown as running forever). So read again until no event of the run came in meanwhile.
+    """
+    if run_id in reading:  # the read under way reads again if needed
+        return
+    reading.add(run_id)
+    try:
+        while True:
+            seen = events_seen.get(run_id, 0)
+            run = await durably.get_run(run_id)
+            if events_seen.get(run_id, 0) == seen:
+                break
+    finally:
+        reading.discard(run_id)
     if run is not None:
         render(run)
 
@@ -178,7 +205,7 @@ async def start():
     el("error").hidden = True
     text = str(el("limit").value).strip()
     run = await durably.jobs.count_primes.trigger({"limit": int(text) if text else 0})
-    render(run)
+    await show_run(run.id)  # not the trigger's answer: events may have overtaken it
 
 
 def on_submit(event):
@@ -200,7 +227,8 @@ async def main():
     for kind in EVENTS:
         durably.on(kind, on_event)
     for run in reversed(await durably.get_runs(job_name=JOB, limit=20)):
-        render(run)
+        if run.id not in items:  # else an event showed it already, newer than this list
+            render(run)
     el("run").disabled = False
 
 
