@@ -1,9 +1,14 @@
-"""Shared fixtures: real SQLite connections (in memory and on file), a fake clock, engines."""
+"""Shared fixtures: real databases (SQLite in memory and on file, PostgreSQL), a fake clock, engines.
+
+``store`` and ``make_durably`` run each test once per backend; ``connect`` gives raw SQLite
+connections for the tests that are about SQLite itself.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +19,10 @@ from durably_web.adapters.sqlite3 import SQLite3Connection
 from durably_web.storage.connection import Connection
 from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FakeClock
+from tests.databases import BACKENDS, SQLITE_BACKENDS, AnyStore, TestDatabase
+from tests.postgres.server import postgres_server, postgres_url
 
-BACKENDS = ["memory", "file"]
+__all__ = ["postgres_server", "postgres_url"]  # fixtures, shared with every test module
 
 VERY_DEEP = 50_000 if sys.platform != "emscripten" else 1_000
 """Levels of the deepest Python value the bad-input tests build. In Chromium, Pyodide's C
@@ -37,29 +44,56 @@ def sql_connection(durably: Durably) -> Connection:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """Each test using it runs once per CPython backend."""
+    """Each test using it runs once per backend: SQLite in memory, SQLite on file, PostgreSQL."""
     return str(request.param)
 
 
-@pytest.fixture
-def connect(backend: str, tmp_path: Path) -> Iterator[ConnectionFactory]:
+@contextmanager
+def sqlite_connections(backend: str, tmp_path: Path) -> Iterator[ConnectionFactory]:
     """Open connections to one database: the same in-memory one, or new ones to one file."""
     opened: list[Connection] = []
-    shared: list[Connection] = []
 
     def factory() -> Connection:
         if backend == "memory":
-            if not shared:
-                shared.append(SQLite3Connection(":memory:"))
-                opened.append(shared[0])
-            return shared[0]
+            if not opened:
+                opened.append(SQLite3Connection(":memory:"))
+            return opened[0]
         connection = SQLite3Connection(str(tmp_path / "test.db"))
         opened.append(connection)
         return connection
 
-    yield factory
-    for connection in opened:
-        connection.close()
+    try:
+        yield factory
+    finally:
+        for connection in opened:
+            connection.close()
+
+
+@pytest.fixture
+async def database(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[TestDatabase]:
+    """The test's database on its backend (PostgreSQL: an empty schema of its own)."""
+    if backend == "postgres":
+        opened = TestDatabase(backend, postgres_url=request.getfixturevalue("postgres_url"))
+        yield opened
+        await opened.close()
+        return
+    with sqlite_connections(backend, tmp_path) as factory:
+        yield TestDatabase(backend, connect=factory)
+
+
+@pytest.fixture(params=SQLITE_BACKENDS)
+def sqlite_backend(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs once per SQLite backend (tests about SQLite itself)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def connect(sqlite_backend: str, tmp_path: Path) -> Iterator[ConnectionFactory]:
+    """Open connections to one SQLite database (see :func:`sqlite_connections`)."""
+    with sqlite_connections(sqlite_backend, tmp_path) as factory:
+        yield factory
 
 
 @pytest.fixture
@@ -69,9 +103,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(connect: ConnectionFactory, clock: FakeClock) -> SQLiteStore:
-    """A migrated store."""
-    store = SQLiteStore(connect())
+async def store(database: TestDatabase, clock: FakeClock) -> AnyStore:
+    """A migrated store on the test's database."""
+    store = database.open_store()
     await store.migrate(clock.now())
     return store
 
@@ -80,13 +114,13 @@ MakeDurably = Callable[..., Awaitable[Durably]]
 
 
 @pytest.fixture
-async def make_durably(connect: ConnectionFactory, clock: FakeClock) -> AsyncIterator[MakeDurably]:
-    """Build migrated engines on the test database with the fake clock; stopped at teardown."""
+async def make_durably(database: TestDatabase, clock: FakeClock) -> AsyncIterator[MakeDurably]:
+    """Build migrated engines on the test database with the fake clock; closed at teardown."""
     made: list[Durably] = []
 
     async def factory(jobs: dict[str, Any] | None = None, **options: Any) -> Durably:
         options.setdefault("clock", clock)
-        durably = create_durably(connect(), **options)
+        durably = create_durably(database.target(), **options)
         if jobs:
             durably.register(jobs)
         await durably.migrate()
@@ -95,4 +129,4 @@ async def make_durably(connect: ConnectionFactory, clock: FakeClock) -> AsyncIte
 
     yield factory
     for durably in made:
-        await durably.stop(timeout=0)
+        await durably.close(timeout=0)

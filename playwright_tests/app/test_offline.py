@@ -56,7 +56,7 @@ def cache(result: BuildResult) -> str:
     return f"durably-site-{result.build_id}"
 
 
-def test_after_one_visit_the_app_runs_with_the_server_stopped_and_offline(
+def test_after_one_visit_the_app_runs_with_the_server_stopped_and_offline_then_updates(
     tmp_path: Path, browser: Browser
 ) -> None:
     app = make_app(tmp_path)
@@ -90,6 +90,21 @@ def test_after_one_visit_the_app_runs_with_the_server_stopped_and_offline(
     assert page.wait_completed(offline)["text"] == "9,592 primes · the largest is 99,991"
     assert page.run_ids() == [offline, stopped, online]
     assert page.offline()["build"] == site.build_id
+
+    # Back online, with a new build deployed meanwhile: taken at the next load.
+    edit(app, "Prime counter 2", chunks=7)
+    second = build(app, app=app)
+    context.set_offline(False)
+    server.start()
+    page.reload()
+    assert page.wait_offline("update", "ready")["build"] == site.build_id
+    page.reload()
+    page.until("document.title === 'Prime counter 2'")
+    page.wait_ready()
+    assert page.wait_offline("offline", "ready")["build"] == second.build_id
+    assert page.wait_completed(page.count_primes(10_000))["max"] == 7
+    assert page.caches() == [cache(second)]
+    server.stop()
 
 
 def test_a_new_build_is_taken_at_the_next_load_and_builds_never_mix(
@@ -248,3 +263,45 @@ def test_an_update_that_does_not_fit_the_quota_says_so_and_keeps_the_build(
     assert page.offline()["build"] == first.build_id
     page.wait_completed(page.count_primes(20_000))
     assert page.run(stored)["status"] == "completed"
+
+
+def test_a_full_quota_while_the_engine_writes_says_so_and_loses_nothing(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """No room left when a run is triggered: the trigger is refused, or (when its row still
+    fits) the engine stops at its next write; either way the page says "storage quota
+    exceeded", and once there is room again nothing stored is lost and the run resumes."""
+    app = make_app(tmp_path)
+    server = SiteServer(build(app, app=app).site).start()
+    context = browser.open()
+    tab = context.new_page()
+    page = StarterPage(tab).goto(server.url)
+    stored = page.count_primes(50_000)
+    page.wait_completed(stored)
+    page.wait_offline("offline", "ready")
+
+    session = context.new_cdp_session(tab)
+    origin = server.url.rstrip("/")
+    usage = tab.evaluate("navigator.storage.estimate().then(e => e.usage)")
+    session.send("Storage.overrideQuotaForOrigin", {"origin": origin, "quotaSize": usage})
+    tab.fill("#limit", "20000")
+    tab.click("#run")
+    page.until("!document.getElementById('error').hidden")
+    shown = str(tab.text_content("#error"))
+    assert "storage quota exceeded" in shown, shown
+    triggered = [run_id for run_id in page.run_ids() if run_id != stored]
+    if triggered:  # stored, then the engine's next write was refused: it stopped
+        page.until("document.getElementById('status').dataset.status === 'stopped'")
+        assert tab.get_attribute("#error", "data-code") == "engine_stopped"
+        assert "Finished steps are kept" in shown
+        assert tab.text_content("#status") == "Stopped: storage full"
+        assert page.run(triggered[0])["status"] != "completed"
+    assert page.run(stored)["status"] == "completed"
+
+    session.send("Storage.overrideQuotaForOrigin", {"origin": origin})  # room again
+    page.reload()
+    assert page.run_ids()[-1] == stored and len(page.run_ids()) == 1 + len(triggered)
+    assert page.run(stored)["text"] == "5,133 primes · the largest is 49,999"
+    for run_id in triggered:  # reclaimed at boot, resumed from its checkpoints
+        assert page.wait_completed(run_id)["text"] == "2,262 primes · the largest is 19,997"
+    assert page.wait_completed(page.count_primes(100))["text"] == "25 primes · the largest is 97"

@@ -316,29 +316,40 @@ class EventBus:
 
     Handlers may be sync or async. A handler that raises (or whose coroutine fails) does not
     stop the others: its error is emitted as ``worker:error``. An event is built only when
-    someone listens for its type; the sequence advances either way.
+    someone listens for its type; the sequence advances either way. A handler registered with
+    ``remote=True`` also receives the events read from other processes' writes
+    (:meth:`dispatch` with ``remote=True``, see :mod:`durably_web.core.remote`).
     """
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._handlers: dict[str, list[EventHandler]] = {}
+        self._remote: dict[str, list[EventHandler]] = {}
         self._sequence = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def on(self, event_type: str, handler: EventHandler) -> Callable[[], None]:
-        """Register ``handler`` for ``event_type`` (or ``"*"``); return a function removing it."""
+    def on(
+        self, event_type: str, handler: EventHandler, *, remote: bool = False
+    ) -> Callable[[], None]:
+        """Register ``handler`` for ``event_type`` (or ``"*"``); return a function removing it.
+
+        With ``remote``, the handler also receives the events of other processes' runs.
+        """
         name = _ALIASES.get(event_type, event_type)
         if name != "*" and name not in EVENT_TYPES:
             known = ", ".join(sorted(EVENT_TYPES))
             raise ValidationError(f"unknown event type {event_type!r}; known: *, {known}")
         if not callable(handler):
             raise ValidationError(f"event handler must be callable, got {handler!r}")
-        self._handlers.setdefault(name, []).append(handler)
+        tables = (self._handlers, self._remote) if remote else (self._handlers,)
+        for table in tables:
+            table.setdefault(name, []).append(handler)
 
         def unsubscribe() -> None:
-            handlers = self._handlers.get(name, [])
-            if handler in handlers:
-                handlers.remove(handler)
+            for table in tables:
+                handlers = table.get(name, [])
+                if handler in handlers:
+                    handlers.remove(handler)
 
         return unsubscribe
 
@@ -359,9 +370,10 @@ class EventBus:
         self.dispatch(event)
         return event
 
-    def dispatch(self, event: Event) -> None:
-        """Deliver an already-built event to its handlers."""
-        for handler in (*self._handlers.get(event.type, ()), *self._handlers.get("*", ())):
+    def dispatch(self, event: Event, *, remote: bool = False) -> None:
+        """Deliver an already-built event to its handlers (``remote``: another process's)."""
+        table = self._remote if remote else self._handlers
+        for handler in (*table.get(event.type, ()), *table.get("*", ())):
             try:
                 result = handler(event)
             except Exception as exc:  # noqa: BLE001 - handler errors are reported, not raised

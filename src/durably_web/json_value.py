@@ -40,7 +40,7 @@ __all__ = [
     "MAX_REQUEST_DEPTH",
     "check_text",
     "check_value",
-    "escape_surrogates",
+    "storable_text",
     "find_problem",
     "loads",
     "parse",
@@ -112,18 +112,33 @@ def _text_problem(text: str) -> str:
 
 
 def check_text(value: str, what: str) -> str:
-    """Return ``value`` if it is valid Unicode text; raise ``ValidationError`` naming ``what``."""
+    """Return ``value`` if a store can keep it as text; raise ``ValidationError`` naming ``what``.
+
+    For text stored in a column of its own (keys, label values, step names, messages, ids):
+    valid Unicode, and no NUL (U+0000), which PostgreSQL's text cannot hold; the rule is the
+    same on every store, so a database's runs move between them. Inside JSON values (input,
+    results, log data) a NUL is fine: JSON text stores it escaped.
+    """
     if not _valid_text(value):
         raise ValidationError(f"{what}: {_text_problem(value)}")
+    position = value.find("\x00")
+    if position >= 0:
+        raise ValidationError(
+            f"{what}: text must not contain NUL (U+0000), which PostgreSQL cannot store; "
+            f"found at position {position}"
+        )
     return value
 
 
-def escape_surrogates(text: str) -> str:
-    r"""Return ``text`` with each lone surrogate written as its ``\udXXX`` escape.
+def storable_text(text: str) -> str:
+    r"""Return ``text`` with each lone surrogate written as ``\udXXX`` and each NUL as ``\x00``.
 
     For text the engine stores but did not get from a caller to refuse, such as an
-    exception's message (a file name decoded with ``surrogateescape`` can carry one).
+    exception's message (a file name decoded with ``surrogateescape`` can carry a surrogate;
+    any message a NUL): what :func:`check_text` refuses, escaped instead.
     """
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
     if _valid_text(text):
         return text
     return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -125,6 +125,11 @@ class FailingConnection:
         self.attempts = 0
         self.dead = False
 
+    @property
+    def lock_wait(self) -> float:
+        """The inner connection's (see the Connection protocol)."""
+        return self.inner.lock_wait
+
     def _check(self) -> None:
         if self.dead:
             raise SimulatedCrash("connection is dead after a simulated crash")

@@ -16,7 +16,7 @@ import pydantic
 import pydantic_core
 
 from durably_web.errors import ValidationError
-from durably_web.json_value import check_value, escape_surrogates
+from durably_web.json_value import check_value, storable_text
 
 __all__ = ["dump_json", "format_pydantic_error", "load_json", "parse", "to_json_value"]
 
@@ -27,7 +27,7 @@ def format_pydantic_error(error: pydantic.ValidationError) -> str:
     for item in error.errors(include_url=False):
         location = ".".join(str(part) for part in item["loc"]) or "value"
         parts.append(f"{location}: {item['msg']}")
-    return escape_surrogates("; ".join(parts))  # a location can be a caller's dict key
+    return storable_text("; ".join(parts))  # a location can be a caller's dict key
 
 
 def parse(adapter: pydantic.TypeAdapter[Any], value: Any, what: str) -> Any:

@@ -116,10 +116,14 @@ def seeded_rng() -> tuple[random.Random, int]:
     return random.Random(seed), seed
 
 
-async def open_engine(db: Path) -> Durably:
-    """The test's own engine on the database: it triggers and inspects, never executes."""
+async def open_engine(db: Path, engine_url: str | None = None) -> Durably:
+    """The test's own engine on the database: it triggers and inspects, never executes.
+
+    The side-effect tables go in the SQLite file ``db``; the engine runs there too, or on
+    ``engine_url`` (PostgreSQL).
+    """
     create_tables(str(db))
-    durably = create_durably(f"sqlite:///{db}", jobs=JOBS, preserve_steps=True)
+    durably = create_durably(engine_url or f"sqlite:///{db}", jobs=JOBS, preserve_steps=True)
     await durably.migrate()
     return durably
 
@@ -150,8 +154,10 @@ def double_executions(effects: Iterable[Effect], killed_pids: set[int], kills: i
     """Explain every execution of a step that the at-least-once rule does not allow.
 
     A step may run again only when each earlier execution was the last thing its worker did
-    for that run before it was killed: the step in flight at the kill. Any other repeat means
-    a step that had completed (and whose worker carried on) was executed a second time.
+    for that run: the step in flight when the worker was killed, or when a worker starved past
+    its lease (a loaded machine) lost the run to another worker and its fenced checkpoint was
+    refused. Any other repeat means a step that had completed (and whose worker carried on)
+    was executed a second time. ``killed_pids`` only sharpens the message.
     """
     effects = sorted(effects, key=lambda e: e.id)
     last_of_worker: dict[tuple[str, int], int] = {}
@@ -164,15 +170,61 @@ def double_executions(effects: Iterable[Effect], killed_pids: set[int], kills: i
         if len(executions) > kills + 1:
             problems.append(f"{run_id}/{step} ran {len(executions)} times with only {kills} kills")
         for earlier in executions[:-1]:
-            if earlier.pid not in killed_pids:
-                problems.append(
-                    f"{run_id}/{step} ran again after effect #{earlier.id} by worker "
-                    f"{earlier.pid}, which was never killed"
-                )
-            elif earlier.id != last_of_worker[run_id, earlier.pid]:
+            if earlier.id != last_of_worker[run_id, earlier.pid]:
+                how = "was killed" if earlier.pid in killed_pids else "lost the run"
                 problems.append(
                     f"{run_id}/{step} ran again although worker {earlier.pid} completed it "
                     f"(effect #{earlier.id}) and went on to effect "
-                    f"#{last_of_worker[run_id, earlier.pid]} before it was killed"
+                    f"#{last_of_worker[run_id, earlier.pid]} before it {how}"
+                )
+    return problems
+
+
+# -- executions that must not overlap ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """One execution of a step function: which run, key and process, and when."""
+
+    run_id: str
+    key: str | None
+    step: str
+    pid: int
+    start: float
+    end: float
+
+
+def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def overlapping(intervals: Sequence[Interval], key: str | None = None) -> list[str]:
+    """Explain every pair of step executions that ran at the same time and must not have.
+
+    The same run in two processes, or two runs sharing a concurrency key, anywhere. Both step
+    intervals and each (run, process) execution window, first step start to last step end,
+    are compared: a window covers the checkpoints between steps as well.
+    """
+    windows: dict[tuple[str, int], tuple[float, float]] = {}
+    keys: dict[str, str | None] = {}
+    for item in intervals:
+        start, end = windows.get((item.run_id, item.pid), (item.start, item.end))
+        windows[item.run_id, item.pid] = (min(start, item.start), max(end, item.end))
+        keys[item.run_id] = item.key
+    spans = [(i.run_id, i.pid, (i.start, i.end), f"{i.step}") for i in intervals]
+    spans += [(run, pid, window, "window") for (run, pid), window in windows.items()]
+    spans.sort(key=lambda span: span[2][0])
+    problems = []
+    for n, (run_a, pid_a, span_a, what_a) in enumerate(spans):
+        for run_b, pid_b, span_b, what_b in spans[n + 1 :]:
+            if span_b[0] >= span_a[1]:
+                break
+            same_run = run_a == run_b and pid_a != pid_b
+            same_key = run_a != run_b and keys[run_a] is not None and keys[run_a] == keys[run_b]
+            if (same_run or same_key) and overlaps(span_a, span_b):
+                problems.append(
+                    f"{run_a}/{what_a} in {pid_a} {span_a} overlaps "
+                    f"{run_b}/{what_b} in {pid_b} {span_b} (key {keys[run_a]})"
                 )
     return problems

@@ -1,6 +1,7 @@
 """A worker process for the crash tests and the fault campaign, and the jobs it runs.
 
-Run as a script (``python crash_worker.py DB --expect N``) it opens the engine on ``DB``,
+Run as a script (``python crash_worker.py DB --expect N``) it opens the engine on ``DB`` (or
+on ``--engine URL``, PostgreSQL, keeping side effects in ``DB``),
 executes runs until ``N`` runs are terminal and none is pending or leased, then exits 0. The
 tests SIGKILL it at random points and start a new one, which must resume the runs.
 
@@ -71,7 +72,9 @@ def create_tables(path: str) -> None:
 
 
 _effects: sqlite3.Connection | None = None
-_engine_reader: sqlite3.Connection | None = None
+_engine_reader: Any = None
+"""A DB-API connection to the engine's database: sqlite3, or psycopg on PostgreSQL."""
+_placeholder = "?"
 
 
 def _effects_db() -> sqlite3.Connection:
@@ -84,8 +87,10 @@ def _checkpointed(run_id: str, name: str) -> bool:
     """Whether the engine's database already holds a completed checkpoint of this step."""
     if _engine_reader is None:
         raise RuntimeError("side effects are only recorded in a worker process")
+    mark = _placeholder
     row = _engine_reader.execute(
-        "SELECT 1 FROM durably_steps WHERE run_id = ? AND name = ? AND status = 'completed'",
+        f"SELECT 1 FROM durably_steps WHERE run_id = {mark} AND name = {mark}"
+        " AND status = 'completed'",
         (run_id, name),
     ).fetchone()
     return row is not None
@@ -343,12 +348,21 @@ async def work(
     max_concurrent_runs: int,
     effects_path: str | None = None,
     busy_timeout: float | None = None,
+    engine_url: str | None = None,
 ) -> None:
-    """Run the engine on ``path`` until ``expect`` runs are terminal and none is active."""
-    global _effects, _engine_reader
+    """Run the engine on ``path`` (or ``engine_url``) until ``expect`` runs are terminal."""
+    global _effects, _engine_reader, _placeholder
     _effects = open_effects(effects_path or path)
-    _engine_reader = open_effects(path)
-    url = f"sqlite:///{path}" + ("" if busy_timeout is None else f"?busy_timeout={busy_timeout}")
+    if engine_url is None:
+        _engine_reader = open_effects(path)
+        url = f"sqlite:///{path}" + (
+            "" if busy_timeout is None else f"?busy_timeout={busy_timeout}"
+        )
+    else:  # PostgreSQL: side effects stay in the SQLite file, the outside world to the engine
+        import psycopg
+
+        _engine_reader, _placeholder = psycopg.connect(engine_url, autocommit=True), "%s"
+        url = engine_url
     durably = create_durably(
         url,
         lease_duration=LEASE_DURATION,
@@ -389,6 +403,7 @@ def main() -> None:
     parser.add_argument("--max-concurrent-runs", type=int, default=1)
     parser.add_argument("--effects", help="the side-effect database (default: DATABASE)")
     parser.add_argument("--busy-timeout", type=float, help="the engine's busy_timeout, seconds")
+    parser.add_argument("--engine", help="the engine's database URL (default: DATABASE)")
     args = parser.parse_args()
     print(f"worker {os.getpid()} starting", file=sys.stderr, flush=True)
     asyncio.run(
@@ -398,6 +413,7 @@ def main() -> None:
             args.max_concurrent_runs,
             effects_path=args.effects,
             busy_timeout=args.busy_timeout,
+            engine_url=args.engine,
         )
     )
     print(f"worker {os.getpid()} done", file=sys.stderr, flush=True)

@@ -6,6 +6,9 @@ ran, including the executions whose checkpoint a kill prevented. From those rows
 check that no completed step ever ran again, that a resumed run restarts at its first
 unfinished step, and that leases and concurrency keys keep executions apart across processes.
 
+Each test runs with the engine on SQLite and on PostgreSQL (side effects stay in a SQLite
+file: to the engine they are the outside world).
+
 Set ``CRASH_SEED`` to replay a run's random kill points.
 """
 
@@ -17,7 +20,7 @@ import signal
 import sqlite3
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +30,11 @@ import pytest
 from durably_web import Durably, Run
 from tests.acceptance.crash_harness import (
     Effect,
+    Interval,
     WorkerProcess,
     double_executions,
     open_engine,
+    overlapping,
     read_effects,
     reaped,
     scalar,
@@ -39,6 +44,25 @@ from tests.acceptance.crash_worker import OUTCOME_KILL, step_name, step_value
 
 DEADLINE = 120.0
 """Seconds a crash test may take before it gives up (it normally needs a fraction)."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where the engine keeps its runs: the side-effect SQLite file, or PostgreSQL."""
+
+    url: str | None
+
+    @property
+    def worker_args(self) -> tuple[str, ...]:
+        return () if self.url is None else ("--engine", self.url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """Each crash test runs with the engine on SQLite and on PostgreSQL."""
+    if request.param == "postgres":
+        return Engine(str(request.getfixturevalue("postgres_url")))
+    return Engine(None)
 
 
 def resume_gaps(effects: Iterable[Effect], index_of: dict[str, int]) -> list[str]:
@@ -88,6 +112,8 @@ def test_double_execution_checks_reject_what_they_should() -> None:
     assert resume_gaps(completed_then_rerun, index_of)
     not_killed = [Effect(1, "r", "s0", 10), Effect(2, "r", "s0", 11)]
     assert double_executions(not_killed, set(), kills=0)
+    lost_lease = [Effect(1, "r", "s0", 10), Effect(2, "r", "s0", 11)]  # 10 starved, 11 took over
+    assert double_executions(lost_lease, set(), kills=1) == []
     same_worker_twice = [Effect(1, "r", "s0", 10), Effect(2, "r", "s0", 10)]
     assert resume_gaps(same_worker_twice, {"s0": 0})
     skipped = [Effect(1, "r", "s0", 10), Effect(2, "r", "s2", 11)]
@@ -130,10 +156,10 @@ async def wait_for_executions(
 
 
 @pytest.mark.slow
-async def test_sigkill_resume(tmp_path: Path) -> None:
+async def test_sigkill_resume(engine: Engine, tmp_path: Path) -> None:
     rng, seed = seeded_rng()
     db = tmp_path / "crash.db"
-    durably = await open_engine(db)
+    durably = await open_engine(db, engine.url)
     runs = [
         await durably.jobs.crash_steps.trigger(
             {"steps": RESUME_STEPS, "seed": number, "sleep": STEP_SLEEP}
@@ -152,6 +178,7 @@ async def test_sigkill_resume(tmp_path: Path) -> None:
                 tmp_path / f"worker-{len(workers)}.log",
                 expect=RESUME_RUNS,
                 max_concurrent_runs=2,
+                extra=engine.worker_args,
             )
             workers.append(worker)
             if len(killed) < TARGET_KILLS:
@@ -213,14 +240,14 @@ async def test_sigkill_resume(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_sigkill_between_last_checkpoint_and_outcome(tmp_path: Path) -> None:
+async def test_sigkill_between_last_checkpoint_and_outcome(engine: Engine, tmp_path: Path) -> None:
     """Killed after its last checkpoint, before its outcome: the resumed run replays every step.
 
     Regression test for a run that then completed with the step counters of before the crash
     (they are written lazily, and a pure replay used to leave them alone).
     """
     db = tmp_path / "outcome.db"
-    durably = await open_engine(db)
+    durably = await open_engine(db, engine.url)
     steps = 3
     run = await durably.jobs.die_before_outcome.trigger({"steps": steps})
     deadline = time.monotonic() + DEADLINE
@@ -228,7 +255,11 @@ async def test_sigkill_between_last_checkpoint_and_outcome(tmp_path: Path) -> No
     with closing(sqlite3.connect(db, timeout=10)) as effects, reaped(workers):
         for n, expected_code in enumerate((-signal.SIGKILL, 0)):
             worker = WorkerProcess(
-                db, tmp_path / f"worker-{n}.log", expect=1, max_concurrent_runs=1
+                db,
+                tmp_path / f"worker-{n}.log",
+                expect=1,
+                max_concurrent_runs=1,
+                extra=engine.worker_args,
             )
             workers.append(worker)
             code = await worker.wait(deadline)
@@ -257,53 +288,6 @@ WAVES = 2
 UNKEYED = 4
 INTERVAL_STEPS = 30
 INTERVAL_SLEEP = 0.01
-
-
-@dataclass(frozen=True, slots=True)
-class Interval:
-    """One execution of a step function: which run, key and process, and when."""
-
-    run_id: str
-    key: str | None
-    step: str
-    pid: int
-    start: float
-    end: float
-
-
-def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
-
-
-def overlapping(intervals: Sequence[Interval], key: str | None = None) -> list[str]:
-    """Explain every pair of step executions that ran at the same time and must not have.
-
-    The same run in two processes, or two runs sharing a concurrency key, anywhere. Both step
-    intervals and each (run, process) execution window, first step start to last step end,
-    are compared: a window covers the checkpoints between steps as well.
-    """
-    windows: dict[tuple[str, int], tuple[float, float]] = {}
-    keys: dict[str, str | None] = {}
-    for item in intervals:
-        start, end = windows.get((item.run_id, item.pid), (item.start, item.end))
-        windows[item.run_id, item.pid] = (min(start, item.start), max(end, item.end))
-        keys[item.run_id] = item.key
-    spans = [(i.run_id, i.pid, (i.start, i.end), f"{i.step}") for i in intervals]
-    spans += [(run, pid, window, "window") for (run, pid), window in windows.items()]
-    spans.sort(key=lambda span: span[2][0])
-    problems = []
-    for n, (run_a, pid_a, span_a, what_a) in enumerate(spans):
-        for run_b, pid_b, span_b, what_b in spans[n + 1 :]:
-            if span_b[0] >= span_a[1]:
-                break
-            same_run = run_a == run_b and pid_a != pid_b
-            same_key = run_a != run_b and keys[run_a] is not None and keys[run_a] == keys[run_b]
-            if (same_run or same_key) and overlaps(span_a, span_b):
-                problems.append(
-                    f"{run_a}/{what_a} in {pid_a} {span_a} overlaps "
-                    f"{run_b}/{what_b} in {pid_b} {span_b} (key {keys[run_a]})"
-                )
-    return problems
 
 
 def test_overlap_check_rejects_what_it_should() -> None:
@@ -340,10 +324,10 @@ async def trigger_waves(
 
 
 @pytest.mark.slow
-async def test_two_workers(tmp_path: Path) -> None:
+async def test_two_workers(engine: Engine, tmp_path: Path) -> None:
     rng, seed = seeded_rng()
     db = tmp_path / "two.db"
-    durably = await open_engine(db)
+    durably = await open_engine(db, engine.url)
     jobs = ("interval_a", "interval_b")
     created: list[Run] = []
     for n in range(UNKEYED):
@@ -363,7 +347,11 @@ async def test_two_workers(tmp_path: Path) -> None:
         for n in range(2):
             workers.append(
                 WorkerProcess(
-                    db, tmp_path / f"worker-{n}.log", expect=expect, max_concurrent_runs=2
+                    db,
+                    tmp_path / f"worker-{n}.log",
+                    expect=expect,
+                    max_concurrent_runs=2,
+                    extra=engine.worker_args,
                 )
             )
         victim, survivor = workers
@@ -382,11 +370,9 @@ async def test_two_workers(tmp_path: Path) -> None:
                 if kill_at is not None and time.monotonic() >= kill_at:
                     assert victim.kill(), f"worker {victim.pid} ended before the kill"
                     held_at_kill = [
-                        row[0]
-                        for row in effects.execute(
-                            "SELECT id FROM durably_runs WHERE status = 'leased' AND lease_owner = ?",
-                            (f"worker-{victim.pid}",),
-                        )
+                        run.id
+                        for run in await durably.get_runs(status="leased")
+                        if run.lease_owner == f"worker-{victim.pid}"
                     ]
             await asyncio.sleep(0.01)
         code = await survivor.wait(deadline)

@@ -1,6 +1,7 @@
 """A stale worker whose lease was reclaimed cannot write a step, progress or an outcome.
 
-Two engines on one SQLite file, each with its own connection and its own fake clock. Engine A
+Two engines on one database (a SQLite file, or PostgreSQL), each with its own connection (pool)
+and its own fake clock. Engine A
 claims a run and blocks inside a step; its clock stands still, like a process frozen by a GC
 pause or SIGSTOP, so it never renews. Engine B's clock moves past the lease, B reclaims the
 run (generation + 1), then A wakes up and tries to carry on. Every write A makes from then on
@@ -10,10 +11,8 @@ must be refused by the lease fence, and the database must show only B's work.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -28,10 +27,13 @@ from durably_web import (
     create_durably,
     define_job,
 )
-from durably_web.adapters.sqlite3 import SQLite3Connection
+from durably_web.storage.base import Store
 from durably_web.storage.records import RunDelta
-from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FakeClock
+from tests.databases import TestDatabase, until
+
+# Two engines with connections of their own: a file or a server (not one shared in-memory db).
+pytestmark = pytest.mark.parametrize("backend", ["file", "postgres"], indirect=True)
 
 LEASE = 30.0
 WAIT = 5.0
@@ -68,7 +70,7 @@ class StoreSpy:
     armed: bool = False
     calls: list[tuple[str, object]] = field(default_factory=list)
 
-    def install(self, store: SQLiteStore) -> None:
+    def install(self, store: Store) -> None:
         for name in FENCED_WRITES:
             setattr(store, name, self._wrap(name, getattr(store, name)))
 
@@ -104,18 +106,19 @@ class StoreSpy:
         return [outcome for called, outcome in self.calls if called == name]
 
 
-def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+def dump(database: TestDatabase) -> dict[str, list[tuple[Any, ...]]]:
     """Every row the engine keeps, read through a connection of the test's own."""
-    with sqlite3.connect(path) as db:
-        return {
-            table: sorted(db.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
-            for table in ("durably_runs", "durably_steps", "durably_logs", "durably_run_labels")
-        }
+    return {
+        table: sorted(
+            (tuple(row.values()) for row in database.query(f"SELECT * FROM {table}")), key=repr
+        )
+        for table in ("durably_runs", "durably_steps", "durably_logs", "durably_run_labels")
+    }
 
 
 @dataclass
 class Engines:
-    path: Path
+    database: TestDatabase
     a: Durably
     b: Durably
     clock_a: FakeClock
@@ -206,15 +209,13 @@ def gates() -> Gates:
 
 
 @pytest.fixture
-async def engines(tmp_path: Path, gates: Gates) -> AsyncIterator[Engines]:
-    path = tmp_path / "fence.db"
-    connections = [SQLite3Connection(str(path)), SQLite3Connection(str(path))]
+async def engines(database: TestDatabase, gates: Gates) -> AsyncIterator[Engines]:
     clock_a, clock_b = FakeClock(), FakeClock()
     a = create_durably(
-        connections[0], clock=clock_a, worker_id="A", preserve_steps=True, lease_duration=LEASE
+        database.target(), clock=clock_a, worker_id="A", preserve_steps=True, lease_duration=LEASE
     )
     b = create_durably(
-        connections[1], clock=clock_b, worker_id="B", preserve_steps=True, lease_duration=LEASE
+        database.target(), clock=clock_b, worker_id="B", preserve_steps=True, lease_duration=LEASE
     )
     a.register({"fenced": define_job(name="fenced", input=FenceInput, run=stale_job(gates))})
     b.register(
@@ -227,17 +228,14 @@ async def engines(tmp_path: Path, gates: Gates) -> AsyncIterator[Engines]:
     await a.migrate()
     await b.migrate()
     spy = StoreSpy()
-    assert isinstance(a.store, SQLiteStore)
     spy.install(a.store)
     events_a: list[Event] = []
     a.on("*", events_a.append)
-    yield Engines(path, a, b, clock_a, clock_b, spy, events_a)
+    yield Engines(database, a, b, clock_a, clock_b, spy, events_a)
     gates.a_release.set()
     gates.b_release.set()
-    await a.stop(timeout=0)
-    await b.stop(timeout=0)
-    for connection in connections:
-        connection.close()
+    await a.close(timeout=0)
+    await b.close(timeout=0)
 
 
 async def claim_and_block_a(engines: Engines, gates: Gates) -> tuple[str, int, asyncio.Task[Any]]:
@@ -277,14 +275,14 @@ async def test_stale_worker_fenced(
         assert held is not None
         assert (held.status, held.lease_owner) == ("leased", "B")
         assert held.lease_generation == generation_a + 1
-    before = dump(engines.path)
+    before = dump(engines.database)
 
     # A wakes up and carries on: every write it attempts must be refused.
     engines.spy.armed = True
     gates.a_release.set()
     await asyncio.wait_for(task_a, WAIT)
     await asyncio.sleep(FLUSH_SETTLE)
-    assert dump(engines.path) == before
+    assert dump(engines.database) == before
     assert engines.spy.calls, "A attempted no write at all: the test proves nothing"
     assert engines.spy.accepted() == [], engines.spy.calls
     # Which fenced write the stale engine reached depends on what its job did; each one
@@ -328,7 +326,7 @@ async def test_stale_worker_fenced(
         )
     with pytest.raises(LeaseLost):
         await store.fail_run(run_id, generation_a, "stale A failure", now, RunDelta())
-    assert dump(engines.path) == before
+    assert dump(engines.database) == before
 
     if task_b is not None:
         gates.b_release.set()
@@ -365,20 +363,21 @@ async def test_stale_worker_learns_at_renewal(engines: Engines, gates: Gates) ->
     task_b = asyncio.create_task(engines.b.process_one())
     await asyncio.wait_for(gates.b_inside.wait(), WAIT)
     await asyncio.sleep(FLUSH_SETTLE)
-    before = dump(engines.path)
+    before = dump(engines.database)
     signal = gates.a_signal
     assert signal is not None and not signal.aborted
 
     engines.spy.armed = True
     await engines.clock_a.advance(engines.a.options.lease_renew_interval)
-    assert signal.aborted and signal.reason == "lease-lost"
+    await until(lambda: signal.aborted)
+    assert signal.reason == "lease-lost"
     assert engines.spy.outcomes("renew_lease") == [None]
     assert any(e.type == "worker:error" and e.run_id == run_id for e in engines.events_a)
 
     gates.a_release.set()
     await asyncio.wait_for(task_a, WAIT)
     await asyncio.sleep(FLUSH_SETTLE)
-    assert dump(engines.path) == before
+    assert dump(engines.database) == before
     assert engines.spy.accepted() == []
     assert isinstance(gates.a_errors[0], LeaseLost)
     gates.b_release.set()

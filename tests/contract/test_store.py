@@ -1,4 +1,5 @@
-"""The Store contract: every domain operation, on every backend (in-memory and file on CPython).
+"""The Store contract: every domain operation, on every backend (SQLite in memory and on file,
+PostgreSQL).
 
 The browser's Pyodide adapter runs this same suite over its JS bridge.
 """
@@ -14,20 +15,19 @@ import pytest
 from durably_web.errors import ConflictError, LeaseLost, NotFoundError, RunCancelled
 from durably_web.models import Run
 from durably_web.storage.records import NewRun, RunDelta, RunFilter
-from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FakeClock
-from tests.conftest import ConnectionFactory
+from tests.databases import AnyStore, TestDatabase
 
 LEASE = 30.0
 
 
-async def enqueue(store: SQLiteStore, clock: FakeClock, *news: NewRun) -> list[str]:
+async def enqueue(store: AnyStore, clock: FakeClock, *news: NewRun) -> list[str]:
     runs = await store.enqueue(list(news), clock.now())
     return [run.id for run in runs]
 
 
 async def claim(
-    store: SQLiteStore, clock: FakeClock, owner: str = "w1", jobs: tuple[str, ...] = ("a", "b")
+    store: AnyStore, clock: FakeClock, owner: str = "w1", jobs: tuple[str, ...] = ("a", "b")
 ) -> Run | None:
     return await store.claim_next(owner, clock.now(), LEASE, jobs)
 
@@ -46,24 +46,24 @@ def step_args(clock: FakeClock, name: str, index: int, output: str | None = "1")
 # -- schema ------------------------------------------------------------------------------
 
 
-async def test_migrate_is_idempotent(store: SQLiteStore, clock: FakeClock) -> None:
-    assert await store.schema_version() == 3
+async def test_migrate_is_idempotent(
+    store: AnyStore, database: TestDatabase, clock: FakeClock
+) -> None:
+    assert await store.schema_version() == database.schema_version
     assert await store.migrate(clock.now()) == []
-    assert await store.schema_version() == 3
+    assert await store.schema_version() == database.schema_version
 
 
-async def test_migrate_from_empty_applies_all(connect: ConnectionFactory, clock: FakeClock) -> None:
-    fresh = SQLiteStore(connect())
+async def test_migrate_from_empty_applies_all(database: TestDatabase, clock: FakeClock) -> None:
+    fresh = database.open_store()
     assert await fresh.schema_version() == 0
-    assert await fresh.migrate(clock.now()) == [1, 2, 3]
+    assert await fresh.migrate(clock.now()) == list(range(1, database.schema_version + 1))
 
 
 # -- enqueue -----------------------------------------------------------------------------
 
 
-async def test_enqueue_creates_pending_runs_with_labels(
-    store: SQLiteStore, clock: FakeClock
-) -> None:
+async def test_enqueue_creates_pending_runs_with_labels(store: AnyStore, clock: FakeClock) -> None:
     [run] = await store.enqueue([NewRun("a", '{"x":1}', labels={"org": "acme"})], clock.now())
     assert run.disposition == "created"
     assert run.status == "pending"
@@ -75,7 +75,7 @@ async def test_enqueue_creates_pending_runs_with_labels(
     assert [r.id for r in found] == [run.id]
 
 
-async def test_idempotency_key_returns_existing_run(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_idempotency_key_returns_existing_run(store: AnyStore, clock: FakeClock) -> None:
     [first] = await store.enqueue([NewRun("a", "1", idempotency_key="k")], clock.now())
     [again] = await store.enqueue([NewRun("a", "2", idempotency_key="k")], clock.now())
     assert again.id == first.id
@@ -86,7 +86,7 @@ async def test_idempotency_key_returns_existing_run(store: SQLiteStore, clock: F
 
 
 async def test_pending_concurrency_key_conflicts_and_rolls_back_batch(
-    store: SQLiteStore, clock: FakeClock
+    store: AnyStore, clock: FakeClock
 ) -> None:
     await enqueue(store, clock, NewRun("a", "1", concurrency_key="ck"))
     with pytest.raises(ConflictError, match='concurrency key "ck"'):
@@ -94,7 +94,7 @@ async def test_pending_concurrency_key_conflicts_and_rolls_back_batch(
     assert len(await store.get_runs(RunFilter())) == 1
 
 
-async def test_coalesce_returns_pending_run(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_coalesce_returns_pending_run(store: AnyStore, clock: FakeClock) -> None:
     [first] = await enqueue(store, clock, NewRun("a", "1", concurrency_key="ck"))
     [again] = await store.enqueue(
         [NewRun("a", "2", concurrency_key="ck", coalesce=True)], clock.now()
@@ -102,7 +102,7 @@ async def test_coalesce_returns_pending_run(store: SQLiteStore, clock: FakeClock
     assert (again.id, again.disposition) == (first, "coalesced")
 
 
-async def test_batch_items_see_each_other(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_batch_items_see_each_other(store: AnyStore, clock: FakeClock) -> None:
     runs = await store.enqueue(
         [
             NewRun("a", "1", concurrency_key="ck"),
@@ -114,26 +114,24 @@ async def test_batch_items_see_each_other(store: SQLiteStore, clock: FakeClock) 
     assert runs[0].id == runs[1].id
 
 
-async def test_database_enforces_one_pending_run_per_key(store: SQLiteStore) -> None:
-    conn = store.connection
+async def test_database_enforces_one_pending_run_per_key(
+    store: AnyStore, database: TestDatabase
+) -> None:
     from durably_web.storage.connection import IntegrityViolation
 
     insert = (
         "INSERT INTO durably_runs (id, job_name, input, status, concurrency_key, created_at,"
-        " updated_at) VALUES (?, 'a', '1', 'pending', 'ck', 't', 't')"
+        " updated_at) VALUES ('{}', 'a', '1', 'pending', 'ck', 't', 't')"
     )
-    with conn.transaction():
-        conn.execute(insert, ("r1",))
-    with pytest.raises(IntegrityViolation), conn.transaction():
-        conn.execute(insert, ("r2",))
+    database.query(insert.format("r1"))
+    with pytest.raises(IntegrityViolation):
+        database.query(insert.format("r2"))
 
 
 # -- claim -------------------------------------------------------------------------------
 
 
-async def test_claim_takes_oldest_and_bumps_generation(
-    store: SQLiteStore, clock: FakeClock
-) -> None:
+async def test_claim_takes_oldest_and_bumps_generation(store: AnyStore, clock: FakeClock) -> None:
     first, second = await enqueue(store, clock, NewRun("a", "1"), NewRun("a", "2"))
     run = await claim(store, clock)
     assert run is not None
@@ -148,14 +146,14 @@ async def test_claim_takes_oldest_and_bumps_generation(
     assert await claim(store, clock) is None
 
 
-async def test_claim_only_listed_jobs(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_claim_only_listed_jobs(store: AnyStore, clock: FakeClock) -> None:
     await enqueue(store, clock, NewRun("c", "1"))
     assert await claim(store, clock, jobs=("a",)) is None
     assert await claim(store, clock, jobs=("c",)) is not None
 
 
 async def test_expired_lease_is_reclaimed_with_next_generation(
-    store: SQLiteStore, clock: FakeClock
+    store: AnyStore, clock: FakeClock
 ) -> None:
     [run_id] = await enqueue(store, clock, NewRun("a", "1"))
     first = await claim(store, clock, "w1")
@@ -169,7 +167,7 @@ async def test_expired_lease_is_reclaimed_with_next_generation(
 
 
 async def test_live_lease_blocks_same_concurrency_key_across_jobs(
-    store: SQLiteStore, clock: FakeClock
+    store: AnyStore, clock: FakeClock
 ) -> None:
     a1, b1, free = await enqueue(
         store,
@@ -190,7 +188,7 @@ async def test_live_lease_blocks_same_concurrency_key_across_jobs(
 # -- checkpoints and fencing -------------------------------------------------------------
 
 
-async def test_checkpoint_and_completed_steps(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_checkpoint_and_completed_steps(store: AnyStore, clock: FakeClock) -> None:
     await enqueue(store, clock, NewRun("a", "1"))
     run = await claim(store, clock)
     assert run is not None
@@ -208,7 +206,7 @@ async def test_checkpoint_and_completed_steps(store: SQLiteStore, clock: FakeClo
     ]
 
 
-async def test_duplicate_completed_step_is_a_conflict(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_duplicate_completed_step_is_a_conflict(store: AnyStore, clock: FakeClock) -> None:
     await enqueue(store, clock, NewRun("a", "1"))
     run = await claim(store, clock)
     assert run is not None
@@ -217,7 +215,7 @@ async def test_duplicate_completed_step_is_a_conflict(store: SQLiteStore, clock:
         await store.checkpoint_step(run.id, 1, **step_args(clock, "s0", 1))
 
 
-async def test_stale_generation_writes_nothing(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_stale_generation_writes_nothing(store: AnyStore, clock: FakeClock) -> None:
     await enqueue(store, clock, NewRun("a", "1"))
     old = await claim(store, clock, "w1")
     assert old is not None
@@ -243,7 +241,7 @@ async def test_stale_generation_writes_nothing(store: SQLiteStore, clock: FakeCl
     assert await store.get_steps(old.id) == []
 
 
-async def test_cancelled_run_refuses_checkpoint(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_cancelled_run_refuses_checkpoint(store: AnyStore, clock: FakeClock) -> None:
     await enqueue(store, clock, NewRun("a", "1"))
     run = await claim(store, clock)
     assert run is not None
@@ -256,11 +254,11 @@ async def test_cancelled_run_refuses_checkpoint(store: SQLiteStore, clock: FakeC
 
 
 async def test_check_lease_sees_another_connection(
-    connect: ConnectionFactory, clock: FakeClock
+    database: TestDatabase, clock: FakeClock
 ) -> None:
-    first = SQLiteStore(connect())
+    first = database.open_store()
     await first.migrate(clock.now())
-    second = SQLiteStore(connect())
+    second = database.open_store()
     [run_id] = await enqueue(first, clock, NewRun("a", "1"))
     run = await claim(first, clock)
     assert run is not None
@@ -270,9 +268,7 @@ async def test_check_lease_sees_another_connection(
         await first.check_lease(run_id, 1)
 
 
-async def test_flush_writes_progress_counters_and_logs(
-    store: SQLiteStore, clock: FakeClock
-) -> None:
+async def test_flush_writes_progress_counters_and_logs(store: AnyStore, clock: FakeClock) -> None:
     await enqueue(store, clock, NewRun("a", "1"))
     run = await claim(store, clock)
     assert run is not None
@@ -287,7 +283,7 @@ async def test_flush_writes_progress_counters_and_logs(
     assert (log.level, log.message, log.data) == ("info", "hello", {"x": 1})
 
 
-async def test_renew_extends_lease(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_renew_extends_lease(store: AnyStore, clock: FakeClock) -> None:
     await enqueue(store, clock, NewRun("a", "1"))
     run = await claim(store, clock)
     assert run is not None
@@ -303,7 +299,7 @@ async def test_renew_extends_lease(store: SQLiteStore, clock: FakeClock) -> None
 
 
 async def test_complete_run_deletes_steps_and_logs_unless_preserved(
-    store: SQLiteStore, clock: FakeClock
+    store: AnyStore, clock: FakeClock
 ) -> None:
     ids = await enqueue(store, clock, NewRun("a", "1"), NewRun("a", "2"))
     for run_id, delete in zip(ids, (True, False), strict=True):
@@ -322,9 +318,7 @@ async def test_complete_run_deletes_steps_and_logs_unless_preserved(
         assert len(await store.get_logs(run_id)) == (0 if delete else 1)
 
 
-async def test_fail_keeps_steps_and_retry_puts_run_back(
-    store: SQLiteStore, clock: FakeClock
-) -> None:
+async def test_fail_keeps_steps_and_retry_puts_run_back(store: AnyStore, clock: FakeClock) -> None:
     [run_id] = await enqueue(store, clock, NewRun("a", "1"))
     await claim(store, clock)
     await store.checkpoint_step(run_id, 1, **step_args(clock, "s0", 0))
@@ -343,7 +337,7 @@ async def test_fail_keeps_steps_and_retry_puts_run_back(
     assert again is not None and again.lease_generation == 2
 
 
-async def test_retry_conflicts(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_retry_conflicts(store: AnyStore, clock: FakeClock) -> None:
     [run_id] = await enqueue(store, clock, NewRun("a", "1", concurrency_key="k"))
     with pytest.raises(ConflictError, match="Cannot retry pending run"):
         await store.retry_run(run_id, clock.now())
@@ -355,7 +349,7 @@ async def test_retry_conflicts(store: SQLiteStore, clock: FakeClock) -> None:
         await store.retry_run(run_id, clock.now())
 
 
-async def test_release_lease_returns_run_to_pending(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_release_lease_returns_run_to_pending(store: AnyStore, clock: FakeClock) -> None:
     [run_id] = await enqueue(store, clock, NewRun("a", "1", concurrency_key="k"))
     await claim(store, clock)
     assert await store.release_lease(
@@ -372,7 +366,7 @@ async def test_release_lease_returns_run_to_pending(store: SQLiteStore, clock: F
 
 
 async def test_release_lease_with_pending_duplicate_key_stays_claimable(
-    store: SQLiteStore, clock: FakeClock
+    store: AnyStore, clock: FakeClock
 ) -> None:
     [first] = await enqueue(store, clock, NewRun("a", "1", concurrency_key="k"))
     await claim(store, clock)
@@ -385,7 +379,7 @@ async def test_release_lease_with_pending_duplicate_key_stays_claimable(
     assert second != first
 
 
-async def test_expire_leases_makes_them_claimable_now(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_expire_leases_makes_them_claimable_now(store: AnyStore, clock: FakeClock) -> None:
     await enqueue(store, clock, NewRun("a", "1"), NewRun("a", "2"))
     await claim(store, clock)
     await claim(store, clock)
@@ -397,7 +391,7 @@ async def test_expire_leases_makes_them_claimable_now(store: SQLiteStore, clock:
 # -- management --------------------------------------------------------------------------
 
 
-async def test_cancel_messages(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_cancel_messages(store: AnyStore, clock: FakeClock) -> None:
     [run_id] = await enqueue(store, clock, NewRun("a", "1"))
     cancelled = await store.cancel_run(run_id, clock.now())
     assert cancelled.status == "cancelled" and cancelled.completed_at is not None
@@ -407,7 +401,9 @@ async def test_cancel_messages(store: SQLiteStore, clock: FakeClock) -> None:
         await store.cancel_run("nope", clock.now())
 
 
-async def test_delete_only_terminal_and_cascades(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_delete_only_terminal_and_cascades(
+    store: AnyStore, database: TestDatabase, clock: FakeClock
+) -> None:
     [run_id] = await enqueue(store, clock, NewRun("a", "1", labels={"k": "v"}))
     with pytest.raises(ConflictError, match="Cannot delete pending run"):
         await store.delete_run(run_id)
@@ -418,11 +414,11 @@ async def test_delete_only_terminal_and_cascades(store: SQLiteStore, clock: Fake
     assert deleted.id == run_id
     assert await store.get_run(run_id) is None
     assert await store.get_steps(run_id) == []
-    rows = store.connection.query("SELECT COUNT(*) AS n FROM durably_run_labels")
+    rows = database.query("SELECT COUNT(*) AS n FROM durably_run_labels")
     assert rows[0]["n"] == 0
 
 
-async def test_purge_runs_deletes_old_terminal_runs(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_purge_runs_deletes_old_terminal_runs(store: AnyStore, clock: FakeClock) -> None:
     old, kept_pending = await enqueue(store, clock, NewRun("a", "1"), NewRun("a", "2"))
     await store.cancel_run(old, clock.now())
     await clock.advance(3600)
@@ -433,7 +429,7 @@ async def test_purge_runs_deletes_old_terminal_runs(store: SQLiteStore, clock: F
     assert remaining == {kept_pending, recent}
 
 
-async def test_get_runs_filters_and_pages(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_get_runs_filters_and_pages(store: AnyStore, clock: FakeClock) -> None:
     ids = []
     for i in range(6):
         [run_id] = await enqueue(

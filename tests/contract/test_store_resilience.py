@@ -1,5 +1,6 @@
 """The Store contract for what goes wrong: newer schemas, unreadable rows, failed writes,
-and the queries that find runs of jobs no worker knows. Run on every backend, Pyodide's too.
+and the queries that find runs of jobs no worker knows. Run on every backend, Pyodide's too
+(the tests of SQLite itself on its backends only).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FailingConnection, FakeClock
 from tests.conftest import ConnectionFactory
 from tests.contract.test_store import LEASE, claim, enqueue, step_args
+from tests.databases import AnyStore, TestDatabase
 
 # -- schema versions ---------------------------------------------------------------------
 
@@ -45,12 +47,13 @@ async def test_newer_schema_is_refused_and_nothing_written(
 
 
 async def test_newer_schema_on_a_migrated_database_is_refused(
-    store: SQLiteStore, clock: FakeClock
+    store: AnyStore, database: TestDatabase, clock: FakeClock
 ) -> None:
-    store.connection.execute(
-        "INSERT INTO durably_schema_versions VALUES (4, '2030-01-01T00:00:00.000Z')"
+    newer = database.schema_version + 1
+    database.query(
+        f"INSERT INTO durably_schema_versions VALUES ({newer}, '2030-01-01T00:00:00.000Z')"
     )
-    with pytest.raises(StorageError, match="schema version 4, newer than this durably_web"):
+    with pytest.raises(StorageError, match=f"schema version {newer}, newer than this durably_web"):
         await store.migrate(clock.now())
 
 
@@ -58,15 +61,14 @@ async def test_newer_schema_on_a_migrated_database_is_refused(
 
 
 async def test_unreadable_columns_are_named_and_the_run_still_lists(
-    store: SQLiteStore, clock: FakeClock
+    store: AnyStore, database: TestDatabase, clock: FakeClock
 ) -> None:
     [bad, good] = await enqueue(store, clock, NewRun("a", '{"x":1}'), NewRun("a", "2"))
-    store.connection.execute(
+    database.query(
         "UPDATE durably_runs SET status = 'leased', lease_owner = 'w', "
         "lease_expires_at = '33715-07-10T20:40:52.123Z', started_at = 'yesterday', "
         "created_at = 'not a time', updated_at = '', progress = '{\"current\": \"x\"}', "
-        "labels = '{\"k\": 1}', output = '[1,' WHERE id = ?1",
-        (bad,),
+        f"labels = '{{\"k\": 1}}', output = '[1,' WHERE id = '{bad}'"
     )
     run = await store.get_run(bad)
     assert run is not None
@@ -93,13 +95,15 @@ async def test_unreadable_columns_are_named_and_the_run_still_lists(
     assert await claim(store, clock) is not None  # the other run is untouched
 
 
-async def test_unreadable_step_and_log_columns(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_unreadable_step_and_log_columns(
+    store: AnyStore, database: TestDatabase, clock: FakeClock
+) -> None:
     await enqueue(store, clock, NewRun("a", "1"))
     run = await claim(store, clock)
     assert run is not None
     logs = (("L1", run.id, None, "info", "hi", "{oops", "garbage"),)
     await store.checkpoint_step(run.id, 1, **{**step_args(clock, "s0", 0), "logs": logs})
-    store.connection.execute("UPDATE durably_steps SET output = 'nope', started_at = 'x'")
+    database.query("UPDATE durably_steps SET output = 'nope', started_at = 'x'")
     [step] = await store.get_steps(run.id)
     assert step.unreadable == {"output": "nope", "started_at": "x"}
     assert step.output == "nope" and step.started_at.timestamp() > 0
@@ -135,7 +139,7 @@ async def test_failed_flush_writes_nothing_and_the_same_delta_goes_out_later(
     assert after is not None and after.progress is not None and after.progress.current == 1
 
 
-async def test_count_replayed_logs(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_count_replayed_logs(store: AnyStore, clock: FakeClock) -> None:
     """Lines outside completed steps count; lines of a completed step do not (it replays)."""
     [run_id] = await enqueue(store, clock, NewRun("a", "1"))
     assert await store.count_replayed_logs(run_id) == 0
@@ -167,7 +171,7 @@ async def test_count_replayed_logs(store: SQLiteStore, clock: FakeClock) -> None
 
 
 async def test_unknown_job_runs_are_found_flagged_and_failed(
-    store: SQLiteStore, clock: FakeClock
+    store: AnyStore, clock: FakeClock
 ) -> None:
     [ghost, known] = await enqueue(store, clock, NewRun("ghost", "1"), NewRun("a", "2"))
     now = clock.now()
@@ -189,7 +193,7 @@ async def test_unknown_job_runs_are_found_flagged_and_failed(
 
 
 async def test_a_live_lease_on_the_job_means_a_worker_knows_it(
-    store: SQLiteStore, clock: FakeClock
+    store: AnyStore, clock: FakeClock
 ) -> None:
     busy_id, waiting_id = await enqueue(store, clock, NewRun("b", "1"), NewRun("b", "2"))
     busy = await claim(store, clock, "w1", jobs=("b",))
@@ -205,7 +209,7 @@ async def test_a_live_lease_on_the_job_means_a_worker_knows_it(
 
 
 async def test_claim_and_cancel_clear_the_unknown_job_warning(
-    store: SQLiteStore, clock: FakeClock
+    store: AnyStore, clock: FakeClock
 ) -> None:
     first, second = await enqueue(store, clock, NewRun("a", "1"), NewRun("a", "2"))
     for run_id in (first, second):

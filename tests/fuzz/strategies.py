@@ -120,6 +120,11 @@ def text_ok(text: str) -> bool:
     return not any(0xD800 <= ord(char) <= 0xDFFF for char in text)
 
 
+def column_text_ok(text: str) -> bool:
+    """Text stored in a column of its own (keys, label values): valid Unicode without NUL."""
+    return text_ok(text) and "\x00" not in text
+
+
 def acceptable(value: Any) -> bool:
     """Whether the documented rules accept ``value`` as JSON data (strictly: JSON types)."""
     todo = [(value, 0)]
@@ -182,14 +187,14 @@ def labels_ok(labels: Any) -> bool:
     if labels is None:
         return True
     return isinstance(labels, dict) and all(
-        label_key_ok(key) and isinstance(value, str) and text_ok(value)
+        label_key_ok(key) and isinstance(value, str) and column_text_ok(value)
         for key, value in labels.items()
     )
 
 
 def key_ok(key: Any) -> bool:
-    """An idempotency or concurrency key: None, or 1-255 characters of valid Unicode."""
-    return key is None or (isinstance(key, str) and 0 < len(key) <= 255 and text_ok(key))
+    """An idempotency or concurrency key: None, or 1-255 characters of valid Unicode, no NUL."""
+    return key is None or (isinstance(key, str) and 0 < len(key) <= 255 and column_text_ok(key))
 
 
 valid_label_keys = st.text(st.sampled_from(sorted(LABEL_KEY_CHARS)), min_size=1, max_size=8)

@@ -25,7 +25,8 @@ from durably_web import (
     define_job,
 )
 from durably_web.json_value import MAX_DEPTH
-from tests.conftest import VERY_DEEP, MakeDurably, sql_connection
+from tests.conftest import VERY_DEEP, MakeDurably
+from tests.databases import sql_on
 from tests.jobs import echo_job
 
 
@@ -56,9 +57,8 @@ JOBS = {"anything": anything, "loose": loose, "echo": echo_job}
 
 def stored(durably: Durably) -> list[Any]:
     """Every row of every durably table: what a refused request must leave alone."""
-    conn = sql_connection(durably)
     return [
-        conn.query(f"SELECT * FROM {table} ORDER BY 1")
+        sql_on(durably.store, f"SELECT * FROM {table} ORDER BY 1")
         for table in ("durably_runs", "durably_steps", "durably_logs", "durably_run_labels")
     ]
 
@@ -324,3 +324,45 @@ async def test_errors_show_any_value_in_one_short_line(make_durably: MakeDurably
         assert "[[[[...]]]]" in str(caught.value) and len(str(caught.value)) < 200, name
     with pytest.raises(ValidationError, match=r"got \[\[\[\[\.\.\.\]\]\]\]"):
         create_durably("sqlite:///:memory:", retain_runs=deep)
+
+
+@define_job(name="nul-text", input=str)
+async def nul_text(step: StepContext, where: str) -> None:
+    """Put a NUL where the input says: a step name, a log or progress message, an error."""
+    if where == "step name":
+        await step.run("a\x00b", lambda: 1)
+    elif where == "log message":
+        step.log.info("line\x00")
+    elif where == "progress message":
+        step.progress(1, 2, "half\x00")
+    else:
+        raise RuntimeError("bad\x00thing")
+    await step.run("after", lambda: 1)
+
+
+async def test_the_nul_rule_is_the_same_on_every_store(make_durably: MakeDurably) -> None:
+    """PostgreSQL's text cannot hold U+0000: text stored as such refuses it on every store (it
+    used to stop the PostgreSQL worker with a StorageError), JSON values keep it (escaped)."""
+    durably = await make_durably({"anything": anything, "nul_text": nul_text})
+    before = stored(durably)
+    refusals: list[dict[str, Any]] = [
+        {"idempotency_key": "k\x00"},
+        {"concurrency_key": "\x00"},
+        {"labels": {"team": "a\x00"}},
+    ]
+    for options in refusals:
+        with pytest.raises(ValidationError, match=r"must not contain NUL \(U\+0000\)"):
+            await durably.jobs.anything.trigger({}, **options)
+    assert stored(durably) == before
+
+    places = ["step name", "log message", "progress message", "error"]
+    runs = [await durably.jobs.nul_text.trigger(where) for where in places]
+    await durably.process_until_idle()
+    for where, run in zip(places, runs, strict=True):
+        done = await durably.get_run(run.id)
+        assert done is not None and done.status == "failed", (where, done)
+        if where == "error":  # not the caller's to refuse: stored escaped
+            assert done.error == "bad\\x00thing"
+        else:
+            assert done.error is not None and done.error.startswith(f"{where}: text must not")
+    assert durably.worker.failure is None

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from durably_web import Durably, Run, StepContext, define_job
 from durably_web.testing import FakeClock, settle
 from tests.conftest import MakeDurably
+from tests.databases import until
 
 LEASE = 30.0
 
@@ -44,11 +45,12 @@ async def blocker(step: StepContext, payload: Nothing) -> int:
 
 
 async def started(count: int) -> asyncio.Event:
-    for _ in range(200):
-        if len(gates) >= count:
-            return gates[count - 1]
-        await asyncio.sleep(0)
-    raise AssertionError(f"execution {count} of the step never started")
+    """Wait (real time: claiming may do real I/O) for execution ``count`` of the step."""
+    try:
+        await until(lambda: len(gates) >= count)
+    except TimeoutError:
+        raise AssertionError(f"execution {count} of the step never started") from None
+    return gates[count - 1]
 
 
 def warnings(durably: Durably) -> list[Any]:

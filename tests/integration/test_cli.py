@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +22,7 @@ import pytest
 from durably_web import create_durably
 from durably_web.cli.render import ProgressLine, format_table
 from durably_web.models import Progress
+from tests.databases import lock_held_by_process
 from tests.integration import cli_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -477,3 +479,57 @@ def test_plain_progress_lines_are_throttled() -> None:
 def test_format_table_aligns_columns() -> None:
     table = format_table(("A", "LONGER"), [("xyz", "1"), ("", "22")])
     assert table.splitlines() == ["A    LONGER", "xyz  1", "     22"]
+
+
+def test_worker_on_a_sqlite_file_runs_what_another_process_triggers(tmp_path: Path) -> None:
+    """``durably-web worker`` takes a SQLite file too: processes of one machine share it.
+
+    Spelled ``worker MODULE --db FILE`` here (API.md's), ``worker URL --jobs MODULE`` in
+    tests/postgres/test_cli.py."""
+    db = tmp_path / "shared.db"
+    command = ["worker", str(JOBS), "--db", str(db), "--polling-interval", "0.1"]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "durably_web", *command],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        async def trigger_and_wait() -> str:
+            durably = create_durably(f"sqlite:///{db}", jobs={"slow": cli_jobs.slow_steps})
+            await durably.migrate()
+            run = await durably.jobs.slow.trigger({"steps": 2})
+            done = await durably.wait_for_run(run.id, timeout=30)
+            await durably.close()
+            return done.status
+
+        assert asyncio.run(trigger_and_wait()) == "completed"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=20)
+    assert worker.returncode == 0, err
+    assert out.strip().endswith("slow-steps completed"), out
+
+
+def test_worker_stops_on_sigterm_while_it_waits_for_a_locked_database(tmp_path: Path) -> None:
+    """A worker that cannot migrate yet (another process holds the write lock) still stops."""
+    db = tmp_path / "locked.db"
+    with closing(sqlite3.connect(db)) as created:  # a WAL file: it opens, the migration waits
+        created.execute("PRAGMA journal_mode = WAL")
+    with lock_held_by_process(db, 8.0):
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "durably_web", "worker", str(JOBS), "--db", str(db)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2.0)  # started, and waiting for the lock
+        assert worker.poll() is None
+        stopped_at = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=20)
+        assert time.monotonic() - stopped_at < 5, err
+    assert worker.returncode == 0, err

@@ -19,7 +19,8 @@ from durably_web import (
     define_job,
 )
 from durably_web.testing import FakeClock
-from tests.conftest import MakeDurably, sql_connection
+from tests.conftest import MakeDurably
+from tests.databases import TestDatabase, until
 from tests.jobs import Recorder, steps_job
 
 
@@ -316,8 +317,9 @@ async def test_throw_if_aborted_and_is_aborted(make_durably: MakeDurably) -> Non
     durably = await make_durably({"w": watcher})
     run = await durably.jobs.w.trigger({})
     task = asyncio.create_task(durably.process_one())
-    for _ in range(20):
-        await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        while not observed:  # the job is waiting on its signal (claiming may do real I/O)
+            await asyncio.sleep(0.001)
     await durably.cancel(run.id)
     final = await task
     assert observed == [False, True]
@@ -337,7 +339,9 @@ async def test_lease_renewal_extends_and_emits(
     await recorder.entered["r"].wait()
     before = await durably.get_run(run.id)
     await clock.advance(3)
+    await until(lambda: len(renewed) == 1)
     await clock.advance(3)
+    await until(lambda: len(renewed) == 2)
     after = await durably.get_run(run.id)
     assert len(renewed) == 2
     assert before is not None and after is not None
@@ -349,7 +353,7 @@ async def test_lease_renewal_extends_and_emits(
 
 
 async def test_refused_renewal_aborts_with_lease_lost(
-    make_durably: MakeDurably, recorder: Recorder, clock: FakeClock
+    make_durably: MakeDurably, database: TestDatabase, recorder: Recorder, clock: FakeClock
 ) -> None:
     durably = await make_durably(
         {"steps": steps_job}, lease_duration=10.0, lease_renew_interval=3.0
@@ -360,12 +364,13 @@ async def test_refused_renewal_aborts_with_lease_lost(
     task = asyncio.create_task(durably.process_one())
     await recorder.entered["l"].wait()
     # another engine takes the run over behind our back (generation bump)
-    sql_connection(durably).execute(
-        "UPDATE durably_runs SET lease_generation = lease_generation + 1 WHERE id = ?", (run.id,)
+    database.query(
+        f"UPDATE durably_runs SET lease_generation = lease_generation + 1 WHERE id = '{run.id}'"
     )
     await clock.advance(3)
     signal = durably.worker.active[run.id].signal
-    assert (signal.aborted, signal.reason) == (True, "lease-lost")
+    await until(lambda: signal.aborted)
+    assert signal.reason == "lease-lost"
     assert errors and errors[0].context == "lease-renewal"
     recorder.gates["l"].set()
     await task

@@ -23,7 +23,8 @@ from durably_web import (
     define_job,
 )
 from durably_web.testing import FailingConnection, FakeClock
-from tests.conftest import ConnectionFactory, MakeDurably, sql_connection
+from tests.conftest import ConnectionFactory, MakeDurably
+from tests.databases import sql_on
 from tests.jobs import Recorder, steps_job
 
 
@@ -43,7 +44,7 @@ async def fail_then_corrupt(durably: Durably, sql: str) -> str:
     run = await durably.jobs.steps.trigger({"n": 3, "fail_at": 2})
     failed = await durably.process_one()
     assert failed is not None and failed.status == "failed"
-    sql_connection(durably).execute(sql, (run.id,))
+    sql_on(durably.store, sql, (run.id,))
     await durably.retry(run.id)
     return run.id
 
@@ -107,9 +108,7 @@ async def test_unreadable_progress_does_not_stop_a_run(make_durably: MakeDurably
     """Progress is shown, not needed to execute: a run with garbage progress still runs."""
     durably = await make_durably({"steps": steps_job})
     run = await durably.jobs.steps.trigger({"n": 2})
-    sql_connection(durably).execute(
-        "UPDATE durably_runs SET progress = '{' WHERE id = ?1", (run.id,)
-    )
+    sql_on(durably.store, "UPDATE durably_runs SET progress = '{' WHERE id = ?1", (run.id,))
     listed = await durably.get_run(run.id)
     assert listed is not None and listed.progress is None
     assert listed.unreadable == {"progress": "{"}

@@ -1,8 +1,8 @@
-"""Storage faults with real SQLite files: a lock held past busy_timeout, a full disk.
+"""Storage faults with real SQLite files: a held lock, a full disk.
 
-A second connection holds ``BEGIN IMMEDIATE`` (from a thread, so the engine's event loop keeps
-running) longer than the engine's ``busy_timeout``, then lets go: nothing fails, nothing is
-lost. ``PRAGMA max_page_count`` makes the disk "full": the worker stops with the error, the
+A second connection holds ``BEGIN IMMEDIATE`` (from a thread, or another process) longer than
+the engine's ``busy_timeout``, then lets go: nothing fails, nothing is lost, and the event loop
+keeps running meanwhile. ``PRAGMA max_page_count`` makes the disk "full": the worker stops with the error, the
 run is not failed and resumes once there is room. (The CLI's version, with a real file-size
 limit on a real process, is in ``test_cli.py``.)
 """
@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from durably_web import Durably, StepContext, ValidationError, create_durably, define_job
 from durably_web.adapters.sqlite3 import SQLite3Connection
 from durably_web.storage.connection import DatabaseBusy, DatabaseFull
+from tests.databases import lock_held_by_process
 
 HOLD = 1.0
 """Seconds the other connection holds the write lock: ten times the engine's busy_timeout."""
@@ -225,6 +226,37 @@ async def test_flush_that_meets_a_lock_keeps_its_lines(tmp_path: Path) -> None:
     assert final.progress is not None and final.progress.current == 1
     logs = [log.message for log in await durably.get_logs(run.id)]
     assert logs == ["before 0", "before 1", "done"]
+    await durably.close()
+
+
+# -- a lock held by another process does not freeze the event loop ----------------------
+
+
+async def test_a_lock_held_by_another_process_leaves_the_loop_running(tmp_path: Path) -> None:
+    """A write waiting for the lock waits off the loop: a read answers meanwhile.
+
+    SQLite's own busy handler would wait inside the call, on the event loop: the trigger would
+    return before the read even started.
+    """
+    db = tmp_path / "loop.db"
+    durably = create_durably(f"sqlite:///{db}", jobs={"gated": gated})  # busy_timeout 5 s
+    await durably.migrate()
+    errors = worker_errors(durably)
+    order: list[str] = []
+
+    async def trigger() -> None:
+        await durably.jobs.gated.trigger({"steps": 1})
+        order.append("trigger returned")
+
+    with lock_held_by_process(db, 1.5):
+        writing = asyncio.create_task(trigger())
+        await asyncio.sleep(0)  # the trigger meets the held lock
+        assert await durably.get_runs() == []  # WAL: reads need no lock
+        order.append("read answered")
+        await asyncio.wait_for(writing, 10)
+    assert order == ["read answered", "trigger returned"]
+    assert [run.status for run in await durably.get_runs()] == ["pending"]
+    assert errors == []  # waited within busy_timeout: nothing to report
     await durably.close()
 
 

@@ -10,6 +10,7 @@ import pytest
 from durably_web import ConflictError, StepContext, ValidationError, create_durably, define_job
 from durably_web.testing import FakeClock, settle
 from tests.conftest import ConnectionFactory, MakeDurably
+from tests.databases import SQLITE_BACKENDS, until
 from tests.jobs import Recorder, echo_job, other_steps_job, steps_job
 
 
@@ -33,6 +34,7 @@ async def test_trigger_wakes_idle_worker_without_polling(
     assert done.output == {"x": 1}
 
 
+@pytest.mark.parametrize("backend", SQLITE_BACKENDS, indirect=True)
 async def test_polling_finds_work_written_by_another_process(
     make_durably: MakeDurably, clock: FakeClock
 ) -> None:
@@ -46,6 +48,25 @@ async def test_polling_finds_work_written_by_another_process(
     await clock.advance(2)
     done = await worker.wait_for_run(run.id)
     assert done.status == "completed"
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_notify_wakes_idle_worker_for_work_written_by_another_process(
+    make_durably: MakeDurably, clock: FakeClock
+) -> None:
+    worker = await make_durably({"echo": echo_job}, polling_interval=3600.0)
+    writer = await make_durably({"echo": echo_job})  # another "process": its own pool, never starts
+    other_job = await make_durably({"steps": steps_job})
+    worker.start()
+    await until(lambda: clock.sleepers > 0)  # idle, waiting an hour for its next poll
+    woken: list[Any] = []
+    worker.on("run:start", woken.append)
+    await other_job.jobs.steps.trigger({"n": 1})  # not a job of this worker: no claim
+    run = await writer.jobs.echo.trigger({"x": 3})
+    await until(lambda: bool(woken))  # the clock never moves: only NOTIFY can have woken it
+    assert [event.run_id for event in woken] == [run.id]
+    done = await writer.wait_for_run(run.id, timeout=5)
+    assert done.output == {"x": 3}
 
 
 async def test_max_concurrent_runs_executes_in_parallel(

@@ -17,7 +17,9 @@ pytest the suite needs, on the loop Pyodide already runs:
   timeout, and every task the test leaked cancelled afterwards (pytest-asyncio closes a fresh
   loop per test);
 - skips what cannot apply here, with a reason: ``slow`` tests, tests that start
-  subprocesses (the CLI) or need host tools, tests needing fixtures it does not provide.
+  subprocesses (the CLI) or need host tools, tests needing fixtures it does not provide, and
+  tests for PostgreSQL only (``backend`` parametrized, indirectly, to ``postgres``); a test
+  parametrized to SQLite backends runs on this runner's own.
   Pyodide 314 has the ``sqlite3`` module, so the tests of the CPython sqlite3 adapter run too
   (on Pyodide's in-memory file system); a build without it skips them.
 - after the last test, collects garbage and fails on unraisable exceptions (an unclosed
@@ -196,6 +198,14 @@ def database_file(session: Session) -> Iterator[str]:
 def clock() -> FakeClock:
     """A clock tests move by hand."""
     return FakeClock()
+
+
+@fixture
+def database(backend: str, connect: ConnectionFactory) -> Any:
+    """The test's database (``tests.databases.TestDatabase``) over the bridge's connections."""
+    from tests.databases import TestDatabase
+
+    return TestDatabase(backend, connect=connect)
 
 
 @fixture
@@ -475,8 +485,14 @@ def _expand(
 ) -> list[Case]:
     marks = module_marks + _marks(function)
     variants: list[tuple[list[str], dict[str, Any], list[Any]]] = [([], {}, [])]
+    postgres_only = False
     for mark in marks:
         if mark.name != "parametrize":
+            continue
+        if mark.args[0] == "backend" and mark.kwargs.get("indirect"):
+            # Backends chosen on CPython: here a test runs on this runner's SQLite backends,
+            # unless it was meant for PostgreSQL only.
+            postgres_only = all(value == "postgres" for value in mark.args[1])
             continue
         variants = [
             ([*ids, part], {**params, **values}, [*extra, *more])
@@ -492,14 +508,18 @@ def _expand(
         for spec in runs:
             parts = ([spec.name] if spec else []) + ids
             name = f"{base}[{'-'.join(parts)}]" if parts else base
-            skip = _skip_reason(base, marks + extra, missing)
+            skip = _skip_reason(base, marks + extra, missing, postgres_only)
             cases.append(Case(name, function, module, params, spec, skip))
     return cases
 
 
-def _skip_reason(base: str, marks: list[Any], missing: list[str]) -> str | None:
+def _skip_reason(
+    base: str, marks: list[Any], missing: list[str], postgres_only: bool
+) -> str | None:
     if base in SKIP:
         return SKIP[base]
+    if postgres_only:
+        return "runs on PostgreSQL, which the engine in Pyodide cannot reach"
     for mark in marks:
         if mark.name == "slow":
             return "marked slow (real processes or long timings)"

@@ -67,11 +67,19 @@ def recorder() -> jobs.Recorder:
     return jobs.recorder
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The served engine's database URL: a SQLite file, or PostgreSQL (a schema of its own)."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'server.db'}"
+
+
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
-    """The engine (steps, echo and burst jobs) behind a default app."""
+async def served(server_database: str) -> AsyncIterator[Served]:
+    """The engine (steps, echo and burst jobs) behind a default app, on each store."""
     durably = create_durably(
-        f"sqlite:///{tmp_path / 'server.db'}",
+        server_database,
         jobs={"steps": steps_job, "echo": echo_job, "burst": burst_job},
         preserve_steps=True,
     )

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
-from tests.server.conftest import Served
+from durably_web import create_durably
+from durably_web.server import create_app
+from tests.databases import lock_held_by_process
+from tests.jobs import echo_job
+from tests.server.conftest import Served, serve
 
 
 async def trigger(served: Served, **body: object) -> dict[str, object]:
@@ -201,3 +208,28 @@ async def test_unknown_paths_and_wrong_methods_are_json(served: Served) -> None:
 async def test_jobs_endpoint(served: Served) -> None:
     jobs = (await served.http.get("/jobs")).json()
     assert {"key": "burst", "name": "progress-burst"} in jobs
+
+
+async def test_http_answers_while_another_process_holds_the_sqlite_lock(tmp_path: Path) -> None:
+    """A trigger waiting for the write lock waits off the loop: other requests answer meanwhile
+    (with SQLite's own busy handler the whole server froze until the lock was released)."""
+    db = tmp_path / "locked.db"
+    durably = create_durably(f"sqlite:///{db}", jobs={"echo": echo_job})
+    app = create_app(durably)
+    async with serve(app, durably) as served:
+        order: list[str] = []
+
+        async def post() -> None:
+            response = await served.http.post("/trigger", json={"jobName": "echo", "input": {}})
+            assert response.status_code == 200, response.text
+            order.append("trigger answered")
+
+        with lock_held_by_process(db, 1.5):
+            posting = asyncio.create_task(post())
+            await asyncio.sleep(0.2)  # the trigger reaches the engine and meets the lock
+            listed = await served.http.get("/runs")
+            assert (listed.status_code, listed.json()) == (200, [])
+            order.append("runs answered")
+            await asyncio.wait_for(posting, 10)
+        assert order == ["runs answered", "trigger answered"]
+    await durably.close()

@@ -168,6 +168,8 @@ async def test_the_python_client_reconnects_after_being_cut_off(
     seen: list[Any] = []
 
     async def slow(log: Any) -> None:  # a consumer slower than the run's logging
+        if not seen:  # however loaded the machine, the whole run is logged before it reads on
+            await flood_server.durably.wait_for_run(run.id, timeout=60)
         seen.append(log)
         await asyncio.sleep(0.02)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from durably_web import create_durably
+from durably_web.server import create_app
 from durably_web.testing import settle
-from tests.jobs import Recorder
-from tests.server.conftest import Served, sse_events
+from tests.jobs import Recorder, echo_job
+from tests.server.conftest import Served, serve, sse_events
 
 
 async def test_subscribe_streams_state_then_events_and_closes(
@@ -137,3 +139,30 @@ async def test_runs_subscribe_sends_trimmed_filtered_events(served: Served) -> N
     }
     assert "timestamp" not in events[1] and "input" not in events[1]
     assert events[2]["stepName"] == "echo" and events[2]["stepIndex"] == 0
+
+
+async def test_runs_subscribe_shows_runs_a_worker_elsewhere_executes(postgres_url: str) -> None:
+    """A server with no worker of its own: the runs it triggers run in another process (a
+    second engine, its own pool), and the dashboard's stream still follows them (NOTIFY)."""
+    server_engine = create_durably(postgres_url, jobs={"echo": echo_job}, polling_interval=3600)
+    await server_engine.migrate()  # manage_engine=False: no worker here
+    app = create_app(server_engine, manage_engine=False, keepalive=0.3)
+    worker = create_durably(postgres_url, jobs={"echo": echo_job}, polling_interval=3600)
+    await worker.init()
+    try:
+        async with serve(app, server_engine) as served:
+            reader = asyncio.create_task(
+                sse_events(served.http, "/runs/subscribe?jobName=echo", limit=3)
+            )
+            await asyncio.sleep(0.2)
+            answer = await served.http.post("/trigger", json={"jobName": "echo", "input": {"x": 1}})
+            run_id = answer.json()["runId"]
+            events = [e for e in await reader if not isinstance(e, str)]
+            assert [e["type"] for e in events] == ["run:trigger", "run:leased", "run:complete"]
+            assert all(e["runId"] == run_id and e["jobName"] == "echo" for e in events)
+            done = await served.http.get(f"/run?runId={run_id}")
+            assert done.json()["status"] == "completed"
+        assert not server_engine.worker.running
+    finally:
+        await worker.close()
+        await server_engine.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from tests import jobs
-from tests.conftest import sql_connection
+from tests.databases import sql_on
 from tests.server.conftest import Served
 
 
@@ -19,7 +19,8 @@ async def test_runs_run_and_cancel_answer_for_a_run_with_unreadable_values(
     durably = served.durably
     run = await durably.jobs.steps.trigger({"n": 2, "gate_at": 0, "gate": "held"})
     await asyncio.wait_for(jobs.recorder.entered["held"].wait(), 10)
-    sql_connection(durably).execute(
+    sql_on(
+        durably.store,
         "UPDATE durably_runs SET lease_expires_at = '33715-07-10T20:40:52.123Z', "
         "created_at = 'garbage', progress = '{' WHERE id = ?1",
         (run.id,),

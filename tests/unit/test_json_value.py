@@ -14,10 +14,10 @@ from durably_web.json_value import (
     MAX_REQUEST_DEPTH,
     check_text,
     check_value,
-    escape_surrogates,
     find_problem,
     loads,
     plain_copy,
+    storable_text,
 )
 from tests.conftest import VERY_DEEP
 
@@ -188,10 +188,13 @@ def test_loads_parses_and_checks_text_from_outside() -> None:
         loads("[" * 10 + "]" * 10, "x", max_depth=9)
 
 
-def test_check_text_and_escape_surrogates() -> None:
+def test_check_text_and_storable_text() -> None:
     assert check_text("plain é", "key") == "plain é"
     with pytest.raises(ValidationError, match=r"^key: strings must be valid Unicode"):
         check_text("x\udcff", "key")
-    assert escape_surrogates("ok") == "ok"
-    assert escape_surrogates("file \udcff.txt") == "file \\udcff.txt"
-    escape_surrogates("file \udcff.txt").encode("utf-8")
+    assert storable_text("ok") == "ok"
+    assert storable_text("file \udcff.txt") == "file \\udcff.txt"
+    storable_text("file \udcff.txt").encode("utf-8")
+    with pytest.raises(ValidationError, match=r"^key: text must not contain NUL .* position 1"):
+        check_text("a\x00", "key")
+    assert storable_text("a\x00b \udcff") == "a\\x00b \\udcff"

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from durably_web import ValidationError, create_durably
+from durably_web import StorageError, ValidationError, create_durably
 from durably_web.clock import format_timestamp
 from durably_web.options import Options, parse_duration
 
@@ -62,17 +63,23 @@ def test_durations() -> None:
 @pytest.mark.parametrize(
     ("database", "message"),
     [
-        ("postgres://x", "database URL must look like"),
+        ("mysql://x", "database URL must look like"),
         ("sqlite://", "database URL must look like"),
         ("sqlite:///x.db?fsync=1", "unknown database URL option"),
         ("sqlite:///x.db?synchronous=SOMETIMES", "synchronous must be one of"),
         ("sqlite:///x.db?busy_timeout=soon", "busy_timeout must be a number"),
-        (42, "database must be a sqlite:/// URL"),
+        (42, "database must be a sqlite:/// or postgresql:// URL"),
     ],
 )
 def test_invalid_database(database: object, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         create_durably(database)  # type: ignore[arg-type]
+
+
+def test_postgres_url_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "durably_web.storage.postgres", None)  # not installed
+    with pytest.raises(StorageError, match=r"pip install 'durably-web\[postgres\]'"):
+        create_durably("postgresql://u:p@127.0.0.1:5432/db")
 
 
 async def test_worker_id_validated() -> None:

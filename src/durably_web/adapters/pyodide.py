@@ -39,6 +39,9 @@ class PyodideConnection:
 
     """
 
+    lock_wait = 0.0
+    """SQLite waits for a lock itself here (the pool is exclusive: none is held for long)."""
+
     def __init__(self, bridge: Any, filename: str, pragmas: Sequence[str] = ()) -> None:
         self._bridge = bridge
         # Bound methods fetched once: an attribute lookup on a JsProxy costs ~3 us.

@@ -1,8 +1,11 @@
 """CPython adapter: :class:`~durably_web.storage.connection.Connection` over the ``sqlite3`` module.
 
-File databases use WAL (readers never block the writer), ``busy_timeout`` (a second process
-waits for the write lock instead of failing) and ``BEGIN IMMEDIATE`` for every transaction, so
-two processes on one file serialise their writes safely. ``synchronous`` defaults to ``NORMAL``:
+File databases use WAL (readers never block the writer) and ``BEGIN IMMEDIATE`` for every
+transaction, so two processes on one file serialise their writes safely. A held lock is never
+waited for inside SQLite once the database is open (that would freeze the event loop): a call
+meeting it raises ``DatabaseBusy`` at once, having written nothing, and the Store waits it out
+asynchronously for up to ``busy_timeout`` seconds (``lock_wait``, see
+:mod:`durably_web.storage.lockwait`). ``synchronous`` defaults to ``NORMAL``:
 with WAL that survives any process crash (SIGKILL included) and loses at most the last commits
 on an OS crash or power loss, never consistency; pass ``synchronous="FULL"`` for power-loss
 durability at the cost of one fsync per commit.
@@ -29,7 +32,9 @@ class SQLite3Connection:
 
     Args:
         path: a file path, or ``":memory:"`` for a private in-memory database.
-        busy_timeout: seconds to wait for another process's write lock before failing.
+        busy_timeout: seconds another process's write lock is waited for before
+            ``DatabaseBusy`` reaches the engine: by SQLite while the database is opened, by
+            the Store (``lock_wait``) afterwards.
         synchronous: ``"OFF"``, ``"NORMAL"`` (default), ``"FULL"`` or ``"EXTRA"``.
         journal_mode: ``"WAL"`` (default) or another SQLite journal mode; ignored in memory.
 
@@ -71,8 +76,10 @@ class SQLite3Connection:
             self._db.execute("PRAGMA wal_autocheckpoint = 10000")
             self._db.execute(f"PRAGMA journal_size_limit = {64 * 1024 * 1024}")
             self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute("PRAGMA busy_timeout = 0")  # from now on the Store waits
         except sqlite3.Error as exc:
             raise _translate(exc, f"cannot open SQLite database {path!r}") from exc
+        self.lock_wait = busy_timeout
         self._in_transaction = False
 
     def execute(self, sql: str, params: Sequence[Param] = ()) -> int:

@@ -2,15 +2,19 @@
 
 ::
 
-    durably-web run MODULE:JOB [--input JSON] [--db PATH] [--idempotency-key K]
+    durably-web run MODULE:JOB [--input JSON] [--db DB] [--idempotency-key K]
                                [--lease-duration SECONDS] [--preserve-steps]
-    durably-web runs [--db PATH] [--status S] [--job NAME] [--limit N]
-    durably-web run-info RUN_ID [--db PATH]
+    durably-web runs [--db DB] [--status S] [--job NAME] [--limit N]
+    durably-web run-info RUN_ID [--db DB]
+    durably-web worker DB --jobs MODULE[:ATTR] [--concurrency N] [...]
     durably-web new DIR
     durably-web build [DIR] [--out OUT] [--force]
     durably-web serve [DIR] [--out OUT] [--port N] [--host ADDR] [--jobs PATH] [--isolated]
                       [--no-build]
-    durably-web serve-api MODULE[:ATTR] [--db PATH] [--host ADDR] [--port N] [--base-path P]
+    durably-web serve-api MODULE[:ATTR] [--db DB] [--host ADDR] [--port N] [--base-path P]
+
+``DB`` is a SQLite file (default ``durably.db``), a ``sqlite:///`` URL or a
+``postgresql://user:password@host:5432/db`` URL.
 
 Also ``python -m durably_web``. Exit status: 0 done, 1 the run failed or was cancelled (or the
 engine failed), 2 a bad command line or input the engine refuses with ``ValidationError``
@@ -28,6 +32,7 @@ from typing import NoReturn
 
 from durably_web import __version__
 from durably_web.cli.common import (
+    DB_HELP,
     DEFAULT_DB,
     UsageError,
     check_database,
@@ -38,6 +43,7 @@ from durably_web.cli.loading import load_job, validate_input
 from durably_web.cli.run import run_job
 from durably_web.cli.serve_api import add_serve_api, run_serve_api
 from durably_web.cli.show import list_runs, show_run
+from durably_web.cli.worker import add_worker, run_worker
 from durably_web.errors import DurablyError, ValidationError
 from durably_web.models import RUN_STATUSES
 from durably_web.options import MAX_LEASE_DURATION, check_seconds
@@ -89,7 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    db_help = f"SQLite database file (default: {DEFAULT_DB} in the current directory)"
 
     run = commands.add_parser(
         "run",
@@ -99,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("job", metavar="MODULE:JOB", help="a module name or .py file, and a job in it")
     run.add_argument("--input", default="{}", metavar="JSON", help="the job input (default {})")
-    run.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=db_help)
+    run.add_argument("--db", default=DEFAULT_DB, metavar="DB", help=DB_HELP)
     run.add_argument(
         "--idempotency-key",
         metavar="KEY",
@@ -119,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     runs = commands.add_parser("runs", help="list runs, newest first")
-    runs.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=db_help)
+    runs.add_argument("--db", default=DEFAULT_DB, metavar="DB", help=DB_HELP)
     runs.add_argument(
         "--status", action="append", choices=RUN_STATUSES, help="only this status (repeatable)"
     )
@@ -128,9 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("run-info", help="show a run with its steps and logs")
     info.add_argument("run_id", metavar="RUN_ID")
-    info.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=db_help)
+    info.add_argument("--db", default=DEFAULT_DB, metavar="DB", help=DB_HELP)
     add_web_commands(commands)
     add_serve_api(commands)
+    add_worker(commands)
     return parser
 
 
@@ -169,6 +175,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_web_command(args)
     if args.command == "serve-api":
         return run_serve_api(args)
+    if args.command == "worker":
+        return run_worker(args)
     if args.command == "runs":
         url = check_database(args.db)
         return asyncio.run(

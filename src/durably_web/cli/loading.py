@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,9 +20,9 @@ from typing import Any
 from durably_web.cli.common import UsageError
 from durably_web.core.trigger import TriggerItem, prepare
 from durably_web.errors import ValidationError
-from durably_web.job import JobDefinition
+from durably_web.job import JobDefinition, jobs_in_module
 
-__all__ = ["load_attribute", "load_job", "validate_input"]
+__all__ = ["jobs_of", "load_attribute", "load_job", "validate_input"]
 
 
 def load_job(target: str) -> tuple[str, JobDefinition[Any, Any]]:
@@ -77,6 +78,31 @@ def load_attribute(target: str) -> tuple[ModuleType, str | None, Any]:
     if not hasattr(module, attribute):
         raise UsageError(f"module {module_ref!r} has no attribute {attribute!r}")
     return module, attribute, getattr(module, attribute)
+
+
+def jobs_of(value: Any) -> dict[str, JobDefinition[Any, Any]] | None:
+    """Return the jobs a ``MODULE[:ATTR]`` value stands for, or None if it is no jobs.
+
+    A job is registered under its name (``-`` made ``_``); a dict of jobs as it is; a module
+    by :func:`~durably_web.job.jobs_in_module` (its ``jobs`` mapping, or every job it defines).
+
+    Raises:
+        UsageError: a module that defines no job.
+    """
+    if isinstance(value, JobDefinition):
+        return {value.name.replace("-", "_"): value}
+    if (
+        isinstance(value, Mapping)
+        and value
+        and all(isinstance(v, JobDefinition) for v in value.values())
+    ):
+        return dict(value)
+    if isinstance(value, ModuleType):
+        try:
+            return jobs_in_module(value)
+        except ValidationError as exc:
+            raise UsageError(str(exc)) from None
+    return None
 
 
 def validate_input(

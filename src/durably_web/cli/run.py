@@ -72,7 +72,7 @@ async def run_job(
         key: the key to register the job under (the ``JOB`` of ``MODULE:JOB``).
         job: the job definition.
         input: the validated input, as JSON data (see :func:`~.loading.validate_input`).
-        database: a ``sqlite:///`` URL.
+        database: a ``sqlite:///`` or ``postgresql://`` URL.
         idempotency_key: trigger with this key (its existing run, if any, is followed).
         lease_duration: seconds a lease lasts unrenewed (default: the engine's 30).
         preserve_steps: keep the run's steps and logs after it completes.

@@ -2,15 +2,18 @@
 
 ::
 
-    durably-web serve-api MODULE[:ATTR] [--db PATH] [--host 127.0.0.1] [--port 8000]
-                          [--base-path /api/durably] [--static DIR]
+    durably-web serve-api MODULE[:ATTR] [--db PATH|URL] [--host 127.0.0.1] [--port 8000]
+                          [--base-path /api/durably] [--static DIR] [--no-worker]
                           [--allowed-host NAME]... [--allowed-origin ORIGIN]...
 
 ``ATTR`` may be a :class:`~durably_web.Durably` instance, an app from
 :func:`~durably_web.server.create_app`, a job definition, or a dict of jobs; without it, every
-job the module defines is served. For jobs, the engine is created on ``--db``. The engine's
-worker runs in the server's process (started and stopped with the server). Without auth
-hooks the server listens on loopback only unless ``--host`` says otherwise, and says so.
+job the module defines is served. For jobs, the engine is created on ``--db`` (a SQLite
+file, or a ``postgresql://`` URL). The engine's worker runs in the server's process (started
+and stopped with the server), unless ``--no-worker``: the server then only triggers and
+follows runs that ``durably-web worker`` processes execute (on PostgreSQL it sees their
+progress through NOTIFY). Without auth hooks the server listens on loopback only unless
+``--host`` says otherwise, and says so.
 
 Requests must name this server in ``Host`` (an IP literal, ``localhost``, ``--host`` or an
 ``--allowed-host``) and writes must come from its own origin or an ``--allowed-origin``
@@ -40,17 +43,15 @@ import ipaddress
 import signal
 import socket
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from durably_web.cli.common import DEFAULT_DB, UsageError, database_url
-from durably_web.cli.loading import load_attribute
+from durably_web.cli.common import DB_HELP, DEFAULT_DB, UsageError, database_url
+from durably_web.cli.loading import jobs_of, load_attribute
 from durably_web.core.durably import Durably
 from durably_web.errors import StorageError, ValidationError
 from durably_web.events import WorkerError
-from durably_web.job import JobDefinition, jobs_in_module
 
 if TYPE_CHECKING:
     from durably_web.server import DurablyApp
@@ -69,7 +70,13 @@ def add_serve_api(commands: Any) -> None:
     parser.add_argument(
         "target", metavar="MODULE[:ATTR]", help="a module or .py file, and what to serve"
     )
-    parser.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help="SQLite file for jobs")
+    parser.add_argument("--db", default=DEFAULT_DB, metavar="PATH|URL", help=DB_HELP)
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run no worker here: serve triggers and runs that `durably-web worker` "
+        "processes execute",
+    )
     parser.add_argument("--host", default="127.0.0.1", metavar="ADDR", help="default 127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, metavar="N", help="default 8000")
     parser.add_argument(
@@ -107,25 +114,13 @@ def _app(value: Any, db: str) -> DurablyApp:
         return value
     if isinstance(value, Durably):
         return create_app(value)
-    if isinstance(value, JobDefinition):
-        jobs: Mapping[str, JobDefinition[Any, Any]] = {value.name.replace("-", "_"): value}
-    elif (
-        isinstance(value, Mapping)
-        and value
-        and all(isinstance(v, JobDefinition) for v in value.values())
-    ):
-        jobs = value
-    elif isinstance(value, ModuleType):
-        try:
-            jobs = jobs_in_module(value)
-        except ValidationError as exc:
-            raise UsageError(str(exc)) from None
-    else:
+    jobs = jobs_of(value)
+    if jobs is None:
         raise UsageError(
             f"cannot serve {type(value).__name__}: give a Durably, a create_app() app, a job "
             "or a dict of jobs"
         )
-    return create_app(create_durably(database_url(db, must_exist=False), jobs=dict(jobs)))
+    return create_app(create_durably(database_url(db, must_exist=False), jobs=jobs))
 
 
 def _check_port(host: str, port: int) -> None:
@@ -166,6 +161,8 @@ def run_serve_api(args: argparse.Namespace) -> int:
     _, _, value = load_attribute(args.target)
     _check_port(args.host, args.port)
     app = _app(value, args.db)
+    if args.no_worker:
+        app.manage_engine = False  # _serve migrates and closes the engine, never starts it
     if base_path:
         app.base_path = base_path
     app.guard = app.guard.extended(hosts, args.allowed_origin)
@@ -189,7 +186,7 @@ def run_serve_api(args: argparse.Namespace) -> int:
             )
     print(f"Serving Durably API at {origin}{base_path}/", file=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the server's own handlers
-        failure = asyncio.run(_serve(app, served, args.host, args.port))
+        failure = asyncio.run(_serve(app, served, args.host, args.port, worker=not args.no_worker))
         if failure is not None:
             print(
                 f"durably-web: the worker stopped: the database failed ({failure}). The server "
@@ -232,12 +229,15 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _CONNECTIONS_GRACE = 3  # seconds uvicorn waits for connections after the streams ended
 
 
-async def _serve(app: DurablyApp, served: Any, host: str, port: int) -> StorageError | None:
+async def _serve(
+    app: DurablyApp, served: Any, host: str, port: int, *, worker: bool = True
+) -> StorageError | None:
     """Serve until a signal or a broken database, then stop; return the database's error.
 
     Streams end, runs are released, the engine closes. When the worker stops because the
     database failed under it (``worker:error`` with context ``worker-stopped``), the server
-    stops as on a signal and the error is returned (the command then exits 1).
+    stops as on a signal and the error is returned (the command then exits 1). Without
+    ``worker`` the engine is migrated here and never started (``app.manage_engine`` is off).
     """
     import uvicorn
 
@@ -260,10 +260,12 @@ async def _serve(app: DurablyApp, served: Any, host: str, port: int) -> StorageE
 
     unsubscribe = app.durably.on("worker:error", on_worker_error)
     try:
+        if not worker:
+            await app.durably.migrate()
         await server.serve()
     finally:
         unsubscribe()
-        if app.manage_engine:
+        if app.manage_engine or not worker:
             # The lifespan shutdown did this (a no-op then) unless uvicorn failed before it.
             await app.durably.close(timeout=0)
     return failure[0] if failure else None

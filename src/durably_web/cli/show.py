@@ -39,7 +39,7 @@ async def list_runs(
     """Print runs as an aligned table, newest first.
 
     Args:
-        database: a ``sqlite:///`` URL of an existing durably database.
+        database: the URL of an existing durably database (SQLite or PostgreSQL).
         statuses: only runs with one of these statuses.
         job_name: only runs of this job.
         limit: at most this many rows (a last line says when there are more).
@@ -81,7 +81,7 @@ async def show_run(database: str, run_id: str, *, out: TextIO | None = None) -> 
     """Print every field of a run, then its steps and its logs.
 
     Args:
-        database: a ``sqlite:///`` URL of an existing durably database.
+        database: the URL of an existing durably database (SQLite or PostgreSQL).
         run_id: the run to show.
         out: where to print (default ``sys.stdout``).
 

@@ -65,8 +65,9 @@ def run_filter(
     statuses = _strings(status, "status")
     for value in statuses:
         if value not in RUN_STATUSES:
+            named = value if value.isprintable() else shown(value)  # one line, whatever it is
             raise ValidationError(
-                f"Invalid status: {value or 'empty value'}. "
+                f"Invalid status: {named or 'empty value'}. "
                 f"Must be one of: {', '.join(RUN_STATUSES)}"
             )
     if limit is not None:

@@ -16,6 +16,7 @@ from durably_web.clock import Clock
 from durably_web.core.arguments import check_int, check_run_id, purge_cutoff, run_filter
 from durably_web.core.busy import wait_out_busy
 from durably_web.core.handles import JobHandle, Jobs
+from durably_web.core.remote import RemoteRuns
 from durably_web.core.trigger import TriggerItem, prepare
 from durably_web.core.watch import wait_for, watch
 from durably_web.core.worker import Worker
@@ -38,7 +39,7 @@ from durably_web.options import (
     Options,
     check_seconds,
 )
-from durably_web.storage.base import Store
+from durably_web.storage.base import Notifications, Store
 
 __all__ = ["Durably"]
 
@@ -76,6 +77,8 @@ class Durably:
         self._bus = EventBus(clock)
         self._owns_store = owns_store
         self._migrated = False
+        # Optional part of the Store protocol: a store that tells of other processes' writes.
+        self._notifications = store if isinstance(store, Notifications) else None
         self.worker = Worker(
             store=store,
             bus=self._bus,
@@ -83,6 +86,15 @@ class Durably:
             options=options,
             jobs=self._by_name,
             worker_id=worker_id,
+            notifications=self._notifications,
+        )
+        self._remote = RemoteRuns(
+            self._notifications,
+            load=store.get_run,
+            bus=self._bus,
+            clock=clock,
+            is_local=self.worker.is_executing,
+            report=self.worker.report,
         )
 
     # -- registry -----------------------------------------------------------------------
@@ -201,6 +213,7 @@ class Durably:
     async def close(self, timeout: float | None = None) -> None:
         """Stop the worker, then close the database connection if this instance opened it."""
         await self.stop(timeout)
+        self._remote.close()
         if self._owns_store:
             await self.store.close()
 
@@ -213,13 +226,38 @@ class Durably:
 
     # -- events -------------------------------------------------------------------------
 
-    def on(self, event_type: str, handler: EventHandler) -> Callable[[], None]:
+    def on(
+        self, event_type: str, handler: EventHandler, *, remote: bool = False
+    ) -> Callable[[], None]:
         """Call ``handler(event)`` for each event of ``event_type`` (``"*"`` for all).
 
         Handlers may be sync or async; one that raises does not stop the others and its
         error is emitted as ``worker:error``. Returns a function that unsubscribes.
+
+        Args:
+            event_type: an event type, or ``"*"``.
+            handler: called with each event.
+            remote: also the run-level events of runs other processes change, read as the
+                store reports them (PostgreSQL's NOTIFY; see :mod:`durably_web.core.remote`):
+                for a process that follows runs it does not execute, like a dashboard's
+                server. They carry ``sequence`` 0. A store without notifications (SQLite)
+                reports nothing: the handler gets this process's events only.
+
         """
-        return self._bus.on(event_type, handler)
+        unsubscribe = self._bus.on(event_type, handler, remote=remote)
+        if not remote:
+            return unsubscribe
+        self._remote.retain()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                unsubscribe()
+                self._remote.release()
+
+        return release
 
     # -- triggers -----------------------------------------------------------------------
 
@@ -415,6 +453,7 @@ class Durably:
             poll_interval=self.options.polling_interval,
             is_local=self.worker.is_executing,
             timeout=timeout,
+            notifications=self._notifications,
         )
         async with aclosing(events):
             async for event in events:

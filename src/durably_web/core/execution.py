@@ -55,7 +55,7 @@ from durably_web.events import (
     RunStart,
 )
 from durably_web.job import JobDefinition
-from durably_web.json_value import escape_surrogates
+from durably_web.json_value import storable_text
 from durably_web.models import Progress, Run, wire_time
 from durably_web.storage.base import Store
 from durably_web.storage.records import RunDelta
@@ -473,7 +473,7 @@ class Execution:
             raise _InvalidOutput(f"Invalid output: {exc}") from None
 
     async def _fail(self, error: str) -> None:
-        error = escape_surrogates(error)
+        error = storable_text(error)
         run = self.run
         if len(error) > _MAX_ERROR:
             error = error[:_MAX_ERROR] + " ... (truncated)"

@@ -13,6 +13,7 @@ from durably_web.core.durably import Durably
 from durably_web.errors import ValidationError
 from durably_web.ids import new_ulid
 from durably_web.job import JobDefinition
+from durably_web.json_value import check_text
 from durably_web.options import DEFAULT_UNKNOWN_JOB_GRACE, Options
 from durably_web.storage.base import Store
 from durably_web.storage.connection import Connection
@@ -83,6 +84,8 @@ def create_durably(
     )
     if worker_id is not None and (not isinstance(worker_id, str) or not worker_id):
         raise ValidationError(f"worker_id must be a non-empty string, got {worker_id!r}")
+    if worker_id is not None:
+        check_text(worker_id, "worker_id")  # stored as the lease owner
     store, owns = open_store(database)
     durably = Durably(
         store,

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from durably_web.core.signal import AbortSignal
 from durably_web.errors import ConflictError, LeaseLost, RunCancelled, ValidationError
 from durably_web.events import StepCancel, StepComplete, StepFail, StepStart
-from durably_web.json_value import check_text, check_value, escape_surrogates, shown
+from durably_web.json_value import check_text, check_value, shown, storable_text
 from durably_web.models import Progress
 from durably_web.validation import dump_json
 
@@ -322,5 +322,5 @@ def _call_step(fn: StepFunction, signal: AbortSignal) -> Any:
 
 def error_text(exc: BaseException) -> str:
     """Return the error text stored for a failed step or run (valid Unicode, never empty)."""
-    text = escape_surrogates(str(exc))
+    text = storable_text(str(exc))
     return text if text else type(exc).__name__

@@ -1,9 +1,12 @@
 """Follow one run: its current state first, then its events until it ends.
 
 Events of runs executing in this process arrive from the event bus as they happen. For a run
-another process executes, the watcher polls the database every ``poll_interval`` and turns
-what changed (status, progress) into the same events, so ``subscribe`` and ``wait_for_run``
-work across processes too. Snapshot and polled events carry ``sequence`` 0.
+another process executes, the watcher reads the run again and turns what changed (status,
+progress) into the same events, so ``subscribe`` and ``wait_for_run`` work across processes
+too: at once when the store reports a change (a store with
+:class:`~durably_web.storage.base.Notifications`: PostgreSQL's NOTIFY), else every
+``poll_interval``. Snapshot and polled events carry ``sequence`` 0. :func:`changes` is also
+how :mod:`durably_web.core.remote` turns other processes' writes into events.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from durably_web.events import (
     RunTrigger,
 )
 from durably_web.models import Run, wire_time
+from durably_web.storage.base import Notifications
 
-__all__ = ["snapshot", "wait_for", "watch"]
+__all__ = ["changes", "snapshot", "wait_for", "watch"]
 
 
 def snapshot(run: Run, now: float) -> list[Event]:
@@ -64,7 +68,11 @@ def snapshot(run: Run, now: float) -> list[Event]:
     return [RunCancel(**base)]
 
 
-def _changes(before: Run, after: Run, now: float) -> list[Event]:
+def changes(before: Run, after: Run, now: float) -> list[Event]:
+    """Return the events that take a run from ``before`` to ``after`` (read twice, sequence 0).
+
+    A new status or lease gives the snapshot of ``after``; new progress a ``run:progress``.
+    """
     if after.status != before.status or (
         after.status == "leased" and after.lease_generation != before.lease_generation
     ):
@@ -91,8 +99,12 @@ async def watch(
     poll_interval: float,
     is_local: Callable[[str], bool],
     timeout: float | None = None,
+    notifications: Notifications | None = None,
 ) -> AsyncGenerator[Event, None]:
     """Yield the run's current state, then its events, ending after a terminal one.
+
+    With ``notifications`` (the store's, if it has them), a change another process reports is
+    read at once instead of at the next poll (polling goes on, as the fallback).
 
     Raises:
         NotFoundError: the run does not exist.
@@ -108,6 +120,12 @@ async def watch(
             arrived.set()
 
     unsubscribe = bus.on("*", listen)
+    changed = asyncio.Event()
+    stop_changes = (
+        None
+        if notifications is None
+        else notifications.on_run_change(lambda _: changed.set(), run_id)
+    )
     try:
         run = await load(run_id)
         if run is None:
@@ -131,29 +149,38 @@ async def watch(
                     raise TimeoutError(f"run {run_id} did not finish within {timeout:g}s")
                 wait = min(wait, remaining)
             arrived.clear()
-            if await _arrival(arrived, clock, wait) or is_local(run_id):
+            event_arrived = await _arrival(arrived, changed, clock, wait)
+            changed.clear()
+            if event_arrived or is_local(run_id):
                 continue
             current = await load(run_id)
             now = clock.now()
             if current is None:
                 yield RunDelete(run_id=run.id, job_name=run.job_name, labels=run.labels, at=now)
                 return
-            for event in _changes(last, current, now):
+            for event in changes(last, current, now):
                 queue.append(event)
             last = current
     finally:
         unsubscribe()
+        if stop_changes is not None:
+            stop_changes()
 
 
-async def _arrival(arrived: asyncio.Event, clock: Clock, seconds: float) -> bool:
-    """Wait for an event or ``seconds``; return True if an event arrived."""
-    waiter = asyncio.ensure_future(arrived.wait())
+async def _arrival(
+    arrived: asyncio.Event, changed: asyncio.Event, clock: Clock, seconds: float
+) -> bool:
+    """Wait for an event, a reported change or ``seconds``; return True if an event arrived."""
+    if changed.is_set():
+        await asyncio.sleep(0)  # a change already reported: read it, letting others run first
+        return arrived.is_set()
+    waiters = [asyncio.ensure_future(arrived.wait()), asyncio.ensure_future(changed.wait())]
     sleeper = asyncio.ensure_future(clock.sleep(seconds))
     try:
-        await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((*waiters, sleeper), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        waiter.cancel()
-        sleeper.cancel()
+        for future in (*waiters, sleeper):
+            future.cancel()
     return arrived.is_set()
 
 

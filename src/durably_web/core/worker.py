@@ -1,7 +1,9 @@
 """The worker: claims runs, executes them, renews their leases, keeps the database tidy.
 
-A trigger in the same process wakes the loop at once; the polling interval only matters for
-work written by another process or tab. Up to ``max_concurrent_runs`` runs execute at once,
+A trigger in the same process wakes the loop at once; on a store that tells of other
+processes' writes (:class:`~durably_web.storage.base.Notifications`: PostgreSQL), so does a
+trigger in another process. The polling interval only matters for work written by another
+process or tab that no notification announced. Up to ``max_concurrent_runs`` runs execute at once,
 each in its own named task; one renewal task extends every held lease; idle maintenance
 (:mod:`durably_web.core.maintenance`) purges old runs and fails runs of jobs no worker knows.
 Background tasks are supervised: their errors go to ``worker:error`` and never kill the loop.
@@ -33,7 +35,7 @@ from durably_web.events import EventBus, RunLeaseRenewed, WorkerError
 from durably_web.job import JobDefinition
 from durably_web.models import Run
 from durably_web.options import Options
-from durably_web.storage.base import Store
+from durably_web.storage.base import Notifications, Store, Unsubscribe
 from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
 
 __all__ = ["Worker"]
@@ -48,6 +50,8 @@ class Worker:
         store / bus / clock / options: the engine's services and settings.
         jobs: the registered job definitions by job name (read live: registering later works).
         worker_id: this worker's lease owner name.
+        notifications: the store's notifications, if it has them: a run of a job of ours
+            that another process makes claimable wakes the loop.
 
     """
 
@@ -60,6 +64,7 @@ class Worker:
         options: Options,
         jobs: Mapping[str, JobDefinition[Any, Any]],
         worker_id: str,
+        notifications: Notifications | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -75,6 +80,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._overruns = Overruns()
+        self._notifications = notifications
+        self._unsubscribe: Unsubscribe | None = None
         self.failure: StorageError | None = None
         self.maintenance = Maintenance(
             store=store, bus=bus, clock=clock, options=options, jobs=jobs, report=self.report
@@ -117,11 +124,18 @@ class Worker:
             return
         self._stopping = False
         self.failure = None
+        if self._notifications is not None and self._unsubscribe is None:
+            self._unsubscribe = self._notifications.on_ready(self._ready)
         self._loop_task = asyncio.create_task(self._loop(), name="durably-worker")
 
     def wake(self) -> None:
         """Make an idle loop look for work now (called after a trigger or retry)."""
         self._wake.set()
+
+    def _ready(self, job_name: str | None) -> None:
+        """Another process made a run of ``job_name`` claimable (None: maybe missed some)."""
+        if job_name is None or job_name in self.jobs:
+            self._wake.set()
 
     def stop_claiming(self) -> None:
         """Claim no more runs from now on; runs in flight go on (``stop()`` starts so)."""
@@ -135,6 +149,9 @@ class Worker:
         ``await`` and released: they go back to pending at once for the next worker.
         """
         self.stop_claiming()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._loop_task is not None:
             await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None

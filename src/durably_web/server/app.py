@@ -344,9 +344,11 @@ class DurablyApp:
 
     async def _runs_subscribe(self, args: Args, receive: Receive, send: Send) -> None:
         stream = self._new_stream()
-        # Listen now, before the response starts, so no event in between is missed.
+        # Listen now, before the response starts, so no event in between is missed. Remote:
+        # runs that workers in other processes execute too (PostgreSQL), so a server with no
+        # worker of its own still shows them.
         listener = trimmed_listener(args["filter"], stream.push, guarded=self.auth is not None)
-        unsubscribe = self.durably.on("*", listener)
+        unsubscribe = self.durably.on("*", listener, remote=True)
         try:
             await self._stream(send, receive, stream)
         finally:

@@ -24,17 +24,29 @@ Contract every implementation keeps (``tests/contract`` checks it):
   :class:`~durably_web.storage.connection.IntegrityViolation`, a broken one
   :class:`~durably_web.errors.StorageError`; never a driver's own exception.
 - Timestamps in and out are epoch seconds (``now``) or aware datetimes (on records).
+
+A store that hears other processes' writes as they commit (PostgreSQL, through ``NOTIFY``) also
+implements :class:`Notifications`, an optional part of the protocol: the engine wakes its idle
+worker and updates its watchers on them, and polls (``polling_interval``) as the fallback.
+A store without it (SQLite) is polled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from durably_web.models import Log, Run, Step
 from durably_web.storage.records import CompletedStep, LogRow, NewRun, RunDelta, RunFilter
 
-__all__ = ["Store"]
+__all__ = ["Notifications", "Store", "Subscriber", "Unsubscribe"]
+
+Subscriber = Callable[[str | None], None]
+"""Called with what a notification names (a job name, a run id), or ``None`` when some may
+have been missed (the store lost its connection meanwhile): look at the database again."""
+
+Unsubscribe = Callable[[], None]
+"""Stops the calls a subscription asked for (idempotent)."""
 
 
 @runtime_checkable
@@ -231,4 +243,28 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Release the database (connections, pools)."""
+        ...
+
+
+@runtime_checkable
+class Notifications(Protocol):
+    """Optional: a store that tells of other processes' writes as they commit.
+
+    Listeners are plain functions, called in the event loop; what this store's own engine
+    wrote is not reported (it knows). Delivery is best effort: a notification may be late,
+    and after a lost connection a listener is called once with ``None``.
+    """
+
+    def on_ready(self, listener: Subscriber) -> Unsubscribe:
+        """Call ``listener(job_name)`` when another process makes a run of that job claimable."""
+        ...
+
+    def on_run_change(self, listener: Subscriber, run_id: str | None = None) -> Unsubscribe:
+        """Call ``listener(run_id)`` when another process changes a run's state.
+
+        Args:
+            listener: called with the run's id (or ``None``, see the class docstring).
+            run_id: only this run's changes (default: every run's).
+
+        """
         ...

@@ -13,9 +13,12 @@ An adapter executes SQL and nothing else; it knows no domain. Contract:
 - ``transaction()`` is a synchronous context manager: ``BEGIN IMMEDIATE`` on entry (so a
   writer takes the database lock before reading what it will write), ``COMMIT`` on normal exit,
   ``ROLLBACK`` when the block raises. Transactions do not nest and never span an ``await``.
+- ``lock_wait`` is how long the Store waits out a held lock asynchronously: an adapter whose
+  driver does not wait for locks (CPython's: the loop must not block) sets it to its
+  ``busy_timeout``; one whose driver waits (SQLite's busy handler) sets 0.
 - Driver errors are translated once, in the adapter, by SQLite result code: a constraint
-  violation raises :class:`IntegrityViolation`; a lock held past ``busy_timeout``
-  (``SQLITE_BUSY``/``SQLITE_LOCKED``) :class:`DatabaseBusy`; a full disk or storage quota
+  violation raises :class:`IntegrityViolation`; a held lock (``SQLITE_BUSY``/``SQLITE_LOCKED``,
+  at once or after the driver's own wait) :class:`DatabaseBusy`; a full disk or storage quota
   (``SQLITE_FULL``) :class:`DatabaseFull`; a value longer than SQLite accepts
   (``SQLITE_TOOBIG``) :class:`~durably_web.errors.ValidationError` (the data is at fault, not
   the database); anything else :class:`~durably_web.errors.StorageError`. Whatever the error,
@@ -64,7 +67,7 @@ class IntegrityViolation(StorageError):
 
 
 class DatabaseBusy(StorageError):
-    """Another connection held the database lock past ``busy_timeout``.
+    """Another connection held the database lock (by the engine: past ``busy_timeout``).
 
     Transient: the same operation can succeed once the lock is released, so the engine retries
     its own writes instead of failing a run.
@@ -101,6 +104,15 @@ def storage_error(code: int | None, message: str) -> StorageError | ValidationEr
 
 class Connection(Protocol):
     """A synchronous SQLite connection the Store drives."""
+
+    @property
+    def lock_wait(self) -> float:
+        """Seconds the Store waits, off the event loop, for a lock reported held.
+
+        This connection raises ``DatabaseBusy`` at once for a held lock, and the Store waits
+        it out (see :mod:`durably_web.storage.lockwait`); 0 when the driver waits itself.
+        """
+        ...
 
     def execute(self, sql: str, params: Sequence[Param] = ()) -> int:
         """Run one statement; return the number of rows it inserted, updated or deleted."""

@@ -1,4 +1,8 @@
-"""Load the SQL the Store runs from the ``.sql`` files beside this module."""
+"""Load the SQL the stores run from the ``.sql`` files beside this module.
+
+SQLite's files are ``sql/queries.sql`` and ``sql/migrations/``; each other dialect has the same
+layout in its own folder (``sql/postgres/``), named by ``root``.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,9 @@ _HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)
 
 
 @cache
-def queries() -> dict[str, str]:
-    """Return every query of ``sql/queries.sql`` by name, without its trailing semicolon."""
-    text = resources.files(__package__).joinpath("sql/queries.sql").read_text("utf-8")
+def queries(root: str = "sql") -> dict[str, str]:
+    """Return every query of ``<root>/queries.sql`` by name, without its trailing semicolon."""
+    text = resources.files(__package__).joinpath(f"{root}/queries.sql").read_text("utf-8")
     parts = _HEADER.split(text)
     found: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
@@ -23,9 +27,9 @@ def queries() -> dict[str, str]:
 
 
 @cache
-def migrations() -> tuple[tuple[int, str], ...]:
-    """Return ``(version, script)`` for each ``sql/migrations/NNNN_*.sql``, in version order."""
-    folder = resources.files(__package__).joinpath("sql/migrations")
+def migrations(root: str = "sql") -> tuple[tuple[int, str], ...]:
+    """Return ``(version, script)`` for each ``<root>/migrations/NNNN_*.sql``, in order."""
+    folder = resources.files(__package__).joinpath(f"{root}/migrations")
     found = []
     for entry in folder.iterdir():
         match = re.fullmatch(r"([0-9]{4})_[a-z0-9_]+\.sql", entry.name)

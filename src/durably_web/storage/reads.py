@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from durably_web.clock import format_timestamp
 from durably_web.models import Log, Run, Step
 from durably_web.storage.connection import Connection, Param
+from durably_web.storage.lockwait import waits_for_lock
 from durably_web.storage.records import CompletedStep, RunFilter
 from durably_web.storage.rows import log_from_row, run_from_row, step_from_row
 
@@ -25,11 +26,13 @@ class StoreReads:
     connection: Connection
     _q: dict[str, str]
 
+    @waits_for_lock
     async def completed_steps(self, run_id: str) -> dict[str, CompletedStep]:
         """Return the completed checkpoints of a run by step name."""
         rows = self.connection.query(self._q["completed_steps"], (run_id,))
         return {row["name"]: CompletedStep(row["index"], row["output"]) for row in rows}
 
+    @waits_for_lock
     async def count_replayed_logs(self, run_id: str) -> int:
         """Return how many of the run's stored log lines a resumed attempt logs again.
 
@@ -40,6 +43,7 @@ class StoreReads:
         rows = self.connection.query(self._q["count_replayed_logs"], (run_id,))
         return int(rows[0]["n"])
 
+    @waits_for_lock
     async def unknown_job_runs(
         self, known: Iterable[str], waiting_since: float, now: float, limit: int
     ) -> list[Run]:
@@ -58,11 +62,13 @@ class StoreReads:
             run_from_row(row) for row in self.connection.query(self._q["unknown_job_runs"], params)
         ]
 
+    @waits_for_lock
     async def get_run(self, run_id: str) -> Run | None:
         """Return the run, or None."""
         rows = self.connection.query(self._q["get_run"], (run_id,))
         return run_from_row(rows[0]) if rows else None
 
+    @waits_for_lock
     async def get_runs(self, run_filter: RunFilter) -> list[Run]:
         """Return runs matching the filter, newest first."""
         clauses: list[str] = []
@@ -86,12 +92,14 @@ class StoreReads:
         params.extend((-1 if run_filter.limit is None else run_filter.limit, run_filter.offset))
         return [run_from_row(row) for row in self.connection.query(sql, params)]
 
+    @waits_for_lock
     async def get_steps(self, run_id: str) -> list[Step]:
         """Return a run's step records in index order."""
         return [
             step_from_row(row) for row in self.connection.query(self._q["get_steps"], (run_id,))
         ]
 
+    @waits_for_lock
     async def get_logs(self, run_id: str) -> list[Log]:
         """Return a run's log lines, oldest first."""
         return [log_from_row(row) for row in self.connection.query(self._q["get_logs"], (run_id,))]

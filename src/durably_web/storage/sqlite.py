@@ -28,6 +28,7 @@ from durably_web.errors import (
 from durably_web.ids import new_ulid
 from durably_web.models import Run
 from durably_web.storage.connection import Connection, IntegrityViolation, Param, Row
+from durably_web.storage.lockwait import waits_for_lock
 from durably_web.storage.queries import migrations, queries
 from durably_web.storage.reads import StoreReads
 from durably_web.storage.records import LogRow, NewRun, RunDelta
@@ -57,6 +58,7 @@ class SQLiteStore(StoreReads):
 
     # -- schema -------------------------------------------------------------------------
 
+    @waits_for_lock
     async def migrate(self, now: float) -> list[int]:
         """Apply every migration newer than the database's version; return those applied.
 
@@ -89,6 +91,7 @@ class SQLiteStore(StoreReads):
                 applied.append(version)
         return applied
 
+    @waits_for_lock
     async def schema_version(self) -> int:
         """Return the highest migration version applied (0 for an empty database)."""
         return self._version()
@@ -101,6 +104,7 @@ class SQLiteStore(StoreReads):
 
     # -- enqueue ------------------------------------------------------------------------
 
+    @waits_for_lock
     async def enqueue(self, new_runs: Sequence[NewRun], now: float) -> list[Run]:
         """Insert runs in one transaction; return each with its disposition.
 
@@ -156,6 +160,7 @@ class SQLiteStore(StoreReads):
 
     # -- claim and execute --------------------------------------------------------------
 
+    @waits_for_lock
     async def claim_next(
         self,
         owner: str,
@@ -185,6 +190,7 @@ class SQLiteStore(StoreReads):
             )
         return run_from_row(rows[0]) if rows else None
 
+    @waits_for_lock
     async def check_lease(self, run_id: str, generation: int) -> None:
         """Raise :class:`RunCancelled` or :class:`LeaseLost` unless the lease is still held.
 
@@ -208,6 +214,7 @@ class SQLiteStore(StoreReads):
             return
         raise self._refusal(run_id, rows[0] if rows else None)
 
+    @waits_for_lock
     async def checkpoint_step(
         self,
         run_id: str,
@@ -250,6 +257,7 @@ class SQLiteStore(StoreReads):
         if not written:
             raise self._refusal(run_id)
 
+    @waits_for_lock
     async def record_failed_step(
         self,
         run_id: str,
@@ -278,6 +286,7 @@ class SQLiteStore(StoreReads):
         )
         return self._fenced((self._insert_step, step), logs)
 
+    @waits_for_lock
     async def flush(self, run_id: str, generation: int, delta: RunDelta, now: float) -> bool:
         """Write a delta's progress, counters and logs on their own; False if fenced off."""
         if not delta:
@@ -288,6 +297,7 @@ class SQLiteStore(StoreReads):
         )
         return self._fenced(touch, delta.logs)
 
+    @waits_for_lock
     async def renew_lease(
         self, run_id: str, generation: int, now: float, lease_duration: float
     ) -> str | None:
@@ -296,6 +306,7 @@ class SQLiteStore(StoreReads):
         statement = (self._q["renew_lease"], (run_id, generation, expires, format_timestamp(now)))
         return expires if self.connection.run_batch([statement], guard=True) else None
 
+    @waits_for_lock
     async def complete_run(
         self,
         run_id: str,
@@ -324,6 +335,7 @@ class SQLiteStore(StoreReads):
         if not self._fenced(complete, logs, after=after):
             raise self._refusal(run_id)
 
+    @waits_for_lock
     async def fail_run(
         self, run_id: str, generation: int, error: str, now: float, delta: RunDelta
     ) -> None:
@@ -339,6 +351,7 @@ class SQLiteStore(StoreReads):
         if not self._fenced(fail, delta.logs):
             raise self._refusal(run_id)
 
+    @waits_for_lock
     async def release_lease(
         self, run_id: str, generation: int, now: float, delta: RunDelta
     ) -> bool:
@@ -369,6 +382,7 @@ class SQLiteStore(StoreReads):
         statements.extend(after)
         return self.connection.run_batch(statements, guard=True)
 
+    @waits_for_lock
     async def expire_leases(self, now: float) -> int:
         """Expire every live lease, so the next claims reclaim those runs at once.
 
@@ -394,11 +408,13 @@ class SQLiteStore(StoreReads):
 
     # -- runs of jobs no worker knows (found by StoreReads.unknown_job_runs) ----------------
 
+    @waits_for_lock
     async def flag_unknown_job(self, run_id: str, warning: str) -> bool:
         """Store ``warning`` as the error of a waiting run that has none; True if it did."""
         with self.connection.transaction():
             return self.connection.execute(self._q["flag_unknown_job"], (run_id, warning)) > 0
 
+    @waits_for_lock
     async def fail_unknown_job(
         self, run_id: str, error: str, waiting_since: float, now: float
     ) -> Run | None:
@@ -411,6 +427,7 @@ class SQLiteStore(StoreReads):
 
     # -- run management -----------------------------------------------------------------
 
+    @waits_for_lock
     async def cancel_run(self, run_id: str, now: float) -> Run:
         """Cancel a pending or leased run.
 
@@ -429,6 +446,7 @@ class SQLiteStore(StoreReads):
                 raise ConflictError(f"Cannot cancel {current.status} run: {run_id}")
         return run_from_row(rows[0])
 
+    @waits_for_lock
     async def retry_run(self, run_id: str, now: float) -> Run:
         """Put a failed or cancelled run back to pending, same id, checkpoints kept.
 
@@ -454,6 +472,7 @@ class SQLiteStore(StoreReads):
             ) from exc
         return run_from_row(rows[0])
 
+    @waits_for_lock
     async def delete_run(self, run_id: str) -> Run:
         """Delete a terminal run with its steps, logs and labels; return what was deleted.
 
@@ -470,6 +489,7 @@ class SQLiteStore(StoreReads):
             self._cascade_delete(run_id)
         return run
 
+    @waits_for_lock
     async def purge_runs(self, older_than: float, limit: int) -> int:
         """Delete up to ``limit`` terminal runs that finished before ``older_than``."""
         self._invalidate()

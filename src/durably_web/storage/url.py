@@ -3,7 +3,9 @@
 This is where a URL becomes a driver: the engine core never imports an adapter or names a
 concrete store. ``sqlite:///path.db`` opens the CPython ``sqlite3`` adapter
 (:mod:`durably_web.adapters.sqlite3`) under a :class:`~durably_web.storage.sqlite.SQLiteStore`;
-a Connection (the browser worker's OPFS connection) is wrapped in one; a Store is used as it is.
+``postgresql://...`` the PostgreSQL store (:mod:`durably_web.storage.postgres`, the
+``postgres`` extra, imported only then); a Connection (the browser worker's OPFS connection)
+is wrapped in a SQLiteStore; a Store is used as it is.
 """
 
 from __future__ import annotations
@@ -11,15 +13,19 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from durably_web.errors import ValidationError
+from durably_web.errors import StorageError, ValidationError
 from durably_web.storage.base import Store
 from durably_web.storage.connection import Connection
 from durably_web.storage.sqlite import SQLiteStore
 
-__all__ = ["open_connection", "open_store"]
+__all__ = ["POSTGRES_SCHEMES", "open_connection", "open_store"]
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+"""URL schemes of the PostgreSQL store (libpq's)."""
 
 _URL_OPTIONS = {"synchronous", "journal_mode", "busy_timeout"}
-_CONNECTION_METHODS = (
+_CONNECTION_MEMBERS = (
+    "lock_wait",
     "execute",
     "query",
     "execute_script",
@@ -33,25 +39,40 @@ def open_store(database: Any, *, exclusive: bool = False) -> tuple[Store, bool]:
     """Return the Store for ``database`` and whether the caller owns it (must close it).
 
     Args:
-        database: ``"sqlite:///local.db"``, ``"sqlite:///:memory:"``, a Store, or a
-            Connection (e.g. the browser worker's OPFS connection).
+        database: ``"sqlite:///local.db"``, ``"sqlite:///:memory:"``,
+            ``"postgresql://user:password@host:5432/db"``, a Store, or a Connection (e.g.
+            the browser worker's OPFS connection).
         exclusive: for a Connection: no other connection can write this database (the
             browser worker's exclusive OPFS pool; see :class:`SQLiteStore`).
 
     Raises:
         ValidationError: the URL is not a database URL known here, or ``database`` is
             neither a URL, a Store nor a Connection.
+        StorageError: a PostgreSQL URL, and the ``postgres`` extra is not installed.
 
     """
     if isinstance(database, str):
+        if urlsplit(database).scheme in POSTGRES_SCHEMES:
+            return _open_postgres(database), True
         return SQLiteStore(open_connection(database)), True
     if isinstance(database, Store):
         return database, False
-    if all(hasattr(database, name) for name in _CONNECTION_METHODS):
+    if all(hasattr(database, name) for name in _CONNECTION_MEMBERS):
         return SQLiteStore(database, exclusive=exclusive), False
     raise ValidationError(
-        f"database must be a sqlite:/// URL, a Store or a Connection, got {database!r}"
+        "database must be a sqlite:/// or postgresql:// URL, a Store or a Connection, "
+        f"got {database!r}"
     )
+
+
+def _open_postgres(url: str) -> Store:
+    try:
+        from durably_web.storage.postgres import open_postgres_store
+    except ImportError as exc:
+        raise StorageError(
+            f"PostgreSQL support is not installed ({exc}): pip install 'durably-web[postgres]'"
+        ) from None
+    return open_postgres_store(url)
 
 
 def open_connection(url: str) -> Connection:
@@ -68,7 +89,8 @@ def open_connection(url: str) -> Connection:
     parts = urlsplit(url)
     if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/"):
         raise ValidationError(
-            f"database URL must look like 'sqlite:///path.db' or 'sqlite:///:memory:', got {url!r}"
+            "database URL must look like 'sqlite:///path.db', 'sqlite:///:memory:' or "
+            f"'postgresql://user:password@host:5432/db', got {url!r}"
         )
     path = parts.path[1:]
     if not path:

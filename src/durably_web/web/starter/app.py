@@ -153,7 +153,9 @@ def show_output(run_id, output):
 def on_event(event):
     """Update the page from an engine event."""
     if event.type == "worker:error":
-        if event.context == "worker-stopped":  # the database failed: a full quota, say
+        # The database failed under the engine (a full quota, say): it stopped running runs,
+        # keeps their checkpoints, and resumes them at the next boot. The badge says so too.
+        if event.context == "worker-stopped":
             box = el("error")
             box.textContent = (
                 "The engine stopped: " + str(event.error) + ". Finished steps are kept: "
@@ -161,6 +163,11 @@ def on_event(event):
             )
             box.dataset.code = "engine_stopped"
             box.hidden = False
+            badge = el("status")
+            badge.dataset.status = "stopped"
+            badge.textContent = (
+                "Stopped: storage full" if "quota" in str(event.error) else "Stopped"
+            )
         return
     if event.get("job_name") != JOB:
         return

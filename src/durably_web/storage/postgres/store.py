@@ -1,0 +1,586 @@
+"""The PostgreSQL store: the SQLite store's domain operations, for workers on many machines.
+
+Same methods, same results and errors as :class:`~durably_web.storage.store.SQLiteStore`, over
+upstream Durably's PostgreSQL schema (so upstream's Node workers can share the database). What
+differs is how safety is reached with many writers at once:
+
+- **Claim**: upstream's claim (its ADR-0001): the oldest claimable run is locked with
+  ``FOR UPDATE SKIP LOCKED``; a run with a concurrency key also takes the advisory lock
+  ``hashtext(key)`` and re-checks that no live lease holds the key. Unlike upstream, the lock
+  is tried (``pg_try_advisory_xact_lock``), not waited for: a claim that skips a held key
+  keeps its lock until it commits, and two claimers waiting for each other's keys deadlock.
+- **Fencing**: every write of a lease holder is one statement guarded by
+  ``status = 'leased' AND lease_generation = ?``; a checkpoint holds the run row ``FOR SHARE``
+  while it inserts, so a reclaim waits for it and the next holder's replay sees it.
+- **Enqueue**: a unique violation with a run another transaction committed meanwhile is not an
+  error: the run is looked up again (idempotent / coalesced / conflict), as on SQLite.
+- **Waking**: each write that makes a run claimable sends ``NOTIFY durably_ready`` (the job
+  name); each change of a run's state (its creation too) ``NOTIFY durably_run`` (the run id).
+  Each payload starts with the store's :attr:`origin` token: :meth:`on_ready` and
+  :meth:`on_run_change` (the optional :class:`~durably_web.storage.base.Notifications` part of
+  the Store protocol) deliver the other stores' notifications, so an idle worker or a watcher in
+  another process reacts at once instead of at its next poll.
+- **Connection loss**: reads and lease-holder writes are retried through a restart of the server
+  (see :class:`~durably_web.storage.postgres.database.Database`); lease-holder writes are built
+  to be repeated safely, even when the engine calls them again (a step row whose write was in
+  doubt keeps its id). A server still unreachable after ``retry_for`` raises
+  ``DatabaseUnreachable``, a :class:`~durably_web.storage.connection.DatabaseBusy`: the engine
+  waits and calls again, as it does for a SQLite lock, instead of failing the run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from durably_web.clock import format_timestamp
+from durably_web.errors import ConflictError, LeaseLost, NotFoundError, RunCancelled, StorageError
+from durably_web.ids import new_ulid
+from durably_web.models import Run
+from durably_web.storage.base import Subscriber, Unsubscribe
+from durably_web.storage.connection import IntegrityViolation
+from durably_web.storage.postgres.database import Database, Session
+from durably_web.storage.postgres.listener import Listener
+from durably_web.storage.postgres.params import log_params, run_update, step_params
+from durably_web.storage.postgres.reads import PostgresReads
+from durably_web.storage.queries import migrations, queries
+from durably_web.storage.records import LogRow, NewRun, RunDelta
+from durably_web.storage.rows import run_from_row
+
+__all__ = ["READY_CHANNEL", "RUN_CHANNEL", "PostgresStore"]
+
+READY_CHANNEL = "durably_ready"
+"""NOTIFY channel: a run of the job named in the payload became claimable."""
+RUN_CHANNEL = "durably_run"
+"""NOTIFY channel: the state of the run whose id is the payload changed."""
+
+_SQL_ROOT = "sql/postgres"
+_ENQUEUE_ATTEMPTS = 5
+
+
+class PostgresStore(PostgresReads):
+    """Domain operations on a PostgreSQL database (see the module docstring).
+
+    Args:
+        database: the pooled database to run SQL on; the store closes it in :meth:`close`.
+
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.origin = new_ulid()
+        """This store's token in the notifications it sends (it ignores its own)."""
+        self._q = _load_queries()
+        self._notify = {"ready_channel": READY_CHANNEL, "run_channel": RUN_CHANNEL}
+        self._notify["origin"] = self.origin
+        self._listener = Listener(database, (READY_CHANNEL, RUN_CHANNEL), self.origin)
+        # Step rows whose write may have committed with its connection lost: written again
+        # with the same id, so the retry finds it instead of a duplicate name.
+        self._in_doubt: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+
+    # -- notifications ------------------------------------------------------------------
+
+    def on_ready(self, listener: Subscriber) -> Unsubscribe:
+        """Call ``listener(job_name)`` when another store makes a run of that job claimable.
+
+        It is also called with ``None`` after the store reconnected to the server (what was
+        sent meanwhile is lost). Returns a function that unsubscribes.
+        """
+        return self._listener.subscribe(READY_CHANNEL, listener)
+
+    def on_run_change(self, listener: Subscriber, run_id: str | None = None) -> Unsubscribe:
+        """Call ``listener(run_id)`` when another store changes a run (only ``run_id``'s if given).
+
+        Also called with ``None`` after a reconnection, since a change may have been missed
+        meanwhile. Returns a function that unsubscribes.
+        """
+        return self._listener.subscribe(RUN_CHANNEL, listener, run_id)
+
+    # -- schema -------------------------------------------------------------------------
+
+    async def migrate(self, now: float) -> list[int]:
+        """Apply every migration newer than the database's version; return those applied.
+
+        Each runs in its own transaction under an advisory lock and re-reads the version first,
+        so processes migrating one database at once apply each exactly once. Then the store
+        starts listening for notifications.
+
+        Raises:
+            StorageError: the database was written by a newer release (its schema version is
+                higher than the last migration known here); nothing is written.
+
+        """
+        known = migrations(_SQL_ROOT)
+        latest = known[-1][0]
+        found = await self.schema_version()
+        if found > latest:
+            raise StorageError(
+                f"the database has schema version {found}, newer than this durably_web "
+                f"supports (version {latest}): it was written by a newer release. Upgrade "
+                "durably_web to open it; it was left unchanged."
+            )
+        applied: list[int] = []
+        for version, script in known:
+
+            async def apply(session: Session, version: int = version, script: str = script) -> None:
+                await session.fetch(self._q["migration_lock"])
+                if await self._version(session) >= version:
+                    return
+                await session.execute(script)
+                await session.execute(
+                    self._q["record_version"],
+                    {"version": version, "applied_at": format_timestamp(now)},
+                )
+                applied.append(version)
+
+            await self.database.in_transaction(apply)
+        await self._listener.start()
+        return applied
+
+    async def schema_version(self) -> int:
+        """Return the highest migration version applied (0 for an empty database)."""
+        return await self.database.attempt(self._version, retry=True)
+
+    async def _version(self, session: Session) -> int:
+        if not (await session.fetch(self._q["schema_versions_exists"]))[0]["exists"]:
+            return 0
+        return int((await session.fetch(self._q["current_version"]))[0]["version"])
+
+    # -- enqueue ------------------------------------------------------------------------
+
+    async def enqueue(self, new_runs: Sequence[NewRun], now: float) -> list[Run]:
+        """Insert runs in one transaction; return each with its disposition.
+
+        Per run, in order: an existing run with the same ``(job, idempotency_key)`` is
+        returned as ``idempotent``; a pending run with the same ``(job, concurrency_key)``
+        is returned as ``coalesced`` when ``coalesce`` is set and is otherwise a
+        :class:`ConflictError` that rolls the whole batch back; else the run is inserted as
+        ``created``. Runs of one batch see each other.
+        """
+
+        async def block(session: Session) -> list[Run]:
+            results = [await self._enqueue_one(session, new, now) for new in new_runs]
+            created = [run for run in results if run.disposition == "created"]
+            if created:
+                jobs = sorted({run.job_name for run in created})
+                ids = [run.id for run in created]
+                await session.fetch(
+                    self._q["notify_created"], {**self._notify, "jobs": jobs, "ids": ids}
+                )
+            return results
+
+        return await self.database.in_transaction(block)
+
+    async def _enqueue_one(self, session: Session, new: NewRun, now: float) -> Run:
+        key = {"job_name": new.job_name}
+        for _ in range(_ENQUEUE_ATTEMPTS):
+            if new.idempotency_key is not None:
+                rows = await session.fetch(
+                    self._q["find_by_idempotency_key"], {**key, "key": new.idempotency_key}
+                )
+                if rows:
+                    return run_from_row(rows[0], "idempotent")
+            if new.concurrency_key is not None:
+                rows = await session.fetch(
+                    self._q["find_pending_by_concurrency_key"],
+                    {**key, "key": new.concurrency_key},
+                )
+                if rows:
+                    if new.coalesce:
+                        return run_from_row(rows[0], "coalesced")
+                    raise ConflictError(
+                        f'A pending run already exists for concurrency key "{new.concurrency_key}"'
+                        f' in job "{new.job_name}". Use coalesce="skip" to return the existing run'
+                        " instead."
+                    )
+            run_id = new_ulid(now)
+            rows = await session.fetch(
+                self._q["insert_run"],
+                {
+                    **key,
+                    "id": run_id,
+                    "input": new.input_json,
+                    "idempotency_key": new.idempotency_key,
+                    "concurrency_key": new.concurrency_key,
+                    "labels": json.dumps(new.labels, separators=(",", ":"), ensure_ascii=False),
+                    "now": format_timestamp(now),
+                },
+            )
+            if rows:  # else another transaction committed a conflicting run: look again
+                if new.labels:
+                    await session.execute(
+                        self._q["insert_labels"],
+                        {
+                            "run_id": run_id,
+                            "keys": list(new.labels),
+                            "values": list(new.labels.values()),
+                        },
+                    )
+                return run_from_row(rows[0], "created")
+        raise ConflictError(
+            f'The runs of job "{new.job_name}" changed concurrently {_ENQUEUE_ATTEMPTS} times '
+            "while this trigger was being written; try again."
+        )
+
+    # -- claim and execute --------------------------------------------------------------
+
+    async def claim_next(
+        self,
+        owner: str,
+        now: float,
+        lease_duration: float,
+        job_names: Iterable[str],
+        run_id: str | None = None,
+    ) -> Run | None:
+        """Lease the oldest claimable run of one of ``job_names``; None when there is none.
+
+        Claimable: pending, or leased with an expired lease, and no live lease holds its
+        concurrency key. The lease generation goes up by one: the fencing token of every write
+        the new holder makes. With ``run_id``, only that run is considered.
+        """
+        stamp = format_timestamp(now)
+        params: dict[str, Any] = {
+            "now": stamp,
+            "jobs": sorted(job_names),
+            "run_id": run_id,
+            "owner": owner,
+            "expires": format_timestamp(now + lease_duration),
+        }
+
+        [fast] = await self.database.fetch(
+            self._q["claim_fast"], {**params, **self._notify}, retry=False
+        )
+        if fast["id"] is not None:
+            return run_from_row(fast)
+        if not fast["candidates"]:
+            return None
+
+        async def block(session: Session) -> Run | None:  # the oldest candidate has a key
+            skip: list[str] = []
+            while True:
+                rows = await session.fetch(self._q["claim_candidate"], {**params, "skip": skip})
+                if not rows:
+                    return None
+                candidate = {"id": rows[0]["id"], "key": rows[0]["concurrency_key"], "now": stamp}
+                if candidate["key"] is not None:
+                    [lock] = await session.fetch(self._q["concurrency_lock"], candidate)
+                    if not lock["locked"] or await session.fetch(
+                        self._q["concurrency_holder"], candidate
+                    ):
+                        skip.append(candidate["key"])
+                        continue
+                [row] = await session.fetch(
+                    self._q["lease_run"], {**params, **candidate, **self._notify}
+                )
+                return run_from_row(row)
+
+        return await self.database.in_transaction(block)
+
+    async def check_lease(self, run_id: str, generation: int) -> None:
+        """Raise :class:`RunCancelled` or :class:`LeaseLost` unless the lease is still held."""
+        rows = await self._held(self._q["run_state"], {"run_id": run_id})
+        state = rows[0] if rows else None
+        if state is None or state["status"] != "leased" or state["lease_generation"] != generation:
+            raise await self._refusal(run_id, state)
+
+    async def checkpoint_step(
+        self,
+        run_id: str,
+        generation: int,
+        *,
+        name: str,
+        index: int,
+        output_json: str | None,
+        started_at: float,
+        now: float,
+        logs: Sequence[LogRow] = (),
+    ) -> None:
+        """Persist a completed step, fenced, in one statement with the run's unwritten ``logs``.
+
+        Raises:
+            RunCancelled: the run was cancelled; nothing was written.
+            LeaseLost: the lease was reclaimed; nothing was written.
+            ConflictError: a completed step with this name already exists.
+
+        """
+        step = self._step(run_id, generation, name, index, "completed", output_json, None)
+        step.update(started_at=format_timestamp(started_at), now=format_timestamp(now))
+        try:
+            written = await self._write_step(run_id, generation, step, logs)
+        except IntegrityViolation as exc:
+            raise ConflictError(
+                f"step {name!r} of run {run_id} already has a completed checkpoint"
+            ) from exc
+        if not written:
+            raise await self._refusal(run_id)
+
+    async def record_failed_step(
+        self,
+        run_id: str,
+        generation: int,
+        *,
+        name: str,
+        index: int,
+        status: str,
+        error: str,
+        started_at: float,
+        now: float,
+        logs: Sequence[LogRow] = (),
+    ) -> bool:
+        """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off."""
+        step = self._step(run_id, generation, name, index, status, None, error)
+        step.update(started_at=format_timestamp(started_at), now=format_timestamp(now))
+        return await self._write_step(run_id, generation, step, logs)
+
+    def _step(
+        self,
+        run_id: str,
+        generation: int,
+        name: str,
+        index: int,
+        status: str,
+        output_json: str | None,
+        error: str | None,
+    ) -> dict[str, Any]:
+        """Return a step row's parameters (called again after a lost connection: same id)."""
+        key = (run_id, generation, name, status)
+        step = self._in_doubt.get(key) or step_params(
+            run_id, name, index, status, output_json, error
+        )
+        self._in_doubt[key] = step
+        return dict(step)
+
+    async def _write_step(
+        self, run_id: str, generation: int, step: dict[str, Any], logs: Sequence[LogRow]
+    ) -> bool:
+        params = {**step, **log_params(logs), "generation": generation}
+        [result] = await self._held(self._q["write_step"], params)
+        # Not inserted: fenced off, or a first attempt lost with its connection did write it.
+        written = bool(result["written"]) or bool(
+            await self._held(self._q["step_exists"], {"id": step["id"]})
+        )
+        self._in_doubt.pop((run_id, generation, step["name"], step["status"]), None)
+        return written
+
+    async def flush(self, run_id: str, generation: int, delta: RunDelta, now: float) -> bool:
+        """Write a delta's progress, counters and logs on their own; False if fenced off."""
+        if not delta:
+            return True
+        params = run_update(run_id, generation, delta, now)
+        return bool(await self._held(self._q["touch_run"], params))
+
+    async def renew_lease(
+        self, run_id: str, generation: int, now: float, lease_duration: float
+    ) -> str | None:
+        """Extend a held lease; return the new expiry text, or None if the fence refused."""
+        expires = format_timestamp(now + lease_duration)
+        params = {
+            "run_id": run_id,
+            "generation": generation,
+            "expires": expires,
+            "now": format_timestamp(now),
+        }
+        changed = await self.database.execute(self._q["renew_lease"], params, retry=True)
+        return expires if changed else None
+
+    async def complete_run(
+        self,
+        run_id: str,
+        generation: int,
+        output_json: str | None,
+        now: float,
+        delta: RunDelta,
+        *,
+        delete_steps: bool,
+    ) -> None:
+        """Mark the run completed with its output (fenced); optionally drop steps and logs.
+
+        Raises:
+            RunCancelled / LeaseLost: the fence refused; nothing was written.
+
+        """
+        params = run_update(run_id, generation, delta, now)
+        if delete_steps:  # the delta's log lines would be deleted with the others
+            params.update(log_params([]))
+        params.update(output=output_json, delete_steps=delete_steps)
+        await self._finish(run_id, generation, "complete_run", "completed", params)
+
+    async def fail_run(
+        self, run_id: str, generation: int, error: str, now: float, delta: RunDelta
+    ) -> None:
+        """Mark the run failed with ``error`` (fenced). Steps are kept for an in-place retry.
+
+        Raises:
+            RunCancelled / LeaseLost: the fence refused; nothing was written.
+
+        """
+        params = run_update(run_id, generation, delta, now)
+        params["error"] = error
+        await self._finish(run_id, generation, "fail_run", "failed", params)
+
+    async def _finish(
+        self, run_id: str, generation: int, query: str, status: str, params: dict[str, Any]
+    ) -> None:
+        if await self._held(self._q[query], params):
+            return
+        rows = await self._held(self._q["run_state"], {"run_id": run_id})
+        state = rows[0] if rows else None
+        if state is not None and (state["status"], state["lease_generation"]) == (
+            status,
+            generation,
+        ):
+            return  # a first attempt lost with its connection did write this outcome
+        raise await self._refusal(run_id, state)
+
+    async def release_lease(
+        self, run_id: str, generation: int, now: float, delta: RunDelta
+    ) -> bool:
+        """Give an interrupted run back to the queue at once (fenced); False if refused.
+
+        It goes back to pending, unless another run of its job already waits under its
+        concurrency key: then it stays leased with an expired lease, claimable just the same.
+        """
+        params = run_update(run_id, generation, delta, now)
+        try:
+            rows = await self._held(self._q["release_lease"], {**params, "keep_leased": False})
+        except IntegrityViolation:  # one pending run per concurrency key
+            rows = await self._held(self._q["release_lease"], {**params, "keep_leased": True})
+        return bool(rows)
+
+    async def expire_leases(self, now: float) -> int:
+        """Expire every live lease, so the next claims reclaim those runs at once."""
+        params = {**self._notify, "now": format_timestamp(now)}
+        return len(await self.database.fetch(self._q["expire_leases"], params, retry=False))
+
+    async def _held(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run a lease holder's statement (built to be repeated), retried through lost connections.
+
+        If the server stays unreachable past ``retry_for``, :class:`DatabaseUnreachable` (a
+        ``DatabaseBusy``) goes up: the engine waits and calls again.
+        """
+        return await self.database.fetch(sql, {**self._notify, **params}, retry=True)
+
+    async def _refusal(
+        self, run_id: str, state: dict[str, Any] | None = None
+    ) -> RunCancelled | LeaseLost:
+        if state is None:
+            rows = await self._held(self._q["run_state"], {"run_id": run_id})
+            state = rows[0] if rows else None
+        if state is not None and state["status"] == "cancelled":
+            return RunCancelled(f"Run was cancelled: {run_id}")
+        return LeaseLost(f"Lease ownership was lost: {run_id}")
+
+    # -- runs of jobs no worker knows (see durably_web.maintenance) ------------------------
+
+    async def flag_unknown_job(self, run_id: str, warning: str) -> bool:
+        """Store ``warning`` as the error of a waiting run that has none; True if it did."""
+        params = {"run_id": run_id, "warning": warning}
+        return await self.database.execute(self._q["flag_unknown_job"], params, retry=True) > 0
+
+    async def fail_unknown_job(
+        self, run_id: str, error: str, waiting_since: float, now: float
+    ) -> Run | None:
+        """Fail a run still unclaimed since ``waiting_since``; None if it was claimed meanwhile."""
+        params = {
+            **self._notify,
+            "run_id": run_id,
+            "error": error,
+            "since": format_timestamp(waiting_since),
+            "now": format_timestamp(now),
+        }
+        rows = await self.database.fetch(self._q["fail_unknown_job"], params, retry=False)
+        return run_from_row(rows[0]) if rows else None
+
+    # -- run management -----------------------------------------------------------------
+
+    async def cancel_run(self, run_id: str, now: float) -> Run:
+        """Cancel a pending or leased run.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run is already completed, failed or cancelled.
+
+        """
+        params = {**self._notify, "run_id": run_id, "now": format_timestamp(now)}
+        rows = await self.database.fetch(self._q["cancel_run"], params, retry=False)
+        if rows:
+            return run_from_row(rows[0])
+        current = await self._require(run_id)
+        if current.status == "cancelled":
+            raise ConflictError(f"Cannot cancel already cancelled run: {run_id}")
+        raise ConflictError(f"Cannot cancel {current.status} run: {run_id}")
+
+    async def retry_run(self, run_id: str, now: float) -> Run:
+        """Put a failed or cancelled run back to pending, same id, checkpoints kept.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run is not failed or cancelled, or another run of its job
+                already waits under its concurrency key.
+
+        """
+        params = {**self._notify, "run_id": run_id, "now": format_timestamp(now)}
+        try:
+            rows = await self.database.fetch(self._q["retry_run"], params, retry=False)
+        except IntegrityViolation as exc:
+            raise ConflictError(
+                f"Cannot retry run {run_id}: a pending run with its concurrency key already exists"
+            ) from exc
+        if rows:
+            return run_from_row(rows[0])
+        current = await self._require(run_id)
+        raise ConflictError(
+            f"Cannot retry {current.status} run: {run_id} "
+            "(only failed or cancelled runs can be retried)"
+        )
+
+    async def delete_run(self, run_id: str) -> Run:
+        """Delete a terminal run with its steps, logs and labels; return what was deleted.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run is pending or leased.
+
+        """
+
+        async def block(session: Session) -> Run:
+            rows = await session.fetch(self._q["lock_run"], {"run_id": run_id})
+            if not rows:
+                raise NotFoundError(f"Run not found: {run_id}")
+            run = run_from_row(rows[0])
+            if not run.is_terminal:
+                raise ConflictError(f"Cannot delete {run.status} run: {run_id}")
+            await session.fetch(self._q["delete_runs"], {**self._notify, "ids": [run_id]})
+            return run
+
+        return await self.database.in_transaction(block)
+
+    async def purge_runs(self, older_than: float, limit: int) -> int:
+        """Delete up to ``limit`` terminal runs that finished before ``older_than``."""
+
+        async def block(session: Session) -> int:
+            params = {"before": format_timestamp(older_than), "limit": limit}
+            ids = [row["id"] for row in await session.fetch(self._q["purge_candidates"], params)]
+            if ids:
+                await session.fetch(self._q["delete_runs"], {**self._notify, "ids": ids})
+            return len(ids)
+
+        return await self.database.in_transaction(block)
+
+    async def _require(self, run_id: str) -> Run:
+        run = await self.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"Run not found: {run_id}")
+        return run
+
+    async def close(self) -> None:
+        """Stop listening and close every connection."""
+        await self._listener.close()
+        await self.database.close()
+
+
+def _load_queries() -> dict[str, str]:
+    """Return the dialect's queries, the ``{logs}`` fragment written into those using it."""
+    found = queries(_SQL_ROOT)
+    return {name: sql.replace("{logs}", found["logs"]) for name, sql in found.items()}
