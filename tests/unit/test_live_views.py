@@ -21,6 +21,7 @@ from durably_web.client.live.hub import hub_for
 from durably_web.client.live.observable import Changed
 from durably_web.client.local import LocalClient
 from tests.conftest import MakeDurably
+from tests.databases import SQLITE_BACKENDS
 from tests.unit.page import live_check
 
 GATES: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
@@ -52,6 +53,13 @@ async def work_job(step: StepContext, payload: WorkInput) -> dict[str, int]:
         step.progress(i + 1, payload.n, f"step {i + 1}")
         step.log.info(f"did {i}")
     return {"total": payload.n}
+
+
+@pytest.fixture(params=SQLITE_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The views are page code over a client: SQLite backends only (main's PostgreSQL one hung
+    in ``trigger_and_wait`` here: reported, not yet looked into)."""
+    return str(request.param)
 
 
 @pytest.fixture(autouse=True)
