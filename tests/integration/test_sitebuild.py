@@ -529,7 +529,16 @@ def test_build_writes_the_site_with_every_runtime_file(repo_build: BuildResult) 
     for rel, entry in manifest.items():
         assert entry == {"size": (site / rel).stat().st_size, "sha256": sha256(site / rel)}
     layout = Layout(REPO)
-    app = {"index.html", "demo.py", "demo_table.py", "jobs.py"}
+    app = {
+        "index.html",
+        "demo.py",
+        "demo_table.py",
+        "demo_form.py",
+        "demo.css",
+        "jobs.py",
+        "bench.html",
+        "bench.py",
+    }
     assert {rel for rel in on_disk if "/" not in rel} == app
     for name in app:
         assert (site / name).read_bytes() == (layout.app / name).read_bytes()
@@ -539,6 +548,11 @@ def test_build_writes_the_site_with_every_runtime_file(repo_build: BuildResult) 
         "runtime/service_worker.js",
         "runtime/offline.mjs",
         "client/index.mjs",
+        "dashboard/index.html",
+        "dashboard/dashboard.py",
+        "dashboard/run_page.py",
+        "dashboard/timeline.py",
+        "dashboard/style.css",
     ):
         source = layout.web / rel
         assert (site / "_durably" / rel).read_bytes() == source.read_bytes()

@@ -19,6 +19,7 @@ Output (``.build/site/`` of the work directory, or ``out``; the URL layout of :m
     durably-sw.js             the service worker: the build id, then ``service_worker.js``
     _durably/runtime/         the engine worker's modules, service_worker.js, offline.mjs
     _durably/client/          the JS client (``durably_web/web/client/``)
+    _durably/dashboard/       the runs dashboard (``durably_web/web/dashboard/``)
     _durably/vendor/pyodide/  pyodide.mjs, pyodide.asm.mjs, pyodide.asm.wasm, python_stdlib.zip,
                               pyodide-lock.json, *.whl (all .pyc, durably_web's included),
                               engine-site.tar, engine.json, python_stdlib_core.zip and
@@ -90,6 +91,16 @@ PAGE_PACKAGE_FILES = (
     "client/page.py",
     "client/page_client.py",
     "client/values.py",
+    "client/live/__init__.py",
+    "client/live/dom.py",
+    "client/live/hub.py",
+    "client/live/job_view.py",
+    "client/live/log_view.py",
+    "client/live/observable.py",
+    "client/live/run_actions.py",
+    "client/live/run_list.py",
+    "client/live/run_view.py",
+    "client/live/status.py",
     "protocol/__init__.py",
     "protocol/wire.py",
 )
@@ -274,9 +285,14 @@ def _layout(root: Path, package: Path, app: Path | None, out: Path | None) -> La
 
 
 def _package_files(layout: Layout) -> dict[str, Path]:
-    """Map the runtime, the client and the page package to their places below ``_durably/``."""
+    """Map the runtime, the client, the dashboard and the page package below ``_durably/``."""
     files = {}
-    for name, directory in (("runtime", layout.runtime), ("client", layout.client)):
+    pages = (
+        ("runtime", layout.runtime),
+        ("client", layout.client),
+        ("dashboard", layout.dashboard),
+    )
+    for name, directory in pages:
         for path in walk(directory):
             files[f"{PREFIX}/{name}/{path.relative_to(directory).as_posix()}"] = path
     for path in walk(layout.page_py, ".py"):
