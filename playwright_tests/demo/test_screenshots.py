@@ -3,11 +3,14 @@
 Made against a server (``durably-web serve-api`` of the demo's jobs) holding runs in every
 state a user meets: completed, failed, cancelled and one still running. Each screenshot is
 checked for what it must show before it is written, so a broken page fails the test instead
-of landing in the docs.
+of landing in the docs. They are written to ``docs/screenshots/`` when
+``DURABLY_UPDATE_SCREENSHOTS=1`` is set (so a plain test run leaves the checkout clean), else to
+the test's temporary directory.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +55,13 @@ def seed(api: ApiServer) -> dict[str, str]:
     return ids
 
 
-def shoot(page: Any, name: str) -> None:
-    DOCS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
+def shoot(page: Any, name: str, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out / f"{name}.png"), full_page=True)
 
 
-def test_screenshots(api_server: ApiServer, browser: Browser) -> None:
+def test_screenshots(api_server: ApiServer, browser: Browser, tmp_path: Path) -> None:
+    out = DOCS if os.environ.get("DURABLY_UPDATE_SCREENSHOTS") == "1" else tmp_path
     ids = seed(api_server)
     for kind, viewport in VIEWPORTS.items():
         context = browser.open(f"profile-{kind}", viewport=viewport, timezone_id="Europe/Berlin")
@@ -69,23 +73,23 @@ def test_screenshots(api_server: ApiServer, browser: Browser) -> None:
         )
         statuses = {row["id"]: row["status"] for row in board.rows()}
         assert statuses[ids["failed"]] == "failed" and statuses[ids["cancelled"]] == "cancelled"
-        shoot(board.page, f"dashboard-runs-{kind}")
+        shoot(board.page, f"dashboard-runs-{kind}", out)
 
         board.page.click(f'#runs tr[data-run-id="{ids["running"]}"] td.run a')
         board.run_status("leased")
         board.wait("document.querySelectorAll('#timeline g').length >= 3")
         board.wait("document.querySelectorAll('#run-logs li').length >= 2")
-        shoot(board.page, f"dashboard-run-{kind}")
+        shoot(board.page, f"dashboard-run-{kind}", out)
 
         board.page.evaluate(f"location.hash = 'run={ids['failed']}'")
         board.run_status("failed")
         board.wait("document.querySelectorAll('#timeline g').length >= 3")
-        shoot(board.page, f"dashboard-failed-run-{kind}")
+        shoot(board.page, f"dashboard-failed-run-{kind}", out)
 
         demo = Demo(context.new_page()).goto(api_server.demo())
         demo.wait_status("ready")
         demo.page.wait_for_function("document.querySelectorAll('#runs tr').length >= 4")
-        shoot(demo.page, f"demo-{kind}")
+        shoot(demo.page, f"demo-{kind}", out)
         browser.close(context)
     written = sorted(path.name for path in DOCS.glob("*.png"))
     for kind in VIEWPORTS:
