@@ -12,8 +12,9 @@ routing (it would disable the HTTP cache). For each of ``--runs`` fresh profiles
 - **warm**: the same after ``--reloads`` reloads (HTTP cache revalidated, 304s);
 - **reopen**: the browser closed and reopened on the same profile (disk cache), then loaded.
 
-Then, on the last profile, the demo's "Benchmark: 1000 steps" button ``--steps-runs`` times:
-a job of 1000 trivial ``step.run`` checkpoints on OPFS (WAL), timed inside the job.
+Then, on the last profile, the benchmark page's (``/bench.html``, opened beside the demo) "Run
+1000 steps" button ``--steps-runs`` times: a job of 1000 trivial ``step.run`` checkpoints on
+OPFS (WAL), timed inside the job.
 Prints medians (and min-max); ``--json`` writes every sample. Numbers depend on the host's
 OPFS write cost: compare runs on one machine only.
 """
@@ -58,7 +59,7 @@ def load(page: Any, url: str | None, meter: Meter) -> dict[str, Any]:
 
 
 def steps_per_second(page: Any) -> float:
-    """Click the demo's benchmark button; return the 1000-step job's steps/s."""
+    """Click the benchmark page's button; return the 1000-step job's steps/s."""
     page.evaluate("document.getElementById('bench-result').removeAttribute('data-result')")
     page.click("#bench")
     page.wait_for_selector("#bench-result[data-result]", timeout=300_000)
@@ -108,6 +109,9 @@ def main() -> None:
             page = context.new_page()
             samples["reopen"].append(load(page, url, meter))
             if run == args.runs - 1:
+                context.new_page().goto(f"{origin}bench.html?db=bench{run}")
+                page = context.pages[-1]  # beside the demo's tab: it runs the engine
+                page.wait_for_selector("#bench:not([disabled])", timeout=120_000)
                 for _ in range(args.steps_runs):
                     samples["steps_per_s"].append(steps_per_second(page))
             foreign += meter.foreign

@@ -1,7 +1,8 @@
 """What the benchmark measures: the systems, the workloads and their metrics, the targets.
 
-A *system* belongs to a *suite* (``native`` or ``browser``); each suite's ``self`` system, its
-durably_web variant (:data:`SELVES`), is what that suite's ratios and targets are about.
+A *system* belongs to a *suite* (``native``, ``browser`` or ``postgres``); each suite's
+``self`` system, its durably_web variant (:data:`SELVES`), is what that suite's ratios and
+targets are about.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from setup_systems import (
     PROJECT_PYTHON,
     setup_browser,
     setup_dbos,
+    setup_dbos_pg,
     setup_node,
+    setup_postgres,
     setup_upstream_browser,
+    setup_upstream_pg,
 )
 
-Role = Literal["self", "peer", "floor"]
-Suite = Literal["native", "browser"]
+Role = Literal["self", "variant", "peer", "floor"]
+Suite = Literal["native", "browser", "postgres"]
 
 
 # -- systems ------------------------------------------------------------------------------
@@ -39,8 +43,8 @@ class System:
         workloads: the workloads it can run.
         role: ``self`` (this project: ratios are computed for it), ``peer`` or ``floor``.
         setup: makes the command runnable on a fresh machine (idempotent, fast when done).
-        suite: ``native`` or ``browser``: tables, ratios and targets are per suite, about its
-            ``self`` system.
+        suite: ``native``, ``browser`` or ``postgres``: tables, ratios and targets are per
+            suite, about its ``self`` system.
 
     """
 
@@ -57,6 +61,14 @@ def _chromium(system: str) -> Callable[[], list[str]]:
     return lambda: [str(PROJECT_PYTHON), str(BENCH / "systems" / "chromium.py"), "--system", system]
 
 
+def _postgres(system: str) -> Callable[[], list[str]]:
+    return lambda: [str(PROJECT_PYTHON), str(BENCH / "systems" / "pg_suite.py"), "--system", system]
+
+
+#: What the PostgreSQL suite's systems run (``bench/systems/pg_suite.py``).
+_PG_WORKLOADS = frozenset({"pg_throughput", "pg_latency", "resume", "pg_io"})
+
+
 SYSTEMS: dict[str, System] = {
     system.name: system
     for system in (
@@ -66,6 +78,18 @@ SYSTEMS: dict[str, System] = {
             lambda: [str(PROJECT_PYTHON), str(BENCH / "systems" / "durably_cpython.py")],
             frozenset({"throughput", "latency", "resume", "queries"}),
             "self",
+        ),
+        System(
+            "durably_web_batched",
+            "durably_web (CPython), checkpoint=batched",
+            lambda: [
+                str(PROJECT_PYTHON),
+                str(BENCH / "systems" / "durably_cpython.py"),
+                "--checkpoint",
+                "batched",
+            ],
+            frozenset({"throughput"}),
+            "variant",
         ),
         System(
             "upstream",
@@ -108,6 +132,15 @@ SYSTEMS: dict[str, System] = {
             "browser",
         ),
         System(
+            "durably_web_chromium_batched",
+            "durably_web (Chromium), checkpoint=batched",
+            _chromium("durably_web_chromium_batched"),
+            frozenset({"throughput"}),
+            "variant",
+            setup_browser,
+            "browser",
+        ),
+        System(
             "upstream_chromium",
             "upstream Durably 0.15 (Chromium: SQLocal, OPFS)",
             _chromium("upstream_chromium"),
@@ -134,10 +167,41 @@ SYSTEMS: dict[str, System] = {
             setup_upstream_browser,
             "browser",
         ),
+        System(
+            "durably_web_pg",
+            "durably_web (CPython, PostgreSQL)",
+            _postgres("durably_web_pg"),
+            _PG_WORKLOADS,
+            "self",
+            setup_postgres,
+            "postgres",
+        ),
+        System(
+            "upstream_pg",
+            "upstream Durably 0.15 (Node, kysely pg)",
+            _postgres("upstream_pg"),
+            _PG_WORKLOADS,
+            "peer",
+            setup_upstream_pg,
+            "postgres",
+        ),
+        System(
+            "dbos_pg",
+            "DBOS Transact (PostgreSQL)",
+            _postgres("dbos_pg"),
+            _PG_WORKLOADS,
+            "peer",
+            setup_dbos_pg,
+            "postgres",
+        ),
     )
 }
 #: The durably_web variant of each suite: ratios and targets are about it.
-SELVES: dict[Suite, str] = {"native": "durably_web", "browser": "durably_web_chromium"}
+SELVES: dict[Suite, str] = {
+    "native": "durably_web",
+    "browser": "durably_web_chromium",
+    "postgres": "durably_web_pg",
+}
 
 
 # -- workloads ----------------------------------------------------------------------------
@@ -291,6 +355,59 @@ WORKLOADS: dict[str, Workload] = {
             {"reloads": 3},
             {"reloads": 1},
         ),
+        Workload(
+            "pg_throughput",
+            "P1. Throughput on PostgreSQL: {runs} runs x {steps} steps triggered from a client "
+            "process, then {workers} worker processes (one run at a time each) started "
+            "together; steps/s from the start command to the last completion; a fresh "
+            "database per worker count",
+            (
+                Metric("steps_per_s_1w", "steps/s, 1 worker", "higher"),
+                Metric("steps_per_s_2w", "steps/s, 2 workers", "higher"),
+                Metric("steps_per_s_4w", "steps/s, 4 workers", "higher"),
+                Metric("scaling_2w", "2 workers ÷ 1 worker", "higher"),
+                Metric("scaling_4w", "4 workers ÷ 1 worker", "higher"),
+                Metric("rss_peak_mb", "peak RSS of a worker, 1 worker (MiB)", "lower"),
+            ),
+            {"runs": 100, "steps": 100, "workers": [1, 2, 4]},
+            {"runs": 5, "steps": 20, "workers": [1, 2]},
+            # DBOS at synchronous_commit=on does ~100 steps/s on this machine under load:
+            # 10,000 steps x 3 worker counts took 6 minutes per repetition. A rate needs fewer.
+            {"dbos_pg": ({"runs": 25, "steps": 100, "workers": [1, 2, 4]}, {})},
+        ),
+        Workload(
+            "pg_latency",
+            "P2. Latency across processes on PostgreSQL: trigger call in a client process → "
+            "start in an idle worker process (run:start / run:leased / workflow body) and → "
+            "complete, 1-step job, default polling; {samples} samples",
+            (
+                Metric("trigger_call_p50_ms", "trigger call itself p50 (ms)", "lower"),
+                Metric("start_p50_ms", "→ start p50 (ms)", "lower"),
+                Metric("start_p95_ms", "→ start p95 (ms)", "lower"),
+                Metric("complete_p50_ms", "→ complete p50 (ms)", "lower"),
+                Metric("complete_p95_ms", "→ complete p95 (ms)", "lower"),
+            ),
+            {"samples": 200, "gap_ms": 20},
+            {"samples": 10, "gap_ms": 20},
+            # Upstream's idle worker polls every 1000 ms (it sends and hears no NOTIFY); DBOS's
+            # worker polls its queue every 1 s: random gaps of up to one interval, fewer samples.
+            {
+                "upstream_pg": ({"samples": 40, "gap_ms": 1000}, {"samples": 3, "gap_ms": 1000}),
+                "dbos_pg": ({"samples": 40, "gap_ms": 1000}, {"samples": 3, "gap_ms": 1000}),
+            },
+        ),
+        Workload(
+            "pg_io",
+            "P3. I/O-bound on PostgreSQL: {runs} runs x {steps} steps, each step awaiting "
+            "{sleep_ms} ms, {concurrency} runs at once per worker process; 1 then 4 workers",
+            (
+                Metric("steps_per_s_1w", "steps/s, 1 worker", "higher"),
+                Metric("steps_per_s_4w", "steps/s, 4 workers", "higher"),
+                Metric("scaling_4w", "4 workers ÷ 1 worker", "higher"),
+            ),
+            {"runs": 128, "steps": 40, "sleep_ms": 10, "concurrency": 8, "workers": [1, 4]},
+            {"runs": 16, "steps": 5, "sleep_ms": 10, "concurrency": 8, "workers": [1, 4]},
+        ),
     )
 }
 
@@ -313,6 +430,37 @@ class Target:
 
 TARGETS = (
     Target("steps/s ≥ 3 x upstream on Node", "throughput", "steps_per_s", 3.0, "upstream"),
+    Target(
+        "PostgreSQL, 1 worker: steps/s ≥ 3 x upstream",
+        "pg_throughput",
+        "steps_per_s_1w",
+        3.0,
+        "upstream_pg",
+        suite="postgres",
+    ),
+    Target(
+        "PostgreSQL, 1 worker: steps/s ≥ 5 x DBOS",
+        "pg_throughput",
+        "steps_per_s_1w",
+        5.0,
+        "dbos_pg",
+        suite="postgres",
+    ),
+    Target(
+        "PostgreSQL, I/O-bound: 4 workers ≥ 3.5 x 1 worker",
+        "pg_io",
+        "scaling_4w",
+        3.5,
+        suite="postgres",
+    ),
+    Target(
+        "PostgreSQL: trigger → start p50 ≤ 10 ms across processes",
+        "pg_latency",
+        "start_p50_ms",
+        10.0,
+        at_most=True,
+        suite="postgres",
+    ),
     Target(
         "steps/s ≥ 50% of the raw Python commit floor",
         "throughput",
@@ -358,4 +506,8 @@ TARGETS = (
     ),
 )
 SELF = SELVES["native"]
-SUITE_TITLES: dict[Suite, str] = {"native": "CPython and Node", "browser": "headless Chromium"}
+SUITE_TITLES: dict[Suite, str] = {
+    "native": "CPython and Node",
+    "browser": "headless Chromium",
+    "postgres": "PostgreSQL, across processes",
+}

@@ -32,9 +32,8 @@ from playwright_tests.browser import Meter, launch_options
 from playwright_tests.site import ROOT, SiteServer, seed_caches
 
 from durably_web.sitebuild import BuildResult, build, npm
-from durably_web.sitebuild.build import LOCK_FILE, service_worker_script
+from durably_web.sitebuild.build import generated_vendor_files, service_worker_script
 from durably_web.sitebuild.layout import SERVICE_WORKER, VENDOR, Layout
-from durably_web.sitebuild.lock import build_lock, render_lock
 from durably_web.sitebuild.mirror import mirror, read_manifest
 from durably_web.sitebuild.starter import new_app
 from durably_web.sitebuild.wheels import download
@@ -57,15 +56,17 @@ def stock_site(app: Path, built: BuildResult, out: Path) -> Path:
     info = npm.pyodide_info(layout)
     wheels = [*download(layout, info, log=print).values(), *(layout.state / "self").glob("*.whl")]
     manifest = read_manifest(built.site) or {}
+    generated_suffixes = (".whl", ".zip", ".json", ".tar")  # stock copies or generated below
     plan = {
         rel: built.site / rel
         for rel in manifest
-        if not rel.startswith(f"{VENDOR}/pyodide/") or not rel.endswith((".whl", ".zip", ".json"))
+        if not rel.startswith(f"{VENDOR}/pyodide/") or not rel.endswith(generated_suffixes)
     }
-    plan[f"{VENDOR}/pyodide/python_stdlib.zip"] = npm.pyodide_dir(layout) / "python_stdlib.zip"
+    stdlib = npm.pyodide_dir(layout) / "python_stdlib.zip"
+    plan[f"{VENDOR}/pyodide/python_stdlib.zip"] = stdlib
     plan.update({f"{VENDOR}/pyodide/{wheel.name}": wheel for wheel in wheels})
-    lock = {LOCK_FILE: render_lock(build_lock(info, wheels))}
-    mirror(plan, lock, out, lambda build_id: {SERVICE_WORKER: service_worker_script(build_id)})
+    generated = generated_vendor_files(info, wheels, stdlib)
+    mirror(plan, generated, out, lambda build_id: {SERVICE_WORKER: service_worker_script(build_id)})
     return out
 
 

@@ -44,7 +44,13 @@ def markdown_tables(
     """
     me = SELVES[suite]
     systems = [s for s in systems if s.suite == suite]
-    heading = f"### {SUITE_TITLES[suite]}: WAL, synchronous={synchronous} (median of {repeat})"
+    commit = "on" if synchronous == "FULL" else "off"
+    setting = (
+        f"synchronous_commit={commit} (as synchronous={synchronous})"
+        if suite == "postgres"
+        else f"WAL, synchronous={synchronous}"
+    )
+    heading = f"### {SUITE_TITLES[suite]}: {setting} (median of {repeat})"
     out = [heading, ""]
     for workload in workloads:
         present = [s for s in systems if s.name in medians.get(workload.name, {})]
@@ -61,27 +67,29 @@ def markdown_tables(
         out.append("| metric | " + " | ".join(s.label for s in present) + " |")
         out.append("|---|" + "---:|" * len(present))
         data = medians[workload.name]
-        mine_all = data.get(me, {})
+        variants = [s for s in present if s.role == "variant"]
         for metric in workload.metrics:
             values = [data[s.name].get(metric.key) for s in present]
             if all(v is None for v in values):
                 continue
             arrow = "↑" if metric.better == "higher" else "↓"
             out.append(f"| {metric.label} {arrow} | " + " | ".join(fmt(v) for v in values) + " |")
-            mine = mine_all.get(metric.key)
-            if mine is None:
-                continue
-            cells = []
-            for system, theirs in zip(present, values, strict=True):
-                show = system.role == "peer" or (system.role == "floor" and metric.against_floors)
-                ratio = oriented_ratio(metric.better, mine, theirs) if show and theirs else None
-                cells.append(
-                    "" if system.role == "self" else f"{TIMES}{fmt(ratio)}" if ratio else ""
-                )
-            if any(cells):
-                out.append(
-                    "| &nbsp;&nbsp;durably_web ÷ it (> 1 better) | " + " | ".join(cells) + " |"
-                )
+            # Ratio rows: the suite's durably_web, then each variant (another configuration).
+            for who, label in [(me, "durably_web"), *((v.name, v.label) for v in variants)]:
+                mine = data.get(who, {}).get(metric.key)
+                if mine is None:
+                    continue
+                cells = []
+                for system, theirs in zip(present, values, strict=True):
+                    show = system.role == "peer" or (
+                        system.role == "floor" and metric.against_floors
+                    )
+                    ratio = oriented_ratio(metric.better, mine, theirs) if show and theirs else None
+                    cells.append(f"{TIMES}{fmt(ratio)}" if ratio else "")
+                if any(cells):
+                    out.append(
+                        f"| &nbsp;&nbsp;{label} ÷ it (> 1 better) | " + " | ".join(cells) + " |"
+                    )
         out.append("")
     if len(out) == 2:
         return ""

@@ -89,6 +89,9 @@ def run_once(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
         return {"error": f"timed out after {timeout:.0f} s", "seconds": timeout}
+    except BaseException:  # the harness is stopped: so is the system's process group
+        os.killpg(proc.pid, signal.SIGTERM)
+        raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.perf_counter() - started
@@ -106,6 +109,18 @@ def median_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
     ok = [r["metrics"] for r in results if "metrics" in r]
     keys = sorted({k for metrics in ok for k in metrics})
     return {k: statistics.median(m[k] for m in ok if k in m) for k in keys}
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write ``document`` to ``path`` whole (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(json.dumps(document, indent=2) + "\n")
+    partial.replace(path)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
 
 
 # -- main ---------------------------------------------------------------------------------
@@ -146,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     systems = [SYSTEMS[name] for name in SYSTEMS if name in args.systems]
     workloads = [WORKLOADS[name] for name in WORKLOADS if name in args.workloads]
 
+    # SIGTERM ends the run like Ctrl-C: the set-ups' exit handlers (a PostgreSQL cluster)
+    # run, and what was measured so far is in the JSON file (it is written as it grows).
+    signal.signal(signal.SIGTERM, _terminate)
     for setup in dict.fromkeys(s.setup for s in systems if s.setup is not None):
         setup()
 
@@ -180,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f"{system.name}: {status} ({result['seconds']:.1f} s)",
                             file=sys.stderr,
                         )
+                        partial = {"partial": True, "command": [sys.executable, *sys.argv]}
+                        _write_json(args.json, partial | {"machine": facts, "runs": runs})
                 medians.setdefault(synchronous, {})[workload.name] = {
                     s.name: median_metrics(
                         [
@@ -246,8 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": runs,
         "report": "\n".join(report),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(document, indent=2) + "\n")
+    _write_json(args.json, document)
     print(f"wrote {args.json}", file=sys.stderr)
     failed = [r for r in runs if "error" in r]
     return 1 if failed else 0

@@ -6,6 +6,8 @@ Every ``setup_*`` function is idempotent and fast when its work is done already:
 
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
 import subprocess
 import sys
@@ -18,10 +20,14 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 
 NODE_DIR = BENCH / "upstream_node"
+UPSTREAM_PG_DIR = BENCH / "upstream_pg"
 UPSTREAM_BROWSER_DIR = BENCH / "upstream_browser"
 DBOS_VENV = BENCH / ".venv-dbos"
 DBOS_REQUIREMENTS = BENCH / "requirements-dbos.txt"
 PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
+POSTGRES_SCRIPT = ROOT / "scripts" / "postgres"
+#: The PostgreSQL suite's server, a ``postgresql://`` URL (``bench/systems/pg_suite.py`` reads it).
+POSTGRES_URL = "DURABLY_BENCH_POSTGRES_URL"
 
 
 def _run_setup(argv: Sequence[str], cwd: Path) -> None:
@@ -106,3 +112,41 @@ def setup_upstream_browser() -> None:
         (UPSTREAM_BROWSER_DIR / name).stat().st_mtime > bundle.stat().st_mtime for name in inputs
     ):
         _run_setup(["node", "build.mjs"], UPSTREAM_BROWSER_DIR)
+
+
+def setup_postgres() -> None:
+    """Start one throwaway PostgreSQL cluster for the whole run, unless one is given.
+
+    ``scripts/postgres start`` (which installs Debian's server if missing) on a free loopback
+    port; its URL is exported as :data:`POSTGRES_URL` for the systems' processes, and the
+    cluster is stopped and deleted when the harness exits. If :data:`POSTGRES_URL` is set
+    already, that server is used as it is.
+    """
+    if os.environ.get(POSTGRES_URL):
+        return
+    print(f"setup: {POSTGRES_SCRIPT.relative_to(ROOT)} start", file=sys.stderr)
+    out = subprocess.run(
+        [str(POSTGRES_SCRIPT), "start"], capture_output=True, text=True, check=True
+    ).stdout
+    cluster = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    atexit.register(subprocess.run, [str(POSTGRES_SCRIPT), "stop", cluster["DIR"]], check=False)
+    os.environ[POSTGRES_URL] = cluster["URL"]
+
+
+def setup_upstream_pg() -> None:
+    """Start the server, then ``npm ci --ignore-scripts`` in bench/upstream_pg unless current."""
+    setup_postgres()
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        raise SystemExit("node and npm are needed for the upstream_pg system")
+    installed = UPSTREAM_PG_DIR / "node_modules" / ".package-lock.json"
+    lock = UPSTREAM_PG_DIR / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        # --ignore-scripts: @coji/durably depends on better-sqlite3, which this agent never
+        # loads (it uses kysely's PostgresDialect); without it npm would compile it (minutes).
+        _run_setup(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], UPSTREAM_PG_DIR)
+
+
+def setup_dbos_pg() -> None:
+    """Start the server, then make DBOS's venv (its pins include psycopg for PostgreSQL)."""
+    setup_postgres()
+    setup_dbos()

@@ -8,7 +8,8 @@ the test pages added, which no product build ever contains:
 - ``/check/``: the self-check pages (``pages/check``: every client method, the JS client's
   lifecycle);
 - ``/tests/``: the Pyodide test runner (``pages/tests``); its inputs are staged into
-  ``/tests/assets/`` by ``tests/pyodide/assets.py``.
+  ``/tests/assets/`` by ``tests/pyodide/assets.py``;
+- ``/live/``: the live views' test page (``pages/live``), with its own job module.
 
 :func:`serve_site` serves such a directory with ``durably-web serve``'s server; the
 server-mode tests give it to ``durably-web serve-api --static`` instead. :func:`seed_caches`
@@ -48,7 +49,7 @@ def staged_site() -> Iterator[Path]:
     out = Path(tempfile.mkdtemp(prefix="test-site-", dir=state))
     try:
         shutil.copytree(site, out, dirs_exist_ok=True, copy_function=_link)
-        for name in ("check", "tests"):
+        for name in ("check", "tests", "live"):
             shutil.copytree(PAGES / name, out / name, ignore=shutil.ignore_patterns("__pycache__"))
         yield out
     finally:

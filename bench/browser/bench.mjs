@@ -7,7 +7,8 @@
  *
  * - `start`: the product path, `connect({jobs})` from the site's _durably/client/index.mjs with
  *   the product worker _durably/runtime/worker.mjs; reports navigation → engine ready (ms since
- *   this document's navigation).
+ *   this document's navigation) and the worker's boot marks (whether it restored a memory
+ *   snapshot: runtime/snapshot.mjs).
  * - `resume`: first load (no `?phase=resume`): the worker runs the long job and says when it
  *   reached the step to die in; this page terminates it at once and reports `crashed`. The
  *   driver then loads `?phase=resume`, whose worker resumes the run.
@@ -41,7 +42,7 @@ async function start() {
   const { connect } = await import("../_durably/client/index.mjs");
   /** @type {Record<string, number>} */
   const stages = {};
-  await connect({
+  const client = await connect({
     jobs: "./bench_jobs.py",
     database: "/bench.db",
     durability: config.synchronous === "FULL" ? /** @type {any} */ ("WAL_FULL") : "NORMAL",
@@ -50,7 +51,9 @@ async function start() {
       if (name) stages[name] = Math.round(performance.now());
     },
   });
-  report({ type: "done", metrics: { ready_ms: performance.now() }, info: { stages } });
+  const ready = performance.now();
+  // marks: the worker's boot steps (ms since it started), `snapshot-<outcome>` among them
+  report({ type: "done", metrics: { ready_ms: ready }, info: { stages, marks: client.marks } });
 }
 
 if (config.workload === "start") {

@@ -65,10 +65,17 @@ def pragmas(synchronous: str) -> list[str]:
     return list(PRAGMAS[DURABILITY[synchronous]])
 
 
-def _engine(bridge: Any, synchronous: str, database: str = DATABASE) -> Durably:
+def _engine(
+    bridge: Any, synchronous: str, database: str = DATABASE, checkpoint: str = "each"
+) -> Durably:
     connection = PyodideConnection(bridge, database, pragmas(synchronous))
     store = SQLiteStore(connection, exclusive=True)
-    return create_durably(store, max_concurrent_runs=1, polling_interval=1.0).register(jobs)
+    return create_durably(
+        store,
+        max_concurrent_runs=1,
+        polling_interval=1.0,
+        checkpoint="batched" if checkpoint == "batched" else "each",
+    ).register(jobs)
 
 
 async def engine_sql_setup(bridge: Any, synchronous: str, database: str) -> str:
@@ -101,7 +108,7 @@ async def throughput(bridge: Any, sync: str, params: dict[str, Any], hooks: Any)
     import bench_workloads
 
     runs, steps = int(params["runs"]), int(params["steps"])
-    durably = _engine(bridge, sync)
+    durably = _engine(bridge, sync, checkpoint=str(params.get("checkpoint", "each")))
     await durably.migrate()
     return await bench_workloads.throughput(durably, runs, steps, hooks.stage)
 

@@ -81,6 +81,7 @@ SYSTEMS = {
             False,
             ("throughput", "latency", "resume", "queries", "start"),
         ),
+        BrowserSystem("durably_web_chromium_batched", False, ("throughput",)),
         BrowserSystem("raw_wasm", False, ("throughput",)),
         BrowserSystem(
             "upstream_chromium", True, ("throughput", "latency", "resume", "queries", "start")
@@ -317,6 +318,8 @@ class Run:
 def workload_config(args: Args, system: BrowserSystem) -> dict[str, Any]:
     """Return the page's ``window.__benchConfig``."""
     params = dict(args.params)
+    if system.name == "durably_web_chromium_batched":
+        params["checkpoint"] = "batched"
     workload = "floor" if system.name in FLOORS else args.workload
     if workload == "queries":
         params["dataset_sql"] = benchlib.dataset_sql(int(params["runs"]))
@@ -453,10 +456,21 @@ def resume(run: Run, url: str, timeout_s: float) -> tuple[dict[str, Any], dict[s
     return dict(done["metrics"]), dict(done.get("info", {}))
 
 
+SNAPSHOT_STORED = (
+    """async () => (await (await caches.open("durably-snapshots")).keys()).length > 0"""
+)
+"""Whether the engine worker stored its Pyodide memory snapshot (runtime/snapshot.mjs)."""
+
+
 def start(
     run: Run, url: str, timeout_s: float, reloads: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Cold load on the fresh profile, then ``reloads`` warm reloads: ready time and bytes."""
+    """Cold load on the fresh profile, then ``reloads`` warm reloads: ready time and bytes.
+
+    durably_web's worker stores a memory snapshot after ``ready`` (~36 MB into Cache Storage):
+    before a reload the driver waits until it is stored (up to 20 s), as a page reloaded a
+    moment later would find it; each load records what its boot did (``snapshot``).
+    """
     loads = []
     for i in range(reloads + 1):
         run.meter.reset()
@@ -466,12 +480,21 @@ def start(
             run.page.reload()
         done = run.wait_for({"done"}, timeout_s)
         run.page.wait_for_timeout(300)  # let late requests finish before counting bytes
+        marks = done.get("info", {}).get("marks") or {}
+        if marks and i < reloads:
+            run.page.wait_for_function(SNAPSHOT_STORED, timeout=20_000)
         loads.append(
             {
                 "ready_ms": done["metrics"]["ready_ms"],
                 "bytes": run.meter.bytes,
                 "requests": run.meter.requests,
                 "stages": done.get("info", {}).get("stages"),
+                "marks": marks,
+                # durably_web: what the boot did with a memory snapshot (made, restored, ...)
+                "snapshot": next(
+                    (str(k).removeprefix("snapshot-") for k in marks if k.startswith("snapshot-")),
+                    None,
+                ),
             }
         )
     cold, warm = loads[0], loads[1:]

@@ -50,9 +50,17 @@ def _step(i: int) -> dict[str, Any]:
     return benchlib.step_value(i)
 
 
+_CHECKPOINT = {"mode": "each"}
+"""``--checkpoint batched`` (before the harness's arguments): the batched checkpoint mode."""
+
+
 def _engine(args: Args) -> Durably:
     url = f"sqlite:///{args.db_path()}?synchronous={args.synchronous}"
-    return create_durably(url, max_concurrent_runs=1).register({"bench": bench_steps})
+    if _CHECKPOINT["mode"] == "batched":
+        durably = create_durably(url, max_concurrent_runs=1, checkpoint="batched")
+    else:  # the default mode: no option, so older engines (a "before" run) take it too
+        durably = create_durably(url, max_concurrent_runs=1)
+    return durably.register({"bench": bench_steps})
 
 
 def _info(args: Args) -> dict[str, Any]:
@@ -151,7 +159,11 @@ WORKLOADS = {"throughput": throughput, "latency": latency, "resume": resume, "qu
 
 def main() -> None:
     """Run one workload once and print its result line."""
-    args = benchlib.parse_args(__doc__.splitlines()[0], list(WORKLOADS))
+    argv = sys.argv[1:]
+    if argv[:1] == ["--checkpoint"]:
+        _CHECKPOINT["mode"] = argv[1]
+        argv = argv[2:]
+    args = benchlib.parse_args(__doc__.splitlines()[0], list(WORKLOADS), argv)
     if args.phase == "crash":
         asyncio.run(crash_phase(args))
         return

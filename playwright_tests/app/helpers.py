@@ -102,5 +102,10 @@ class StarterPage:
         return self.offline()
 
     def caches(self) -> list[str]:
-        """The origin's Cache Storage names, sorted."""
-        return sorted(self.page.evaluate("caches.keys()"))
+        """The service worker's Cache Storage names (``durably-site-<build>``), sorted.
+
+        The engine worker's cache of memory snapshots (``durably-snapshots``) is not the
+        service worker's: left out.
+        """
+        names = self.page.evaluate("caches.keys()")
+        return sorted(name for name in names if name.startswith("durably-site-"))

@@ -8,6 +8,7 @@
 - ``api_server``: server mode: ``durably-web serve-api SITE/jobs.py --static SITE`` (the
   documented command on ``site``) as a real process (uvicorn) on 127.0.0.1, with a fresh
   database (and the jobs' ledger) per test; the demo page at ``/?server=/api/durably``.
+- ``live_api_server``: the same with the live views' test page's jobs (``/live/jobs.py``).
 
 ``browser`` (Chromium profiles that fail the test on any request leaving 127.0.0.1) comes
 from ``playwright_tests/conftest.py``.
@@ -22,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -62,10 +64,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def api_server(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    """The documented server-mode command, run as a process until the test ends."""
-    workdir = tmp_path_factory.mktemp("api-server")  # the jobs' ledger.db lands here
+@contextmanager
+def _serve_api(jobs: Path, site: Path, workdir: Path) -> Iterator[ApiServer]:
+    """Run ``durably-web serve-api JOBS --static SITE`` as a process until the block ends."""
     port = _free_port()
     log = workdir / "server.log"
     command = [
@@ -73,7 +74,7 @@ def api_server(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "-m",
         "durably_web",
         "serve-api",
-        str(site / "jobs.py"),
+        str(jobs),
         "--static",
         str(site),
         "--base-path",
@@ -108,3 +109,18 @@ def api_server(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+@pytest.fixture
+def api_server(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """The documented server-mode command, run as a process until the test ends."""
+    workdir = tmp_path_factory.mktemp("api-server")  # the jobs' ledger.db lands here
+    with _serve_api(site / "jobs.py", site, workdir) as server:
+        yield server
+
+
+@pytest.fixture
+def live_api_server(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """Server mode for the live views' test page: its jobs (``/live/jobs.py``) in a server."""
+    with _serve_api(site / "live" / "jobs.py", site, tmp_path_factory.mktemp("api")) as server:
+        yield server

@@ -69,10 +69,11 @@ class Browser:
     contexts: list[Any] = field(default_factory=list)
     server_prefixes: tuple[str, ...] = ("http://127.0.0.1:",)
 
-    def open(self, profile: str = "profile") -> Any:
-        """Open (or reopen) the context of profile ``profile``."""
+    def open(self, profile: str = "profile", **options: Any) -> Any:
+        """Open (or reopen) the context of profile ``profile`` (``options``: Playwright's
+        context options, such as ``timezone_id`` or ``viewport``)."""
         context = self.playwright.chromium.launch_persistent_context(
-            str(self.tmp / profile), **launch_options(self.executable)
+            str(self.tmp / profile), **{**launch_options(self.executable), **options}
         )
         # A lambda: a bound builtin like list.append cannot carry Playwright's wrapper.
         context.on("request", lambda request: self.requests.append(request.url))
@@ -102,6 +103,7 @@ class Demo:
         self.console: list[str] = []
         page.on("console", lambda message: self.console.append(message.text))
         page.on("pageerror", lambda error: self.console.append(f"pageerror: {error}"))
+        page.on("dialog", lambda dialog: dialog.accept())  # "Delete this import ...?"
 
     def goto(self, url: str) -> Demo:
         """Navigate and wait until the page's Python runs (the UI is usable)."""
@@ -164,6 +166,10 @@ class Demo:
         if self.page.is_hidden("#form-error"):
             return ""
         return str(self.page.text_content("#form-error"))
+
+    def field_error(self, field: str) -> str:
+        """The message next to a form field (``rows``, ``batch``, ``file``, ...), or ""."""
+        return str(self.page.text_content(f"#{field}-error") or "")
 
     def row(self, run_id: str) -> Any:
         """The run's table row."""

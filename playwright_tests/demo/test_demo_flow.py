@@ -17,7 +17,7 @@ def test_import_runs_with_progress_to_completion(server: Server, browser: Browse
     seen = demo.state()["progress_seen"][run_id]
     assert seen[-1] == 500
     assert any(0 < value < 500 for value in seen), f"no intermediate progress: {seen}"
-    assert '"rows": 500' in str(demo.row(run_id).text_content())
+    assert "500 rows imported in 10 batches" in str(demo.row(run_id).text_content())
     assert demo.row(run_id).get_attribute("data-resumed") is None  # one attempt only
     audit = demo.audit(run_id)
     assert audit["batches"] == 10
@@ -35,14 +35,30 @@ def test_invalid_input_shows_an_error_and_stores_nothing(server: Server, browser
     demo.page.click("#import")
     demo.page.wait_for_selector("#form-error:not([hidden])")
     assert demo.page.get_attribute("#form-error", "data-code") == "validation_error"
-    assert "rows > 0" in demo.form_error()
+    # The message sits next to the field at fault, in plain words (no code, no pydantic).
+    assert "rows > 0" in demo.field_error("rows")
+    assert demo.page.get_attribute("#rows", "aria-invalid") == "true"
+    assert demo.form_error() == "Nothing was imported: check the fields marked."
 
     demo.page.fill("#rows", "10")
     demo.page.fill("#batch", "0")  # batch_size must be >= 1
     demo.page.click("#import")
-    demo.page.wait_for_function(
-        "document.getElementById('form-error').textContent.includes('batch_size')"
+    demo.page.wait_for_function("document.getElementById('batch-error').textContent !== ''")
+    assert demo.field_error("batch") == "must be at least 1"
+    assert (
+        demo.field_error("rows") == "" and demo.page.get_attribute("#rows", "aria-invalid") is None
     )
+
+    # A CSV without one valid row is refused, next to the file field.
+    demo.page.fill("#batch", "100")
+    demo.page.set_input_files(
+        "#file",
+        files=[{"name": "junk.csv", "mimeType": "text/csv", "buffer": b"name,amount\nfoo\nbar\n"}],
+    )
+    demo.page.click("#import")
+    demo.page.wait_for_function("document.getElementById('file-error').textContent !== ''")
+    assert demo.field_error("file").startswith("the CSV has no valid rows")
+    assert "(row 2 is 'foo')" in demo.field_error("file")
     demo.page.reload()
     demo.page.wait_for_function("document.body.dataset.app === 'running'")
     demo.wait_status("ready")
@@ -115,7 +131,8 @@ def test_a_job_module_that_fails_to_import_shows_a_clear_error(
     assert error["code"] == "job_module_failed"
     assert "broken on purpose" in error["message"]
     text = str(demo.page.text_content("#engine-error"))
-    assert "job_module_failed" in text and "broken on purpose" in text
+    assert "broken on purpose" in text and not text.startswith("job_module_failed")  # plain words
+    assert demo.page.get_attribute("#engine-error", "data-code") == "job_module_failed"
     assert demo.page.is_visible("#try-again")
     # Nothing can be queued for a later start: Import stays disabled until connected.
     assert demo.page.is_disabled("#import")
@@ -130,3 +147,35 @@ def test_several_databases_in_one_profile(server: Server, browser: Browser) -> N
         assert demo.wait_status("ready", "failed") == "ready", demo.state()["error"]
     run_id = demo.start_import(rows=20, batch=10)
     demo.wait_run(run_id, "completed")
+
+
+def test_the_log_panel_shows_stored_lines_after_a_reload(server: Server, browser: Browser) -> None:
+    demo = Demo(browser.open().new_page()).goto(server.demo(fresh_db()))
+    demo.wait_status("ready")
+    done = demo.start_import(rows=300, batch=100)
+    demo.wait_run(done, "completed")
+    running = demo.start_import(rows=5000, batch=100, delay_ms=300)
+    demo.wait_progress(running, 300)
+
+    demo.page.reload()
+    demo.page.wait_for_function("document.body.dataset.app === 'running'")
+    demo.wait_status("ready")
+    # The current import (auto-resumed) with its stored progress, and its stored log lines.
+    demo.page.wait_for_function("document.querySelectorAll('#logs li').length >= 3")
+    assert demo.page.text_content("#logs-of") == running[-8:]
+    assert demo.page.get_attribute("#current-status", "data-status") in ("leased", "pending")
+    assert int(str(demo.page.get_attribute("#current-progress", "data-current"))) >= 300
+    lines = demo.page.locator("#logs li").all_text_contents()
+    assert lines[:3] == [f"info [batch-{i}]: batch {i} imported" for i in range(3)]
+
+    # A finished import's lines are kept too (the demo's engine preserves steps and logs).
+    demo.click(done, "logs")
+    demo.page.wait_for_function(
+        "id => document.getElementById('logs-of').textContent === id", arg=done[-8:]
+    )
+    demo.page.wait_for_function("document.querySelectorAll('#logs li').length === 3")
+    assert demo.page.locator("#logs li").all_text_contents() == [
+        f"info [batch-{i}]: batch {i} imported" for i in range(3)
+    ]
+    demo.click(running, "cancel")
+    demo.wait_run(running, "cancelled")

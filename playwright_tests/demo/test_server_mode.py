@@ -52,7 +52,7 @@ def test_import_runs_on_the_server_with_progress_to_completion(
     # The stream carries no output: the page shows the stored run's.
     demo.page.wait_for_function(
         'id => document.querySelector(`#runs tr[data-run-id="${id}"]`).textContent'
-        ".includes('\"rows\": 500')",
+        ".includes('500 rows imported')",
         arg=run_id,
     )
     # The events stream was open before the trigger went out: the page saw all of it.
@@ -121,7 +121,7 @@ def test_invalid_input_is_refused_by_the_server(api_server: ApiServer, browser: 
     demo.page.click("#import")
     demo.page.wait_for_selector("#form-error:not([hidden])")
     assert demo.page.get_attribute("#form-error", "data-code") == "validation_error"
-    assert "rows > 0" in demo.form_error()
+    assert "rows > 0" in demo.field_error("rows")
     assert api_server.call("GET", "/runs") == []
 
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 import pydantic
 
 from durably_web.errors import ValidationError
+from durably_web.json_value import shown
+from durably_web.options import CheckpointMode
 from durably_web.retry import Retry, retry_policy
 
 if TYPE_CHECKING:
@@ -43,6 +45,8 @@ class JobDefinition(Generic[InputT, OutputT]):
     input_adapter: pydantic.TypeAdapter[InputT] = field(repr=False)
     output_adapter: pydantic.TypeAdapter[OutputT] | None = field(repr=False)
     retry: Retry | None = None
+    checkpoint: CheckpointMode | None = None
+    """When its steps are committed (``"each"`` or ``"batched"``); None: the instance's."""
 
     def same_as(self, other: JobDefinition[Any, Any]) -> bool:
         """Return True when ``other`` defines the same job (name, types, function, retry)."""
@@ -52,6 +56,7 @@ class JobDefinition(Generic[InputT, OutputT]):
             and self.output is other.output
             and self.run is other.run
             and self.retry == other.retry
+            and self.checkpoint == other.checkpoint
         )
 
     async def call(self, step: StepContext, payload: InputT) -> OutputT:
@@ -70,6 +75,7 @@ def define_job(
     output: type[OutputT],
     run: None = None,
     retry: Retry | int | None = None,
+    checkpoint: CheckpointMode | None = None,
 ) -> Callable[[JobFunction[InputT, OutputT]], JobDefinition[InputT, OutputT]]: ...
 
 
@@ -81,6 +87,7 @@ def define_job(
     output: None = None,
     run: None = None,
     retry: Retry | int | None = None,
+    checkpoint: CheckpointMode | None = None,
 ) -> Callable[[JobFunction[InputT, Any]], JobDefinition[InputT, Any]]: ...
 
 
@@ -92,6 +99,7 @@ def define_job(
     output: type[OutputT],
     run: JobFunction[InputT, OutputT],
     retry: Retry | int | None = None,
+    checkpoint: CheckpointMode | None = None,
 ) -> JobDefinition[InputT, OutputT]: ...
 
 
@@ -103,6 +111,7 @@ def define_job(
     output: None = None,
     run: JobFunction[InputT, Any],
     retry: Retry | int | None = None,
+    checkpoint: CheckpointMode | None = None,
 ) -> JobDefinition[InputT, Any]: ...
 
 
@@ -114,6 +123,7 @@ def define_job(
     output: Any = None,
     run: JobFunction[Any, Any] | None = None,
     retry: Retry | int | None = None,
+    checkpoint: CheckpointMode | None = None,
 ) -> Any: ...
 
 
@@ -124,6 +134,7 @@ def define_job(
     output: Any = None,
     run: JobFunction[Any, Any] | None = None,
     retry: Retry | int | None = None,
+    checkpoint: CheckpointMode | None = None,
 ) -> JobDefinition[Any, Any] | Callable[[JobFunction[Any, Any]], JobDefinition[Any, Any]]:
     """Define a job.
 
@@ -135,6 +146,8 @@ def define_job(
         run: ``async def run(step, payload)``. Without it, ``define_job`` is a decorator.
         retry: the retry policy of the job's steps (``step.run`` and ``step.all``) that give
             none of their own: a number of attempts or a :class:`~durably_web.Retry`.
+        checkpoint: ``"each"`` or ``"batched"`` (see ``create_durably(checkpoint=...)``);
+            None (default) follows the instance's setting.
 
     Returns:
         A :class:`JobDefinition`, or a decorator producing one.
@@ -149,6 +162,10 @@ def define_job(
             f"job name must be 1-128 characters of letters, digits and _.:/- "
             f"starting with a letter or digit, got {name!r}"
         )
+    if checkpoint is not None and checkpoint not in ("each", "batched"):
+        raise ValidationError(
+            f"checkpoint of job {name!r} must be 'each', 'batched' or None, got {shown(checkpoint)}"
+        )
     input_adapter = _adapter(input, f"input type of job {name!r}")
     output_adapter = None if output is None else _adapter(output, f"output type of job {name!r}")
     policy = retry_policy(retry, f"retry of job {name!r}")
@@ -156,7 +173,9 @@ def define_job(
     def build(fn: JobFunction[Any, Any]) -> JobDefinition[Any, Any]:
         if not callable(fn):
             raise ValidationError(f"run of job {name!r} must be callable, got {fn!r}")
-        return JobDefinition(name, input, output, fn, input_adapter, output_adapter, policy)
+        return JobDefinition(
+            name, input, output, fn, input_adapter, output_adapter, policy, checkpoint
+        )
 
     return build if run is None else build(run)
 

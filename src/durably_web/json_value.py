@@ -38,6 +38,7 @@ from durably_web.errors import ValidationError
 __all__ = [
     "MAX_DEPTH",
     "MAX_REQUEST_DEPTH",
+    "check_exact",
     "check_text",
     "check_value",
     "storable_text",
@@ -218,8 +219,13 @@ def _walk(
     max_depth: int,
     convert: "Callable[[Any], Any] | None",
     out: "list[Any] | None",
+    exact: "list[bool] | None" = None,
 ) -> "tuple[str, str] | None":
-    """Check ``value`` (see :func:`find_problem`); with ``out``, copy it into ``out[0]``."""
+    """Check ``value`` (see :func:`find_problem`); with ``out``, copy it into ``out[0]``.
+
+    With ``exact``, ``exact[0]`` is set to False when any part of ``value`` is not its own
+    JSON form (a tuple, a subclass, something ``convert`` turned into JSON data).
+    """
     # Each entry: the item, its depth, its path (linked pairs), where its copy goes.
     todo: list[tuple[Any, int, Any, Any, Any]] = [(value, 0, None, out, 0)]
     while todo:
@@ -240,6 +246,8 @@ def _walk(
         elif item is None or kind is bool:
             pass
         elif isinstance(item, dict):
+            if exact is not None and kind is not dict:
+                exact[0] = False
             if depth >= max_depth:
                 return _path(parts), f"nested more than {max_depth} levels deep"
             copy: Any = None if holder is None else {}
@@ -256,6 +264,8 @@ def _walk(
                 todo.append((child, depth + 1, (parts, key), copy, key))
             item = copy
         elif isinstance(item, (list, tuple)) or (not strict and isinstance(item, _SETS)):
+            if exact is not None and kind is not list:
+                exact[0] = False
             if depth >= max_depth:
                 return _path(parts), f"nested more than {max_depth} levels deep"
             copy = None if holder is None else [None] * len(item)
@@ -263,13 +273,19 @@ def _walk(
                 todo.append((child, depth + 1, (parts, index), copy, index))
             item = copy
         elif isinstance(item, str):  # a subclass: a str enum member
+            if exact is not None:
+                exact[0] = False
             if not _valid_text(item):
                 return _path(parts), _text_problem(item)
         elif isinstance(item, (int, float)):  # bool and int enums, float subclasses
+            if exact is not None:
+                exact[0] = False
             plain = int(item) if isinstance(item, int) else float(item)
             todo.append((plain, depth, parts, holder, slot))
             continue
         elif convert is not None:
+            if exact is not None:
+                exact[0] = False
             try:
                 converted = convert(item)
             except TypeError as exc:
@@ -302,6 +318,21 @@ def check_value(
     Arguments as for :func:`find_problem`.
     """
     _raise(what, _walk(value, strict, max_depth, convert, None))
+
+
+def check_exact(value: "Any", what: str, *, convert: "Callable[[Any], Any] | None" = None) -> bool:
+    """Check ``value`` strictly, as :func:`check_value`; return True if it is its own JSON form.
+
+    True when decoding the value's JSON text would give an equal value of the same types:
+    only dicts, lists, str, int, float, bool and None, no subclass, tuple or converted object.
+
+    Raises:
+        ValidationError: as :func:`check_value`.
+
+    """
+    exact = [True]
+    _raise(what, _walk(value, True, MAX_DEPTH, convert, None, exact))
+    return exact[0]
 
 
 # A JSON string (an unterminated one runs to the end: no backtracking) or a bracket.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 
@@ -26,6 +26,8 @@ __all__ = [
     "MAX_LEASE_DURATION",
     "MAX_RETENTION",
     "MAX_WAIT",
+    "CheckpointMode",
+    "CheckpointPolicy",
     "Options",
     "check_seconds",
     "parse_duration",
@@ -47,6 +49,64 @@ MAX_BUSY_TIMEOUT = 3600.0
 """Longest SQLite ``busy_timeout``: an hour (a lock wait blocks the connection's thread)."""
 DEFAULT_UNKNOWN_JOB_GRACE = 300.0
 """Seconds a run of a job no worker registers waits before it fails with ``Unknown job``."""
+
+CheckpointMode = Literal["each", "batched"]
+"""``"each"``: every step is committed before ``step.run`` returns (the default).
+``"batched"``: checkpoints are grouped into one transaction (see :class:`CheckpointPolicy`)."""
+MAX_CHECKPOINT_DELAY = 60.0
+"""Longest ``checkpoint_max_delay``: a minute of completed steps at risk is already a lot."""
+MAX_CHECKPOINT_STEPS = 100_000
+"""Most ``checkpoint_max_steps``."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointPolicy:
+    """When completed steps are committed.
+
+    Attributes:
+        mode: ``"each"`` commits every checkpoint before ``step.run`` returns; ``"batched"``
+            keeps completed steps and commits them in one transaction, at the latest when
+            ``max_steps`` are kept or the oldest kept one is ``max_delay`` seconds old, and
+            always before the run's outcome, a lease renewal or progress reaching the
+            database. A crash loses at most the kept group: those steps run again.
+        max_delay: seconds a completed step may stay uncommitted in the batched mode.
+        max_steps: most completed steps kept uncommitted in the batched mode.
+
+    """
+
+    mode: CheckpointMode = "each"
+    max_delay: float = 0.01
+    max_steps: int = 100
+
+    @classmethod
+    def build(
+        cls, mode: Any = "each", max_delay: Any = 0.01, max_steps: Any = 100
+    ) -> CheckpointPolicy:
+        """Validate the three ``checkpoint`` options.
+
+        Raises:
+            ValidationError: naming the first invalid option and its value.
+
+        """
+        if mode not in ("each", "batched") or not isinstance(mode, str):
+            raise ValidationError(f"checkpoint must be 'each' or 'batched', got {shown(mode)}")
+        delay = check_seconds(max_delay, "checkpoint_max_delay", maximum=MAX_CHECKPOINT_DELAY)
+        if (
+            isinstance(max_steps, bool)
+            or not isinstance(max_steps, int)
+            or not 1 <= max_steps <= MAX_CHECKPOINT_STEPS
+        ):
+            raise ValidationError(
+                f"checkpoint_max_steps must be an integer between 1 and "
+                f"{MAX_CHECKPOINT_STEPS:,}, got {shown(max_steps)}"
+            )
+        return cls("batched" if mode == "batched" else "each", delay, max_steps)
+
+    @property
+    def batched(self) -> bool:
+        """True in the batched mode."""
+        return self.mode == "batched"
+
 
 _DURATION = re.compile(r"([0-9]+)(d|h|m)")  # fullmatch: `$` would allow a final "\n"
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60}
@@ -134,6 +194,7 @@ class Options:
             before the worker fails it with ``Unknown job: <name>``; None: this worker leaves
             runs of other jobs alone (it serves only some jobs of a shared database).
         labels: a pydantic adapter validating trigger labels, or None.
+        checkpoint: when completed steps are committed, for jobs that do not choose.
 
     """
 
@@ -146,6 +207,7 @@ class Options:
     retain_runs: float | None = None
     unknown_job_grace: float | None = DEFAULT_UNKNOWN_JOB_GRACE
     labels: pydantic.TypeAdapter[Any] | None = None
+    checkpoint: CheckpointPolicy = CheckpointPolicy()
 
     @classmethod
     def build(
@@ -162,6 +224,9 @@ class Options:
         retain_runs: str | None = None,
         unknown_job_grace: float | None = DEFAULT_UNKNOWN_JOB_GRACE,
         labels: Any = None,
+        checkpoint: Any = "each",
+        checkpoint_max_delay: Any = 0.01,
+        checkpoint_max_steps: Any = 100,
     ) -> Options:
         """Validate every option and resolve the seed's aliases.
 
@@ -229,4 +294,7 @@ class Options:
                 )
             ),
             labels=adapter,
+            checkpoint=CheckpointPolicy.build(
+                checkpoint, checkpoint_max_delay, checkpoint_max_steps
+            ),
         )

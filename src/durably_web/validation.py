@@ -16,9 +16,16 @@ import pydantic
 import pydantic_core
 
 from durably_web.errors import ValidationError
-from durably_web.json_value import check_value, storable_text
+from durably_web.json_value import check_exact, check_value, storable_text
 
-__all__ = ["dump_json", "format_pydantic_error", "load_json", "parse", "to_json_value"]
+__all__ = [
+    "dump_json",
+    "dump_json_exact",
+    "format_pydantic_error",
+    "load_json",
+    "parse",
+    "to_json_value",
+]
 
 
 def format_pydantic_error(error: pydantic.ValidationError) -> str:
@@ -72,6 +79,19 @@ def dump_json(value: Any, what: str) -> str:
     try:
         return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:  # pragma: no cover - check_value refuses these
+        raise ValidationError(f"{what} is not JSON-serialisable: {exc}") from None
+
+
+def dump_json_exact(value: Any, what: str) -> tuple[str, bool]:
+    """Like :func:`dump_json`; also say whether ``value`` is its own JSON form.
+
+    When it is (plain dicts, lists and scalars, see :func:`~durably_web.json_value.check_exact`),
+    the caller may use ``value`` where it would otherwise decode the text again.
+    """
+    exact = check_exact(value, what, convert=_dump_model)
+    try:
+        return _ENCODER.encode(value), exact
+    except (TypeError, ValueError) as exc:  # pragma: no cover - check_exact refuses these
         raise ValidationError(f"{what} is not JSON-serialisable: {exc}") from None
 
 

@@ -406,6 +406,7 @@ async def work(
     effects_path: str | None = None,
     busy_timeout: float | None = None,
     engine_url: str | None = None,
+    checkpoint: dict[str, Any] | None = None,
 ) -> None:
     """Run the engine on ``path`` (or ``engine_url``) until ``expect`` runs are terminal."""
     global _effects, _engine_reader, _placeholder
@@ -429,6 +430,7 @@ async def work(
         preserve_steps=True,
         jobs=JOBS,
         worker_id=f"worker-{os.getpid()}",
+        **(checkpoint or {}),
     )
 
     def report(event: Event) -> None:
@@ -461,7 +463,15 @@ def main() -> None:
     parser.add_argument("--effects", help="the side-effect database (default: DATABASE)")
     parser.add_argument("--busy-timeout", type=float, help="the engine's busy_timeout, seconds")
     parser.add_argument("--engine", help="the engine's database URL (default: DATABASE)")
+    parser.add_argument("--checkpoint", choices=["each", "batched"], default="each")
+    parser.add_argument("--checkpoint-max-steps", type=int, default=100)
+    parser.add_argument("--checkpoint-max-delay", type=float, default=0.01)
     args = parser.parse_args()
+    checkpoint = {
+        "checkpoint": args.checkpoint,
+        "checkpoint_max_steps": args.checkpoint_max_steps,
+        "checkpoint_max_delay": args.checkpoint_max_delay,
+    }
     print(f"worker {os.getpid()} starting", file=sys.stderr, flush=True)
     asyncio.run(
         work(
@@ -471,6 +481,7 @@ def main() -> None:
             effects_path=args.effects,
             busy_timeout=args.busy_timeout,
             engine_url=args.engine,
+            checkpoint=checkpoint,
         )
     )
     print(f"worker {os.getpid()} done", file=sys.stderr, flush=True)

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import zipfile
@@ -40,6 +41,7 @@ from durably_web.sitebuild import (
     make_server,
 )
 from durably_web.sitebuild.build import PAGE_PACKAGE_FILES, service_worker_script
+from durably_web.sitebuild.engine_site import BROWSER_EXCLUDED, ENGINE_FORMAT, core_modules
 from durably_web.sitebuild.layout import PACKAGE, SERVICE_WORKER
 from durably_web.sitebuild.lock import build_lock
 from durably_web.sitebuild.mirror import MANIFEST, mirror
@@ -527,7 +529,16 @@ def test_build_writes_the_site_with_every_runtime_file(repo_build: BuildResult) 
     for rel, entry in manifest.items():
         assert entry == {"size": (site / rel).stat().st_size, "sha256": sha256(site / rel)}
     layout = Layout(REPO)
-    app = {"index.html", "demo.py", "demo_table.py", "jobs.py"}
+    app = {
+        "index.html",
+        "demo.py",
+        "demo_table.py",
+        "demo_form.py",
+        "demo.css",
+        "jobs.py",
+        "bench.html",
+        "bench.py",
+    }
     assert {rel for rel in on_disk if "/" not in rel} == app
     for name in app:
         assert (site / name).read_bytes() == (layout.app / name).read_bytes()
@@ -537,6 +548,11 @@ def test_build_writes_the_site_with_every_runtime_file(repo_build: BuildResult) 
         "runtime/service_worker.js",
         "runtime/offline.mjs",
         "client/index.mjs",
+        "dashboard/index.html",
+        "dashboard/dashboard.py",
+        "dashboard/run_page.py",
+        "dashboard/timeline.py",
+        "dashboard/style.css",
     ):
         source = layout.web / rel
         assert (site / "_durably" / rel).read_bytes() == source.read_bytes()
@@ -674,12 +690,16 @@ def test_a_source_change_rebuilds_only_what_it_changes(
     assert {name for name in before if before[name] != after[name]} == {
         wheel.name,
         "pyodide-lock.json",
+        "engine-site.tar",  # the engine worker's packages, durably_web's browser part included
     }
-    assert second.written == 2
+    assert second.written == 3
     lock = json.loads((pyodide / "pyodide-lock.json").read_text())
     assert lock["packages"]["durably-web"]["sha256"] == sha256(wheel)
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("durably_web/storage/sql/probe.sql") == b"-- probe\n"
+    with tarfile.open(pyodide / "engine-site.tar") as tar:
+        probe = tar.extractfile("durably_web/storage/sql/probe.sql")
+        assert probe is not None and probe.read() == b"-- probe\n"
     assert not build(root, package=package).rebuilt
 
     for source, served in (  # the site's own files are copied as they are: nothing else changes
@@ -826,3 +846,84 @@ def test_the_wheel_carries_the_site_inputs(tmp_path: Path) -> None:
     assert "python_stdlib.zip" in shipped
     assert "durably_web-0.1.0-cp314-none-any.whl" in shipped
     assert "pydantic_core-2.50.5-cp314-cp314-pyemscripten_2026_0_wasm32.whl" in shipped
+
+
+def test_the_engine_site_holds_the_engines_packages_without_the_server_side(
+    repo_build: BuildResult,
+) -> None:
+    pyodide = repo_build.vendor / "pyodide"
+    engine = json.loads((pyodide / "engine.json").read_text())
+    lock = json.loads((pyodide / "pyodide-lock.json").read_text())
+    assert engine["format"] == ENGINE_FORMAT and engine["site"] == "engine-site.tar"
+    assert engine["imports"] == ["durably_web.browser.boot"]
+    assert set(engine["packages"]) == {
+        "annotated-types",
+        "cronsim",
+        "durably-web",
+        "pydantic",
+        "pydantic-core",
+        "typing-extensions",
+        "typing-inspection",
+        "tzdata",
+    }
+    assert all(
+        engine["packages"][name] == lock["packages"][name]["version"] for name in engine["packages"]
+    )
+    with tarfile.open(pyodide / "engine-site.tar") as tar:
+        names = tar.getnames()
+        assert all(tar.getmember(name).mtime == 0 for name in names)  # reproducible
+    assert names == sorted(names)
+    assert engine["dynlibs"] == [name for name in names if name.endswith(".so")]
+    assert engine["dynlibs"] and engine["dynlibs"][0].startswith("pydantic_core/")
+    assert "durably_web/browser/boot.pyc" in names and "pydantic/main.pyc" in names
+    assert not [name for name in names if name.startswith(BROWSER_EXCLUDED)]
+    with zipfile.ZipFile(pyodide / "durably_web-0.1.0-cp314-none-any.whl") as wheel:
+        assert any(name.startswith("durably_web/server/") for name in wheel.namelist())
+        assert any(name.startswith("durably_web/storage/postgres/") for name in wheel.namelist())
+
+
+def test_the_stdlib_is_cut_into_the_engine_core_and_the_rest(repo_build: BuildResult) -> None:
+    pyodide = repo_build.vendor / "pyodide"
+    engine = json.loads((pyodide / "engine.json").read_text())
+    assert engine["stdlib"] == "python_stdlib_core.zip"
+    assert engine["stdlib_rest"]["file"] == "python_stdlib_rest.zip"
+    zips = {}
+    for name in ("python_stdlib.zip", "python_stdlib_core.zip", "python_stdlib_rest.zip"):
+        with zipfile.ZipFile(pyodide / name) as archive:
+            zips[name] = {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()}
+    whole, core, rest = zips.values()
+    assert not core.keys() & rest.keys() and {**core, **rest} == whole  # same members, bytes
+    wanted = core_modules()
+    assert {"json", "asyncio", "hashlib", "email"} <= wanted
+    assert "json/__init__.pyc" in core and "hashlib.pyc" in core and "difflib.pyc" in rest
+    assert "email/mime/text.pyc" in rest  # a core package's submodule can be in the rest
+    modules = engine["stdlib_rest"]["modules"]
+    assert modules == sorted(modules) and "difflib" in modules and "json" not in modules
+    assert not wanted & set(modules)
+
+
+IMPORTED_STDLIB = """
+import sys, types
+ffi = types.ModuleType("pyodide.ffi")
+ffi.JsException = type("JsException", (Exception,), {})
+sys.modules["pyodide"] = types.ModuleType("pyodide")
+sys.modules["pyodide.ffi"] = ffi
+before = set(sys.modules)
+import durably_web.browser.boot
+print("\\n".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_the_engine_imports_only_core_stdlib_modules(repo_build: BuildResult) -> None:
+    # The engine worker's stdlib is the core zip, and durably_web is imported before the
+    # finder of the rest is in place: any stdlib module the engine's package imports must be
+    # in the core (stdlib_core.txt). CPython's imports stand in for Pyodide's here.
+    with zipfile.ZipFile(repo_build.vendor / "pyodide" / "python_stdlib_rest.zip") as archive:
+        names = archive.namelist()
+    rest = {name.removesuffix(".pyc").removesuffix("/__init__").replace("/", ".") for name in names}
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED_STDLIB], capture_output=True, text=True, check=True
+    )
+    imported = set(result.stdout.split())
+    assert "durably_web.core.durably" in imported  # the probe saw the engine's imports
+    assert not imported & rest, sorted(imported & rest)

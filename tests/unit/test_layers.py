@@ -86,8 +86,8 @@ def test_no_module_imports_a_higher_layer() -> None:
 
 def test_the_page_client_imports_only_what_pages_are_served() -> None:
     wrong = []
-    for path in sorted((PACKAGE / "client").glob("*.py")):
+    for path in sorted((PACKAGE / "client").rglob("*.py")):
         for imported in runtime_imports(path):
             if imported not in PAGE_IMPORTS and top(imported) not in {"client", "http_client"}:
-                wrong.append(f"client/{path.name} imports {imported or 'durably_web'}")
+                wrong.append(f"{path.relative_to(PACKAGE)} imports {imported or 'durably_web'}")
     assert not wrong, "\n".join(wrong)

@@ -1,6 +1,7 @@
 """The page-side package runs under MicroPython (PyScript's ``mpy``), not only CPython.
 
-Runs ``micropython_client_check.py`` in MicroPython's WebAssembly build under Node, with
+Runs ``micropython_client_check.py`` (the client) and ``page/live_check.py`` (the live views
+of ``durably_web.client.live``) in MicroPython's WebAssembly build under Node, with
 ``durably_web/__init__.py`` (the page's light root) and the page package files laid out
 as ``durably-web build`` serves them to pages. Node and the built site (``.build/site``, whose
 vendored MicroPython this runs) are requirements: without them the test fails and says so.
@@ -24,7 +25,11 @@ RUNTIME = LAYOUT.vendor / "micropython" / "micropython.mjs"
 PAGE_ROOT = LAYOUT.page_py / "durably_web" / "__init__.py"
 
 
-def test_page_package_runs_under_micropython(tmp_path: Path) -> None:
+def run_under_micropython(tmp_path: Path, script: Path, *mounts: str) -> str:
+    """Run ``script`` (its ``main()``) under MicroPython with the page package; return stdout.
+
+    ``mounts`` are more ``host_dir:guest_dir`` folders whose ``.py`` files the script reads.
+    """
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is required: it runs MicroPython's WebAssembly build here")
@@ -37,13 +42,16 @@ def test_page_package_runs_under_micropython(tmp_path: Path) -> None:
     for rel in PAGE_PACKAGE_FILES:
         (package / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(LAYOUT.package / rel, package / rel)
-    mounts = [f"{package / folder}:{Path('/pkg/durably_web') / folder}" for folder in folders]
+    package_mounts = [
+        f"{package / folder}:{Path('/pkg/durably_web') / folder}" for folder in folders
+    ]
     result = subprocess.run(
         [
             node,
             str(HERE / "run_micropython.mjs"),
             str(RUNTIME),
-            str(HERE / "micropython_client_check.py"),
+            str(script),
+            *package_mounts,
             *mounts,
         ],
         capture_output=True,
@@ -53,6 +61,19 @@ def test_page_package_runs_under_micropython(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK micropython" in result.stdout
+    return result.stdout
+
+
+def test_page_package_runs_under_micropython(tmp_path: Path) -> None:
+    run_under_micropython(tmp_path, HERE / "micropython_client_check.py")
+
+
+def test_live_views_run_under_micropython(tmp_path: Path) -> None:
+    # tests/unit/page/live_check.py: every live view and DOM helper over a fake adapter.
+    output = run_under_micropython(
+        tmp_path, HERE / "page" / "live_check.py", f"{HERE / 'page'}:/page"
+    )
+    assert "live views checked micropython" in output
 
 
 def test_pages_load_the_files_the_build_serves() -> None:
@@ -63,3 +84,9 @@ def test_pages_load_the_files_the_build_serves() -> None:
     names = [part.strip().strip('"') for part in listed.split(",") if part.strip()]
     assert sorted(names) == sorted(["__init__.py", *PAGE_PACKAGE_FILES])
     assert PAGE_ROOT.is_file()
+
+
+def test_every_live_module_is_served_to_pages() -> None:
+    live = LAYOUT.package / "client" / "live"
+    modules = {path.relative_to(LAYOUT.package).as_posix() for path in live.glob("*.py")}
+    assert modules and modules <= set(PAGE_PACKAGE_FILES), modules - set(PAGE_PACKAGE_FILES)

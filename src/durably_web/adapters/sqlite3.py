@@ -16,6 +16,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import groupby
+from operator import itemgetter
 
 from durably_web.errors import StorageError, ValidationError
 from durably_web.options import MAX_BUSY_TIMEOUT, check_seconds
@@ -135,13 +137,13 @@ class SQLite3Connection:
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
-                first = True
-                for sql, params in statements:
-                    changed = db.execute(sql, params).rowcount
-                    if first and guard and changed == 0:
-                        db.execute("ROLLBACK")
-                        return False
-                    first = False
+                sql, params = statements[0]
+                if db.execute(sql, params).rowcount == 0 and guard:
+                    db.execute("ROLLBACK")
+                    return False
+                # Runs of one statement (a group of checkpoints, log lines) in one call.
+                for sql, group in groupby(statements[1:], key=itemgetter(0)):
+                    db.executemany(sql, [params for _, params in group])
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:

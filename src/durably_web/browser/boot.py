@@ -1,7 +1,9 @@
 """Boot the engine inside the browser worker (called by ``web/runtime/runtime.mjs``).
 
-By the time this runs, the worker has installed the OPFS VFS, booted Pyodide, loaded
-pydantic and durably_web, registered the SQLite bridge as the JS module ``durably_sqlite``,
+By the time :func:`boot` runs, the worker has installed the OPFS VFS, booted Pyodide (or
+restored it from a memory snapshot, after which it called :func:`refresh_after_restore`),
+imported pydantic and durably_web and usually the page's job module (:func:`import_jobs`,
+so that a snapshot holds it), registered the SQLite bridge as the JS module ``durably_sqlite``,
 written the page's job module into the file system and installed any extra packages. This
 opens the database, imports the job module, registers its jobs, migrates, creates the page's
 host listening for the event types the page asked for in its init config, reclaims every
@@ -13,18 +15,21 @@ run reclaimed at boot: the engine claims it before the page could send a ``liste
 from __future__ import annotations
 
 import importlib
+import random
 import sys
 from collections.abc import Iterable, Mapping
+from types import ModuleType
 from typing import Any
 
 from durably_web.adapters.pyodide import PyodideConnection
 from durably_web.browser.host import Host, Post
+from durably_web.browser.stdlib import refetch_after_restore
 from durably_web.core.factory import create_durably
 from durably_web.errors import ValidationError
 from durably_web.job import jobs_in_module
 from durably_web.storage.url import open_store
 
-__all__ = ["PRAGMAS", "boot"]
+__all__ = ["PRAGMAS", "boot", "import_jobs", "refresh_after_restore"]
 
 PRAGMAS = {
     # WAL needs exclusive locking mode on the sahpool VFS (no shared memory), set first.
@@ -79,18 +84,55 @@ async def boot(
     store, _ = open_store(connection, exclusive=database != ":memory:")
     durably = create_durably(store, **dict(options or {}))
     if jobs_module:
-        if module_dir not in sys.path:
-            sys.path.insert(0, module_dir)
-        try:
-            module = importlib.import_module(jobs_module)
-        except Exception as exc:
-            raise ValidationError(
-                f"the job module {jobs_module!r} failed to import: {type(exc).__name__}: {exc}"
-            ) from exc
-        durably.register(jobs_in_module(module))
+        durably.register(jobs_in_module(import_jobs(jobs_module, module_dir)))
     await durably.migrate()
     host = Host(durably, post)
     host.listen(list(listen))  # before any run is reclaimed or claimed
     await durably.release_all_leases()
     durably.start()
     return host
+
+
+def import_jobs(jobs_module: str, module_dir: str) -> ModuleType:
+    """Import the page's job module from ``module_dir`` (at most once: later calls are free).
+
+    The worker imports it before taking a memory snapshot, so a restored boot has it already
+    (``web/runtime/boot.mjs``); :func:`boot` imports it again, which then costs nothing.
+
+    Raises:
+        ValidationError: the module failed to import (the message names the module and error).
+
+    """
+    if module_dir not in sys.path:
+        sys.path.insert(0, module_dir)
+    try:
+        return importlib.import_module(jobs_module)
+    except Exception as exc:
+        raise ValidationError(
+            f"the job module {jobs_module!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def refresh_after_restore() -> None:
+    """Make an interpreter restored from a memory snapshot (``web/runtime/snapshot.mjs``) its own.
+
+    The snapshot froze state that must differ per boot: the ``random`` module's generator
+    (every restored worker would draw the same numbers); and files are not in a snapshot: the
+    rest of the stdlib is fetched again if it had been (:mod:`durably_web.browser.stdlib`).
+    (Pyodide's ``time`` has no
+    ``tzset``: ``time.localtime()`` asks JavaScript at each call, only ``time.timezone`` and
+    ``time.tzname`` keep the values of the boot that made the snapshot; ``os.urandom`` asks
+    the browser each call.) Then validate a value with pydantic_core: that runs
+    pydantic_core's WebAssembly, which a snapshot restored at the wrong addresses breaks, so
+    the worker learns it here and boots normally instead of failing later inside a job.
+
+    Raises:
+        RuntimeError: the restored interpreter does not work.
+
+    """
+    random.seed()
+    refetch_after_restore()
+    from pydantic_core import SchemaValidator
+
+    if SchemaValidator({"type": "int"}).validate_python("3") != 3:
+        raise RuntimeError("pydantic_core gives wrong results after the snapshot restore")

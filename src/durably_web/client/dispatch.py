@@ -6,6 +6,9 @@
   changes, events for ``on()`` handlers, progress and logs for a wait's callbacks. Handlers
   may be sync or async; their errors are printed, never raised into JS.
 - :class:`Subscription` reads one run's events with ``async for``.
+- :func:`call_handler` and :func:`spawn` run page callbacks and background work the same way
+  everywhere (errors printed, tasks kept referenced); :func:`js_callable` makes a Python
+  function callable from JS. The live views (:mod:`durably_web.client.live`) use them too.
 
 MicroPython-safe (see :mod:`durably_web.client.values`).
 """
@@ -21,7 +24,7 @@ except ImportError:  # MicroPython: annotations are never evaluated there
 from durably_web.client.values import Record, event_from_wire, from_wire
 from durably_web.errors import error_from_wire
 
-__all__ = ["Dispatcher", "Subscription", "unwrap"]
+__all__ = ["Dispatcher", "Subscription", "call_handler", "js_callable", "report", "spawn", "unwrap"]
 
 _Timeout: type[Exception]
 try:
@@ -46,29 +49,53 @@ def unwrap(text: Any) -> Any:
     raise error_from_wire(error)
 
 
-def _report(where: str, exc: BaseException) -> None:
+def report(where: str, exc: BaseException) -> None:
+    """Print a failure of page code that has no caller to raise it to (a handler, a task)."""
     print(f"durably_web: {where} failed: {type(exc).__name__}: {exc}")
 
 
-def _call_handler(handler: Callable[[Any], Any], value: Any, where: str) -> None:
-    """Call a sync or async handler; its errors are printed, never raised into JS."""
+def spawn(awaitable: Any, where: str) -> Any:
+    """Run ``awaitable`` as a background task, kept referenced until it ends; return the task.
+
+    Its failure is printed (:func:`report`), never raised: nobody awaits it. The task can be
+    awaited too (its result is None after a failure).
+    """
+    import asyncio
+
+    async def guarded() -> Any:
+        try:
+            return await awaitable
+        except Exception as exc:  # noqa: BLE001 - a background failure is only reported
+            report(where, exc)
+            return None
+        finally:
+            _TASKS.discard(task)
+
+    task = asyncio.create_task(guarded())
+    _TASKS.add(task)
+    return task
+
+
+def call_handler(handler: Callable[[Any], Any], value: Any, where: str) -> None:
+    """Call a sync or async handler; its errors are printed, never raised into the caller."""
     try:
         result = handler(value)
         if result is not None and hasattr(result, "send"):  # a coroutine (MicroPython: generator)
-            import asyncio
-
-            async def guarded() -> None:
-                try:
-                    await result
-                except Exception as exc:  # noqa: BLE001 - a handler's failure is only reported
-                    _report(where, exc)
-                finally:
-                    _TASKS.discard(task)
-
-            task = asyncio.create_task(guarded())
-            _TASKS.add(task)
+            spawn(result, where)
     except Exception as exc:  # noqa: BLE001 - a handler's failure is only reported
-        _report(where, exc)
+        report(where, exc)
+
+
+def js_callable(function: Callable[..., Any]) -> Any:
+    """Make a Python function callable from JS for as long as JS keeps it."""
+    try:
+        from pyscript.ffi import create_proxy
+    except ImportError:
+        try:
+            from pyodide.ffi import create_proxy  # noqa: TID251 - Pyodide without PyScript
+        except ImportError:
+            return function  # MicroPython without PyScript proxies functions by itself
+    return create_proxy(function)
 
 
 class Dispatcher:
@@ -89,19 +116,19 @@ class Dispatcher:
             data["error"] = error_from_wire(error) if error else None
             self.status = from_wire(data)
             for handler in list(self.status_handlers):
-                _call_handler(handler, self.status, "a status handler")
+                call_handler(handler, self.status, "a status handler")
         elif kind == "event":
             listener = self.listeners.get(data["token"])
             if listener is not None:
-                _call_handler(listener, event_from_wire(data["event"]), "an event handler")
+                call_handler(listener, event_from_wire(data["event"]), "an event handler")
         elif kind == "wait":
             on_progress, on_log = self.waiters.get(data["token"], (None, None))
             if data["kind"] == "progress" and on_progress is not None:
-                _call_handler(
+                call_handler(
                     on_progress, from_wire({"progress": data["value"]}).progress, "on_progress"
                 )
             elif data["kind"] == "log" and on_log is not None:
-                _call_handler(on_log, event_from_wire(data["value"]), "on_log")
+                call_handler(on_log, event_from_wire(data["value"]), "on_log")
 
 
 class Subscription:

@@ -24,7 +24,7 @@ try:
 except ImportError:  # MicroPython: annotations are never evaluated there
     TYPE_CHECKING = False  # type: ignore[misc]  # typing's name is Final; absent here
 
-from durably_web.client.dispatch import Dispatcher, unwrap
+from durably_web.client.dispatch import Dispatcher, js_callable, unwrap
 from durably_web.client.page_client import PageClient
 from durably_web.errors import DurablyError
 
@@ -32,18 +32,6 @@ if TYPE_CHECKING:
     from durably_web.http_client import HttpClient
 
 __all__ = ["connect"]
-
-
-def _create_proxy(function: Callable[..., Any]) -> Any:
-    """Make a Python function callable from JS for as long as JS keeps it."""
-    try:
-        from pyscript.ffi import create_proxy
-    except ImportError:
-        try:
-            from pyodide.ffi import create_proxy  # noqa: TID251 - Pyodide without PyScript
-        except ImportError:
-            return function  # MicroPython without PyScript proxies functions by itself
-    return create_proxy(function)
 
 
 async def connect(
@@ -135,6 +123,6 @@ async def connect(
         if worker is not None:
             config["worker"] = js.URL.new(worker, base).href
     dispatcher = Dispatcher(on_status)
-    adapter = module.pyConnect(json.dumps(config), _create_proxy(dispatcher.receive))
+    adapter = module.pyConnect(json.dumps(config), js_callable(dispatcher.receive))
     ready = unwrap(await adapter.ready)
     return PageClient(adapter, dispatcher, ready["jobs"])

@@ -31,6 +31,7 @@ __all__ = [
     "plain",
     "snake",
     "to_json",
+    "with_fields",
 ]
 
 _USER_DATA = ("input", "output", "labels", "data", "skippedInput", "skippedLabels")
@@ -87,6 +88,13 @@ class Record:
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as plain dicts and lists (for ``json.dumps``)."""
         return {key: plain(value) for key, value in self._fields.items()}
+
+
+def with_fields(record: Record, **changes: Any) -> Record:
+    """Return a copy of ``record`` with some fields replaced (Records are read-only views)."""
+    fields = dict(record._fields)
+    fields.update(changes)
+    return Record(fields)
 
 
 def plain(value: Any) -> Any:

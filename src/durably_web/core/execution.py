@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
@@ -42,6 +43,7 @@ from typing import Any, Protocol, TypeVar
 import pydantic
 
 from durably_web.clock import Clock
+from durably_web.core.batching import CheckpointGroup
 from durably_web.core.overrun import Overrun, blocked_warning, extended_lease, too_many_losses
 from durably_web.core.replay import UnreadableCheckpoint, load_replay
 from durably_web.core.signal import AbortSignal
@@ -61,8 +63,9 @@ from durably_web.events import (
 from durably_web.job import JobDefinition
 from durably_web.json_value import storable_text
 from durably_web.models import Progress, Run, wire_time
+from durably_web.options import CheckpointPolicy
 from durably_web.storage.base import Store
-from durably_web.storage.records import RunDelta
+from durably_web.storage.records import RunDelta, step_row
 from durably_web.validation import dump_json, format_pydantic_error, parse, to_json_value
 
 __all__ = ["Execution", "Supervisor"]
@@ -71,6 +74,13 @@ T = TypeVar("T")
 
 _MAX_ERROR = 100_000
 """Characters of a failure message stored at most."""
+LEASE_CHECK_EVERY = 0.02
+"""Seconds between the pre-step lease checks (monotonic time).
+
+The check only avoids *starting* a step on a run another process cancelled or reclaimed:
+every write is fenced by the lease generation anyway, and an in-process cancel aborts the
+signal at once. So a step starts at most this long after its run was lost elsewhere.
+"""
 
 
 class Supervisor(Protocol):
@@ -119,6 +129,8 @@ class Execution:
         lease_duration: seconds each lease renewal extends the lease by.
         preserve_steps: keep step and log rows after the run completes.
         persist_logs: write ``step.log`` lines to the database.
+        checkpoint: when completed steps are committed (one by one, or grouped: see
+            :mod:`~durably_web.core.batching`).
         overrun: set when this worker lost this run before to a step that blocked past its
             lease: the lease is extended for this attempt, or the run fails after too many
             such losses (:mod:`~durably_web.core.overrun`).
@@ -144,6 +156,7 @@ class Execution:
         preserve_steps: bool,
         persist_logs: bool,
         overrun: Overrun | None = None,
+        checkpoint: CheckpointPolicy | None = None,
     ) -> None:
         self.run = run
         self.job = job
@@ -174,8 +187,14 @@ class Execution:
             report=self.report,
             broken=self.broken,
         )
+        self._group = (
+            CheckpointGroup(checkpoint, self.writer)
+            if checkpoint is not None and checkpoint.batched
+            else None
+        )
         self._cancel_announced = False
         self._outcome_task: asyncio.Future[Any] | None = None
+        self._lease_checked = -LEASE_CHECK_EVERY
 
     # -- what the worker asks ------------------------------------------------------------
 
@@ -239,7 +258,14 @@ class Execution:
         )
 
     async def check_lease(self) -> None:
-        """Raise :class:`RunCancelled` or :class:`LeaseLost` (aborting the signal) if gone."""
+        """Raise :class:`RunCancelled` or :class:`LeaseLost` (aborting the signal) if gone.
+
+        Reads the database at most every :data:`LEASE_CHECK_EVERY` seconds (see there).
+        """
+        checked = time.monotonic()
+        if checked - self._lease_checked < LEASE_CHECK_EVERY:
+            return
+        self._lease_checked = checked
         run = self.run
         try:
             await self.store_call(
@@ -272,6 +298,31 @@ class Execution:
         """
         run = self.run
         overran = finished > self.lease_until
+        if self._group is not None:
+            row = step_row(
+                run.id,
+                run.lease_generation,
+                name=name,
+                index=index,
+                status="completed",
+                output_json=output_json,
+                error=None,
+                started_at=started,
+                now=finished,
+                attempt=attempt,
+            )
+            due = self._group.keep(row)
+            self.advance(index)
+            if due or overran:
+                try:
+                    await self.commit_checkpoints()
+                except LeaseLost:
+                    if overran:
+                        self._step_overran(name, finished - started, lost=True)
+                    raise
+                if overran:
+                    self._step_overran(name, finished - started, lost=False)
+            return
 
         def write(delta: RunDelta) -> Awaitable[None]:
             return self.store.checkpoint_step(
@@ -284,6 +335,7 @@ class Execution:
                 now=finished,
                 logs=delta.logs,
                 attempt=attempt,
+                steps=delta.steps,
             )
 
         try:
@@ -305,6 +357,31 @@ class Execution:
         self.completed_step_count += 1
         self.current_step_index = max(self.current_step_index, index + 1)
         self.writer.keep_counters(self.current_step_index, self.completed_step_count)
+
+    async def commit_checkpoints(self) -> None:
+        """Commit the completed steps kept for a group now (the batched mode), fenced.
+
+        Anything that must not happen before the steps before it are durable (a wait, an
+        answer to the outside) calls this first; a no-op when nothing is kept.
+
+        Raises:
+            RunCancelled / LeaseLost: the fence refused (the signal is aborted).
+            StorageError: the database failed (the attempt has halted).
+
+        """
+        if not self.writer.kept_steps:
+            return
+        run = self.run
+
+        def write(delta: RunDelta) -> Awaitable[bool]:
+            return self.store.flush(run.id, run.lease_generation, delta, self.clock.now())
+
+        if await self.writer.write("checkpoint", write):
+            return
+        self._lease_checked = -LEASE_CHECK_EVERY  # the fence refused: find out why
+        await self.check_lease()
+        self.abort("lease-lost")
+        raise LeaseLost(f"Lease ownership was lost: {run.id}")
 
     def resumed(self, current_step_index: int, completed_step_count: int) -> None:
         """Set the counters from the run's checkpoints (a crash may have left them behind)."""
@@ -369,6 +446,7 @@ class Execution:
                 logs=delta.logs,
                 attempt=attempt,
                 retry_at=retry_at,
+                steps=delta.steps,
             )
 
         try:

@@ -7,17 +7,19 @@ store and the adapter; the engine itself never imports one.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from durably_web.clock import Clock, SystemClock
+from durably_web.core.batching import groups_checkpoints
 from durably_web.core.durably import Durably
 from durably_web.errors import ValidationError
 from durably_web.ids import new_ulid
 from durably_web.job import JobDefinition
 from durably_web.json_value import check_text
-from durably_web.options import DEFAULT_UNKNOWN_JOB_GRACE, Options
+from durably_web.options import DEFAULT_UNKNOWN_JOB_GRACE, CheckpointMode, Options
 from durably_web.storage.base import Store
 from durably_web.storage.connection import Connection
-from durably_web.storage.url import open_store
+from durably_web.storage.url import POSTGRES_SCHEMES, open_store
 
 __all__ = ["create_durably"]
 
@@ -36,6 +38,9 @@ def create_durably(
     retain_runs: str | None = None,
     unknown_job_grace: float | None = DEFAULT_UNKNOWN_JOB_GRACE,
     labels: Any = None,
+    checkpoint: CheckpointMode = "each",
+    checkpoint_max_delay: float = 0.01,
+    checkpoint_max_steps: int = 100,
     jobs: dict[str, JobDefinition[Any, Any]] | None = None,
     clock: Clock | None = None,
     worker_id: str | None = None,
@@ -61,6 +66,14 @@ def create_durably(
             0 fails it at the first check, as upstream does). ``None`` leaves runs of other
             jobs alone: for a worker that serves only some of a shared database's jobs.
         labels: a pydantic model (or type) that trigger labels must satisfy.
+        checkpoint: ``"each"`` (default) commits every step before ``step.run`` returns;
+            ``"batched"`` groups checkpoints into one transaction for throughput: a crash
+            may run the steps of the last uncommitted group again (at most
+            ``checkpoint_max_steps`` steps, at most ``checkpoint_max_delay`` seconds of
+            them), never a step whose checkpoint committed. A job's own ``checkpoint=``
+            (:func:`~durably_web.define_job`) wins.
+        checkpoint_max_delay: seconds a completed step may wait uncommitted when batched.
+        checkpoint_max_steps: most completed steps waiting uncommitted when batched.
         jobs: job definitions to register right away.
         clock: a time source (tests pass :class:`durably_web.testing.FakeClock`).
         worker_id: the lease owner name (default ``worker_<ULID>``).
@@ -81,11 +94,23 @@ def create_durably(
         retain_runs=retain_runs,
         unknown_job_grace=unknown_job_grace,
         labels=labels,
+        checkpoint=checkpoint,
+        checkpoint_max_delay=checkpoint_max_delay,
+        checkpoint_max_steps=checkpoint_max_steps,
     )
     if worker_id is not None and (not isinstance(worker_id, str) or not worker_id):
         raise ValidationError(f"worker_id must be a non-empty string, got {worker_id!r}")
     if worker_id is not None:
         check_text(worker_id, "worker_id")  # stored as the lease owner
+    postgres = isinstance(database, str) and urlsplit(database).scheme in POSTGRES_SCHEMES
+    if options.checkpoint.batched and (
+        postgres or (isinstance(database, Store) and not groups_checkpoints(database))
+    ):  # refused before a store is opened
+        raise ValidationError(
+            "checkpoint='batched' needs a store that groups checkpoints (the SQLite store); "
+            f"{'PostgreSQL' if postgres else type(database).__name__} commits each "
+            "checkpoint: use checkpoint='each'"
+        )
     store, owns = open_store(database)
     durably = Durably(
         store,

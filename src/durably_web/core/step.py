@@ -62,7 +62,7 @@ from durably_web.json_value import check_text, check_value, shown, storable_text
 from durably_web.models import Progress
 from durably_web.retry import Retry, retry_policy
 from durably_web.storage.records import NewWait
-from durably_web.validation import dump_json
+from durably_web.validation import dump_json, dump_json_exact
 
 if TYPE_CHECKING:
     from durably_web.core.execution import Execution
@@ -85,6 +85,8 @@ A longer backoff makes the run ``waiting`` (no lease, no slot) until the next at
 _MISSING = object()
 _YIELD_EVERY = 0.005
 """Seconds a job may run synchronous steps before ``step.run`` yields to the event loop."""
+_YIELD_CHECK_STEPS = 8
+"""Steps between two looks at the time for :data:`_YIELD_EVERY` (a clock read is not free)."""
 
 
 class StepLogger:
@@ -120,6 +122,7 @@ class StepContext:
         "_logs_to_skip",
         "_retries",
         "_seen",
+        "_steps_since_yield",
         "_to_replay",
         "log",
     )
@@ -145,6 +148,7 @@ class StepContext:
         self._retries = dict(replay.retries)
         self._index = 0
         self._last_yield = time.monotonic()
+        self._steps_since_yield = 0
         self.log = StepLogger(self)
 
     @property
@@ -320,30 +324,28 @@ class StepContext:
                 attempt += 1
             finally:
                 CURRENT_STEP.reset(token)
+        finished = execution.clock.now()
         try:
-            output_json = None if result is None else dump_json(result, f"result of step {name!r}")
-            await execution.checkpoint(
-                name, index, output_json, started, execution.clock.now(), attempt=attempt
-            )
+            output_json, exact = _encode(name, result)
+            await execution.checkpoint(name, index, output_json, started, finished, attempt=attempt)
         except RunCancelled:
             self._cancelled(name, index)
             raise
         except (ValidationError, ConflictError) as exc:  # the result cannot be stored
             await self._failed(name, index, exc, started, attempt)
             raise
-        if output_json is None:
-            output = None
-        elif type(result) in _JSON_SCALARS:
-            output = result  # a plain str/int/float/bool is its own JSON form
-        else:
-            output = json.loads(output_json)
+        # Plain JSON data is its own JSON form: only a converted result is decoded again.
+        output = result if exact else json.loads(output_json) if output_json else None
         self._completed[name] = output
-        duration = int((execution.clock.now() - started) * 1000)
+        duration = int((finished - started) * 1000)
         self._emit(StepComplete, name, index, output=output, duration=duration)
-        now = time.monotonic()
-        if now - self._last_yield > _YIELD_EVERY:
-            self._last_yield = now
-            await asyncio.sleep(0)
+        self._steps_since_yield += 1
+        if self._steps_since_yield >= _YIELD_CHECK_STEPS:
+            self._steps_since_yield = 0
+            now = time.monotonic()
+            if now - self._last_yield > _YIELD_EVERY:
+                self._last_yield = now
+                await asyncio.sleep(0)
         return output
 
     async def _retry(
@@ -478,19 +480,47 @@ def check_step_name(name: Any) -> str:
 _JSON_SCALARS = frozenset({str, int, float, bool})
 
 
+def _encode(name: str, result: Any) -> tuple[str | None, bool]:
+    """Return a step result's JSON text and whether the result is exact (its own JSON form).
+
+    Raises:
+        ValidationError: the result is not JSON data (or too large to store).
+
+    """
+    if result is None:
+        return None, True
+    if type(result) in _JSON_SCALARS:  # the common results: no walk needed
+        return dump_json(result, f"result of step {name!r}"), True
+    return dump_json_exact(result, f"result of step {name!r}")
+
+
 def _awaitable(value: Any) -> bool:
     """Return True for coroutines and other awaitables (cheaper than ``inspect.isawaitable``)."""
     return type(value) is types.CoroutineType or hasattr(type(value), "__await__")
+
+
+_TAKES_SIGNAL: dict[tuple[types.CodeType, int, bool], bool] = {}
+"""Whether a step function wants the signal, by (code, defaults, bound): lambdas made in a
+loop share one code object, so a job's steps are looked at once. Bounded, see below."""
+_TAKES_SIGNAL_MAX = 4096
 
 
 def _call_step(fn: StepFunction, signal: AbortSignal) -> Any:
     """Call ``fn`` with the signal if it has a required positional parameter, else bare."""
     code = getattr(fn, "__code__", None)
     if code is not None:
-        required = code.co_argcount - len(getattr(fn, "__defaults__", None) or ())
-        if inspect.ismethod(fn):
-            required -= 1
-        return fn(signal) if required >= 1 else fn()
+        defaults = getattr(fn, "__defaults__", None)
+        key = (code, len(defaults) if defaults else 0, type(fn) is types.MethodType)
+        takes = _TAKES_SIGNAL.get(key)
+        if takes is None:
+            required = code.co_argcount - key[1]
+            if key[2]:  # a bound method: self is not a parameter the caller fills
+                required -= 1
+            takes = required >= 1
+            if len(_TAKES_SIGNAL) >= _TAKES_SIGNAL_MAX:
+                _TAKES_SIGNAL.clear()  # code objects made at run time (exec) must not pile up
+            _TAKES_SIGNAL[key] = takes
+        return fn(signal) if takes else fn()
     try:
         parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):

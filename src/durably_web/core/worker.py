@@ -30,6 +30,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from durably_web.clock import Clock
+from durably_web.core.batching import policy_for
 from durably_web.core.execution import Execution
 from durably_web.core.maintenance import Maintenance
 from durably_web.core.overrun import Overruns
@@ -279,6 +280,7 @@ class Worker:
             preserve_steps=self.options.preserve_steps,
             persist_logs=self.options.persist_logs,
             overrun=self._overruns.get(run.id),
+            checkpoint=policy_for(self.jobs[run.job_name], self.options.checkpoint, self.store),
         )
         self.active[run.id] = execution
         self._ensure_renewal()
@@ -330,6 +332,8 @@ class Worker:
 
     async def _renew(self, execution: Execution) -> None:
         run = execution.run
+        if execution.writer.kept_steps:
+            await execution.writer.flush()  # a renewal never outlives kept checkpoints
         now = self.clock.now()
         try:
             expires = await self.store.renew_lease(

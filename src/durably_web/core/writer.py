@@ -31,7 +31,7 @@ from durably_web.ids import new_ulid
 from durably_web.models import Progress, Run
 from durably_web.storage.base import Store
 from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
-from durably_web.storage.records import RunDelta
+from durably_web.storage.records import RunDelta, StepRow
 
 __all__ = ["RunWriter"]
 
@@ -74,6 +74,7 @@ class RunWriter:
         self._unwritten = Unwritten()
         self._flush_handle: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()
+        self._flush_soon = False  # the pending flush was due within _FLUSH_DELAY
 
     # -- what waits for the next write --------------------------------------------------
 
@@ -93,6 +94,20 @@ class RunWriter:
         row = (new_ulid(now), self.run.id, step, level, message, data_json, format_timestamp(now))
         self._unwritten.add_log(row)
         self._schedule_flush()
+
+    def keep_step(self, row: StepRow, *, within: float) -> None:
+        """Keep a completed step for the next write, and flush within ``within`` seconds.
+
+        For the batched checkpoint mode (:mod:`~durably_web.core.batching`).
+        """
+        self._unwritten.add_step(row)
+        if self._unwritten.steps == 1:  # the group's first step sets its deadline
+            self._schedule_flush(within)
+
+    @property
+    def kept_steps(self) -> int:
+        """How many completed steps wait for a write (the batched checkpoint mode)."""
+        return self._unwritten.steps
 
     # -- writes -------------------------------------------------------------------------
 
@@ -190,9 +205,17 @@ class RunWriter:
             self._flush_handle = None
 
     def _schedule_flush(self, delay: float = _FLUSH_DELAY) -> None:
-        if self._flush_handle is None:
-            loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(delay, self._flush_now)
+        """Flush in ``delay`` seconds, or at the pending flush if that comes first."""
+        handle = self._flush_handle
+        if handle is not None and self._flush_soon and delay >= _FLUSH_DELAY:
+            return  # the common case, on every step: a flush is pending, soon enough
+        loop = asyncio.get_running_loop()
+        if handle is not None:
+            if handle.when() <= loop.time() + delay:
+                return
+            handle.cancel()
+        self._flush_soon = delay <= _FLUSH_DELAY
+        self._flush_handle = loop.call_later(delay, self._flush_now)
 
     def _flush_now(self) -> None:
         self._flush_handle = None

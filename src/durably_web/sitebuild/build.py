@@ -8,7 +8,8 @@ Steps, each skipped when its own inputs did not change:
 3. The stdlib zip and the wheels compiled to ``.pyc`` (:mod:`.precompiled`): shipped in the
    installed durably-web wheel; only a checkout compiles them (Node) and downloads the
    pinned wheels (pip).
-4. ``pyodide/pyodide-lock.json`` for the served wheels (:mod:`.lock`).
+4. ``pyodide/pyodide-lock.json`` for the served wheels (:mod:`.lock`), and the engine
+   worker's packages as one tar with ``engine.json`` (:mod:`.engine_site`).
 5. The site mirrored and its manifest written (:mod:`.mirror`), then the service worker that
    names the build, then the stamp.
 
@@ -18,8 +19,11 @@ Output (``.build/site/`` of the work directory, or ``out``; the URL layout of :m
     durably-sw.js             the service worker: the build id, then ``service_worker.js``
     _durably/runtime/         the engine worker's modules, service_worker.js, offline.mjs
     _durably/client/          the JS client (``durably_web/web/client/``)
+    _durably/dashboard/       the runs dashboard (``durably_web/web/dashboard/``)
     _durably/vendor/pyodide/  pyodide.mjs, pyodide.asm.mjs, pyodide.asm.wasm, python_stdlib.zip,
-                              pyodide-lock.json, *.whl (all .pyc, durably_web's included)
+                              pyodide-lock.json, *.whl (all .pyc, durably_web's included),
+                              engine-site.tar, engine.json, python_stdlib_core.zip and
+                              python_stdlib_rest.zip (what the engine worker loads)
     _durably/vendor/sqlite-wasm/  index.mjs, sqlite3.wasm, sqlite3-opfs-async-proxy.js
     _durably/vendor/pyscript/     PyScript's dist (no source maps)
     _durably/vendor/micropython/  micropython.mjs and its .wasm variants
@@ -47,8 +51,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import durably_web.sitebuild.npm as npm
+from durably_web.sitebuild.engine_site import engine_site
 from durably_web.sitebuild.layout import (
     PACKAGE,
     PREFIX,
@@ -67,7 +73,14 @@ from durably_web.sitebuild.mirror import MANIFEST, mirror, read_manifest, verify
 from durably_web.sitebuild.precompiled import served_archives
 from durably_web.sitebuild.wheel_self import build_self_wheel, wheel_metadata
 
-__all__ = ["PAGE_PACKAGE_FILES", "BuildResult", "build", "is_stale", "service_worker_script"]
+__all__ = [
+    "PAGE_PACKAGE_FILES",
+    "BuildResult",
+    "build",
+    "generated_vendor_files",
+    "is_stale",
+    "service_worker_script",
+]
 
 PAGE_PACKAGE_FILES = (
     "errors.py",
@@ -78,6 +91,16 @@ PAGE_PACKAGE_FILES = (
     "client/page.py",
     "client/page_client.py",
     "client/values.py",
+    "client/live/__init__.py",
+    "client/live/dom.py",
+    "client/live/hub.py",
+    "client/live/job_view.py",
+    "client/live/log_view.py",
+    "client/live/observable.py",
+    "client/live/run_actions.py",
+    "client/live/run_list.py",
+    "client/live/run_view.py",
+    "client/live/status.py",
     "protocol/__init__.py",
     "protocol/wire.py",
 )
@@ -187,7 +210,7 @@ def build(
         missing = sorted(str(path) for path in plan.values() if not path.is_file())
         if missing:
             raise BuildError(f"{missing[0]} is missing (it belongs in the site)")
-        generated = {LOCK_FILE: render_lock(build_lock(info, served))}
+        generated = generated_vendor_files(info, served, stdlib.path)
         mirrored = mirror(
             plan,
             generated,
@@ -212,6 +235,28 @@ def build(
             f"({result.written} written, {result.removed} removed) in {result.seconds:.1f} s"
         )
         return result
+
+
+def generated_vendor_files(
+    info: dict[str, Any], served: list[Path], stdlib: Path
+) -> dict[str, bytes]:
+    """Return the vendor files a build writes from the served archives: site path -> bytes.
+
+    The lock (:data:`LOCK_FILE`) and the engine worker's tar, stdlib parts and
+    ``engine.json`` (:mod:`.engine_site`), beside ``pyodide.mjs``.
+
+    Args:
+        info: Pyodide's ``pyodide-lock.json`` (``npm.pyodide_info``).
+        served: the wheels the site serves.
+        stdlib: the stdlib zip the site serves.
+
+    """
+    lock = build_lock(info, served)
+    engine = engine_site(lock, served, stdlib)
+    return {
+        LOCK_FILE: render_lock(lock),
+        **{f"{VENDOR}/pyodide/{name}": data for name, data in engine.items()},
+    }
 
 
 def service_worker_script(build_id: str) -> bytes:
@@ -240,9 +285,14 @@ def _layout(root: Path, package: Path, app: Path | None, out: Path | None) -> La
 
 
 def _package_files(layout: Layout) -> dict[str, Path]:
-    """Map the runtime, the client and the page package to their places below ``_durably/``."""
+    """Map the runtime, the client, the dashboard and the page package below ``_durably/``."""
     files = {}
-    for name, directory in (("runtime", layout.runtime), ("client", layout.client)):
+    pages = (
+        ("runtime", layout.runtime),
+        ("client", layout.client),
+        ("dashboard", layout.dashboard),
+    )
+    for name, directory in pages:
         for path in walk(directory):
             files[f"{PREFIX}/{name}/{path.relative_to(directory).as_posix()}"] = path
     for path in walk(layout.page_py, ".py"):

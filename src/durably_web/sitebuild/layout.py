@@ -10,6 +10,7 @@ directory, never from a checkout), plus the app's own directory when one is give
                                    absent in a checkout: see :mod:`.precompiled`)
     durably_web/web/runtime/       the engine worker, the service worker, offline.mjs
     durably_web/web/client/        the JS client pages import (index.mjs, ...)
+    durably_web/web/dashboard/     the runs dashboard every site gets (index.html, ...)
     durably_web/web/py/            page-side Python copied as is (the page package's light root)
     durably_web/web/demo/          the demo app: index.html, demo.py, demo_table.py, jobs.py
     durably_web/web/starter/       what ``durably-web new`` writes
@@ -32,6 +33,7 @@ A built site, as served at ``/``::
     /_durably/runtime/             worker.mjs, runtime.mjs, sqlite_bridge.mjs, opfs.mjs,
                                    service_worker.js, offline.mjs
     /_durably/client/              index.mjs (what pages import) and the client's modules
+    /_durably/dashboard/           the runs dashboard (``?server=``, ``?db=``, ``?jobs=``)
     /_durably/vendor/              pyodide/, sqlite-wasm/, pyscript/, micropython/, py/
     /_durably/manifest.json        every file of the site: path -> size, sha256 (its sha256
                                    is the build's id; the service worker is not listed)
@@ -159,6 +161,11 @@ class Layout:
     def client(self) -> Path:
         """The JS client, served at ``/_durably/client/``."""
         return self.web / "client"
+
+    @property
+    def dashboard(self) -> Path:
+        """The runs dashboard (on ``durably_web.client.live``), at ``/_durably/dashboard/``."""
+        return self.web / "dashboard"
 
     @property
     def page_py(self) -> Path:

@@ -15,7 +15,8 @@ Contract:
 - ``Cache-Control: no-cache`` with an ETag and ``Last-Modified``: the browser keeps its copy
   and revalidates it on every load (``304 Not Modified``), so a rebuilt file is never stale.
 - gzip for compressible types when the request accepts it (``Vary: Accept-Encoding``, its own
-  ETag); the compressed bytes are cached per file version. ``.zip`` and ``.whl`` are sent as
+  ETag); the compressed bytes are cached per file version (``.tar`` included: the engine
+  site). ``.zip`` and ``.whl`` are sent as
   they are: their members are already deflated.
 - ``X-Content-Type-Options: nosniff`` on every answer; with ``isolated``, also
   ``Cross-Origin-Opener-Policy: same-origin``, ``Cross-Origin-Embedder-Policy: require-corp``
@@ -53,13 +54,14 @@ MIME_TYPES = {
     ".map": "application/json",
     ".whl": "application/octet-stream",
     ".zip": "application/zip",
+    ".tar": "application/x-tar",
     ".ico": "image/x-icon",
     ".png": "image/png",
 }
 """Content types by suffix; anything else is ``application/octet-stream``."""
 
 COMPRESSIBLE = frozenset(
-    {".html", ".js", ".mjs", ".json", ".wasm", ".css", ".py", ".svg", ".txt", ".map"}
+    {".html", ".js", ".mjs", ".json", ".wasm", ".css", ".py", ".svg", ".txt", ".map", ".tar"}
 )
 """Suffixes sent gzipped to clients that accept it."""
 

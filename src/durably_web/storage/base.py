@@ -51,6 +51,7 @@ from durably_web.storage.records import (
     RunDelta,
     RunFilter,
     SignalWait,
+    StepRow,
 )
 
 __all__ = ["Notifications", "Store", "Subscriber", "Unsubscribe"]
@@ -139,8 +140,12 @@ class Store(Protocol):
         now: float,
         logs: Sequence[LogRow] = (),
         attempt: int = 1,
+        steps: Sequence[StepRow] = (),
     ) -> None:
         """Persist a completed step with the run's unwritten ``logs`` (its row is left alone).
+
+        ``steps`` (checkpoints kept for a group commit) are written first, in the same
+        transaction.
 
         Raises :class:`RunCancelled` / :class:`LeaseLost` when fenced off, and
         :class:`ConflictError` when the step already has a completed checkpoint.
@@ -161,11 +166,13 @@ class Store(Protocol):
         logs: Sequence[LogRow] = (),
         attempt: int = 1,
         retry_at: float | None = None,
+        steps: Sequence[StepRow] = (),
     ) -> bool:
         """Record a step that raised (``failed``/``cancelled``) with ``logs``; False if fenced.
 
         ``attempt`` numbers the attempt (from 1); ``retry_at`` is when the next attempt of a
-        failed one is due (:meth:`pending_retries` reads it back).
+        failed one is due (:meth:`pending_retries` reads it back). ``steps`` (checkpoints kept
+        for a group commit) are written first, in the same transaction.
         """
         ...
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from durably_web.clock import format_timestamp
+from durably_web.ids import new_ulid
+
 __all__ = [
     "CompletedStep",
     "LogRow",
@@ -19,10 +22,48 @@ __all__ = [
     "RunDelta",
     "RunFilter",
     "SignalWait",
+    "StepRow",
+    "step_row",
 ]
 
 LogRow = tuple[str, str, str | None, str, str, str | None, str]
 """A log line to insert: id, run_id, step_name, level, message, data JSON, created_at."""
+
+StepRow = tuple[str, str, str, int, str, str | None, str | None, str, str, int, int, str | None]
+"""A step to insert: id, run_id, name, index, status, output JSON, error, started_at,
+completed_at, the lease generation that fences the insert, the attempt (from 1), and when a
+failed attempt's next one is due (or None)."""
+
+
+def step_row(
+    run_id: str,
+    generation: int,
+    *,
+    name: str,
+    index: int,
+    status: str,
+    output_json: str | None,
+    error: str | None,
+    started_at: float,
+    now: float,
+    attempt: int = 1,
+    retry_at: float | None = None,
+) -> StepRow:
+    """Build the row of a step that ended at ``now`` (epoch seconds), fenced by ``generation``."""
+    return (
+        new_ulid(now),
+        run_id,
+        name,
+        index,
+        status,
+        output_json,
+        error,
+        format_timestamp(started_at),
+        format_timestamp(now),
+        generation,
+        attempt,
+        None if retry_at is None else format_timestamp(retry_at),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,17 +156,20 @@ class CompletedStep:
 class RunDelta:
     """What a running run produced that its row and the logs table do not hold yet.
 
-    A checkpoint writes only its step row; the run's progress and step counters, and the log
-    lines, ride along with the next write of the lease holder (a checkpoint, a flush within
-    50 ms, or the outcome), so ``step.progress`` and ``step.log`` cost no transaction. The
-    execution builds a delta from what it has not written, the Store writes it with the
-    fenced write it is given to, and the execution forgets what a write that committed held
-    (:class:`durably_web.core.unwritten.Unwritten`). A plain value: the Store never changes it.
+    A checkpoint writes only its step row; the run's progress and step counters, the log
+    lines, and in the batched checkpoint mode the checkpoints themselves, ride along with
+    the next write of the lease holder (a checkpoint, a flush, or the outcome), so
+    ``step.progress`` and ``step.log`` cost no transaction. The execution builds a delta
+    from what it has not written, the Store writes it with the fenced write it is given
+    to, and the execution forgets what a write that committed held
+    (:class:`durably_web.core.unwritten.Unwritten`). A plain value: the Store never
+    changes it.
 
     Attributes:
         progress_json: the latest progress as JSON text, if not written yet.
         current_step_index / completed_step_count: the run's counters, if not written yet.
         logs: log lines to insert, oldest first.
+        steps: completed steps to insert (checkpoints kept for a group commit), oldest first.
 
     """
 
@@ -133,6 +177,7 @@ class RunDelta:
     current_step_index: int | None = None
     completed_step_count: int | None = None
     logs: tuple[LogRow, ...] = ()
+    steps: tuple[StepRow, ...] = ()
 
     def run_fields(self) -> tuple[str | None, int | None, int | None]:
         """Return ``(progress_json, current_step_index, completed_step_count)``."""
@@ -141,6 +186,7 @@ class RunDelta:
     def __bool__(self) -> bool:
         return bool(
             self.logs
+            or self.steps
             or self.progress_json is not None
             or self.current_step_index is not None
             or self.completed_step_count is not None

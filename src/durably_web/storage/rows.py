@@ -83,10 +83,13 @@ class _Reader:
             self._bad(column)
         return value
 
-    def required_time(self, column: str, fallback: datetime | None) -> datetime:
+    def required_time(self, column: str, fallback: datetime | None = None) -> datetime:
+        """Return the column's time; else ``fallback``, else the time of the row's ULID ``id``."""
         value = self.time(column)
         if value is not None:
             return value
+        if fallback is None:  # only for a row whose column is unreadable: the id's time
+            fallback = _id_time(self.row["id"])
         return fallback or _EPOCH
 
     def labels(self) -> dict[str, str]:
@@ -139,7 +142,7 @@ def _id_time(record_id: str) -> datetime | None:
 def run_from_row(row: Row, disposition: Disposition | None = None) -> Run:
     """Build a :class:`Run` from a ``durably_runs`` row (see the module docstring)."""
     read = _Reader(row)
-    created = read.required_time("created_at", _id_time(row["id"]))
+    created = read.required_time("created_at")
     status = row["status"]
     wait = read.wait()
     run_at = read.time("wait_until") if status == "pending" else None
@@ -182,7 +185,7 @@ def step_from_row(row: Row) -> Step:
         row["status"],
         read.json("output"),
         row["error"],
-        read.required_time("started_at", _id_time(row["id"])),
+        read.required_time("started_at"),
         read.time("completed_at"),
         attempt=row.get("attempt") or 1,
         retry_at=read.time("retry_at"),
@@ -200,7 +203,7 @@ def log_from_row(row: Row) -> Log:
         row["level"],
         row["message"],
         read.json("data"),
-        read.required_time("created_at", _id_time(row["id"])),
+        read.required_time("created_at"),
         unreadable=read.unreadable,
     )
 

@@ -32,7 +32,7 @@ from durably_web.storage.connection import Connection, IntegrityViolation, Param
 from durably_web.storage.lockwait import waits_for_lock
 from durably_web.storage.queries import migrations, queries
 from durably_web.storage.reads import StoreReads
-from durably_web.storage.records import LogRow, NewRun, RunDelta
+from durably_web.storage.records import LogRow, NewRun, RunDelta, StepRow, step_row
 from durably_web.storage.rows import run_from_row
 from durably_web.storage.schedules import StoreSchedules
 from durably_web.storage.waits import StoreWaits
@@ -53,6 +53,9 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
             exclusive OPFS pool): the lease check before each step then reads nothing, since
             only this engine can cancel or reclaim its runs, and it tells its own runs at once.
     """
+
+    grouped_checkpoints = True
+    """Writes carry a delta's kept steps (the batched checkpoint mode, ``RunDelta.steps``)."""
 
     def __init__(self, connection: Connection, *, exclusive: bool = False) -> None:
         self.connection = connection
@@ -234,8 +237,11 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         now: float,
         logs: Sequence[LogRow] = (),
         attempt: int = 1,
+        steps: Sequence[StepRow] = (),
     ) -> None:
         """Persist a completed step, fenced, in one transaction with the run's unwritten ``logs``.
+
+        ``steps``: checkpoints kept for a group commit, written first in the same transaction.
 
         Raises:
             RunCancelled: the run was cancelled; nothing was written.
@@ -243,23 +249,20 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
             ConflictError: a completed step with this name already exists.
 
         """
-        stamp = format_timestamp(now)
-        step = (
-            new_ulid(now),
+        step = step_row(
             run_id,
-            name,
-            index,
-            "completed",
-            output_json,
-            None,
-            format_timestamp(started_at),
-            stamp,
             generation,
-            attempt,
-            None,
+            name=name,
+            index=index,
+            status="completed",
+            output_json=output_json,
+            error=None,
+            started_at=started_at,
+            now=now,
+            attempt=attempt,
         )
         try:
-            written = self._fenced((self._insert_step, step), logs)
+            written = self._fenced((self._insert_step, step), logs, steps=steps)
         except IntegrityViolation as exc:
             raise ConflictError(
                 f"step {name!r} of run {run_id} already has a completed checkpoint"
@@ -282,27 +285,28 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         logs: Sequence[LogRow] = (),
         attempt: int = 1,
         retry_at: float | None = None,
+        steps: Sequence[StepRow] = (),
     ) -> bool:
         """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off.
 
         ``attempt`` numbers the attempt (from 1); ``retry_at`` is when the next one is due, for
-        a failed attempt that will be retried.
+        a failed attempt that will be retried. ``steps``: checkpoints kept for a group commit,
+        written first in the same transaction.
         """
-        step = (
-            new_ulid(now),
+        step = step_row(
             run_id,
-            name,
-            index,
-            status,
-            None,
-            error,
-            format_timestamp(started_at),
-            format_timestamp(now),
             generation,
-            attempt,
-            None if retry_at is None else format_timestamp(retry_at),
+            name=name,
+            index=index,
+            status=status,
+            output_json=None,
+            error=error,
+            started_at=started_at,
+            now=now,
+            attempt=attempt,
+            retry_at=retry_at,
         )
-        return self._fenced((self._insert_step, step), logs)
+        return self._fenced((self._insert_step, step), logs, steps=steps)
 
     @waits_for_lock
     async def flush(self, run_id: str, generation: int, delta: RunDelta, now: float) -> bool:
@@ -313,7 +317,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
             self._q["touch_run"],
             (run_id, generation, *delta.run_fields(), format_timestamp(now)),
         )
-        return self._fenced(touch, delta.logs)
+        return self._fenced(touch, delta.logs, steps=delta.steps)
 
     @waits_for_lock
     async def renew_lease(
@@ -353,7 +357,8 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
                 for query in ("delete_steps", "delete_logs", "delete_signals")
             ]
         logs = () if delete_steps else delta.logs
-        if not self._fenced(complete, logs, after=after):
+        steps = () if delete_steps else delta.steps
+        if not self._fenced(complete, logs, after=after, steps=steps):
             raise self._refusal(run_id)
 
     @waits_for_lock
@@ -369,7 +374,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         progress, index, count = delta.run_fields()
         stamp = format_timestamp(now)
         fail = (self._q["fail_run"], (run_id, generation, error, progress, stamp, index, count))
-        if not self._fenced(fail, delta.logs):
+        if not self._fenced(fail, delta.logs, steps=delta.steps):
             raise self._refusal(run_id)
 
     @waits_for_lock
@@ -380,7 +385,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         progress, index, count = delta.run_fields()
         stamp = format_timestamp(now)
         release = (self._q["release_lease"], (run_id, generation, progress, stamp, index, count))
-        return self._fenced(release, delta.logs)
+        return self._fenced(release, delta.logs, steps=delta.steps)
 
     def _fenced(
         self,
@@ -388,17 +393,26 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         logs: Sequence[LogRow],
         *,
         after: Sequence[tuple[str, Sequence[Param]]] = (),
+        steps: Sequence[StepRow] = (),
     ) -> bool:
-        """Run a lease holder's write: ``first`` (the fence), ``logs``, then ``after``.
+        """Run a lease holder's write: ``steps``, ``first`` (the fence), ``logs``, ``after``.
 
         Args:
             first: the fenced statement; when it changes no row, nothing is written.
+            steps: checkpoints kept for a group commit, inserted first in the same
+                transaction (each insert is fenced by the same lease, see below).
             logs: the run's unwritten log lines, inserted in the same transaction.
             after: statements to run last, in the same transaction.
 
         Returns False when the fence refused (nothing written), True once it committed.
         """
-        statements: list[tuple[str, Sequence[Param]]] = [first]
+        # Kept steps go first: ``first`` may end the lease (an outcome), after which their
+        # fenced inserts would insert nothing. The first of them is then the guard: it is
+        # fenced by the same lease, so it inserts nothing exactly when ``first`` would not.
+        statements: list[tuple[str, Sequence[Param]]] = [
+            (self._insert_step, step) for step in steps
+        ]
+        statements.append(first)
         statements.extend((self._insert_log, log) for log in logs)
         statements.extend(after)
         return self.connection.run_batch(statements, guard=True)

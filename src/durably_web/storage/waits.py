@@ -55,7 +55,8 @@ class StoreWaits:
             RunCancelled / LeaseLost: the fence refused; nothing was written.
 
         """
-        if not self._fenced(self._suspend(run_id, generation, wait, now, delta), delta.logs):
+        suspend = self._suspend(run_id, generation, wait, now, delta)
+        if not self._fenced(suspend, delta.logs, steps=delta.steps):
             raise self._refusal(run_id)
 
     def _suspend(
@@ -146,6 +147,8 @@ class StoreWaits:
                 generation,
             ):
                 raise self._refusal(run_id)
+            for kept in delta.steps:  # checkpoints kept for a group commit go first
+                self.connection.execute(self._q["insert_step"], kept)
             taken = self.connection.query(self._q["receive_signal"], (run_id, name, stamp))
             if taken:
                 payload = taken[0]["payload"]

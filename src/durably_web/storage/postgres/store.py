@@ -47,7 +47,7 @@ from durably_web.storage.postgres.reads import PostgresReads
 from durably_web.storage.postgres.schedules import PostgresSchedules
 from durably_web.storage.postgres.waits import PostgresWaits
 from durably_web.storage.queries import migrations, queries
-from durably_web.storage.records import LogRow, NewRun, RunDelta
+from durably_web.storage.records import LogRow, NewRun, RunDelta, StepRow
 from durably_web.storage.rows import run_from_row
 
 __all__ = ["READY_CHANNEL", "RUN_CHANNEL", "PostgresStore"]
@@ -308,8 +308,12 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         now: float,
         logs: Sequence[LogRow] = (),
         attempt: int = 1,
+        steps: Sequence[StepRow] = (),
     ) -> None:
         """Persist a completed step, fenced, in one statement with the run's unwritten ``logs``.
+
+        ``steps`` must be empty: this store commits each checkpoint on its own (it has no
+        ``grouped_checkpoints``, so the engine never keeps steps for it).
 
         Raises:
             RunCancelled: the run was cancelled; nothing was written.
@@ -317,6 +321,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
             ConflictError: a completed step with this name already exists.
 
         """
+        _no_kept_steps(steps)
         step = self._step(run_id, generation, name, index, "completed", output_json, None)
         step.update(
             started_at=format_timestamp(started_at),
@@ -347,12 +352,14 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         logs: Sequence[LogRow] = (),
         attempt: int = 1,
         retry_at: float | None = None,
+        steps: Sequence[StepRow] = (),
     ) -> bool:
         """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off.
 
         ``attempt`` numbers the attempt (from 1); ``retry_at`` is when the next one is due, for
         a failed attempt that will be retried.
         """
+        _no_kept_steps(steps)
         step = self._step(run_id, generation, name, index, status, None, error)
         step.update(
             started_at=format_timestamp(started_at),
@@ -607,6 +614,11 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         """Stop listening and close every connection."""
         await self._listener.close()
         await self.database.close()
+
+
+def _no_kept_steps(steps: Sequence[StepRow]) -> None:
+    if steps:
+        raise ValueError("the PostgreSQL store commits each checkpoint: no kept steps expected")
 
 
 def _load_queries() -> dict[str, str]:

@@ -1,107 +1,141 @@
-"""The demo page's table of runs (index.html beside it): one row per run, live.
+"""The demo page's table of imports (index.html beside it), drawn from a ``live.runs`` view.
 
-Used by demo.py (MicroPython or Pyodide). Rows carry ``data-run-id``, ``data-status``,
-``data-progress``, ``data-resumed`` and ``data-audit`` for the tests.
+One row per run, newest first, updated in place as the view changes (progress moves, a run
+finishes, a run is deleted anywhere). Rows carry ``data-run-id``, ``data-status``,
+``data-progress``, ``data-resumed`` and ``data-audit``; buttons ``.cancel``, ``.retry``,
+``.delete`` (confirmed), ``.audit`` and ``.logs``. Used by demo.py (MicroPython or Pyodide).
 """
 
 import json
 
 import js  # noqa: TID251 - page code
+from demo_form import output_text
+
+from durably_web.client import live
+from durably_web.client.dispatch import js_callable, spawn
+from durably_web.client.live.dom import ALLOWED
+
+BUTTONS = (
+    ("logs", "Logs", None),
+    ("cancel", "Cancel", "cancel"),
+    ("retry", "Retry", "retry"),
+    ("delete", "Delete", "delete_run"),
+    ("audit", "Audit", None),
+)
+"""Each row's buttons: class, label, and the run action it calls (None: the page's own)."""
+
+DELETE_QUESTION = "Delete this import with its steps and logs?"
 
 
 class RunTable:
-    """Rows of runs in ``<tbody id=runs>``, with cancel / retry / delete / audit buttons.
+    """The rows of ``<tbody id=runs>`` for a ``live.runs`` view, with their buttons.
 
     Args:
         state: the page's state dict mirrored into ``window.__demo``.
-        on_click: ``on_click(element, coroutine_function)`` wires a button.
+        view: the ``live.runs`` view of the imports.
+        actions: the ``live.actions`` view the buttons call.
+        on_logs: called with a run id when its Logs button is clicked.
+        audit: ``await audit(run_id)`` returns the ledger's audit of a finished import.
+        publish: called after each redraw (mirrors ``state``).
 
     """
 
-    def __init__(self, state, on_click):
+    def __init__(self, state, view, actions, on_logs, audit, publish):
         self.body = js.document.getElementById("runs")
         self.rows = {}
+        self.order = []
+        self.audits = {}  # run id -> the audit's sentence
         self.state = state
-        self.on_click = on_click
-        self.durably = None  # set once the engine is ready
+        self.actions = actions
+        self.on_logs = on_logs
+        self.audit = audit
+        self.publish = publish
+        live.bind(self.body, view, self.render)
+        actions.changed.add_listener(lambda _actions: self.render(self.body, view))
 
     def __contains__(self, run_id):
         return run_id in self.rows
 
-    def __len__(self):
-        return len(self.rows)
+    def render(self, _body, view):
+        """Draw the view's runs: add, update, drop and order rows."""
+        ids = [run.id for run in view.runs]
+        for run in view.runs:
+            if run.id not in self.rows:
+                self.rows[run.id] = self.add(run)
+            self.update(self.rows[run.id], run)
+        for run_id in list(self.rows):
+            if run_id not in ids:
+                self.rows.pop(run_id).remove()
+                self.state["runs"].pop(run_id, None)
+        if ids != self.order:
+            for run_id in ids:
+                self.body.append(self.rows[run_id])
+            self.order = ids
+        if not view.loading:
+            counter = js.document.getElementById("count")
+            counter.textContent = str(len(ids)) + (" import" if len(ids) == 1 else " imports")
+            counter.dataset.count = str(len(ids))
+        js.document.getElementById("no-runs").hidden = bool(ids) or view.loading
+        self.publish()
 
-    def count(self):
-        """Show how many runs are listed."""
-        counter = js.document.getElementById("count")
-        counter.textContent = str(len(self.rows)) + " run(s) stored"
-        counter.dataset.count = str(len(self.rows))
+    def add(self, run):
+        """Make a run's row."""
+        document = js.document
+        tr = document.createElement("tr")
+        tr.dataset.runId = run.id
+        for name in ("what", "st", "progress", "act"):
+            cell = document.createElement("td")
+            cell.className = name
+            tr.append(cell)
+        what = tr.querySelector(".what")
+        name = document.createElement("strong")
+        name.textContent = (run.input or {}).get("filename") or run.job_name
+        when = document.createElement("span")
+        when.className = "when"
+        when.textContent = live.local_time(run.get("created_at")) + " · " + run.id[-8:]
+        what.append(name, when)
+        cell = tr.querySelector(".progress")
+        cell.append(document.createElement("progress"), document.createElement("span"))
+        cell.querySelector("span").className = "pt"
+        for css, label, action in BUTTONS:
+            button = document.createElement("button")
+            button.className = css
+            button.textContent = label
+            tr.querySelector(".act").append(button)
+            button.addEventListener("click", js_callable(self.clicked(css, action, run.id)))
+        return tr
 
-    def render(self, run):
-        """Add or update the run's row."""
-        if run.id not in self.rows:
-            tr = js.document.createElement("tr")
-            tr.dataset.runId = run.id
-            tr.innerHTML = (
-                "<td class=id></td><td class=job></td><td class=st></td>"
-                "<td><progress max=1 value=0></progress> <span class=pt></span></td>"
-                "<td class=act></td>"
-            )
-            self.body.prepend(tr)
-            self.rows[run.id] = tr
-            tr.querySelector(".id").textContent = run.id[-8:]
-            label = run.job_name
-            if run.input and run.input.get("filename"):
-                label += " (" + str(run.input.get("filename")) + ")"
-            tr.querySelector(".job").textContent = label
-            for action in ("cancel", "retry", "delete", "audit"):
-                button = js.document.createElement("button")
-                button.textContent = action
-                button.className = action
-                tr.querySelector(".act").append(button)
-                self.on_click(button, self.action(action, run.id))
-            self.count()
-        waiting = run.waiting if run.status == "waiting" else None
-        self.set_status(run.id, run.status, run.progress, run.output, run.error, waiting)
-
-    def set_status(self, run_id, status, progress=None, output=None, error=None, waiting=None):
-        """Show a run's status (and enable the buttons that apply).
-
-        A waiting run says for what: ``waiting: sleep nap until 2026-01-01T10:00:00.000Z``,
-        ``waiting: signal approval``, ``waiting: retry fetch until ...``.
-        """
-        tr = self.rows.get(run_id)
-        if tr is None:
-            return
+    def update(self, tr, run):
+        """Show a run's status, progress or output, and the buttons that apply."""
+        status = run.status
         tr.dataset.status = status
-        text = status + (": " + str(error) if error else "")
-        if waiting is not None:
-            until = waiting.get("until")
-            text = status + ": " + str(waiting.get("kind")) + " " + str(waiting.get("name"))
-            text += (" until " + str(until)) if until else ""
-        tr.querySelector(".st").textContent = text
-        tr.querySelector(".cancel").disabled = status not in ("pending", "leased", "waiting")
-        tr.querySelector(".retry").disabled = status not in ("failed", "cancelled")
-        tr.querySelector(".delete").disabled = status in ("pending", "leased", "waiting")
-        tr.querySelector(".audit").disabled = status != "completed"
-        if progress is not None:
-            self.set_progress(run_id, progress)
-        if output is not None:
-            tr.querySelector(".pt").textContent = json.dumps(output.to_dict())
-        self.state["runs"][run_id] = {"status": status}
+        current = None if run.progress is None else run.progress.current
+        tr.dataset.progress = "" if current is None else str(current)
+        tr.querySelector(".st").textContent = live.status_text(
+            status, run.error, run.get("waiting")
+        )
+        bar = tr.querySelector("progress")
+        total = None if run.progress is None else run.progress.total
+        bar.max = total or 1
+        bar.value = (current or 0) if total else (1 if status == "completed" else 0)
+        text = (
+            output_text(run.output) if status == "completed" else live.progress_text(run.progress)
+        )
+        if run.id in self.audits:
+            text = text + " · " + self.audits[run.id]
+        tr.querySelector(".pt").textContent = text
+        for css, _label, action in BUTTONS:
+            button = tr.querySelector("." + css)
+            allowed = ALLOWED.get(action) if action else None
+            refused = allowed is not None and status not in allowed
+            if css == "audit":
+                refused = status != "completed"
+            pending = action is not None and self.actions.action(action).is_pending(run.id)
+            button.disabled = refused or pending
+        self.note_resumed(tr, run)
+        self.state["runs"][run.id] = {"status": status}
 
-    def set_progress(self, run_id, progress):
-        """Move a run's progress bar."""
-        tr = self.rows.get(run_id)
-        if tr is None:
-            return
-        total = progress.total or 0
-        tr.querySelector("progress").value = progress.current / total if total else 0
-        tr.querySelector(".pt").textContent = progress.message or str(progress.current)
-        tr.dataset.progress = str(progress.current)
-        self.state["progress_seen"].setdefault(run_id, []).append(progress.current)
-
-    def note_resumed(self, run):
+    def note_resumed(self, tr, run):
         """Mark a run on its second (or later) attempt: a reload, a killed worker, a retry.
 
         Its lease generation counts the claims; a pending run with checkpointed steps is
@@ -110,35 +144,45 @@ class RunTable:
         generation = run.get("lease_generation") or 0  # a server's runs do not say
         resumed = run.status in ("leased", "completed") and generation > 1
         resumed = resumed or (run.status == "pending" and run.completed_step_count > 0)
-        if resumed and run.id in self:
-            self.rows[run.id].dataset.resumed = "1"
+        if resumed:
+            tr.dataset.resumed = "1"
             if run.id not in self.state["resumed"]:
                 self.state["resumed"].append(run.id)
 
-    def remove(self, run_id):
-        """Drop a deleted run's row."""
-        tr = self.rows.pop(run_id, None)
-        if tr is not None:
-            tr.remove()
-        self.state["runs"].pop(run_id, None)
-        self.count()
+    def clicked(self, css, action, run_id):
+        """Return the click handler of a row's button."""
 
-    def action(self, action, run_id):
-        """Return the coroutine function behind a row's button."""
+        def click(_event):
+            if css == "logs":
+                self.on_logs(run_id)
+            elif css == "audit":
+                spawn(self.show_audit(run_id), "auditing an import")
+            elif css != "delete" or js.window.confirm(DELETE_QUESTION):
+                spawn(self.act(action, run_id), "the " + css + " button")
 
-        async def act():
-            if action == "cancel":
-                await self.durably.cancel(run_id)
-            elif action == "retry":
-                await self.durably.retry(run_id)
-            elif action == "delete":
-                await self.durably.delete_run(run_id)
-            else:
-                result = await self.durably.jobs.audit_ledger.trigger_and_wait(
-                    {"run_id": run_id}, timeout=60
-                )
-                audit = json.dumps(result.output.to_dict())
-                self.rows[run_id].dataset.audit = audit
-                self.rows[run_id].querySelector(".pt").textContent = "audit: " + audit
+        return click
 
-        return act
+    async def act(self, action, run_id):
+        """Call a run action; a refusal is shown on the page (the action keeps it)."""
+        try:
+            await self.actions.action(action)(run_id)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            box = js.document.getElementById("form-error")
+            box.textContent = "Could not " + action.replace("_run", "") + ": " + str(exc)
+            box.hidden = False
+
+    async def show_audit(self, run_id):
+        """Audit a finished import against the ledger; show the result on its row."""
+        result = await self.audit(run_id)
+        tr = self.rows.get(run_id)
+        if tr is None:
+            return
+        again = result.get("rerun_after_checkpoint")
+        self.audits[run_id] = (
+            "audit: "
+            + str(result.get("rows_imported"))
+            + " rows in the ledger, "
+            + ("no batch re-run after its checkpoint" if not again else str(again) + " re-run!")
+        )
+        tr.dataset.audit = json.dumps(result)
+        tr.querySelector(".pt").textContent += " · " + self.audits[run_id]

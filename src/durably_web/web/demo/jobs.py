@@ -73,7 +73,32 @@ class ImportCsvInput(BaseModel):
     def _has_rows(self) -> ImportCsvInput:
         if not self.csv and self.rows == 0:
             raise ValueError("give either csv (the file's text) or rows > 0")
+        if self.csv:
+            _check_csv(self.csv)
         return self
+
+
+def _check_csv(text: str) -> None:
+    """Refuse a CSV without one valid data row (``customer,...,amount``), saying why."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        raise ValueError("the CSV has no data rows: a header line, then one row per customer")
+    for line in lines[1:]:
+        fields = line.split(",")
+        if len(fields) > 1 and fields[0].strip() and _is_number(fields[-1]):
+            return
+    raise ValueError(
+        "the CSV has no valid rows: each row needs a customer first and a numeric amount "
+        f"last, like 'alice,12.50' (row 2 is {lines[1][:40]!r})"
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip())
+    except ValueError:
+        return False
+    return True
 
 
 class ImportCsvOutput(BaseModel):

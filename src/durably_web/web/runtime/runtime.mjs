@@ -93,10 +93,10 @@ export async function installPackages(pyodide, packages) {
 }
 
 /**
- * Write the page's job module into the file system; return its module name.
+ * Write the page's job module into the file system (JOB_DIR); return its module name.
  * @param {any} pyodide @param {string} source @param {string} url
  */
-function writeJobModule(pyodide, source, url) {
+export function writeJobModule(pyodide, source, url) {
   const file = new URL(url, "file:///").pathname.split("/").pop() || "jobs.py";
   const name = file.replace(/\.py$/, "");
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
@@ -107,7 +107,8 @@ function writeJobModule(pyodide, source, url) {
   return name;
 }
 
-const JOB_DIR = "/home/pyodide/durably_jobs";
+/** Where the worker writes the page's job module (put on sys.path by the boot). */
+export const JOB_DIR = "/home/pyodide/durably_jobs";
 
 /**
  * Start the engine: returns the Python host (call `host.receive(text)` for each request).

@@ -13,15 +13,17 @@
  *   another build (a deploy in progress) or a full quota fails the install: the partial
  *   cache is deleted, the pages are told why (message `durably:install-failed`), and the
  *   previous build keeps serving. So a cache only ever holds one complete, verified build.
- * - fetch: a GET of this origin for a file of the build (a directory means its index.html,
- *   the query is ignored) is answered from this build's cache, with the header
+ * - fetch: a GET of this origin for a file of the build or its manifest (which the engine
+ *   worker hashes: the build id keys its memory snapshots), a directory meaning its
+ *   index.html, the query ignored, is answered from this build's cache, with the header
  *   `X-Durably-Build: <build>` (so the engine worker can tell which build it runs: the key a
  *   later Pyodide memory snapshot needs); anything else goes to the network untouched (APIs,
  *   files added to the site after the build).
  * - activate: delete the caches of other builds (`durably-site-*` only: other caches of the
- *   origin, such as a future `durably-snapshot-*` of Pyodide memory snapshots keyed by the
- *   build id, are not this worker's to delete). It never claims open pages: a page keeps the
- *   build it was loaded with (./offline.mjs decides when a waiting build takes over).
+ *   origin, such as `durably-snapshots` (the engine worker's Pyodide memory snapshots, keyed
+ *   by the build id: ./snapshot.mjs), are not this worker's to delete). It never claims open
+ *   pages: a page keeps the build it was loaded with (./offline.mjs decides when a waiting
+ *   build takes over).
  * - message `durably:activate` (from ./offline.mjs, while this worker waits): activate now
  *   if the asking page is the only window of the site, else answer `durably:busy`.
  * - message `durably:build`: answer `{type: "durably:build", build}`.
@@ -103,7 +105,7 @@ async function precache() {
     }
   };
   await Promise.all(Array.from({ length: PARALLEL }, worker));
-  await cache.put(SCOPE + MANIFEST, new Response(text, { headers: { "Content-Type": "application/json" } }));
+  await cache.put(SCOPE + MANIFEST, new Response(text, { headers: { "Content-Type": "application/json", "X-Durably-Build": BUILD } }));
 }
 
 sw.addEventListener("install", (/** @type {any} */ event) => {

@@ -4,9 +4,13 @@
  *
  * Boot order matters: the OPFS VFS is installed FIRST, then Pyodide boots. Installing the
  * opfs-sahpool VFS while Pyodide was booting made createSyncAccessHandle() hang on ~12% of
- * loads. A reloaded page can find the old worker still holding the access handles for ~2 s,
- * so the install is retried (without `preserveOnInitFailure` a failed attempt would delete
- * the pool's files): see ./opfs.mjs.
+ * loads. The engine's tar, the build id, the snapshot lookup and the job module are fetched
+ * while the VFS installs; Pyodide is loaded (or restored from a memory snapshot) only once it
+ * is open (./boot.mjs). A reloaded page can find the old worker still holding the access
+ * handles for ~2 s, so the install is retried (without `preserveOnInitFailure` a failed
+ * attempt would delete the pool's files): see ./opfs.mjs. After `ready`, the snapshot a
+ * normal boot took is stored for the next boot (./snapshot.mjs), under the build id: the
+ * sha256 of the site's manifest (served by the service worker offline).
  *
  * Messages to the page: {type: "stage", name, t}, then {type: "ready", jobs, workerId, marks}
  * or {type: "boot-error", error: {error, code}}; after that, JSON text from the
@@ -15,7 +19,9 @@
  */
 import sqlite3InitModule from "../vendor/sqlite-wasm/index.mjs";
 import { checkOpfs, installVfs } from "./opfs.mjs";
-import { bootPyodide, isQuotaError, startEngine, wireError } from "./runtime.mjs";
+import { bootInterpreter } from "./boot.mjs";
+import { isQuotaError, startEngine, wireError } from "./runtime.mjs";
+import { cacheStore, sha256Hex } from "./snapshot.mjs";
 import { createBridge } from "./sqlite_bridge.mjs";
 
 // The opfs-sahpool VFS turns a failed write into a bare SQLITE_IOERR and reports the cause
@@ -36,6 +42,7 @@ const takeFault = () => {
 };
 
 const VENDOR = new URL("../vendor/", import.meta.url).href; // the site's _durably/vendor/
+const MANIFEST = new URL("../manifest.json", import.meta.url).href; // its sha256: the build id
 /** @type {Record<string, number>} */
 const marks = { workerStart: performance.now() };
 /** @param {string} name */
@@ -69,8 +76,8 @@ async function fetchText(url) {
   return response.text();
 }
 
-async function main() {
-  checkOpfs();
+/** Load sqlite-wasm and install the OPFS VFS (retried while another worker holds it). */
+async function openVfs() {
   const sqlite3 = await sqlite3InitModule();
   stage("sqlite");
   const { pool, attempt } = await installVfs(sqlite3);
@@ -79,18 +86,52 @@ async function main() {
   // -wal): keep free slots, or opening a third database in a profile fails SQLITE_CANTOPEN.
   await pool.reserveMinimumCapacity(pool.getFileCount() + 8);
   stage("vfs");
+  return { sqlite3, pool };
+}
+
+/** The build id: the sha256 of the site's manifest (a failure means: no snapshot). */
+async function buildId() {
+  const response = await fetch(MANIFEST);
+  if (!response.ok) throw new Error(`GET ${MANIFEST}: HTTP ${response.status}`);
+  return sha256Hex(await response.arrayBuffer());
+}
+
+async function main() {
+  checkOpfs();
+  const vfs = openVfs();
+  // Pyodide's files are fetched meanwhile; Pyodide itself loads once the VFS is open.
+  // The page's job module is fetched now too, and imported in the boot (so that a snapshot
+  // holds it) unless the page asks for extra packages, which install after the boot.
+  const jobModule = configReady.then(async (c) => {
+    if (c.packages?.length || (c.jobsSource == null && !c.jobsUrl)) return null;
+    return { url: c.jobsUrl || "jobs.py", source: c.jobsSource ?? (await fetchText(c.jobsUrl)) };
+  });
+  jobModule.catch(() => {}); // startEngine fetches it again and reports the error
+  // No snapshot for a page that asks for extra packages: they install after the boot, and a
+  // restored interpreter loading them is untested (their extensions land at heap addresses).
+  const build = configReady.then((c) => (c.packages?.length ? null : buildId()));
+  build.catch((error) => console.warn("durably_web: no build id, so no boot snapshot:", error));
+  const snapshots = cacheStore(MANIFEST);
+  const booting = bootInterpreter(VENDOR, { before: vfs, build, snapshots, jobs: jobModule, marks });
+  booting.catch(() => {}); // reported below, unless the VFS failed first
+  const { sqlite3, pool } = await vfs;
   const config = await configReady;
-  const pyodide = await bootPyodide(VENDOR);
+  const { pyodide, snapshot, error: snapshotError, save } = await booting;
+  marks[`snapshot-${snapshot}`] = performance.now();
+  if (snapshotError) console.warn("durably_web: this boot could not take a snapshot:", snapshotError);
   stage("pyodide");
   takeFault(); // what the VFS install's retries logged is not a write's fault
   const bridge = createBridge(sqlite3, (filename) => new pool.OpfsSAHPoolDb(filename), takeFault);
-  host = await startEngine({ pyodide, bridge, post: (text) => postMessage(text), config, fetchText });
+  const prefetched = async (/** @type {string} */ url) => (url === config.jobsUrl && (await jobModule.catch(() => null))?.source) || fetchText(url);
+  host = await startEngine({ pyodide, bridge, post: (text) => postMessage(text), config, fetchText: prefetched });
   stage("engine");
   const jobs = host.jobs();
   const workerId = host.durably.worker_id;
   postMessage({ type: "ready", jobs: jobs.toJs({ dict_converter: Object.fromEntries }), workerId, marks });
   jobs.destroy();
   for (const text of early.splice(0)) host.receive(text);
+  // Off the critical path: store the snapshot this boot took, for the next one.
+  save().catch((error) => console.warn("durably_web: cannot store the boot snapshot:", error));
 }
 
 main().catch((error) => postMessage({ type: "boot-error", error: wireError(error) }));

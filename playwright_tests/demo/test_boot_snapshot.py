@@ -1,0 +1,122 @@
+"""The engine worker's boot from a Pyodide memory snapshot, on the check page boot.html.
+
+A first boot takes a snapshot (``_durably/runtime/snapshot.mjs``) and stores it after
+``ready``; the next boot of the same build restores it (and the engine works: a job runs); a
+damaged snapshot, or one made by another build, is never restored: the worker boots
+normally and the stored snapshot is replaced. The worker's stdlib is the core zip; the rest
+is fetched only when a job imports from it (``durably_web.browser.stdlib``), also after a
+restore.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from playwright_tests.demo.helpers import Browser, Server, fresh_db
+
+BOOT_TIMEOUT_MS = 120_000
+SNAPSHOT_BYTES = 20 * 2**20  # a real snapshot is the interpreter's memory: 30+ MiB
+
+
+def boot(page: Any, url: str | None = None) -> dict[str, Any]:
+    """Load ``url`` (reload the page without one); return ``window.__boot`` once its job ran."""
+    if url is None:
+        page.reload()
+    else:
+        page.goto(url)
+    page.wait_for_function("window.__boot", timeout=BOOT_TIMEOUT_MS)
+    report: dict[str, Any] = page.evaluate("window.__boot")
+    assert "error" not in report, report["error"]
+    assert report["status"] == "completed", report
+    return report
+
+
+def outcome(report: dict[str, Any]) -> str:
+    """What the boot did with the snapshot: restored, made, replaced, off or failed."""
+    names = [str(name) for name in report["marks"] if str(name).startswith("snapshot-")]
+    assert len(names) == 1, report["marks"]
+    return names[0].removeprefix("snapshot-")
+
+
+def stored(page: Any, not_in_url: str = "\0") -> list[dict[str, Any]]:
+    """Wait until the worker stored its snapshot (after ``ready``); return the cache entries.
+
+    The snapshot is the only entry, whole, and its URL does not contain ``not_in_url``.
+    """
+    page.wait_for_function(
+        "([bytes, not]) => window.__snapshots().then((s) => s.length === 1"
+        " && s[0].bytes > bytes && !s[0].url.includes(not))",
+        arg=[SNAPSHOT_BYTES, not_in_url],
+        timeout=60_000,
+    )
+    entries: list[dict[str, Any]] = page.evaluate("window.__snapshots()")
+    return entries
+
+
+def check_page(server: Server) -> str:
+    """The URL of the check page on a database no other test uses."""
+    return f"{server.url}/check/boot.html?db={fresh_db()}"
+
+
+def test_the_second_boot_restores_the_snapshot_the_first_took(
+    server: Server, browser: Browser
+) -> None:
+    page = browser.open().new_page()
+    first = boot(page, check_page(server))
+    assert first["output"]["rows"] == 20
+    assert outcome(first) == "made"
+    [entry] = stored(page)
+    second = boot(page)
+    assert outcome(second) == "restored"
+    assert second["runId"] != first["runId"]
+    third = boot(page)  # restoring does not replace the snapshot
+    assert outcome(third) == "restored"
+    assert stored(page) == [entry]
+
+
+@pytest.mark.parametrize("damage", ["header", "memory"])
+def test_a_damaged_snapshot_is_replaced_by_a_normal_boot(
+    server: Server, browser: Browser, damage: str
+) -> None:
+    page = browser.open().new_page()
+    assert outcome(boot(page, check_page(server))) == "made"
+    stored(page)
+    page.evaluate(f"window.__damageSnapshots({damage!r})")
+    assert outcome(boot(page)) == "replaced"
+    stored(page)  # a whole snapshot again
+    assert outcome(boot(page)) == "restored"
+
+
+def test_a_snapshot_of_another_build_is_ignored_and_dropped(
+    server: Server, browser: Browser
+) -> None:
+    page = browser.open().new_page()
+    assert outcome(boot(page, check_page(server))) == "made"
+    stored(page)
+    page.evaluate("window.__rekeySnapshots()")  # as if the build or the job module changed
+    assert outcome(boot(page)) == "made"
+    stored(page, not_in_url="other")  # saving dropped the other one
+
+
+def test_the_demo_never_fetches_the_rest_of_the_stdlib(server: Server, browser: Browser) -> None:
+    page = browser.open().new_page()
+    assert outcome(boot(page, check_page(server))) == "made"
+    stored(page)
+    assert outcome(boot(page)) == "restored"
+    fetched = [url for url in browser.requests if "python_stdlib" in url]
+    assert fetched and all("python_stdlib_core.zip" in url for url in fetched), fetched
+
+
+def test_a_job_imports_from_the_rest_of_the_stdlib(server: Server, browser: Browser) -> None:
+    page = browser.open().new_page()
+    url = f"{check_page(server)}&jobs=./stdlib_jobs.py"
+    expected = {"ratio": 12 / 14, "xml": "1", "mime": 'text/plain; charset="us-ascii"'}
+    first = boot(page, url)
+    assert outcome(first) == "made" and first["output"] == expected
+    stored(page)  # taken after the job module's import fetched the rest
+    again = boot(page)
+    assert outcome(again) == "restored" and again["output"] == expected
+    rest = [url for url in browser.requests if "python_stdlib_rest.zip" in url]
+    assert len(rest) == 2, rest  # once per boot: the file system is not in a snapshot

@@ -1,0 +1,84 @@
+"""The batched checkpoint mode: completed steps grouped into one transaction.
+
+By default (``checkpoint="each"``) ``step.run`` returns only once its checkpoint committed,
+so a crash runs at most the step in flight again. Committing costs a transaction per step,
+most of a short step's time. With ``checkpoint="batched"`` (per instance, or per job in
+:func:`~durably_web.define_job`) a completed step is kept in the run's unwritten state
+(:class:`~durably_web.core.unwritten.Unwritten`) and committed with the next write of the
+lease holder, in one fenced transaction with the others. The group is committed:
+
+- inside ``step.run``, before it returns, once ``max_steps`` steps are kept or the oldest
+  kept one is ``max_delay`` seconds old;
+- by a timer ``max_delay`` seconds after the first step of the group, while the job awaits
+  something (a step that blocks the event loop delays it until ``step.run`` returns);
+- with every other write of the run: progress and log lines reaching the database (a
+  reader never sees progress ahead of the steps before it), a failed step, the outcome,
+  a run handed back when the worker stops; and before each lease renewal.
+
+A crash (or a lost lease) runs the kept group again: at most ``max_steps`` steps, counting
+the one in flight, which the default mode runs again too. A step whose checkpoint committed
+never runs again: each kept step is inserted with the same lease fence as a single
+checkpoint, and a resumed run replays every committed one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from durably_web.core.writer import RunWriter
+from durably_web.job import JobDefinition
+from durably_web.options import CheckpointPolicy
+from durably_web.storage.records import StepRow
+
+__all__ = ["CheckpointGroup", "groups_checkpoints", "policy_for"]
+
+
+def groups_checkpoints(store: object) -> bool:
+    """Whether ``store``'s writes carry kept steps (``RunDelta.steps``): the SQLite store's do.
+
+    A store without this (the PostgreSQL store) commits every checkpoint on its own: its jobs
+    run in the default mode whatever they ask for, and ``create_durably(checkpoint=
+    "batched")`` on it is refused.
+    """
+    return getattr(store, "grouped_checkpoints", False) is True
+
+
+def policy_for(
+    job: JobDefinition[object, object], instance: CheckpointPolicy, store: object
+) -> CheckpointPolicy:
+    """Return the checkpoint policy of ``job``'s runs: its own mode, else the instance's."""
+    if not groups_checkpoints(store):
+        return replace(instance, mode="each") if instance.batched else instance
+    if job.checkpoint is None or job.checkpoint == instance.mode:
+        return instance
+    return replace(instance, mode=job.checkpoint)
+
+
+class CheckpointGroup:
+    """The completed steps of one execution waiting for one transaction (batched mode).
+
+    Args:
+        policy: the bounds (``max_delay``, ``max_steps``).
+        writer: the execution's writer, which keeps the steps with what else is unwritten.
+
+    """
+
+    __slots__ = ("_policy", "_since", "_writer")
+
+    def __init__(self, policy: CheckpointPolicy, writer: RunWriter) -> None:
+        self._policy = policy
+        self._writer = writer
+        self._since = 0.0
+
+    def keep(self, row: StepRow) -> bool:
+        """Keep a completed step; return True when the group must be committed now."""
+        writer = self._writer
+        now = time.monotonic()
+        if not writer.kept_steps:
+            self._since = now  # the first step of a new group
+        writer.keep_step(row, within=self._policy.max_delay)
+        return (
+            writer.kept_steps >= self._policy.max_steps
+            or now - self._since >= self._policy.max_delay
+        )

@@ -1,0 +1,186 @@
+// @ts-check
+/**
+ * The engine worker's interpreter boot: Pyodide with the engine's packages imported, restored
+ * from a memory snapshot (./snapshot.mjs) when one of this build is stored, else booted
+ * normally, taking a snapshot for the next boot. Any snapshot failure falls back to a normal
+ * boot. The engine's packages come from the build's engine tar (./engine_site.mjs), written
+ * into site-packages before Python starts, not from Pyodide's loadPackage; its stdlib is the
+ * build's core stdlib zip, the rest fetched on first import (durably_web.browser.stdlib).
+ *
+ * ./runtime.mjs's `bootPyodide` stays the plain boot (loadPackage, no snapshot) of the
+ * benchmark and test-runner workers.
+ */
+import { fetchEngineManifest, fetchEngineSite, installEngineSite } from "./engine_site.mjs";
+import { JOB_DIR, writeJobModule } from "./runtime.mjs";
+import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from "./snapshot.mjs";
+
+/**
+ * @typedef {{ importModule?: (url: string) => Promise<any>, before?: Promise<unknown>,
+ *             build?: Promise<string | null> | null,
+ *             snapshots?: import("./snapshot.mjs").SnapshotStore | null,
+ *             jobs?: Promise<{ url: string, source: string } | null>,
+ *             marks?: Record<string, number> }} BootOptions
+ *   importModule: how to import Pyodide's modules; before: Pyodide is loaded only once this
+ *   settles (the worker passes its VFS install: the fetches, the tar unpack and the extension
+ *   compile overlap it; Pyodide's instantiation overlapping it made the install hang on 2 of
+ *   12 loads, see bench/BOOT-NOTES.md); build: the build id (the sha256 of the site's
+ *   manifest) the snapshot key starts with (null: no snapshot); snapshots: where memory snapshots are kept
+ *   (without a store or a build id: always a normal boot, outcome "off"); jobs: the page's
+ *   job module, imported after the engine so that a snapshot holds it too (startEngine's
+ *   import of it is then free); marks: gets the `performance.now()` of the boot's steps
+ *   (site, snapshotFound, before, instantiated, module, then restored, or booted, imported and
+ *   snapshotTaken; and snapshotBytes, the size of the snapshot taken).
+ * @typedef {"restored" | "made" | "replaced" | "off" | "failed"} SnapshotOutcome
+ *   restored: booted from a snapshot; made: a normal boot took one (to `save()`); replaced:
+ *   a stored snapshot failed to restore, so a normal boot took a new one; off: no store or no
+ *   build id; failed: a normal boot could not take one (the reason is in `error`).
+ * @typedef {{ pyodide: any, snapshot: SnapshotOutcome, error?: unknown, save: () => Promise<void> }} BootedInterpreter
+ * @typedef {Promise<{ header: import("./snapshot.mjs").SnapshotHeader, memory: Uint8Array }>} OpenedSnapshot
+ * @typedef {import("./engine_site.mjs").EngineManifest} EngineManifest
+ */
+
+/**
+ * Boot the engine's interpreter (see the module docstring). Call `save()` of the result once
+ * the engine is ready: it stores the snapshot a normal boot took (~35 MB, off the critical path).
+ * @param {string} vendorUrl absolute URL of the vendored files, ending in "/"
+ * @param {BootOptions} [options]
+ * @returns {Promise<BootedInterpreter>}
+ */
+export async function bootInterpreter(vendorUrl, options = {}) {
+  const { importModule = (/** @type {string} */ url) => import(url), before = Promise.resolve(), snapshots = null } = options;
+  const marks = options.marks ?? {};
+  const mark = (/** @type {string} */ name) => void (marks[name] = performance.now());
+  const indexURL = `${vendorUrl}pyodide/`;
+  // Everything that is only bytes starts now, side by side: Pyodide's JS, the engine's files,
+  // the job module, the stored snapshot (a Cache Storage read).
+  const pyodideJs = importModule(`${indexURL}pyodide.mjs`);
+  const asmJs = importModule(`${indexURL}pyodide.asm.mjs`);
+  const manifest = fetchEngineManifest(indexURL);
+  const site = manifest.then((m) => fetchEngineSite(indexURL, m)).finally(() => mark("site"));
+  site.catch(() => {}); // awaited by every load
+  const jobs = (await options.jobs?.catch(() => null)) ?? null;
+  const build = (await options.build?.catch(() => null)) ?? null;
+  const store = build ? snapshots : null;
+  const key = store && build ? await snapshotKey(build, indexURL, jobs) : "";
+  /** @type {OpenedSnapshot | null} */
+  let stored = null;
+  try {
+    const blob = store && (await store.find(key));
+    stored = blob && blob.arrayBuffer().then((bytes) => openSnapshot(new Uint8Array(bytes), key));
+    stored?.catch(() => {}); // a bad snapshot fails its restore below
+  } catch (error) {
+    console.warn("durably_web: cannot read the boot snapshot:", error);
+  }
+  mark("snapshotFound");
+  const interpreter = {
+    loadPyodide: (await pyodideJs).loadPyodide,
+    createModule: (await asmJs).default,
+    indexURL,
+    stdlib: (await manifest).stdlib,
+    site,
+    mark,
+  };
+  await before.catch(() => {});
+  mark("before");
+
+  let replaced = false;
+  if (stored) {
+    try {
+      const pyodide = await loadInterpreter(interpreter, stored);
+      Object.assign(pyodide.loadedPackages, (await stored).header.loadedPackages);
+      stored = null; // the ~35 MB read can go: Pyodide's config would keep it for good
+      pyodide._api.config._loadSnapshot = undefined;
+      pyodide.runPython("from durably_web.browser.boot import refresh_after_restore; refresh_after_restore()");
+      mark("restored");
+      return { pyodide, snapshot: "restored", save: async () => {} };
+    } catch (error) {
+      console.warn("durably_web: the boot snapshot failed to restore; booting normally:", error);
+      stored = null;
+      await store?.remove(key).catch(() => {});
+      replaced = true;
+    }
+  }
+  const pyodide = await loadInterpreter(interpreter);
+  mark("booted");
+  importEngine(pyodide, indexURL, await manifest, jobs);
+  mark("imported");
+  if (!store) return { pyodide, snapshot: "off", save: async () => {} };
+  /** @type {Uint8Array | undefined} */
+  let bytes;
+  try {
+    bytes = takeSnapshot(pyodide, key);
+    mark("snapshotTaken");
+    marks.snapshotBytes = bytes.length; // a size, not a time
+  } catch (error) {
+    return { pyodide, snapshot: "failed", error, save: async () => {} };
+  }
+  return {
+    pyodide,
+    snapshot: replaced ? "replaced" : "made",
+    save: async () => {
+      const taken = bytes;
+      bytes = undefined; // saved once; the copy can go
+      if (taken) await store.save(key, taken);
+    },
+  };
+}
+
+/**
+ * Load Pyodide (restoring `snapshot` when given) with the engine's files installed by a
+ * preRun hook, after the wasm is instantiated and before the C runtime starts.
+ * @param {{ loadPyodide: any, createModule: (settings: any) => Promise<any>, indexURL: string,
+ *           stdlib: string, site: Promise<import("./engine_site.mjs").EngineSite>,
+ *           mark: (name: string) => void }} interpreter
+ * @param {OpenedSnapshot} [snapshot]
+ * @returns {Promise<any>} the Pyodide API
+ */
+function loadInterpreter({ loadPyodide, createModule, indexURL, stdlib, site, mark }, snapshot) {
+  const loading = loadPyodide({
+    indexURL,
+    lockFileURL: `${indexURL}pyodide-lock.json`,
+    stdLibURL: `${indexURL}${stdlib}`, // the core: the rest comes on first import
+    ...(snapshot ? { _loadSnapshot: snapshot.then((s) => s.memory) } : {}),
+    /** @param {any} settings */
+    createPyodideModule: async (settings) => {
+      settings.preRun.push((/** @type {any} */ Module) => {
+        mark("instantiated");
+        Module.addRunDependency("durably-engine-site");
+        Promise.all([site, snapshot]).then(([files, restore]) => {
+          installEngineSite(Module, files);
+          // The wasm exports its memory: Pyodide cannot size it for the snapshot, whose heap
+          // may have grown (the job module's imports): grow it to the snapshot's size.
+          if (restore && restore.memory.length > Module.HEAP8.length) Module.growMemory(restore.memory.length);
+          Module.removeRunDependency("durably-engine-site");
+        });
+      });
+      const Module = await createModule(settings);
+      mark("module");
+      if (snapshot) restoreDynlibHandles(Module, (await snapshot).header);
+      return Module;
+    },
+  });
+  // A failed tar fetch leaves the run dependency above pending: fail with its error.
+  return Promise.race([loading, site.then(() => new Promise(() => {}))]);
+}
+
+/**
+ * After a normal boot: put the finder of the stdlib's rest in place, import the engine, then
+ * the page's job module (its errors are startEngine's to report).
+ * @param {any} pyodide @param {string} indexURL @param {EngineManifest} manifest
+ * @param {{ url: string, source: string } | null} jobs
+ */
+function importEngine(pyodide, indexURL, manifest, jobs) {
+  const rest = pyodide.pyimport("durably_web.browser.stdlib");
+  rest.install(`${indexURL}${manifest.stdlib_rest.file}`, JSON.stringify(manifest.stdlib_rest.modules)).destroy();
+  rest.destroy();
+  for (const name of manifest.imports) pyodide.pyimport(name).destroy();
+  if (!jobs) return;
+  const importJobs = pyodide.pyimport("durably_web.browser.boot").import_jobs;
+  try {
+    importJobs(writeJobModule(pyodide, jobs.source, jobs.url), JOB_DIR).destroy();
+  } catch {
+    // startEngine writes and imports it again, and reports the error
+  } finally {
+    importJobs.destroy();
+  }
+}

@@ -1,0 +1,121 @@
+// @ts-check
+/**
+ * The engine's Python packages, as the build bundles them beside pyodide.mjs
+ * (src/durably_web/sitebuild/engine_site.py): `engine.json` and one tar of every file the
+ * engine worker's packages install (pydantic, pydantic_core, durably_web's browser part, ...).
+ *
+ * The worker does not use Pyodide's loadPackage for them (a request and a Python-side unzip
+ * per wheel, after the interpreter started): it fetches the tar while everything else loads
+ * and, from an Emscripten preRun hook (before Python starts), writes its files into
+ * site-packages and loads its WebAssembly extension modules (pydantic_core). Loaded before the
+ * C runtime initialises, an extension lands at the same memory and table addresses at every
+ * boot: that is what lets a memory snapshot taken after the imports be restored
+ * (./snapshot.mjs). loadPackage would load it later, at an address that depends on the heap.
+ */
+
+/**
+ * @typedef {{ format: number, site: string, dynlibs: string[], imports: string[],
+ *             packages: Record<string, string>, stdlib: string,
+ *             stdlib_rest: { file: string, modules: string[] } }} EngineManifest
+ *   format: ENGINE_FORMAT; site: the tar's file name; dynlibs: the tar's extension modules,
+ *   loaded in this order; imports: the modules a boot imports (and a snapshot holds);
+ *   packages: distribution name -> version; stdlib: the core stdlib zip (the worker's
+ *   stdlib); stdlib_rest: the rest of it and its modules, fetched on first import
+ *   (durably_web.browser.stdlib).
+ * @typedef {{ manifest: EngineManifest, files: [string, Uint8Array][], dynlibs: WebAssembly.Module[] }} EngineSite
+ */
+
+/** The `format` of engine.json this runtime reads. */
+export const ENGINE_FORMAT = 1;
+
+/** @param {string} url */
+async function fetchOk(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
+  return response;
+}
+
+/**
+ * Fetch engine.json.
+ * @param {string} indexURL absolute URL of the directory of pyodide.mjs, ending in "/"
+ * @returns {Promise<EngineManifest>}
+ */
+export async function fetchEngineManifest(indexURL) {
+  const manifest = /** @type {EngineManifest} */ (await (await fetchOk(`${indexURL}engine.json`)).json());
+  if (manifest.format !== ENGINE_FORMAT) {
+    throw new Error(`engine.json has format ${manifest.format}, this runtime reads ${ENGINE_FORMAT}: rebuild the site (durably-web build)`);
+  }
+  return manifest;
+}
+
+/**
+ * Fetch the tar, unpack it and compile its extension modules.
+ * @param {string} indexURL @param {EngineManifest} manifest
+ * @returns {Promise<EngineSite>}
+ */
+export async function fetchEngineSite(indexURL, manifest) {
+  const files = untar(new Uint8Array(await (await fetchOk(`${indexURL}${manifest.site}`)).arrayBuffer()));
+  const byName = new Map(files);
+  const dynlibs = await Promise.all(
+    manifest.dynlibs.map((name) => {
+      const bytes = byName.get(name);
+      if (!bytes) throw new Error(`${manifest.site} has no ${name} (engine.json names it)`);
+      return WebAssembly.compile(/** @type {Uint8Array<ArrayBuffer>} */ (bytes));
+    }),
+  );
+  return { manifest, files, dynlibs };
+}
+
+/**
+ * The regular files of a ustar archive, as [path, bytes] (views into `bytes`, no copies).
+ * @param {Uint8Array} bytes
+ * @returns {[string, Uint8Array][]}
+ */
+export function untar(bytes) {
+  /** @type {[string, Uint8Array][]} */
+  const files = [];
+  const decoder = new TextDecoder();
+  for (let at = 0; at + 512 <= bytes.length; ) {
+    const header = bytes.subarray(at, at + 512);
+    if (header[0] === 0) break; // the end-of-archive blocks
+    const field = (/** @type {number} */ offset, /** @type {number} */ length) => {
+      const text = decoder.decode(header.subarray(offset, offset + length));
+      const end = text.indexOf("\0");
+      return end < 0 ? text : text.slice(0, end);
+    };
+    const prefix = field(345, 155);
+    const name = (prefix ? `${prefix}/` : "") + field(0, 100);
+    const size = parseInt(field(124, 12).trim() || "0", 8);
+    const type = field(156, 1);
+    if (Number.isNaN(size) || at + 512 + size > bytes.length) throw new Error(`truncated tar entry ${name}`);
+    if (type === "0" || type === "") files.push([name, bytes.subarray(at + 512, at + 512 + size)]);
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return files;
+}
+
+/**
+ * Write the engine's files into site-packages and load its extension modules: call from a
+ * preRun hook, i.e. before the C runtime and Python start. The same calls in the same order
+ * at every boot give every extension the same memory base and table base.
+ * @param {any} Module the Emscripten module
+ * @param {EngineSite} site
+ */
+export function installEngineSite(Module, site) {
+  const root = Module.API.sitePackages; // set by Pyodide's own preRun hook, which runs first
+  for (const [name, bytes] of site.files) {
+    const path = `${root}/${name}`;
+    Module.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
+    Module.FS.writeFile(path, bytes, { canOwn: true });
+  }
+  site.manifest.dynlibs.forEach((name, i) => {
+    // What Emscripten's dlopen would do, minus the heap allocation: before the runtime starts,
+    // the module's memory is taken from the heap base, the same at every boot. Python's later
+    // dlopen of the same path finds it loaded and only adds a handle.
+    const path = `${root}/${name}`;
+    const dso = Module.newDSO(path, undefined, "loading");
+    dso.refcount = Infinity;
+    dso.global = false;
+    dso.exports = Module.loadWebAssemblyModule(site.dynlibs[i], { loadAsync: false, nodelete: true }, path, {});
+  });
+}

@@ -1,0 +1,171 @@
+"""The batched checkpoint mode: steps grouped into one transaction, within the bounds.
+
+Crash tests of this mode (real processes killed with SIGKILL) are in
+``tests/acceptance/test_crash.py``; these check when a group is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from durably_web import StepContext, ValidationError, create_durably, define_job
+from tests.conftest import MakeDurably, sql_connection
+from tests.databases import SQLITE_BACKENDS
+
+
+@pytest.fixture(params=SQLITE_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The SQLite backends only: the PostgreSQL store commits each checkpoint (refused below)."""
+    return str(request.param)
+
+
+def _committed(durably: Any, run_id: str) -> list[str]:
+    rows = sql_connection(durably).query(
+        'SELECT name FROM durably_steps WHERE run_id = ? ORDER BY "index"', (run_id,)
+    )
+    return [row["name"] for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"checkpoint": "sometimes"}, "checkpoint must be 'each' or 'batched'"),
+        ({"checkpoint": "batched", "checkpoint_max_steps": 0}, "checkpoint_max_steps"),
+        ({"checkpoint": "batched", "checkpoint_max_steps": True}, "checkpoint_max_steps"),
+        ({"checkpoint": "batched", "checkpoint_max_delay": -1}, "checkpoint_max_delay"),
+        ({"checkpoint": "batched", "checkpoint_max_delay": 3600}, "checkpoint_max_delay"),
+    ],
+)
+def test_bad_checkpoint_options_are_refused(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        create_durably("sqlite:///:memory:", **options)
+
+
+def test_bad_job_checkpoint_is_refused() -> None:
+    with pytest.raises(ValidationError, match="checkpoint of job 'j' must be"):
+        define_job(name="j", input=dict, run=lambda step, payload: None, checkpoint="always")  # type: ignore[call-overload]
+
+
+async def test_group_commits_inside_step_run_at_max_steps(make_durably: MakeDurably) -> None:
+    seen: list[list[str]] = []
+
+    async def run(step: StepContext, payload: dict[str, Any]) -> int:
+        for i in range(12):
+            await step.run(f"s{i}", lambda i=i: i)
+            seen.append(_committed(durably, step.run_id))
+        return 12
+
+    job = define_job(name="grouped", input=dict, run=run)
+    durably = await make_durably(
+        {"grouped": job},
+        preserve_steps=True,
+        checkpoint="batched",
+        checkpoint_max_steps=5,
+        checkpoint_max_delay=60,
+    )
+    handle = await durably.jobs.grouped.trigger({})
+    final = await durably.process_one()
+    assert final is not None and final.status == "completed", final
+    # Steps 0-3 wait; the fifth step.run commits the group before it returns, and so on.
+    assert [len(names) for names in seen] == [0, 0, 0, 0, 5, 5, 5, 5, 5, 10, 10, 10]
+    assert _committed(durably, handle.id) == [f"s{i}" for i in range(12)]  # the outcome's
+    steps = await durably.get_steps(handle.id)
+    assert [(s.index, s.output) for s in steps] == [(i, i) for i in range(12)]
+    assert (final.current_step_index, final.completed_step_count) == (12, 12)
+
+
+async def test_group_commits_after_max_delay_while_the_job_awaits(
+    make_durably: MakeDurably,
+) -> None:
+    seen: list[list[str]] = []
+
+    async def run(step: StepContext, payload: dict[str, Any]) -> None:
+        await step.run("a", lambda: 1)
+        await step.run("b", lambda: 2)
+        seen.append(_committed(durably, step.run_id))
+        await asyncio.sleep(0.3)  # the group's timer fires meanwhile
+        seen.append(_committed(durably, step.run_id))
+
+    job = define_job(name="timed", input=dict, run=run)
+    durably = await make_durably(
+        {"timed": job}, checkpoint="batched", checkpoint_max_delay=0.05, checkpoint_max_steps=100
+    )
+    await durably.jobs.timed.trigger({})
+    final = await durably.process_one()
+    assert final is not None and final.status == "completed", final
+    assert seen == [[], ["a", "b"]]
+
+
+async def test_progress_reaches_the_database_with_the_steps_before_it(
+    make_durably: MakeDurably,
+) -> None:
+    stored: list[tuple[Any, list[str]]] = []
+
+    async def run(step: StepContext, payload: dict[str, Any]) -> None:
+        for i in range(3):
+            await step.run(f"s{i}", lambda: None)
+        step.progress(3, 10)
+        await asyncio.sleep(0.3)  # the progress flush (50 ms) carries the kept steps
+        rows = sql_connection(durably).query(
+            "SELECT progress FROM durably_runs WHERE id = ?", (step.run_id,)
+        )
+        stored.append((rows[0]["progress"], _committed(durably, step.run_id)))
+
+    job = define_job(name="shown", input=dict, run=run)
+    durably = await make_durably(
+        {"shown": job}, checkpoint="batched", checkpoint_max_delay=60, checkpoint_max_steps=100
+    )
+    await durably.jobs.shown.trigger({})
+    await durably.process_one()
+    [(progress, names)] = stored
+    assert progress is not None and '"current":3' in progress
+    assert names == ["s0", "s1", "s2"]
+
+
+async def test_a_failing_step_writes_the_kept_group_first(make_durably: MakeDurably) -> None:
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    async def run(step: StepContext, payload: dict[str, Any]) -> None:
+        await step.run("ok", lambda: "fine")
+        await step.run("bad", boom)
+
+    job = define_job(name="fails", input=dict, run=run)
+    durably = await make_durably(
+        {"fails": job}, checkpoint="batched", checkpoint_max_delay=60, checkpoint_max_steps=100
+    )
+    handle = await durably.jobs.fails.trigger({})
+    final = await durably.process_one()
+    assert final is not None and final.status == "failed"
+    steps = await durably.get_steps(handle.id)
+    assert [(s.name, s.status) for s in steps] == [("ok", "completed"), ("bad", "failed")]
+
+
+async def test_a_job_may_choose_its_own_mode(make_durably: MakeDurably) -> None:
+    seen: list[list[str]] = []
+
+    async def run(step: StepContext, payload: dict[str, Any]) -> None:
+        await step.run("a", lambda: 1)
+        seen.append(_committed(durably, step.run_id))
+
+    each = define_job(name="each", input=dict, run=run, checkpoint="each")
+    batched = define_job(name="batched", input=dict, run=run, checkpoint="batched")
+    durably = await make_durably(
+        {"each": each, "batched": batched},
+        checkpoint="batched",
+        checkpoint_max_delay=60,
+        preserve_steps=True,
+    )
+    await durably.jobs.each.trigger({})
+    await durably.process_one()
+    await durably.jobs.batched.trigger({})
+    await durably.process_one()
+    assert seen == [["a"], []]
+
+
+def test_batched_is_refused_on_postgresql() -> None:
+    with pytest.raises(ValidationError, match="checkpoint='batched' needs a store that groups"):
+        create_durably("postgresql://user@localhost/db", checkpoint="batched")
