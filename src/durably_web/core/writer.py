@@ -70,7 +70,10 @@ class RunWriter:
         self._report = report
         self._broken = broken
         self._unwritten = Unwritten()
-        self._flush_handle: asyncio.TimerHandle | None = None
+        # A plain Handle: Pyodide's WebLoop.call_later returns one without ``when()``, so the
+        # due time is kept here (on the loop's clock).
+        self._flush_handle: asyncio.Handle | None = None
+        self._flush_due = 0.0
         self._flush_soon = False  # the pending flush was due within _FLUSH_DELAY
 
     # -- what waits for the next write --------------------------------------------------
@@ -205,10 +208,11 @@ class RunWriter:
             return  # the common case, on every step: a flush is pending, soon enough
         loop = asyncio.get_running_loop()
         if handle is not None:
-            if handle.when() <= loop.time() + delay:
+            if self._flush_due <= loop.time() + delay:
                 return
             handle.cancel()
         self._flush_soon = delay <= _FLUSH_DELAY
+        self._flush_due = loop.time() + delay
         self._flush_handle = loop.call_later(delay, self._flush_now)
 
     def _flush_now(self) -> None:
