@@ -7,6 +7,11 @@ to each fenced write as a plain :class:`~durably_web.storage.records.RunDelta`, 
 only once a write committed. What stays unwritten is flushed within 50 ms unless a checkpoint
 or the outcome carries it first.
 
+The writes go one at a time: a flush falls due on a timer (or before a lease renewal) while the
+job's own write may still be in flight, and two writes in flight would both carry the same
+unwritten lines and kept steps (written twice, or refused as duplicates). A write that comes
+while another is in flight waits for it, then takes what is still unwritten.
+
 Storage errors are sorted here, once: a locked database is waited out
 (:func:`~durably_web.core.busy.wait_out_busy`); any other
 :class:`~durably_web.errors.StorageError` means the database is broken and the writer calls
@@ -74,6 +79,7 @@ class RunWriter:
         # due time is kept here (on the loop's clock).
         self._flush_handle: asyncio.Handle | None = None
         self._flush_due = 0.0
+        self._writing = asyncio.Lock()  # one write in flight at a time (module docstring)
         self._flush_soon = False  # the pending flush was due within _FLUSH_DELAY
 
     # -- what waits for the next write --------------------------------------------------
@@ -161,7 +167,8 @@ class RunWriter:
                 self._unwritten.written(delta)
             return result
 
-        result = await self.call(what, attempt, wait_busy=wait_busy)
+        async with self._writing:
+            result = await self.call(what, attempt, wait_busy=wait_busy)
         if not self._unwritten:
             self.cancel_flush()
         return result
@@ -191,9 +198,12 @@ class RunWriter:
         """Hand the run back to the queue with what is unwritten (one try, fenced)."""
         self.cancel_flush()
         run = self.run
-        delta = self._unwritten.delta()
-        if await self.store.release_lease(run.id, run.lease_generation, self.clock.now(), delta):
-            self._unwritten.written(delta)
+        async with self._writing:  # after a flush still in flight
+            delta = self._unwritten.delta()
+            if await self.store.release_lease(
+                run.id, run.lease_generation, self.clock.now(), delta
+            ):
+                self._unwritten.written(delta)
 
     def cancel_flush(self) -> None:
         """Cancel the pending flush (the outcome or a release carries what is unwritten)."""
