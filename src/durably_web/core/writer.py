@@ -10,7 +10,9 @@ or the outcome carries it first.
 The writes go one at a time: a flush falls due on a timer (or before a lease renewal) while the
 job's own write may still be in flight, and two writes in flight would both carry the same
 unwritten lines and kept steps (written twice, or refused as duplicates). A write that comes
-while another is in flight waits for it, then takes what is still unwritten.
+while another is in flight waits for it, then takes what is still unwritten; a flush that
+falls due then is put off by 50 ms instead (it never waits behind a write that waits out a
+locked database).
 
 Storage errors are sorted here, once: a locked database is waited out
 (:func:`~durably_web.core.busy.wait_out_busy`); any other
@@ -180,6 +182,11 @@ class RunWriter:
         later; the next checkpoint or the outcome carries it if that comes first.
         """
         self.cancel_flush()
+        if self._writing.locked():
+            # Never queued behind a write that may wait out a lock for long (a lease renewal
+            # calls this): that write carries the kept steps; the rest is flushed after it.
+            self._schedule_flush()
+            return
         run = self.run
 
         def flush(delta: RunDelta) -> Awaitable[bool]:
