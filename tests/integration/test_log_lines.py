@@ -153,3 +153,32 @@ async def test_without_persisted_logs_replayed_lines_are_not_emitted_again(
     await durably.process_one()
     assert written == ["did 2", "end"]  # replay ends at the last checkpoint, s2
     assert await messages(durably, run.id) == []
+
+
+async def test_a_flush_due_during_a_slow_checkpoint_waits_for_it(
+    make_durably: MakeDurably,
+) -> None:
+    """The run's writes go one at a time: two in flight would carry the same lines twice."""
+
+    async def run(step: StepContext, payload: dict[str, Any]) -> None:
+        step.log.info("one")
+        step.progress(1, 2)  # its flush falls due while the checkpoint below is in flight
+        await step.run("a", lambda: 1)
+        step.log.info("two")
+        await step.run("b", lambda: 2)
+
+    durably = await make_durably(
+        {"slow": define_job(name="slow", input=dict, run=run)}, preserve_steps=True
+    )
+    checkpoint_step = durably.store.checkpoint_step
+
+    async def slow_checkpoint_step(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.2)  # a database under load (the flush is due after 50 ms)
+        return await checkpoint_step(*args, **kwargs)
+
+    durably.store.checkpoint_step = slow_checkpoint_step  # type: ignore[method-assign]
+    handle = await durably.jobs.slow.trigger({})
+    final = await durably.process_one()
+    assert final is not None and final.status == "completed", final.error if final else None
+    logs = await durably.get_logs(handle.id)
+    assert [line.message for line in logs] == ["one", "two"]

@@ -5,9 +5,14 @@ An :class:`~durably_web.core.execution.Execution` makes every write of its run t
 (:class:`~durably_web.core.unwritten.Unwritten`: progress, step counters, log lines), hands it
 to each fenced write as a plain :class:`~durably_web.storage.records.RunDelta`, and forgets it
 only once a write committed. What stays unwritten is flushed within 50 ms unless a checkpoint
-or the outcome carries it first. Writes go one at a time (a lock): parallel steps
-(``step.all``) checkpoint concurrently, and two writes carrying the same unwritten lines would
-store them twice.
+or the outcome carries it first.
+
+The writes go one at a time: a flush falls due on a timer (or before a lease renewal) while the
+job's own write may still be in flight, and two writes in flight would both carry the same
+unwritten lines and kept steps (written twice, or refused as duplicates). A write that comes
+while another is in flight waits for it, then takes what is still unwritten; a flush that
+falls due then is put off by 50 ms instead (it never waits behind a write that waits out a
+locked database).
 
 Storage errors are sorted here, once: a locked database is waited out
 (:func:`~durably_web.core.busy.wait_out_busy`); any other
@@ -72,8 +77,11 @@ class RunWriter:
         self._report = report
         self._broken = broken
         self._unwritten = Unwritten()
-        self._flush_handle: asyncio.TimerHandle | None = None
-        self._lock = asyncio.Lock()
+        # A plain Handle: Pyodide's WebLoop.call_later returns one without ``when()``, so the
+        # due time is kept here (on the loop's clock).
+        self._flush_handle: asyncio.Handle | None = None
+        self._flush_due = 0.0
+        self._writing = asyncio.Lock()  # one write in flight at a time (module docstring)
         self._flush_soon = False  # the pending flush was due within _FLUSH_DELAY
 
     # -- what waits for the next write --------------------------------------------------
@@ -161,7 +169,7 @@ class RunWriter:
                 self._unwritten.written(delta)
             return result
 
-        async with self._lock:
+        async with self._writing:
             result = await self.call(what, attempt, wait_busy=wait_busy)
         if not self._unwritten:
             self.cancel_flush()
@@ -174,6 +182,11 @@ class RunWriter:
         later; the next checkpoint or the outcome carries it if that comes first.
         """
         self.cancel_flush()
+        if self._writing.locked():
+            # Never queued behind a write that may wait out a lock for long (a lease renewal
+            # calls this): that write carries the kept steps; the rest is flushed after it.
+            self._schedule_flush()
+            return
         run = self.run
 
         def flush(delta: RunDelta) -> Awaitable[bool]:
@@ -192,10 +205,11 @@ class RunWriter:
         """Hand the run back to the queue with what is unwritten (one try, fenced)."""
         self.cancel_flush()
         run = self.run
-        async with self._lock:
+        async with self._writing:  # after a flush still in flight
             delta = self._unwritten.delta()
-            now = self.clock.now()
-            if await self.store.release_lease(run.id, run.lease_generation, now, delta):
+            if await self.store.release_lease(
+                run.id, run.lease_generation, self.clock.now(), delta
+            ):
                 self._unwritten.written(delta)
 
     def cancel_flush(self) -> None:
@@ -211,10 +225,11 @@ class RunWriter:
             return  # the common case, on every step: a flush is pending, soon enough
         loop = asyncio.get_running_loop()
         if handle is not None:
-            if handle.when() <= loop.time() + delay:
+            if self._flush_due <= loop.time() + delay:
                 return
             handle.cancel()
         self._flush_soon = delay <= _FLUSH_DELAY
+        self._flush_due = loop.time() + delay
         self._flush_handle = loop.call_later(delay, self._flush_now)
 
     def _flush_now(self) -> None:
