@@ -21,7 +21,7 @@ from durably_web.client.live.hub import hub_for
 from durably_web.client.live.observable import Changed
 from durably_web.client.local import LocalClient
 from tests.conftest import MakeDurably
-from tests.databases import BACKENDS
+from tests.databases import BACKENDS, until
 from tests.unit.page import live_check
 
 GATES: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
@@ -81,12 +81,10 @@ async def stored_lines(durably: Durably, run_id: str, count: int) -> list[str]:
     return [log.message for log in logs]
 
 
-async def pending_run(durably: Durably) -> None:
-    """Wait until a triggered run is stored: a trigger in another task takes round trips to a
-    server (PostgreSQL), more than a few turns of the loop."""
-    async with asyncio.timeout(10):
-        while not await durably.get_runs(status="pending"):
-            await asyncio.sleep(0.005)
+async def has_pending_run(durably: Durably) -> bool:
+    """True once a trigger made in another task is stored: on PostgreSQL it takes round trips
+    to the server, more than the few turns of the loop :func:`settle` gives."""
+    return bool(await durably.get_runs(status="pending"))
 
 
 async def settle() -> None:
@@ -147,13 +145,13 @@ async def test_trigger_and_wait_returns_the_run_or_raises_its_failure(
     durably, client = await engine(make_durably)
     job = live.job(client, "work")
     waiting = asyncio.create_task(job.trigger_and_wait({"n": 2}, timeout=30))
-    await pending_run(durably)
+    await until(lambda: has_pending_run(durably))  # stored (on PostgreSQL: round trips)
     await durably.process_until_idle()
     done = await waiting
     assert done.status == "completed" and done.output.total == 2 and job.is_completed
     FAILING.add("g")
     failing = asyncio.create_task(job.trigger_and_wait({"n": 2, "fail_at": 1}, timeout=30))
-    await pending_run(durably)
+    await until(lambda: has_pending_run(durably))  # stored (on PostgreSQL: round trips)
     await durably.process_until_idle()
     with pytest.raises(errors.RunFailed, match="boom at 1"):
         await failing
