@@ -40,7 +40,7 @@ BACKENDS = [*SQLITE_BACKENDS, "postgres"]
 AnyStore: TypeAlias = "SQLiteStore | PostgresStore"
 
 _SQLITE_SCHEMA_VERSION = 5
-_POSTGRES_SCHEMA_VERSION = 3  # upstream's schema, then durable waits and schedules
+_POSTGRES_SCHEMA_VERSION = 4  # upstream's schema, then durable waits, schedules, the claim's index
 
 
 class TestDatabase:

@@ -163,8 +163,14 @@ _OWN_COLUMNS = {
         )
     ),
 }
-"""durably_web's own additions (migrations 2 and 3: waits, signals, retries, schedules)."""
-_OWN_INDEXES = {"idx_durably_runs_wait_until", "durably_signals_pkey", "durably_schedules_pkey"}
+"""durably_web's own additions (migrations 2 and 3: waits, signals, retries, schedules; 4: the
+claim's index)."""
+_OWN_INDEXES = {
+    "idx_durably_runs_wait_until",
+    "idx_durably_runs_claim_order",
+    "durably_signals_pkey",
+    "durably_schedules_pkey",
+}
 
 
 async def test_schema_is_upstreams_plus_the_durable_primitives(
@@ -191,12 +197,12 @@ async def test_schema_is_upstreams_plus_the_durable_primitives(
         assert {name for name, _ in mine["indexes"]} - {
             name for name, _ in upstreams["indexes"]
         } == _OWN_INDEXES
-        assert mine["versions"] == [(1,), (2,), (3,)]
+        assert mine["versions"] == [(1,), (2,), (3,), (4,)]
         assert upstreams["versions"] == [(1,)]
         # Each side opens the other's database: this engine adds its migrations to upstream's
         # schema, and upstream finds this engine's database up to date.
         other = create_durably(theirs)
-        assert await other.store.migrate(0.0) == [2, 3]
+        assert await other.store.migrate(0.0) == [2, 3, 4]
         await other.close()
         assert schema_of(theirs) == mine
         await upstream("migrate", ours)
