@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from durably_web import ConflictError, StepContext, ValidationError, create_durably, define_job
+from durably_web import (
+    ConflictError,
+    Durably,
+    StepContext,
+    ValidationError,
+    create_durably,
+    define_job,
+)
+from durably_web.models import Run
+from durably_web.storage.connection import DatabaseBusy
 from durably_web.testing import FakeClock, settle
 from tests.conftest import ConnectionFactory, MakeDurably
 from tests.databases import SQLITE_BACKENDS, until
@@ -85,6 +94,65 @@ async def test_max_concurrent_runs_executes_in_parallel(
     recorder.gates["two"].set()
     for run in (first, second, third):
         assert (await durably.wait_for_run(run.id)).status == "completed"
+
+
+class CountingClaims:
+    """Wraps a store's ``claim_next``: counts claims in flight; may fail chosen calls."""
+
+    def __init__(self, durably: Durably, failing: frozenset[int] = frozenset()) -> None:
+        self.claim_next = durably.store.claim_next
+        self.failing = failing
+        self.calls = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        durably.store.claim_next = self  # type: ignore[method-assign]
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Run | None:
+        self.calls += 1
+        number = self.calls
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)  # a server's round trip: let sibling claims start
+            if number in self.failing:
+                raise DatabaseBusy(f"claim {number} met a held lock")
+            return await self.claim_next(*args, **kwargs)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_a_backlog_is_claimed_for_every_free_slot_at_once_each_run_once(
+    make_durably: MakeDurably,
+) -> None:
+    durably = await make_durably({"echo": echo_job}, max_concurrent_runs=4)
+    runs = await durably.jobs.echo.batch_trigger([{"i": i} for i in range(12)])
+    claims = CountingClaims(durably)
+    started: list[str] = []
+    durably.on("run:start", lambda event: started.append(event.run_id))
+    durably.start()
+    async with asyncio.timeout(10):
+        for run in runs:
+            assert (await durably.wait_for_run(run.id)).status == "completed"
+    assert sorted(started) == sorted(run.id for run in runs)  # each run claimed once
+    assert claims.most_in_flight == 3  # the first claim found one: the 3 other slots at once
+
+
+async def test_a_failed_claim_loses_none_of_the_runs_its_siblings_claimed(
+    make_durably: MakeDurably, clock: FakeClock
+) -> None:
+    durably = await make_durably({"echo": echo_job}, max_concurrent_runs=4)
+    runs = await durably.jobs.echo.batch_trigger([{"i": i} for i in range(6)])
+    claims = CountingClaims(durably, failing=frozenset({3}))  # the 2nd of the batch of 3
+    errors: list[Any] = []
+    durably.on("worker:error", errors.append)
+    durably.start()
+    async with asyncio.timeout(10):  # the fake clock never moves: no lease ever expires
+        for run in runs:
+            assert (await durably.wait_for_run(run.id)).status == "completed"
+    assert claims.calls > 4
+    assert [(error.context, "claim 3" in error.error) for error in errors] == [
+        ("worker-loop", True)
+    ]
 
 
 async def test_concurrency_key_excludes_across_jobs(
