@@ -189,10 +189,11 @@ class Worker:
         while not self._stopping:
             self._wake.clear()
             try:
+                looked = self.clock.now()  # what came due by now, the claims below see
                 claimed = await self._fill_slots()
                 if not claimed and not self.active:
                     await self.maintenance.run()
-                due = await self._next_due()
+                due = await self._next_due(looked)
             except DatabaseBusy as exc:  # locked past busy_timeout: try again shortly
                 self.report(exc, "worker-loop")
                 await self._idle(_ERROR_BACKOFF)
@@ -214,17 +215,20 @@ class Worker:
                     idle = min(idle, max(due - self.clock.now(), 0.0))
                 await self._idle(idle)
 
-    async def _next_due(self) -> float | None:
+    async def _next_due(self, looked: float) -> float | None:
         """Fire the timers that are due; return the earliest time the loop must look again.
 
         That is the earliest of the timers' next due times and, when a slot is free, the time
         the next run of a registered job becomes claimable (the end of a wait, a delayed
-        start). With every slot taken a finishing run wakes the loop instead.
+        start) after ``looked``, the time taken before this turn's claims: a wait that ended
+        after they looked, even one that ended before this read, is looked for again at once
+        (asking only for what ends after *now* lost it: the run then waited for the polling
+        interval, as a due sleep on PostgreSQL did under load). With every slot taken a
+        finishing run wakes the loop instead.
         """
-        now = self.clock.now()
-        due = await self.timers.run_due(now)
+        due = await self.timers.run_due(self.clock.now())
         if self.jobs and len(self.active) < self.options.max_concurrent_runs:
-            wake = await self.store.next_wake(now, self.jobs.keys())
+            wake = await self.store.next_wake(looked, self.jobs.keys())
             if wake is not None and (due is None or wake < due):
                 due = wake
         return due
