@@ -79,7 +79,9 @@ LEASE_CHECK_EVERY = 0.02
 
 The check only avoids *starting* a step on a run another process cancelled or reclaimed:
 every write is fenced by the lease generation anyway, and an in-process cancel aborts the
-signal at once. So a step starts at most this long after its run was lost elsewhere.
+signal at once. So a step starts at most this long after its run was lost elsewhere. A
+checkpoint that committed counts as a check made when it was sent (its fence proved the
+lease), so a run whose steps each take less than this reads nothing between them.
 """
 
 
@@ -338,6 +340,7 @@ class Execution:
                 steps=delta.steps,
             )
 
+        sent = time.monotonic()
         try:
             await self.writer.write("checkpoint", write, logs_only=True)
         except RunCancelled:
@@ -348,6 +351,7 @@ class Execution:
             if overran:
                 self._step_overran(name, finished - started, lost=True)
             raise
+        self._lease_checked = max(self._lease_checked, sent)  # the fence proved the lease
         if overran:
             self._step_overran(name, finished - started, lost=False)
         self.advance(index)
