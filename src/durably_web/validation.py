@@ -16,7 +16,13 @@ import pydantic
 import pydantic_core
 
 from durably_web.errors import ValidationError
-from durably_web.json_value import check_exact, check_value, storable_text
+from durably_web.json_value import (
+    check_exact,
+    check_value,
+    flat_exact,
+    storable_text,
+    valid_text,
+)
 
 __all__ = [
     "dump_json",
@@ -88,6 +94,10 @@ def dump_json_exact(value: Any, what: str) -> tuple[str, bool]:
     When it is (plain dicts, lists and scalars, see :func:`~durably_web.json_value.check_exact`),
     the caller may use ``value`` where it would otherwise decode the text again.
     """
+    if flat_exact(value):  # the common step result: one pass, then the text's Unicode
+        text = _ENCODER.encode(value)
+        if text.isascii() or valid_text(text):
+            return text, True
     exact = check_exact(value, what, convert=_dump_model)
     try:
         return _ENCODER.encode(value), exact

@@ -477,9 +477,6 @@ def check_step_name(name: Any) -> str:
     return check_text(name, "step name")
 
 
-_JSON_SCALARS = frozenset({str, int, float, bool})
-
-
 def _encode(name: str, result: Any) -> tuple[str | None, bool]:
     """Return a step result's JSON text and whether the result is exact (its own JSON form).
 
@@ -489,8 +486,6 @@ def _encode(name: str, result: Any) -> tuple[str | None, bool]:
     """
     if result is None:
         return None, True
-    if type(result) in _JSON_SCALARS:  # the common results: no walk needed
-        return dump_json(result, f"result of step {name!r}"), True
     return dump_json_exact(result, f"result of step {name!r}")
 
 
