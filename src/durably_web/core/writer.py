@@ -131,13 +131,17 @@ class RunWriter:
 
         """
         try:
-            if not wait_busy:
-                return await call()
-            return await wait_out_busy(
-                call,
-                clock=self.clock,
-                on_wait=lambda exc: self._report(exc, f"{what}: waiting for the database lock"),
-            )
+            try:
+                return await call()  # the common case: no lock to wait out
+            except DatabaseBusy as busy:
+                if not wait_busy:
+                    raise
+                return await wait_out_busy(
+                    call,
+                    clock=self.clock,
+                    on_wait=lambda exc: self._report(exc, f"{what}: waiting for the database lock"),
+                    busy=busy,
+                )
         except (DatabaseBusy, IntegrityViolation):
             raise
         except StorageError as exc:
