@@ -283,8 +283,11 @@ class StepContext:
 
     async def _start_new(self) -> None:
         """Start a step without a checkpoint: the run must still be ours; replay is over."""
-        await self._execution.check_lease()
-        self._to_replay.clear()
+        execution = self._execution
+        if execution.lease_check_due():  # a coroutine less on most steps
+            await execution.check_lease()
+        if self._to_replay:
+            self._to_replay.clear()
 
     async def _attempts(self, name: str, index: int, fn: StepFunction, policy: Retry | None) -> Any:
         """Run a step's attempts until one succeeds; checkpoint it; return its JSON result.
