@@ -406,6 +406,8 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
 
         Returns False when the fence refused (nothing written), True once it committed.
         """
+        if not steps and not logs and not after:  # a checkpoint, most of the time
+            return self.connection.run_batch((first,), guard=True)
         # Kept steps go first: ``first`` may end the lease (an outcome), after which their
         # fenced inserts would insert nothing. The first of them is then the guard: it is
         # fenced by the same lease, so it inserts nothing exactly when ``first`` would not.
