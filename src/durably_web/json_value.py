@@ -347,12 +347,17 @@ def flat_exact(value: "Any") -> bool:
     when this says False or the text is not valid: False
     means "not this shape", not "invalid".
     """
-    if type(value) is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _plain_scalar(item):
-                return False
-        return True
-    return _plain_scalar(value)
+    if type(value) is not dict:
+        return _plain_scalar(value)
+    for key, item in value.items():
+        kind = type(item)
+        if type(key) is not str:
+            return False
+        if kind is str or kind is bool or item is None:
+            continue
+        if not _plain_scalar(item):  # numbers: the limits
+            return False
+    return True
 
 
 def _plain_scalar(value: "Any") -> bool:
