@@ -48,6 +48,7 @@ __all__ = [
     "parse",
     "plain_copy",
     "shown",
+    "valid_text",
 ]
 
 MAX_DEPTH = 32
