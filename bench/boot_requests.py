@@ -4,9 +4,10 @@
 
 The network log of ``bench/run.py --workloads start``'s cold load (same server, same page,
 a fresh Chromium profile): for each request its path, status, ``Content-Encoding``, the
-bytes on the wire (headers + encoded body, what the start workload counts) and its
-``Content-Length`` (the encoded body), and when it started and ended (ms since navigation). ``--reload`` lists a warm
-reload's requests after the cold ones. Prints a Markdown table per load and its totals.
+bytes on the wire (headers + encoded body, what the start workload counts), its
+``Content-Length`` (the encoded body), and when it started and ended (ms since navigation).
+``--reload`` lists a warm reload's requests after the cold ones. Prints a Markdown table
+per load and its totals.
 """
 
 from __future__ import annotations

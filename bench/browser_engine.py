@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import threading
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright_tests.browser import Meter, launch_options
+from report import median_range
 
 from durably_web.sitebuild import Layout, make_server
 
@@ -65,11 +65,6 @@ def steps_per_second(page: Any) -> float:
     page.wait_for_selector("#bench-result[data-result]", timeout=300_000)
     result = json.loads(page.get_attribute("#bench-result", "data-result"))
     return float(result["steps_per_s"])
-
-
-def summary(values: list[float]) -> str:
-    """Median (min-max)."""
-    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
 
 
 def main() -> None:
@@ -123,13 +118,13 @@ def main() -> None:
         rows = samples[kind]
         print(
             f"{kind + f' (n={len(rows)})':28} "
-            f"{summary([r['interactive_ms'] for r in rows]):>20} "
-            f"{summary([r['ready_ms'] for r in rows]):>20} "
-            f"{summary([r['bytes'] for r in rows]):>22}"
+            f"{median_range([r['interactive_ms'] for r in rows]):>20} "
+            f"{median_range([r['ready_ms'] for r in rows]):>20} "
+            f"{median_range([r['bytes'] for r in rows]):>22}"
         )
     stages = samples["cold"][-1]["stages"]
     print("last cold load, stage reached at ms:", stages)
-    print(f"1000-step job on OPFS, steps/s: {summary(samples['steps_per_s'])}")
+    print(f"1000-step job on OPFS, steps/s: {median_range(samples['steps_per_s'])}")
     print(f"requests that left 127.0.0.1: {len(foreign)}")
     if args.json:
         args.json.write_text(json.dumps(samples, indent=1))

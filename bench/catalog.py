@@ -57,16 +57,28 @@ class System:
     suite: Suite = "native"
 
 
-def _chromium(system: str) -> Callable[[], list[str]]:
-    return lambda: [str(PROJECT_PYTHON), str(BENCH / "systems" / "chromium.py"), "--system", system]
-
-
-def _postgres(system: str) -> Callable[[], list[str]]:
-    return lambda: [str(PROJECT_PYTHON), str(BENCH / "systems" / "pg_suite.py"), "--system", system]
-
+#: The script that runs a suite's systems by name (``--system NAME``), in ``bench/systems/``.
+_DRIVERS: dict[Suite, str] = {"browser": "chromium.py", "postgres": "pg_suite.py"}
 
 #: What the PostgreSQL suite's systems run (``bench/systems/pg_suite.py``).
 _PG_WORKLOADS = frozenset({"pg_throughput", "pg_latency", "resume", "pg_io"})
+
+
+def _driven(
+    suite: Suite,
+    name: str,
+    label: str,
+    workloads: frozenset[str],
+    role: Role,
+    setup: Callable[[], None],
+) -> System:
+    """Declare a system its suite's driver (:data:`_DRIVERS`) runs: ``DRIVER --system NAME``."""
+    driver = BENCH / "systems" / _DRIVERS[suite]
+
+    def command() -> list[str]:
+        return [str(PROJECT_PYTHON), str(driver), "--system", name]
+
+    return System(name, label, command, workloads, role, setup, suite)
 
 
 SYSTEMS: dict[str, System] = {
@@ -122,77 +134,69 @@ SYSTEMS: dict[str, System] = {
             "floor",
             setup_node,
         ),
-        System(
+        _driven(
+            "browser",
             "durably_web_chromium",
             "durably_web (Chromium: Pyodide worker, OPFS)",
-            _chromium("durably_web_chromium"),
             frozenset({"throughput", "latency", "resume", "queries", "start"}),
             "self",
             setup_browser,
-            "browser",
         ),
-        System(
+        _driven(
+            "browser",
             "durably_web_chromium_batched",
             "durably_web (Chromium), checkpoint=batched",
-            _chromium("durably_web_chromium_batched"),
             frozenset({"throughput"}),
             "variant",
             setup_browser,
-            "browser",
         ),
-        System(
+        _driven(
+            "browser",
             "upstream_chromium",
             "upstream Durably 0.15 (Chromium: SQLocal, OPFS)",
-            _chromium("upstream_chromium"),
             frozenset({"throughput", "latency", "resume", "queries", "start"}),
             "peer",
             setup_upstream_browser,
-            "browser",
         ),
-        System(
+        _driven(
+            "browser",
             "raw_wasm",
             "raw sqlite-wasm (same worker, JS loop)",
-            _chromium("raw_wasm"),
             frozenset({"throughput"}),
             "floor",
             setup_browser,
-            "browser",
         ),
-        System(
+        _driven(
+            "browser",
             "raw_sqlocal",
             "raw SQLocal (page, one INSERT per transaction)",
-            _chromium("raw_sqlocal"),
             frozenset({"throughput"}),
             "floor",
             setup_upstream_browser,
-            "browser",
         ),
-        System(
+        _driven(
+            "postgres",
             "durably_web_pg",
             "durably_web (CPython, PostgreSQL)",
-            _postgres("durably_web_pg"),
             _PG_WORKLOADS,
             "self",
             setup_postgres,
-            "postgres",
         ),
-        System(
+        _driven(
+            "postgres",
             "upstream_pg",
             "upstream Durably 0.15 (Node, kysely pg)",
-            _postgres("upstream_pg"),
             _PG_WORKLOADS,
             "peer",
             setup_upstream_pg,
-            "postgres",
         ),
-        System(
+        _driven(
+            "postgres",
             "dbos_pg",
             "DBOS Transact (PostgreSQL)",
-            _postgres("dbos_pg"),
             _PG_WORKLOADS,
             "peer",
             setup_dbos_pg,
-            "postgres",
         ),
     )
 }
@@ -253,6 +257,20 @@ class Workload:
         return params
 
 
+#: What the latency workloads (on one machine, and across processes on PostgreSQL) report.
+_LATENCY_METRICS = (
+    Metric("trigger_call_p50_ms", "trigger call itself p50 (ms)", "lower"),
+    Metric("start_p50_ms", "→ start p50 (ms)", "lower"),
+    Metric("start_p95_ms", "→ start p95 (ms)", "lower"),
+    Metric("complete_p50_ms", "→ complete p50 (ms)", "lower"),
+    Metric("complete_p95_ms", "→ complete p95 (ms)", "lower"),
+)
+#: Their sizes (full, quick).
+_LATENCY_SIZES = ({"samples": 200, "gap_ms": 20}, {"samples": 10, "gap_ms": 20})
+#: Their sizes (full, quick) for a system whose idle worker polls every second and hears no
+#: trigger: each sample waits a random gap of up to one interval, so fewer samples.
+_POLLED_LATENCY_SIZES = ({"samples": 40, "gap_ms": 1000}, {"samples": 3, "gap_ms": 1000})
+
 WORKLOADS: dict[str, Workload] = {
     workload.name: workload
     for workload in (
@@ -283,24 +301,14 @@ WORKLOADS: dict[str, Workload] = {
             "latency",
             "2. Latency: trigger call → start (run:start / run:leased / workflow body) and → "
             "complete, 1-step job, idle started worker, default polling; {samples} samples",
-            (
-                Metric("trigger_call_p50_ms", "trigger call itself p50 (ms)", "lower"),
-                Metric("start_p50_ms", "→ start p50 (ms)", "lower"),
-                Metric("start_p95_ms", "→ start p95 (ms)", "lower"),
-                Metric("complete_p50_ms", "→ complete p50 (ms)", "lower"),
-                Metric("complete_p95_ms", "→ complete p95 (ms)", "lower"),
-            ),
-            {"samples": 200, "gap_ms": 20},
-            {"samples": 10, "gap_ms": 20},
+            _LATENCY_METRICS,
+            *_LATENCY_SIZES,
             # Upstream's idle worker polls every 1000 ms and a trigger does not wake it: each
             # sample waits a random 0-1000 ms first so triggers land at random poll phases,
             # and fewer samples keep the run under a minute.
             {
-                "upstream": ({"samples": 40, "gap_ms": 1000}, {"samples": 3, "gap_ms": 1000}),
-                "upstream_chromium": (
-                    {"samples": 40, "gap_ms": 1000},
-                    {"samples": 3, "gap_ms": 1000},
-                ),
+                "upstream": _POLLED_LATENCY_SIZES,
+                "upstream_chromium": _POLLED_LATENCY_SIZES,
             },
         ),
         Workload(
@@ -380,20 +388,13 @@ WORKLOADS: dict[str, Workload] = {
             "P2. Latency across processes on PostgreSQL: trigger call in a client process → "
             "start in an idle worker process (run:start / run:leased / workflow body) and → "
             "complete, 1-step job, default polling; {samples} samples",
-            (
-                Metric("trigger_call_p50_ms", "trigger call itself p50 (ms)", "lower"),
-                Metric("start_p50_ms", "→ start p50 (ms)", "lower"),
-                Metric("start_p95_ms", "→ start p95 (ms)", "lower"),
-                Metric("complete_p50_ms", "→ complete p50 (ms)", "lower"),
-                Metric("complete_p95_ms", "→ complete p95 (ms)", "lower"),
-            ),
-            {"samples": 200, "gap_ms": 20},
-            {"samples": 10, "gap_ms": 20},
+            _LATENCY_METRICS,
+            *_LATENCY_SIZES,
             # Upstream's idle worker polls every 1000 ms (it sends and hears no NOTIFY); DBOS's
             # worker polls its queue every 1 s: random gaps of up to one interval, fewer samples.
             {
-                "upstream_pg": ({"samples": 40, "gap_ms": 1000}, {"samples": 3, "gap_ms": 1000}),
-                "dbos_pg": ({"samples": 40, "gap_ms": 1000}, {"samples": 3, "gap_ms": 1000}),
+                "upstream_pg": _POLLED_LATENCY_SIZES,
+                "dbos_pg": _POLLED_LATENCY_SIZES,
             },
         ),
         Workload(

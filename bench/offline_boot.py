@@ -26,13 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from playwright_tests.browser import Meter, launch_options
 from playwright_tests.site import ROOT, SiteServer, seed_caches
+from report import median_range
 
 from durably_web.sitebuild import BuildResult, build, npm
 from durably_web.sitebuild.build import generated_vendor_files, service_worker_script
@@ -115,11 +115,6 @@ def one_profile(playwright: Any, server: SiteServer, profile: Path) -> dict[str,
         context.close()
 
 
-def summary(values: list[float]) -> str:
-    """Return ``median (min-max)``."""
-    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
-
-
 def main() -> int:
     """Build, measure, print the medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -148,14 +143,17 @@ def main() -> int:
     kind = "stock (.py) archives" if args.stock else "precompiled (.pyc) archives"
     print(f"\nstarter app, {kind}, {args.runs} fresh profiles, medians (min-max):")
     cold = [s["cold"] for s in samples]
-    print(f"  cold, navigation -> engine ready:       {summary([c['ready_ms'] for c in cold])} ms")
-    print(f"  cold bytes, page until engine ready:    {summary([c['page_bytes'] for c in cold])}")
-    print(f"  cold bytes, whole first visit (+ SW):   {summary([c['bytes'] for c in cold])}")
-    warm = summary([s["warm"]["ready_ms"] for s in samples])
+    for label, key, unit in (
+        ("cold, navigation -> engine ready:      ", "ready_ms", " ms"),
+        ("cold bytes, page until engine ready:   ", "page_bytes", ""),
+        ("cold bytes, whole first visit (+ SW):  ", "bytes", ""),
+    ):
+        print(f"  {label} {median_range([c[key] for c in cold])}{unit}")
+    warm = median_range([s["warm"]["ready_ms"] for s in samples])
     print(f"  online reload (SW installed) -> ready:  {warm} ms")
     for index in range(2):
         ready = [s["offline"][index]["ready_ms"] for s in samples]
-        print(f"  server stopped, reload {index + 1} -> ready:  {summary(ready)} ms")
+        print(f"  server stopped, reload {index + 1} -> ready:  {median_range(ready)} ms")
     if args.json:
         args.json.write_text(json.dumps({"stock": args.stock, "samples": samples}, indent=1))
     return 0

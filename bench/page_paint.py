@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from playwright_tests.browser import launch_options
 from playwright_tests.site import serve_site, staged_site
+from report import median_range
 
 # Records, in the page, when the body's data-app first reads the interactive value and when
 # the runs table first holds the stored runs (ms since navigation start).
@@ -112,11 +112,6 @@ def one_profile(playwright: Any, origin: str, profile: Path, args: argparse.Name
         context.close()
 
 
-def summary(values: list[float]) -> str:
-    """Return ``median (min-max)``."""
-    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
-
-
 def main() -> int:
     """Measure, print the medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -146,7 +141,7 @@ def main() -> int:
     for kind in ("cold", "warm"):
         for key, label in (("interactive_ms", "interactive"), ("listed_ms", "runs listed")):
             values = [sample[kind][key] for sample in samples]
-            print(f"  {kind}, navigation -> {label}: {summary(values)} ms")
+            print(f"  {kind}, navigation -> {label}: {median_range(values)} ms")
     if args.json:
         args.json.write_text(json.dumps(samples, indent=1) + "\n")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from catalog import SELVES, SUITE_TITLES, SYSTEMS, TARGETS, Suite, System, Workload
@@ -27,6 +28,11 @@ def fmt(value: float | None) -> str:
     if value >= 1:
         return f"{value:.2f}"
     return f"{value:.3f}"
+
+
+def median_range(values: list[float]) -> str:
+    """Return ``median (min-max)`` of ``values``, whole numbers with thousands separators."""
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
 
 
 def markdown_tables(

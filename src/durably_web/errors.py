@@ -145,7 +145,8 @@ _BY_CODE: dict[str, type[DurablyError]] = {
         StorageError,
     )
 }
-# Codes of the browser runtime (web/client/errors.mjs) and the class each belongs to.
+# Codes of the browser runtime (web/client/errors.mjs) and the class each belongs to; that
+# module mirrors this one's classes and tables (tests/unit/test_errors_js.py compares them).
 _BY_CODE["opfs_unavailable"] = StorageError
 _BY_CODE["opfs_busy"] = StorageError
 _BY_CODE["quota_exceeded"] = StorageError

@@ -40,7 +40,7 @@ from durably_web.sitebuild import (
     is_stale,
     make_server,
 )
-from durably_web.sitebuild.build import PAGE_PACKAGE_FILES, service_worker_script
+from durably_web.sitebuild.build import PAGE_FILES, PAGE_PACKAGE_FILES, service_worker_script
 from durably_web.sitebuild.engine_site import (
     BROWSER_EXCLUDED,
     ENGINE_FORMAT,
@@ -590,7 +590,12 @@ def test_build_writes_the_site_with_every_runtime_file(repo_build: BuildResult) 
         if "__pycache__" not in path.parts
     }
     page_py |= {f"_durably/vendor/py/durably_web/{rel}" for rel in PAGE_PACKAGE_FILES}
-    assert {rel for rel in on_disk if rel.startswith("_durably/vendor/py/")} == page_py
+    assert {rel for rel in on_disk if rel.startswith("_durably/vendor/py/")} == page_py | {
+        PAGE_FILES
+    }
+    # what pyscript.mjs gives PyScript: exactly the page files the site holds
+    listed = json.loads((site / PAGE_FILES).read_text())
+    assert [f"_durably/vendor/py/{rel}" for rel in listed] == sorted(page_py)
     for rel in PAGE_PACKAGE_FILES:
         assert (site / "_durably/vendor/py/durably_web" / rel).read_bytes() == (
             PACKAGE / rel
@@ -724,9 +729,10 @@ def test_a_source_change_rebuilds_only_what_it_changes(
     page = layout.page_py / "demo" / "page.py"  # page-side Python is mirrored as is
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text("print('page')\n")
-    assert build(root, package=package).written == 1
+    assert build(root, package=package).written == 2  # the file, and the list naming it
     copied = layout.vendor / "py" / "demo" / "page.py"
     assert copied.read_text() == "print('page')\n"
+    assert "demo/page.py" in json.loads((layout.site / PAGE_FILES).read_text())
     page.unlink()
     stray = pyodide / "stray.whl"  # the build owns the whole site: strays go
     stray.write_bytes(b"PK")

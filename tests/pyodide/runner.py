@@ -314,6 +314,7 @@ SKIP_MODULES: dict[str, str] = {
         "runs durably-web worker and the examples as real subprocesses"
     ),
     "tests/unit/test_json_value_js.py": "runs the JS client's json.mjs under Node (no processes here)",
+    "tests/unit/test_errors_js.py": "runs the JS client's errors.mjs under Node (no processes here)",
     "tests/unit/test_page_client_micropython.py": (
         "runs MicroPython under Node and reads the JS client's files (no processes here)"
     ),

@@ -9,6 +9,7 @@ vendored MicroPython this runs) are requirements: without them the test fails an
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from durably_web.sitebuild import Layout
-from durably_web.sitebuild.build import PAGE_PACKAGE_FILES
+from durably_web.sitebuild.build import PAGE_PACKAGE_FILES, page_files, page_files_json
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
@@ -77,13 +78,23 @@ def test_live_views_run_under_micropython(tmp_path: Path) -> None:
 
 
 def test_pages_load_the_files_the_build_serves() -> None:
-    # The JS client's pyscript.mjs lists the page package for PyScript's `files`; the build
-    # serves web/py/durably_web/__init__.py plus PAGE_PACKAGE_FILES. They must agree.
-    source = (LAYOUT.client / "pyscript.mjs").read_text()
-    listed = source.split("PAGE_PACKAGE_FILES = [", 1)[1].split("]", 1)[0]
-    names = [part.strip().strip('"') for part in listed.split(",") if part.strip()]
-    assert sorted(names) == sorted(["__init__.py", *PAGE_PACKAGE_FILES])
+    # pyscript.mjs gives PyScript the files the build lists in _durably/vendor/py/files.json,
+    # written from the same plan that copies them: the light root plus PAGE_PACKAGE_FILES.
+    served = page_files(LAYOUT)
+    listed = json.loads(page_files_json(served))
+    assert listed == sorted(
+        ["durably_web/__init__.py", *(f"durably_web/{rel}" for rel in PAGE_PACKAGE_FILES)]
+    )
+    assert all(path.is_file() for path in served.values())
     assert PAGE_ROOT.is_file()
+
+
+def test_pyscript_module_declares_no_file_list_of_its_own() -> None:
+    # The list has one home (PAGE_PACKAGE_FILES); a copy in the JS could drift from it again.
+    source = (LAYOUT.client / "pyscript.mjs").read_text()
+    assert "py/files.json" in source
+    copied = [rel for rel in PAGE_PACKAGE_FILES if f'"{rel}"' in source]
+    assert not copied, f"pyscript.mjs names page package files itself: {copied}"
 
 
 def test_every_live_module_is_served_to_pages() -> None:

@@ -31,7 +31,9 @@ Output (``.build/site/`` of the work directory, or ``out``; the URL layout of :m
     _durably/vendor/micropython/  micropython.mjs and its .wasm variants
     _durably/vendor/py/       a copy of ``durably_web/web/py/**/*.py`` (the page package's
                               light root) plus the page-side durably_web files
-                              (:data:`PAGE_PACKAGE_FILES`)
+                              (:data:`PAGE_PACKAGE_FILES`), and ``files.json``
+                              (:data:`PAGE_FILES`): what ``pyscript.mjs`` puts on the
+                              interpreter's path
     _durably/manifest.json    every file of the site but the service worker and the
                               precompressed siblings: path -> size, sha256; its own
                               sha256 is the build id
@@ -53,7 +55,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,11 +82,14 @@ from durably_web.sitebuild.precompress import siblings
 from durably_web.sitebuild.wheel_self import build_self_wheel, wheel_metadata
 
 __all__ = [
+    "PAGE_FILES",
     "PAGE_PACKAGE_FILES",
     "BuildResult",
     "build",
     "generated_vendor_files",
     "is_stale",
+    "page_files",
+    "page_files_json",
     "service_worker_script",
 ]
 
@@ -113,6 +118,11 @@ PAGE_PACKAGE_FILES = (
 """Files of the durably_web package a PyScript page imports (MicroPython-safe), copied into
 ``_durably/vendor/py/durably_web/`` beside ``web/py/durably_web/__init__.py`` (the page's
 light package root, which imports no engine code)."""
+
+PAGE_FILES = f"{VENDOR}/py/files.json"
+"""The list of the page package's files (paths below ``_durably/vendor/py/``), written from
+the same plan that copies them: the client's ``pyscript.mjs`` reads it to give PyScript its
+``files``, so the list has this one home (:data:`PAGE_PACKAGE_FILES`) and cannot diverge."""
 
 LOCK_FILE = f"{VENDOR}/pyodide/pyodide-lock.json"
 """Where the lock goes in the site: beside ``pyodide.mjs``, where PyScript looks."""
@@ -217,6 +227,7 @@ def build(
         if missing:
             raise BuildError(f"{missing[0]} is missing (it belongs in the site)")
         generated = generated_vendor_files(info, served, stdlib.path)
+        generated[PAGE_FILES] = page_files_json(plan)
         compressed = siblings(
             {**{rel: path.read_bytes() for rel, path in plan.items()}, **generated}
         )
@@ -268,6 +279,37 @@ def generated_vendor_files(
     }
 
 
+def page_files_json(site_paths: Iterable[str]) -> bytes:
+    """Return :data:`PAGE_FILES`: those of ``site_paths`` below ``_durably/vendor/py/``.
+
+    Args:
+        site_paths: the paths of the site's files (``/``-separated, relative to the site).
+
+    Returns:
+        A sorted JSON list of paths relative to ``_durably/vendor/py/``
+        (``"durably_web/errors.py"``, ...), one line.
+
+    """
+    prefix = f"{VENDOR}/py/"
+    files = sorted(rel.removeprefix(prefix) for rel in site_paths if rel.startswith(prefix))
+    return (json.dumps(files) + "\n").encode()
+
+
+def page_files(layout: Layout) -> dict[str, Path]:
+    """Return the page package a build serves: site path -> source file.
+
+    ``durably_web/web/py/**/*.py`` (the package's light root) and :data:`PAGE_PACKAGE_FILES`
+    of the package, below ``_durably/vendor/py/``.
+    """
+    files = {
+        f"{VENDOR}/py/{path.relative_to(layout.page_py).as_posix()}": path
+        for path in walk(layout.page_py, ".py")
+    }
+    for rel in PAGE_PACKAGE_FILES:  # one source: the durably_web package, also served to pages
+        files[f"{VENDOR}/py/durably_web/{rel}"] = layout.package / rel
+    return files
+
+
 def service_worker_script(build_id: str) -> bytes:
     """Return the site's ``durably-sw.js``: the build id, then the runtime's service worker.
 
@@ -304,11 +346,7 @@ def _package_files(layout: Layout) -> dict[str, Path]:
     for name, directory in pages:
         for path in walk(directory):
             files[f"{PREFIX}/{name}/{path.relative_to(directory).as_posix()}"] = path
-    for path in walk(layout.page_py, ".py"):
-        files[f"{VENDOR}/py/{path.relative_to(layout.page_py).as_posix()}"] = path
-    for rel in PAGE_PACKAGE_FILES:  # one source: the durably_web package, also served to pages
-        files[f"{VENDOR}/py/durably_web/{rel}"] = layout.package / rel
-    return files
+    return {**files, **page_files(layout)}
 
 
 def _digest(layout: Layout) -> str:

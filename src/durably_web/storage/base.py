@@ -87,10 +87,12 @@ class Store(Protocol):
     async def enqueue(self, new_runs: Sequence[NewRun], now: float) -> list[Run]:
         """Insert runs in one transaction; return each with its disposition.
 
-        An idempotency key hit returns the existing run (``idempotent``); a pending run
-        holding the concurrency key is returned (``coalesced``) with ``coalesce`` and is
-        otherwise a :class:`ConflictError` that rolls the whole batch back. A run with
-        ``run_at`` is pending but not claimable before that time.
+        Per run, in order: an existing run with the same ``(job, idempotency_key)`` is
+        returned (``idempotent``); a pending run with the same ``(job, concurrency_key)`` is
+        returned (``coalesced``) with ``coalesce`` and is otherwise a :class:`ConflictError`
+        that rolls the whole batch back; else the run is inserted (``created``). Runs of one
+        batch see each other. A run with ``run_at`` is pending but not claimable before that
+        time.
         """
         ...
 
@@ -107,7 +109,8 @@ class Store(Protocol):
         Claimable: pending (past its ``run_at``), waiting with its wait over (its time passed or
         its signal arrived), or leased with an expired lease; and no live lease holds its
         concurrency key. Ready since: creation, or the end of its wait. The lease generation
-        goes up by one; a wait stays recorded, a delayed start is cleared.
+        goes up by one (the fencing token of every write the new holder makes); a wait stays
+        recorded, a delayed start is cleared.
         """
         ...
 
@@ -177,7 +180,7 @@ class Store(Protocol):
         ...
 
     async def flush(self, run_id: str, generation: int, delta: RunDelta, now: float) -> bool:
-        """Write ``delta`` on its own; False if fenced off."""
+        """Write ``delta`` (progress, counters, log lines) on its own; False if fenced off."""
         ...
 
     async def renew_lease(
@@ -214,7 +217,11 @@ class Store(Protocol):
     async def release_lease(
         self, run_id: str, generation: int, now: float, delta: RunDelta
     ) -> bool:
-        """Hand an interrupted run back to the queue at once; False if fenced off."""
+        """Hand an interrupted run back to the queue at once; False if fenced off.
+
+        It goes back to pending, unless another run of its job already waits under its
+        concurrency key: then it stays leased with an expired lease, claimable just the same.
+        """
         ...
 
     async def suspend_run(
@@ -269,8 +276,9 @@ class Store(Protocol):
     async def put_schedule(self, new: NewSchedule, now: float) -> Schedule:
         """Insert a schedule, or replace one whose definition changed; return it as stored.
 
-        An unchanged definition keeps its stored next tick (``new.next_tick`` is ignored),
-        so declaring the same schedule at every start catches up on missed ticks.
+        The definition: job, cron, time zone, input, catch-up. An unchanged one keeps its
+        stored next tick (``new.next_tick`` is ignored), so declaring the same schedule at
+        every start catches up on missed ticks.
         """
         ...
 
@@ -283,7 +291,7 @@ class Store(Protocol):
         ...
 
     async def next_schedule_tick(self, job_names: Iterable[str]) -> float | None:
-        """Return the earliest next tick among the schedules of these jobs, or None."""
+        """Return the earliest next tick (epoch seconds) of the schedules of these jobs, or None."""
         ...
 
     async def fire_schedule(
@@ -296,8 +304,10 @@ class Store(Protocol):
         now: float,
     ) -> list[Run] | None:
         """Trigger a schedule's due tick once: in one transaction, if its next tick is still
-        ``tick``, set it to ``next_tick`` (last tick ``last_tick``) and enqueue ``runs`` as
-        :meth:`enqueue` does; else change nothing and return None (another worker did it).
+        ``tick``, set it to ``next_tick`` (last tick ``last_tick``) and enqueue ``runs`` (as
+        :meth:`enqueue` does: their idempotency keys make a tick's run unique); else change
+        nothing and return None (another worker triggered it, or the schedule was changed or
+        deleted).
         """  # noqa: D205 - the condition belongs to the summary
         ...
 
@@ -306,7 +316,12 @@ class Store(Protocol):
     async def unknown_job_runs(
         self, known: Iterable[str], waiting_since: float, now: float, limit: int
     ) -> list[Run]:
-        """Return runs of jobs not in ``known`` that nothing claimed since ``waiting_since``."""
+        """Return runs of jobs not in ``known`` that nothing claimed since ``waiting_since``.
+
+        That is: pending since then (and past a delayed start), waiting with a wait that ended
+        then, or leased with a lease that expired then; and no live lease on any run of their
+        job (which would show a worker that knows the job).
+        """
         ...
 
     async def flag_unknown_job(self, run_id: str, warning: str) -> bool:
@@ -329,11 +344,20 @@ class Store(Protocol):
         ...
 
     async def retry_run(self, run_id: str, now: float) -> Run:
-        """Put a failed or cancelled run back to pending, same id, checkpoints kept."""
+        """Put a failed or cancelled run back to pending, same id, checkpoints kept.
+
+        Raises :class:`NotFoundError` (no such run) or :class:`ConflictError` (the run is not
+        failed or cancelled, or another run of its job already waits under its concurrency
+        key).
+        """
         ...
 
     async def delete_run(self, run_id: str) -> Run:
-        """Delete a terminal run with its steps, logs and labels; return what was deleted."""
+        """Delete a terminal run with its steps, logs, labels and signals; return it.
+
+        Raises :class:`NotFoundError` (no such run) or :class:`ConflictError` (the run is
+        pending, leased or waiting).
+        """
         ...
 
     async def purge_runs(self, older_than: float, limit: int) -> int:

@@ -28,7 +28,7 @@ class StoreReads:
 
     @waits_for_lock
     async def completed_steps(self, run_id: str) -> dict[str, CompletedStep]:
-        """Return the completed checkpoints of a run by step name."""
+        """See :meth:`Store.completed_steps`."""
         rows = self.connection.query(self._q["completed_steps"], (run_id,))
         return {
             row["name"]: CompletedStep(row["index"], row["output"], row["error"]) for row in rows
@@ -36,19 +36,13 @@ class StoreReads:
 
     @waits_for_lock
     async def replayed_logs(self, run_id: str) -> dict[str | None, int]:
-        """Return how many of the run's stored log lines a resumed attempt logs again, per step.
-
-        Keyed by step name (``None``: lines written outside steps, all of which count). A
-        step's lines count while its attempt is unfinished: a completed step replays from its
-        checkpoint without calling its function, and an attempt that ended (failed, cancelled,
-        retried) is over; the step's next attempt writes lines of its own.
-        """
+        """See :meth:`Store.replayed_logs`."""
         rows = self.connection.query(self._q["replayed_logs"], (run_id,))
         return {row["step"]: int(row["n"]) for row in rows}
 
     @waits_for_lock
     async def pending_retries(self, run_id: str) -> dict[str, PendingRetry]:
-        """Return, by step name, the steps whose last attempt failed with another one due."""
+        """See :meth:`Store.pending_retries`."""
         rows = self.connection.query(self._q["pending_retries"], (run_id,))
         found: dict[str, PendingRetry] = {}
         for row in rows:
@@ -59,7 +53,7 @@ class StoreReads:
 
     @waits_for_lock
     async def next_wake(self, now: float, job_names: Iterable[str]) -> float | None:
-        """Return the earliest time after ``now`` a run of ``job_names`` becomes claimable."""
+        """See :meth:`Store.next_wake`."""
         params = (format_timestamp(now), json.dumps(sorted(job_names)))
         due, readable = read_time(self.connection.query(self._q["next_wake"], params)[0]["due"])
         return due.timestamp() if due is not None and readable else None
@@ -68,11 +62,7 @@ class StoreReads:
     async def unknown_job_runs(
         self, known: Iterable[str], waiting_since: float, now: float, limit: int
     ) -> list[Run]:
-        """Return runs of jobs not in ``known`` that nothing has claimed since ``waiting_since``.
-
-        That is: pending since then, or leased with a lease that expired then, and no live
-        lease on any run of their job (which would show a worker that knows the job).
-        """
+        """See :meth:`Store.unknown_job_runs`."""
         params = (
             json.dumps(sorted(known)),
             format_timestamp(waiting_since),
@@ -85,13 +75,13 @@ class StoreReads:
 
     @waits_for_lock
     async def get_run(self, run_id: str) -> Run | None:
-        """Return the run, or None."""
+        """See :meth:`Store.get_run`."""
         rows = self.connection.query(self._q["get_run"], (run_id,))
         return run_from_row(rows[0]) if rows else None
 
     @waits_for_lock
     async def get_runs(self, run_filter: RunFilter) -> list[Run]:
-        """Return runs matching the filter, newest first."""
+        """See :meth:`Store.get_runs`."""
         clauses: list[str] = []
         params: list[Param] = []
         if len(run_filter.statuses) == 1:
@@ -115,12 +105,12 @@ class StoreReads:
 
     @waits_for_lock
     async def get_steps(self, run_id: str) -> list[Step]:
-        """Return a run's step records in index order."""
+        """See :meth:`Store.get_steps`."""
         return [
             step_from_row(row) for row in self.connection.query(self._q["get_steps"], (run_id,))
         ]
 
     @waits_for_lock
     async def get_logs(self, run_id: str) -> list[Log]:
-        """Return a run's log lines, oldest first."""
+        """See :meth:`Store.get_logs`."""
         return [log_from_row(row) for row in self.connection.query(self._q["get_logs"], (run_id,))]

@@ -37,12 +37,7 @@ class StoreSchedules:
 
     @waits_for_lock
     async def put_schedule(self, new: NewSchedule, now: float) -> Schedule:
-        """Store a schedule; return it as stored.
-
-        A new name is inserted with ``new.next_tick``. An existing one whose definition
-        (job, cron, time zone, input, catch-up) changed is replaced and gets ``new.next_tick``;
-        an unchanged one is left as it is, its next tick included.
-        """
+        """See :meth:`Store.put_schedule`."""
         stamp = format_timestamp(now)
         params = (
             new.name,
@@ -61,19 +56,19 @@ class StoreSchedules:
 
     @waits_for_lock
     async def delete_schedule(self, name: str) -> bool:
-        """Delete a schedule (runs it triggered stay); return whether it existed."""
+        """See :meth:`Store.delete_schedule`."""
         with self.connection.transaction():
             rows = self.connection.query(self._q["delete_schedule"], (name,))
         return bool(rows)
 
     @waits_for_lock
     async def get_schedules(self) -> list[Schedule]:
-        """Return every schedule, by name."""
+        """See :meth:`Store.get_schedules`."""
         return [schedule_from_row(row) for row in self.connection.query(self._q["get_schedules"])]
 
     @waits_for_lock
     async def next_schedule_tick(self, job_names: Iterable[str]) -> float | None:
-        """Return the earliest next tick of the schedules of these jobs (epoch seconds)."""
+        """See :meth:`Store.next_schedule_tick`."""
         names = set(job_names)
         ticks = [
             parse_timestamp(row["next_tick_at"])
@@ -92,17 +87,7 @@ class StoreSchedules:
         runs: Sequence[NewRun],
         now: float,
     ) -> list[Run] | None:
-        """Trigger the due tick ``tick`` of a schedule, once.
-
-        In one transaction: if the schedule's next tick is still ``tick``, set it to
-        ``next_tick`` and its last tick to ``last_tick``, and enqueue ``runs`` (as
-        :meth:`Store.enqueue` does; their idempotency keys make a tick's run unique).
-
-        Returns:
-            The runs (each with its disposition), or None if the schedule no longer has
-            ``tick`` due (another worker triggered it, or it was changed or deleted).
-
-        """
+        """See :meth:`Store.fire_schedule`."""
         stamp = format_timestamp(now)
         params = (name, format_timestamp(tick), format_timestamp(next_tick))
         with self.connection.transaction():

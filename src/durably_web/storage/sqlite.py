@@ -44,7 +44,10 @@ _CASCADE = ("delete_steps", "delete_logs", "delete_signals", "delete_labels", "d
 
 
 class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
-    """Domain operations over one SQLite :class:`Connection`.
+    """Domain operations over one SQLite :class:`Connection` (the :class:`Store` protocol).
+
+    Each method keeps the contract :class:`~durably_web.storage.base.Store` documents; its
+    docstring here says only what is particular to SQLite.
 
     Args:
         connection: the adapter to run SQL on (``sqlite3`` on CPython, the JS bridge in
@@ -69,15 +72,10 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
 
     @waits_for_lock
     async def migrate(self, now: float) -> list[int]:
-        """Apply every migration newer than the database's version; return those applied.
+        """See :meth:`Store.migrate`.
 
         Each migration runs in its own ``BEGIN IMMEDIATE`` transaction that re-reads the
         version first, so two processes migrating one file at once apply each exactly once.
-
-        Raises:
-            StorageError: the database was written by a newer durably_web (its schema version
-                is higher than the last migration known here); nothing is written.
-
         """
         known = migrations()
         latest = known[-1][0]
@@ -102,7 +100,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
 
     @waits_for_lock
     async def schema_version(self) -> int:
-        """Return the highest migration version applied (0 for an empty database)."""
+        """See :meth:`Store.schema_version`."""
         return self._version()
 
     def _version(self) -> int:
@@ -115,14 +113,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
 
     @waits_for_lock
     async def enqueue(self, new_runs: Sequence[NewRun], now: float) -> list[Run]:
-        """Insert runs in one transaction; return each with its disposition.
-
-        Per run, in order: an existing run with the same ``(job, idempotency_key)`` is
-        returned as ``idempotent``; a pending run with the same ``(job, concurrency_key)``
-        is returned as ``coalesced`` when ``coalesce`` is set and is otherwise a
-        :class:`ConflictError` that rolls the whole batch back; else the run is inserted as
-        ``created``. Runs of one batch see each other.
-        """
+        """See :meth:`Store.enqueue`."""
         stamp = format_timestamp(now)
         results: list[Run] = []
         with self.connection.transaction():
@@ -179,12 +170,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         job_names: Iterable[str],
         run_id: str | None = None,
     ) -> Run | None:
-        """Lease the oldest claimable run of one of ``job_names``; None when there is none.
-
-        Claimable: pending, or leased with an expired lease, and no live lease holds its
-        concurrency key. The lease generation goes up by one: the fencing token of every write
-        the new holder makes. With ``run_id``, only that run is considered.
-        """
+        """See :meth:`Store.claim_next`."""
         params: list[Param] = [
             format_timestamp(now),
             owner,
@@ -202,7 +188,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
 
     @waits_for_lock
     async def check_lease(self, run_id: str, generation: int) -> None:
-        """Raise :class:`RunCancelled` or :class:`LeaseLost` unless the lease is still held.
+        """See :meth:`Store.check_lease`.
 
         Cheap when nothing changed: SQLite's ``data_version`` moves only when another
         connection commits, and every write through this store that could end a lease
@@ -239,16 +225,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         attempt: int = 1,
         steps: Sequence[StepRow] = (),
     ) -> None:
-        """Persist a completed step, fenced, in one transaction with the run's unwritten ``logs``.
-
-        ``steps``: checkpoints kept for a group commit, written first in the same transaction.
-
-        Raises:
-            RunCancelled: the run was cancelled; nothing was written.
-            LeaseLost: the lease was reclaimed; nothing was written.
-            ConflictError: a completed step with this name already exists.
-
-        """
+        """See :meth:`Store.checkpoint_step`."""
         step = step_row(
             run_id,
             generation,
@@ -287,12 +264,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         retry_at: float | None = None,
         steps: Sequence[StepRow] = (),
     ) -> bool:
-        """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off.
-
-        ``attempt`` numbers the attempt (from 1); ``retry_at`` is when the next one is due, for
-        a failed attempt that will be retried. ``steps``: checkpoints kept for a group commit,
-        written first in the same transaction.
-        """
+        """See :meth:`Store.record_failed_step`."""
         step = step_row(
             run_id,
             generation,
@@ -310,7 +282,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
 
     @waits_for_lock
     async def flush(self, run_id: str, generation: int, delta: RunDelta, now: float) -> bool:
-        """Write a delta's progress, counters and logs on their own; False if fenced off."""
+        """See :meth:`Store.flush`."""
         if not delta:
             return True
         touch = (
@@ -323,7 +295,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
     async def renew_lease(
         self, run_id: str, generation: int, now: float, lease_duration: float
     ) -> str | None:
-        """Extend a held lease; return the new expiry text, or None if the fence refused."""
+        """See :meth:`Store.renew_lease`."""
         expires = format_timestamp(now + lease_duration)
         statement = (self._q["renew_lease"], (run_id, generation, expires, format_timestamp(now)))
         return expires if self.connection.run_batch([statement], guard=True) else None
@@ -339,12 +311,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         *,
         delete_steps: bool,
     ) -> None:
-        """Mark the run completed with its output (fenced); optionally drop steps and logs.
-
-        Raises:
-            RunCancelled / LeaseLost: the fence refused; nothing was written.
-
-        """
+        """See :meth:`Store.complete_run`."""
         progress, index, count = delta.run_fields()
         complete = (
             self._q["complete_run"],
@@ -365,12 +332,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
     async def fail_run(
         self, run_id: str, generation: int, error: str, now: float, delta: RunDelta
     ) -> None:
-        """Mark the run failed with ``error`` (fenced). Steps are kept for an in-place retry.
-
-        Raises:
-            RunCancelled / LeaseLost: the fence refused; nothing was written.
-
-        """
+        """See :meth:`Store.fail_run`."""
         progress, index, count = delta.run_fields()
         stamp = format_timestamp(now)
         fail = (self._q["fail_run"], (run_id, generation, error, progress, stamp, index, count))
@@ -381,7 +343,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
     async def release_lease(
         self, run_id: str, generation: int, now: float, delta: RunDelta
     ) -> bool:
-        """Give an interrupted run back to the queue at once (fenced); False if refused."""
+        """See :meth:`Store.release_lease`."""
         progress, index, count = delta.run_fields()
         stamp = format_timestamp(now)
         release = (self._q["release_lease"], (run_id, generation, progress, stamp, index, count))
@@ -419,10 +381,10 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
 
     @waits_for_lock
     async def expire_leases(self, now: float) -> int:
-        """Expire every live lease, so the next claims reclaim those runs at once.
+        """See :meth:`Store.expire_leases`.
 
-        For an engine that knows it is the only one alive (the browser's exclusive OPFS
-        pool): every lease it finds belongs to a dead engine.
+        Used by the browser's engine, alone on its exclusive OPFS pool: every lease it finds
+        belongs to a dead engine.
         """
         self._invalidate()
         with self.connection.transaction():
@@ -445,7 +407,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
 
     @waits_for_lock
     async def flag_unknown_job(self, run_id: str, warning: str) -> bool:
-        """Store ``warning`` as the error of a waiting run that has none; True if it did."""
+        """See :meth:`Store.flag_unknown_job`."""
         with self.connection.transaction():
             return self.connection.execute(self._q["flag_unknown_job"], (run_id, warning)) > 0
 
@@ -453,7 +415,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
     async def fail_unknown_job(
         self, run_id: str, error: str, waiting_since: float, now: float
     ) -> Run | None:
-        """Fail a run still unclaimed since ``waiting_since``; None if it was claimed meanwhile."""
+        """See :meth:`Store.fail_unknown_job`."""
         self._invalidate()
         params = (run_id, error, format_timestamp(waiting_since), format_timestamp(now))
         with self.connection.transaction():
@@ -464,13 +426,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
 
     @waits_for_lock
     async def cancel_run(self, run_id: str, now: float) -> Run:
-        """Cancel a pending, leased or waiting run.
-
-        Raises:
-            NotFoundError: no such run.
-            ConflictError: the run is already completed, failed or cancelled.
-
-        """
+        """See :meth:`Store.cancel_run`."""
         self._invalidate()
         with self.connection.transaction():
             rows = self.connection.query(self._q["cancel_run"], (run_id, format_timestamp(now)))
@@ -483,14 +439,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
 
     @waits_for_lock
     async def retry_run(self, run_id: str, now: float) -> Run:
-        """Put a failed or cancelled run back to pending, same id, checkpoints kept.
-
-        Raises:
-            NotFoundError: no such run.
-            ConflictError: the run is not failed or cancelled, or another run of its job
-                already waits under its concurrency key.
-
-        """
+        """See :meth:`Store.retry_run`."""
         self._invalidate()
         try:
             with self.connection.transaction():
@@ -509,13 +458,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
 
     @waits_for_lock
     async def delete_run(self, run_id: str) -> Run:
-        """Delete a terminal run with its steps, logs and labels; return what was deleted.
-
-        Raises:
-            NotFoundError: no such run.
-            ConflictError: the run is pending, leased or waiting.
-
-        """
+        """See :meth:`Store.delete_run`."""
         self._invalidate()
         with self.connection.transaction():
             run = self._require(run_id)
@@ -526,7 +469,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
 
     @waits_for_lock
     async def purge_runs(self, older_than: float, limit: int) -> int:
-        """Delete up to ``limit`` terminal runs that finished before ``older_than``."""
+        """See :meth:`Store.purge_runs`."""
         self._invalidate()
         with self.connection.transaction():
             rows = self.connection.query(
@@ -547,7 +490,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         return run_from_row(rows[0])
 
     async def close(self) -> None:
-        """Close the connection."""
+        """See :meth:`Store.close`: closes the connection."""
         self.connection.close()
 
 

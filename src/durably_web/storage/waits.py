@@ -46,15 +46,7 @@ class StoreWaits:
     async def suspend_run(
         self, run_id: str, generation: int, wait: NewWait, now: float, delta: RunDelta
     ) -> None:
-        """Put a leased run to wait (fenced), with what it has not written yet.
-
-        The run releases its lease: status ``waiting`` until ``wait.until`` (or, for a signal
-        wait, until the signal; one already sent makes it claimable at once).
-
-        Raises:
-            RunCancelled / LeaseLost: the fence refused; nothing was written.
-
-        """
+        """See :meth:`Store.suspend_run`."""
         suspend = self._suspend(run_id, generation, wait, now, delta)
         if not self._fenced(suspend, delta.logs, steps=delta.steps):
             raise self._refusal(run_id)
@@ -81,17 +73,7 @@ class StoreWaits:
     async def signal_run(
         self, run_id: str, name: str, payload_json: str | None, now: float
     ) -> tuple[Run, bool]:
-        """Deliver a signal: keep it for the run's wait of that name; wake a run waiting for it.
-
-        Returns:
-            The run, and whether the signal made a waiting run claimable.
-
-        Raises:
-            NotFoundError: no such run.
-            ConflictError: the run has ended, or already has a signal of that name, or its
-                step of that name already completed (the signal could never be taken).
-
-        """
+        """See :meth:`Store.signal_run`."""
         stamp = format_timestamp(now)
         with self.connection.transaction():
             run = self._require(run_id)
@@ -127,18 +109,7 @@ class StoreWaits:
         delta: RunDelta,
         timed_out: str,
     ) -> SignalWait:
-        """Take the signal ``name`` for the lease holder's step, or time out, or wait for it.
-
-        In one fenced transaction, with what the run has not written yet: a signal of that
-        name not taken yet is taken and the step ``name`` checkpointed with its payload
-        (``received``); else, if ``until`` passed, the step is checkpointed as timed out with
-        ``timed_out`` as its error (``timed-out``); else the run waits for the signal until
-        ``until`` (``waiting``, see :meth:`suspend_run`).
-
-        Raises:
-            RunCancelled / LeaseLost: the fence refused; nothing was written.
-
-        """
+        """See :meth:`Store.await_signal`."""
         stamp = format_timestamp(now)
         with self.connection.transaction():
             state = self.connection.query(self._q["run_state"], (run_id,))

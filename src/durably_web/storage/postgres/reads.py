@@ -29,25 +29,19 @@ class PostgresReads:
         return await self.database.fetch(sql, params, retry=True)
 
     async def completed_steps(self, run_id: str) -> dict[str, CompletedStep]:
-        """Return the completed checkpoints of a run by step name."""
+        """See :meth:`Store.completed_steps`."""
         rows = await self._read(self._q["completed_steps"], {"run_id": run_id})
         return {
             row["name"]: CompletedStep(row["index"], row["output"], row["error"]) for row in rows
         }
 
     async def replayed_logs(self, run_id: str) -> dict[str | None, int]:
-        """Return how many of the run's stored log lines a resumed attempt logs again, per step.
-
-        Keyed by step name (``None``: lines written outside steps, all of which count). A
-        step's lines count while its attempt is unfinished: a completed step replays from its
-        checkpoint without calling its function, and an attempt that ended (failed, cancelled,
-        retried) is over; the step's next attempt writes lines of its own.
-        """
+        """See :meth:`Store.replayed_logs`."""
         rows = await self._read(self._q["replayed_logs"], {"run_id": run_id})
         return {row["step"]: int(row["n"]) for row in rows}
 
     async def pending_retries(self, run_id: str) -> dict[str, PendingRetry]:
-        """Return, by step name, the steps whose last attempt failed with another one due."""
+        """See :meth:`Store.pending_retries`."""
         rows = await self._read(self._q["pending_retries"], {"run_id": run_id})
         found: dict[str, PendingRetry] = {}
         for row in rows:
@@ -57,7 +51,7 @@ class PostgresReads:
         return found
 
     async def next_wake(self, now: float, job_names: Iterable[str]) -> float | None:
-        """Return the earliest time after ``now`` a run of ``job_names`` becomes claimable."""
+        """See :meth:`Store.next_wake`."""
         params = {"now": format_timestamp(now), "jobs": sorted(job_names)}
         due, readable = read_time((await self._read(self._q["next_wake"], params))[0]["due"])
         return due.timestamp() if due is not None and readable else None
@@ -65,12 +59,7 @@ class PostgresReads:
     async def unknown_job_runs(
         self, known: Iterable[str], waiting_since: float, now: float, limit: int
     ) -> list[Run]:
-        """Return runs of jobs not in ``known`` that nothing has claimed since ``waiting_since``.
-
-        That is: pending since then (and past a delayed start), waiting with a wait that ended
-        then, or leased with a lease that expired then; and no live lease on any run of their
-        job (which would show a worker that knows the job).
-        """
+        """See :meth:`Store.unknown_job_runs`."""
         params = {
             "known": sorted(known),
             "since": format_timestamp(waiting_since),
@@ -81,12 +70,12 @@ class PostgresReads:
         return [run_from_row(row) for row in rows]
 
     async def get_run(self, run_id: str) -> Run | None:
-        """Return the run, or None."""
+        """See :meth:`Store.get_run`."""
         rows = await self.database.fetch(self._q["get_run"], {"run_id": run_id}, retry=True)
         return run_from_row(rows[0]) if rows else None
 
     async def get_runs(self, run_filter: RunFilter) -> list[Run]:
-        """Return runs matching the filter, newest first."""
+        """See :meth:`Store.get_runs`."""
         clauses: list[str] = []
         params: list[Any] = []
         if len(run_filter.statuses) == 1:
@@ -109,11 +98,11 @@ class PostgresReads:
         return [run_from_row(row) for row in await self.database.fetch(sql, params, retry=True)]
 
     async def get_steps(self, run_id: str) -> list[Step]:
-        """Return a run's step records in index order."""
+        """See :meth:`Store.get_steps`."""
         rows = await self.database.fetch(self._q["get_steps"], {"run_id": run_id}, retry=True)
         return [step_from_row(row) for row in rows]
 
     async def get_logs(self, run_id: str) -> list[Log]:
-        """Return a run's log lines, oldest first."""
+        """See :meth:`Store.get_logs`."""
         rows = await self.database.fetch(self._q["get_logs"], {"run_id": run_id}, retry=True)
         return [log_from_row(row) for row in rows]

@@ -39,12 +39,7 @@ class PostgresSchedules:
         _enqueue_all: Callable[[Session, Sequence[NewRun], float], Awaitable[list[Run]]]
 
     async def put_schedule(self, new: NewSchedule, now: float) -> Schedule:
-        """Store a schedule; return it as stored.
-
-        A new name is inserted with ``new.next_tick``. An existing one whose definition
-        (job, cron, time zone, input, catch-up) changed is replaced and gets ``new.next_tick``;
-        an unchanged one is left as it is, its next tick included.
-        """
+        """See :meth:`Store.put_schedule`."""
         params: dict[str, Any] = {
             "name": new.name,
             "job_name": new.job_name,
@@ -67,17 +62,17 @@ class PostgresSchedules:
         return await self.database.in_transaction(block)
 
     async def delete_schedule(self, name: str) -> bool:
-        """Delete a schedule (runs it triggered stay); return whether it existed."""
+        """See :meth:`Store.delete_schedule`."""
         rows = await self.database.fetch(self._q["delete_schedule"], {"name": name}, retry=False)
         return bool(rows)
 
     async def get_schedules(self) -> list[Schedule]:
-        """Return every schedule, by name."""
+        """See :meth:`Store.get_schedules`."""
         rows = await self.database.fetch(self._q["get_schedules"], {}, retry=True)
         return [schedule_from_row(row) for row in rows]
 
     async def next_schedule_tick(self, job_names: Iterable[str]) -> float | None:
-        """Return the earliest next tick of the schedules of these jobs (epoch seconds)."""
+        """See :meth:`Store.next_schedule_tick`."""
         rows = await self.database.fetch(
             self._q["next_schedule_tick"], {"jobs": sorted(job_names)}, retry=True
         )
@@ -93,17 +88,7 @@ class PostgresSchedules:
         runs: Sequence[NewRun],
         now: float,
     ) -> list[Run] | None:
-        """Trigger the due tick ``tick`` of a schedule, once.
-
-        In one transaction: if the schedule's next tick is still ``tick``, set it to
-        ``next_tick`` and its last tick to ``last_tick``, and enqueue ``runs`` (as
-        :meth:`enqueue` does; their idempotency keys make a tick's run unique).
-
-        Returns:
-            The runs (each with its disposition), or None if the schedule no longer has
-            ``tick`` due (another worker triggered it, or it was changed or deleted).
-
-        """
+        """See :meth:`Store.fire_schedule`."""
         params = {
             "name": name,
             "tick": format_timestamp(tick),

@@ -64,6 +64,10 @@ _ENQUEUE_ATTEMPTS = 5
 class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     """Domain operations on a PostgreSQL database (see the module docstring).
 
+    Each method keeps the contract :class:`~durably_web.storage.base.Store` (and
+    :class:`~durably_web.storage.base.Notifications`) documents; its docstring here says only
+    what is particular to PostgreSQL.
+
     Args:
         database: the pooled database to run SQL on; the store closes it in :meth:`close`.
 
@@ -84,34 +88,21 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     # -- notifications ------------------------------------------------------------------
 
     def on_ready(self, listener: Subscriber) -> Unsubscribe:
-        """Call ``listener(job_name)`` when another store makes a run of that job claimable.
-
-        It is also called with ``None`` after the store reconnected to the server (what was
-        sent meanwhile is lost). Returns a function that unsubscribes.
-        """
+        """See :meth:`Notifications.on_ready`."""
         return self._listener.subscribe(READY_CHANNEL, listener)
 
     def on_run_change(self, listener: Subscriber, run_id: str | None = None) -> Unsubscribe:
-        """Call ``listener(run_id)`` when another store changes a run (only ``run_id``'s if given).
-
-        Also called with ``None`` after a reconnection, since a change may have been missed
-        meanwhile. Returns a function that unsubscribes.
-        """
+        """See :meth:`Notifications.on_run_change`."""
         return self._listener.subscribe(RUN_CHANNEL, listener, run_id)
 
     # -- schema -------------------------------------------------------------------------
 
     async def migrate(self, now: float) -> list[int]:
-        """Apply every migration newer than the database's version; return those applied.
+        """See :meth:`Store.migrate`.
 
-        Each runs in its own transaction under an advisory lock and re-reads the version first,
-        so processes migrating one database at once apply each exactly once. Then the store
-        starts listening for notifications.
-
-        Raises:
-            StorageError: the database was written by a newer release (its schema version is
-                higher than the last migration known here); nothing is written.
-
+        Each migration runs in its own transaction under an advisory lock and re-reads the
+        version first, so processes migrating one database at once apply each exactly once.
+        Then the store starts listening for notifications.
         """
         known = migrations(_SQL_ROOT)
         latest = known[-1][0]
@@ -141,7 +132,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         return applied
 
     async def schema_version(self) -> int:
-        """Return the highest migration version applied (0 for an empty database)."""
+        """See :meth:`Store.schema_version`."""
         return await self.database.attempt(self._version, retry=True)
 
     async def _version(self, session: Session) -> int:
@@ -152,14 +143,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     # -- enqueue ------------------------------------------------------------------------
 
     async def enqueue(self, new_runs: Sequence[NewRun], now: float) -> list[Run]:
-        """Insert runs in one transaction; return each with its disposition.
-
-        Per run, in order: an existing run with the same ``(job, idempotency_key)`` is
-        returned as ``idempotent``; a pending run with the same ``(job, concurrency_key)``
-        is returned as ``coalesced`` when ``coalesce`` is set and is otherwise a
-        :class:`ConflictError` that rolls the whole batch back; else the run is inserted as
-        ``created``. Runs of one batch see each other.
-        """
+        """See :meth:`Store.enqueue`."""
 
         async def block(session: Session) -> list[Run]:
             return await self._enqueue_all(session, new_runs, now)
@@ -242,15 +226,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         job_names: Iterable[str],
         run_id: str | None = None,
     ) -> Run | None:
-        """Lease the oldest claimable run of one of ``job_names``; None when there is none.
-
-        Claimable: pending (past its ``run_at``), waiting with its wait over (its time passed
-        or its signal arrived), or leased with an expired lease; and no live lease holds its
-        concurrency key. Ready longest: by creation, or by the end of its wait. The lease
-        generation goes up by one: the fencing token of every write the new holder makes; a
-        wait stays recorded, a delayed start is cleared. With ``run_id``, only that run is
-        considered.
-        """
+        """See :meth:`Store.claim_next`."""
         stamp = format_timestamp(now)
         params: dict[str, Any] = {
             "now": stamp,
@@ -290,7 +266,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         return await self.database.in_transaction(block)
 
     async def check_lease(self, run_id: str, generation: int) -> None:
-        """Raise :class:`RunCancelled` or :class:`LeaseLost` unless the lease is still held."""
+        """See :meth:`Store.check_lease`."""
         rows = await self._held(self._q["run_state"], {"run_id": run_id})
         state = rows[0] if rows else None
         if state is None or state["status"] != "leased" or state["lease_generation"] != generation:
@@ -310,16 +286,10 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         attempt: int = 1,
         steps: Sequence[StepRow] = (),
     ) -> None:
-        """Persist a completed step, fenced, in one statement with the run's unwritten ``logs``.
+        """See :meth:`Store.checkpoint_step`.
 
-        ``steps`` must be empty: this store commits each checkpoint on its own (it has no
-        ``grouped_checkpoints``, so the engine never keeps steps for it).
-
-        Raises:
-            RunCancelled: the run was cancelled; nothing was written.
-            LeaseLost: the lease was reclaimed; nothing was written.
-            ConflictError: a completed step with this name already exists.
-
+        One statement. ``steps`` must be empty: this store commits each checkpoint on its own
+        (it has no ``grouped_checkpoints``, so the engine never keeps steps for it).
         """
         _no_kept_steps(steps)
         step = self._step(run_id, generation, name, index, "completed", output_json, None)
@@ -354,11 +324,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         retry_at: float | None = None,
         steps: Sequence[StepRow] = (),
     ) -> bool:
-        """Record a step that raised (status ``failed`` or ``cancelled``); False if fenced off.
-
-        ``attempt`` numbers the attempt (from 1); ``retry_at`` is when the next one is due, for
-        a failed attempt that will be retried.
-        """
+        """See :meth:`Store.record_failed_step`."""
         _no_kept_steps(steps)
         step = self._step(run_id, generation, name, index, status, None, error)
         step.update(
@@ -400,7 +366,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         return written
 
     async def flush(self, run_id: str, generation: int, delta: RunDelta, now: float) -> bool:
-        """Write a delta's progress, counters and logs on their own; False if fenced off."""
+        """See :meth:`Store.flush`."""
         if not delta:
             return True
         params = run_update(run_id, generation, delta, now)
@@ -409,7 +375,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     async def renew_lease(
         self, run_id: str, generation: int, now: float, lease_duration: float
     ) -> str | None:
-        """Extend a held lease; return the new expiry text, or None if the fence refused."""
+        """See :meth:`Store.renew_lease`."""
         expires = format_timestamp(now + lease_duration)
         params = {
             "run_id": run_id,
@@ -430,12 +396,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         *,
         delete_steps: bool,
     ) -> None:
-        """Mark the run completed with its output (fenced); optionally drop steps and logs.
-
-        Raises:
-            RunCancelled / LeaseLost: the fence refused; nothing was written.
-
-        """
+        """See :meth:`Store.complete_run`."""
         params = run_update(run_id, generation, delta, now)
         if delete_steps:  # the delta's log lines would be deleted with the others
             params.update(log_params([]))
@@ -445,12 +406,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     async def fail_run(
         self, run_id: str, generation: int, error: str, now: float, delta: RunDelta
     ) -> None:
-        """Mark the run failed with ``error`` (fenced). Steps are kept for an in-place retry.
-
-        Raises:
-            RunCancelled / LeaseLost: the fence refused; nothing was written.
-
-        """
+        """See :meth:`Store.fail_run`."""
         params = run_update(run_id, generation, delta, now)
         params["error"] = error
         await self._finish(run_id, generation, "fail_run", "failed", params)
@@ -472,11 +428,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     async def release_lease(
         self, run_id: str, generation: int, now: float, delta: RunDelta
     ) -> bool:
-        """Give an interrupted run back to the queue at once (fenced); False if refused.
-
-        It goes back to pending, unless another run of its job already waits under its
-        concurrency key: then it stays leased with an expired lease, claimable just the same.
-        """
+        """See :meth:`Store.release_lease`."""
         params = run_update(run_id, generation, delta, now)
         try:
             rows = await self._held(self._q["release_lease"], {**params, "keep_leased": False})
@@ -485,7 +437,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         return bool(rows)
 
     async def expire_leases(self, now: float) -> int:
-        """Expire every live lease, so the next claims reclaim those runs at once."""
+        """See :meth:`Store.expire_leases`."""
         params = {**self._notify, "now": format_timestamp(now)}
         return len(await self.database.fetch(self._q["expire_leases"], params, retry=False))
 
@@ -510,14 +462,14 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     # -- runs of jobs no worker knows (see durably_web.maintenance) ------------------------
 
     async def flag_unknown_job(self, run_id: str, warning: str) -> bool:
-        """Store ``warning`` as the error of a waiting run that has none; True if it did."""
+        """See :meth:`Store.flag_unknown_job`."""
         params = {"run_id": run_id, "warning": warning}
         return await self.database.execute(self._q["flag_unknown_job"], params, retry=True) > 0
 
     async def fail_unknown_job(
         self, run_id: str, error: str, waiting_since: float, now: float
     ) -> Run | None:
-        """Fail a run still unclaimed since ``waiting_since``; None if it was claimed meanwhile."""
+        """See :meth:`Store.fail_unknown_job`."""
         params = {
             **self._notify,
             "run_id": run_id,
@@ -531,13 +483,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     # -- run management -----------------------------------------------------------------
 
     async def cancel_run(self, run_id: str, now: float) -> Run:
-        """Cancel a pending, leased or waiting run.
-
-        Raises:
-            NotFoundError: no such run.
-            ConflictError: the run is already completed, failed or cancelled.
-
-        """
+        """See :meth:`Store.cancel_run`."""
         params = {**self._notify, "run_id": run_id, "now": format_timestamp(now)}
         rows = await self.database.fetch(self._q["cancel_run"], params, retry=False)
         if rows:
@@ -548,14 +494,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         raise ConflictError(f"Cannot cancel {current.status} run: {run_id}")
 
     async def retry_run(self, run_id: str, now: float) -> Run:
-        """Put a failed or cancelled run back to pending, same id, checkpoints kept.
-
-        Raises:
-            NotFoundError: no such run.
-            ConflictError: the run is not failed or cancelled, or another run of its job
-                already waits under its concurrency key.
-
-        """
+        """See :meth:`Store.retry_run`."""
         params = {**self._notify, "run_id": run_id, "now": format_timestamp(now)}
         try:
             rows = await self.database.fetch(self._q["retry_run"], params, retry=False)
@@ -572,13 +511,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         )
 
     async def delete_run(self, run_id: str) -> Run:
-        """Delete a terminal run with its steps, logs, labels and signals; return it.
-
-        Raises:
-            NotFoundError: no such run.
-            ConflictError: the run is pending, leased or waiting.
-
-        """
+        """See :meth:`Store.delete_run`."""
 
         async def block(session: Session) -> Run:
             rows = await session.fetch(self._q["lock_run"], {"run_id": run_id})
@@ -593,7 +526,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         return await self.database.in_transaction(block)
 
     async def purge_runs(self, older_than: float, limit: int) -> int:
-        """Delete up to ``limit`` terminal runs that finished before ``older_than``."""
+        """See :meth:`Store.purge_runs`."""
 
         async def block(session: Session) -> int:
             params = {"before": format_timestamp(older_than), "limit": limit}
@@ -611,7 +544,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         return run
 
     async def close(self) -> None:
-        """Stop listening and close every connection."""
+        """See :meth:`Store.close`: stops listening and closes every connection."""
         await self._listener.close()
         await self.database.close()
 

@@ -37,9 +37,15 @@ INSERT INTO durably_run_labels (run_id, key, value) VALUES (?1, ?2, ?3);
 -- signal set it to the time it arrived), or leased with an expired lease (its worker is
 -- gone). "Ready since": created_at, or wait_until for a run that waited. A run with a
 -- concurrency key waits while any live lease holds the same key, whatever its job. Each
--- branch walks its own index and stops at the first hit.
+-- branch walks its own index and stops at the first hit; all four share the job names (jobs)
+-- and the concurrency keys a live lease holds (held).
 -- Claiming clears the "Unknown job" warning a worker that does not know the job may have left,
 -- and a delayed run's start time; a wait stays recorded (the resumed step completes it).
+WITH jobs(name) AS (SELECT value FROM json_each(?4)),
+held(key) AS (
+  SELECT concurrency_key FROM durably_runs
+  WHERE status = 'leased' AND concurrency_key IS NOT NULL AND lease_expires_at > ?1
+)
 UPDATE durably_runs
 SET status = 'leased',
     lease_owner = ?2,
@@ -54,44 +60,28 @@ WHERE id = (
     SELECT * FROM (
       SELECT r.id, r.created_at AS ready FROM durably_runs r
       WHERE r.status = 'pending' AND r.wait_until IS NULL
-        AND r.job_name IN (SELECT value FROM json_each(?4))
-        AND (r.concurrency_key IS NULL OR NOT EXISTS (
-          SELECT 1 FROM durably_runs o
-          WHERE o.status = 'leased' AND o.concurrency_key = r.concurrency_key
-            AND o.lease_expires_at > ?1))
+        AND r.job_name IN jobs AND (r.concurrency_key IS NULL OR r.concurrency_key NOT IN held)
       ORDER BY r.created_at, r.id LIMIT 1
     )
     UNION ALL
     SELECT * FROM (
       SELECT r.id, r.wait_until AS ready FROM durably_runs r
       WHERE r.status = 'pending' AND r.wait_until <= ?1
-        AND r.job_name IN (SELECT value FROM json_each(?4))
-        AND (r.concurrency_key IS NULL OR NOT EXISTS (
-          SELECT 1 FROM durably_runs o
-          WHERE o.status = 'leased' AND o.concurrency_key = r.concurrency_key
-            AND o.lease_expires_at > ?1))
+        AND r.job_name IN jobs AND (r.concurrency_key IS NULL OR r.concurrency_key NOT IN held)
       ORDER BY r.wait_until, r.id LIMIT 1
     )
     UNION ALL
     SELECT * FROM (
       SELECT r.id, r.wait_until AS ready FROM durably_runs r
       WHERE r.status = 'waiting' AND r.wait_until <= ?1
-        AND r.job_name IN (SELECT value FROM json_each(?4))
-        AND (r.concurrency_key IS NULL OR NOT EXISTS (
-          SELECT 1 FROM durably_runs o
-          WHERE o.status = 'leased' AND o.concurrency_key = r.concurrency_key
-            AND o.lease_expires_at > ?1))
+        AND r.job_name IN jobs AND (r.concurrency_key IS NULL OR r.concurrency_key NOT IN held)
       ORDER BY r.wait_until, r.id LIMIT 1
     )
     UNION ALL
     SELECT * FROM (
       SELECT r.id, r.created_at AS ready FROM durably_runs r
       WHERE r.status = 'leased' AND r.lease_expires_at <= ?1
-        AND r.job_name IN (SELECT value FROM json_each(?4))
-        AND (r.concurrency_key IS NULL OR NOT EXISTS (
-          SELECT 1 FROM durably_runs o
-          WHERE o.status = 'leased' AND o.concurrency_key = r.concurrency_key
-            AND o.lease_expires_at > ?1))
+        AND r.job_name IN jobs AND (r.concurrency_key IS NULL OR r.concurrency_key NOT IN held)
       ORDER BY r.created_at, r.id LIMIT 1
     )
   )

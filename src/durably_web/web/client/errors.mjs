@@ -1,6 +1,7 @@
 // @ts-check
 /**
- * The durably_web error classes on the page, mirroring src/durably_web/errors.py.
+ * The durably_web error classes on the page, mirroring src/durably_web/errors.py (the home of
+ * the classes, their statuses and codes; tests/unit/test_errors_js.py fails when this differs).
  *
  * Every error crosses every transport (the worker, HTTP, SSE, the Python adapter) in one
  * shape, `{error, code}` (errors.py's `error_to_wire`), and is rebuilt here as the same class

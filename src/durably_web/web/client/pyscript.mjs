@@ -11,46 +11,44 @@
  * It adds the `<script type="mpy|py">` tag with a config whose `interpreter` is the vendored
  * one (absolute URL: PyScript would otherwise load one from a CDN) and whose `files` put the
  * page-side package (`_durably/vendor/py/durably_web/`, written by `durably-web build`) on the
- * interpreter's path, then loads PyScript itself from the site's `_durably/vendor/`.
+ * interpreter's path, then loads PyScript itself from the site's `_durably/vendor/`. The
+ * package's files are listed by the build in `_durably/vendor/py/files.json` (from
+ * `PAGE_PACKAGE_FILES` in `durably_web/sitebuild/build.py`, their one home).
  */
 
-/** The page-side package, as `durably-web build` serves it (PAGE_PACKAGE_FILES + __init__). */
-export const PAGE_PACKAGE_FILES = [
-  "__init__.py",
-  "errors.py",
-  "json_value.py",
-  "client/__init__.py",
-  "client/dispatch.py",
-  "client/jobs.py",
-  "client/page.py",
-  "client/page_client.py",
-  "client/values.py",
-  "client/live/__init__.py",
-  "client/live/dom.py",
-  "client/live/hub.py",
-  "client/live/job_view.py",
-  "client/live/log_view.py",
-  "client/live/observable.py",
-  "client/live/run_actions.py",
-  "client/live/run_list.py",
-  "client/live/run_view.py",
-  "client/live/status.py",
-  "protocol/__init__.py",
-  "protocol/wire.py",
-];
-
 const VENDOR = new URL("../vendor/", import.meta.url);
+
+/** The build's list of the page package's files, paths below `_durably/vendor/py/`. */
+export const PAGE_FILES = new URL("py/files.json", VENDOR);
+
+/**
+ * Read the page package's file list the build wrote (`PAGE_FILES`).
+ * @param {typeof fetch} [fetchImpl]
+ * @returns {Promise<string[]>} paths below `_durably/vendor/py/` ("durably_web/errors.py", ...)
+ */
+export async function pageFiles(fetchImpl = fetch) {
+  const response = await fetchImpl(PAGE_FILES.href);
+  if (!response.ok) {
+    throw new Error(`${PAGE_FILES.href}: HTTP ${response.status} (is this a site \`durably-web build\` wrote?)`);
+  }
+  const files = await response.json();
+  if (!Array.isArray(files) || !files.every((path) => typeof path === "string")) {
+    throw new Error(`${PAGE_FILES.href}: not a JSON list of paths`);
+  }
+  return files;
+}
 
 /**
  * The PyScript config for a page script.
  * @param {"mpy" | "py"} interpreter
+ * @param {string[]} pagePackage the page package's files (`pageFiles()`)
  * @param {Record<string, any>} [extra] more config (packages for Pyodide, more files, ...)
  */
-export function pyscriptConfig(interpreter, extra = {}) {
+export function pyscriptConfig(interpreter, pagePackage, extra = {}) {
   /** @type {Record<string, string>} */
   const files = {};
-  for (const path of PAGE_PACKAGE_FILES) {
-    files[new URL(`py/durably_web/${path}`, VENDOR).href] = `./durably_web/${path}`;
+  for (const path of pagePackage) {
+    files[new URL(`py/${path}`, VENDOR).href] = `./${path}`;
   }
   const runtime = interpreter === "py" ? "pyodide/pyodide.mjs" : "micropython/micropython.mjs";
   return { ...extra, interpreter: new URL(runtime, VENDOR).href, files: { ...files, ...(extra.files ?? {}) } };
@@ -65,7 +63,7 @@ export async function startPyScript({ src, interpreter = "mpy", config = {} }) {
   const script = document.createElement("script");
   script.type = interpreter;
   script.src = src;
-  script.setAttribute("config", JSON.stringify(pyscriptConfig(interpreter, config)));
+  script.setAttribute("config", JSON.stringify(pyscriptConfig(interpreter, await pageFiles(), config)));
   document.body.append(script);
   await import(new URL("pyscript/core.js", VENDOR).href);
 }
