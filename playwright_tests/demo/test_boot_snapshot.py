@@ -108,6 +108,9 @@ def test_the_demo_never_fetches_the_rest_of_the_stdlib(server: Server, browser: 
     assert outcome(boot(page)) == "restored"
     fetched = [url for url in browser.requests if "python_stdlib" in url]
     assert fetched and all("python_stdlib_core.zip" in url for url in fetched), fetched
+    # Fetched early (runtime/prefetch.mjs) and handed to Pyodide: once per boot, not twice.
+    assert len(fetched) == 2, fetched
+    assert len([url for url in browser.requests if url.endswith("/pyodide.asm.wasm")]) == 2
 
 
 def test_a_job_imports_from_the_rest_of_the_stdlib(server: Server, browser: Browser) -> None:
