@@ -259,15 +259,18 @@ class Execution:
             data=None if data_json is None else json.loads(data_json),
         )
 
+    def lease_check_due(self) -> bool:
+        """Whether :meth:`check_lease` would read the database now (or return at once)."""
+        return time.monotonic() - self._lease_checked >= LEASE_CHECK_EVERY
+
     async def check_lease(self) -> None:
         """Raise :class:`RunCancelled` or :class:`LeaseLost` (aborting the signal) if gone.
 
         Reads the database at most every :data:`LEASE_CHECK_EVERY` seconds (see there).
         """
-        checked = time.monotonic()
-        if checked - self._lease_checked < LEASE_CHECK_EVERY:
+        if not self.lease_check_due():
             return
-        self._lease_checked = checked
+        self._lease_checked = time.monotonic()
         run = self.run
         try:
             await self.store_call(
