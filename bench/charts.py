@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/charts.py RESULT.json [RESULT.json ...] [--out bench/charts]
 
-Writes, for what the files hold (later files win for a system measured twice):
+Writes, for what the files hold (a system measured in several files, e.g. the alternating
+one-repetition runs of a paired comparison, takes the median of their medians):
 
 - ``throughput.svg``: steps/s of every system as a share of its suite's raw floor
   (``raw_python`` on CPython, ``raw_wasm`` in Chromium), one bar each, with the targets
@@ -39,13 +40,13 @@ FONT = 'font-family="system-ui, sans-serif" font-size="12"'
 
 def medians(files: list[Path], workload: str, metric: str) -> dict[str, float]:
     """Median ``metric`` of ``workload`` per system at NORMAL, over every file."""
-    found: dict[str, float] = {}
+    found: dict[str, list[float]] = {}
     for file in files:
         data = json.loads(file.read_text())
         for system, values in data.get("medians", {}).get("NORMAL", {}).get(workload, {}).items():
             if metric in values:
-                found[system] = values[metric]
-    return found
+                found.setdefault(system, []).append(values[metric])
+    return {system: statistics.median(values) for system, values in found.items()}
 
 
 def _svg(width: int, height: int, body: list[str]) -> str:

@@ -10,6 +10,9 @@ profiles:
   timed in the page from navigation start), then until the service worker holds the whole
   build ("offline ready"); bytes over the wire (headers + encoded bodies of every request,
   the service worker's precache included) for the page alone and for the whole visit;
+- **warm**: one reload with the server running and the service worker installed (it answers
+  the page's requests from its cache, as offline): the online figure the offline reloads are
+  compared with;
 - **offline 1, 2**: the server stopped, two reloads: navigation → engine ready with the
   service worker answering every request (checked: none reached the network).
 
@@ -83,7 +86,7 @@ def visit(page: Any, meter: Meter, url: str | None) -> dict[str, Any]:
 
 
 def one_profile(playwright: Any, server: SiteServer, profile: Path) -> dict[str, Any]:
-    """Measure one fresh profile: the cold visit, then two reloads with the server stopped."""
+    """Measure one fresh profile: the cold visit, an online reload, two with the server stopped."""
     context = playwright.chromium.launch_persistent_context(str(profile), **launch_options())
     try:
         context.add_init_script(READY_PROBE)
@@ -97,6 +100,7 @@ def one_profile(playwright: Any, server: SiteServer, profile: Path) -> dict[str,
         page.wait_for_function("window.durablyOffline?.state?.offline === 'ready'", timeout=180_000)
         page.wait_for_timeout(500)
         cold["bytes"], cold["requests"] = meter.bytes, meter.requests
+        warm = visit(page, meter, None)
         server.stop()
         offline = []
         for _ in range(2):
@@ -105,7 +109,7 @@ def one_profile(playwright: Any, server: SiteServer, profile: Path) -> dict[str,
             assert not any(network), "a request reached the network with the server stopped"
         if meter.foreign:
             raise AssertionError(f"requests left 127.0.0.1: {meter.foreign[:5]}")
-        return {"cold": cold, "offline": offline}
+        return {"cold": cold, "warm": warm, "offline": offline}
     finally:
         server.stop()
         context.close()
@@ -145,6 +149,8 @@ def main() -> int:
         ("cold bytes, whole first visit (+ SW):  ", "bytes", ""),
     ):
         print(f"  {label} {median_range([c[key] for c in cold])}{unit}")
+    warm = median_range([s["warm"]["ready_ms"] for s in samples])
+    print(f"  online reload (SW installed) -> ready:  {warm} ms")
     for index in range(2):
         ready = [s["offline"][index]["ready_ms"] for s in samples]
         print(f"  server stopped, reload {index + 1} -> ready:  {median_range(ready)} ms")

@@ -39,7 +39,7 @@ BACKENDS = [*SQLITE_BACKENDS, "postgres"]
 
 AnyStore: TypeAlias = "SQLiteStore | PostgresStore"
 
-_SQLITE_SCHEMA_VERSION = 5
+_SQLITE_SCHEMA_VERSION = 6
 _POSTGRES_SCHEMA_VERSION = 4  # upstream's schema, then durable waits, schedules, the claim's index
 
 

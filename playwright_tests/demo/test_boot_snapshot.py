@@ -5,7 +5,8 @@ A first boot takes a snapshot (``_durably/runtime/snapshot.mjs``) and stores it 
 damaged snapshot, or one made by another build, is never restored: the worker boots
 normally and the stored snapshot is replaced. The worker's stdlib is the core zip; the rest
 is fetched only when a job imports from it (``durably_web.browser.stdlib``), also after a
-restore.
+restore. Pyodide's wasm and the stdlib, fetched early (``_durably/runtime/prefetch.mjs``),
+are fetched again by Pyodide when that failed.
 """
 
 from __future__ import annotations
@@ -107,12 +108,15 @@ def test_the_demo_never_fetches_the_rest_of_the_stdlib(server: Server, browser: 
     assert outcome(boot(page)) == "restored"
     fetched = [url for url in browser.requests if "python_stdlib" in url]
     assert fetched and all("python_stdlib_core.zip" in url for url in fetched), fetched
+    # Fetched early (runtime/prefetch.mjs) and handed to Pyodide: once per boot, not twice.
+    assert len(fetched) == 2, fetched
+    assert len([url for url in browser.requests if url.endswith("/pyodide.asm.wasm")]) == 2
 
 
 def test_a_job_imports_from_the_rest_of_the_stdlib(server: Server, browser: Browser) -> None:
     page = browser.open().new_page()
     url = f"{check_page(server)}&jobs=./stdlib_jobs.py"
-    expected = {"ratio": 12 / 14, "xml": "1", "mime": 'text/plain; charset="us-ascii"'}
+    expected = {"ratio": 12 / 14, "xml": "1", "mime": 'text/plain; charset="us-ascii"', "v1": 3}
     first = boot(page, url)
     assert outcome(first) == "made" and first["output"] == expected
     stored(page)  # taken after the job module's import fetched the rest
@@ -120,3 +124,30 @@ def test_a_job_imports_from_the_rest_of_the_stdlib(server: Server, browser: Brow
     assert outcome(again) == "restored" and again["output"] == expected
     rest = [url for url in browser.requests if "python_stdlib_rest.zip" in url]
     assert len(rest) == 2, rest  # once per boot: the file system is not in a snapshot
+
+
+@pytest.mark.parametrize("file", ["pyodide.asm.wasm", "python_stdlib_core.zip"])
+def test_pyodide_fetches_a_file_itself_when_the_early_fetch_fails(
+    server: Server, browser: Browser, file: str
+) -> None:
+    # runtime/prefetch.mjs fetches (and compiles) these two while the VFS installs; when that
+    # fails (here: the first answer is a 503), loadPyodide fetches the file as it would alone.
+    context = browser.open()
+    answered: list[str] = []
+
+    def flaky(route: Any) -> None:
+        answered.append("broken" if not answered else "real")
+        if answered[-1] == "broken":
+            route.fulfill(status=503, content_type="text/plain", body="try again")
+        else:
+            route.continue_()
+
+    context.route(f"**/{file}", flaky)
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    report = boot(page, check_page(server))
+    assert outcome(report) == "made" and report["output"]["rows"] == 20
+    assert answered == ["broken", "real"]
+    if file.endswith(".wasm"):
+        assert any("cannot compile pyodide.asm.wasm early" in text for text in console), console

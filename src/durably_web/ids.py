@@ -19,7 +19,8 @@ _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 _RANDOM_MAX = (1 << 80) - 1
 _last_ms = -1
 _last_random = 0
-_last_time_part = ""
+_last_prefix = ""
+"""The id's first 24 characters: the time, then the random part but its last 10 bits."""
 
 
 def _encode(value: int, pairs: int) -> str:
@@ -29,26 +30,18 @@ def _encode(value: int, pairs: int) -> str:
 
 def new_ulid(now: float | None = None) -> str:
     """Return a new ULID; ``now`` (epoch seconds) sets its timestamp part (default: now)."""
-    global _last_ms, _last_random, _last_time_part
+    global _last_ms, _last_random, _last_prefix
     ms = int((time.time() if now is None else now) * 1000)
     if ms <= _last_ms and _last_random < _RANDOM_MAX:
         _last_random += 1
+        if _last_random & 1023:  # only the last two characters changed
+            return _last_prefix + _PAIRS[_last_random & 1023]
     else:
         _last_ms = ms
         _last_random = int.from_bytes(os.urandom(10), "big")
-        _last_time_part = _encode(ms, 5)  # 48 bits of time in 10 characters (2 bits spare)
-    r, t = _last_random, _PAIRS
-    return (
-        _last_time_part
-        + t[r >> 70]
-        + t[(r >> 60) & 1023]
-        + t[(r >> 50) & 1023]
-        + t[(r >> 40) & 1023]
-        + t[(r >> 30) & 1023]
-        + t[(r >> 20) & 1023]
-        + t[(r >> 10) & 1023]
-        + t[r & 1023]
-    )
+    # 48 bits of time in 10 characters (2 bits spare), then 70 of the 80 random bits.
+    _last_prefix = _encode(_last_ms, 5) + _encode(_last_random >> 10, 7)
+    return _last_prefix + _PAIRS[_last_random & 1023]
 
 
 _VALUES = {char: value for value, char in enumerate(_ALPHABET)}

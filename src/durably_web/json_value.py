@@ -41,12 +41,14 @@ __all__ = [
     "check_exact",
     "check_text",
     "check_value",
+    "flat_exact",
     "storable_text",
     "find_problem",
     "loads",
     "parse",
     "plain_copy",
     "shown",
+    "valid_text",
 ]
 
 MAX_DEPTH = 32
@@ -94,7 +96,8 @@ def shown(value: "Any", width: int = _SHOWN) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _valid_text(text: str) -> bool:
+def valid_text(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogate): whether UTF-8 can encode it."""
     try:
         text.encode("utf-8")
     except UnicodeError:
@@ -120,7 +123,7 @@ def check_text(value: str, what: str) -> str:
     same on every store, so a database's runs move between them. Inside JSON values (input,
     results, log data) a NUL is fine: JSON text stores it escaped.
     """
-    if not _valid_text(value):
+    if not valid_text(value):
         raise ValidationError(f"{what}: {_text_problem(value)}")
     position = value.find("\x00")
     if position >= 0:
@@ -140,7 +143,7 @@ def storable_text(text: str) -> str:
     """
     if "\x00" in text:
         text = text.replace("\x00", "\\x00")
-    if _valid_text(text):
+    if valid_text(text):
         return text
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -232,7 +235,7 @@ def _walk(
         item, depth, parts, holder, slot = todo.pop()
         kind = type(item)
         if kind is str:
-            if not _valid_text(item):
+            if not valid_text(item):
                 return _path(parts), _text_problem(item)
         elif kind is int:
             if not -_MAX_INTEGER <= item <= _MAX_INTEGER:
@@ -253,7 +256,7 @@ def _walk(
             copy: Any = None if holder is None else {}
             for key, child in item.items():
                 if isinstance(key, str):
-                    if not _valid_text(key):
+                    if not valid_text(key):
                         return _path((parts, key)), "object keys: " + _text_problem(key)
                 elif strict:
                     return _path(parts), (
@@ -275,7 +278,7 @@ def _walk(
         elif isinstance(item, str):  # a subclass: a str enum member
             if exact is not None:
                 exact[0] = False
-            if not _valid_text(item):
+            if not valid_text(item):
                 return _path(parts), _text_problem(item)
         elif isinstance(item, (int, float)):  # bool and int enums, float subclasses
             if exact is not None:
@@ -333,6 +336,38 @@ def check_exact(value: "Any", what: str, *, convert: "Callable[[Any], Any] | Non
     exact = [True]
     _raise(what, _walk(value, True, MAX_DEPTH, convert, None, exact))
     return exact[0]
+
+
+def flat_exact(value: "Any") -> bool:
+    """Whether ``value`` is a flat plain value that keeps every rule here but valid Unicode.
+
+    Flat plain: a scalar (str, int, float, bool, None, no subclass) or a dict of ``str`` keys
+    to such scalars; such a value is its own JSON form. The common step result, checked in
+    one pass without a copy or a path. The caller checks the Unicode of the encoded text
+    instead (one ``encode`` of it, or ``isascii``), and walks the value (:func:`check_exact`)
+    when this says False or the text is not valid: False
+    means "not this shape", not "invalid".
+    """
+    if type(value) is not dict:
+        return _plain_scalar(value)
+    for key, item in value.items():
+        kind = type(item)
+        if type(key) is not str:
+            return False
+        if kind is str or kind is bool or item is None:
+            continue
+        if not _plain_scalar(item):  # numbers: the limits
+            return False
+    return True
+
+
+def _plain_scalar(value: "Any") -> bool:
+    kind = type(value)
+    if kind is int:
+        return bool(-_MAX_INTEGER <= value <= _MAX_INTEGER)
+    if kind is float:
+        return math.isfinite(value)
+    return kind is str or kind is bool or value is None
 
 
 # A JSON string (an unterminated one runs to the end: no backtracking) or a bracket.

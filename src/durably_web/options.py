@@ -29,6 +29,7 @@ __all__ = [
     "CheckpointMode",
     "CheckpointPolicy",
     "Options",
+    "check_count",
     "check_seconds",
     "parse_duration",
 ]
@@ -91,16 +92,8 @@ class CheckpointPolicy:
         if mode not in ("each", "batched") or not isinstance(mode, str):
             raise ValidationError(f"checkpoint must be 'each' or 'batched', got {shown(mode)}")
         delay = check_seconds(max_delay, "checkpoint_max_delay", maximum=MAX_CHECKPOINT_DELAY)
-        if (
-            isinstance(max_steps, bool)
-            or not isinstance(max_steps, int)
-            or not 1 <= max_steps <= MAX_CHECKPOINT_STEPS
-        ):
-            raise ValidationError(
-                f"checkpoint_max_steps must be an integer between 1 and "
-                f"{MAX_CHECKPOINT_STEPS:,}, got {shown(max_steps)}"
-            )
-        return cls("batched" if mode == "batched" else "each", delay, max_steps)
+        steps = check_count(max_steps, "checkpoint_max_steps", maximum=MAX_CHECKPOINT_STEPS)
+        return cls("batched" if mode == "batched" else "each", delay, steps)
 
     @property
     def batched(self) -> bool:
@@ -140,6 +133,20 @@ def check_seconds(
             f"({_human(maximum)}), got {shown(value)}"
         )
     return float(value)
+
+
+def check_count(value: Any, name: str, *, maximum: int) -> int:
+    """Return ``value``, an integer from 1 to ``maximum``, or raise naming ``name`` and the range.
+
+    Raises:
+        ValidationError: not an integer (``bool`` is refused), below 1 or above ``maximum``.
+
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise ValidationError(
+            f"{name} must be an integer between 1 and {maximum}, got {shown(value)}"
+        )
+    return value
 
 
 def parse_duration(
@@ -258,15 +265,7 @@ class Options:
                 f"lease_renew_interval ({renew:g}s) must be shorter than lease_duration "
                 f"({duration:g}s), or leases expire between renewals"
             )
-        if (
-            isinstance(max_concurrent_runs, bool)
-            or not isinstance(max_concurrent_runs, int)
-            or not 1 <= max_concurrent_runs <= 1000
-        ):
-            raise ValidationError(
-                f"max_concurrent_runs must be an integer between 1 and 1000, "
-                f"got {shown(max_concurrent_runs)}"
-            )
+        check_count(max_concurrent_runs, "max_concurrent_runs", maximum=1000)
         for name, flag in (("preserve_steps", preserve_steps), ("persist_logs", persist_logs)):
             if not isinstance(flag, bool):
                 raise ValidationError(f"{name} must be True or False, got {shown(flag)}")

@@ -18,6 +18,7 @@ from durably_web import (
     StepContext,
     define_job,
 )
+from durably_web.core import execution
 from durably_web.testing import FakeClock
 from tests.conftest import MakeDurably
 from tests.databases import TestDatabase, until
@@ -301,6 +302,33 @@ async def test_cancel_from_another_engine_seen_at_next_step(
     final = await task
     assert final is not None and final.status == "cancelled"
     assert recorder.calls[(run.id, "step-2")] == 0
+
+
+async def test_committed_checkpoint_counts_as_a_lease_check(
+    make_durably: MakeDurably, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Steps of 0.3 s under a 0.5 s check interval: without the checkpoints counting, step 2
+    # (0.6 s after the first check) reads the run again; with them, only step 0 does.
+    monkeypatch.setattr(execution, "LEASE_CHECK_EVERY", 0.5)
+
+    @define_job(name="paced", input=dict)
+    async def paced(step: StepContext, _: Any) -> None:
+        for i in range(4):
+            await step.run(f"step-{i}", lambda: asyncio.sleep(0.3))
+
+    durably = await make_durably({"paced": paced})
+    checks: list[str] = []
+    check_lease = durably.store.check_lease
+
+    async def counted(run_id: str, generation: int) -> None:
+        checks.append(run_id)
+        await check_lease(run_id, generation)
+
+    monkeypatch.setattr(durably.store, "check_lease", counted)
+    run = await durably.jobs.paced.trigger({})
+    final = await durably.process_one()
+    assert final is not None and final.status == "completed"
+    assert checks == [run.id]
 
 
 async def test_throw_if_aborted_and_is_aborted(make_durably: MakeDurably) -> None:

@@ -9,11 +9,10 @@ status stands for when an answer names no code. ``errors.mjs`` mirrors them so a
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
 import durably_web.errors as errors
 from durably_web.sitebuild.layout import PACKAGE
+from tests.node_module import run_module
 
 MODULE = PACKAGE / "web" / "client" / "errors.mjs"
 STATUSES = (400, 401, 404, 408, 409, 418, 500, 503)
@@ -37,17 +36,8 @@ console.log(JSON.stringify({ classes, byCode, byStatus }));
 
 
 def run_js(codes: list[str]) -> dict[str, dict[str, object]]:
-    node = shutil.which("node")
-    assert node is not None, "node is required (durably-web build and these checks use it)"
-    result = subprocess.run(
-        [node, "--input-type=module", "-e", SCRIPT, MODULE.as_uri(), json.dumps([codes, STATUSES])],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    out: dict[str, dict[str, object]] = run_module(SCRIPT, MODULE, json.dumps([codes, STATUSES]))
+    return out
 
 
 def python_classes() -> list[type[errors.DurablyError]]:

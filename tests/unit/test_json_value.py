@@ -15,10 +15,12 @@ from durably_web.json_value import (
     check_text,
     check_value,
     find_problem,
+    flat_exact,
     loads,
     plain_copy,
     storable_text,
 )
+from durably_web.validation import dump_json_exact
 from tests.conftest import VERY_DEEP
 
 
@@ -198,3 +200,48 @@ def test_check_text_and_storable_text() -> None:
     with pytest.raises(ValidationError, match=r"^key: text must not contain NUL .* position 1"):
         check_text("a\x00", "key")
     assert storable_text("a\x00b \udcff") == "a\\x00b \\udcff"
+
+
+class Tone(enum.StrEnum):
+    SOFT = "soft"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"i": 1, "ok": True, "s": 'é\n"', "f": 0.5, "n": None, "-": -0.0}, (True, True)),
+        ("text", (True, True)),
+        (7, (True, True)),
+        ({"nested": {"a": 1}}, (False, True)),  # not flat: walked, still exact
+        ({"t": (1, 2)}, (False, False)),  # a tuple is not its own JSON form
+        ({"e": Tone.SOFT}, (False, False)),  # a str subclass
+        (True, (True, True)),
+    ],
+)
+def test_flat_results_take_the_one_pass_check(value: Any, expected: tuple[bool, bool]) -> None:
+    """``flat_exact`` picks out flat plain values; ``dump_json_exact`` gives the same text and
+    exactness on both paths."""
+    flat, exact = expected
+    assert flat_exact(value) is flat
+    text, is_exact = dump_json_exact(value, "result")
+    assert is_exact is exact
+    assert text == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"a": "\ud800"}, "result: a: strings must be valid Unicode, got a lone surrogate"),
+        ({"\udfff": 1}, "result: '\\udfff': object keys: strings must be valid Unicode"),
+        ("\ud800", "result: strings must be valid Unicode"),
+        ({"x": float("nan")}, "result: x: numbers must be finite, got nan"),
+        ({"big": 10**400}, "result: big: numbers must be finite doubles"),
+        ({1: "a"}, "result: object keys must be strings, got 1 (int)"),
+    ],
+)
+def test_flat_results_that_break_a_rule_get_the_walks_message(value: Any, message: str) -> None:
+    """A flat value the one-pass check passes on (bad Unicode) or refuses is walked, so the
+    error names the place as for any other value."""
+    with pytest.raises(ValidationError) as caught:
+        dump_json_exact(value, "result")
+    assert str(caught.value).startswith(message)

@@ -6,12 +6,9 @@ values that JSON text would mangle, and on the Python side's limits, so the two 
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-
 from durably_web.json_value import MAX_DEPTH
 from durably_web.sitebuild.layout import PACKAGE
+from tests.node_module import run_module
 
 MODULE = PACKAGE / "web" / "client" / "json.mjs"
 
@@ -45,17 +42,8 @@ console.log(JSON.stringify(out));
 
 
 def run_check() -> dict[str, object]:
-    node = shutil.which("node")
-    assert node is not None, "node is required (durably-web build and these checks use it)"
-    result = subprocess.run(
-        [node, "--input-type=module", "-e", SCRIPT, MODULE.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    out: dict[str, object] = run_module(SCRIPT, MODULE)
+    return out
 
 
 def test_js_check_refuses_what_the_engine_refuses() -> None:

@@ -16,6 +16,23 @@ def test_ulids_are_sortable_and_unique() -> None:
     assert new_ulid(1767225601.0) > ids[-1]
 
 
+def test_ulids_in_one_millisecond_count_up_across_every_character() -> None:
+    """new_ulid re-encodes only the last two characters until their 10 bits carry over:
+    3,000 ids in one millisecond cross that carry at least twice and still count by one."""
+    ids = [new_ulid(1767225602.0) for _ in range(3000)]
+    values = [_base32(i) for i in ids]
+    assert values == list(range(values[0], values[0] + 3000))
+    assert {i[:10] for i in ids} == {ids[0][:10]}  # one millisecond: one time part
+
+
+def _base32(ulid: str) -> int:
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    value = 0
+    for char in ulid:
+        value = value * 32 + alphabet.index(char)
+    return value
+
+
 def test_timestamps_fixed_width_and_round_trip() -> None:
     assert format_timestamp(1767225600.5) == "2026-01-01T00:00:00.500Z"
     assert format_timestamp(1767225600.0004) == "2026-01-01T00:00:00.000Z"

@@ -71,3 +71,63 @@ def test_clustering_the_steps_keeps_existing_checkpoints() -> None:
             pass
         else:
             raise AssertionError("a second completed checkpoint of one step was accepted")
+
+
+_INSERT_STEP = (
+    'INSERT INTO durably_steps (id, run_id, name, "index", status, output, error,'
+    " started_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, NULL, 't', 't')"
+)
+
+
+def _refuses(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> str:
+    """Run a statement that must break the completed-step rule; return SQLite's message."""
+    try:
+        db.execute(sql, params)
+    except sqlite3.IntegrityError as exc:
+        return str(exc)
+    raise AssertionError(f"accepted: {sql} {params}")
+
+
+def test_keying_the_steps_by_name_keeps_checkpoints_and_the_completed_step_rule() -> None:
+    """Migration 6 re-keys durably_steps by (run_id, name, id): rows survive, and a second
+    completed row of a step is refused (insert or update) with the unique index's message."""
+    with closing(sqlite3.connect(":memory:")) as db:
+        scripts = dict(migrations())
+        for version in range(1, 6):
+            db.executescript(scripts[version])
+        db.execute(_INSERT_STEP, ("S1", "R1", "a", 0, "completed", "1"))
+        db.execute(_INSERT_STEP, ("S2", "R1", "b", 1, "failed", None))
+        db.execute(_INSERT_STEP, ("S3", "R1", "b", 1, "completed", "2"))
+        db.execute("UPDATE durably_steps SET attempt = 2, retry_at = 'r' WHERE id = 'S2'")
+        db.executescript(scripts[6])
+        rows = db.execute(
+            'SELECT id, name, "index", status, attempt, retry_at FROM durably_steps ORDER BY id'
+        ).fetchall()
+        assert rows == [
+            ("S1", "a", 0, "completed", None, None),
+            ("S2", "b", 1, "failed", 2, "r"),
+            ("S3", "b", 1, "completed", None, None),
+        ]
+        message = _refuses(db, _INSERT_STEP, ("S4", "R1", "a", 2, "completed", "3"))
+        assert message == "UNIQUE constraint failed: durably_steps.run_id, durably_steps.name"
+        _refuses(db, "UPDATE durably_steps SET status = 'completed' WHERE id = 'S2'", ())
+        # What the rule allows: failed attempts of a completed step, the same name in
+        # another run, and a completed row rewritten in place.
+        db.execute(_INSERT_STEP, ("S5", "R1", "a", 0, "failed", None))
+        db.execute(_INSERT_STEP, ("S6", "R2", "a", 0, "completed", "4"))
+        db.execute("UPDATE durably_steps SET output = '5', status = 'completed' WHERE id = 'S6'")
+        assert db.execute("SELECT COUNT(*) FROM durably_steps").fetchone() == (5,)
+
+
+def test_a_checkpoint_writes_one_b_tree() -> None:
+    """durably_steps has no index besides its key, and the look-ups by name use that key."""
+    with closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(schema())
+        indexes = db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'durably_steps'"
+        ).fetchall()
+        assert indexes == []
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN " + queries()["completed_step"], ("R1", "a")
+        ).fetchall()
+        assert "USING PRIMARY KEY (run_id=? AND name=?)" in plan[0][3]

@@ -30,6 +30,7 @@ async def wait_out_busy(
     *,
     clock: Clock,
     on_wait: Callable[[DatabaseBusy], None],
+    busy: DatabaseBusy | None = None,
 ) -> T:
     """Make ``call()``, again with backoff (50 ms doubling to 1 s) while the database is busy.
 
@@ -37,6 +38,8 @@ async def wait_out_busy(
         call: makes the storage call (called again for each try).
         clock: the engine's time source (tests pass a fake one).
         on_wait: called with the error when the wait starts and once a minute after.
+        busy: what a first try the caller already made raised: the wait starts with it
+            (a caller on a hot path makes its first try itself, without this coroutine).
 
     Raises:
         Whatever ``call`` raises besides :class:`DatabaseBusy`.
@@ -45,12 +48,15 @@ async def wait_out_busy(
     delay = _FIRST_DELAY
     reported_at: float | None = None
     while True:
-        try:
-            return await call()
-        except DatabaseBusy as exc:
-            now = clock.now()
-            if reported_at is None or now - reported_at >= _REPORT_EVERY:
-                reported_at = now
-                on_wait(exc)
-            await clock.sleep(delay)
-            delay = min(delay * 2, _MAX_DELAY)
+        if busy is None:
+            try:
+                return await call()
+            except DatabaseBusy as exc:
+                busy = exc
+        now = clock.now()
+        if reported_at is None or now - reported_at >= _REPORT_EVERY:
+            reported_at = now
+            on_wait(busy)
+        busy = None
+        await clock.sleep(delay)
+        delay = min(delay * 2, _MAX_DELAY)

@@ -79,7 +79,9 @@ LEASE_CHECK_EVERY = 0.02
 
 The check only avoids *starting* a step on a run another process cancelled or reclaimed:
 every write is fenced by the lease generation anyway, and an in-process cancel aborts the
-signal at once. So a step starts at most this long after its run was lost elsewhere.
+signal at once. So a step starts at most this long after its run was lost elsewhere. A
+checkpoint that committed counts as a check made when it was sent (its fence proved the
+lease), so a run whose steps each take less than this reads nothing between them.
 """
 
 
@@ -257,15 +259,18 @@ class Execution:
             data=None if data_json is None else json.loads(data_json),
         )
 
+    def lease_check_due(self) -> bool:
+        """Whether :meth:`check_lease` would read the database now (or return at once)."""
+        return time.monotonic() - self._lease_checked >= LEASE_CHECK_EVERY
+
     async def check_lease(self) -> None:
         """Raise :class:`RunCancelled` or :class:`LeaseLost` (aborting the signal) if gone.
 
         Reads the database at most every :data:`LEASE_CHECK_EVERY` seconds (see there).
         """
-        checked = time.monotonic()
-        if checked - self._lease_checked < LEASE_CHECK_EVERY:
+        if not self.lease_check_due():
             return
-        self._lease_checked = checked
+        self._lease_checked = time.monotonic()
         run = self.run
         try:
             await self.store_call(
@@ -338,6 +343,7 @@ class Execution:
                 steps=delta.steps,
             )
 
+        sent = time.monotonic()
         try:
             await self.writer.write("checkpoint", write, logs_only=True)
         except RunCancelled:
@@ -348,6 +354,7 @@ class Execution:
             if overran:
                 self._step_overran(name, finished - started, lost=True)
             raise
+        self._lease_checked = max(self._lease_checked, sent)  # the fence proved the lease
         if overran:
             self._step_overran(name, finished - started, lost=False)
         self.advance(index)

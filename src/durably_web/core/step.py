@@ -283,8 +283,11 @@ class StepContext:
 
     async def _start_new(self) -> None:
         """Start a step without a checkpoint: the run must still be ours; replay is over."""
-        await self._execution.check_lease()
-        self._to_replay.clear()
+        execution = self._execution
+        if execution.lease_check_due():  # a coroutine less on most steps
+            await execution.check_lease()
+        if self._to_replay:
+            self._to_replay.clear()
 
     async def _attempts(self, name: str, index: int, fn: StepFunction, policy: Retry | None) -> Any:
         """Run a step's attempts until one succeeds; checkpoint it; return its JSON result.
@@ -477,9 +480,6 @@ def check_step_name(name: Any) -> str:
     return check_text(name, "step name")
 
 
-_JSON_SCALARS = frozenset({str, int, float, bool})
-
-
 def _encode(name: str, result: Any) -> tuple[str | None, bool]:
     """Return a step result's JSON text and whether the result is exact (its own JSON form).
 
@@ -489,8 +489,6 @@ def _encode(name: str, result: Any) -> tuple[str | None, bool]:
     """
     if result is None:
         return None, True
-    if type(result) in _JSON_SCALARS:  # the common results: no walk needed
-        return dump_json(result, f"result of step {name!r}"), True
     return dump_json_exact(result, f"result of step {name!r}")
 
 

@@ -18,6 +18,9 @@ from durably_web.storage.records import LogRow, RunDelta, StepRow
 
 __all__ = ["Unwritten"]
 
+_NOTHING = RunDelta()
+"""The delta of a write that carries nothing kept (a plain value: shared)."""
+
 
 class Unwritten:
     """The unwritten state of one execution (see the module docstring)."""
@@ -60,6 +63,8 @@ class Unwritten:
 
         """
         if logs_only:
+            if not self._logs and not self._steps:
+                return _NOTHING  # the common case, on every checkpoint
             return RunDelta(logs=tuple(self._logs), steps=tuple(self._steps))
         index, count = self._counters if self._counters is not None else (None, None)
         return RunDelta(self._progress_json, index, count, tuple(self._logs), tuple(self._steps))
@@ -70,8 +75,10 @@ class Unwritten:
         Progress or counters that changed since the delta was taken stay unwritten, and so
         do the log lines added after it.
         """
-        del self._logs[: len(delta.logs)]
-        del self._steps[: len(delta.steps)]
+        if delta.logs:
+            del self._logs[: len(delta.logs)]
+        if delta.steps:
+            del self._steps[: len(delta.steps)]
         if delta.progress_json is not None and self._progress_json is delta.progress_json:
             self._progress_json = None
         counters = (delta.current_step_index, delta.completed_step_count)

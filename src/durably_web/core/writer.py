@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -81,7 +82,7 @@ class RunWriter:
         # due time is kept here (on the loop's clock).
         self._flush_handle: asyncio.Handle | None = None
         self._flush_due = 0.0
-        self._writing = asyncio.Lock()  # one write in flight at a time (module docstring)
+        self._writing = _Turns()  # one write in flight at a time (module docstring)
         self._flush_soon = False  # the pending flush was due within _FLUSH_DELAY
 
     # -- what waits for the next write --------------------------------------------------
@@ -131,13 +132,17 @@ class RunWriter:
 
         """
         try:
-            if not wait_busy:
-                return await call()
-            return await wait_out_busy(
-                call,
-                clock=self.clock,
-                on_wait=lambda exc: self._report(exc, f"{what}: waiting for the database lock"),
-            )
+            try:
+                return await call()  # the common case: no lock to wait out
+            except DatabaseBusy as busy:
+                if not wait_busy:
+                    raise
+                return await wait_out_busy(
+                    call,
+                    clock=self.clock,
+                    on_wait=lambda exc: self._report(exc, f"{what}: waiting for the database lock"),
+                    busy=busy,
+                )
         except (DatabaseBusy, IntegrityViolation):
             raise
         except StorageError as exc:
@@ -169,8 +174,13 @@ class RunWriter:
                 self._unwritten.written(delta)
             return result
 
-        async with self._writing:
+        turns = self._writing
+        if not turns.take_now():
+            await turns.take()
+        try:
             result = await self.call(what, attempt, wait_busy=wait_busy)
+        finally:
+            turns.give()
         if not self._unwritten:
             self.cancel_flush()
         return result
@@ -205,12 +215,15 @@ class RunWriter:
         """Hand the run back to the queue with what is unwritten (one try, fenced)."""
         self.cancel_flush()
         run = self.run
-        async with self._writing:  # after a flush still in flight
+        await self._writing.take()  # after a flush still in flight
+        try:
             delta = self._unwritten.delta()
             if await self.store.release_lease(
                 run.id, run.lease_generation, self.clock.now(), delta
             ):
                 self._unwritten.written(delta)
+        finally:
+            self._writing.give()
 
     def cancel_flush(self) -> None:
         """Cancel the pending flush (the outcome or a release carries what is unwritten)."""
@@ -236,3 +249,54 @@ class RunWriter:
         self._flush_handle = None
         if self._unwritten:
             self._spawn(self.flush(), "flush")
+
+
+class _Turns:
+    """A mutex for one run's writes whose free turn is taken without a coroutine.
+
+    ``async with asyncio.Lock()`` costs four coroutine steps even when nobody waits, and
+    every checkpoint takes it. A write takes a free turn at once (:meth:`take_now`), or
+    awaits :meth:`take`; :meth:`give` hands the turn to the oldest waiter (it stays taken),
+    or frees it. First come, first served, as ``asyncio.Lock``.
+    """
+
+    __slots__ = ("_taken", "_waiters")
+
+    def __init__(self) -> None:
+        self._taken = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def locked(self) -> bool:
+        """Whether a write holds the turn."""
+        return self._taken
+
+    def take_now(self) -> bool:
+        """Take the turn if it is free (nobody waits then); return whether it was taken."""
+        if self._taken:
+            return False
+        self._taken = True
+        return True
+
+    async def take(self) -> None:
+        """Take the turn, after the writes that hold it or wait for it."""
+        if self.take_now():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed the turn, then cancelled: pass it on
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
+
+    def give(self) -> None:
+        """Give the turn back: to the oldest write still waiting, else free it."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._taken = False

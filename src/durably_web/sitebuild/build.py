@@ -11,7 +11,9 @@ Steps, each skipped when its own inputs did not change:
 4. ``pyodide/pyodide-lock.json`` for the served wheels (:mod:`.lock`), and the engine
    worker's packages as one tar with ``engine.json`` (:mod:`.engine_site`).
 5. The site mirrored and its manifest written (:mod:`.mirror`), then the service worker that
-   names the build, then the stamp.
+   names the build and the precompressed siblings of the big files (:mod:`.precompress`:
+   ``foo.wasm.gz``, and ``foo.wasm.br`` with the brotli package; not in the manifest), then
+   the stamp.
 
 Output (``.build/site/`` of the work directory, or ``out``; the URL layout of :mod:`.layout`)::
 
@@ -32,8 +34,11 @@ Output (``.build/site/`` of the work directory, or ``out``; the URL layout of :m
                               (:data:`PAGE_PACKAGE_FILES`), and ``files.json``
                               (:data:`PAGE_FILES`): what ``pyscript.mjs`` puts on the
                               interpreter's path
-    _durably/manifest.json    every file of the site but the service worker: path -> size,
-                              sha256; its own sha256 is the build id
+    _durably/manifest.json    every file of the site but the service worker and the
+                              precompressed siblings: path -> size, sha256; its own
+                              sha256 is the build id
+    **/*.gz, **/*.br          precompressed copies of the compressible files of 4 KiB and
+                              more (:mod:`.precompress`), for servers that send them
 
 The stamp (``.build/stamp.json``) records the fingerprint of every input (see
 :func:`~durably_web.sitebuild.layout.inputs_digest`, plus the wheel's metadata) and the
@@ -73,6 +78,7 @@ from durably_web.sitebuild.layout import (
 from durably_web.sitebuild.lock import build_lock, render_lock
 from durably_web.sitebuild.mirror import MANIFEST, mirror, read_manifest, verify
 from durably_web.sitebuild.precompiled import served_archives
+from durably_web.sitebuild.precompress import siblings
 from durably_web.sitebuild.wheel_self import build_self_wheel, wheel_metadata
 
 __all__ = [
@@ -222,11 +228,14 @@ def build(
             raise BuildError(f"{missing[0]} is missing (it belongs in the site)")
         generated = generated_vendor_files(info, served, stdlib.path)
         generated[PAGE_FILES] = page_files_json(plan)
+        compressed = siblings(
+            {**{rel: path.read_bytes() for rel, path in plan.items()}, **generated}
+        )
         mirrored = mirror(
             plan,
             generated,
             layout.site,
-            lambda build_id: {SERVICE_WORKER: service_worker_script(build_id)},
+            lambda build_id: {SERVICE_WORKER: service_worker_script(build_id), **compressed},
         )
 
         manifest_sha = hashlib.sha256((layout.site / MANIFEST).read_bytes()).hexdigest()

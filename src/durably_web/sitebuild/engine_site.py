@@ -11,7 +11,8 @@ Four files beside ``pyodide.mjs``:
 
 - ``engine-site.tar``: every member of the served (precompiled) wheels of the engine's
   packages, :data:`ENGINE_ROOTS` and their dependencies in the lock, minus
-  :data:`BROWSER_EXCLUDED`; ustar, sorted, fixed dates and modes (reproducible).
+  :data:`BROWSER_EXCLUDED`, :data:`NOT_INSTALLED` and :data:`ON_FIRST_IMPORT` (which go
+  into the rest zip); ustar, sorted, fixed dates and modes (reproducible).
 - ``python_stdlib_core.zip`` and ``python_stdlib_rest.zip``: the served (precompiled) stdlib
   zip cut in two. The core holds the modules of ``stdlib_core.txt`` (what start-up, the
   engine and the demo's jobs import); the worker installs it as the stdlib and fetches the
@@ -44,6 +45,8 @@ __all__ = [
     "ENGINE_IMPORTS",
     "ENGINE_ROOTS",
     "MANIFEST_FILE",
+    "NOT_INSTALLED",
+    "ON_FIRST_IMPORT",
     "SITE_FILE",
     "STDLIB_CORE_FILE",
     "STDLIB_REST_FILE",
@@ -75,6 +78,16 @@ BROWSER_EXCLUDED = (
 client, the HTTP client, the server, the site builder, the PostgreSQL store: a
 ``postgresql://`` URL in the worker gets the "PostgreSQL support is not installed" error):
 left out of the tar."""
+
+ON_FIRST_IMPORT = ("pydantic/v1/", "pydantic/mypy.pyc")
+"""Members of the engine's packages that nothing imports unless a job does (pydantic's V1
+copy, which pydantic itself imports only to warn about a V1 model mixed into V2; its mypy
+plugin): moved from the tar into the rest zip, fetched on the first import of one of them
+(-0.3 MB of brotli on every cold load)."""
+
+NOT_INSTALLED = (".dist-info/RECORD", ".dist-info/sboms/")
+"""dist-info members no one reads in the worker (pip's uninstall list, build SBOMs): left out
+(METADATA, entry points and licences stay)."""
 
 SITE_FILE = "engine-site.tar"
 """The tar's file name beside ``pyodide.mjs``."""
@@ -111,16 +124,21 @@ def engine_site(lock: Mapping[str, Any], wheels: Iterable[Path], stdlib: Path) -
     names = _closure(packages, ENGINE_ROOTS)
     by_file = {path.name: path for path in wheels}
     members: dict[str, bytes] = {}
+    later: dict[str, bytes] = {}
     for name in names:
         path = by_file.get(packages[name]["file_name"])
         if path is None:
             raise BuildError(f"the engine needs {name}, whose wheel is not served")
         with zipfile.ZipFile(path) as wheel:
             for info in wheel.infolist():
-                if info.is_dir() or info.filename.startswith(BROWSER_EXCLUDED):
+                member = info.filename
+                if info.is_dir() or member.startswith(BROWSER_EXCLUDED):
                     continue
-                members[info.filename] = wheel.read(info)
-    core, rest, rest_modules = split_stdlib(stdlib, core_modules())
+                if _dist_info_skipped(member):
+                    continue
+                into = later if member.startswith(ON_FIRST_IMPORT) else members
+                into[member] = wheel.read(info)
+    core, rest, rest_modules = split_stdlib(stdlib, core_modules(), later)
     manifest = {
         "format": ENGINE_FORMAT,
         "site": SITE_FILE,
@@ -145,11 +163,19 @@ def core_modules() -> frozenset[str]:
     return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
-def split_stdlib(stdlib: Path, core: frozenset[str]) -> tuple[bytes, bytes, list[str]]:
+def split_stdlib(
+    stdlib: Path, core: frozenset[str], extra: Mapping[str, bytes] | None = None
+) -> tuple[bytes, bytes, list[str]]:
     """Cut a stdlib zip in two: the members of the ``core`` modules, and the others.
 
+    ``extra`` members (:data:`ON_FIRST_IMPORT` of the engine's packages) are added to the
+    rest, deflated, and their modules to its list.
+
     A module is ``a/b.pyc`` or ``a/b/__init__.pyc``; other files (data, ``py.typed``) go with
-    their package. Members keep their order, names, dates and compression.
+    their package. Members keep their order, names and dates; the core's are stored, not
+    deflated: compressed as a whole on the wire (brotli) it is 30% smaller, and zipimport
+    reads its modules without inflating them at every boot. The rest keeps its compression
+    (it is fetched rarely, and sent as it is).
 
     Returns:
         The core zip, the rest zip and the sorted module names in the rest.
@@ -166,16 +192,34 @@ def split_stdlib(stdlib: Path, core: frozenset[str]) -> tuple[bytes, bytes, list
             parts[in_core].append((info, source.read(info)))
             if module is not None and not in_core:
                 rest_modules.add(module)
+    for member, data in sorted((extra or {}).items()):
+        info = zipfile.ZipInfo(member, _EPOCH)
+        info.external_attr, info.compress_type = 0o644 << 16, zipfile.ZIP_DEFLATED
+        parts[False].append((info, data))
+        module = _module(member)
+        if module is not None:
+            rest_modules.add(module)
     out = []
     for in_core in (True, False):
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             for info, data in parts[in_core]:
                 copy = zipfile.ZipInfo(info.filename, info.date_time)
-                copy.external_attr, copy.compress_type = info.external_attr, info.compress_type
+                copy.external_attr = info.external_attr
+                copy.compress_type = zipfile.ZIP_STORED if in_core else info.compress_type
                 archive.writestr(copy, data)
         out.append(buffer.getvalue())
     return out[0], out[1], sorted(rest_modules)
+
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # the zip format's first date: reproducible members
+
+
+def _dist_info_skipped(member: str) -> bool:
+    top, _, rest = member.partition("/")
+    return top.endswith(".dist-info") and any(
+        f".dist-info/{rest}".startswith(skipped) for skipped in NOT_INSTALLED
+    )
 
 
 def _module(member: str) -> str | None:

@@ -14,10 +14,11 @@ Contract:
   ``.js`` JavaScript (module imports need it), ``.py`` ``text/x-python``, and so on.
 - ``Cache-Control: no-cache`` with an ETag and ``Last-Modified``: the browser keeps its copy
   and revalidates it on every load (``304 Not Modified``), so a rebuilt file is never stale.
-- gzip for compressible types when the request accepts it (``Vary: Accept-Encoding``, its own
-  ETag); the compressed bytes are cached per file version (``.tar`` included: the engine
-  site). ``.zip`` and ``.whl`` are sent as
-  they are: their members are already deflated.
+- Compressed answers for compressible files (:func:`durably_web.sitebuild.precompress.wanted`:
+  text, ``.wasm``, ``.tar``, the core stdlib zip; not ``.zip`` and ``.whl``, whose members
+  are deflated already) when the request accepts it, with ``Vary: Accept-Encoding`` and an
+  ETag of their own: the build's precompressed sibling (``foo.wasm.br``, then ``.gz``) when
+  it is there and not older than the file, else gzip made here, cached per file version.
 - ``X-Content-Type-Options: nosniff`` on every answer; with ``isolated``, also
   ``Cross-Origin-Opener-Policy: same-origin``, ``Cross-Origin-Embedder-Policy: require-corp``
   and ``Cross-Origin-Resource-Policy: same-origin`` (needed only for SharedArrayBuffer; the
@@ -38,8 +39,9 @@ from types import TracebackType
 from typing import BinaryIO
 
 from durably_web.sitebuild.paths import Resolved, check_mounts, resolve, split_target
+from durably_web.sitebuild.precompress import ENCODINGS, fresh_sibling, wanted
 
-__all__ = ["COMPRESSIBLE", "MIME_TYPES", "Response", "StaticSite", "accepts_gzip"]
+__all__ = ["MIME_TYPES", "Response", "StaticSite", "accepts", "accepts_gzip"]
 
 MIME_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -58,12 +60,9 @@ MIME_TYPES = {
     ".ico": "image/x-icon",
     ".png": "image/png",
 }
-"""Content types by suffix; anything else is ``application/octet-stream``."""
+"""Content types by suffix; anything else is ``application/octet-stream`` (:data:`_BINARY`)."""
 
-COMPRESSIBLE = frozenset(
-    {".html", ".js", ".mjs", ".json", ".wasm", ".css", ".py", ".svg", ".txt", ".map", ".tar"}
-)
-"""Suffixes sent gzipped to clients that accept it."""
+_BINARY = "application/octet-stream"
 
 _ISOLATION = (
     ("Cross-Origin-Opener-Policy", "same-origin"),
@@ -166,27 +165,43 @@ class StaticSite:
         self, path: Path, file: BinaryIO, method: str, request: Mapping[str, str]
     ) -> Response:
         stat = os.fstat(file.fileno())
-        suffix = path.suffix.lower()
-        compressible = suffix in COMPRESSIBLE
-        encode = compressible and accepts_gzip(request.get("accept-encoding"))
-        etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}{"-gz" if encode else ""}"'
-        headers = [
-            ("ETag", etag),
-            ("Last-Modified", email.utils.formatdate(stat.st_mtime, usegmt=True)),
-        ]
+        compressible = wanted(path.name)
+        coding, sibling = None, None
         if compressible:
-            headers.append(("Vary", "Accept-Encoding"))
-        if _not_modified(request, etag, stat.st_mtime):
+            coding, sibling = _encoding(path, stat.st_mtime_ns, request.get("accept-encoding"))
+        version = f"{stat.st_size:x}-{stat.st_mtime_ns:x}"
+        if sibling is not None:  # its bytes are sent instead of the file's
             file.close()
-            return Response(304, self._common(headers), send_body=False)
-        headers.insert(0, ("Content-Type", MIME_TYPES.get(suffix, "application/octet-stream")))
-        if encode:
-            body = self._gzip(path, (stat.st_size, stat.st_mtime_ns), file)
+            file = sibling
+        if coding is not None:  # the encoded bytes' own tag: the sibling's, or made here
+            made = f"{os.fstat(sibling.fileno()).st_mtime_ns:x}" if sibling else "here"
+            version += f"-{coding}-{made}"
+        try:
+            etag = f'"{version}"'
+            headers = [
+                ("ETag", etag),
+                ("Last-Modified", email.utils.formatdate(stat.st_mtime, usegmt=True)),
+            ]
+            if compressible:
+                headers.append(("Vary", "Accept-Encoding"))
+            if _not_modified(request, etag, stat.st_mtime):
+                file.close()
+                return Response(304, self._common(headers), send_body=False)
+            headers.insert(0, ("Content-Type", MIME_TYPES.get(path.suffix.lower(), _BINARY)))
+            send_body = method != "HEAD"
+            if sibling is None and coding is not None:
+                body = self._gzip(path, (stat.st_size, stat.st_mtime_ns), file)
+                file.close()
+                headers += [("Content-Encoding", "gzip"), ("Content-Length", str(len(body)))]
+                return Response(200, self._common(headers), body, send_body=send_body)
+            if coding is not None:
+                headers.append(("Content-Encoding", coding))
+            size = os.fstat(file.fileno()).st_size
+            headers.append(("Content-Length", str(size)))
+            return Response(200, self._common(headers), file=file, send_body=send_body)
+        except BaseException:
             file.close()
-            headers += [("Content-Encoding", "gzip"), ("Content-Length", str(len(body)))]
-            return Response(200, self._common(headers), body, send_body=method != "HEAD")
-        headers.append(("Content-Length", str(stat.st_size)))
-        return Response(200, self._common(headers), file=file, send_body=method != "HEAD")
+            raise
 
     def _gzip(self, path: Path, version: tuple[int, int], file: BinaryIO) -> bytes:
         """Return a file gzipped, cached while it keeps its ``(size, mtime_ns)`` version."""
@@ -218,6 +233,23 @@ class StaticSite:
         return headers
 
 
+def _encoding(path: Path, mtime_ns: int, accept: str | None) -> tuple[str | None, BinaryIO | None]:
+    """Choose the content coding of a compressible file.
+
+    A fresh precompressed sibling the client accepts (brotli first), opened; else gzip made
+    here (no sibling); else none.
+    """
+    for coding, suffix in ENCODINGS:
+        if accepts(accept, coding):
+            sibling = fresh_sibling(path, suffix, mtime_ns)
+            if sibling is not None:
+                try:
+                    return coding, sibling.open("rb")
+                except OSError:  # removed meanwhile (a build is rewriting the site)
+                    continue
+    return ("gzip", None) if accepts(accept, "gzip") else (None, None)
+
+
 def _not_modified(request: Mapping[str, str], etag: str, mtime: float) -> bool:
     if_none_match = request.get("if-none-match")
     if if_none_match is not None:
@@ -233,21 +265,30 @@ def _not_modified(request: Mapping[str, str], etag: str, mtime: float) -> bool:
     return date.tzinfo is not None and int(mtime) <= date.timestamp()
 
 
-def accepts_gzip(header: str | None) -> bool:
-    """Tell whether an ``Accept-Encoding`` value allows gzip (``gzip;q=0`` refuses it)."""
+def accepts(header: str | None, coding: str) -> bool:
+    """Tell whether an ``Accept-Encoding`` value allows ``coding`` (``br;q=0`` refuses it).
+
+    ``x-gzip`` counts as ``gzip``; ``*`` stands for every coding not named.
+    """
     qualities: dict[str, float] = {}
     for item in (header or "").split(","):
-        coding, *params = (part.strip() for part in item.split(";"))
+        name, *params = (part.strip() for part in item.split(";"))
         quality = 1.0
         for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
                 try:
                     quality = float(value)
                 except ValueError:
                     quality = 0.0
-        qualities[coding.lower()] = quality
-    for coding in ("gzip", "x-gzip", "*"):
-        if coding in qualities:
-            return qualities[coding] > 0
+        qualities[name.lower()] = quality
+    names = (coding, "x-gzip", "*") if coding == "gzip" else (coding, "*")
+    for name in names:
+        if name in qualities:
+            return qualities[name] > 0
     return False
+
+
+def accepts_gzip(header: str | None) -> bool:
+    """Tell whether an ``Accept-Encoding`` value allows gzip (``gzip;q=0`` refuses it)."""
+    return accepts(header, "gzip")

@@ -65,6 +65,7 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         self.exclusive = exclusive
         self._q = queries()
         self._insert_step = self._q["insert_step"]
+        self._insert_kept_step = self._q["insert_kept_step"]
         self._insert_log = self._q["insert_log"]
         self._leases = _lease_cache(connection)
 
@@ -368,12 +369,16 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
 
         Returns False when the fence refused (nothing written), True once it committed.
         """
+        if not steps and not logs and not after:  # a checkpoint, most of the time
+            return self.connection.run_batch((first,), guard=True)
         # Kept steps go first: ``first`` may end the lease (an outcome), after which their
         # fenced inserts would insert nothing. The first of them is then the guard: it is
         # fenced by the same lease, so it inserts nothing exactly when ``first`` would not.
-        statements: list[tuple[str, Sequence[Param]]] = [
-            (self._insert_step, step) for step in steps
-        ]
+        # Once it passed, the transaction holds the write lock: the others need no fence.
+        statements: list[tuple[str, Sequence[Param]]] = []
+        if steps:
+            statements.append((self._insert_step, steps[0]))
+            statements.extend((self._insert_kept_step, step) for step in steps[1:])
         statements.append(first)
         statements.extend((self._insert_log, log) for log in logs)
         statements.extend(after)

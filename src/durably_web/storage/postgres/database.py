@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -209,13 +208,13 @@ class Database:
             StorageError: any other database error.
 
         """
-        await self.open()
+        if not self._opened:
+            await self.open()
         deadline = time.monotonic() + self.retry_for
         backoff = _FIRST_BACKOFF
         while True:
             try:
-                async with self._session() as session:
-                    return await work(session)
+                return await self._on_connection(work)
             except TransactionAborted:
                 if time.monotonic() + backoff > deadline:
                     raise
@@ -226,31 +225,41 @@ class Database:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
-    @asynccontextmanager
-    async def _session(self) -> AsyncIterator[Session]:
+    async def _on_connection(self, work: Callable[[Session], Awaitable[T]]) -> T:
+        """Run ``work`` once on a connection of the pool, translating the driver's errors.
+
+        The pool's ``getconn``/``putconn`` rather than its ``connection()`` context manager:
+        this runs for every statement (a checkpoint is one), and two generator-based context
+        managers per statement cost more than the statement's own Python work.
+        """
         try:
-            async with self._pool.connection() as connection:
-                yield Session(connection)
+            connection = await self._pool.getconn()
         except PoolClosed as exc:
             raise StorageError("the PostgreSQL store is closed") from exc
-        except psycopg.IntegrityError as exc:
-            raise IntegrityViolation(f"PostgreSQL refused a write: {_first_line(exc)}") from exc
-        except psycopg.errors.TransactionRollback as exc:
-            raise TransactionAborted(
-                f"PostgreSQL aborted a transaction: {_first_line(exc)}"
-            ) from exc
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            if _refused(exc):
-                raise StorageError(
-                    f"PostgreSQL at {self.display} refused the connection: {_first_line(exc)}"
-                ) from exc
-            raise DatabaseUnreachable(
-                f"lost PostgreSQL at {self.display}: {_first_line(exc)}"
-            ) from exc
-        except psycopg.DataError as exc:  # the data is at fault, not the database
-            raise ValidationError(f"PostgreSQL refused a value: {_first_line(exc)}") from exc
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL error: {_first_line(exc)}") from exc
+            raise self._translated(exc) from exc
+        try:
+            return await work(Session(connection))
+        except psycopg.Error as exc:
+            raise self._translated(exc) from exc
+        finally:
+            await self._pool.putconn(connection)
+
+    def _translated(self, exc: psycopg.Error) -> Exception:
+        """Return the engine's error for a driver error (see the module docstring)."""
+        if isinstance(exc, psycopg.IntegrityError):
+            return IntegrityViolation(f"PostgreSQL refused a write: {_first_line(exc)}")
+        if isinstance(exc, psycopg.errors.TransactionRollback):
+            return TransactionAborted(f"PostgreSQL aborted a transaction: {_first_line(exc)}")
+        if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+            if _refused(exc):
+                return StorageError(
+                    f"PostgreSQL at {self.display} refused the connection: {_first_line(exc)}"
+                )
+            return DatabaseUnreachable(f"lost PostgreSQL at {self.display}: {_first_line(exc)}")
+        if isinstance(exc, psycopg.DataError):  # the data is at fault, not the database
+            return ValidationError(f"PostgreSQL refused a value: {_first_line(exc)}")
+        return StorageError(f"PostgreSQL error: {_first_line(exc)}")
 
     async def _discard_broken(self) -> None:
         """Drop pooled connections the server has closed, so the retry gets a live one."""

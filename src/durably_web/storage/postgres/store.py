@@ -58,6 +58,8 @@ RUN_CHANNEL = "durably_run"
 """NOTIFY channel: the state of the run whose id is the payload changed."""
 
 _SQL_ROOT = "sql/postgres"
+_NO_LOGS = ":no_logs"
+"""Suffix of a ``{logs}`` query's variant without the log lines (see ``queries.sql``)."""
 _ENQUEUE_ATTEMPTS = 5
 
 
@@ -357,7 +359,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         self, run_id: str, generation: int, step: dict[str, Any], logs: Sequence[LogRow]
     ) -> bool:
         params = {**step, **log_params(logs), "generation": generation}
-        [result] = await self._held(self._q["write_step"], params)
+        [result] = await self._held(self._logged("write_step", params), params)
         # Not inserted: fenced off, or a first attempt lost with its connection did write it.
         written = bool(result["written"]) or bool(
             await self._held(self._q["step_exists"], {"id": step["id"]})
@@ -370,7 +372,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         if not delta:
             return True
         params = run_update(run_id, generation, delta, now)
-        return bool(await self._held(self._q["touch_run"], params))
+        return bool(await self._held(self._logged("touch_run", params), params))
 
     async def renew_lease(
         self, run_id: str, generation: int, now: float, lease_duration: float
@@ -414,7 +416,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     async def _finish(
         self, run_id: str, generation: int, query: str, status: str, params: dict[str, Any]
     ) -> None:
-        if await self._held(self._q[query], params):
+        if await self._held(self._logged(query, params), params):
             return
         rows = await self._held(self._q["run_state"], {"run_id": run_id})
         state = rows[0] if rows else None
@@ -430,16 +432,21 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     ) -> bool:
         """See :meth:`Store.release_lease`."""
         params = run_update(run_id, generation, delta, now)
+        sql = self._logged("release_lease", params)
         try:
-            rows = await self._held(self._q["release_lease"], {**params, "keep_leased": False})
+            rows = await self._held(sql, {**params, "keep_leased": False})
         except IntegrityViolation:  # one pending run per concurrency key
-            rows = await self._held(self._q["release_lease"], {**params, "keep_leased": True})
+            rows = await self._held(sql, {**params, "keep_leased": True})
         return bool(rows)
 
     async def expire_leases(self, now: float) -> int:
         """See :meth:`Store.expire_leases`."""
         params = {**self._notify, "now": format_timestamp(now)}
         return len(await self.database.fetch(self._q["expire_leases"], params, retry=False))
+
+    def _logged(self, name: str, params: dict[str, Any]) -> str:
+        """Return the ``{logs}`` query ``name``, without the log lines when ``params`` has none."""
+        return self._q[name] if params["log_ids"] else self._q[name + _NO_LOGS]
 
     async def _held(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Run a lease holder's statement (built to be repeated), retried through lost connections.
@@ -555,6 +562,14 @@ def _no_kept_steps(steps: Sequence[StepRow]) -> None:
 
 
 def _load_queries() -> dict[str, str]:
-    """Return the dialect's queries, the ``{logs}`` fragment written into those using it."""
+    """Return the dialect's queries, the ``{logs}`` fragment written into those using it.
+
+    Each query using it also comes without the log lines, named with :data:`_NO_LOGS`.
+    """
     found = queries(_SQL_ROOT)
-    return {name: sql.replace("{logs}", found["logs"]) for name, sql in found.items()}
+    loaded: dict[str, str] = {}
+    for name, sql in found.items():
+        loaded[name] = sql.replace("{logs}", found["logs"])
+        if "{logs}" in sql:
+            loaded[name + _NO_LOGS] = sql.replace("{logs}", found["no_logs"])
+    return loaded

@@ -69,8 +69,10 @@ CREATE TABLE "durably_steps" (
   "output" text,
   "error" text,
   "started_at" text not null,
-  "completed_at" text, "attempt" integer, "retry_at" text,
-  PRIMARY KEY ("run_id", "index", "id")
+  "completed_at" text,
+  "attempt" integer,
+  "retry_at" text,
+  PRIMARY KEY ("run_id", "name", "id")
 ) WITHOUT ROWID;
 CREATE INDEX "idx_durably_logs_run_created" ON "durably_logs" ("run_id", "created_at");
 CREATE INDEX "idx_durably_run_labels_key_value" ON "durably_run_labels" ("key", "value");
@@ -84,4 +86,20 @@ CREATE INDEX "idx_durably_runs_status_concurrency" ON "durably_runs" ("status", 
 CREATE INDEX "idx_durably_runs_status_created" ON "durably_runs" ("status", "created_at");
 CREATE INDEX "idx_durably_runs_status_lease_expires" ON "durably_runs" ("status", "lease_expires_at");
 CREATE INDEX "idx_durably_runs_wait_until" ON "durably_runs" ("status", "wait_until", "id") WHERE "wait_until" IS NOT NULL;
-CREATE UNIQUE INDEX "idx_durably_steps_completed_unique" ON "durably_steps" ("run_id", "name") WHERE status = 'completed';
+CREATE TRIGGER "durably_steps_completed_unique" BEFORE INSERT ON "durably_steps"
+WHEN NEW."status" = 'completed' AND EXISTS (
+  SELECT 1 FROM "durably_steps"
+  WHERE "run_id" = NEW."run_id" AND "name" = NEW."name" AND "status" = 'completed'
+)
+BEGIN
+  SELECT RAISE(ABORT, 'UNIQUE constraint failed: durably_steps.run_id, durably_steps.name');
+END;
+CREATE TRIGGER "durably_steps_completed_unique_update" BEFORE UPDATE OF "run_id", "name", "status" ON "durably_steps"
+WHEN NEW."status" = 'completed' AND EXISTS (
+  SELECT 1 FROM "durably_steps"
+  WHERE "run_id" = NEW."run_id" AND "name" = NEW."name" AND "status" = 'completed'
+    AND "id" <> OLD."id"
+)
+BEGIN
+  SELECT RAISE(ABORT, 'UNIQUE constraint failed: durably_steps.run_id, durably_steps.name');
+END;

@@ -11,6 +11,7 @@
  * benchmark and test-runner workers.
  */
 import { fetchEngineManifest, fetchEngineSite, installEngineSite } from "./engine_site.mjs";
+import { prefetch, withPrefetched } from "./prefetch.mjs";
 import { JOB_DIR, writeJobModule } from "./runtime.mjs";
 import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from "./snapshot.mjs";
 
@@ -21,8 +22,8 @@ import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from ".
  *             jobs?: Promise<{ url: string, source: string } | null>,
  *             marks?: Record<string, number> }} BootOptions
  *   importModule: how to import Pyodide's modules; before: Pyodide is loaded only once this
- *   settles (the worker passes its VFS install: the fetches, the tar unpack and the extension
- *   compile overlap it; Pyodide's instantiation overlapping it made the install hang on 2 of
+ *   settles (the worker passes its VFS install: the fetches, the tar unpack, the compile of
+ *   Pyodide's wasm and of the extensions overlap it; Pyodide's instantiation overlapping it made the install hang on 2 of
  *   12 loads, see bench/BOOT-NOTES.md); build: the build id (the sha256 of the site's
  *   manifest) the snapshot key starts with (null: no snapshot); snapshots: where memory snapshots are kept
  *   (without a store or a build id: always a normal boot, outcome "off"); jobs: the page's
@@ -51,11 +52,13 @@ export async function bootInterpreter(vendorUrl, options = {}) {
   const marks = options.marks ?? {};
   const mark = (/** @type {string} */ name) => void (marks[name] = performance.now());
   const indexURL = `${vendorUrl}pyodide/`;
-  // Everything that is only bytes starts now, side by side: Pyodide's JS, the engine's files,
-  // the job module, the stored snapshot (a Cache Storage read).
+  // Everything that is only bytes starts now, side by side: Pyodide's JS, its wasm (compiled
+  // as it arrives) and the stdlib (./prefetch.mjs), the engine's files, the job module, the
+  // stored snapshot (a Cache Storage read).
   const pyodideJs = importModule(`${indexURL}pyodide.mjs`);
   const asmJs = importModule(`${indexURL}pyodide.asm.mjs`);
   const manifest = fetchEngineManifest(indexURL);
+  const early = prefetch(indexURL, manifest.then((m) => `${indexURL}${m.stdlib}`));
   const site = manifest.then((m) => fetchEngineSite(indexURL, m)).finally(() => mark("site"));
   site.catch(() => {}); // awaited by every load
   const jobs = (await options.jobs?.catch(() => null)) ?? null;
@@ -78,6 +81,7 @@ export async function bootInterpreter(vendorUrl, options = {}) {
     indexURL,
     stdlib: (await manifest).stdlib,
     site,
+    early,
     mark,
   };
   await before.catch(() => {});
@@ -130,12 +134,12 @@ export async function bootInterpreter(vendorUrl, options = {}) {
  * preRun hook, after the wasm is instantiated and before the C runtime starts.
  * @param {{ loadPyodide: any, createModule: (settings: any) => Promise<any>, indexURL: string,
  *           stdlib: string, site: Promise<import("./engine_site.mjs").EngineSite>,
- *           mark: (name: string) => void }} interpreter
+ *           early: import("./prefetch.mjs").Prefetched, mark: (name: string) => void }} interpreter
  * @param {OpenedSnapshot} [snapshot]
  * @returns {Promise<any>} the Pyodide API
  */
-function loadInterpreter({ loadPyodide, createModule, indexURL, stdlib, site, mark }, snapshot) {
-  const loading = loadPyodide({
+function loadInterpreter({ loadPyodide, createModule, indexURL, stdlib, site, early, mark }, snapshot) {
+  const loading = withPrefetched(early, () => loadPyodide({
     indexURL,
     lockFileURL: `${indexURL}pyodide-lock.json`,
     stdLibURL: `${indexURL}${stdlib}`, // the core: the rest comes on first import
@@ -158,7 +162,7 @@ function loadInterpreter({ loadPyodide, createModule, indexURL, stdlib, site, ma
       if (snapshot) restoreDynlibHandles(Module, (await snapshot).header);
       return Module;
     },
-  });
+  }));
   // A failed tar fetch leaves the run dependency above pending: fail with its error.
   return Promise.race([loading, site.then(() => new Promise(() => {}))]);
 }

@@ -8,11 +8,17 @@
  * `_durably/manifest.json`, the list of every file of that build with its sha256.
  *
  * - install: fetch the manifest (revalidated with the server, never a stale HTTP-cache
- *   copy), check that its sha256 is DURABLY_BUILD, then fetch every file it lists, check each
- *   one's sha256 and put it into the cache `durably-site-<build>` (CACHE_PREFIX). A file of
- *   another build (a deploy in progress) or a full quota fails the install: the partial
- *   cache is deleted, the pages are told why (message `durably:install-failed`), and the
- *   previous build keeps serving. So a cache only ever holds one complete, verified build.
+ *   copy), check that its sha256 is DURABLY_BUILD, then fetch every file it lists but the
+ *   ON_DEMAND ones, check each one's sha256 and put it into the cache `durably-site-<build>`
+ *   (CACHE_PREFIX). A file of another build (a deploy in progress) or a full quota fails the
+ *   install: the partial cache is deleted, the pages are told why (message
+ *   `durably:install-failed`), and the previous build keeps serving. So a cache only ever
+ *   holds one complete, verified build.
+ * - ON_DEMAND files (the wheels and the whole stdlib zip: the engine worker loads its
+ *   packages from the engine tar and the core stdlib zip; only Pyodide pages of PyScript,
+ *   `packages` and the test runner load these, ~8 MB) are not precached: the first time a
+ *   page of this build fetches one, it is fetched, checked against the manifest and cached,
+ *   so it is there offline from then on. One that does not match is passed on uncached.
  * - fetch: a GET of this origin for a file of the build or its manifest (which the engine
  *   worker hashes: the build id keys its memory snapshots), a directory meaning its
  *   index.html, the query ignored, is answered from this build's cache, with the header
@@ -38,6 +44,9 @@ const CACHE = `${CACHE_PREFIX}${BUILD}`;
 const SCOPE = new URL("./", sw.registration.scope).href; // the site's top, ending with "/"
 const MANIFEST = "_durably/manifest.json";
 const PARALLEL = 6;
+/** Files of a build fetched and cached on first use, not at install (see above). */
+const ON_DEMAND = [/\.whl$/, /(^|\/)python_stdlib\.zip$/];
+const onDemand = (/** @type {string} */ path) => ON_DEMAND.some((pattern) => pattern.test(path));
 
 /** @param {ArrayBuffer} bytes */
 async function sha256(bytes) {
@@ -96,7 +105,7 @@ async function precache() {
   /** @type {Record<string, {size: number, sha256: string}>} */
   const manifest = JSON.parse(new TextDecoder().decode(text));
   const cache = await caches.open(CACHE);
-  const paths = Object.keys(manifest);
+  const paths = Object.keys(manifest).filter((path) => !onDemand(path));
   let next = 0;
   const worker = async () => {
     while (next < paths.length) {
@@ -139,10 +148,37 @@ sw.addEventListener("fetch", (/** @type {any} */ event) => {
     (async () => {
       const cache = await caches.open(CACHE);
       const hit = await cache.match(SCOPE + path);
-      return hit ?? fetch(request);
+      if (hit) return hit;
+      if (onDemand(path)) {
+        const saved = await saveOnDemand(cache, path).catch(() => null);
+        if (saved) return saved;
+      }
+      return fetch(request);
     })(),
   );
 });
+
+/** @type {Promise<Record<string, {size: number, sha256: string}> | null> | null} */
+let cachedManifest = null;
+
+/**
+ * Fetch an ON_DEMAND file of this build, check it against the manifest, cache it; return a
+ * response of it, or null if it is not one of this build (a new deploy): the page then gets
+ * the network's answer, uncached.
+ * @param {Cache} cache @param {string} path
+ */
+async function saveOnDemand(cache, path) {
+  cachedManifest ??= cache
+    .match(SCOPE + MANIFEST)
+    .then((response) => (response ? response.json() : null))
+    .catch(() => null);
+  const entry = (await cachedManifest)?.[path];
+  if (!entry) return null;
+  const response = await verified(path, entry.sha256).catch(() => null);
+  if (!response) return null;
+  await cache.put(SCOPE + path, response.clone());
+  return response;
+}
 
 sw.addEventListener("message", (/** @type {any} */ event) => {
   const type = event.data?.type;

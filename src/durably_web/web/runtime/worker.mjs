@@ -4,9 +4,10 @@
  *
  * Boot order matters: the OPFS VFS is installed FIRST, then Pyodide boots. Installing the
  * opfs-sahpool VFS while Pyodide was booting made createSyncAccessHandle() hang on ~12% of
- * loads. The engine's tar, the build id, the snapshot lookup and the job module are fetched
- * while the VFS installs; Pyodide is loaded (or restored from a memory snapshot) only once it
- * is open (./boot.mjs). A reloaded page can find the old worker still holding the access
+ * loads. The engine's tar, the build id, the snapshot lookup, the job module, the stdlib zip
+ * and Pyodide's wasm are fetched while the VFS installs, and the wasm compiled
+ * (./prefetch.mjs); Pyodide is instantiated and loaded (or restored from a memory snapshot)
+ * only once it is open (./boot.mjs). A reloaded page can find the old worker still holding the access
  * handles for ~2 s, so the install is retried (without `preserveOnInitFailure` a failed
  * attempt would delete the pool's files): see ./opfs.mjs. After `ready`, the snapshot a
  * normal boot took is stored for the next boot (./snapshot.mjs), under the build id: the

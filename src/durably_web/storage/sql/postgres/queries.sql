@@ -7,7 +7,9 @@
 -- skip a row that is already there (ON CONFLICT (id) DO NOTHING).
 --
 -- {logs} stands for the "logs" fragment below: the pending log lines, written only if the
--- statement's "fence" CTE let the write through.
+-- statement's "fence" CTE let the write through. Each such query also exists without them (the
+-- "no_logs" fragment in place of {logs}), sent when there are no lines: most checkpoints have
+-- none, and a statement without seven empty arrays to send and unnest costs less.
 --
 -- Notifications (delivered when the transaction commits): %(ready_channel)s carries the job name
 -- of a run that became claimable, %(run_channel)s the id of a run whose state changed; each
@@ -24,6 +26,9 @@ logs AS (
   WHERE EXISTS (SELECT 1 FROM fence)
   ON CONFLICT (id) DO NOTHING
 )
+
+-- name: no_logs
+no_logs AS (SELECT 1)
 
 -- name: schema_versions_exists
 SELECT to_regclass('durably_schema_versions') IS NOT NULL AS exists;
