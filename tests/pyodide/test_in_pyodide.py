@@ -52,6 +52,18 @@ def pyodide_only_tests() -> list[str]:
     return found
 
 
+def run_harness(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run the Node harness once (it writes its summary where ``--json`` says)."""
+    return subprocess.run(
+        command, cwd=assets.ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def node_itself_crashed(result: subprocess.CompletedProcess[str]) -> bool:
+    """Whether V8 aborted the process (its fatal-error banner), not a test or the harness."""
+    return "# Fatal error in" in result.stderr
+
+
 def test_suite_passes_on_pyodide_under_node(tmp_path: Path) -> None:
     assert NODE is not None, "node is required: it runs Pyodide here (and durably-web build)"
     vendor = assets.ensure_build()
@@ -59,14 +71,14 @@ def test_suite_passes_on_pyodide_under_node(tmp_path: Path) -> None:
     out = tmp_path / "summary.json"
     command = [NODE, str(HARNESS), "--vendor", str(vendor), "--wheels", str(wheels)]
     command += ["--npm-packages", str(Layout(assets.ROOT).npm_packages)]
-    result = subprocess.run(
-        [*command, "--json", str(out)],
-        cwd=assets.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = run_harness([*command, "--json", str(out)])
+    if not out.exists() and node_itself_crashed(result):
+        # V8 crashed inside Node ("Fatal error ... unreachable code" in its deoptimizer, seen
+        # once under load): a fault of the host, not a verdict on any test. Say so and run the
+        # suite once more; a second crash fails below like any run without a summary.
+        print(f"Node crashed (exit {result.returncode}); running the suite again:")
+        print(result.stderr[-4000:])
+        result = run_harness([*command, "--json", str(out)])
     if not out.exists():
         pytest.fail(
             f"the Node harness wrote no summary (exit {result.returncode}):\n{result.stderr}"
