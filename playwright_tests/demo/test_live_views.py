@@ -273,6 +273,8 @@ def test_the_example_app(server: Server, browser: Browser, interpreter: dict[str
     assert page.eval_on_selector_all("#runs tr", "rows => rows.map(r => r.dataset.status)") == [
         "completed"
     ]
+    # One page of runs: neither page button leads anywhere, so both are disabled.
+    assert page.is_disabled("#newer") and page.is_disabled("#older")
 
 
 @pytest.mark.parametrize("interpreter", INTERPRETERS)

@@ -41,7 +41,8 @@ async def benchmark():
         el("bench-result").textContent = ""
     else:
         out = plain(result.output)
-        el("bench-result").textContent = str(int(out["steps_per_s"])) + " steps/s"
+        rate = js.Intl.NumberFormat.new("en-US").format(int(out["steps_per_s"]))  # 3,619
+        el("bench-result").textContent = rate + " steps/s"
         el("bench-result").dataset.result = json.dumps(out)
     el("bench").disabled = False
 

@@ -19,6 +19,8 @@ live.bind_progress("#progress", job)
 live.bind_logs("#logs", job)
 live.bind_runs_table("#runs", runs, live.actions(durably))
 live.bind_text("#page", runs, lambda view: f"page {view.page + 1}")
+live.bind("#newer", runs, lambda button, view: setattr(button, "disabled", view.page == 0))
+live.bind("#older", runs, lambda button, view: setattr(button, "disabled", not view.has_more))
 
 
 @when("click", "#start")
