@@ -59,6 +59,13 @@ class StarterPage:
         ids = self.page.eval_on_selector_all("#runs li", "items => items.map(i => i.dataset.runId)")
         return [str(i) for i in ids]
 
+    def completed_ids(self) -> list[str]:
+        """The completed runs listed, newest first."""
+        ids = self.page.eval_on_selector_all(
+            '#runs li[data-status="completed"]', "items => items.map(i => i.dataset.runId)"
+        )
+        return [str(i) for i in ids]
+
     def count_primes(self, limit: int) -> str:
         """Type ``limit``, press the button; return the id of the run that appears."""
         before = set(self.run_ids())

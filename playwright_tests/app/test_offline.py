@@ -298,12 +298,18 @@ def test_an_update_that_does_not_fit_the_quota_says_so_and_keeps_the_build(
     assert page.run(stored)["status"] == "completed"
 
 
+MAX_FITTING_RUNS = 8
+"""Runs the quota test starts at most before one of them must need more room."""
+
+
 def test_a_full_quota_while_the_engine_writes_says_so_and_loses_nothing(
     tmp_path: Path, browser: Browser
 ) -> None:
     """No room left when a run is triggered: the trigger is refused, or (when its row still
     fits) the engine stops at its next write; either way the page says "storage quota
-    exceeded", and once there is room again nothing stored is lost and the run resumes."""
+    exceeded", and once there is room again nothing stored is lost and the run resumes. (A
+    run whose writes fit in the space the files already hold completes: the test starts
+    another until one needs room.)"""
     app = make_app(tmp_path)
     server = SiteServer(build(app, app=app).site).start()
     context = browser.open()
@@ -320,28 +326,43 @@ def test_a_full_quota_while_the_engine_writes_says_so_and_loses_nothing(
     origin = server.url.rstrip("/")
     usage = tab.evaluate("navigator.storage.estimate().then(e => e.usage)")
     session.send("Storage.overrideQuotaForOrigin", {"origin": origin, "quotaSize": usage})
-    tab.fill("#limit", "20000")
-    tab.click("#run")
-    page.until("!document.getElementById('error').hidden")
+    # A run whose writes fit in space the database files already hold (the WAL reuses its
+    # file after a checkpoint) needs no more room and completes: trigger again until a write
+    # does need room (seen under load: the first run after the override fitted).
+    fitted: list[str] = []
+    for _ in range(MAX_FITTING_RUNS):
+        completed = len(page.completed_ids())
+        tab.fill("#limit", "20000")
+        tab.click("#run")
+        page.until(
+            "!document.getElementById('error').hidden || document.querySelectorAll("
+            f"'#runs li[data-status=\"completed\"]').length > {completed}"
+        )
+        if tab.is_visible("#error"):
+            break
+        fitted += [run_id for run_id in page.completed_ids() if run_id not in (stored, *fitted)]
     shown = str(tab.text_content("#error"))
     assert "storage quota exceeded" in shown, shown
     # Which of the two happened is told by the error's code, not by the list of runs: the list
     # may not be redrawn yet when the error shows (a race seen under load).
     stopped = tab.get_attribute("#error", "data-code") == "engine_stopped"
+    kept = [stored, *fitted]
     triggered: list[str] = []
     if stopped:  # stored, then the engine's next write was refused: it stopped
         page.until("document.getElementById('status').dataset.status === 'stopped'")
         assert "Finished steps are kept" in shown
         assert tab.text_content("#status") == "Stopped: storage full"
-        page.until("document.querySelectorAll('#runs li').length === 2")
-        triggered = [run_id for run_id in page.run_ids() if run_id != stored]
+        page.until(f"document.querySelectorAll('#runs li').length === {len(kept) + 1}")
+        triggered = [run_id for run_id in page.run_ids() if run_id not in kept]
         assert page.run(triggered[0])["status"] != "completed"
     assert page.run(stored)["status"] == "completed"
 
     session.send("Storage.overrideQuotaForOrigin", {"origin": origin})  # room again
     page.reload()
-    assert page.run_ids()[-1] == stored and len(page.run_ids()) == 1 + len(triggered)
+    assert page.run_ids()[-1] == stored and len(page.run_ids()) == len(kept) + len(triggered)
     assert page.run(stored)["text"] == "5,133 primes · the largest is 49,999"
+    for run_id in fitted:
+        assert page.run(run_id)["text"] == "2,262 primes · the largest is 19,997"
     for run_id in triggered:  # reclaimed at boot, resumed from its checkpoints
         assert page.wait_completed(run_id)["text"] == "2,262 primes · the largest is 19,997"
     assert page.wait_completed(page.count_primes(100))["text"] == "25 primes · the largest is 97"

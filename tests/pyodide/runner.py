@@ -306,6 +306,10 @@ SKIP_MODULES: dict[str, str] = {
     "tests/integration/test_sitebuild.py": (
         "builds the site with the npm registry, pip and Node (host tools)"
     ),
+    "tests/integration/test_precompress.py": (
+        "tests the static server's compressed siblings, written by the build with brotli "
+        "(a host tool, not in Pyodide) and served over HTTP (threads)"
+    ),
     "tests/integration/test_site_apps.py": (
         "builds apps and runs the CLI and HTTP servers (host tools, processes, threads)"
     ),
