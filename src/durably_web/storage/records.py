@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from durably_web.clock import format_timestamp
+from durably_web.errors import ConflictError
 from durably_web.ids import new_ulid
+from durably_web.models import Run
 
 __all__ = [
     "CompletedStep",
@@ -23,6 +25,7 @@ __all__ = [
     "RunFilter",
     "SignalWait",
     "StepRow",
+    "refuse_signal",
     "step_row",
 ]
 
@@ -124,6 +127,27 @@ class PendingRetry:
     """The attempt that failed (from 1)."""
     retry_at: float
     """When the next attempt is due (epoch seconds)."""
+
+
+def refuse_signal(run: Run, name: str, sent_at: str | None, completed_at: str | None) -> None:
+    """Raise the :class:`ConflictError` a signal ``name`` to ``run`` meets, if any.
+
+    What every store's :meth:`Store.signal_run` refuses, in one wording: a terminal run, a
+    signal of that name already sent (``sent_at``), a step of that name already completed
+    (``completed_at``).
+    """
+    if run.is_terminal:
+        raise ConflictError(f"Cannot signal {run.status} run: {run.id}")
+    if sent_at is not None:
+        raise ConflictError(
+            f"Run {run.id} already has a signal {name!r} (sent at {sent_at}): a run takes "
+            "one signal of each name"
+        )
+    if completed_at is not None:
+        raise ConflictError(
+            f"Run {run.id} no longer waits for signal {name!r}: its step {name!r} completed "
+            f"at {completed_at}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

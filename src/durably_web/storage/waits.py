@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from durably_web.clock import format_timestamp
-from durably_web.errors import ConflictError, LeaseLost, RunCancelled
+from durably_web.errors import LeaseLost, RunCancelled
 from durably_web.ids import new_ulid
 from durably_web.models import Run
 from durably_web.storage.connection import Connection, Param
 from durably_web.storage.lockwait import waits_for_lock
-from durably_web.storage.records import NewWait, RunDelta, SignalWait
+from durably_web.storage.records import NewWait, RunDelta, SignalWait, refuse_signal
 from durably_web.storage.rows import run_from_row
 
 __all__ = ["StoreWaits"]
@@ -77,20 +77,14 @@ class StoreWaits:
         stamp = format_timestamp(now)
         with self.connection.transaction():
             run = self._require(run_id)
-            if run.is_terminal:
-                raise ConflictError(f"Cannot signal {run.status} run: {run_id}")
             found = self.connection.query(self._q["find_signal"], (run_id, name))
-            if found:
-                raise ConflictError(
-                    f"Run {run_id} already has a signal {name!r} (sent at "
-                    f"{found[0]['created_at']}): a run takes one signal of each name"
-                )
             done = self.connection.query(self._q["completed_step"], (run_id, name))
-            if done:
-                raise ConflictError(
-                    f"Run {run_id} no longer waits for signal {name!r}: its step {name!r} "
-                    f"completed at {done[0]['completed_at']}"
-                )
+            refuse_signal(
+                run,
+                name,
+                found[0]["created_at"] if found else None,
+                done[0]["completed_at"] if done else None,
+            )
             self.connection.execute(self._q["insert_signal"], (run_id, name, payload_json, stamp))
             woken = self.connection.query(self._q["wake_for_signal"], (run_id, name, stamp))
         return (run_from_row(woken[0]), True) if woken else (run, False)

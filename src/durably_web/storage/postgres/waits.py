@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from durably_web.clock import format_timestamp
-from durably_web.errors import ConflictError, LeaseLost, NotFoundError, RunCancelled
+from durably_web.errors import LeaseLost, NotFoundError, RunCancelled
 from durably_web.models import Run
 from durably_web.storage.postgres.database import Database, Session
 from durably_web.storage.postgres.params import log_params, run_update, step_params
-from durably_web.storage.records import NewWait, RunDelta, SignalWait
+from durably_web.storage.records import NewWait, RunDelta, SignalWait, refuse_signal
 from durably_web.storage.rows import run_from_row
 
 __all__ = ["PostgresWaits"]
@@ -82,20 +82,14 @@ class PostgresWaits:
             if not rows:
                 raise NotFoundError(f"Run not found: {run_id}")
             run = run_from_row(rows[0])
-            if run.is_terminal:
-                raise ConflictError(f"Cannot signal {run.status} run: {run_id}")
             found = await session.fetch(self._q["find_signal"], key)
-            if found:
-                raise ConflictError(
-                    f"Run {run_id} already has a signal {name!r} (sent at "
-                    f"{found[0]['created_at']}): a run takes one signal of each name"
-                )
             done = await session.fetch(self._q["completed_step"], key)
-            if done:
-                raise ConflictError(
-                    f"Run {run_id} no longer waits for signal {name!r}: its step {name!r} "
-                    f"completed at {done[0]['completed_at']}"
-                )
+            refuse_signal(
+                run,
+                name,
+                found[0]["created_at"] if found else None,
+                done[0]["completed_at"] if done else None,
+            )
             await session.execute(self._q["insert_signal"], {**key, "payload": payload_json})
             woken = await session.fetch(self._q["wake_for_signal"], {**self._notify, **key})
             return (run_from_row(woken[0]), True) if woken else (run, False)
