@@ -562,13 +562,14 @@ def _no_kept_steps(steps: Sequence[StepRow]) -> None:
 
 
 def _load_queries() -> dict[str, str]:
-    """Return the dialect's queries, the ``{logs}`` fragment written into those using it.
+    """Return the dialect's queries, the ``{lease}`` and ``{logs}`` fragments written in.
 
-    Each query using it also comes without the log lines, named with :data:`_NO_LOGS`.
+    Each query using ``{logs}`` also comes without the log lines, named with :data:`_NO_LOGS`.
     """
     found = queries(_SQL_ROOT)
     loaded: dict[str, str] = {}
-    for name, sql in found.items():
+    for name, written in found.items():
+        sql = written.replace("{lease}", found["lease"].strip())
         loaded[name] = sql.replace("{logs}", found["logs"])
         if "{logs}" in sql:
             loaded[name + _NO_LOGS] = sql.replace("{logs}", found["no_logs"])

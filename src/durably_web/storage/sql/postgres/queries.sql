@@ -11,6 +11,9 @@
 -- "no_logs" fragment in place of {logs}), sent when there are no lines: most checkpoints have
 -- none, and a statement without seven empty arrays to send and unnest costs less.
 --
+-- {lease} stands for the "lease" fragment below: what a claim sets on the run it leases (the
+-- claim of the next run and the lease of a chosen one say it once).
+--
 -- Notifications (delivered when the transaction commits): %(ready_channel)s carries the job name
 -- of a run that became claimable, %(run_channel)s the id of a run whose state changed; each
 -- after %(origin)s and a space, the sending store's token, so a store ignores its own.
@@ -29,6 +32,16 @@ logs AS (
 
 -- name: no_logs
 no_logs AS (SELECT 1)
+
+-- name: lease
+SET status = 'leased',
+      lease_owner = %(owner)s,
+      lease_expires_at = %(expires)s,
+      lease_generation = lease_generation + 1,
+      error = NULL,
+      started_at = COALESCE(started_at, %(now)s),
+      updated_at = %(now)s,
+      wait_until = CASE WHEN wait_kind IS NULL THEN NULL ELSE wait_until END
 
 -- name: schema_versions_exists
 SELECT to_regclass('durably_schema_versions') IS NOT NULL AS exists;
@@ -124,14 +137,7 @@ WITH candidate AS (
   LIMIT 1
 ), leased AS (
   UPDATE durably_runs
-  SET status = 'leased',
-      lease_owner = %(owner)s,
-      lease_expires_at = %(expires)s,
-      lease_generation = lease_generation + 1,
-      error = NULL,
-      started_at = COALESCE(started_at, %(now)s),
-      updated_at = %(now)s,
-      wait_until = CASE WHEN wait_kind IS NULL THEN NULL ELSE wait_until END
+  {lease}
   FROM candidate
   WHERE durably_runs.id = candidate.id AND candidate.concurrency_key IS NULL
   RETURNING durably_runs.*
@@ -157,14 +163,7 @@ LIMIT 1;
 -- name: lease_run
 WITH leased AS (
   UPDATE durably_runs
-  SET status = 'leased',
-      lease_owner = %(owner)s,
-      lease_expires_at = %(expires)s,
-      lease_generation = lease_generation + 1,
-      error = NULL,
-      started_at = COALESCE(started_at, %(now)s),
-      updated_at = %(now)s,
-      wait_until = CASE WHEN wait_kind IS NULL THEN NULL ELSE wait_until END
+  {lease}
   WHERE id = %(id)s
   RETURNING *
 )
