@@ -561,15 +561,26 @@ def _no_kept_steps(steps: Sequence[StepRow]) -> None:
         raise ValueError("the PostgreSQL store commits each checkpoint: no kept steps expected")
 
 
+_FRAGMENTS = ("lease", "claimable", "claim_order")
+"""Fragments of ``queries.sql`` written into the queries naming them in braces."""
+
+
+def _fragment_text(sql: str) -> str:
+    """Return a fragment without its comment lines and outer blank space."""
+    return "\n".join(line for line in sql.strip().splitlines() if not line.startswith("--"))
+
+
 def _load_queries() -> dict[str, str]:
-    """Return the dialect's queries, the ``{lease}`` and ``{logs}`` fragments written in.
+    """Return the dialect's queries, the fragments of :data:`_FRAGMENTS` and ``{logs}`` in.
 
     Each query using ``{logs}`` also comes without the log lines, named with :data:`_NO_LOGS`.
     """
     found = queries(_SQL_ROOT)
     loaded: dict[str, str] = {}
     for name, written in found.items():
-        sql = written.replace("{lease}", found["lease"].strip())
+        sql = written
+        for fragment in _FRAGMENTS:
+            sql = sql.replace("{" + fragment + "}", _fragment_text(found[fragment]))
         loaded[name] = sql.replace("{logs}", found["logs"])
         if "{logs}" in sql:
             loaded[name + _NO_LOGS] = sql.replace("{logs}", found["no_logs"])

@@ -12,7 +12,8 @@
 -- none, and a statement without seven empty arrays to send and unnest costs less.
 --
 -- {lease} stands for the "lease" fragment below: what a claim sets on the run it leases (the
--- claim of the next run and the lease of a chosen one say it once).
+-- claim of the next run and the lease of a chosen one say it once). {claimable} and
+-- {claim_order} are the claim's conditions and order, shared by claim_candidate and claim_fast.
 --
 -- Notifications (delivered when the transaction commits): %(ready_channel)s carries the job name
 -- of a run that became claimable, %(run_channel)s the id of a run whose state changed; each
@@ -42,6 +43,24 @@ SET status = 'leased',
       started_at = COALESCE(started_at, %(now)s),
       updated_at = %(now)s,
       wait_until = CASE WHEN wait_kind IS NULL THEN NULL ELSE wait_until END
+
+-- name: claimable
+-- The runs a claim may take (see claim_candidate), as conditions on "r".
+((r.status = 'pending' AND (r.wait_until IS NULL OR r.wait_until <= %(now)s))
+   OR (r.status = 'waiting' AND r.wait_until <= %(now)s)
+   OR (r.status = 'leased' AND r.lease_expires_at IS NOT NULL
+       AND r.lease_expires_at <= %(now)s))
+  AND r.job_name = ANY(%(jobs)s::text[])
+  AND (%(run_id)s::text IS NULL OR r.id = %(run_id)s::text)
+  AND (r.concurrency_key IS NULL OR NOT EXISTS (
+    SELECT 1 FROM durably_runs a
+    WHERE a.concurrency_key = r.concurrency_key AND a.id <> r.id AND a.status = 'leased'
+      AND a.lease_expires_at IS NOT NULL AND a.lease_expires_at > %(now)s))
+
+-- name: claim_order
+-- Ready since, oldest first; migration 4's index is on exactly this expression.
+CASE WHEN r.status = 'leased' THEN r.created_at
+     ELSE COALESCE(r.wait_until, r.created_at) END, r.id
 
 -- name: schema_versions_exists
 SELECT to_regclass('durably_schema_versions') IS NOT NULL AS exists;
@@ -98,19 +117,9 @@ SELECT (SELECT count(pg_notify(%(ready_channel)s, %(origin)s::text || ' ' || j.n
 -- its concurrency key neither skipped by this claim nor held by a live lease. Ready since:
 -- created_at, or wait_until for a run that waited or was delayed.
 SELECT id, concurrency_key FROM durably_runs r
-WHERE ((r.status = 'pending' AND (r.wait_until IS NULL OR r.wait_until <= %(now)s))
-       OR (r.status = 'waiting' AND r.wait_until <= %(now)s)
-       OR (r.status = 'leased' AND r.lease_expires_at IS NOT NULL
-           AND r.lease_expires_at <= %(now)s))
-  AND r.job_name = ANY(%(jobs)s::text[])
-  AND (%(run_id)s::text IS NULL OR r.id = %(run_id)s::text)
+WHERE {claimable}
   AND (r.concurrency_key IS NULL OR NOT (r.concurrency_key = ANY(%(skip)s::text[])))
-  AND (r.concurrency_key IS NULL OR NOT EXISTS (
-    SELECT 1 FROM durably_runs a
-    WHERE a.concurrency_key = r.concurrency_key AND a.id <> r.id AND a.status = 'leased'
-      AND a.lease_expires_at IS NOT NULL AND a.lease_expires_at > %(now)s))
-ORDER BY CASE WHEN r.status = 'leased' THEN r.created_at
-              ELSE COALESCE(r.wait_until, r.created_at) END, r.id
+ORDER BY {claim_order}
 FOR UPDATE SKIP LOCKED
 LIMIT 1;
 
@@ -121,18 +130,8 @@ LIMIT 1;
 -- found; a keyed candidate is left to the claim transaction.
 WITH candidate AS (
   SELECT id, concurrency_key FROM durably_runs r
-  WHERE ((r.status = 'pending' AND (r.wait_until IS NULL OR r.wait_until <= %(now)s))
-         OR (r.status = 'waiting' AND r.wait_until <= %(now)s)
-         OR (r.status = 'leased' AND r.lease_expires_at IS NOT NULL
-             AND r.lease_expires_at <= %(now)s))
-    AND r.job_name = ANY(%(jobs)s::text[])
-    AND (%(run_id)s::text IS NULL OR r.id = %(run_id)s::text)
-    AND (r.concurrency_key IS NULL OR NOT EXISTS (
-      SELECT 1 FROM durably_runs a
-      WHERE a.concurrency_key = r.concurrency_key AND a.id <> r.id AND a.status = 'leased'
-        AND a.lease_expires_at IS NOT NULL AND a.lease_expires_at > %(now)s))
-  ORDER BY CASE WHEN r.status = 'leased' THEN r.created_at
-                ELSE COALESCE(r.wait_until, r.created_at) END, r.id
+  WHERE {claimable}
+  ORDER BY {claim_order}
   FOR UPDATE SKIP LOCKED
   LIMIT 1
 ), leased AS (
