@@ -63,7 +63,14 @@ CASE WHEN r.status = 'leased' THEN r.created_at
      ELSE COALESCE(r.wait_until, r.created_at) END, r.id
 
 -- name: schema_versions_exists
-SELECT to_regclass('durably_schema_versions') IS NOT NULL AS exists;
+-- Read from pg_class with the statement's snapshot, not with to_regclass: to_regclass looks the
+-- name up in this backend's catalog cache, which can still say "no such table" after the
+-- migration lock was taken while another process created it (then the migration ran twice and
+-- its version's insert failed: seen with three workers starting at once).
+SELECT EXISTS (
+  SELECT 1 FROM pg_catalog.pg_class c
+  WHERE c.relname = 'durably_schema_versions' AND pg_catalog.pg_table_is_visible(c.oid)
+) AS exists;
 
 -- name: migration_lock
 -- Two-key advisory locks live in another key space than the one-key locks upstream takes on
