@@ -32,9 +32,12 @@ export const SNAPSHOT_CACHE = "durably-snapshots";
 
 /**
  * @typedef {{ key: string, loadedPackages: Record<string, string>, handles: [number, string][] }} SnapshotHeader
- * @typedef {{ find(key: string): Promise<Blob | null>, save(key: string, bytes: Uint8Array): Promise<void>,
+ * @typedef {{ key: string, bytes: Promise<ArrayBuffer> }} StoredSnapshot
+ * @typedef {{ latest(): Promise<StoredSnapshot | null>, save(key: string, bytes: Uint8Array): Promise<void>,
  *             remove(key: string): Promise<void> }} SnapshotStore
- *   find: the stored container under `key` (not read yet: a boot starts Pyodide meanwhile).
+ *   latest: the stored container, whatever its key (there is one per origin), its read
+ *   started: a boot reads it while it fetches the files its own key is made of, and uses it
+ *   only if the keys match.
  */
 
 /**
@@ -71,9 +74,12 @@ export function cacheStore(scope) {
   if (!globalThis.caches) return null;
   const request = (/** @type {string} */ key) => new Request(`${scope}?snapshot=${encodeURIComponent(key)}`);
   return {
-    async find(key) {
-      const response = await (await caches.open(SNAPSHOT_CACHE)).match(request(key));
-      return response ? response.blob() : null;
+    async latest() {
+      const cache = await caches.open(SNAPSHOT_CACHE);
+      const last = (await cache.keys()).at(-1); // save() puts the new one, then drops the rest
+      const response = last && (await cache.match(last));
+      if (!last || !response) return null;
+      return { key: new URL(last.url).searchParams.get("snapshot") ?? "", bytes: response.arrayBuffer() };
     },
     async save(key, bytes) {
       const cache = await caches.open(SNAPSHOT_CACHE);
