@@ -20,18 +20,19 @@ from durably_web.storage.sqlite import SQLiteStore
 __all__ = ["POSTGRES_SCHEMES", "is_postgres_url", "open_connection", "open_store"]
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+"""URL schemes of the PostgreSQL store (libpq's)."""
 
 
 def is_postgres_url(database: object) -> bool:
     """Return whether ``database`` is a ``postgresql://`` (or ``postgres://``) URL."""
+    if not isinstance(database, str):
+        return False
     # urllib.parse is imported where a URL is parsed: the browser engine, given a
-    # Connection, never needs it (~25 ms of a cold start there, bench/BOOT-NOTES.md).
+    # Connection, never needs it (~25 ms of its start in Pyodide, bench/BOOT-NOTES.md).
     from urllib.parse import urlsplit
 
-    return isinstance(database, str) and urlsplit(database).scheme in POSTGRES_SCHEMES
+    return urlsplit(database).scheme in POSTGRES_SCHEMES
 
-
-"""URL schemes of the PostgreSQL store (libpq's)."""
 
 _URL_OPTIONS = {"synchronous", "journal_mode", "busy_timeout"}
 _CONNECTION_MEMBERS = (
