@@ -29,7 +29,7 @@ import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from ".
  *   (without a store or a build id: always a normal boot, outcome "off"); jobs: the page's
  *   job module, imported after the engine so that a snapshot holds it too (startEngine's
  *   import of it is then free); marks: gets the `performance.now()` of the boot's steps
- *   (site, compiled, snapshotFound, before, instantiated, module, then restored, or booted, imported and
+ *   (site, compiled, snapshotFound, before, instantiated, module, then snapshotRead and restored, or booted, imported and
  *   snapshotTaken; and snapshotBytes, the size of the snapshot taken).
  * @typedef {"restored" | "made" | "replaced" | "off" | "failed"} SnapshotOutcome
  *   restored: booted from a snapshot; made: a normal boot took one (to `save()`); replaced:
@@ -53,10 +53,8 @@ export async function bootInterpreter(vendorUrl, options = {}) {
   const mark = (/** @type {string} */ name) => void (marks[name] = performance.now());
   const indexURL = `${vendorUrl}pyodide/`;
   // Everything that is only bytes starts now, side by side: Pyodide's JS, its wasm (compiled
-  // as it arrives) and the stdlib (./prefetch.mjs), the engine's files, the job module, and
-  // the stored snapshot (a Cache Storage read of ~36 MB, started before its key is known: the
-  // key needs the build id and the job module; a snapshot of another key is read for nothing
-  // once, after a deploy, and not used).
+  // as it arrives) and the stdlib (./prefetch.mjs), the engine's files, the job module, the
+  // stored snapshot (a Cache Storage read).
   const pyodideJs = importModule(`${indexURL}pyodide.mjs`);
   const asmJs = importModule(`${indexURL}pyodide.asm.mjs`);
   const manifest = fetchEngineManifest(indexURL);
@@ -64,8 +62,6 @@ export async function bootInterpreter(vendorUrl, options = {}) {
   early.compiled.then(() => mark("compiled"));
   const site = manifest.then((m) => fetchEngineSite(indexURL, m)).finally(() => mark("site"));
   site.catch(() => {}); // awaited by every load
-  const latest = snapshots ? snapshots.latest() : Promise.resolve(null);
-  latest.then((found) => found?.bytes.catch(() => {})).catch(() => {}); // used (and reported) below
   const jobs = (await options.jobs?.catch(() => null)) ?? null;
   const build = (await options.build?.catch(() => null)) ?? null;
   const store = build ? snapshots : null;
@@ -73,11 +69,9 @@ export async function bootInterpreter(vendorUrl, options = {}) {
   /** @type {OpenedSnapshot | null} */
   let stored = null;
   try {
-    const found = store && (await latest);
-    if (found && found.key === key) {
-      stored = found.bytes.then((bytes) => openSnapshot(new Uint8Array(bytes), key));
-      stored.catch(() => {}); // a bad snapshot fails its restore below
-    }
+    const blob = store && (await store.find(key));
+    stored = blob && blob.arrayBuffer().then((bytes) => openSnapshot(new Uint8Array(bytes), key));
+    stored?.then(() => mark("snapshotRead")).catch(() => {}); // a bad one fails its restore below
   } catch (error) {
     console.warn("durably_web: cannot read the boot snapshot:", error);
   }

@@ -32,12 +32,9 @@ export const SNAPSHOT_CACHE = "durably-snapshots";
 
 /**
  * @typedef {{ key: string, loadedPackages: Record<string, string>, handles: [number, string][] }} SnapshotHeader
- * @typedef {{ key: string, bytes: Promise<ArrayBuffer> }} StoredSnapshot
- * @typedef {{ latest(): Promise<StoredSnapshot | null>, save(key: string, bytes: Uint8Array): Promise<void>,
+ * @typedef {{ find(key: string): Promise<Blob | null>, save(key: string, bytes: Uint8Array): Promise<void>,
  *             remove(key: string): Promise<void> }} SnapshotStore
- *   latest: the stored container, whatever its key (there is one per origin), its read
- *   started: a boot reads it while it fetches the files its own key is made of, and uses it
- *   only if the keys match.
+ *   find: the stored container under `key` (not read yet: a boot starts Pyodide meanwhile).
  */
 
 /**
@@ -74,12 +71,9 @@ export function cacheStore(scope) {
   if (!globalThis.caches) return null;
   const request = (/** @type {string} */ key) => new Request(`${scope}?snapshot=${encodeURIComponent(key)}`);
   return {
-    async latest() {
-      const cache = await caches.open(SNAPSHOT_CACHE);
-      const last = (await cache.keys()).at(-1); // save() puts the new one, then drops the rest
-      const response = last && (await cache.match(last));
-      if (!last || !response) return null;
-      return { key: new URL(last.url).searchParams.get("snapshot") ?? "", bytes: response.arrayBuffer() };
+    async find(key) {
+      const response = await (await caches.open(SNAPSHOT_CACHE)).match(request(key));
+      return response ? response.blob() : null;
     },
     async save(key, bytes) {
       const cache = await caches.open(SNAPSHOT_CACHE);
