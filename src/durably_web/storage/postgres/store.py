@@ -358,8 +358,10 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     async def _write_step(
         self, run_id: str, generation: int, step: dict[str, Any], logs: Sequence[LogRow]
     ) -> bool:
-        params = {**step, **log_params(logs), "generation": generation}
-        [result] = await self._held(self._logged("write_step", params), params)
+        step["generation"] = generation  # ``step`` is the caller's copy (see _step)
+        if logs:  # without lines, no seven empty arrays to build (most checkpoints have none)
+            step.update(log_params(logs))
+        [result] = await self._held(self._logged("write_step", step), step)
         # Not inserted: fenced off, or a first attempt lost with its connection did write it.
         written = bool(result["written"]) or bool(
             await self._held(self._q["step_exists"], {"id": step["id"]})
@@ -446,7 +448,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
 
     def _logged(self, name: str, params: dict[str, Any]) -> str:
         """Return the ``{logs}`` query ``name``, without the log lines when ``params`` has none."""
-        return self._q[name] if params["log_ids"] else self._q[name + _NO_LOGS]
+        return self._q[name] if params.get("log_ids") else self._q[name + _NO_LOGS]
 
     async def _held(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Run a lease holder's statement (built to be repeated), retried through lost connections.
