@@ -86,6 +86,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         # Step rows whose write may have committed with its connection lost: written again
         # with the same id, so the retry finds it instead of a duplicate name.
         self._in_doubt: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+        self._first_leases = {}
 
     # -- notifications ------------------------------------------------------------------
 
@@ -242,7 +243,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
             self._q["claim_fast"], {**params, **self._notify}, retry=False
         )
         if fast["id"] is not None:
-            return run_from_row(fast)
+            return self._note_lease(run_from_row(fast))
         if not fast["candidates"]:
             return None
 
@@ -265,7 +266,8 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
                 )
                 return run_from_row(row)
 
-        return await self.database.in_transaction(block)
+        run = await self.database.in_transaction(block)
+        return None if run is None else self._note_lease(run)
 
     async def check_lease(self, run_id: str, generation: int) -> None:
         """See :meth:`Store.check_lease`."""
@@ -418,6 +420,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     async def _finish(
         self, run_id: str, generation: int, query: str, status: str, params: dict[str, Any]
     ) -> None:
+        self._lease_over(run_id)
         if await self._held(self._logged(query, params), params):
             return
         rows = await self._held(self._q["run_state"], {"run_id": run_id})
@@ -433,6 +436,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         self, run_id: str, generation: int, now: float, delta: RunDelta
     ) -> bool:
         """See :meth:`Store.release_lease`."""
+        self._lease_over(run_id)
         params = run_update(run_id, generation, delta, now)
         sql = self._logged("release_lease", params)
         try:
