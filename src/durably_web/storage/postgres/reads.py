@@ -6,9 +6,10 @@ through a lost connection (see :class:`~durably_web.storage.postgres.database.Da
 
 What resuming reads (completed steps, replayed log lines, pending retries) is answered without
 a statement for a run this store has just leased for the first time (lease generation 1, see
-:meth:`PostgresReads._note_lease`): only a lease holder writes a run's steps and log lines,
-and every lease adds one to the generation, so before the first lease there are none. A fresh
-run then costs three round trips fewer (of ~100 for a 100-step run; more with short runs).
+:meth:`PostgresReads._note_lease`), until its holder writes anything: only a lease holder
+writes a run's steps and log lines (a signal from elsewhere writes neither), and every lease
+adds one to the generation, so before the first lease there are none. A fresh run then costs
+three round trips fewer (of ~100 for a 100-step run; more with short runs).
 """
 
 from __future__ import annotations
@@ -51,9 +52,14 @@ class PostgresReads:
         self._first_leases[run.id] = set(REPLAY_READS)
         return run
 
-    def _lease_over(self, run_id: str) -> None:
-        """Forget a run's first lease (its outcome or release was written)."""
-        self._first_leases.pop(run_id, None)
+    def _lease_over(self, run_id: str | None) -> None:
+        """Forget a run's first lease: its holder is about to write (steps, logs, outcome).
+
+        Called before every statement of a lease holder (``_held``, ``await_signal``): the
+        replay reads are the first thing an attempt does, and after a write they must ask.
+        """
+        if run_id is not None:
+            self._first_leases.pop(run_id, None)
 
     def _nothing_written(self, run_id: str, read: str) -> bool:
         """Whether ``read`` of ``run_id`` is known empty: the first read of its first lease."""

@@ -420,7 +420,6 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     async def _finish(
         self, run_id: str, generation: int, query: str, status: str, params: dict[str, Any]
     ) -> None:
-        self._lease_over(run_id)
         if await self._held(self._logged(query, params), params):
             return
         rows = await self._held(self._q["run_state"], {"run_id": run_id})
@@ -436,7 +435,6 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         self, run_id: str, generation: int, now: float, delta: RunDelta
     ) -> bool:
         """See :meth:`Store.release_lease`."""
-        self._lease_over(run_id)
         params = run_update(run_id, generation, delta, now)
         sql = self._logged("release_lease", params)
         try:
@@ -458,8 +456,10 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         """Run a lease holder's statement (built to be repeated), retried through lost connections.
 
         If the server stays unreachable past ``retry_for``, :class:`DatabaseUnreachable` (a
-        ``DatabaseBusy``) goes up: the engine waits and calls again.
+        ``DatabaseBusy``) goes up: the engine waits and calls again. The run may have steps or
+        log lines from now on: its replay reads ask the database (see ``_note_lease``).
         """
+        self._lease_over(params.get("run_id"))
         return await self.database.fetch(sql, {**self._notify, **params}, retry=True)
 
     async def _refusal(
