@@ -2,8 +2,8 @@
 
 uvloop (``pip install 'durably-web[uvloop]'``) is optional. It is libuv under asyncio's API:
 the engine and psycopg run on it unchanged, and each database call costs the process less
-CPU (on PostgreSQL, where every checkpoint is a round trip through the loop, about 8-10% of
-the worker's CPU per step; ``bench/RESULTS.md``). ``--loop auto``, the default, takes it when
+CPU (on PostgreSQL, where every checkpoint is a round trip through the loop, 5-15% of the
+worker's CPU per step; ``bench/RESULTS.md``). ``--loop auto``, the default, takes it when
 it can be imported and asyncio's loop otherwise; ``--loop asyncio`` never uses it.
 """
 
