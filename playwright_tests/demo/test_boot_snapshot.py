@@ -11,12 +11,17 @@ are fetched again by Pyodide when that failed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from durably_web.sitebuild.server import StaticServer
+from durably_web.sitebuild.static import Response, StaticSite
+from durably_web.sitebuild.versions import BOOT_FILES
 from playwright_tests.demo.helpers import Browser, Server, fresh_db
 from playwright_tests.site import serve_site
 
@@ -113,7 +118,8 @@ def test_the_demo_never_fetches_the_rest_of_the_stdlib(server: Server, browser: 
     assert fetched and all("python_stdlib_core.zip" in url for url in fetched), fetched
     # Fetched early (runtime/prefetch.mjs) and handed to Pyodide: once per boot, not twice.
     assert len(fetched) == 2, fetched
-    assert len([url for url in browser.requests if url.endswith("/pyodide.asm.wasm")]) == 2
+    wasm = [url for url in browser.requests if url.partition("?")[0].endswith("/pyodide.asm.wasm")]
+    assert len(wasm) == 2, wasm
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +173,7 @@ def test_pyodide_fetches_a_file_itself_when_the_early_fetch_fails(
         else:
             route.continue_()
 
-    context.route(f"**/{file}", flaky)
+    context.route(re.compile(rf"/{re.escape(file)}(\?|$)"), flaky)  # versioned URLs too
     page = context.new_page()
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
@@ -176,3 +182,54 @@ def test_pyodide_fetches_a_file_itself_when_the_early_fetch_fails(
     assert answered == ["broken", "real"]
     if file.endswith(".wasm"):
         assert any("cannot compile pyodide.asm.wasm early" in text for text in console), console
+
+
+class RecordingSite(StaticSite):
+    """A static site that records every request it answers: (target, status)."""
+
+    def __init__(self, root: Path, *, isolated: bool) -> None:
+        super().__init__(root, isolated=isolated)
+        self.answered: list[tuple[str, int]] = []
+
+    def respond(self, method: str, target: str, headers: Mapping[str, str]) -> Response:
+        """Answer as :class:`StaticSite` does, and record the request."""
+        response = super().respond(method, target, headers)
+        self.answered.append((target, response.status))
+        return response
+
+
+def test_a_warm_reload_asks_the_server_nothing_about_the_versioned_boot_files(
+    site: Path, browser: Browser
+) -> None:
+    # The build writes content-versioned URLs of Pyodide's files, the engine tar and the
+    # stdlib zips into runtime/boot_files.mjs (sitebuild.versions) and the server answers
+    # them immutable: a warm load reads them from the HTTP cache with no revalidation (304)
+    # round trip. Cross-origin isolated, as bench/run.py's page is.
+    recording = RecordingSite(site, isolated=True)
+    server = StaticServer(("127.0.0.1", 0), recording)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = browser.open().new_page()
+        assert outcome(boot(page, check_page(Server(server.url.rstrip("/"))))) == "made"
+        stored(page)
+        first = list(recording.answered)
+        recording.answered.clear()
+        assert outcome(boot(page)) == "restored"
+        warm = list(recording.answered)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    def boot_file(target: str) -> str | None:
+        path = target.partition("?")[0]
+        name = path.rpartition("/")[2]
+        return name if "/vendor/pyodide/" in path and name in BOOT_FILES else None
+
+    versioned = {boot_file(t) for t, status in first if "?v=" in t and status == 200}
+    # Every boot file this load reads (not the stdlib's rest: the check page's jobs do not
+    # import from it), each by its versioned URL.
+    assert versioned >= set(BOOT_FILES) - {"python_stdlib_rest.zip"}, first
+    assert [t for t, _ in first if boot_file(t) and "?v=" not in t] == []
+    assert [t for t, _ in warm if boot_file(t)] == [], warm  # no request at all, so no 304
+    # The unversioned files are still revalidated (the page and the worker's modules).
+    assert any(status == 304 for _, status in warm), warm

@@ -26,6 +26,12 @@ from durably_web.sitebuild import BuildResult, build, make_server, precompress
 from durably_web.sitebuild.mirror import MANIFEST
 from durably_web.sitebuild.precompress import MIN_SIZE, compress, siblings, wanted
 from durably_web.sitebuild.static import accepts
+from durably_web.sitebuild.versions import (
+    BOOT_FILES,
+    BOOT_FILES_MODULE,
+    IMMUTABLE,
+    content_version,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 Get = Callable[..., tuple[http.client.HTTPResponse, bytes]]
@@ -129,6 +135,48 @@ def test_a_sibling_older_than_its_file_is_never_sent(site: Path, get: Get) -> No
     assert fresh.getheader("ETag") == response.getheader("ETag")
 
 
+def test_a_url_versioned_with_the_files_content_is_immutable(site: Path, get: Get) -> None:
+    version = content_version(WASM)
+    for path in (f"/module.wasm?v={version}", f"/module.wasm?x=1&v={version}"):
+        br, body = get(path, Accept_Encoding="br")
+        assert br.getheader("Cache-Control") == IMMUTABLE, path
+        assert br.getheader("Content-Encoding") == "br" and brotli.decompress(body) == WASM
+        assert br.getheader("Vary") == "Accept-Encoding"
+        plain, plain_body = get(path)
+        assert plain.getheader("Cache-Control") == IMMUTABLE and plain_body == WASM
+    # The same representations and tags as the plain URL's, which stays revalidated.
+    unversioned, _ = get("/module.wasm", Accept_Encoding="br")
+    assert unversioned.getheader("Cache-Control") == "no-cache"
+    assert unversioned.getheader("ETag") == br.getheader("ETag")
+    again, _ = get(
+        f"/module.wasm?v={version}", Accept_Encoding="br", If_None_Match=br.getheader("ETag")
+    )
+    assert (again.status, again.getheader("Cache-Control")) == (304, IMMUTABLE)
+    head, _ = get(f"/module.wasm?v={version}", "HEAD")
+    assert head.getheader("Cache-Control") == IMMUTABLE
+    small, _ = get(f"/small.mjs?v={content_version((site / 'small.mjs').read_bytes())}")
+    assert small.getheader("Cache-Control") == IMMUTABLE  # any file, not only compressed ones
+    for wrong in ("", "?v=", "?v=0123456789abcdef", f"?v={version[:-1]}", f"?v={version}0"):
+        response, _ = get(f"/module.wasm{wrong}", Accept_Encoding="br")
+        assert response.getheader("Cache-Control") == "no-cache", wrong
+    missing, _ = get(f"/missing.wasm?v={version}")
+    assert (missing.status, missing.getheader("Cache-Control")) == (404, "no-cache")
+
+
+def test_a_rebuilt_file_is_never_immutable_under_its_old_version(site: Path, get: Get) -> None:
+    old = content_version(WASM)
+    first, _ = get(f"/module.wasm?v={old}")
+    assert first.getheader("Cache-Control") == IMMUTABLE
+    file = site / "module.wasm"
+    file.write_bytes(WASM + b"new")
+    later = time.time_ns() + 5_000_000_000
+    os.utime(file, ns=(later, later))
+    stale, body = get(f"/module.wasm?v={old}")
+    assert (stale.getheader("Cache-Control"), body) == ("no-cache", WASM + b"new")
+    fresh, _ = get(f"/module.wasm?v={content_version(WASM + b'new')}")
+    assert fresh.getheader("Cache-Control") == IMMUTABLE
+
+
 def test_only_compressible_files_and_the_stored_core_zip_are_compressed(
     site: Path,
     get: Get,
@@ -204,3 +252,15 @@ def test_the_build_writes_siblings_of_the_engine_files_outside_the_manifest(
         assert not (pyodide / f"{name}.gz").exists()
     with zipfile.ZipFile(pyodide / "python_stdlib_core.zip") as core:
         assert {info.compress_type for info in core.infolist()} == {zipfile.ZIP_STORED}
+
+
+@pytest.mark.slow
+def test_the_build_versions_the_boot_files_by_their_content(repo_build: BuildResult) -> None:
+    module = (repo_build.site / "_durably" / BOOT_FILES_MODULE).read_text()
+    versions = json.loads(module.partition("BOOT_FILES = ")[2].rstrip().removesuffix(";"))
+    pyodide = repo_build.vendor / "pyodide"
+    assert versions == {name: content_version((pyodide / name).read_bytes()) for name in BOOT_FILES}
+    manifest = json.loads((repo_build.site / MANIFEST).read_bytes())
+    assert f"_durably/{BOOT_FILES_MODULE}" in manifest  # so the service worker caches it
+    source = REPO / "src" / "durably_web" / "web" / BOOT_FILES_MODULE
+    assert "BOOT_FILES = {};" in source.read_text()  # the source tree asks for plain URLs

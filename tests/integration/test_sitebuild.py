@@ -694,6 +694,8 @@ def test_a_source_change_rebuilds_only_what_it_changes(
     pyodide = layout.vendor / "pyodide"
     wheel = pyodide / "durably_web-0.1.0-cp314-none-any.whl"
     before = {p.name: sha256(p) for p in pyodide.iterdir() if p.suffix not in (".gz", ".br")}
+    boot_files = layout.site / "_durably" / "runtime" / "boot_files.mjs"
+    boot_files_before = sha256(boot_files)
 
     (package / "storage" / "sql" / "probe.sql").write_text("-- probe\n")
     assert is_stale(root, package=package)
@@ -705,7 +707,9 @@ def test_a_source_change_rebuilds_only_what_it_changes(
         "pyodide-lock.json",
         "engine-site.tar",  # the engine worker's packages, durably_web's browser part included
     }
-    assert second.written == 3
+    # ... and the content versions of the two boot files among them (sitebuild.versions)
+    assert sha256(boot_files) != boot_files_before
+    assert second.written == 4
     lock = json.loads((pyodide / "pyodide-lock.json").read_text())
     assert lock["packages"]["durably-web"]["sha256"] == sha256(wheel)
     with zipfile.ZipFile(wheel) as archive:

@@ -79,6 +79,7 @@ from durably_web.sitebuild.lock import build_lock, render_lock
 from durably_web.sitebuild.mirror import MANIFEST, mirror, read_manifest, verify
 from durably_web.sitebuild.precompiled import served_archives
 from durably_web.sitebuild.precompress import siblings
+from durably_web.sitebuild.versions import BOOT_FILES, BOOT_FILES_MODULE, boot_files_module
 from durably_web.sitebuild.wheel_self import build_self_wheel, wheel_metadata
 
 __all__ = [
@@ -91,6 +92,7 @@ __all__ = [
     "page_files",
     "page_files_json",
     "service_worker_script",
+    "versioned_boot_files",
 ]
 
 PAGE_PACKAGE_FILES = (
@@ -228,6 +230,8 @@ def build(
             raise BuildError(f"{missing[0]} is missing (it belongs in the site)")
         generated = generated_vendor_files(info, served, stdlib.path)
         generated[PAGE_FILES] = page_files_json(plan)
+        generated[f"{PREFIX}/{BOOT_FILES_MODULE}"] = versioned_boot_files(plan, generated)
+        del plan[f"{PREFIX}/{BOOT_FILES_MODULE}"]  # the source's empty map is not served
         compressed = siblings(
             {**{rel: path.read_bytes() for rel, path in plan.items()}, **generated}
         )
@@ -277,6 +281,21 @@ def generated_vendor_files(
         LOCK_FILE: render_lock(lock),
         **{f"{VENDOR}/pyodide/{name}": data for name, data in engine.items()},
     }
+
+
+def versioned_boot_files(plan: dict[str, Path], generated: dict[str, bytes]) -> bytes:
+    """Return the site's ``boot_files.mjs``: the content versions of the boot files.
+
+    Args:
+        plan: site path -> source file of the files copied into the site.
+        generated: site path -> bytes of the files the build writes.
+
+    """
+    files = {}
+    for name in BOOT_FILES:
+        rel = f"{VENDOR}/pyodide/{name}"
+        files[name] = generated[rel] if rel in generated else plan[rel].read_bytes()
+    return boot_files_module(files)
 
 
 def page_files_json(site_paths: Iterable[str]) -> bytes:

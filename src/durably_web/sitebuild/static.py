@@ -14,6 +14,13 @@ Contract:
   ``.js`` JavaScript (module imports need it), ``.py`` ``text/x-python``, and so on.
 - ``Cache-Control: no-cache`` with an ETag and ``Last-Modified``: the browser keeps its copy
   and revalidates it on every load (``304 Not Modified``), so a rebuilt file is never stale.
+  Except a **versioned URL**: a file asked for with ``?v=<version>`` where the version is
+  that of the file's current content (:func:`durably_web.sitebuild.versions.content_version`,
+  computed here, cached per file version) gets ``Cache-Control: public, max-age=31536000,
+  immutable`` (same ETag): the browser uses its copy without asking again. The build writes
+  such URLs for the engine worker's boot files (:mod:`durably_web.sitebuild.versions`); a
+  rebuilt file has another version, so a request with an old, wrong or no version keeps
+  ``no-cache``, and so do errors, redirects and 304s to an unversioned request.
 - Compressed answers for compressible files (:func:`durably_web.sitebuild.precompress.wanted`:
   text, ``.wasm``, ``.tar``, the core stdlib zip; not ``.zip`` and ``.whl``, whose members
   are deflated already) when the request accepts it, with ``Vary: Accept-Encoding`` and an
@@ -40,6 +47,7 @@ from typing import BinaryIO
 
 from durably_web.sitebuild.paths import Resolved, check_mounts, resolve, split_target
 from durably_web.sitebuild.precompress import ENCODINGS, fresh_sibling, wanted
+from durably_web.sitebuild.versions import IMMUTABLE, content_version, requested_version
 
 __all__ = ["MIME_TYPES", "Response", "StaticSite", "accepts", "accepts_gzip"]
 
@@ -124,6 +132,7 @@ class StaticSite:
         self.isolated = isolated
         self._gzipped: dict[Path, tuple[tuple[int, int], bytes]] = {}
         self._gzip_lock = threading.Lock()
+        self._versions: dict[Path, tuple[tuple[int, int], str]] = {}
 
     def resolve(self, raw_path: str) -> Resolved:
         """Map a URL path (percent-encoded, no query) to a file, as ``paths.resolve`` does."""
@@ -156,15 +165,24 @@ class StaticSite:
         except OSError:
             return self._plain(HTTPStatus.NOT_FOUND, method)
         try:
-            return self._file(found, file, method, headers)
+            return self._file(found, file, method, headers, requested_version(query))
         except BaseException:
             file.close()
             raise
 
     def _file(
-        self, path: Path, file: BinaryIO, method: str, request: Mapping[str, str]
+        self,
+        path: Path,
+        file: BinaryIO,
+        method: str,
+        request: Mapping[str, str],
+        wanted_version: str | None,
     ) -> Response:
         stat = os.fstat(file.fileno())
+        immutable = wanted_version is not None and wanted_version == self._content_version(
+            path, (stat.st_size, stat.st_mtime_ns), file
+        )
+        cache = IMMUTABLE if immutable else "no-cache"
         compressible = wanted(path.name)
         coding, sibling = None, None
         if compressible:
@@ -186,22 +204,37 @@ class StaticSite:
                 headers.append(("Vary", "Accept-Encoding"))
             if _not_modified(request, etag, stat.st_mtime):
                 file.close()
-                return Response(304, self._common(headers), send_body=False)
+                return Response(304, self._common(headers, cache), send_body=False)
             headers.insert(0, ("Content-Type", MIME_TYPES.get(path.suffix.lower(), _BINARY)))
             send_body = method != "HEAD"
             if sibling is None and coding is not None:
                 body = self._gzip(path, (stat.st_size, stat.st_mtime_ns), file)
                 file.close()
                 headers += [("Content-Encoding", "gzip"), ("Content-Length", str(len(body)))]
-                return Response(200, self._common(headers), body, send_body=send_body)
+                return Response(200, self._common(headers, cache), body, send_body=send_body)
             if coding is not None:
                 headers.append(("Content-Encoding", coding))
             size = os.fstat(file.fileno()).st_size
             headers.append(("Content-Length", str(size)))
-            return Response(200, self._common(headers), file=file, send_body=send_body)
+            return Response(200, self._common(headers, cache), file=file, send_body=send_body)
         except BaseException:
             file.close()
             raise
+
+    def _content_version(self, path: Path, version: tuple[int, int], file: BinaryIO) -> str:
+        """Return a file's content version, cached while it keeps its ``(size, mtime_ns)``.
+
+        Reads the file from its start and leaves it there.
+        """
+        with self._gzip_lock:
+            cached = self._versions.get(path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        made = content_version(file.read())
+        file.seek(0)
+        with self._gzip_lock:
+            self._versions[path] = (version, made)
+        return made
 
     def _gzip(self, path: Path, version: tuple[int, int], file: BinaryIO) -> bytes:
         """Return a file gzipped, cached while it keeps its ``(size, mtime_ns)`` version."""
@@ -226,8 +259,10 @@ class StaticSite:
             status, self._common(headers + (extra or [])), text, send_body=method != "HEAD"
         )
 
-    def _common(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        headers += [("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff")]
+    def _common(
+        self, headers: list[tuple[str, str]], cache: str = "no-cache"
+    ) -> list[tuple[str, str]]:
+        headers += [("Cache-Control", cache), ("X-Content-Type-Options", "nosniff")]
         if self.isolated:
             headers += _ISOLATION
         return headers

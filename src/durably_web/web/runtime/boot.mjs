@@ -10,7 +10,7 @@
  * ./runtime.mjs's `bootPyodide` stays the plain boot (loadPackage, no snapshot) of the
  * benchmark and test-runner workers.
  */
-import { fetchEngineManifest, fetchEngineSite, installEngineSite } from "./engine_site.mjs";
+import { bootFileUrl, fetchEngineManifest, fetchEngineSite, installEngineSite } from "./engine_site.mjs";
 import { prefetch, withPrefetched } from "./prefetch.mjs";
 import { JOB_DIR, writeJobModule } from "./runtime.mjs";
 import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from "./snapshot.mjs";
@@ -55,10 +55,12 @@ export async function bootInterpreter(vendorUrl, options = {}) {
   // Everything that is only bytes starts now, side by side: Pyodide's JS, its wasm (compiled
   // as it arrives) and the stdlib (./prefetch.mjs), the engine's files, the job module, the
   // stored snapshot (a Cache Storage read).
-  const pyodideJs = importModule(`${indexURL}pyodide.mjs`);
-  const asmJs = importModule(`${indexURL}pyodide.asm.mjs`);
+  // Their URLs are versioned (./engine_site.mjs `bootFileUrl`): a warm load reads them from
+  // the HTTP cache without a revalidation round trip.
+  const pyodideJs = importModule(bootFileUrl(indexURL, "pyodide.mjs"));
+  const asmJs = importModule(bootFileUrl(indexURL, "pyodide.asm.mjs"));
   const manifest = fetchEngineManifest(indexURL);
-  const early = prefetch(indexURL, manifest.then((m) => `${indexURL}${m.stdlib}`));
+  const early = prefetch(indexURL, manifest.then((m) => bootFileUrl(indexURL, m.stdlib)));
   early.compiled.then(() => mark("compiled"));
   const site = manifest.then((m) => fetchEngineSite(indexURL, m)).finally(() => mark("site"));
   site.catch(() => {}); // awaited by every load
@@ -142,8 +144,8 @@ export async function bootInterpreter(vendorUrl, options = {}) {
 function loadInterpreter({ loadPyodide, createModule, indexURL, stdlib, site, early, mark }, snapshot) {
   const loading = withPrefetched(early, () => loadPyodide({
     indexURL,
-    lockFileURL: `${indexURL}pyodide-lock.json`,
-    stdLibURL: `${indexURL}${stdlib}`, // the core: the rest comes on first import
+    lockFileURL: bootFileUrl(indexURL, "pyodide-lock.json"),
+    stdLibURL: bootFileUrl(indexURL, stdlib), // the core (the rest comes on first import); as prefetched
     ...(snapshot ? { _loadSnapshot: snapshot.then((s) => s.memory) } : {}),
     /** @param {any} settings */
     createPyodideModule: async (settings) => {
@@ -176,7 +178,7 @@ function loadInterpreter({ loadPyodide, createModule, indexURL, stdlib, site, ea
  */
 function importEngine(pyodide, indexURL, manifest, jobs) {
   const rest = pyodide.pyimport("durably_web.browser.stdlib");
-  rest.install(`${indexURL}${manifest.stdlib_rest.file}`, JSON.stringify(manifest.stdlib_rest.modules)).destroy();
+  rest.install(bootFileUrl(indexURL, manifest.stdlib_rest.file), JSON.stringify(manifest.stdlib_rest.modules)).destroy();
   rest.destroy();
   for (const name of manifest.imports) pyodide.pyimport(name).destroy();
   if (!jobs) return;

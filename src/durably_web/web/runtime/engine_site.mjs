@@ -12,6 +12,7 @@
  * boot: that is what lets a memory snapshot taken after the imports be restored
  * (./snapshot.mjs). loadPackage would load it later, at an address that depends on the heap.
  */
+import { BOOT_FILES } from "./boot_files.mjs";
 
 /**
  * @typedef {{ format: number, site: string, dynlibs: string[], imports: string[],
@@ -28,6 +29,18 @@
 /** The `format` of engine.json this runtime reads. */
 export const ENGINE_FORMAT = 1;
 
+/**
+ * The URL of a file beside pyodide.mjs: `<file>?v=<version>` for a boot file the build
+ * versioned (./boot_files.mjs; the server answers it immutable, so a warm load reads the
+ * browser's copy without a revalidation round trip), else the plain URL.
+ * @param {string} indexURL absolute URL of the directory of pyodide.mjs, ending in "/"
+ * @param {string} name the file's name there
+ */
+export function bootFileUrl(indexURL, name) {
+  const version = Object.hasOwn(BOOT_FILES, name) ? BOOT_FILES[name] : undefined;
+  return version ? `${indexURL}${name}?v=${encodeURIComponent(version)}` : `${indexURL}${name}`;
+}
+
 /** @param {string} url */
 async function fetchOk(url) {
   const response = await fetch(url);
@@ -41,7 +54,7 @@ async function fetchOk(url) {
  * @returns {Promise<EngineManifest>}
  */
 export async function fetchEngineManifest(indexURL) {
-  const manifest = /** @type {EngineManifest} */ (await (await fetchOk(`${indexURL}engine.json`)).json());
+  const manifest = /** @type {EngineManifest} */ (await (await fetchOk(bootFileUrl(indexURL, "engine.json"))).json());
   if (manifest.format !== ENGINE_FORMAT) {
     throw new Error(`engine.json has format ${manifest.format}, this runtime reads ${ENGINE_FORMAT}: rebuild the site (durably-web build)`);
   }
@@ -54,7 +67,7 @@ export async function fetchEngineManifest(indexURL) {
  * @returns {Promise<EngineSite>}
  */
 export async function fetchEngineSite(indexURL, manifest) {
-  const files = untar(new Uint8Array(await (await fetchOk(`${indexURL}${manifest.site}`)).arrayBuffer()));
+  const files = untar(new Uint8Array(await (await fetchOk(bootFileUrl(indexURL, manifest.site))).arrayBuffer()));
   const byName = new Map(files);
   const dynlibs = await Promise.all(
     manifest.dynlibs.map((name) => {

@@ -15,8 +15,10 @@
  * compiled module (with the imports Pyodide passes). Any other request goes through
  * untouched, and both functions are put back when loadPyodide settles. If the early fetch or
  * compile failed, that file is not replaced: Pyodide fetches (and compiles) it as without
- * this module, and reports its own error.
+ * this module, and reports its own error. The early fetch asks for the wasm's versioned URL
+ * (./engine_site.mjs `bootFileUrl`); Pyodide asks for the plain one, which is what is answered.
  */
+import { bootFileUrl } from "./engine_site.mjs";
 
 /**
  * @typedef {{ wasmUrl: string, compiled: Promise<WebAssembly.Module | null>,
@@ -32,8 +34,8 @@
  * @returns {Prefetched}
  */
 export function prefetch(indexURL, stdlibUrl) {
-  const wasmUrl = `${indexURL}pyodide.asm.wasm`;
-  const compiled = WebAssembly.compileStreaming(fetch(wasmUrl)).catch((error) => {
+  const wasmUrl = `${indexURL}pyodide.asm.wasm`; // what Pyodide fetches
+  const compiled = WebAssembly.compileStreaming(fetch(bootFileUrl(indexURL, "pyodide.asm.wasm"))).catch((error) => {
     console.warn("durably_web: cannot compile pyodide.asm.wasm early (Pyodide will):", error);
     return null;
   });

@@ -27,6 +27,7 @@ import { createBridge } from "./sqlite_bridge.mjs";
 // What ./boot.mjs imports, listed here too so that the browser requests it with the modules
 // above (one round trip less before Pyodide's downloads start: bench/BOOT-NOTES.md).
 import "./engine_site.mjs";
+import "./boot_files.mjs";
 import "./prefetch.mjs";
 
 // The opfs-sahpool VFS turns a failed write into a bare SQLITE_IOERR and reports the cause
