@@ -13,6 +13,7 @@ from durably_web import create_durably
 from durably_web.server import create_app
 from durably_web.sitebuild.asgi import site_app
 from durably_web.sitebuild.paths import check_mounts, resolve
+from durably_web.sitebuild.versions import IMMUTABLE, content_version
 from tests.jobs import echo_job
 from tests.server.conftest import serve
 
@@ -103,6 +104,11 @@ async def test_the_site_serves_files_and_the_api_on_one_origin(tmp_path: Path) -
         zipped = await http.get("/client.mjs", headers={"accept-encoding": "gzip"})
         assert zipped.headers["content-encoding"] == "gzip"  # the rules of `durably-web serve`
         assert zipped.text == "export const x = 1;"
+        version = content_version(b"export const x = 1;")  # the rules of sitebuild.versions
+        versioned = await http.get(f"/client.mjs?v={version}")
+        assert versioned.headers["cache-control"] == IMMUTABLE
+        stale = await http.get("/client.mjs?v=0123456789abcdef")
+        assert stale.headers["cache-control"] == "no-cache"
         missing = await http.get("/missing.js")
         assert (missing.status_code, missing.text) == (404, "404 Not Found\n")
         moved = await http.get("/sub?x=1")
