@@ -9,7 +9,8 @@ routing (it would disable the HTTP cache). For each of ``--runs`` fresh profiles
 
 - **cold**: navigation → page interactive (the page's Python ran: the form works) and →
   engine ready (worker booted, OPFS database open, jobs imported), bytes over the wire;
-- **warm**: the same after ``--reloads`` reloads (HTTP cache revalidated, 304s);
+- **warm**: the same after ``--reloads`` reloads (HTTP cache: the versioned boot files are
+  immutable, so not asked for; the rest revalidated, 304s);
 - **reopen**: the browser closed and reopened on the same profile (disk cache), then loaded.
 
 Then, on the last profile, the benchmark page's (``/bench.html``, opened beside the demo) "Run

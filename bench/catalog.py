@@ -351,8 +351,9 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "start",
             "5. Browser start: navigation → engine ready (migrated database on OPFS, worker "
-            "started), on a fresh profile (cold) then {reloads} reloads (warm: HTTP cache "
-            "revalidated, database there); bytes over the wire (headers + encoded bodies)",
+            "started), on a fresh profile (cold) then {reloads} reloads (warm: HTTP cache, the "
+            "versioned boot files unasked, the rest revalidated; database there); bytes over "
+            "the wire (headers + encoded bodies)",
             (
                 Metric("cold_ready_ms", "cold: navigation → ready (ms)", "lower"),
                 Metric("warm_ready_ms", "warm reload: navigation → ready (ms)", "lower"),
