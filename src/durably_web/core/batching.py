@@ -71,6 +71,13 @@ class CheckpointGroup:
         self._writer = writer
         self._since = 0.0
 
+    def due_with_one_more(self) -> bool:
+        """Whether keeping one more step would make the group due (see :meth:`keep`)."""
+        kept = self._writer.kept_steps
+        if kept + 1 >= self._policy.max_steps:
+            return True
+        return kept > 0 and time.monotonic() - self._since >= self._policy.max_delay
+
     def keep(self, row: StepRow) -> bool:
         """Keep a completed step; return True when the group must be committed now."""
         writer = self._writer

@@ -114,10 +114,12 @@ class StepContext:
     """What a job function receives as ``step``: see the module docstring."""
 
     __slots__ = (
+        "_bus",
         "_completed",
         "_errors",
         "_execution",
         "_index",
+        "_job_policy",
         "_last_yield",
         "_logs_to_skip",
         "_retries",
@@ -140,6 +142,8 @@ class StepContext:
         """
         replay = replay or Replay.empty()
         self._execution = execution
+        self._bus = execution.bus
+        self._job_policy = self._policy(None, "")
         self._completed = dict(replay.outputs)
         self._errors = dict(replay.errors)
         self._to_replay = set(replay.outputs)
@@ -194,7 +198,7 @@ class StepContext:
             Whatever ``fn`` raised, once its last attempt failed.
 
         """
-        policy = self._policy(retry, name)
+        policy = self._job_policy if retry is None else self._policy(retry, name)
         index, cached = self._begin(name)
         if cached is not _MISSING:
             return cached
@@ -274,7 +278,9 @@ class StepContext:
 
     def _begin(self, name: str) -> tuple[int, Any]:
         """Start a step call: check the run and name; return its index and checkpoint (if any)."""
-        self.throw_if_aborted()
+        signal = self._execution.signal
+        if signal.aborted:
+            raise signal.error(self.run_id)
         index = self._next_index(name)
         cached = self._completed.get(name, _MISSING)
         if cached is not _MISSING:
@@ -297,21 +303,27 @@ class StepContext:
 
         """
         execution = self._execution
-        await self._start_new()
+        signal = execution.signal
+        clock = execution.clock
+        if execution.lease_check_due():  # _start_new, inline: a coroutine less per step
+            await execution.check_lease()
+        if self._to_replay:
+            self._to_replay.clear()
         attempt = 1
         pending = self._retries.pop(name, None) if self._retries else None
         if pending is not None:  # an earlier attempt at the run got this far
             attempt = pending.attempt + 1
-            await self._wait_for_attempt(name, pending.retry_at, execution.clock.now())
+            await self._wait_for_attempt(name, pending.retry_at, clock.now())
         while True:
             self._emit(StepStart, name, index)
-            started = execution.clock.now()
+            started = clock.now()
             token = CURRENT_STEP.set(name)
             try:
-                result = _call_step(fn, execution.signal)
+                result = _call_step(fn, signal)
                 if _awaitable(result):
                     result = await result
-                self.throw_if_aborted()
+                if signal.aborted:
+                    raise signal.error(self.run_id)
                 break
             except RunCancelled:
                 self._cancelled(name, index)
@@ -327,10 +339,13 @@ class StepContext:
                 attempt += 1
             finally:
                 CURRENT_STEP.reset(token)
-        finished = execution.clock.now()
+        finished = clock.now()
         try:
             output_json, exact = _encode(name, result)
-            await execution.checkpoint(name, index, output_json, started, finished, attempt=attempt)
+            if not execution.quick.write(name, index, output_json, started, finished, attempt):
+                await execution.checkpoint(
+                    name, index, output_json, started, finished, attempt=attempt
+                )
         except RunCancelled:
             self._cancelled(name, index)
             raise
@@ -389,7 +404,8 @@ class StepContext:
 
     def _next_index(self, name: str) -> int:
         """Check a step name (valid, not used before in this run); return the step's index."""
-        check_step_name(name)
+        if type(name) is not str or not name.isascii() or "\x00" in name or not name:
+            check_step_name(name)  # the common name (plain ASCII) needs no more look
         if name in self._seen:
             self._execution.failed_step_name = name
             raise ValidationError(
@@ -403,8 +419,9 @@ class StepContext:
 
     def _emit(self, cls: type[Any], name: str, index: int, **values: Any) -> None:
         """Emit a step event, unless nobody listens (step events are on the hot path)."""
-        bus, run = self._execution.bus, self._execution.run
+        bus = self._bus
         if bus.wants(cls.type):
+            run = self._execution.run
             bus.emit(
                 cls,
                 run_id=run.id,
@@ -489,7 +506,7 @@ def _encode(name: str, result: Any) -> tuple[str | None, bool]:
     """
     if result is None:
         return None, True
-    return dump_json_exact(result, f"result of step {name!r}")
+    return dump_json_exact(result, lambda: f"result of step {name!r}")
 
 
 def _awaitable(value: Any) -> bool:

@@ -113,6 +113,13 @@ class RunWriter:
         if self._unwritten.steps == 1:  # the group's first step sets its deadline
             self._schedule_flush(within)
 
+    def idle(self) -> bool:
+        """Whether no write is in flight and a checkpoint's write would carry nothing else.
+
+        Then a checkpoint may be written directly (:mod:`~durably_web.core.fastpath`).
+        """
+        return not self._writing.locked() and not self._unwritten.has_rows()
+
     @property
     def kept_steps(self) -> int:
         """How many completed steps wait for a write (the batched checkpoint mode)."""

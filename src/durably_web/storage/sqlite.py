@@ -239,11 +239,24 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
             now=now,
             attempt=attempt,
         )
+        self._write_checkpoint(run_id, step, logs, steps)
+
+    def checkpoint_now(self, run_id: str, generation: int, row: StepRow) -> None:
+        """See :class:`~durably_web.storage.base.CheckpointsNow`: one autocommit ``INSERT``."""
+        self._write_checkpoint(run_id, row)
+
+    def _write_checkpoint(
+        self,
+        run_id: str,
+        step: StepRow,
+        logs: Sequence[LogRow] = (),
+        steps: Sequence[StepRow] = (),
+    ) -> None:
         try:
             written = self._fenced((self._insert_step, step), logs, steps=steps)
         except IntegrityViolation as exc:
             raise ConflictError(
-                f"step {name!r} of run {run_id} already has a completed checkpoint"
+                f"step {step[2]!r} of run {run_id} already has a completed checkpoint"
             ) from exc
         if not written:
             raise self._refusal(run_id)
