@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from durably_web.errors import LeaseLost, RunCancelled, StorageError
 from durably_web.storage.base import CheckpointsNow
 from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
-from durably_web.storage.records import StepRow, step_row
+from durably_web.storage.records import step_row
 
 if TYPE_CHECKING:
     from durably_web.core.batching import CheckpointGroup
@@ -79,17 +79,29 @@ class QuickCheckpoints:
         execution = self._execution
         if finished > execution.lease_until:
             return False
-        group = self._group
+        group, store = self._group, self._store
         if group is not None:
             if group.due_with_one_more():
                 return False
-            group.keep(self._row(name, index, output_json, started, finished, attempt))
+        elif store is None or not self._writer.idle():
+            return False
+        row = step_row(
+            self._run_id,
+            self._generation,
+            name=name,
+            index=index,
+            status="completed",
+            output_json=output_json,
+            error=None,
+            started_at=started,
+            now=finished,
+            attempt=attempt,
+        )
+        if group is not None:
+            group.keep(row)
             execution.advance(index)
             return True
-        store = self._store
-        if store is None or not self._writer.idle():
-            return False
-        row = self._row(name, index, output_json, started, finished, attempt)
+        assert store is not None
         sent = time.monotonic()
         try:
             store.checkpoint_now(self._run_id, self._generation, row)
@@ -106,25 +118,3 @@ class QuickCheckpoints:
         execution.lease_proven(sent)
         execution.advance(index)
         return True
-
-    def _row(
-        self,
-        name: str,
-        index: int,
-        output_json: str | None,
-        started: float,
-        finished: float,
-        attempt: int,
-    ) -> StepRow:
-        return step_row(
-            self._run_id,
-            self._generation,
-            name=name,
-            index=index,
-            status="completed",
-            output_json=output_json,
-            error=None,
-            started_at=started,
-            now=finished,
-            attempt=attempt,
-        )

@@ -83,6 +83,8 @@ LONGEST_HELD_BACKOFF = 2.0
 A longer backoff makes the run ``waiting`` (no lease, no slot) until the next attempt."""
 
 _MISSING = object()
+_STEP_START = StepStart.type
+_STEP_COMPLETE = StepComplete.type
 _YIELD_EVERY = 0.005
 """Seconds a job may run synchronous steps before ``step.run`` yields to the event loop."""
 _YIELD_CHECK_STEPS = 8
@@ -314,8 +316,12 @@ class StepContext:
         if pending is not None:  # an earlier attempt at the run got this far
             attempt = pending.attempt + 1
             await self._wait_for_attempt(name, pending.retry_at, clock.now())
+        bus = self._bus
         while True:
-            self._emit(StepStart, name, index)
+            if _STEP_START in bus.listened:  # as _emit, without a call when nobody listens
+                self._emit(StepStart, name, index)
+            else:
+                bus.skip()
             started = clock.now()
             token = CURRENT_STEP.set(name)
             try:
@@ -355,8 +361,11 @@ class StepContext:
         # Plain JSON data is its own JSON form: only a converted result is decoded again.
         output = result if exact else json.loads(output_json) if output_json else None
         self._completed[name] = output
-        duration = int((finished - started) * 1000)
-        self._emit(StepComplete, name, index, output=output, duration=duration)
+        if _STEP_COMPLETE in bus.listened:
+            duration = int((finished - started) * 1000)
+            self._emit(StepComplete, name, index, output=output, duration=duration)
+        else:
+            bus.skip()
         self._steps_since_yield += 1
         if self._steps_since_yield >= _YIELD_CHECK_STEPS:
             self._steps_since_yield = 0
