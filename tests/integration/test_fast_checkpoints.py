@@ -2,13 +2,12 @@
 
 On SQLite a step with nothing else to write is checkpointed through the store's synchronous
 ``checkpoint_now``; a step with a log line waiting, a store without the hook (as PostgreSQL's),
-and a locked database go through the general ``checkpoint_step``. Either way the same rows
-are written and the same rules hold.
+and a locked database (``test_storage_faults.py``) go through the general ``checkpoint_step``.
+Either way the same rows are written and the same rules hold.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from durably_web.core.signal import AbortSignal
 from durably_web.errors import RunCancelled
 from durably_web.storage.base import CheckpointsNow
 from durably_web.storage.sqlite import SQLiteStore
-from tests.integration.test_storage_faults import engine, lock_held, worker_errors
 
 
 class CountingStore(SQLiteStore):
@@ -83,6 +81,7 @@ async def test_plain_steps_take_the_fast_path_and_a_logged_one_the_general(
     ]
     assert [log.message for log in await durably.get_logs(run.id)] == ["inside"]
     await durably.close()
+    await store.close()  # a store handed in is the caller's to close
 
 
 async def test_a_store_without_checkpoint_now_awaits_every_checkpoint(tmp_path: Path) -> None:
@@ -101,34 +100,7 @@ async def test_a_store_without_checkpoint_now_awaits_every_checkpoint(tmp_path: 
         "logged",
     ]
     await durably.close()
-
-
-async def test_a_plain_checkpoint_that_meets_a_held_lock_waits_it_out(tmp_path: Path) -> None:
-    db = tmp_path / "lock.db"
-    gate, reached = asyncio.Event(), asyncio.Event()
-
-    @define_job(name="gated-plain", input=dict)
-    async def gated_plain(step: StepContext, _: Any) -> int:
-        async def held() -> int:
-            reached.set()
-            await gate.wait()
-            return 1
-
-        return await step.run("first", held) + await step.run("second", lambda: 2)  # type: ignore[no-any-return]
-
-    durably = engine(db, jobs={"gated": gated_plain}, preserve_steps=True)
-    await durably.migrate()
-    errors = worker_errors(durably)
-    run = await durably.jobs.gated.trigger({})
-    task = asyncio.create_task(durably.process_one())
-    await asyncio.wait_for(reached.wait(), 5)
-    with lock_held(db):
-        gate.set()  # "first" is checkpointed while another connection holds the lock
-        final = await asyncio.wait_for(task, 20)
-    assert final is not None and (final.status, final.output) == ("completed", 3)
-    assert any(e.context.endswith(": waiting for the database lock") for e in errors), errors
-    assert [s.name for s in await durably.get_steps(run.id)] == ["first", "second"]
-    await durably.close()
+    await store.close()
 
 
 async def test_a_refused_plain_checkpoint_aborts_the_signal_and_writes_nothing(

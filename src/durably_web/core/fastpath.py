@@ -80,10 +80,7 @@ class QuickCheckpoints:
         if finished > execution.lease_until:
             return False
         group, store = self._group, self._store
-        if group is not None:
-            if group.due_with_one_more():
-                return False
-        elif store is None or not self._writer.idle():
+        if group is None and (store is None or not self._writer.idle()):
             return False
         row = step_row(
             self._run_id,
@@ -98,7 +95,8 @@ class QuickCheckpoints:
             attempt=attempt,
         )
         if group is not None:
-            group.keep(row)
+            if not group.keep_unless_due(row):
+                return False
             execution.advance(index)
             return True
         assert store is not None

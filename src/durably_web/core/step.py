@@ -283,7 +283,18 @@ class StepContext:
         signal = self._execution.signal
         if signal.aborted:
             raise signal.error(self.run_id)
-        index = self._next_index(name)
+        # The name: valid (a plain ASCII one needs no more look), not used before in this run.
+        if type(name) is not str or not name.isascii() or "\x00" in name or not name:
+            check_step_name(name)
+        if name in self._seen:
+            self._execution.failed_step_name = name
+            raise ValidationError(
+                f"step name {name!r} is used twice in run {self.run_id}: steps are keyed by "
+                "name, so each step of a run needs its own (e.g. f'fetch-{i}' in a loop)"
+            )
+        self._seen.add(name)
+        index = self._index
+        self._index += 1
         cached = self._completed.get(name, _MISSING)
         if cached is not _MISSING:
             self._to_replay.discard(name)
@@ -410,21 +421,6 @@ class StepContext:
                 aborted.cancel()
                 backoff.cancel()
         self.throw_if_aborted()
-
-    def _next_index(self, name: str) -> int:
-        """Check a step name (valid, not used before in this run); return the step's index."""
-        if type(name) is not str or not name.isascii() or "\x00" in name or not name:
-            check_step_name(name)  # the common name (plain ASCII) needs no more look
-        if name in self._seen:
-            self._execution.failed_step_name = name
-            raise ValidationError(
-                f"step name {name!r} is used twice in run {self.run_id}: steps are keyed by "
-                "name, so each step of a run needs its own (e.g. f'fetch-{i}' in a loop)"
-            )
-        self._seen.add(name)
-        index = self._index
-        self._index += 1
-        return index
 
     def _emit(self, cls: type[Any], name: str, index: int, **values: Any) -> None:
         """Emit a step event, unless nobody listens (step events are on the hot path)."""
