@@ -51,6 +51,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from durably_web.clock import now_of
 from durably_web.core import waits
 from durably_web.core.parallel import run_all
 from durably_web.core.replay import Replay
@@ -83,6 +84,8 @@ LONGEST_HELD_BACKOFF = 2.0
 A longer backoff makes the run ``waiting`` (no lease, no slot) until the next attempt."""
 
 _MISSING = object()
+_PLAIN_DATA = frozenset({dict, list, str, int, float, bool, type(None)})
+"""What a step function returns most: never awaitable, so not looked at further."""
 _STEP_START = StepStart.type
 _STEP_COMPLETE = StepComplete.type
 _YIELD_EVERY = 0.005
@@ -124,6 +127,7 @@ class StepContext:
         "_job_policy",
         "_last_yield",
         "_logs_to_skip",
+        "_now",
         "_retries",
         "_seen",
         "_steps_since_yield",
@@ -145,6 +149,7 @@ class StepContext:
         replay = replay or Replay.empty()
         self._execution = execution
         self._bus = execution.bus
+        self._now = now_of(execution.clock)
         self._job_policy = self._policy(None, "")
         self._completed = dict(replay.outputs)
         self._errors = dict(replay.errors)
@@ -317,7 +322,7 @@ class StepContext:
         """
         execution = self._execution
         signal = execution.signal
-        clock = execution.clock
+        read_clock = self._now
         if execution.lease_check_due():  # _start_new, inline: a coroutine less per step
             await execution.check_lease()
         if self._to_replay:
@@ -326,18 +331,21 @@ class StepContext:
         pending = self._retries.pop(name, None) if self._retries else None
         if pending is not None:  # an earlier attempt at the run got this far
             attempt = pending.attempt + 1
-            await self._wait_for_attempt(name, pending.retry_at, clock.now())
+            await self._wait_for_attempt(name, pending.retry_at, read_clock())
         bus = self._bus
         while True:
             if _STEP_START in bus.listened:  # as _emit, without a call when nobody listens
                 self._emit(StepStart, name, index)
             else:
                 bus.skip()
-            started = clock.now()
+            started = read_clock()
             token = CURRENT_STEP.set(name)
             try:
                 result = _call_step(fn, signal)
-                if _awaitable(result):
+                kind = type(result)  # awaitable? (plain JSON data never is: no further look)
+                if kind not in _PLAIN_DATA and (
+                    kind is types.CoroutineType or hasattr(kind, "__await__")
+                ):
                     result = await result
                 if signal.aborted:
                     raise signal.error(self.run_id)
@@ -356,9 +364,12 @@ class StepContext:
                 attempt += 1
             finally:
                 CURRENT_STEP.reset(token)
-        finished = clock.now()
+        finished = read_clock()
         try:
-            output_json, exact = _encode(name, result)
+            if result is None:
+                output_json, exact = None, True
+            else:
+                output_json, exact = dump_json_exact(result, lambda: f"result of step {name!r}")
             if not execution.quick.write(name, index, output_json, started, finished, attempt):
                 await execution.checkpoint(
                     name, index, output_json, started, finished, attempt=attempt
@@ -500,23 +511,6 @@ def check_step_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise ValidationError(f"step name must be a non-empty string, got {shown(name)}")
     return check_text(name, "step name")
-
-
-def _encode(name: str, result: Any) -> tuple[str | None, bool]:
-    """Return a step result's JSON text and whether the result is exact (its own JSON form).
-
-    Raises:
-        ValidationError: the result is not JSON data (or too large to store).
-
-    """
-    if result is None:
-        return None, True
-    return dump_json_exact(result, lambda: f"result of step {name!r}")
-
-
-def _awaitable(value: Any) -> bool:
-    """Return True for coroutines and other awaitables (cheaper than ``inspect.isawaitable``)."""
-    return type(value) is types.CoroutineType or hasattr(type(value), "__await__")
 
 
 _TAKES_SIGNAL: dict[tuple[types.CodeType, int, bool], bool] = {}
