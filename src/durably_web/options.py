@@ -29,7 +29,7 @@ __all__ = [
     "CheckpointMode",
     "CheckpointPolicy",
     "Options",
-    "check_count",
+    "check_int",
     "check_seconds",
     "parse_duration",
 ]
@@ -92,7 +92,7 @@ class CheckpointPolicy:
         if mode not in ("each", "batched") or not isinstance(mode, str):
             raise ValidationError(f"checkpoint must be 'each' or 'batched', got {shown(mode)}")
         delay = check_seconds(max_delay, "checkpoint_max_delay", maximum=MAX_CHECKPOINT_DELAY)
-        steps = check_count(max_steps, "checkpoint_max_steps", maximum=MAX_CHECKPOINT_STEPS)
+        steps = check_int(max_steps, "checkpoint_max_steps", maximum=MAX_CHECKPOINT_STEPS)
         return cls("batched" if mode == "batched" else "each", delay, steps)
 
     @property
@@ -135,16 +135,23 @@ def check_seconds(
     return float(value)
 
 
-def check_count(value: Any, name: str, *, maximum: int) -> int:
-    """Return ``value``, an integer from 1 to ``maximum``, or raise naming ``name`` and the range.
+def check_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value``, an integer from ``minimum`` to ``maximum``, or raise naming ``name``.
 
     Raises:
-        ValidationError: not an integer (``bool`` is refused), below 1 or above ``maximum``.
+        ValidationError: not an integer (``bool`` is refused), below ``minimum`` or above
+            ``maximum`` (no upper bound when ``maximum`` is ``None``).
 
     """
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bound = f" and at most {maximum}" if maximum is not None else ""
         raise ValidationError(
-            f"{name} must be an integer between 1 and {maximum}, got {shown(value)}"
+            f"{name} must be an integer of at least {minimum}{bound}, got {shown(value)}"
         )
     return value
 
@@ -265,7 +272,7 @@ class Options:
                 f"lease_renew_interval ({renew:g}s) must be shorter than lease_duration "
                 f"({duration:g}s), or leases expire between renewals"
             )
-        check_count(max_concurrent_runs, "max_concurrent_runs", maximum=1000)
+        check_int(max_concurrent_runs, "max_concurrent_runs", maximum=1000)
         for name, flag in (("preserve_steps", preserve_steps), ("persist_logs", persist_logs)):
             if not isinstance(flag, bool):
                 raise ValidationError(f"{name} must be True or False, got {shown(flag)}")

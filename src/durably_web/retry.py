@@ -19,7 +19,7 @@ from typing import Any
 
 from durably_web.errors import ValidationError
 from durably_web.json_value import shown
-from durably_web.options import MAX_DELAY, check_count, check_seconds
+from durably_web.options import MAX_DELAY, check_int, check_seconds
 
 __all__ = ["MAX_ATTEMPTS", "Retry", "retry_policy"]
 
@@ -50,7 +50,7 @@ class Retry:
     jitter: bool = True
 
     def __post_init__(self) -> None:
-        check_count(self.attempts, "Retry attempts", maximum=MAX_ATTEMPTS)
+        check_int(self.attempts, "Retry attempts", maximum=MAX_ATTEMPTS)
         initial = check_seconds(self.initial, "Retry initial", maximum=MAX_DELAY, allow_zero=True)
         longest = check_seconds(self.max, "Retry max", maximum=MAX_DELAY, allow_zero=True)
         factor = self.factor

@@ -36,8 +36,11 @@ def test_seed_aliases() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"max_concurrent_runs": 0}, "max_concurrent_runs must be an integer between 1 and 1000"),
-        ({"max_concurrent_runs": 1001}, "between 1 and 1000, got 1001"),
+        (
+            {"max_concurrent_runs": 0},
+            "max_concurrent_runs must be an integer of at least 1 and at most 1000",
+        ),
+        ({"max_concurrent_runs": 1001}, "at least 1 and at most 1000, got 1001"),
         ({"max_concurrent_runs": True}, "max_concurrent_runs"),
         ({"polling_interval": 0}, "polling_interval must be greater than 0"),
         ({"polling_interval": float("nan")}, "polling_interval must be a finite number"),

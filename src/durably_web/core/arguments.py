@@ -15,10 +15,10 @@ from durably_web.core.trigger import validate_label_filter
 from durably_web.errors import ValidationError
 from durably_web.json_value import check_text, shown
 from durably_web.models import RUN_STATUSES
-from durably_web.options import MAX_RETENTION, check_seconds, parse_duration
+from durably_web.options import MAX_RETENTION, check_int, check_seconds, parse_duration
 from durably_web.storage.records import RunFilter
 
-__all__ = ["MAX_INT", "check_int", "check_run_id", "purge_cutoff", "run_filter"]
+__all__ = ["MAX_INT", "check_run_id", "purge_cutoff", "run_filter"]
 
 MAX_INT = 2**31 - 1
 
@@ -28,20 +28,6 @@ def check_run_id(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValidationError(f"run_id must be a non-empty string, got {shown(value)}")
     return check_text(value, "run_id")
-
-
-def check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> None:
-    """Refuse anything but an integer (not a bool) between ``minimum`` and ``maximum``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        bound = f" and at most {maximum}" if maximum is not None else ""
-        raise ValidationError(
-            f"{name} must be an integer of at least {minimum}{bound}, got {shown(value)}"
-        )
 
 
 def _strings(value: Any, name: str) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from durably_web.clock import Clock
-from durably_web.core.arguments import check_int, check_run_id, purge_cutoff, run_filter
+from durably_web.core.arguments import check_run_id, purge_cutoff, run_filter
 from durably_web.core.busy import wait_out_busy
 from durably_web.core.handles import JobHandle, Jobs
 from durably_web.core.remote import RemoteRuns
@@ -40,6 +40,7 @@ from durably_web.models import Log, Run, Schedule, Step
 from durably_web.options import (
     MAX_WAIT,
     Options,
+    check_int,
     check_seconds,
 )
 from durably_web.storage.base import Notifications, Store
