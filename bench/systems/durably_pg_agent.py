@@ -2,7 +2,10 @@
 
 Spawned by ``pg_suite.py``, which documents the agent protocol (roles, JSON lines on stdin and
 stdout). Defaults as in the SQLite suite: ``polling_interval=1.0``, 30 s leases; the worker's
-``max_concurrent_runs`` is the workload's ``concurrency``.
+``max_concurrent_runs`` is the workload's ``concurrency``. Each role runs on the event loop
+``durably-web worker`` picks by default (``--loop auto``: uvloop when it is installed, as it
+is in the project's dev environment); ``DURABLY_BENCH_LOOP=asyncio`` forces asyncio's own.
+The loop used is in the agent's ``info``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import pg_agent
 from pg_agent import AgentArgs
 
 from durably_web import Durably, StepContext, create_durably, define_job
+from durably_web.cli import eventloop
+
+_LOOP = os.environ.get("DURABLY_BENCH_LOOP", "auto")
 
 _CRASH = {"at": -1}  # set by the crash role: the step that kills the process
 
@@ -59,6 +65,7 @@ def _info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "psycopg": version("psycopg"),
         "polling_interval_s": 1.0,
+        "loop": eventloop.loop_name(_LOOP),
     }
 
 
@@ -115,4 +122,4 @@ ROLES = {"client": client, "worker": worker, "crash": crash, "resume": resume}
 
 if __name__ == "__main__":
     args = pg_agent.parse_args(__doc__.splitlines()[0], list(ROLES))
-    asyncio.run(ROLES[args.role](args))
+    eventloop.run(ROLES[args.role](args), _LOOP)

@@ -11,6 +11,8 @@ name of the store's query set were sent per 1,000 steps::
     .venv/bin/python bench/systems/pg_step_cost.py --url "$URL" \
         --runs 32 --steps 40 --sleep-ms 10 --concurrency 8                  # the pg_io shape
 
+``--loop`` as ``durably-web worker``'s (default auto: uvloop when installed).
+
 Not a comparison between systems (``pg_suite.py`` is): a way to see where a change to the
 step path moves the cost, less disturbed by a loaded machine than a rate is.
 """
@@ -30,6 +32,7 @@ import psycopg
 from durably_pg_agent import bench_steps
 
 from durably_web import create_durably
+from durably_web.cli import eventloop
 from durably_web.storage.postgres import database
 from durably_web.storage.postgres.store import PostgresStore
 
@@ -100,17 +103,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--sleep-ms", type=float, default=0.0)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--loop", default="auto", choices=eventloop.LOOPS)
     args = parser.parse_args()
     name = f"step_cost_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.url, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
     try:
         url = urlunsplit(urlsplit(args.url)._replace(path=f"/{name}"))
-        result = asyncio.run(measure(url, args.runs, args.steps, args.sleep_ms, args.concurrency))
+        result = eventloop.run(
+            measure(url, args.runs, args.steps, args.sleep_ms, args.concurrency), args.loop
+        )
     finally:
         with psycopg.connect(args.url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    print(json.dumps({"benchmark": "pg_step_cost", **vars(args), "url": None, **result}))
+    loop = eventloop.loop_name(args.loop)
+    print(
+        json.dumps({"benchmark": "pg_step_cost", **vars(args), "url": None, "loop": loop, **result})
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
 from durably_web import create_durably
 from tests.integration import cli_jobs
@@ -92,9 +93,13 @@ def test_an_unreachable_server_is_one_line_and_status_1(tmp_path: Path) -> None:
     assert "secret" not in refused.stderr
 
 
-def test_worker_processes_execute_runs_triggered_elsewhere(postgres_url: str) -> None:
-    """Two ``durably-web worker`` processes share the triggers; SIGTERM stops each, exit 0."""
-    workers = [worker(postgres_url, "--concurrency", "2") for _ in range(2)]
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_worker_processes_execute_runs_triggered_elsewhere(postgres_url: str, loop: str) -> None:
+    """Two ``durably-web worker`` processes share the triggers; SIGTERM stops each, exit 0.
+
+    On either event loop (uvloop, the default when installed; asyncio's own).
+    """
+    workers = [worker(postgres_url, "--concurrency", "2", "--loop", loop) for _ in range(2)]
     try:
 
         async def trigger_and_wait() -> list[str]:
@@ -121,6 +126,7 @@ def test_worker_processes_execute_runs_triggered_elsewhere(postgres_url: str) ->
     completed = [line for _, out, _ in outputs for line in out.splitlines()]
     assert len(completed) == 20 and all(line.endswith(" completed") for line in completed)
     assert all("durably-web worker" in err for _, _, err in outputs)
+    assert all(f"{loop} event loop" in err for _, _, err in outputs)
     assert all(postgres_url.split(":")[2].split("@")[0] not in err for _, _, err in outputs)
 
 

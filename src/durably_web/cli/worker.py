@@ -4,7 +4,7 @@
 
     durably-web worker DATABASE --jobs MODULE[:ATTR] [--concurrency N]
                        [--lease-duration SECONDS] [--polling-interval SECONDS]
-                       [--shutdown-timeout SECONDS]
+                       [--shutdown-timeout SECONDS] [--loop auto|asyncio|uvloop]
     durably-web worker MODULE[:ATTR] [--db DATABASE] [...]   (the same; API.md's spelling)
 
 ``DATABASE`` is a ``postgresql://`` URL (workers on several machines share it), a SQLite file
@@ -26,7 +26,8 @@ get ``--shutdown-timeout`` seconds (default 3) to finish, then are interrupted a
 (pending again, checkpoints kept, for another worker at once), and the process exits 0. When
 the database fails under the worker (a full disk, a corrupt SQLite file: ``worker:error``
 with context ``worker-stopped``) it exits 1 with the error. A PostgreSQL restart or outage is
-not a failure: the worker waits and reconnects.
+not a failure: the worker waits and reconnects. ``--loop`` picks the event loop
+(:mod:`durably_web.cli.eventloop`: uvloop when it is installed, unless ``--loop asyncio``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TextIO
 
+from durably_web.cli import eventloop
 from durably_web.cli.common import DB_HELP, DEFAULT_DB, UsageError, redacted
 from durably_web.cli.loading import engine_of, jobs_of, load_attribute
 from durably_web.cli.render import format_local
@@ -100,6 +102,7 @@ def add_worker(commands: Any) -> None:
         help="on SIGINT/SIGTERM, how long runs in flight may finish before they are handed "
         "back (default 3)",
     )
+    parser.add_argument("--loop", default="auto", choices=eventloop.LOOPS, help=eventloop.LOOP_HELP)
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -121,6 +124,7 @@ def run_worker(args: argparse.Namespace) -> int:
         database, target = args.target, args.jobs
     else:
         database, target = args.db or DEFAULT_DB, args.target
+    loop = eventloop.loop_name(args.loop)  # a missing uvloop is refused before connecting
     module, _, value = load_attribute(target)
     if not isinstance(value, Durably) and jobs_of(value) is None:
         raise UsageError(
@@ -144,12 +148,13 @@ def run_worker(args: argparse.Namespace) -> int:
         raise UsageError(f"on_start in {target!r} must be an async function")
     print(
         f"durably-web worker {durably.worker_id}: jobs {', '.join(sorted(durably.worker.jobs))}"
-        f" on {redacted(database)}, {durably.options.max_concurrent_runs} at a time",
+        f" on {redacted(database)}, {durably.options.max_concurrent_runs} at a time,"
+        f" {loop} event loop",
         file=sys.stderr,
     )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers are in place
-        failure = asyncio.run(
-            _work(durably, on_start, args.shutdown_timeout, sys.stdout, sys.stderr)
+        failure = eventloop.run(
+            _work(durably, on_start, args.shutdown_timeout, sys.stdout, sys.stderr), args.loop
         )
         if failure is not None:
             print(

@@ -23,13 +23,21 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed
 
 from durably_web.errors import StorageError, ValidationError
 from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
 
-__all__ = ["Database", "DatabaseUnreachable", "Params", "Session", "TransactionAborted"]
+__all__ = [
+    "Database",
+    "DatabaseUnreachable",
+    "Params",
+    "PooledConnection",
+    "Session",
+    "TransactionAborted",
+]
 
 Params = Mapping[str, Any] | Sequence[Any]
 Row = dict[str, Any]
@@ -53,20 +61,44 @@ class TransactionAborted(DatabaseBusy):
 
 
 class Session:
-    """One connection lent for a block of statements (see :meth:`Database.transaction`)."""
+    """One connection lent for a block of statements (see :meth:`Database.in_transaction`).
+
+    A connection of the pool keeps its session, and the session its one cursor, from one
+    statement to the next: a new cursor per statement (what ``connection.execute`` makes)
+    costs a cursor, an adapters map and a transformer each time, on a path that runs once per
+    checkpoint. A connection is lent to one caller at a time, so one cursor is enough.
+    """
+
+    __slots__ = ("_connection", "_cursor")
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+        self._cursor = connection.cursor()
 
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
         """Run one statement; return its rows (empty for a statement that returns none)."""
-        cursor = await self._connection.execute(sql, params)
-        return await cursor.fetchall() if cursor.description is not None else []
+        cursor = await self._cursor.execute(sql, params)
+        result = cursor.pgresult  # not ``description``: that builds a Column per column
+        if result is None or result.status != pq.ExecStatus.TUPLES_OK:
+            return []
+        return await cursor.fetchall()
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
         """Run one statement; return the number of rows it changed."""
-        cursor = await self._connection.execute(sql, params)
+        cursor = await self._cursor.execute(sql, params)
         return cursor.rowcount
+
+
+class PooledConnection(psycopg.AsyncConnection[Row]):
+    """A connection of the :class:`Database`'s pool, holding the :class:`Session` lent with it."""
+
+    _session: Session | None = None
+
+    def session(self) -> Session:
+        """Return this connection's session, made on first use."""
+        if self._session is None:
+            self._session = Session(self)
+        return self._session
 
 
 class Database:
@@ -92,7 +124,7 @@ class Database:
         self.conninfo = conninfo
         self.display = display
         self.retry_for = retry_for
-        self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+        self._pool: AsyncConnectionPool[PooledConnection] = AsyncConnectionPool(
             conninfo,
             min_size=min_size,
             max_size=max_size,
@@ -102,7 +134,7 @@ class Database:
             # (instead of five minutes of ever longer back-offs): the next caller then opens a
             # new one at once, so the pool is back soon after the server is.
             reconnect_timeout=retry_for,
-            connection_class=psycopg.AsyncConnection[Row],
+            connection_class=PooledConnection,
             kwargs={"autocommit": True, "row_factory": dict_row},
             name="durably",
         )
@@ -239,7 +271,7 @@ class Database:
         except psycopg.Error as exc:
             raise self._translated(exc) from exc
         try:
-            return await work(Session(connection))
+            return await work(connection.session())
         except psycopg.Error as exc:
             raise self._translated(exc) from exc
         finally:

@@ -86,6 +86,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         # Step rows whose write may have committed with its connection lost: written again
         # with the same id, so the retry finds it instead of a duplicate name.
         self._in_doubt: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+        self._first_leases = {}
 
     # -- notifications ------------------------------------------------------------------
 
@@ -242,7 +243,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
             self._q["claim_fast"], {**params, **self._notify}, retry=False
         )
         if fast["id"] is not None:
-            return run_from_row(fast)
+            return self._note_lease(run_from_row(fast))
         if not fast["candidates"]:
             return None
 
@@ -265,7 +266,8 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
                 )
                 return run_from_row(row)
 
-        return await self.database.in_transaction(block)
+        run = await self.database.in_transaction(block)
+        return None if run is None else self._note_lease(run)
 
     async def check_lease(self, run_id: str, generation: int) -> None:
         """See :meth:`Store.check_lease`."""
@@ -358,8 +360,10 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
     async def _write_step(
         self, run_id: str, generation: int, step: dict[str, Any], logs: Sequence[LogRow]
     ) -> bool:
-        params = {**step, **log_params(logs), "generation": generation}
-        [result] = await self._held(self._logged("write_step", params), params)
+        step["generation"] = generation  # ``step`` is the caller's copy (see _step)
+        if logs:  # without lines, no seven empty arrays to build (most checkpoints have none)
+            step.update(log_params(logs))
+        [result] = await self._held(self._logged("write_step", step), step)
         # Not inserted: fenced off, or a first attempt lost with its connection did write it.
         written = bool(result["written"]) or bool(
             await self._held(self._q["step_exists"], {"id": step["id"]})
@@ -446,14 +450,16 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
 
     def _logged(self, name: str, params: dict[str, Any]) -> str:
         """Return the ``{logs}`` query ``name``, without the log lines when ``params`` has none."""
-        return self._q[name] if params["log_ids"] else self._q[name + _NO_LOGS]
+        return self._q[name] if params.get("log_ids") else self._q[name + _NO_LOGS]
 
     async def _held(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Run a lease holder's statement (built to be repeated), retried through lost connections.
 
         If the server stays unreachable past ``retry_for``, :class:`DatabaseUnreachable` (a
-        ``DatabaseBusy``) goes up: the engine waits and calls again.
+        ``DatabaseBusy``) goes up: the engine waits and calls again. The run may have steps or
+        log lines from now on: its replay reads ask the database (see ``_note_lease``).
         """
+        self._lease_over(params.get("run_id"))
         return await self.database.fetch(sql, {**self._notify, **params}, retry=True)
 
     async def _refusal(
