@@ -13,11 +13,12 @@
  * {type: "crashing"} when it reaches the step where the page is to terminate it.
  */
 import sqlite3InitModule from "../_durably/vendor/sqlite-wasm/index.mjs";
-import { installVfs } from "../_durably/runtime/opfs.mjs";
+import { configureSqlite, installVfs } from "../_durably/runtime/opfs.mjs";
 import { bootPyodide } from "../_durably/runtime/runtime.mjs";
 import { createBridge } from "../_durably/runtime/sqlite_bridge.mjs";
 
 const VENDOR = new URL("../_durably/vendor/", import.meta.url).href;
+configureSqlite(); // as the product worker: no "opfs"/"opfs-wl" VFS beside the pool
 /** Python modules written into HOME: bench_jobs.py imports bench_workloads.py (bench/systems/). */
 const MODULES = ["bench_jobs.py", "bench_workloads.py"];
 const HOME = "/home/pyodide/bench";

@@ -11,11 +11,14 @@ are fetched again by Pyodide when that failed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from playwright_tests.demo.helpers import Browser, Server, fresh_db
+from playwright_tests.site import serve_site
 
 BOOT_TIMEOUT_MS = 120_000
 SNAPSHOT_BYTES = 20 * 2**20  # a real snapshot is the interpreter's memory: 30+ MiB
@@ -111,6 +114,28 @@ def test_the_demo_never_fetches_the_rest_of_the_stdlib(server: Server, browser: 
     # Fetched early (runtime/prefetch.mjs) and handed to Pyodide: once per boot, not twice.
     assert len(fetched) == 2, fetched
     assert len([url for url in browser.requests if url.endswith("/pyodide.asm.wasm")]) == 2
+
+
+@pytest.fixture(scope="module")
+def isolated_server(site: Path) -> Iterator[Server]:
+    """The demo's files with the cross-origin isolation headers (SharedArrayBuffer exists)."""
+    with serve_site(site, isolated=True) as url:
+        yield Server(url)
+
+
+def test_sqlite_wasm_starts_no_vfs_of_its_own_beside_the_pool(
+    isolated_server: Server, browser: Browser
+) -> None:
+    # On a cross-origin-isolated page sqlite-wasm's init installs its "opfs" and "opfs-wl"
+    # VFSes unless told not to: each starts a worker of its own (fetching the async proxy)
+    # while the boot waits for the init. The engine uses the opfs-sahpool pool only
+    # (runtime/opfs.mjs configureSqlite).
+    page = browser.open().new_page()
+    report = boot(page, check_page(isolated_server))
+    assert outcome(report) == "made"
+    assert page.evaluate("crossOriginIsolated") is True  # else the VFSes would stay off anyway
+    proxies = [url for url in browser.requests if "opfs-async-proxy" in url]
+    assert proxies == [], proxies
 
 
 def test_a_job_imports_from_the_rest_of_the_stdlib(server: Server, browser: Browser) -> None:

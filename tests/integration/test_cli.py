@@ -513,6 +513,39 @@ def test_worker_on_a_sqlite_file_runs_what_another_process_triggers(tmp_path: Pa
     assert out.strip().endswith("slow-steps completed"), out
 
 
+def test_a_run_that_ends_while_the_worker_stops_is_printed(tmp_path: Path) -> None:
+    """SIGTERM mid-run: the run finishes in the grace period, and its outcome line is printed."""
+    db = tmp_path / "shared.db"
+    command = ["worker", str(JOBS), "--db", str(db), "--polling-interval", "0.05"]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "durably_web", *command, "--shutdown-timeout", "20"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        async def trigger_and_wait_for_the_lease() -> str:
+            durably = create_durably(f"sqlite:///{db}", jobs={"slow": cli_jobs.slow_steps})
+            await durably.migrate()
+            run = await durably.jobs.slow.trigger({"steps": 3, "delay": 0.4})
+            async with asyncio.timeout(30):
+                while (current := await durably.get_run(run.id)) is None or (
+                    current.status != "leased"
+                ):
+                    await asyncio.sleep(0.02)
+            await durably.close()
+            return run.id
+
+        run_id = asyncio.run(trigger_and_wait_for_the_lease())
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert out.splitlines()[-1].endswith(f"{run_id} slow-steps completed"), (out, err)
+
+
 def test_worker_stops_on_sigterm_while_it_waits_for_a_locked_database(tmp_path: Path) -> None:
     """A worker that cannot migrate yet (another process holds the write lock) still stops."""
     db = tmp_path / "locked.db"

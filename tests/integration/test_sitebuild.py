@@ -923,16 +923,45 @@ def test_the_stdlib_is_cut_into_the_engine_core_and_the_rest(repo_build: BuildRe
     assert not wanted & set(modules)
 
 
-IMPORTED_STDLIB = """
+PYODIDE_STUB = """
 import sys, types
 ffi = types.ModuleType("pyodide.ffi")
 ffi.JsException = type("JsException", (Exception,), {})
 sys.modules["pyodide"] = types.ModuleType("pyodide")
 sys.modules["pyodide.ffi"] = ffi
+"""
+IMPORTED_STDLIB = (
+    PYODIDE_STUB
+    + """
 before = set(sys.modules)
 import durably_web.browser.boot
 print("\\n".join(sorted(set(sys.modules) - before)))
 """
+)
+# What the browser boot does up to create_durably (browser/boot.py), over CPython's sqlite3;
+# prints each module of durably_web that imports one of LAZY, and what (not the stdlib's own
+# imports of them: CPython 3.11's pathlib imports urllib.parse, 3.14's does not).
+LAZY = ("zoneinfo", "cronsim", "urllib.parse")
+ENGINE_MADE = (
+    PYODIDE_STUB
+    + f"""
+import builtins
+real_import = builtins.__import__
+def watch(name, globals=None, *args, **kwargs):
+    importer = (globals or {{}}).get("__name__", "")
+    if name in {LAZY!r} and importer.startswith("durably_web"):
+        print(importer, name)
+    return real_import(name, globals, *args, **kwargs)
+builtins.__import__ = watch
+import durably_web.browser.boot
+from durably_web.adapters.sqlite3 import SQLite3Connection
+from durably_web.core.factory import create_durably
+from durably_web.storage.url import open_store
+store, _ = open_store(SQLite3Connection(":memory:"), exclusive=True)
+create_durably(store)
+print("made")
+"""
+)
 
 
 def test_the_engine_imports_only_core_stdlib_modules(repo_build: BuildResult) -> None:
@@ -948,3 +977,14 @@ def test_the_engine_imports_only_core_stdlib_modules(repo_build: BuildResult) ->
     imported = set(result.stdout.split())
     assert "durably_web.core.durably" in imported  # the probe saw the engine's imports
     assert not imported & rest, sorted(imported & rest)
+
+
+def test_a_browser_engine_without_schedules_never_imports_cron_or_url_parsing() -> None:
+    # Every module imported before a boot's snapshot costs every cold start in Pyodide, and
+    # one imported after it every warm one: time zones and cron (schedules) and URL parsing
+    # (database URLs) are imported where they are used, and a browser engine, given a
+    # Connection, with no schedule, uses neither (bench/BOOT-NOTES.md).
+    result = subprocess.run(
+        [sys.executable, "-c", ENGINE_MADE], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines() == ["made"]  # and no durably_web module imported LAZY

@@ -60,6 +60,10 @@ async def test_a_store_hears_the_others_writes_not_its_own(
     assert claimed is not None and claimed.id == theirs.id
     await other.cancel_run(theirs.id, time.time())
     await until(lambda: changed == [theirs.id, theirs.id])
+    # Each listener hears in commit order, but on its own connection and time: a later write
+    # of the listening store, once heard by "other", says its claim and cancel were heard too.
+    [later] = await listening.enqueue([NewRun("c", "{}")], time.time())
+    await until(lambda: later.id in heard_by_other)
     assert heard_by_other.count(theirs.id) == 1  # the claim; not its own cancel
 
 

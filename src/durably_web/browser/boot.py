@@ -27,9 +27,16 @@ from durably_web.browser.stdlib import refetch_after_restore
 from durably_web.core.factory import create_durably
 from durably_web.errors import ValidationError
 from durably_web.job import jobs_in_module
+from durably_web.storage.queries import migrations, queries
 from durably_web.storage.url import open_store
 
 __all__ = ["PRAGMAS", "boot", "import_jobs", "refresh_after_restore"]
+
+# The SQLite store's SQL, read (and cached) now: the worker imports this module before it
+# takes its memory snapshot, so a restored engine finds the files read and the reader
+# modules imported (~25 ms of every warm start in Pyodide otherwise, bench/BOOT-NOTES.md).
+queries()
+migrations()
 
 PRAGMAS = {
     # WAL needs exclusive locking mode on the sahpool VFS (no shared memory), set first.

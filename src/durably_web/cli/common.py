@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from durably_web.errors import ValidationError
 from durably_web.json_value import loads
-from durably_web.storage.url import POSTGRES_SCHEMES, open_store
+from durably_web.storage.url import POSTGRES_SCHEMES, is_postgres_url, open_store
 
 __all__ = [
     "DB_HELP",
@@ -29,7 +29,6 @@ __all__ = [
     "UsageError",
     "check_database",
     "database_url",
-    "is_postgres",
     "parse_json",
     "redacted",
     "snippet",
@@ -49,11 +48,6 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 
 class UsageError(Exception):
     """The command line is wrong; the message says how, in one line."""
-
-
-def is_postgres(database: str) -> bool:
-    """Return True when ``database`` is a ``postgresql://`` (or ``postgres://``) URL."""
-    return urlsplit(database).scheme in POSTGRES_SCHEMES
 
 
 def redacted(database: str) -> str:
@@ -84,7 +78,7 @@ def database_url(database: str, *, must_exist: bool) -> str:
             SQLite database, or its directory does not exist.
 
     """
-    if is_postgres(database):
+    if is_postgres_url(database):
         return database
     path, options = database, ""
     if database.startswith("sqlite:"):
@@ -127,7 +121,7 @@ def check_database(database: str) -> str:
 
     """
     url = database_url(database, must_exist=True)
-    if is_postgres(url):
+    if is_postgres_url(url):
         if not asyncio.run(_schema_version(url)):
             raise UsageError(
                 f"{redacted(database)!r} is not a durably database (it has no durably schema)"

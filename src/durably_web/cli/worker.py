@@ -202,8 +202,10 @@ async def _work(
             finally:
                 signalled.cancel()
     finally:
-        unsubscribe()
-        await durably.close(timeout=shutdown_timeout)
+        try:  # runs that end while the worker stops are printed too
+            await durably.close(timeout=shutdown_timeout)
+        finally:
+            unsubscribe()
     return failure[0] if failure else None
 
 

@@ -16,12 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from cronsim import CronSim, CronSimError
+from typing import TYPE_CHECKING
 
 from durably_web.errors import ValidationError
 from durably_web.json_value import shown
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+# zoneinfo and cronsim are imported by the functions that use them: an engine without
+# schedules never needs them, and in the browser they cost ~25 ms of every cold start
+# (bench/BOOT-NOTES.md).
 
 __all__ = ["check_cron", "check_timezone", "ticks_after"]
 
@@ -33,6 +38,8 @@ def check_timezone(name: object) -> ZoneInfo:
         ValidationError: not a string, or no such zone (names the value).
 
     """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     if not isinstance(name, str) or not name:
         raise ValidationError(f"timezone must be an IANA time zone name, got {shown(name)}")
     try:
@@ -51,6 +58,8 @@ def check_cron(expression: object, timezone: str) -> str:
             never exists (``0 0 30 2 *``), with cronsim's message.
 
     """
+    from cronsim import CronSim, CronSimError
+
     if not isinstance(expression, str):
         raise ValidationError(f"cron must be a string like '0 3 * * *', got {shown(expression)}")
     zone = check_timezone(timezone)
@@ -63,6 +72,10 @@ def check_cron(expression: object, timezone: str) -> str:
 
 def ticks_after(expression: str, timezone: str, after: float) -> Iterator[float]:
     """Yield the ticks of ``expression`` in ``timezone`` strictly after ``after``, in order."""
+    from zoneinfo import ZoneInfo
+
+    from cronsim import CronSim
+
     zone = ZoneInfo(timezone)
     start = datetime.fromtimestamp(after, zone)
     for when in CronSim(expression, start):

@@ -7,7 +7,6 @@ store and the adapter; the engine itself never imports one.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from durably_web.clock import Clock, SystemClock
 from durably_web.core.batching import groups_checkpoints
@@ -19,7 +18,7 @@ from durably_web.json_value import check_text
 from durably_web.options import DEFAULT_UNKNOWN_JOB_GRACE, CheckpointMode, Options
 from durably_web.storage.base import Store
 from durably_web.storage.connection import Connection
-from durably_web.storage.url import POSTGRES_SCHEMES, open_store
+from durably_web.storage.url import is_postgres_url, open_store
 
 __all__ = ["create_durably"]
 
@@ -102,7 +101,7 @@ def create_durably(
         raise ValidationError(f"worker_id must be a non-empty string, got {worker_id!r}")
     if worker_id is not None:
         check_text(worker_id, "worker_id")  # stored as the lease owner
-    postgres = isinstance(database, str) and urlsplit(database).scheme in POSTGRES_SCHEMES
+    postgres = is_postgres_url(database)
     if options.checkpoint.batched and (
         postgres or (isinstance(database, Store) and not groups_checkpoints(database))
     ):  # refused before a store is opened

@@ -11,17 +11,28 @@ is wrapped in a SQLiteStore; a Store is used as it is.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from durably_web.errors import StorageError, ValidationError
 from durably_web.storage.base import Store
 from durably_web.storage.connection import Connection
 from durably_web.storage.sqlite import SQLiteStore
 
-__all__ = ["POSTGRES_SCHEMES", "open_connection", "open_store"]
+__all__ = ["POSTGRES_SCHEMES", "is_postgres_url", "open_connection", "open_store"]
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 """URL schemes of the PostgreSQL store (libpq's)."""
+
+
+def is_postgres_url(database: object) -> bool:
+    """Return whether ``database`` is a ``postgresql://`` (or ``postgres://``) URL."""
+    if not isinstance(database, str):
+        return False
+    # urllib.parse is imported where a URL is parsed: the browser engine, given a
+    # Connection, never needs it (~25 ms of its start in Pyodide, bench/BOOT-NOTES.md).
+    from urllib.parse import urlsplit
+
+    return urlsplit(database).scheme in POSTGRES_SCHEMES
+
 
 _URL_OPTIONS = {"synchronous", "journal_mode", "busy_timeout"}
 _CONNECTION_MEMBERS = (
@@ -52,7 +63,7 @@ def open_store(database: Any, *, exclusive: bool = False) -> tuple[Store, bool]:
 
     """
     if isinstance(database, str):
-        if urlsplit(database).scheme in POSTGRES_SCHEMES:
+        if is_postgres_url(database):
             return _open_postgres(database), True
         return SQLiteStore(open_connection(database)), True
     if isinstance(database, Store):
@@ -86,6 +97,8 @@ def open_connection(url: str) -> Connection:
         ValidationError: the URL is not a ``sqlite://`` URL or has unknown options.
 
     """
+    from urllib.parse import parse_qsl, urlsplit
+
     parts = urlsplit(url)
     if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/"):
         raise ValidationError(

@@ -25,6 +25,15 @@
 import { DurablyClient } from "./client.mjs";
 import { HttpTransport } from "./transports/http.mjs";
 import { WorkerTransport } from "./transports/worker.mjs";
+// The modules the ones above import, listed here too so that the browser requests the whole
+// graph in one round trip after this file (not three levels, one after the other): the
+// engine worker, and with it Pyodide's downloads, starts that much sooner (bench/BOOT-NOTES.md).
+import "./events.mjs";
+import "./json.mjs";
+import "./protocol.mjs";
+import "./transports/engine_worker.mjs";
+import "./transports/tab_server.mjs";
+import "./transports/tabs.mjs";
 
 export * from "./errors.mjs";
 export { DurablyClient, EVENT_TYPES, JobHandle } from "./client.mjs";

@@ -29,7 +29,7 @@ import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from ".
  *   (without a store or a build id: always a normal boot, outcome "off"); jobs: the page's
  *   job module, imported after the engine so that a snapshot holds it too (startEngine's
  *   import of it is then free); marks: gets the `performance.now()` of the boot's steps
- *   (site, snapshotFound, before, instantiated, module, then restored, or booted, imported and
+ *   (site, compiled, snapshotFound, before, instantiated, module, then snapshotRead and restored, or booted, imported and
  *   snapshotTaken; and snapshotBytes, the size of the snapshot taken).
  * @typedef {"restored" | "made" | "replaced" | "off" | "failed"} SnapshotOutcome
  *   restored: booted from a snapshot; made: a normal boot took one (to `save()`); replaced:
@@ -59,6 +59,7 @@ export async function bootInterpreter(vendorUrl, options = {}) {
   const asmJs = importModule(`${indexURL}pyodide.asm.mjs`);
   const manifest = fetchEngineManifest(indexURL);
   const early = prefetch(indexURL, manifest.then((m) => `${indexURL}${m.stdlib}`));
+  early.compiled.then(() => mark("compiled"));
   const site = manifest.then((m) => fetchEngineSite(indexURL, m)).finally(() => mark("site"));
   site.catch(() => {}); // awaited by every load
   const jobs = (await options.jobs?.catch(() => null)) ?? null;
@@ -70,7 +71,7 @@ export async function bootInterpreter(vendorUrl, options = {}) {
   try {
     const blob = store && (await store.find(key));
     stored = blob && blob.arrayBuffer().then((bytes) => openSnapshot(new Uint8Array(bytes), key));
-    stored?.catch(() => {}); // a bad snapshot fails its restore below
+    stored?.then(() => mark("snapshotRead")).catch(() => {}); // a bad one fails its restore below
   } catch (error) {
     console.warn("durably_web: cannot read the boot snapshot:", error);
   }

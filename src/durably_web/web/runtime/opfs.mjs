@@ -13,6 +13,18 @@ import { BootError, isQuotaError } from "./runtime.mjs";
 /** The pool every durably_web engine worker of an origin uses. */
 export const POOL = { name: "durably-sahpool", directory: ".durably-sahpool" };
 
+/**
+ * Set sqlite-wasm's configuration for this worker (`globalThis.sqlite3ApiConfig`, read when
+ * `sqlite3InitModule()` runs): `error` logs its errors, and its "opfs" and "opfs-wl" VFSes
+ * stay off. The engine uses opfs-sahpool only; on a cross-origin-isolated page each of the
+ * other two would start a worker of its own (fetching sqlite3-opfs-async-proxy.js, twice)
+ * while the init the engine waits for is still running.
+ * @param {(...args: any[]) => void} [error]
+ */
+export function configureSqlite(error = console.error) {
+  /** @type {any} */ (globalThis).sqlite3ApiConfig = { error, disable: { vfs: { opfs: true, "opfs-wl": true } } };
+}
+
 const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Throw BootError `opfs_unavailable` unless this worker can open OPFS sync access handles. */

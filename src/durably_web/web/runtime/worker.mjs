@@ -19,23 +19,25 @@
  * once, then JSON text requests.
  */
 import sqlite3InitModule from "../vendor/sqlite-wasm/index.mjs";
-import { checkOpfs, installVfs } from "./opfs.mjs";
+import { checkOpfs, configureSqlite, installVfs } from "./opfs.mjs";
 import { bootInterpreter } from "./boot.mjs";
 import { isQuotaError, startEngine, wireError } from "./runtime.mjs";
 import { cacheStore, sha256Hex } from "./snapshot.mjs";
 import { createBridge } from "./sqlite_bridge.mjs";
+// What ./boot.mjs imports, listed here too so that the browser requests it with the modules
+// above (one round trip less before Pyodide's downloads start: bench/BOOT-NOTES.md).
+import "./engine_site.mjs";
+import "./prefetch.mjs";
 
 // The opfs-sahpool VFS turns a failed write into a bare SQLITE_IOERR and reports the cause
 // (a QuotaExceededError, say) only to sqlite3's error logger: keep the last one, so the bridge
 // can say "storage quota exceeded" instead of "disk I/O error".
 /** @type {any} */
 let vfsFault = null;
-/** @type {any} */ (globalThis).sqlite3ApiConfig = {
-  error: (/** @type {any[]} */ ...args) => {
-    vfsFault = args.find((arg) => arg instanceof Error) ?? vfsFault;
-    console.error(...args);
-  },
-};
+configureSqlite((...args) => {
+  vfsFault = args.find((arg) => arg instanceof Error) ?? vfsFault;
+  console.error(...args);
+});
 const takeFault = () => {
   const fault = vfsFault;
   vfsFault = null;
