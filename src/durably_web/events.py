@@ -388,6 +388,9 @@ class EventBus:
         self._remote: dict[str, list[EventHandler]] = {}
         self._sequence = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.listened: frozenset[str] = frozenset()
+        """The event types some handler receives (all of them once one listens to ``"*"``):
+        ``type in bus.listened`` is :meth:`wants` without a call, for the per-step events."""
 
     def on(
         self, event_type: str, handler: EventHandler, *, remote: bool = False
@@ -405,18 +408,27 @@ class EventBus:
         tables = (self._handlers, self._remote) if remote else (self._handlers,)
         for table in tables:
             table.setdefault(name, []).append(handler)
+        self._relisten()
 
         def unsubscribe() -> None:
             for table in tables:
                 handlers = table.get(name, [])
                 if handler in handlers:
                     handlers.remove(handler)
+            self._relisten()
 
         return unsubscribe
 
+    def _relisten(self) -> None:
+        handlers = self._handlers
+        if handlers.get("*"):
+            self.listened = frozenset(EVENT_TYPES)
+        else:
+            self.listened = frozenset(kind for kind, table in handlers.items() if table)
+
     def wants(self, event_type: str) -> bool:
         """Return True when some handler would receive an event of this type."""
-        return bool(self._handlers.get(event_type) or self._handlers.get("*"))
+        return event_type in self.listened
 
     def skip(self) -> None:
         """Account for an event nobody listens to (the sequence still advances)."""
@@ -425,7 +437,7 @@ class EventBus:
     def emit(self, cls: type[E], **values: Any) -> E | None:
         """Build and dispatch an event of class ``cls``; return it, or None if nobody listens."""
         self._sequence += 1
-        if not (self._handlers.get(cls.type) or self._handlers.get("*")):
+        if cls.type not in self.listened:
             return None
         event = cls(sequence=self._sequence, at=self._clock.now(), **values)
         self.dispatch(event)

@@ -89,16 +89,20 @@ def dump_json(value: Any, what: str) -> str:
         raise ValidationError(f"{what} is not JSON-serialisable: {exc}") from None
 
 
-def dump_json_exact(value: Any, what: str) -> tuple[str, bool]:
+def dump_json_exact(value: Any, what: str | Callable[[], str]) -> tuple[str, bool]:
     """Like :func:`dump_json`; also say whether ``value`` is its own JSON form.
 
     When it is (plain dicts, lists and scalars, see :func:`~durably_web.json_value.check_exact`),
-    the caller may use ``value`` where it would otherwise decode the text again.
+    the caller may use ``value`` where it would otherwise decode the text again. ``what`` may
+    be a function making the name: it is called only for a value that is not the common flat
+    one (a step result's name costs a ``repr`` per step otherwise).
     """
     if flat_exact(value):  # the common step result: one pass, then the text's Unicode
         text = "".join(_FLAT_ENCODE(value, 0)) if _FLAT_ENCODE else _ENCODER.encode(value)
         if text.isascii() or valid_text(text):
             return text, True
+    if not isinstance(what, str):
+        what = what()
     exact = check_exact(value, what, convert=_dump_model)
     try:
         return _ENCODER.encode(value), exact

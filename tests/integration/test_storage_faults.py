@@ -179,6 +179,36 @@ async def test_checkpoint_waits_out_a_held_lock(tmp_path: Path) -> None:
     await durably.close()
 
 
+async def test_a_plain_checkpoint_that_meets_a_held_lock_waits_it_out(tmp_path: Path) -> None:
+    # A step with nothing else to write takes the fast path (core/fastpath.py), which meets
+    # the lock, writes nothing and hands the checkpoint to the general path, which waits.
+    db = tmp_path / "lock.db"
+    gate, reached = asyncio.Event(), asyncio.Event()
+
+    @define_job(name="gated-plain", input=dict)
+    async def gated_plain(step: StepContext, _: Any) -> int:
+        async def held() -> int:
+            reached.set()
+            await gate.wait()
+            return 1
+
+        return await step.run("first", held) + await step.run("second", lambda: 2)  # type: ignore[no-any-return]
+
+    durably = engine(db, jobs={"gated": gated_plain}, preserve_steps=True)
+    await durably.migrate()
+    errors = worker_errors(durably)
+    run = await durably.jobs.gated.trigger({})
+    task = asyncio.create_task(durably.process_one())
+    await asyncio.wait_for(reached.wait(), 5)
+    with lock_held(db):
+        gate.set()  # "first" is checkpointed while another connection holds the lock
+        final = await asyncio.wait_for(task, 20)
+    assert final is not None and (final.status, final.output) == ("completed", 3)
+    assert any(e.context.endswith(": waiting for the database lock") for e in errors), errors
+    assert [s.name for s in await durably.get_steps(run.id)] == ["first", "second"]
+    await durably.close()
+
+
 async def test_outcome_waits_out_a_held_lock_and_is_not_cancelled_by_stop(
     tmp_path: Path,
 ) -> None:

@@ -71,6 +71,23 @@ class CheckpointGroup:
         self._writer = writer
         self._since = 0.0
 
+    def keep_unless_due(self, row: StepRow) -> bool:
+        """Keep a completed step unless that makes the group due; return whether it was kept.
+
+        The fast path's :meth:`keep` (:mod:`~durably_web.core.fastpath`): a step that would
+        make the group due is left to :meth:`keep` and the commit that follows it.
+        """
+        writer, policy = self._writer, self._policy
+        kept = writer.kept_steps
+        now = time.monotonic()
+        elapsed = now - self._since if kept else 0.0  # as keep(): the first step starts the clock
+        if kept + 1 >= policy.max_steps or elapsed >= policy.max_delay:
+            return False
+        if not kept:
+            self._since = now  # the first step of a new group
+        writer.keep_step(row, within=policy.max_delay)
+        return True
+
     def keep(self, row: StepRow) -> bool:
         """Keep a completed step; return True when the group must be committed now."""
         writer = self._writer

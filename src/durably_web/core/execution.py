@@ -44,6 +44,7 @@ import pydantic
 
 from durably_web.clock import Clock
 from durably_web.core.batching import CheckpointGroup
+from durably_web.core.fastpath import QuickCheckpoints
 from durably_web.core.overrun import Overrun, blocked_warning, extended_lease, too_many_losses
 from durably_web.core.replay import UnreadableCheckpoint, load_replay
 from durably_web.core.signal import AbortSignal
@@ -197,6 +198,8 @@ class Execution:
         self._cancel_announced = False
         self._outcome_task: asyncio.Future[Any] | None = None
         self._lease_checked = -LEASE_CHECK_EVERY
+        self.quick = QuickCheckpoints(self, self._group)
+        """Writes the plain step's checkpoint without an await (see :mod:`.fastpath`)."""
 
     # -- what the worker asks ------------------------------------------------------------
 
@@ -272,16 +275,15 @@ class Execution:
             return
         self._lease_checked = time.monotonic()
         run = self.run
-        try:
+        with self.signal.on_refusal:
             await self.store_call(
                 "lease check", lambda: self.store.check_lease(run.id, run.lease_generation)
             )
-        except RunCancelled:
-            self.abort("cancelled")
-            raise
-        except LeaseLost:
-            self.abort("lease-lost")
-            raise
+
+    def lease_proven(self, sent: float) -> None:
+        """Count a fenced write sent at ``sent`` (monotonic) that committed as a lease check."""
+        if sent > self._lease_checked:
+            self._lease_checked = sent
 
     async def checkpoint(
         self,
@@ -345,16 +347,13 @@ class Execution:
 
         sent = time.monotonic()
         try:
-            await self.writer.write("checkpoint", write, logs_only=True)
-        except RunCancelled:
-            self.abort("cancelled")
-            raise
+            with self.signal.on_refusal:
+                await self.writer.write("checkpoint", write, logs_only=True)
         except LeaseLost:
-            self.abort("lease-lost")
             if overran:
                 self._step_overran(name, finished - started, lost=True)
             raise
-        self._lease_checked = max(self._lease_checked, sent)  # the fence proved the lease
+        self.lease_proven(sent)  # the fence proved the lease
         if overran:
             self._step_overran(name, finished - started, lost=False)
         self.advance(index)
@@ -405,14 +404,8 @@ class Execution:
             StorageError: the database failed (the attempt has halted).
 
         """
-        try:
+        with self.signal.on_refusal:
             return await self.writer.write(what, write)
-        except RunCancelled:
-            self.abort("cancelled")
-            raise
-        except LeaseLost:
-            self.abort("lease-lost")
-            raise
 
     async def record_step_failure(
         self,

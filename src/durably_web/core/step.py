@@ -51,6 +51,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from durably_web.clock import now_of
 from durably_web.core import waits
 from durably_web.core.parallel import run_all
 from durably_web.core.replay import Replay
@@ -83,6 +84,10 @@ LONGEST_HELD_BACKOFF = 2.0
 A longer backoff makes the run ``waiting`` (no lease, no slot) until the next attempt."""
 
 _MISSING = object()
+_PLAIN_DATA = frozenset({dict, list, str, int, float, bool, type(None)})
+"""What a step function returns most: never awaitable, so not looked at further."""
+_STEP_START = StepStart.type
+_STEP_COMPLETE = StepComplete.type
 _YIELD_EVERY = 0.005
 """Seconds a job may run synchronous steps before ``step.run`` yields to the event loop."""
 _YIELD_CHECK_STEPS = 8
@@ -114,12 +119,15 @@ class StepContext:
     """What a job function receives as ``step``: see the module docstring."""
 
     __slots__ = (
+        "_bus",
         "_completed",
         "_errors",
         "_execution",
         "_index",
+        "_job_policy",
         "_last_yield",
         "_logs_to_skip",
+        "_now",
         "_retries",
         "_seen",
         "_steps_since_yield",
@@ -140,6 +148,9 @@ class StepContext:
         """
         replay = replay or Replay.empty()
         self._execution = execution
+        self._bus = execution.bus
+        self._now = now_of(execution.clock)
+        self._job_policy = self._policy(None, "")
         self._completed = dict(replay.outputs)
         self._errors = dict(replay.errors)
         self._to_replay = set(replay.outputs)
@@ -194,7 +205,7 @@ class StepContext:
             Whatever ``fn`` raised, once its last attempt failed.
 
         """
-        policy = self._policy(retry, name)
+        policy = self._job_policy if retry is None else self._policy(retry, name)
         index, cached = self._begin(name)
         if cached is not _MISSING:
             return cached
@@ -274,8 +285,21 @@ class StepContext:
 
     def _begin(self, name: str) -> tuple[int, Any]:
         """Start a step call: check the run and name; return its index and checkpoint (if any)."""
-        self.throw_if_aborted()
-        index = self._next_index(name)
+        signal = self._execution.signal
+        if signal.aborted:
+            raise signal.error(self.run_id)
+        # The name: valid (a plain ASCII one needs no more look), not used before in this run.
+        if type(name) is not str or not name.isascii() or "\x00" in name or not name:
+            check_step_name(name)
+        if name in self._seen:
+            self._execution.failed_step_name = name
+            raise ValidationError(
+                f"step name {name!r} is used twice in run {self.run_id}: steps are keyed by "
+                "name, so each step of a run needs its own (e.g. f'fetch-{i}' in a loop)"
+            )
+        self._seen.add(name)
+        index = self._index
+        self._index += 1
         cached = self._completed.get(name, _MISSING)
         if cached is not _MISSING:
             self._to_replay.discard(name)
@@ -297,21 +321,34 @@ class StepContext:
 
         """
         execution = self._execution
-        await self._start_new()
+        signal = execution.signal
+        read_clock = self._now
+        if execution.lease_check_due():  # _start_new, inline: a coroutine less per step
+            await execution.check_lease()
+        if self._to_replay:
+            self._to_replay.clear()
         attempt = 1
         pending = self._retries.pop(name, None) if self._retries else None
         if pending is not None:  # an earlier attempt at the run got this far
             attempt = pending.attempt + 1
-            await self._wait_for_attempt(name, pending.retry_at, execution.clock.now())
+            await self._wait_for_attempt(name, pending.retry_at, read_clock())
+        bus = self._bus
         while True:
-            self._emit(StepStart, name, index)
-            started = execution.clock.now()
+            if _STEP_START in bus.listened:  # as _emit, without a call when nobody listens
+                self._emit(StepStart, name, index)
+            else:
+                bus.skip()
+            started = read_clock()
             token = CURRENT_STEP.set(name)
             try:
-                result = _call_step(fn, execution.signal)
-                if _awaitable(result):
+                result = _call_step(fn, signal)
+                kind = type(result)  # awaitable? (plain JSON data never is: no further look)
+                if kind not in _PLAIN_DATA and (
+                    kind is types.CoroutineType or hasattr(kind, "__await__")
+                ):
                     result = await result
-                self.throw_if_aborted()
+                if signal.aborted:
+                    raise signal.error(self.run_id)
                 break
             except RunCancelled:
                 self._cancelled(name, index)
@@ -327,10 +364,16 @@ class StepContext:
                 attempt += 1
             finally:
                 CURRENT_STEP.reset(token)
-        finished = execution.clock.now()
+        finished = read_clock()
         try:
-            output_json, exact = _encode(name, result)
-            await execution.checkpoint(name, index, output_json, started, finished, attempt=attempt)
+            if result is None:
+                output_json, exact = None, True
+            else:
+                output_json, exact = dump_json_exact(result, lambda: f"result of step {name!r}")
+            if not execution.quick.write(name, index, output_json, started, finished, attempt):
+                await execution.checkpoint(
+                    name, index, output_json, started, finished, attempt=attempt
+                )
         except RunCancelled:
             self._cancelled(name, index)
             raise
@@ -340,8 +383,11 @@ class StepContext:
         # Plain JSON data is its own JSON form: only a converted result is decoded again.
         output = result if exact else json.loads(output_json) if output_json else None
         self._completed[name] = output
-        duration = int((finished - started) * 1000)
-        self._emit(StepComplete, name, index, output=output, duration=duration)
+        if _STEP_COMPLETE in bus.listened:
+            duration = int((finished - started) * 1000)
+            self._emit(StepComplete, name, index, output=output, duration=duration)
+        else:
+            bus.skip()
         self._steps_since_yield += 1
         if self._steps_since_yield >= _YIELD_CHECK_STEPS:
             self._steps_since_yield = 0
@@ -387,24 +433,11 @@ class StepContext:
                 backoff.cancel()
         self.throw_if_aborted()
 
-    def _next_index(self, name: str) -> int:
-        """Check a step name (valid, not used before in this run); return the step's index."""
-        check_step_name(name)
-        if name in self._seen:
-            self._execution.failed_step_name = name
-            raise ValidationError(
-                f"step name {name!r} is used twice in run {self.run_id}: steps are keyed by "
-                "name, so each step of a run needs its own (e.g. f'fetch-{i}' in a loop)"
-            )
-        self._seen.add(name)
-        index = self._index
-        self._index += 1
-        return index
-
     def _emit(self, cls: type[Any], name: str, index: int, **values: Any) -> None:
         """Emit a step event, unless nobody listens (step events are on the hot path)."""
-        bus, run = self._execution.bus, self._execution.run
+        bus = self._bus
         if bus.wants(cls.type):
+            run = self._execution.run
             bus.emit(
                 cls,
                 run_id=run.id,
@@ -478,23 +511,6 @@ def check_step_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise ValidationError(f"step name must be a non-empty string, got {shown(name)}")
     return check_text(name, "step name")
-
-
-def _encode(name: str, result: Any) -> tuple[str | None, bool]:
-    """Return a step result's JSON text and whether the result is exact (its own JSON form).
-
-    Raises:
-        ValidationError: the result is not JSON data (or too large to store).
-
-    """
-    if result is None:
-        return None, True
-    return dump_json_exact(result, f"result of step {name!r}")
-
-
-def _awaitable(value: Any) -> bool:
-    """Return True for coroutines and other awaitables (cheaper than ``inspect.isawaitable``)."""
-    return type(value) is types.CoroutineType or hasattr(type(value), "__await__")
 
 
 _TAKES_SIGNAL: dict[tuple[types.CodeType, int, bool], bool] = {}

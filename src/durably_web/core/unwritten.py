@@ -49,6 +49,10 @@ class Unwritten:
         """Keep a completed step for the next write (the batched checkpoint mode)."""
         self._steps.append(row)
 
+    def has_rows(self) -> bool:
+        """Whether log lines or kept steps wait (what a checkpoint's write would carry)."""
+        return bool(self._logs) or bool(self._steps)
+
     @property
     def steps(self) -> int:
         """How many completed steps wait for a write."""

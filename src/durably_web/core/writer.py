@@ -95,7 +95,8 @@ class RunWriter:
     def keep_counters(self, current_step_index: int, completed_step_count: int) -> None:
         """Keep the run's step counters for the next write."""
         self._unwritten.set_counters(current_step_index, completed_step_count)
-        self._schedule_flush()
+        if self._flush_handle is None or not self._flush_soon:  # else: a flush comes soon
+            self._schedule_flush()
 
     def keep_log(self, level: str, message: str, data_json: str | None, step: str | None) -> None:
         """Keep a log line for the next write."""
@@ -112,6 +113,13 @@ class RunWriter:
         self._unwritten.add_step(row)
         if self._unwritten.steps == 1:  # the group's first step sets its deadline
             self._schedule_flush(within)
+
+    def idle(self) -> bool:
+        """Whether no write is in flight and a checkpoint's write would carry nothing else.
+
+        Then a checkpoint may be written directly (:mod:`~durably_web.core.fastpath`).
+        """
+        return not self._writing._taken and not self._unwritten.has_rows()
 
     @property
     def kept_steps(self) -> int:

@@ -33,6 +33,11 @@ A store that hears other processes' writes as they commit (PostgreSQL, through `
 implements :class:`Notifications`, an optional part of the protocol: the engine wakes its idle
 worker and updates its watchers on them, and polls (``polling_interval``) as the fallback.
 A store without it (SQLite) is polled.
+
+A store whose driver is synchronous underneath (SQLite) may also implement
+:class:`CheckpointsNow`, another optional part: the engine then writes the common step's
+checkpoint without awaiting anything (:mod:`durably_web.core.fastpath`). A store without it
+(PostgreSQL) gets every checkpoint through ``checkpoint_step``.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from durably_web.storage.records import (
     StepRow,
 )
 
-__all__ = ["Notifications", "Store", "Subscriber", "Unsubscribe"]
+__all__ = ["CheckpointsNow", "Notifications", "Store", "Subscriber", "Unsubscribe"]
 
 Subscriber = Callable[[str | None], None]
 """Called with what a notification names (a job name, a run id), or ``None`` when some may
@@ -423,5 +428,21 @@ class Notifications(Protocol):
             listener: called with the run's id (or ``None``, see the class docstring).
             run_id: only this run's changes (default: every run's).
 
+        """
+        ...
+
+
+@runtime_checkable
+class CheckpointsNow(Protocol):
+    """Optional: a store that can write a checkpoint synchronously, without an ``await``."""
+
+    def checkpoint_now(self, run_id: str, generation: int, row: StepRow) -> None:
+        """Insert the completed step ``row`` (fenced by ``generation``) alone, at once.
+
+        The same write as ``checkpoint_step`` with no log lines and no kept steps, and the
+        same errors: :class:`RunCancelled` / :class:`LeaseLost` when fenced off,
+        :class:`ConflictError` when the step already has a completed checkpoint, and
+        :class:`~durably_web.storage.connection.DatabaseBusy` (nothing written; no wait
+        here: the caller makes the write again through ``checkpoint_step``, which waits).
         """
         ...

@@ -242,9 +242,20 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         try:
             written = self._fenced((self._insert_step, step), logs, steps=steps)
         except IntegrityViolation as exc:
-            raise ConflictError(
-                f"step {name!r} of run {run_id} already has a completed checkpoint"
-            ) from exc
+            raise _completed_twice(run_id, name) from exc
+        if not written:
+            raise self._refusal(run_id)
+
+    def checkpoint_now(self, run_id: str, generation: int, row: StepRow) -> None:
+        """See :class:`~durably_web.storage.base.CheckpointsNow`: one autocommit ``INSERT``.
+
+        ``checkpoint_step`` without log lines or kept steps, with the calls between it and the
+        connection taken out (it runs for most steps).
+        """
+        try:
+            written = self.connection.run_batch(((self._insert_step, row),), True)
+        except IntegrityViolation as exc:
+            raise _completed_twice(run_id, row[2]) from exc
         if not written:
             raise self._refusal(run_id)
 
@@ -497,6 +508,10 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
     async def close(self) -> None:
         """See :meth:`Store.close`: closes the connection."""
         self.connection.close()
+
+
+def _completed_twice(run_id: str, name: str) -> ConflictError:
+    return ConflictError(f"step {name!r} of run {run_id} already has a completed checkpoint")
 
 
 @dataclass(slots=True)
