@@ -331,6 +331,45 @@ async def test_committed_checkpoint_counts_as_a_lease_check(
     assert checks == [run.id]
 
 
+async def test_a_first_lease_reads_nothing_to_replay_and_a_later_one_replays(
+    make_durably: MakeDurably, clock: FakeClock, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a lease holder writes steps, logs and retries: generation 1 has none to read."""
+    durably = await make_durably({"steps": steps_job})
+    reads: list[str] = []
+
+    def counting(name: str) -> Any:
+        read = getattr(durably.store, name)
+
+        def counted(run_id: str) -> Any:
+            reads.append(name)
+            return read(run_id)
+
+        return counted
+
+    for name in ("completed_steps", "replayed_logs", "pending_retries"):
+        monkeypatch.setattr(durably.store, name, counting(name))
+    fresh = await durably.jobs.steps.trigger({"n": 2})
+    done = await durably.process_one()
+    assert done is not None and done.id == fresh.id and done.status == "completed"
+    assert reads == []
+
+    # A first lease that wrote step-0 and was lost: the next lease replays it.
+    run = await durably.jobs.steps.trigger({"n": 2})
+    lost = await durably.store.claim_next("gone", clock.now(), 1.0, ["steps"])
+    assert lost is not None and lost.id == run.id and lost.lease_generation == 1
+    now = clock.now()
+    await durably.store.checkpoint_step(
+        run.id, 1, name="step-0", index=0, output_json="0", started_at=now, now=now
+    )
+    await clock.advance(2.0)
+    resumed = await durably.process_one()
+    assert resumed is not None and resumed.status == "completed"
+    assert resumed.lease_generation == 2
+    assert sorted(reads) == ["completed_steps", "pending_retries", "replayed_logs"]
+    assert recorder.calls[(run.id, "step-0")] == 0 and recorder.calls[(run.id, "step-1")] == 1
+
+
 async def test_throw_if_aborted_and_is_aborted(make_durably: MakeDurably) -> None:
     observed: list[bool] = []
 

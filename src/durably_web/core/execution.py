@@ -533,7 +533,7 @@ class Execution:
                     f"({_snippet(raw)}). Fix the row in durably_runs, then retry the run."
                 )
         try:
-            replay = await load_replay(store, run.id, lambda call: self.store_call("resume", call))
+            replay = await load_replay(store, run, lambda call: self.store_call("resume", call))
         except UnreadableCheckpoint as exc:
             raise _RunAtFault(str(exc)) from None
         if replay.outputs:

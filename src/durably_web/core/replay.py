@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from durably_web.models import Run
 from durably_web.storage.base import Store
 from durably_web.storage.records import PendingRetry
 
@@ -52,13 +53,17 @@ class Replay:
 
 
 async def load_replay(
-    store: Store, run_id: str, call: Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
+    store: Store, run: Run, call: Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 ) -> Replay:
-    """Read what the run's earlier attempts left.
+    """Read what the run's earlier attempts left; nothing to read on its first lease.
+
+    Only a lease holder writes a run's steps, log lines and retry states, and every lease adds
+    one to the run's generation (from 0 at its creation, never set back, upstream's too): a
+    run leased for the first time (generation 1) has none, so its attempt reads nothing.
 
     Args:
         store: the engine's store.
-        run_id: the run being resumed.
+        run: the leased run being executed.
         call: makes one storage call the engine's way (waiting out a locked database).
 
     Raises:
@@ -66,6 +71,9 @@ async def load_replay(
         StorageError: the database failed.
 
     """
+    if run.lease_generation == 1:
+        return Replay.empty()
+    run_id = run.id
     checkpoints = await call(lambda: store.completed_steps(run_id))
     logs = await call(lambda: store.replayed_logs(run_id))
     retries = await call(lambda: store.pending_retries(run_id))

@@ -86,7 +86,6 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         # Step rows whose write may have committed with its connection lost: written again
         # with the same id, so the retry finds it instead of a duplicate name.
         self._in_doubt: dict[tuple[str, int, str, str], dict[str, Any]] = {}
-        self._first_leases = {}
 
     # -- notifications ------------------------------------------------------------------
 
@@ -243,7 +242,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
             self._q["claim_fast"], {**params, **self._notify}, retry=False
         )
         if fast["id"] is not None:
-            return self._note_lease(run_from_row(fast))
+            return run_from_row(fast)
         if not fast["candidates"]:
             return None
 
@@ -266,8 +265,7 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
                 )
                 return run_from_row(row)
 
-        run = await self.database.in_transaction(block)
-        return None if run is None else self._note_lease(run)
+        return await self.database.in_transaction(block)
 
     async def check_lease(self, run_id: str, generation: int) -> None:
         """See :meth:`Store.check_lease`."""
@@ -456,10 +454,8 @@ class PostgresStore(PostgresReads, PostgresWaits, PostgresSchedules):
         """Run a lease holder's statement (built to be repeated), retried through lost connections.
 
         If the server stays unreachable past ``retry_for``, :class:`DatabaseUnreachable` (a
-        ``DatabaseBusy``) goes up: the engine waits and calls again. The run may have steps or
-        log lines from now on: its replay reads ask the database (see ``_note_lease``).
+        ``DatabaseBusy``) goes up: the engine waits and calls again.
         """
-        self._lease_over(params.get("run_id"))
         return await self.database.fetch(sql, {**self._notify, **params}, retry=True)
 
     async def _refusal(

@@ -42,7 +42,6 @@ class PostgresWaits:
     if TYPE_CHECKING:  # provided by PostgresStore
         _held: Callable[[str, dict[str, Any]], Awaitable[list[dict[str, Any]]]]
         _refusal: Callable[..., Awaitable[RunCancelled | LeaseLost]]
-        _lease_over: Callable[[str | None], None]
 
     async def suspend_run(
         self, run_id: str, generation: int, wait: NewWait, now: float, delta: RunDelta
@@ -111,7 +110,6 @@ class PostgresWaits:
         timed_out: str,
     ) -> SignalWait:
         """See :meth:`Store.await_signal`."""
-        self._lease_over(run_id)
         stamp = format_timestamp(now)
         fence = {"run_id": run_id, "generation": generation}
 
