@@ -66,7 +66,7 @@ from durably_web.json_value import storable_text
 from durably_web.models import Progress, Run, wire_time
 from durably_web.options import CheckpointPolicy
 from durably_web.storage.base import Store
-from durably_web.storage.records import RunDelta, step_row
+from durably_web.storage.records import RunDelta, completed_row
 from durably_web.validation import dump_json, format_pydantic_error, parse, to_json_value
 
 __all__ = ["Execution", "Supervisor"]
@@ -306,14 +306,12 @@ class Execution:
         run = self.run
         overran = finished > self.lease_until
         if self._group is not None:
-            row = step_row(
+            row = completed_row(
                 run.id,
                 run.lease_generation,
                 name=name,
                 index=index,
-                status="completed",
                 output_json=output_json,
-                error=None,
                 started_at=started,
                 now=finished,
                 attempt=attempt,

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from durably_web.errors import LeaseLost, RunCancelled, StorageError
 from durably_web.storage.base import CheckpointsNow
 from durably_web.storage.connection import DatabaseBusy, IntegrityViolation
-from durably_web.storage.records import step_row
+from durably_web.storage.records import completed_row
 
 if TYPE_CHECKING:
     from durably_web.core.batching import CheckpointGroup
@@ -82,14 +82,12 @@ class QuickCheckpoints:
         group, store = self._group, self._store
         if group is None and (store is None or not self._writer.idle()):
             return False
-        row = step_row(
+        row = completed_row(
             self._run_id,
             self._generation,
             name=name,
             index=index,
-            status="completed",
             output_json=output_json,
-            error=None,
             started_at=started,
             now=finished,
             attempt=attempt,

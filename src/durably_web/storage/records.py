@@ -25,6 +25,7 @@ __all__ = [
     "RunFilter",
     "SignalWait",
     "StepRow",
+    "completed_row",
     "refuse_signal",
     "step_row",
 ]
@@ -66,6 +67,32 @@ def step_row(
         generation,
         attempt,
         None if retry_at is None else format_timestamp(retry_at),
+    )
+
+
+def completed_row(
+    run_id: str,
+    generation: int,
+    *,
+    name: str,
+    index: int,
+    output_json: str | None,
+    started_at: float,
+    now: float,
+    attempt: int = 1,
+) -> StepRow:
+    """Build the row of a step that completed at ``now`` (see :func:`step_row`)."""
+    return step_row(
+        run_id,
+        generation,
+        name=name,
+        index=index,
+        status="completed",
+        output_json=output_json,
+        error=None,
+        started_at=started_at,
+        now=now,
+        attempt=attempt,
     )
 
 

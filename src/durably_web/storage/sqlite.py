@@ -32,7 +32,14 @@ from durably_web.storage.connection import Connection, IntegrityViolation, Param
 from durably_web.storage.lockwait import waits_for_lock
 from durably_web.storage.queries import migrations, queries
 from durably_web.storage.reads import StoreReads
-from durably_web.storage.records import LogRow, NewRun, RunDelta, StepRow, step_row
+from durably_web.storage.records import (
+    LogRow,
+    NewRun,
+    RunDelta,
+    StepRow,
+    completed_row,
+    step_row,
+)
 from durably_web.storage.rows import run_from_row
 from durably_web.storage.schedules import StoreSchedules
 from durably_web.storage.waits import StoreWaits
@@ -227,14 +234,12 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         steps: Sequence[StepRow] = (),
     ) -> None:
         """See :meth:`Store.checkpoint_step`."""
-        step = step_row(
+        step = completed_row(
             run_id,
             generation,
             name=name,
             index=index,
-            status="completed",
             output_json=output_json,
-            error=None,
             started_at=started_at,
             now=now,
             attempt=attempt,
