@@ -481,20 +481,24 @@ def test_format_table_aligns_columns() -> None:
     assert table.splitlines() == ["A    LONGER", "xyz  1", "     22"]
 
 
+def _sqlite_worker(db: Path, *options: str) -> subprocess.Popen[str]:
+    """Start ``durably-web worker`` on the SQLite file ``db`` with the CLI test jobs."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "durably_web", "worker", str(JOBS), "--db", str(db), *options],
+        cwd=db.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_worker_on_a_sqlite_file_runs_what_another_process_triggers(tmp_path: Path) -> None:
     """``durably-web worker`` takes a SQLite file too: processes of one machine share it.
 
     Spelled ``worker MODULE --db FILE`` here (API.md's), ``worker URL --jobs MODULE`` in
     tests/postgres/test_cli.py."""
     db = tmp_path / "shared.db"
-    command = ["worker", str(JOBS), "--db", str(db), "--polling-interval", "0.1"]
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "durably_web", *command],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    worker = _sqlite_worker(db, "--polling-interval", "0.1")
     try:
 
         async def trigger_and_wait() -> str:
@@ -516,14 +520,7 @@ def test_worker_on_a_sqlite_file_runs_what_another_process_triggers(tmp_path: Pa
 def test_a_run_that_ends_while_the_worker_stops_is_printed(tmp_path: Path) -> None:
     """SIGTERM mid-run: the run finishes in the grace period, and its outcome line is printed."""
     db = tmp_path / "shared.db"
-    command = ["worker", str(JOBS), "--db", str(db), "--polling-interval", "0.05"]
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "durably_web", *command, "--shutdown-timeout", "20"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    worker = _sqlite_worker(db, "--polling-interval", "0.05", "--shutdown-timeout", "20")
     try:
 
         async def trigger_and_wait_for_the_lease() -> str:
