@@ -264,6 +264,36 @@ def test_connections_are_kept_alive(serve: Callable[..., int]) -> None:
     assert connection.sock is sock
 
 
+def test_connections_send_without_nagles_delay(site: Path) -> None:
+    """Every connection has TCP_NODELAY: an answer's body never waits for the client's ACK.
+
+    (The headers and the body are two writes: with Nagle's algorithm each request of a
+    keep-alive connection after its first few waited ~40 ms for the delayed ACK.)
+    """
+    server = make_server(site / SITE, "127.0.0.1", 0)
+    nodelay: list[int] = []
+    handle = server.finish_request
+
+    def finish_request(request: Any, client_address: Any) -> None:
+        handle(request, client_address)  # the whole connection, until the client closes it
+        nodelay.append(request.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    server.finish_request = finish_request  # type: ignore[method-assign]
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        connection, request = requester(int(server.server_address[1]))
+        for path in ("/index.html", "/app.mjs", "/data.json"):
+            assert request(path)[0].status == 200
+        connection.close()
+        deadline = time.monotonic() + 10
+        while not nodelay and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert nodelay == [1]
+
+
 def test_isolated_adds_cross_origin_isolation_headers(serve: Callable[..., int]) -> None:
     _, plain = requester(serve())
     _, isolated = requester(serve(isolated=True))
