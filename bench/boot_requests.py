@@ -103,24 +103,25 @@ def main() -> int:
 
     system = SYSTEMS[args.system]
     config = {"workload": "start", "synchronous": "NORMAL", "params": {}}
-    server, url = start_server(system)
-    try:
-        with tempfile.TemporaryDirectory(prefix="boot-requests-") as tmp, sync_playwright() as pw:
-            run = Run(pw, Path(tmp) / "profile", server.url, config)
-            try:
-                rows, done = load(run, url)
-                print("## cold\n\n" + table(rows, done))
-                if args.reload:
-                    if not system.upstream:
-                        run.page.wait_for_function(SNAPSHOT_STORED, timeout=20_000)
-                    rows, done = load(run, None)
-                    print("\n## warm reload\n\n" + table(rows, done))
-                run.check_local()
-            finally:
-                run.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    with tempfile.TemporaryDirectory(prefix="boot-requests-") as tmp:
+        server, url = start_server(system, Path(tmp))
+        try:
+            with sync_playwright() as pw:
+                run = Run(pw, Path(tmp) / "profile", server.url, config)
+                try:
+                    rows, done = load(run, url)
+                    print("## cold\n\n" + table(rows, done))
+                    if args.reload:
+                        if not system.upstream:
+                            run.page.wait_for_function(SNAPSHOT_STORED, timeout=20_000)
+                        rows, done = load(run, None)
+                        print("\n## warm reload\n\n" + table(rows, done))
+                    run.check_local()
+                finally:
+                    run.close()
+        finally:
+            server.shutdown()
+            server.server_close()
     return 0
 
 

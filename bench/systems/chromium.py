@@ -54,6 +54,7 @@ from benchlib import Args
 from playwright_tests.browser import Meter, launch_options
 
 from durably_web.sitebuild import Layout, StaticServer, make_server
+from durably_web.sitebuild.preload import CLIENT_ENTRY, module_graph, render_page
 
 BENCH = Path(__file__).resolve().parents[1]
 ROOT = BENCH.parent
@@ -95,12 +96,13 @@ FLOORS = {"raw_wasm", "raw_sqlocal"}
 # -- the server ---------------------------------------------------------------------------
 
 
-def start_server(system: BrowserSystem) -> tuple[StaticServer, str]:
+def start_server(system: BrowserSystem, workdir: Path) -> tuple[StaticServer, str]:
     """Start the system's server on 127.0.0.1; return it and the page's URL.
 
     ``durably-web serve``'s server (gzip, ETags, MIME types) with COOP/COEP: upstream's page
     directory, or the demo's built site with the files of bench/browser/ mounted at
-    ``/bench/<name>``.
+    ``/bench/<name>``, its page with the client's modulepreload tags (:func:`bench_page`,
+    written into ``workdir``).
     """
     if system.upstream:
         server = make_server(UPSTREAM_PAGE, port=0, isolated=True)
@@ -108,14 +110,30 @@ def start_server(system: BrowserSystem) -> tuple[StaticServer, str]:
     else:
         files = {
             f"/bench/{name}": DURABLY_PAGE / name
-            for name in ("index.html", "bench.mjs", "worker.mjs", "bench_jobs.py")
+            for name in ("bench.mjs", "worker.mjs", "bench_jobs.py")
         }
+        files["/bench/index.html"] = bench_page(workdir)
         # bench_jobs.py's workloads import it (the measuring code durably_cpython.py shares)
         files["/bench/bench_workloads.py"] = BENCH / "systems" / "bench_workloads.py"
         server = make_server(Layout(ROOT).site, port=0, mounts=files, isolated=True)
         page = "bench/index.html"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"{server.url}{page}"
+
+
+def bench_page(workdir: Path) -> Path:
+    """Write bench/browser/index.html into ``workdir`` as a build writes a page; return it.
+
+    Its ``<!-- durably-web: modulepreload -->`` becomes the tags of the built site's client
+    (:mod:`durably_web.sitebuild.preload`, as in the demo's page), served at
+    ``/bench/index.html``.
+    """
+    site = Layout(ROOT).site
+    modules = module_graph(CLIENT_ENTRY, lambda rel: (site / rel).read_text(encoding="utf-8"))
+    html = (DURABLY_PAGE / "index.html").read_bytes()
+    page = workdir / "bench-index.html"
+    page.write_bytes(render_page(html, "bench/index.html", modules) or html)
+    return page
 
 
 # -- the browser --------------------------------------------------------------------------
@@ -525,7 +543,7 @@ def run_workload(
     if profile_dir is not None and cprofile:
         config["params"]["cprofile"] = not system.upstream and system.name not in FLOORS
     timeout_s = float(args.params.get("timeout_s", 1500))
-    server, url = start_server(system)
+    server, url = start_server(system, Path(args.dir))
     profile = Path(tempfile.mkdtemp(prefix="profile-", dir=args.dir))
     try:
         with sync_playwright() as playwright:

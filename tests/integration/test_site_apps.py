@@ -35,6 +35,7 @@ from durably_web.sitebuild.build import service_worker_script
 from durably_web.sitebuild.layout import PACKAGE, SERVICE_WORKER
 from durably_web.sitebuild.mirror import MANIFEST
 from durably_web.sitebuild.precompiled import INDEX, write_shipped
+from durably_web.sitebuild.preload import MARKER
 from durably_web.sitebuild.starter import new_app
 from durably_web.sitebuild.wheel_self import build_self_wheel
 
@@ -158,6 +159,9 @@ def test_build_dir_serves_the_app_at_the_top_and_follows_its_files(
     compressed = {rel for rel in top if rel.endswith((".gz", ".br"))}  # test_precompress.py
     assert top - compressed == {*STARTER, "data/rows.json", SERVICE_WORKER}
     assert (site / "jobs.py").read_bytes() == (app / "jobs.py").read_bytes()
+    page = (site / "index.html").read_text()  # the starter asks for the client's preload tags
+    assert MARKER not in page and MARKER in (app / "index.html").read_text()
+    assert '<link rel="modulepreload" href="./_durably/client/index.mjs">' in page
     assert {"_durably/runtime/worker.mjs", "_durably/runtime/service_worker.js"} <= files
     assert (site / SERVICE_WORKER).read_bytes() == service_worker_script(result.build_id)
     assert result.build_id == hashlib.sha256((site / MANIFEST).read_bytes()).hexdigest()

@@ -50,6 +50,7 @@ from durably_web.sitebuild.engine_site import (
 from durably_web.sitebuild.layout import PACKAGE, SERVICE_WORKER
 from durably_web.sitebuild.lock import build_lock
 from durably_web.sitebuild.mirror import MANIFEST, mirror
+from durably_web.sitebuild.preload import CLIENT_ENTRY, module_graph, render_page
 from durably_web.sitebuild.server import is_loopback
 from durably_web.sitebuild.static import accepts_gzip
 
@@ -578,8 +579,13 @@ def test_build_writes_the_site_with_every_runtime_file(repo_build: BuildResult) 
         "bench.py",
     }
     assert {rel for rel in on_disk if "/" not in rel} == app
+    client = module_graph(CLIENT_ENTRY, lambda rel: (site / rel).read_text())
+
+    def as_built(rel: str, source: Path) -> bytes:  # a page's preload marker becomes the tags
+        return render_page(source.read_bytes(), rel, client) or source.read_bytes()
+
     for name in app:
-        assert (site / name).read_bytes() == (layout.app / name).read_bytes()
+        assert (site / name).read_bytes() == as_built(name, layout.app / name)
     for rel in (
         "runtime/worker.mjs",
         "runtime/sqlite_bridge.mjs",
@@ -592,8 +598,8 @@ def test_build_writes_the_site_with_every_runtime_file(repo_build: BuildResult) 
         "dashboard/timeline.py",
         "dashboard/style.css",
     ):
-        source = layout.web / rel
-        assert (site / "_durably" / rel).read_bytes() == source.read_bytes()
+        built = f"_durably/{rel}"
+        assert (site / built).read_bytes() == as_built(built, layout.web / rel)
     vendored = {
         "pyodide/pyodide.mjs",
         "pyodide/pyodide.asm.mjs",

@@ -10,7 +10,9 @@ Steps, each skipped when its own inputs did not change:
    pinned wheels (pip).
 4. ``pyodide/pyodide-lock.json`` for the served wheels (:mod:`.lock`), and the engine
    worker's packages as one tar with ``engine.json`` (:mod:`.engine_site`).
-5. The site mirrored and its manifest written (:mod:`.mirror`), then the service worker that
+5. The pages that ask for it (:data:`~.preload.MARKER`) get ``<link rel="modulepreload">``
+   tags for the JS client's module graph (:mod:`.preload`).
+6. The site mirrored and its manifest written (:mod:`.mirror`), then the service worker that
    names the build and the precompressed siblings of the big files (:mod:`.precompress`:
    ``foo.wasm.gz``, and ``foo.wasm.br`` with the brotli package; not in the manifest), then
    the stamp.
@@ -79,6 +81,7 @@ from durably_web.sitebuild.lock import build_lock, render_lock
 from durably_web.sitebuild.mirror import MANIFEST, mirror, read_manifest, verify
 from durably_web.sitebuild.precompiled import served_archives
 from durably_web.sitebuild.precompress import siblings
+from durably_web.sitebuild.preload import render_pages
 from durably_web.sitebuild.versions import BOOT_FILES, BOOT_FILES_MODULE, boot_files_module
 from durably_web.sitebuild.wheel_self import build_self_wheel, wheel_metadata
 
@@ -230,6 +233,9 @@ def build(
             raise BuildError(f"{missing[0]} is missing (it belongs in the site)")
         generated = generated_vendor_files(info, served, stdlib.path)
         generated[PAGE_FILES] = page_files_json(plan)
+        for rel, page in render_pages(plan).items():  # the marker becomes the preload tags
+            generated[rel] = page
+            del plan[rel]
         generated[f"{PREFIX}/{BOOT_FILES_MODULE}"] = versioned_boot_files(plan, generated)
         del plan[f"{PREFIX}/{BOOT_FILES_MODULE}"]  # the source's empty map is not served
         compressed = siblings(
