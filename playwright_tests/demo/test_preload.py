@@ -3,7 +3,8 @@
 ``durably-web build`` replaces a page's ``<!-- durably-web: modulepreload -->`` with one tag
 per module of the JS client's graph (``durably_web.sitebuild.preload``), so that Chromium
 fetches the whole graph at once instead of level by level before it starts the engine worker.
-Here the built pages that carry the marker still boot, every client module they load is one
+The tags end with ``_durably/client/early.js`` (async: the first Web Locks request, made
+while the modules load). Here the built pages that carry the marker still boot, every client module they load is one
 of their tags (the list is complete) and each is fetched once (the import uses the preload's
 copy); the ``browser`` fixture fails a test on any request leaving 127.0.0.1.
 """
@@ -64,3 +65,6 @@ def test_a_page_with_the_preload_tags_fetches_the_client_once_and_boots(
     # the page's Python imports once PyScript runs (off the engine's critical path).
     own = {"/_durably/client/pyscript.mjs", "/_durably/client/python.mjs"}
     assert preloaded <= set(paths) and set(paths) - preloaded <= own
+    # and the early script (the first Web Locks request, made while the modules load)
+    early = [status for url, status in answered if urlsplit(url).path.endswith("/early.js")]
+    assert early == [200]

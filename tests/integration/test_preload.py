@@ -13,6 +13,7 @@ import pytest
 
 from durably_web.sitebuild import BuildError, Layout
 from durably_web.sitebuild.preload import (
+    CLIENT_EARLY,
     CLIENT_ENTRY,
     MARKER,
     module_graph,
@@ -58,6 +59,7 @@ def test_the_graph_is_every_static_import_once_entry_first() -> None:
 
 def test_the_real_client_graph_is_what_index_mjs_reaches() -> None:
     client = Layout(Path(".")).client
+    assert (client / CLIENT_EARLY.removeprefix("_durably/client/")).is_file()
     graph = module_graph(
         CLIENT_ENTRY, lambda rel: (client / rel.removeprefix("_durably/client/")).read_text()
     )
@@ -79,7 +81,10 @@ def test_the_real_client_graph_is_what_index_mjs_reaches() -> None:
     ],
 )
 def test_each_tag_is_relative_to_its_page(page: str, href: str) -> None:
-    assert preload_tags(page, [CLIENT_ENTRY], "  ") == f'  <link rel="modulepreload" href="{href}">'
+    early = href.replace("index.mjs", "early.js")
+    assert preload_tags(page, [CLIENT_ENTRY], "  ") == (
+        f'  <link rel="modulepreload" href="{href}">\n  <script async src="{early}"></script>'
+    )
 
 
 def test_the_marker_becomes_the_tags_with_its_indentation() -> None:
@@ -89,6 +94,7 @@ def test_the_marker_becomes_the_tags_with_its_indentation() -> None:
         "<head>\n  <meta charset=utf-8>\n"
         '  <link rel="modulepreload" href="./_durably/client/index.mjs">\n'
         '  <link rel="modulepreload" href="./_durably/x.mjs">\n'
+        '  <script async src="./_durably/client/early.js"></script>\n'
         "</head>\n<p>é</p>\n"
     )
     assert rendered == expected.encode()

@@ -10,8 +10,9 @@ the rest of the page loads.
 The graph has one home, the client's own ``import`` statements: :func:`module_graph` reads
 them. A page asks for the tags with :data:`MARKER` (a line of its own); the build
 (:mod:`.build`) replaces that line with one tag per module, each ``href`` relative to the page
-(:func:`render_page`), in every HTML page of the site (the app's, the dashboard's). A page
-without the marker is copied unchanged.
+(:func:`render_page`), in every HTML page of the site (the app's, the dashboard's), and one
+``<script async>`` for :data:`CLIENT_EARLY` (the first Web Locks request, started while the
+modules load). A page without the marker is copied unchanged.
 
     <head>
       ...
@@ -28,13 +29,25 @@ from pathlib import Path
 
 from durably_web.sitebuild.layout import PREFIX, BuildError
 
-__all__ = ["CLIENT_ENTRY", "MARKER", "module_graph", "preload_tags", "render_page", "render_pages"]
+__all__ = [
+    "CLIENT_EARLY",
+    "CLIENT_ENTRY",
+    "MARKER",
+    "module_graph",
+    "preload_tags",
+    "render_page",
+    "render_pages",
+]
 
 MARKER = "<!-- durably-web: modulepreload -->"
 """The line of a page's ``<head>`` that the build replaces with the client's preload tags."""
 
 CLIENT_ENTRY = f"{PREFIX}/client/index.mjs"
 """The module a page imports to start the engine: the root of the preloaded graph."""
+
+CLIENT_EARLY = f"{PREFIX}/client/early.js"
+"""A classic script the tags load ``async`` after the graph's: what the page starts before
+the modules have loaded (the first Web Locks request, slow in a new profile; see the file)."""
 
 # A static import at the top level of a module (unindented, as the client writes them):
 # `import x from "./a.mjs";`, `import "./a.mjs";`, `export { y } from "./a.mjs";`, the names
@@ -75,7 +88,9 @@ def module_graph(entry: str, source: Callable[[str], str]) -> list[str]:
 
 
 def preload_tags(page: str, modules: Iterable[str], indent: str = "") -> str:
-    """Return one ``<link rel="modulepreload">`` line per module, ``href`` relative to ``page``.
+    """Return one ``<link rel="modulepreload">`` line per module, then :data:`CLIENT_EARLY`'s.
+
+    Each ``href`` (and ``src``) is relative to ``page``.
 
     Args:
         page: the page's path in the site (``index.html``, ``_durably/dashboard/index.html``).
@@ -83,13 +98,17 @@ def preload_tags(page: str, modules: Iterable[str], indent: str = "") -> str:
         indent: put before each line.
 
     """
-    here = posixpath.dirname(page) or "."
-    lines = []
-    for module in modules:
-        href = posixpath.relpath(module, here)
-        href = href if href.startswith("../") else f"./{href}"
-        lines.append(f'{indent}<link rel="modulepreload" href="{href}">')
+    lines = [
+        f'{indent}<link rel="modulepreload" href="{_href(page, module)}">' for module in modules
+    ]
+    lines.append(f'{indent}<script async src="{_href(page, CLIENT_EARLY)}"></script>')
     return "\n".join(lines)
+
+
+def _href(page: str, path: str) -> str:
+    """Return the URL of the site path ``path`` relative to the page at site path ``page``."""
+    href = posixpath.relpath(path, posixpath.dirname(page) or ".")
+    return href if href.startswith("../") else f"./{href}"
 
 
 def render_page(html: bytes, page: str, modules: Iterable[str]) -> bytes | None:
