@@ -27,7 +27,7 @@ from durably_web.browser.stdlib import refetch_after_restore
 from durably_web.core.factory import create_durably
 from durably_web.errors import ValidationError
 from durably_web.job import build_deferred_adapters, deferred_adapters, jobs_in_module
-from durably_web.storage.queries import migrations, queries
+from durably_web.storage.queries import migrations, queries, schema
 from durably_web.storage.url import open_store
 
 __all__ = ["PRAGMAS", "boot", "import_jobs", "prepare_snapshot", "refresh_after_restore"]
@@ -37,6 +37,7 @@ __all__ = ["PRAGMAS", "boot", "import_jobs", "prepare_snapshot", "refresh_after_
 # modules imported (~25 ms of every warm start in Pyodide otherwise, bench/BOOT-NOTES.md).
 queries()
 migrations()
+schema()
 
 PRAGMAS = {
     # WAL needs exclusive locking mode on the sahpool VFS (no shared memory), set first.
