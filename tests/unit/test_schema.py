@@ -138,7 +138,6 @@ def test_a_checkpoint_writes_one_b_tree() -> None:
         assert "USING PRIMARY KEY (run_id=? AND name=?)" in plan[0][3]
 
 
-
 class _ScriptsSeen(SQLite3Connection):
     """A connection that keeps the scripts it runs."""
 
