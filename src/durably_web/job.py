@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-import pydantic
-
 from durably_web.errors import ValidationError
 from durably_web.json_value import shown
 from durably_web.options import CheckpointMode
 from durably_web.retry import Retry, retry_policy
 
 if TYPE_CHECKING:
+    import pydantic
+
     from durably_web.core.step import StepContext
 
 __all__ = [
@@ -68,6 +68,8 @@ class _Adapter:
 
         """
         if self._built is None:
+            import pydantic  # not before the first adapter (module docstring)
+
             try:
                 self._built = pydantic.TypeAdapter(self.tp)
             except (

@@ -129,10 +129,12 @@ def prepare_snapshot() -> None:
     """Do now what the imports left for later, so that a memory snapshot taken next holds it.
 
     The worker calls this after the imports and before it takes a snapshot
-    (``web/runtime/boot.mjs``): a restored boot then finds the job module's pydantic adapters
-    built, where a cold boot that takes no snapshot builds them on first use
-    (:func:`durably_web.job.build_deferred_adapters`).
+    (``web/runtime/boot.mjs``): a restored boot then finds pydantic and its adapter machinery
+    imported and the job module's adapters built, where a cold boot that takes no snapshot
+    imports and builds them on first use (the engine imports pydantic where it validates,
+    :func:`durably_web.job.build_deferred_adapters`).
     """
+    importlib.import_module("pydantic.type_adapter")  # with pydantic.main
     build_deferred_adapters()
 
 
