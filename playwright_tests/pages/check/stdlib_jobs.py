@@ -3,8 +3,7 @@
 ``difflib`` and ``xml`` are in the rest of the stdlib zip (fetched on first import:
 ``durably_web.browser.stdlib``); ``email`` is in the core but ``email.mime`` is not.
 ``difflib`` is imported at the top, so a boot snapshot is taken after the rest was fetched.
-``pydantic.v1`` and ``tzdata`` (read by ``zoneinfo``) are there too (``ON_FIRST_IMPORT`` of
-``durably_web.sitebuild.engine_site``).
+``pydantic.v1`` is there too (``ON_FIRST_IMPORT`` of ``durably_web.sitebuild.engine_site``).
 """
 
 from __future__ import annotations
@@ -20,9 +19,7 @@ async def stdlib_rest(step: StepContext, payload: dict[str, object]) -> dict[str
 
     def use() -> dict[str, object]:
         import xml.etree.ElementTree as ElementTree
-        from datetime import datetime
         from email.mime.text import MIMEText
-        from zoneinfo import ZoneInfo
 
         from pydantic.v1 import BaseModel as ModelV1
 
@@ -34,7 +31,6 @@ async def stdlib_rest(step: StepContext, payload: dict[str, object]) -> dict[str
             "ratio": difflib.SequenceMatcher(None, "durably", "durable").ratio(),
             "xml": ElementTree.fromstring("<a><b>1</b></a>").find("b").text,
             "mime": MIMEText("hi")["Content-Type"],
-            "paris": datetime(2026, 7, 1, 12, tzinfo=ZoneInfo("Europe/Paris")).isoformat(),
         }
 
     return await step.run("use", use)

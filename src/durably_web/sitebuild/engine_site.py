@@ -79,13 +79,11 @@ client, the HTTP client, the server, the site builder, the PostgreSQL store: a
 ``postgresql://`` URL in the worker gets the "PostgreSQL support is not installed" error):
 left out of the tar."""
 
-ON_FIRST_IMPORT = ("pydantic/v1/", "pydantic/mypy.pyc", "tzdata/")
+ON_FIRST_IMPORT = ("pydantic/v1/", "pydantic/mypy.pyc")
 """Members of the engine's packages that nothing imports unless a job does (pydantic's V1
 copy, which pydantic itself imports only to warn about a V1 model mixed into V2; its mypy
-plugin; the IANA time zones, which ``zoneinfo`` reads only for a schedule's ``tz``): moved
-from the tar into the rest zip, fetched on the first import of one of them (-0.3 MB of brotli
-on every cold load for pydantic's, -0.15 MB for tzdata's; and tzdata's 627 files were each
-written into the file system at every boot, cold or warm, bench/BOOT-NOTES.md)."""
+plugin): moved from the tar into the rest zip, fetched on the first import of one of them
+(-0.3 MB of brotli on every cold load)."""
 
 NOT_INSTALLED = (".dist-info/RECORD", ".dist-info/sboms/")
 """dist-info members no one reads in the worker (pip's uninstall list, build SBOMs): left out
