@@ -32,8 +32,9 @@ import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from ".
  *   (without a store or a build id: always a normal boot, outcome "off"); jobs: the page's
  *   job module, imported after the engine so that a snapshot holds it too (startEngine's
  *   import of it is then free); marks: gets the `performance.now()` of the boot's steps
- *   (site, compiled, snapshotFound, before, instantiated, module, then snapshotRead and
- *   restored, or booted and imported); makeSnapshot: how `save()` makes the snapshot of a
+ *   (site, compiled, snapshotFound, before, instantiated, installed (the engine's files
+ *   written and its extensions loaded), module, then snapshotRead and restored, or booted and
+ *   imported); makeSnapshot: how `save()` makes the snapshot of a
  *   normal boot (default {@link makeInWorker}).
  * @typedef {"restored" | "made" | "replaced" | "off"} SnapshotOutcome
  *   restored: booted from a snapshot; made: a normal boot, whose `save()` makes and stores a
@@ -207,6 +208,7 @@ function loadInterpreter({ loadPyodide, createModule, indexURL, stdlib, site, ea
         Module.addRunDependency("durably-engine-site");
         Promise.all([site, snapshot]).then(([files, restore]) => {
           installEngineSite(Module, files);
+          mark("installed");
           // The wasm exports its memory: Pyodide cannot size it for the snapshot, whose heap
           // may have grown (the job module's imports): grow it to the snapshot's size.
           if (restore && restore.memory.length > Module.HEAP8.length) Module.growMemory(restore.memory.length);
