@@ -29,8 +29,6 @@ import { BOOT_FILES } from "./boot_files.mjs";
 /** The absolute URL of the site's vendored files (`_durably/vendor/`), ending in "/". */
 export const VENDOR_URL = new URL("../vendor/", import.meta.url).href;
 
-const DECODER = new TextDecoder();
-
 /** The `format` of engine.json this runtime reads. */
 export const ENGINE_FORMAT = 1;
 
@@ -72,75 +70,13 @@ export async function fetchEngineManifest(indexURL) {
  * @returns {Promise<EngineSite>}
  */
 export async function fetchEngineSite(indexURL, manifest) {
-  return readEngineSite(await fetchOk(bootFileUrl(indexURL, manifest.site)), manifest);
-}
-
-/**
- * Read the engine tar from `response` and compile its extension modules while it arrives:
- * each one (engine.json `dynlibs`) is streamed into `WebAssembly.compileStreaming` as soon as
- * its bytes come (pydantic_core's is 4.7 MB in the middle of the tar), so its compile
- * overlaps the rest of the download and its decoding instead of following them.
- * @param {Response} response the tar, status OK
- * @param {EngineManifest} manifest
- * @returns {Promise<EngineSite>}
- */
-export async function readEngineSite(response, manifest) {
-  /** @type {Map<string, Promise<WebAssembly.Module>>} */
-  const compiling = new Map();
-  /** @type {{ from: number, to: number, into: ReadableStreamDefaultController<Uint8Array> } | null} */
-  let streaming = null;
-  let tar = new Uint8Array(Math.max(1 << 20, Number(response.headers.get("Content-Length")) || 0));
-  let length = 0;
-  let next = 0; // where the next tar header starts
-  /** Pass the dynlib being streamed what arrived of it; find the next dynlib's header. */
-  const scan = () => {
-    for (;;) {
-      if (streaming) {
-        const end = Math.min(length, streaming.to);
-        if (end > streaming.from) streaming.into.enqueue(tar.slice(streaming.from, end));
-        streaming.from = end;
-        if (end < streaming.to) return;
-        streaming.into.close();
-        streaming = null;
-      }
-      if (next + 512 > length || tar[next] === 0) return;
-      const { name, size } = tarHeader(tar.subarray(next, next + 512));
-      const from = next + 512;
-      next = from + Math.ceil(size / 512) * 512;
-      if (manifest.dynlibs.includes(name) && !compiling.has(name)) {
-        /** @type {ReadableStreamDefaultController<Uint8Array>} */
-        let into = /** @type {any} */ (null);
-        const body = new ReadableStream({ start: (controller) => void (into = controller) });
-        compiling.set(name, WebAssembly.compileStreaming(new Response(body, { headers: { "Content-Type": "application/wasm" } })));
-        compiling.get(name)?.catch(() => {}); // awaited below, or the tar's own error wins
-        streaming = { from, to: from + size, into };
-      }
-    }
-  };
-  const reader = /** @type {ReadableStream<Uint8Array>} */ (response.body).getReader();
-  try {
-    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-      if (length + chunk.value.length > tar.length) {
-        const grown = new Uint8Array(Math.max(tar.length * 2, length + chunk.value.length));
-        grown.set(tar.subarray(0, length));
-        tar = grown;
-      }
-      tar.set(chunk.value, length);
-      length += chunk.value.length;
-      scan();
-    }
-  } catch (error) {
-    /** @type {any} */ (streaming)?.into.error(error);
-    throw error;
-  }
-  /** @type {any} */ (streaming)?.into.error(new Error(`${manifest.site} is truncated`));
-  // The files are views into the tar, kept by the file system: no spare capacity with them.
-  const files = untar(length < tar.length ? tar.slice(0, length) : tar); // throws on a truncated tar
+  const files = untar(new Uint8Array(await (await fetchOk(bootFileUrl(indexURL, manifest.site))).arrayBuffer()));
   const byName = new Map(files);
   const dynlibs = await Promise.all(
     manifest.dynlibs.map((name) => {
-      if (!byName.has(name)) throw new Error(`${manifest.site} has no ${name} (engine.json names it)`);
-      return /** @type {Promise<WebAssembly.Module>} */ (compiling.get(name));
+      const bytes = byName.get(name);
+      if (!bytes) throw new Error(`${manifest.site} has no ${name} (engine.json names it)`);
+      return WebAssembly.compile(/** @type {Uint8Array<ArrayBuffer>} */ (bytes));
     }),
   );
   return { manifest, files, dynlibs };
@@ -154,32 +90,24 @@ export async function readEngineSite(response, manifest) {
 export function untar(bytes) {
   /** @type {[string, Uint8Array][]} */
   const files = [];
+  const decoder = new TextDecoder();
   for (let at = 0; at + 512 <= bytes.length; ) {
-    if (bytes[at] === 0) break; // the end-of-archive blocks
-    const { name, size, type } = tarHeader(bytes.subarray(at, at + 512));
-    if (at + 512 + size > bytes.length) throw new Error(`truncated tar entry ${name}`);
+    const header = bytes.subarray(at, at + 512);
+    if (header[0] === 0) break; // the end-of-archive blocks
+    const field = (/** @type {number} */ offset, /** @type {number} */ length) => {
+      const text = decoder.decode(header.subarray(offset, offset + length));
+      const end = text.indexOf("\0");
+      return end < 0 ? text : text.slice(0, end);
+    };
+    const prefix = field(345, 155);
+    const name = (prefix ? `${prefix}/` : "") + field(0, 100);
+    const size = parseInt(field(124, 12).trim() || "0", 8);
+    const type = field(156, 1);
+    if (Number.isNaN(size) || at + 512 + size > bytes.length) throw new Error(`truncated tar entry ${name}`);
     if (type === "0" || type === "") files.push([name, bytes.subarray(at + 512, at + 512 + size)]);
     at += 512 + Math.ceil(size / 512) * 512;
   }
   return files;
-}
-
-/**
- * One ustar header block: the member's path, size and type flag.
- * @param {Uint8Array} header 512 bytes
- * @returns {{ name: string, size: number, type: string }}
- */
-function tarHeader(header) {
-  const field = (/** @type {number} */ offset, /** @type {number} */ length) => {
-    const text = DECODER.decode(header.subarray(offset, offset + length));
-    const end = text.indexOf("\0");
-    return end < 0 ? text : text.slice(0, end);
-  };
-  const prefix = field(345, 155);
-  const name = (prefix ? `${prefix}/` : "") + field(0, 100);
-  const size = parseInt(field(124, 12).trim() || "0", 8);
-  if (Number.isNaN(size)) throw new Error(`truncated tar entry ${name}`);
-  return { name, size, type: field(156, 1) };
 }
 
 /**
