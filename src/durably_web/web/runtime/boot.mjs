@@ -162,7 +162,8 @@ export function makeInWorker(request) {
 /**
  * Boot Pyodide normally from the files of `request` (those a normal boot of the engine worker
  * held: the same calls, so the extensions land at the same addresses), import the engine and
- * the job module, and take a memory snapshot (./snapshot.mjs container, under `request.key`).
+ * the job module, build what they left for first use (the jobs' pydantic adapters:
+ * durably_web.browser.boot.prepare_snapshot), and take a memory snapshot (./snapshot.mjs container, under `request.key`).
  * What ./snapshot_worker.mjs runs.
  * @param {string} vendorUrl absolute URL of the vendored files, ending in "/"
  * @param {SnapshotRequest} request
@@ -183,6 +184,9 @@ export async function makeSnapshot(vendorUrl, request, importModule = (url) => i
   };
   const pyodide = await loadInterpreter(interpreter);
   importEngine(pyodide, indexURL, manifest, request.jobs);
+  // What the imports left for first use (the job module's pydantic adapters), so that the
+  // snapshot holds it: a restored boot never pays it.
+  pyodide.runPython("from durably_web.browser.boot import prepare_snapshot; prepare_snapshot()");
   return takeSnapshot(pyodide, request.key);
 }
 
