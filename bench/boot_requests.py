@@ -113,7 +113,7 @@ def main() -> int:
                     print("## cold\n\n" + table(rows, done))
                     if args.reload:
                         if not system.upstream:
-                            run.page.wait_for_function(SNAPSHOT_STORED, timeout=20_000)
+                            run.page.wait_for_function(SNAPSHOT_STORED, polling=100, timeout=20_000)
                         rows, done = load(run, None)
                         print("\n## warm reload\n\n" + table(rows, done))
                     run.check_local()

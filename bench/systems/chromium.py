@@ -475,9 +475,15 @@ def resume(run: Run, url: str, timeout_s: float) -> tuple[dict[str, Any], dict[s
 
 
 SNAPSHOT_STORED = (
-    """async () => (await (await caches.open("durably-snapshots")).keys()).length > 0"""
+    """() => { caches.open("durably-snapshots").then((c) => c.keys())"""
+    """.then((keys) => (window.__durablySnapshotStored = keys.length > 0));"""
+    """ return window.__durablySnapshotStored === true; }"""
 )
-"""Whether the engine worker stored its Pyodide memory snapshot (runtime/snapshot.mjs)."""
+"""Whether the engine worker stored its Pyodide memory snapshot (runtime/snapshot.mjs).
+
+A function for ``wait_for_function(..., polling=...)``, which does not wait for a promise (an
+``async`` one was always truthy): each poll starts a look at the cache and answers with the
+last one's result."""
 
 
 def start(
@@ -500,7 +506,7 @@ def start(
         run.page.wait_for_timeout(300)  # let late requests finish before counting bytes
         marks = done.get("info", {}).get("marks") or {}
         if marks and i < reloads:
-            run.page.wait_for_function(SNAPSHOT_STORED, timeout=20_000)
+            run.page.wait_for_function(SNAPSHOT_STORED, polling=100, timeout=20_000)
         loads.append(
             {
                 "ready_ms": done["metrics"]["ready_ms"],

@@ -2,8 +2,10 @@
 /**
  * The engine worker's interpreter boot: Pyodide with the engine's packages imported, restored
  * from a memory snapshot (./snapshot.mjs) when one of this build is stored, else booted
- * normally, taking a snapshot for the next boot. Any snapshot failure falls back to a normal
- * boot. The engine's packages come from the build's engine tar (./engine_site.mjs), written
+ * normally; after such a boot (once the engine is ready: `save()`), a short-lived worker
+ * (./snapshot_worker.mjs) boots the same files again, takes the snapshot for the next boot
+ * and hands it back to be stored, off the critical path. Any snapshot failure falls back to a
+ * normal boot. The engine's packages come from the build's engine tar (./engine_site.mjs), written
  * into site-packages before Python starts, not from Pyodide's loadPackage; its stdlib is the
  * build's core stdlib zip, the rest fetched on first import (durably_web.browser.stdlib).
  *
@@ -11,7 +13,7 @@
  * benchmark and test-runner workers.
  */
 import { bootFileUrl, fetchEngineManifest, fetchEngineSite, installEngineSite } from "./engine_site.mjs";
-import { prefetch, withPrefetched } from "./prefetch.mjs";
+import { prefetch, prefetched, withPrefetched } from "./prefetch.mjs";
 import { JOB_DIR, writeJobModule } from "./runtime.mjs";
 import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from "./snapshot.mjs";
 
@@ -20,7 +22,8 @@ import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from ".
  *             build?: Promise<string | null> | null,
  *             snapshots?: import("./snapshot.mjs").SnapshotStore | null,
  *             jobs?: Promise<{ url: string, source: string } | null>,
- *             marks?: Record<string, number> }} BootOptions
+ *             marks?: Record<string, number>,
+ *             makeSnapshot?: (request: SnapshotRequest) => Promise<Uint8Array> }} BootOptions
  *   importModule: how to import Pyodide's modules; before: Pyodide is loaded only once this
  *   settles (the worker passes its VFS install: the fetches, the tar unpack, the compile of
  *   Pyodide's wasm and of the extensions overlap it; Pyodide's instantiation overlapping it made the install hang on 2 of
@@ -29,21 +32,31 @@ import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from ".
  *   (without a store or a build id: always a normal boot, outcome "off"); jobs: the page's
  *   job module, imported after the engine so that a snapshot holds it too (startEngine's
  *   import of it is then free); marks: gets the `performance.now()` of the boot's steps
- *   (site, compiled, snapshotFound, before, instantiated, module, then snapshotRead and restored, or booted, imported,
- *   prepared (the deferred builds done, durably_web.browser.boot.prepare_snapshot) and snapshotTaken; and
- *   snapshotBytes, the size of the snapshot taken).
- * @typedef {"restored" | "made" | "replaced" | "off" | "failed"} SnapshotOutcome
- *   restored: booted from a snapshot; made: a normal boot took one (to `save()`); replaced:
- *   a stored snapshot failed to restore, so a normal boot took a new one; off: no store or no
- *   build id; failed: a normal boot could not take one (the reason is in `error`).
- * @typedef {{ pyodide: any, snapshot: SnapshotOutcome, error?: unknown, save: () => Promise<void> }} BootedInterpreter
+ *   (site, compiled, snapshotFound, before, instantiated, installed (the engine's files
+ *   written and its extensions loaded), module, then snapshotRead and restored, or booted and
+ *   imported); makeSnapshot: how `save()` makes the snapshot of a
+ *   normal boot (default {@link makeInWorker}).
+ * @typedef {"restored" | "made" | "replaced" | "off"} SnapshotOutcome
+ *   restored: booted from a snapshot; made: a normal boot, whose `save()` makes and stores a
+ *   snapshot; replaced: a stored snapshot failed to restore (and was deleted), so a normal
+ *   boot, whose `save()` makes a new one; off: no store or no build id, no snapshot.
+ * @typedef {{ pyodide: any, snapshot: SnapshotOutcome, save: () => Promise<void> }} BootedInterpreter
+ *   save: after a normal boot, make the snapshot (in another worker) and store it; rejects
+ *   if that failed (the engine is not affected: the next boot is a normal one again).
+ * @typedef {{ key: string, jobs: { url: string, source: string } | null,
+ *             site: import("./engine_site.mjs").EngineSite, compiled: WebAssembly.Module | null,
+ *             stdlib: { url: string, bytes: ArrayBuffer } | null }} SnapshotRequest
+ *   What a snapshot worker boots from: the snapshot's key, the job module, the engine's files
+ *   and Pyodide's compiled wasm and stdlib zip as the engine worker's normal boot had them
+ *   (null: its early fetch failed, Pyodide fetches the file itself). Structured-cloneable.
  * @typedef {Promise<{ header: import("./snapshot.mjs").SnapshotHeader, memory: Uint8Array }>} OpenedSnapshot
  * @typedef {import("./engine_site.mjs").EngineManifest} EngineManifest
  */
 
 /**
  * Boot the engine's interpreter (see the module docstring). Call `save()` of the result once
- * the engine is ready: it stores the snapshot a normal boot took (~35 MB, off the critical path).
+ * the engine is ready: after a normal boot it makes a snapshot in another worker and stores
+ * it (~36 MB, off the critical path).
  * @param {string} vendorUrl absolute URL of the vendored files, ending in "/"
  * @param {BootOptions} [options]
  * @returns {Promise<BootedInterpreter>}
@@ -113,28 +126,68 @@ export async function bootInterpreter(vendorUrl, options = {}) {
   importEngine(pyodide, indexURL, await manifest, jobs);
   mark("imported");
   if (!store) return { pyodide, snapshot: "off", save: async () => {} };
-  /** @type {Uint8Array | undefined} */
-  let bytes;
-  try {
-    // What the imports left for first use (the job module's pydantic adapters), so that the
-    // snapshot holds it: a restored boot never pays it.
-    pyodide.runPython("from durably_web.browser.boot import prepare_snapshot; prepare_snapshot()");
-    mark("prepared");
-    bytes = takeSnapshot(pyodide, key);
-    mark("snapshotTaken");
-    marks.snapshotBytes = bytes.length; // a size, not a time
-  } catch (error) {
-    return { pyodide, snapshot: "failed", error, save: async () => {} };
-  }
+  // The snapshot is made off the critical path: by another worker, after `ready`, from the
+  // files this boot already holds (./snapshot_worker.mjs).
+  /** @type {SnapshotRequest | null} */
+  let request = { key, jobs, site: await site, compiled: await early.compiled, stdlib: await early.stdlib };
+  const make = options.makeSnapshot ?? makeInWorker;
   return {
     pyodide,
     snapshot: replaced ? "replaced" : "made",
     save: async () => {
-      const taken = bytes;
-      bytes = undefined; // saved once; the copy can go
-      if (taken) await store.save(key, taken);
+      const taken = request;
+      request = null; // made once; the files can go
+      if (taken) await store.save(key, await make(taken));
     },
   };
+}
+
+/**
+ * Make the snapshot of a normal boot in a short-lived worker of its own
+ * (./snapshot_worker.mjs), which boots Pyodide from `request`'s files as the engine worker
+ * did (no VFS, no database: the OPFS pool is the engine worker's), imports the engine and the
+ * job module, takes the snapshot and hands its bytes back. The worker is ended either way.
+ * @param {SnapshotRequest} request
+ * @returns {Promise<Uint8Array>}
+ */
+export function makeInWorker(request) {
+  const worker = new Worker(new URL("./snapshot_worker.mjs", import.meta.url), { type: "module", name: "durably_web snapshot" });
+  return new Promise((resolve, reject) => {
+    worker.onmessage = ({ data }) => (data?.bytes ? resolve(data.bytes) : reject(new Error(data?.error ?? "no snapshot")));
+    worker.onerror = (event) => reject(new Error(`the snapshot worker failed: ${event.message ?? "cannot load it"}`));
+    worker.postMessage(request);
+  }).finally(() => worker.terminate());
+}
+
+/**
+ * Boot Pyodide normally from the files of `request` (those a normal boot of the engine worker
+ * held: the same calls, so the extensions land at the same addresses), import the engine and
+ * the job module, build what they left for first use (the jobs' pydantic adapters:
+ * durably_web.browser.boot.prepare_snapshot), and take a memory snapshot (./snapshot.mjs container, under `request.key`).
+ * What ./snapshot_worker.mjs runs.
+ * @param {string} vendorUrl absolute URL of the vendored files, ending in "/"
+ * @param {SnapshotRequest} request
+ * @param {(url: string) => Promise<any>} [importModule] how to import Pyodide's modules
+ * @returns {Promise<Uint8Array>}
+ */
+export async function makeSnapshot(vendorUrl, request, importModule = (url) => import(url)) {
+  const indexURL = `${vendorUrl}pyodide/`;
+  const { manifest } = request.site;
+  const interpreter = {
+    loadPyodide: (await importModule(bootFileUrl(indexURL, "pyodide.mjs"))).loadPyodide,
+    createModule: (await importModule(bootFileUrl(indexURL, "pyodide.asm.mjs"))).default,
+    indexURL,
+    stdlib: manifest.stdlib,
+    site: Promise.resolve(request.site),
+    early: prefetched(indexURL, request.compiled, request.stdlib),
+    mark: () => {},
+  };
+  const pyodide = await loadInterpreter(interpreter);
+  importEngine(pyodide, indexURL, manifest, request.jobs);
+  // What the imports left for first use (the job module's pydantic adapters), so that the
+  // snapshot holds it: a restored boot never pays it.
+  pyodide.runPython("from durably_web.browser.boot import prepare_snapshot; prepare_snapshot()");
+  return takeSnapshot(pyodide, request.key);
 }
 
 /**
@@ -159,6 +212,7 @@ function loadInterpreter({ loadPyodide, createModule, indexURL, stdlib, site, ea
         Module.addRunDependency("durably-engine-site");
         Promise.all([site, snapshot]).then(([files, restore]) => {
           installEngineSite(Module, files);
+          mark("installed");
           // The wasm exports its memory: Pyodide cannot size it for the snapshot, whose heap
           // may have grown (the job module's imports): grow it to the snapshot's size.
           if (restore && restore.memory.length > Module.HEAP8.length) Module.growMemory(restore.memory.length);

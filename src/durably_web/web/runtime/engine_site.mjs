@@ -26,6 +26,9 @@ import { BOOT_FILES } from "./boot_files.mjs";
  * @typedef {{ manifest: EngineManifest, files: [string, Uint8Array][], dynlibs: WebAssembly.Module[] }} EngineSite
  */
 
+/** The absolute URL of the site's vendored files (`_durably/vendor/`), ending in "/". */
+export const VENDOR_URL = new URL("../vendor/", import.meta.url).href;
+
 /** The `format` of engine.json this runtime reads. */
 export const ENGINE_FORMAT = 1;
 

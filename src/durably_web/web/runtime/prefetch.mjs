@@ -34,7 +34,6 @@ import { bootFileUrl } from "./engine_site.mjs";
  * @returns {Prefetched}
  */
 export function prefetch(indexURL, stdlibUrl) {
-  const wasmUrl = `${indexURL}pyodide.asm.wasm`; // what Pyodide fetches
   const compiled = WebAssembly.compileStreaming(fetch(bootFileUrl(indexURL, "pyodide.asm.wasm"))).catch((error) => {
     console.warn("durably_web: cannot compile pyodide.asm.wasm early (Pyodide will):", error);
     return null;
@@ -46,8 +45,23 @@ export function prefetch(indexURL, stdlibUrl) {
       return { url, bytes: await response.arrayBuffer() };
     })
     .catch(() => null); // loadPyodide fetches it again and reports the error
-  return { wasmUrl, compiled, stdlib };
+  return { wasmUrl: pyodideWasm(indexURL), compiled, stdlib };
 }
+
+/**
+ * Files fetched before, as {@link prefetch} gives them (a snapshot worker gets them from the
+ * engine worker: ./boot.mjs `makeSnapshot`).
+ * @param {string} indexURL absolute URL of the directory of pyodide.mjs, ending in "/"
+ * @param {WebAssembly.Module | null} compiled Pyodide's wasm, compiled (null: Pyodide fetches it)
+ * @param {{ url: string, bytes: ArrayBuffer } | null} stdlib the stdlib zip (null: Pyodide fetches it)
+ * @returns {Prefetched}
+ */
+export function prefetched(indexURL, compiled, stdlib) {
+  return { wasmUrl: pyodideWasm(indexURL), compiled: Promise.resolve(compiled), stdlib: Promise.resolve(stdlib) };
+}
+
+/** The URL Pyodide fetches its wasm from. @param {string} indexURL */
+const pyodideWasm = (indexURL) => `${indexURL}pyodide.asm.wasm`;
 
 /**
  * Run `load` (a loadPyodide call) with the prefetched files answering its requests.

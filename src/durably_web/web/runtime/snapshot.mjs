@@ -3,9 +3,10 @@
  * Pyodide memory snapshots of the engine worker's interpreter (Pyodide's experimental
  * `makeMemorySnapshot` / `_loadSnapshot`), kept in Cache Storage.
  *
- * A normal boot imports the engine (engine.json `imports`) and the page's job module and,
- * before anything else happens in Python, copies the wasm memory; the worker stores it after
- * it reported ready. The next boot restores it instead of starting CPython and importing
+ * After a normal boot of the engine worker is ready, a snapshot worker (./snapshot_worker.mjs)
+ * boots the same files, imports the engine (engine.json `imports`) and the page's job module
+ * and, before anything else happens in Python, copies the wasm memory; the engine worker
+ * stores it. The next boot restores it instead of starting CPython and importing
  * (./boot.mjs): the job module's top level does not run again. Rules, from
  * Pyodide's snapshot.ts and measurements (bench/BOOT-NOTES.md):
  *

@@ -9,9 +9,10 @@
  * (./prefetch.mjs); Pyodide is instantiated and loaded (or restored from a memory snapshot)
  * only once it is open (./boot.mjs). A reloaded page can find the old worker still holding the access
  * handles for ~2 s, so the install is retried (without `preserveOnInitFailure` a failed
- * attempt would delete the pool's files): see ./opfs.mjs. After `ready`, the snapshot a
- * normal boot took is stored for the next boot (./snapshot.mjs), under the build id: the
- * sha256 of the site's manifest (served by the service worker offline).
+ * attempt would delete the pool's files): see ./opfs.mjs. After `ready`, following a normal
+ * boot, a short-lived worker makes a snapshot for the next boot (./snapshot_worker.mjs) and
+ * this one stores it (./snapshot.mjs), under the build id: the sha256 of the site's manifest
+ * (served by the service worker offline).
  *
  * Messages to the page: {type: "stage", name, t}, then {type: "ready", jobs, workerId, marks}
  * or {type: "boot-error", error: {error, code}}; after that, JSON text from the
@@ -21,12 +22,12 @@
 import sqlite3InitModule from "../vendor/sqlite-wasm/index.mjs";
 import { checkOpfs, configureSqlite, installVfs } from "./opfs.mjs";
 import { bootInterpreter } from "./boot.mjs";
+import { VENDOR_URL } from "./engine_site.mjs";
 import { isQuotaError, startEngine, wireError } from "./runtime.mjs";
 import { cacheStore, sha256Hex } from "./snapshot.mjs";
 import { createBridge } from "./sqlite_bridge.mjs";
 // What ./boot.mjs imports, listed here too so that the browser requests it with the modules
 // above (one round trip less before Pyodide's downloads start: bench/BOOT-NOTES.md).
-import "./engine_site.mjs";
 import "./boot_files.mjs";
 import "./prefetch.mjs";
 
@@ -45,7 +46,6 @@ const takeFault = () => {
   return fault ? { full: isQuotaError(fault), message: String(fault.message ?? fault) } : null;
 };
 
-const VENDOR = new URL("../vendor/", import.meta.url).href; // the site's _durably/vendor/
 const MANIFEST = new URL("../manifest.json", import.meta.url).href; // its sha256: the build id
 /** @type {Record<string, number>} */
 const marks = { workerStart: performance.now() };
@@ -116,13 +116,12 @@ async function main() {
   const build = configReady.then((c) => (c.packages?.length ? null : buildId()));
   build.catch((error) => console.warn("durably_web: no build id, so no boot snapshot:", error));
   const snapshots = cacheStore(MANIFEST);
-  const booting = bootInterpreter(VENDOR, { before: vfs, build, snapshots, jobs: jobModule, marks });
+  const booting = bootInterpreter(VENDOR_URL, { before: vfs, build, snapshots, jobs: jobModule, marks });
   booting.catch(() => {}); // reported below, unless the VFS failed first
   const { sqlite3, pool } = await vfs;
   const config = await configReady;
-  const { pyodide, snapshot, error: snapshotError, save } = await booting;
+  const { pyodide, snapshot, save } = await booting;
   marks[`snapshot-${snapshot}`] = performance.now();
-  if (snapshotError) console.warn("durably_web: this boot could not take a snapshot:", snapshotError);
   stage("pyodide");
   takeFault(); // what the VFS install's retries logged is not a write's fault
   const bridge = createBridge(sqlite3, (filename) => new pool.OpfsSAHPoolDb(filename), takeFault);
@@ -134,8 +133,9 @@ async function main() {
   postMessage({ type: "ready", jobs: jobs.toJs({ dict_converter: Object.fromEntries }), workerId, marks });
   jobs.destroy();
   for (const text of early.splice(0)) host.receive(text);
-  // Off the critical path: store the snapshot this boot took, for the next one.
-  save().catch((error) => console.warn("durably_web: cannot store the boot snapshot:", error));
+  // Off the critical path: after a normal boot, another worker makes a snapshot for the next
+  // boot, stored here. If that fails, this engine goes on and the next boot is a normal one.
+  save().catch((error) => console.warn("durably_web: cannot make or store the boot snapshot:", error));
 }
 
 main().catch((error) => postMessage({ type: "boot-error", error: wireError(error) }));
