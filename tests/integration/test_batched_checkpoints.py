@@ -7,13 +7,17 @@ Crash tests of this mode (real processes killed with SIGKILL) are in
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 
 from durably_web import StepContext, ValidationError, create_durably, define_job
+from durably_web.clock import format_timestamp
+from durably_web.storage.connection import Connection
+from durably_web.testing import FakeClock
 from tests.conftest import MakeDurably, sql_connection
-from tests.databases import SQLITE_BACKENDS
+from tests.databases import SQLITE_BACKENDS, TestDatabase
 
 
 @pytest.fixture(params=SQLITE_BACKENDS)
@@ -164,6 +168,92 @@ async def test_a_job_may_choose_its_own_mode(make_durably: MakeDurably) -> None:
     await durably.jobs.batched.trigger({})
     await durably.process_one()
     assert seen == [["a"], []]
+
+
+class _JsonRows:
+    """A connection that asks for kept steps as one JSON text (as the browser's does)."""
+
+    json_rows = True
+
+    def __init__(self, inner: Connection) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+# Step results a JSON text must carry unchanged: quotes, backslashes, escapes, non-ASCII
+# (BMP and beyond), big and negative numbers, nesting, and None (SQL NULL, not 'null').
+_RESULTS: list[Any] = [
+    None,
+    "",
+    'a "quoted" \\ back\\slash, a tab\t and a new\nline',
+    "caf\u00e9 \u65e5\u672c \U0001f642",
+    2**62,
+    -0.5,
+    True,
+    {"a": [1, 2.5, None, False], "b": {"c": "\u2028"}},
+    [],
+]
+
+
+@pytest.mark.parametrize("json_rows", [False, True], ids=["bound", "json"])
+async def test_a_group_stores_each_kept_step_as_its_own_checkpoint_would(
+    database: TestDatabase, clock: FakeClock, json_rows: bool
+) -> None:
+    # The kept steps after a group's first go in as one JSON text when the connection asks
+    # for it (Connection.json_rows: the browser's); every column must come out as binding
+    # each value stores it. The Pyodide tier runs this with the bridge's own connection.
+    names = [f'step {i} \u00fc"\\' for i in range(len(_RESULTS))]
+
+    async def run(step: StepContext, payload: dict[str, Any]) -> int:
+        for name, result in zip(names, _RESULTS, strict=True):
+            await step.run(name, lambda result=result: result)
+        return len(names)
+
+    connection = database.connection()
+    target: Any = _JsonRows(connection) if json_rows else connection
+    durably = create_durably(
+        target,
+        clock=clock,
+        checkpoint="batched",
+        checkpoint_max_delay=60,
+        checkpoint_max_steps=100,
+        preserve_steps=True,
+    ).register({"kept": define_job(name="kept", input=dict, run=run)})
+    try:
+        await durably.migrate()
+        handle = await durably.jobs.kept.trigger({})
+        final = await durably.process_one()
+        assert final is not None and final.status == "completed", final
+        rows = connection.query(
+            'SELECT name, "index", typeof("index") AS index_type, status, output, error, '
+            "attempt, retry_at, started_at, completed_at FROM durably_steps "
+            'WHERE run_id = ? ORDER BY "index"',
+            (handle.id,),
+        )
+        stamp = format_timestamp(clock.now())
+        assert rows == [
+            {
+                "name": name,
+                "index": index,
+                "index_type": "integer",
+                "status": "completed",
+                "output": None
+                if result is None
+                else json.dumps(result, separators=(",", ":"), ensure_ascii=False),
+                "error": None,
+                "attempt": 1,
+                "retry_at": None,
+                "started_at": stamp,
+                "completed_at": stamp,
+            }
+            for index, (name, result) in enumerate(zip(names, _RESULTS, strict=True))
+        ]
+        steps = await durably.get_steps(handle.id)
+        assert [s.output for s in steps] == _RESULTS
+    finally:
+        await durably.close(timeout=0)
 
 
 def test_batched_is_refused_on_postgresql() -> None:

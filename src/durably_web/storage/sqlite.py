@@ -73,6 +73,8 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         self._q = queries()
         self._insert_step = self._q["insert_step"]
         self._insert_kept_step = self._q["insert_kept_step"]
+        self._insert_kept_steps = self._q["insert_kept_steps"]
+        self._json_rows = getattr(connection, "json_rows", False) is True
         self._insert_log = self._q["insert_log"]
         self._leases = _lease_cache(connection)
 
@@ -394,7 +396,11 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         statements: list[tuple[str, Sequence[Param]]] = []
         if steps:
             statements.append((self._insert_step, steps[0]))
-            statements.extend((self._insert_kept_step, step) for step in steps[1:])
+            if self._json_rows and len(steps) > 1:  # the rest as one JSON text (Connection)
+                rows = json.dumps(steps[1:], separators=(",", ":"), ensure_ascii=False)
+                statements.append((self._insert_kept_steps, (rows,)))
+            else:
+                statements.extend((self._insert_kept_step, step) for step in steps[1:])
         statements.append(first)
         statements.extend((self._insert_log, log) for log in logs)
         statements.extend(after)
