@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -101,6 +102,42 @@ async def test_group_commits_after_max_delay_while_the_job_awaits(
     final = await durably.process_one()
     assert final is not None and final.status == "completed", final
     assert seen == [[], ["a", "b"]]
+
+
+@pytest.mark.parametrize("clock_kind", ["system", "fake"])
+async def test_a_step_finishing_past_max_delay_commits_the_group_before_it_returns(
+    database: TestDatabase, clock_kind: str
+) -> None:
+    # The group's age is measured with the steps' own finish times on the system clock (no
+    # clock read of its own), with time.monotonic() on any other: both see a step that blocked
+    # the loop past max_delay, whose step.run then commits the group before returning (the
+    # group's timer cannot fire: nothing awaits in between).
+    seen: list[list[str]] = []
+
+    async def run(step: StepContext, payload: dict[str, Any]) -> None:
+        await step.run("a", lambda: 1)
+        await step.run("b", lambda: 2)
+        seen.append(_committed(durably, step.run_id))  # not due yet: both kept
+        await step.run("slow", lambda: time.sleep(0.15))  # blocks the loop past max_delay
+        seen.append(_committed(durably, step.run_id))
+
+    options: dict[str, Any] = {} if clock_kind == "system" else {"clock": FakeClock()}
+    durably = create_durably(
+        database.connection(),
+        checkpoint="batched",
+        checkpoint_max_delay=0.1,
+        checkpoint_max_steps=100,
+        preserve_steps=True,
+        **options,
+    ).register({"slow": define_job(name="slow", input=dict, run=run)})
+    try:
+        await durably.migrate()
+        await durably.jobs.slow.trigger({})
+        final = await durably.process_one()
+        assert final is not None and final.status == "completed", final
+        assert seen == [[], ["a", "b", "slow"]]
+    finally:
+        await durably.close(timeout=0)
 
 
 async def test_progress_reaches_the_database_with_the_steps_before_it(

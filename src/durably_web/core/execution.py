@@ -42,7 +42,7 @@ from typing import Any, Protocol, TypeVar
 
 import pydantic
 
-from durably_web.clock import Clock
+from durably_web.clock import Clock, SystemClock
 from durably_web.core.batching import CheckpointGroup
 from durably_web.core.fastpath import QuickCheckpoints
 from durably_web.core.overrun import Overrun, blocked_warning, extended_lease, too_many_losses
@@ -191,7 +191,7 @@ class Execution:
             broken=self.broken,
         )
         self._group = (
-            CheckpointGroup(checkpoint, self.writer)
+            CheckpointGroup(checkpoint, self.writer, wall=type(self.clock) is SystemClock)
             if checkpoint is not None and checkpoint.batched
             else None
         )
@@ -316,7 +316,7 @@ class Execution:
                 now=finished,
                 attempt=attempt,
             )
-            due = self._group.keep(row)
+            due = self._group.keep(row, finished)
             self.advance(index)
             if due or overran:
                 try:

@@ -93,7 +93,7 @@ class QuickCheckpoints:
             attempt=attempt,
         )
         if group is not None:
-            if not group.keep_unless_due(row):
+            if not group.keep_unless_due(row, finished):
                 return False
             execution.advance(index)
             return True
