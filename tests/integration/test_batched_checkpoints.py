@@ -104,6 +104,14 @@ async def test_group_commits_after_max_delay_while_the_job_awaits(
     assert seen == [[], ["a", "b"]]
 
 
+def _busy(seconds: float) -> None:
+    """Block the event loop for ``seconds``: a busy wait (Pyodide in Chromium may run the
+    loop during ``time.sleep``, suspending the WebAssembly stack with JSPI)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
 @pytest.mark.parametrize("clock_kind", ["system", "fake"])
 async def test_a_step_finishing_past_max_delay_commits_the_group_before_it_returns(
     database: TestDatabase, clock_kind: str
@@ -118,7 +126,7 @@ async def test_a_step_finishing_past_max_delay_commits_the_group_before_it_retur
         await step.run("a", lambda: 1)
         await step.run("b", lambda: 2)
         seen.append(_committed(durably, step.run_id))  # not due yet: both kept
-        await step.run("slow", lambda: time.sleep(0.15))  # blocks the loop past max_delay
+        await step.run("slow", lambda: _busy(0.15))  # blocks the loop past max_delay
         seen.append(_committed(durably, step.run_id))
 
     options: dict[str, Any] = {} if clock_kind == "system" else {"clock": FakeClock()}
