@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from durably_web import StepContext, ValidationError, create_durably, define_job
 from durably_web.clock import format_timestamp
 from durably_web.storage.connection import Connection
+from durably_web.storage.queries import queries
 from durably_web.testing import FakeClock
 from tests.conftest import MakeDurably, sql_connection
 from tests.databases import SQLITE_BACKENDS, TestDatabase
@@ -215,13 +217,28 @@ async def test_a_job_may_choose_its_own_mode(make_durably: MakeDurably) -> None:
     assert seen == [["a"], []]
 
 
+_QUERIES = queries()
+
+
 class _JsonRows:
-    """A connection that asks for kept steps as one JSON text (as the browser's does)."""
+    """A connection that asks for kept steps as one JSON text (as the browser's does), and
+    counts the statements of its batches that insert kept steps, by form."""
 
     json_rows = True
 
     def __init__(self, inner: Connection) -> None:
         self._inner = inner
+        self.forms: dict[str, int] = {"json": 0, "bound": 0}
+
+    def run_batch(
+        self, statements: Sequence[tuple[str, Sequence[Any]]], guard: bool = False
+    ) -> bool:
+        for sql, _ in statements:
+            if sql == _QUERIES["insert_kept_steps"]:
+                self.forms["json"] += 1
+            elif sql == _QUERIES["insert_kept_step"]:
+                self.forms["bound"] += 1
+        return self._inner.run_batch(statements, guard)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -297,6 +314,41 @@ async def test_a_group_stores_each_kept_step_as_its_own_checkpoint_would(
         ]
         steps = await durably.get_steps(handle.id)
         assert [s.output for s in steps] == _RESULTS
+        if isinstance(target, _JsonRows):  # one group: its first fenced, the rest one text
+            assert target.forms == {"json": 1, "bound": 0}
+    finally:
+        await durably.close(timeout=0)
+
+
+async def test_a_group_too_large_for_one_json_text_binds_its_steps_one_by_one(
+    database: TestDatabase, clock: FakeClock
+) -> None:
+    # Kept steps whose JSON text would pass a mebi-character go one value at a time: a
+    # bridge copies a text whole into SQLite's heap, and no single result asks for as much.
+    big = ["x" * 400_000, "y" * 400_000, "z" * 400_000, "w" * 400_000]
+
+    async def run(step: StepContext, payload: dict[str, Any]) -> int:
+        for i, text in enumerate(big):
+            await step.run(f"s{i}", lambda text=text: text)
+        return len(big)
+
+    connection = _JsonRows(database.connection())
+    durably = create_durably(
+        connection,
+        clock=clock,
+        checkpoint="batched",
+        checkpoint_max_delay=60,
+        checkpoint_max_steps=100,
+        preserve_steps=True,
+    ).register({"big": define_job(name="big", input=dict, run=run)})
+    try:
+        await durably.migrate()
+        handle = await durably.jobs.big.trigger({})
+        final = await durably.process_one()
+        assert final is not None and final.status == "completed", final
+        assert connection.forms == {"json": 0, "bound": 3}
+        steps = await durably.get_steps(handle.id)
+        assert [s.output for s in steps] == big
     finally:
         await durably.close(timeout=0)
 
