@@ -1,15 +1,22 @@
-"""Job definitions: a name, an input type, an optional output type, a run function, a retry."""
+"""Job definitions: a name, an input type, an optional output type, a run function, a retry.
+
+A definition's pydantic adapters are built by :func:`define_job`, which so reports a type
+pydantic cannot validate at once. Inside :func:`deferred_adapters` (the browser worker imports
+the page's job module in it) they are built on first use instead, or by
+:func:`build_deferred_adapters`: pydantic's first adapter imports ``pydantic.main`` and its
+schema machinery, ~60-90 ms of a cold start in Pyodide that the engine does not need until a
+run is triggered (bench/BOOT-NOTES.md).
+"""
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
-
-import pydantic
 
 from durably_web.errors import ValidationError
 from durably_web.json_value import shown
@@ -17,9 +24,18 @@ from durably_web.options import CheckpointMode
 from durably_web.retry import Retry, retry_policy
 
 if TYPE_CHECKING:
+    import pydantic
+
     from durably_web.core.step import StepContext
 
-__all__ = ["JobDefinition", "JobFunction", "define_job", "jobs_in_module"]
+__all__ = [
+    "JobDefinition",
+    "JobFunction",
+    "build_deferred_adapters",
+    "define_job",
+    "deferred_adapters",
+    "jobs_in_module",
+]
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
@@ -27,6 +43,84 @@ OutputT = TypeVar("OutputT")
 JobFunction = Callable[["StepContext", InputT], Awaitable[OutputT] | OutputT]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")  # fullmatch: `$` allows a final "\n"
+
+
+class _Adapter:
+    """The pydantic adapter of a job's type, built now or (deferred) on first use."""
+
+    __slots__ = ("_built", "tp", "what")
+
+    def __init__(self, tp: Any, what: str) -> None:
+        self.tp = tp
+        self.what = what
+        self._built: pydantic.TypeAdapter[Any] | None = None
+
+    @property
+    def built(self) -> bool:
+        """Whether the adapter exists yet."""
+        return self._built is not None
+
+    def get(self) -> pydantic.TypeAdapter[Any]:
+        """Return the adapter, building it first if needed.
+
+        Raises:
+            ValidationError: the type is not one pydantic can validate.
+
+        """
+        if self._built is None:
+            import pydantic  # not before the first adapter (module docstring)
+
+            try:
+                self._built = pydantic.TypeAdapter(self.tp)
+            except (
+                pydantic.PydanticSchemaGenerationError,
+                pydantic.PydanticUserError,
+                TypeError,
+            ) as exc:
+                raise ValidationError(
+                    f"{self.what} is not a type pydantic can validate: {exc}"
+                ) from None
+        return self._built
+
+
+_deferring = False
+"""Whether :func:`deferred_adapters` is open: :func:`define_job` then leaves adapters unbuilt."""
+_unbuilt: list[_Adapter] = []
+"""The adapters left unbuilt, until :func:`build_deferred_adapters` builds them."""
+
+
+@contextmanager
+def deferred_adapters() -> Iterator[None]:
+    """Leave the pydantic adapters of the jobs defined inside unbuilt until first use.
+
+    A type pydantic cannot validate is then reported when the job is first triggered (or its
+    run executed), not by :func:`define_job`.
+    """
+    global _deferring
+    outer, _deferring = _deferring, True
+    try:
+        yield
+    finally:
+        _deferring = outer
+
+
+def build_deferred_adapters() -> int:
+    """Build every adapter :func:`deferred_adapters` left unbuilt; return how many were built.
+
+    An adapter whose type pydantic cannot validate stays unbuilt: its job reports the
+    ``ValidationError`` when it is used.
+    """
+    count = 0
+    while _unbuilt:
+        adapter = _unbuilt.pop()
+        if adapter.built:
+            continue
+        try:
+            adapter.get()
+        except ValidationError:
+            continue
+        count += 1
+    return count
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -42,11 +136,31 @@ class JobDefinition(Generic[InputT, OutputT]):
     input: Any
     output: Any
     run: JobFunction[InputT, OutputT]
-    input_adapter: pydantic.TypeAdapter[InputT] = field(repr=False)
-    output_adapter: pydantic.TypeAdapter[OutputT] | None = field(repr=False)
+    _input_adapter: _Adapter = field(repr=False)
+    _output_adapter: _Adapter | None = field(repr=False)
     retry: Retry | None = None
     checkpoint: CheckpointMode | None = None
     """When its steps are committed (``"each"`` or ``"batched"``); None: the instance's."""
+
+    @property
+    def input_adapter(self) -> pydantic.TypeAdapter[InputT]:
+        """The pydantic adapter validating trigger input (built on first use if deferred).
+
+        Raises:
+            ValidationError: the input type is not one pydantic can validate.
+
+        """
+        return self._input_adapter.get()
+
+    @property
+    def output_adapter(self) -> pydantic.TypeAdapter[OutputT] | None:
+        """The pydantic adapter validating the output, or None when the job declares none.
+
+        Raises:
+            ValidationError: the output type is not one pydantic can validate.
+
+        """
+        return None if self._output_adapter is None else self._output_adapter.get()
 
     def same_as(self, other: JobDefinition[Any, Any]) -> bool:
         """Return True when ``other`` defines the same job (name, types, function, retry)."""
@@ -197,8 +311,10 @@ def jobs_in_module(module: ModuleType) -> dict[str, JobDefinition[Any, Any]]:
     return found
 
 
-def _adapter(tp: Any, what: str) -> pydantic.TypeAdapter[Any]:
-    try:
-        return pydantic.TypeAdapter(tp)
-    except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError) as exc:
-        raise ValidationError(f"{what} is not a type pydantic can validate: {exc}") from None
+def _adapter(tp: Any, what: str) -> _Adapter:
+    adapter = _Adapter(tp, what)
+    if _deferring:
+        _unbuilt.append(adapter)
+    else:
+        adapter.get()
+    return adapter

@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import pydantic
+from typing import TYPE_CHECKING, Any, Literal
 
 from durably_web.errors import ValidationError
 from durably_web.json_value import shown
+
+if TYPE_CHECKING:
+    import pydantic
 
 __all__ = [
     "DEFAULT_UNKNOWN_JOB_GRACE",
@@ -278,6 +279,8 @@ class Options:
                 raise ValidationError(f"{name} must be True or False, got {shown(flag)}")
         adapter = None
         if labels is not None:
+            import pydantic  # only for labels: a browser engine starts without it
+
             try:
                 adapter = pydantic.TypeAdapter(labels)
             except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError) as exc:

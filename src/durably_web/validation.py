@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
-
-import pydantic
-import pydantic_core
+from typing import TYPE_CHECKING, Any
 
 from durably_web.errors import ValidationError
 from durably_web.json_value import (
@@ -24,6 +21,12 @@ from durably_web.json_value import (
     storable_text,
     valid_text,
 )
+
+if TYPE_CHECKING:
+    import pydantic
+
+# pydantic is imported where it is used (a value to validate or dump with an adapter exists
+# only once pydantic is): a browser engine starts without it (bench/BOOT-NOTES.md).
 
 __all__ = [
     "dump_json",
@@ -46,6 +49,8 @@ def format_pydantic_error(error: pydantic.ValidationError) -> str:
 
 def parse(adapter: pydantic.TypeAdapter[Any], value: Any, what: str) -> Any:
     """Validate ``value`` with ``adapter``; raise ``ValidationError`` naming ``what`` on failure."""
+    import pydantic  # see the module's imports
+
     try:
         return adapter.validate_python(value)
     except pydantic.ValidationError as exc:
@@ -63,6 +68,8 @@ def to_json_value(adapter: pydantic.TypeAdapter[Any], value: Any, what: str) -> 
             ``Any`` field into ``null`` without a word.
 
     """
+    import pydantic_core  # see the module's imports
+
     try:
         check_value(adapter.dump_python(value), what, strict=False)
         data = adapter.dump_python(value, mode="json")
@@ -111,6 +118,8 @@ def dump_json_exact(value: Any, what: str | Callable[[], str]) -> tuple[str, boo
 
 
 def _dump_model(value: Any) -> Any:
+    import pydantic  # see the module's imports
+
     if isinstance(value, pydantic.BaseModel):
         return value.model_dump(mode="json")
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")

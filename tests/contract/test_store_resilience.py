@@ -12,7 +12,7 @@ from durably_web.ids import new_ulid, ulid_time
 from durably_web.storage.records import NewRun, RunDelta, RunFilter
 from durably_web.storage.sqlite import SQLiteStore
 from durably_web.testing import FailingConnection, FakeClock
-from tests.conftest import MIGRATIONS, ConnectionFactory
+from tests.conftest import MIGRATE_COMMITS, ConnectionFactory
 from tests.contract.test_store import LATEST, LEASE, claim, enqueue, step_args
 from tests.databases import AnyStore, TestDatabase
 
@@ -119,7 +119,7 @@ async def test_failed_flush_writes_nothing_and_the_same_delta_goes_out_later(
     connect: ConnectionFactory, clock: FakeClock
 ) -> None:
     inner = connect()
-    flaky = FailingConnection(inner, fail_on_commit=MIGRATIONS + 3)  # enqueue, claim, flush
+    flaky = FailingConnection(inner, fail_on_commit=MIGRATE_COMMITS + 3)  # enqueue, claim, flush
     store = SQLiteStore(flaky)
     await store.migrate(clock.now())
     await enqueue(store, clock, NewRun("a", "1"))
@@ -128,7 +128,7 @@ async def test_failed_flush_writes_nothing_and_the_same_delta_goes_out_later(
     one = ("L1", run.id, None, "info", "one", None, "2026-01-01T00:00:00.000Z")
     two = ("L2", run.id, None, "info", "two", None, "2026-01-01T00:00:00.001Z")
     delta = RunDelta(progress_json='{"current":1}', current_step_index=1, logs=(one,))
-    with pytest.raises(StorageError, match=f"commit #{MIGRATIONS + 3}"):
+    with pytest.raises(StorageError, match=f"commit #{MIGRATE_COMMITS + 3}"):
         await store.flush(run.id, 1, delta, clock.now())
     assert await store.get_logs(run.id) == []
     assert delta == RunDelta('{"current":1}', current_step_index=1, logs=(one,))  # untouched

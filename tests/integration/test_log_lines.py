@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from durably_web import StepContext, create_durably, define_job
 from durably_web.testing import FailingConnection, FakeClock, SimulatedCrash
-from tests.conftest import MIGRATIONS, ConnectionFactory, MakeDurably
+from tests.conftest import MIGRATE_COMMITS, ConnectionFactory, MakeDurably
 
 
 class Flaky(BaseModel):
@@ -117,7 +117,7 @@ async def test_crash_then_reload_writes_each_line_once(
     reset(heal=True)
     inner = connect()
     crashing = create_durably(
-        FailingConnection(inner, fail_on_commit=MIGRATIONS + 5, crash=True),
+        FailingConnection(inner, fail_on_commit=MIGRATE_COMMITS + 5, crash=True),
         clock=clock,
         jobs={"logged": logged},
         preserve_steps=True,

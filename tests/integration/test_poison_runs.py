@@ -23,7 +23,7 @@ from durably_web import (
     define_job,
 )
 from durably_web.testing import FailingConnection, FakeClock
-from tests.conftest import MIGRATIONS, ConnectionFactory, MakeDurably
+from tests.conftest import MIGRATE_COMMITS, ConnectionFactory, MakeDurably
 from tests.databases import sql_on
 from tests.jobs import Recorder, steps_job
 
@@ -122,7 +122,7 @@ async def test_broken_database_stops_the_worker_and_fails_nothing(
     connect: ConnectionFactory, clock: FakeClock, recorder: Recorder
 ) -> None:
     inner = connect()
-    flaky = FailingConnection(inner, fail_on_commit=MIGRATIONS + 4)  # trigger, claim, 2 steps
+    flaky = FailingConnection(inner, fail_on_commit=MIGRATE_COMMITS + 4)  # trigger, claim, 2 steps
     durably = engine_on(flaky, clock)
     await durably.migrate()
     run = await durably.jobs.steps.trigger({"n": 4})
@@ -135,10 +135,10 @@ async def test_broken_database_stops_the_worker_and_fails_nothing(
     failure = durably.worker.failure
     assert isinstance(
         failure, StorageError
-    ) and f"simulated failure of commit #{MIGRATIONS + 4}" in str(failure)
+    ) and f"simulated failure of commit #{MIGRATE_COMMITS + 4}" in str(failure)
     assert not durably.worker.running
     assert [(e.type, e.context) for e in seen] == [("worker:error", "worker-stopped")]
-    assert f"simulated failure of commit #{MIGRATIONS + 4}" in seen[0].error
+    assert f"simulated failure of commit #{MIGRATE_COMMITS + 4}" in seen[0].error
     stored = await durably.get_run(run.id)
     assert stored is not None and stored.status == "pending"  # handed back, not failed
     assert stored.error is None
@@ -153,11 +153,11 @@ async def test_broken_database_stops_the_worker_and_fails_nothing(
 async def test_broken_database_under_process_one_raises_and_hands_back(
     connect: ConnectionFactory, clock: FakeClock
 ) -> None:
-    flaky = FailingConnection(connect(), fail_on_commit=MIGRATIONS + 4)
+    flaky = FailingConnection(connect(), fail_on_commit=MIGRATE_COMMITS + 4)
     durably = engine_on(flaky, clock)
     await durably.migrate()
     run = await durably.jobs.steps.trigger({"n": 4})
-    with pytest.raises(StorageError, match=f"simulated failure of commit #{MIGRATIONS + 4}"):
+    with pytest.raises(StorageError, match=f"simulated failure of commit #{MIGRATE_COMMITS + 4}"):
         await durably.process_one()
     stored = await durably.get_run(run.id)
     assert stored is not None and stored.status == "pending"

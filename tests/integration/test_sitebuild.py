@@ -968,6 +968,41 @@ print("made")
 )
 
 
+# The browser's import of the engine and a page's job module (browser/boot.py import_jobs),
+# then the build a snapshot is taken after (prepare_snapshot); prints whether pydantic and its
+# model machinery were imported after each, then what the job's adapters give.
+JOBS_IMPORTED = (
+    PYODIDE_STUB
+    + """
+import pathlib, tempfile
+folder = tempfile.mkdtemp()
+pathlib.Path(folder, "page_jobs.py").write_text(
+    "from durably_web import define_job\\n"
+    "@define_job(name='double', input=dict, output=int)\\n"
+    "async def double(step, payload):\\n"
+    "    return 2\\n"
+)
+from durably_web.browser.boot import import_jobs, prepare_snapshot
+module = import_jobs("page_jobs", folder)
+print("pydantic" in sys.modules, "pydantic.main" in sys.modules)
+prepare_snapshot()
+print("pydantic" in sys.modules, "pydantic.main" in sys.modules)
+print(module.double.input_adapter.validate_python({"n": 1}), module.double.output_adapter.validate_python(2))
+"""
+)
+
+
+def test_a_browser_boot_leaves_pydantic_and_the_job_adapters_until_a_snapshot() -> None:
+    # Importing pydantic costs ~35 ms of a cold start in Pyodide and its first adapter (which
+    # imports pydantic.main and the schema machinery) ~60-90 ms more: the engine imports
+    # pydantic where it validates, the page's job module is imported with its adapters unbuilt,
+    # and prepare_snapshot (called before a snapshot is taken) does both (bench/BOOT-NOTES.md).
+    result = subprocess.run(
+        [sys.executable, "-c", JOBS_IMPORTED], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines() == ["False False", "True True", "{'n': 1} 2"]
+
+
 def test_the_engine_imports_only_core_stdlib_modules(repo_build: BuildResult) -> None:
     # The engine worker's stdlib is the core zip, and durably_web is imported before the
     # finder of the rest is in place: any stdlib module the engine's package imports must be

@@ -9,7 +9,7 @@ import pytest
 from durably_web import StorageError, create_durably
 from durably_web.adapters.sqlite3 import SQLite3Connection
 from durably_web.testing import FailingConnection, FakeClock, SimulatedCrash
-from tests.conftest import MIGRATIONS
+from tests.conftest import MIGRATE_COMMITS
 from tests.jobs import Recorder, steps_job
 
 
@@ -17,7 +17,7 @@ async def test_crash_at_nth_commit_then_resume(tmp_path: Path, recorder: Recorde
     inner = SQLite3Connection(str(tmp_path / "t.db"))
     clock = FakeClock()
     crashing = create_durably(
-        FailingConnection(inner, fail_on_commit=MIGRATIONS + 5, crash=True),
+        FailingConnection(inner, fail_on_commit=MIGRATE_COMMITS + 5, crash=True),
         clock=clock,
         preserve_steps=True,
     )
@@ -40,12 +40,12 @@ async def test_crash_at_nth_commit_then_resume(tmp_path: Path, recorder: Recorde
 
 async def test_failed_commit_raises_storage_error_and_writes_nothing(tmp_path: Path) -> None:
     inner = SQLite3Connection(str(tmp_path / "t.db"))
-    flaky = FailingConnection(inner, fail_on_commit=MIGRATIONS + 1)
+    flaky = FailingConnection(inner, fail_on_commit=MIGRATE_COMMITS + 1)
     durably = create_durably(flaky, jobs={"steps": steps_job})
     await durably.migrate()
-    with pytest.raises(StorageError, match=f"simulated failure of commit #{MIGRATIONS + 1}"):
+    with pytest.raises(StorageError, match=f"simulated failure of commit #{MIGRATE_COMMITS + 1}"):
         await durably.jobs.steps.trigger({"n": 1})
     assert await durably.get_runs() == []
     assert (await durably.jobs.steps.trigger({"n": 1})).status == "pending"
-    assert flaky.commits == MIGRATIONS + 1
+    assert flaky.commits == MIGRATE_COMMITS + 1
     inner.close()

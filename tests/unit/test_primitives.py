@@ -5,6 +5,7 @@ import pytest
 from durably_web import ValidationError, define_job
 from durably_web.clock import format_timestamp, parse_timestamp
 from durably_web.ids import new_ulid
+from durably_web.job import build_deferred_adapters, deferred_adapters
 from durably_web.validation import dump_json
 
 
@@ -72,3 +73,24 @@ def test_define_job_forms_and_errors() -> None:
         define_job(name="x", input=object(), run=run)
     with pytest.raises(ValidationError, match="must be callable"):
         define_job(name="x", input=int)(42)  # type: ignore[arg-type]
+
+
+def test_deferred_adapters_are_built_on_first_use_or_all_at_once() -> None:
+    async def run(step: object, payload: int) -> int:
+        return payload
+
+    build_deferred_adapters()  # what an earlier test left unbuilt
+    with deferred_adapters():
+        first = define_job(name="first", input=int, output=str, run=run)
+        second = define_job(name="second", input=dict, run=run)
+        bad = define_job(name="bad", input=object(), run=run)  # reported on use, not here
+    assert define_job(name="eager", input=int, run=run).input_adapter.validate_python("3") == 3
+    with pytest.raises(ValidationError, match="not a type pydantic can validate"):
+        define_job(name="x", input=object(), run=run)  # outside: at once, as before
+    assert second.input_adapter.validate_python({"a": 1}) == {"a": 1}  # built on first use
+    assert build_deferred_adapters() == 2  # first's input and output; bad's stays unbuilt
+    assert build_deferred_adapters() == 0  # nothing is left to build
+    assert first.input_adapter.validate_python("4") == 4
+    assert first.output_adapter is not None and first.output_adapter.validate_python("x") == "x"
+    with pytest.raises(ValidationError, match="input type of job 'bad' is not a type pydantic"):
+        _ = bad.input_adapter

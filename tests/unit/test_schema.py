@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from pathlib import Path
 
+import pytest
+
+from durably_web.adapters.sqlite3 import SQLite3Connection
 from durably_web.storage.queries import migrations, queries, schema
+from durably_web.storage.sqlite import SQLiteStore
 
 
 def _schema_of(script_runner: sqlite3.Connection) -> list[str]:
@@ -131,3 +136,45 @@ def test_a_checkpoint_writes_one_b_tree() -> None:
             "EXPLAIN QUERY PLAN " + queries()["completed_step"], ("R1", "a")
         ).fetchall()
         assert "USING PRIMARY KEY (run_id=? AND name=?)" in plan[0][3]
+
+
+class _ScriptsSeen(SQLite3Connection):
+    """A connection that keeps the scripts it runs."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.scripts: list[str] = []
+
+    def execute_script(self, sql: str) -> None:
+        self.scripts.append(sql)
+        super().execute_script(sql)
+
+
+@pytest.mark.parametrize("own_table", [False, True], ids=["new", "with-an-app-table"])
+async def test_a_new_database_gets_schema_sql_at_once_and_any_other_the_migrations(
+    tmp_path: Path, own_table: bool
+) -> None:
+    # An empty database gets schema.sql and every version in one transaction (a cold browser
+    # start creates one, bench/BOOT-NOTES.md); one with any table already (the app's) is
+    # migrated step by step. Both end with the same schema and versions.
+    path = tmp_path / "store.db"
+    app_table = "CREATE TABLE app_notes (id integer primary key, text text)"
+    if own_table:
+        with closing(sqlite3.connect(path)) as db:
+            db.execute(app_table)
+            db.commit()
+    connection = _ScriptsSeen(str(path))
+    store = SQLiteStore(connection)
+    versions = [version for version, _ in migrations()]
+    assert await store.migrate(1_000.0) == versions
+    assert await store.migrate(1_000.0) == []
+    await store.close()
+    expected = [schema()] if not own_table else [script for _, script in migrations()]
+    assert connection.scripts == expected
+    with closing(sqlite3.connect(path)) as db, closing(sqlite3.connect(":memory:")) as fresh:
+        fresh.executescript(schema())
+        if own_table:
+            fresh.execute(app_table)
+        assert _schema_of(db) == _schema_of(fresh)
+        recorded = db.execute("SELECT version FROM durably_schema_versions ORDER BY 1").fetchall()
+        assert [version for (version,) in recorded] == versions

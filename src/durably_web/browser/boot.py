@@ -26,17 +26,18 @@ from durably_web.browser.host import Host, Post
 from durably_web.browser.stdlib import refetch_after_restore
 from durably_web.core.factory import create_durably
 from durably_web.errors import ValidationError
-from durably_web.job import jobs_in_module
-from durably_web.storage.queries import migrations, queries
+from durably_web.job import build_deferred_adapters, deferred_adapters, jobs_in_module
+from durably_web.storage.queries import migrations, queries, schema
 from durably_web.storage.url import open_store
 
-__all__ = ["PRAGMAS", "boot", "import_jobs", "refresh_after_restore"]
+__all__ = ["PRAGMAS", "boot", "import_jobs", "prepare_snapshot", "refresh_after_restore"]
 
 # The SQLite store's SQL, read (and cached) now: the worker imports this module before it
 # takes its memory snapshot, so a restored engine finds the files read and the reader
 # modules imported (~25 ms of every warm start in Pyodide otherwise, bench/BOOT-NOTES.md).
 queries()
 migrations()
+schema()
 
 PRAGMAS = {
     # WAL needs exclusive locking mode on the sahpool VFS (no shared memory), set first.
@@ -105,6 +106,9 @@ def import_jobs(jobs_module: str, module_dir: str) -> ModuleType:
 
     The worker imports it before taking a memory snapshot, so a restored boot has it already
     (``web/runtime/boot.mjs``); :func:`boot` imports it again, which then costs nothing.
+    Its jobs' pydantic adapters are left unbuilt (:func:`durably_web.job.deferred_adapters`):
+    a cold boot builds them when a run is first triggered, after the engine is ready, and a
+    boot that takes a snapshot builds them first (:func:`prepare_snapshot`).
 
     Raises:
         ValidationError: the module failed to import (the message names the module and error).
@@ -113,11 +117,25 @@ def import_jobs(jobs_module: str, module_dir: str) -> ModuleType:
     if module_dir not in sys.path:
         sys.path.insert(0, module_dir)
     try:
-        return importlib.import_module(jobs_module)
+        with deferred_adapters():
+            return importlib.import_module(jobs_module)
     except Exception as exc:
         raise ValidationError(
             f"the job module {jobs_module!r} failed to import: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def prepare_snapshot() -> None:
+    """Do now what the imports left for later, so that a memory snapshot taken next holds it.
+
+    The worker calls this after the imports and before it takes a snapshot
+    (``web/runtime/boot.mjs``): a restored boot then finds pydantic and its adapter machinery
+    imported and the job module's adapters built, where a cold boot that takes no snapshot
+    imports and builds them on first use (the engine imports pydantic where it validates,
+    :func:`durably_web.job.build_deferred_adapters`).
+    """
+    importlib.import_module("pydantic.type_adapter")  # with pydantic.main
+    build_deferred_adapters()
 
 
 def refresh_after_restore() -> None:

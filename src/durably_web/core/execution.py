@@ -40,8 +40,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
-import pydantic
-
 from durably_web.clock import Clock, SystemClock
 from durably_web.core.batching import CheckpointGroup
 from durably_web.core.fastpath import QuickCheckpoints
@@ -599,6 +597,8 @@ class Execution:
             await self._fail(error_text(exc))
 
     def _output_json(self, result: Any) -> str | None:
+        import pydantic  # a browser engine starts without it (trigger.py)
+
         adapter = self.job.output_adapter
         what = f"output of job {self.job.name!r}"
         try:

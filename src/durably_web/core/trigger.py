@@ -11,9 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
-
-import pydantic
+from typing import TYPE_CHECKING, Any, Literal
 
 from durably_web.core.waits import seconds_of, time_of
 from durably_web.errors import ValidationError
@@ -23,6 +21,9 @@ from durably_web.json_value import check_text, check_value, shown
 from durably_web.models import Run
 from durably_web.storage.records import NewRun
 from durably_web.validation import dump_json, format_pydantic_error, to_json_value
+
+if TYPE_CHECKING:
+    import pydantic
 
 __all__ = [
     "TriggerItem",
@@ -83,6 +84,8 @@ def validate_labels(
     if labels is None:
         return {}
     if adapter is not None:
+        import pydantic  # imported by the adapter: a browser engine starts without it
+
         check_value(labels, f"labels{where}", strict=False)
         try:
             labels = to_json_value(adapter, adapter.validate_python(labels), f"labels{where}")
@@ -169,6 +172,8 @@ def prepare(
     run_at = start_time(item, now, where)
     what = f"input for job {job.name!r}{where}"
     check_value(item.input, what, strict=False)  # before pydantic: no depth bomb reaches it
+    import pydantic  # imported by the adapter: a browser engine starts without it
+
     try:
         value = job.input_adapter.validate_python(item.input)
     except pydantic.ValidationError as exc:

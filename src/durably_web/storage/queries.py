@@ -38,6 +38,7 @@ def migrations(root: str = "sql") -> tuple[tuple[int, str], ...]:
     return tuple(sorted(found))
 
 
+@cache
 def schema() -> str:
     """Return ``sql/schema.sql``: the schema every migration applied in order must produce."""
     return resources.files(__package__).joinpath("sql/schema.sql").read_text("utf-8")

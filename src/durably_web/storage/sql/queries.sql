@@ -5,6 +5,9 @@
 -- name: schema_versions_exists
 SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'durably_schema_versions';
 
+-- name: schema_object_count
+SELECT COUNT(*) AS n FROM sqlite_master;
+
 -- name: current_version
 SELECT COALESCE(MAX(version), 0) AS version FROM durably_schema_versions;
 

@@ -29,8 +29,9 @@ import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from ".
  *   (without a store or a build id: always a normal boot, outcome "off"); jobs: the page's
  *   job module, imported after the engine so that a snapshot holds it too (startEngine's
  *   import of it is then free); marks: gets the `performance.now()` of the boot's steps
- *   (site, compiled, snapshotFound, before, instantiated, module, then snapshotRead and restored, or booted, imported and
- *   snapshotTaken; and snapshotBytes, the size of the snapshot taken).
+ *   (site, compiled, snapshotFound, before, instantiated, module, then snapshotRead and restored, or booted, imported,
+ *   prepared (the deferred builds done, durably_web.browser.boot.prepare_snapshot) and snapshotTaken; and
+ *   snapshotBytes, the size of the snapshot taken).
  * @typedef {"restored" | "made" | "replaced" | "off" | "failed"} SnapshotOutcome
  *   restored: booted from a snapshot; made: a normal boot took one (to `save()`); replaced:
  *   a stored snapshot failed to restore, so a normal boot took a new one; off: no store or no
@@ -115,6 +116,10 @@ export async function bootInterpreter(vendorUrl, options = {}) {
   /** @type {Uint8Array | undefined} */
   let bytes;
   try {
+    // What the imports left for first use (the job module's pydantic adapters), so that the
+    // snapshot holds it: a restored boot never pays it.
+    pyodide.runPython("from durably_web.browser.boot import prepare_snapshot; prepare_snapshot()");
+    mark("prepared");
     bytes = takeSnapshot(pyodide, key);
     mark("snapshotTaken");
     marks.snapshotBytes = bytes.length; // a size, not a time
