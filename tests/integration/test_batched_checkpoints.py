@@ -7,13 +7,20 @@ Crash tests of this mode (real processes killed with SIGKILL) are in
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from durably_web import StepContext, ValidationError, create_durably, define_job
+from durably_web.clock import format_timestamp
+from durably_web.storage.connection import Connection
+from durably_web.storage.queries import queries
+from durably_web.testing import FakeClock
 from tests.conftest import MakeDurably, sql_connection
-from tests.databases import SQLITE_BACKENDS
+from tests.databases import SQLITE_BACKENDS, TestDatabase
 
 
 @pytest.fixture(params=SQLITE_BACKENDS)
@@ -99,6 +106,50 @@ async def test_group_commits_after_max_delay_while_the_job_awaits(
     assert seen == [[], ["a", "b"]]
 
 
+def _busy(seconds: float) -> None:
+    """Block the event loop for ``seconds``: a busy wait (Pyodide in Chromium may run the
+    loop during ``time.sleep``, suspending the WebAssembly stack with JSPI)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@pytest.mark.parametrize("clock_kind", ["system", "fake"])
+async def test_a_step_finishing_past_max_delay_commits_the_group_before_it_returns(
+    database: TestDatabase, clock_kind: str
+) -> None:
+    # The group's age is measured with the steps' own finish times on the system clock (no
+    # clock read of its own), with time.monotonic() on any other: both see a step that blocked
+    # the loop past max_delay, whose step.run then commits the group before returning (the
+    # group's timer cannot fire: nothing awaits in between).
+    seen: list[list[str]] = []
+
+    async def run(step: StepContext, payload: dict[str, Any]) -> None:
+        await step.run("a", lambda: 1)
+        await step.run("b", lambda: 2)
+        seen.append(_committed(durably, step.run_id))  # not due yet: both kept
+        await step.run("slow", lambda: _busy(0.15))  # blocks the loop past max_delay
+        seen.append(_committed(durably, step.run_id))
+
+    options: dict[str, Any] = {} if clock_kind == "system" else {"clock": FakeClock()}
+    durably = create_durably(
+        database.connection(),
+        checkpoint="batched",
+        checkpoint_max_delay=0.1,
+        checkpoint_max_steps=100,
+        preserve_steps=True,
+        **options,
+    ).register({"slow": define_job(name="slow", input=dict, run=run)})
+    try:
+        await durably.migrate()
+        await durably.jobs.slow.trigger({})
+        final = await durably.process_one()
+        assert final is not None and final.status == "completed", final
+        assert seen == [[], ["a", "b", "slow"]]
+    finally:
+        await durably.close(timeout=0)
+
+
 async def test_progress_reaches_the_database_with_the_steps_before_it(
     make_durably: MakeDurably,
 ) -> None:
@@ -164,6 +215,142 @@ async def test_a_job_may_choose_its_own_mode(make_durably: MakeDurably) -> None:
     await durably.jobs.batched.trigger({})
     await durably.process_one()
     assert seen == [["a"], []]
+
+
+_QUERIES = queries()
+
+
+class _JsonRows:
+    """A connection that asks for kept steps as one JSON text (as the browser's does), and
+    counts the statements of its batches that insert kept steps, by form."""
+
+    json_rows = True
+
+    def __init__(self, inner: Connection) -> None:
+        self._inner = inner
+        self.forms: dict[str, int] = {"json": 0, "bound": 0}
+
+    def run_batch(
+        self, statements: Sequence[tuple[str, Sequence[Any]]], guard: bool = False
+    ) -> bool:
+        for sql, _ in statements:
+            if sql == _QUERIES["insert_kept_steps"]:
+                self.forms["json"] += 1
+            elif sql == _QUERIES["insert_kept_step"]:
+                self.forms["bound"] += 1
+        return self._inner.run_batch(statements, guard)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+# Step results a JSON text must carry unchanged: quotes, backslashes, escapes, non-ASCII
+# (BMP and beyond), big and negative numbers, nesting, and None (SQL NULL, not 'null').
+_RESULTS: list[Any] = [
+    None,
+    "",
+    'a "quoted" \\ back\\slash, a tab\t and a new\nline',
+    "caf\u00e9 \u65e5\u672c \U0001f642",
+    2**62,
+    -0.5,
+    True,
+    {"a": [1, 2.5, None, False], "b": {"c": "\u2028"}},
+    [],
+]
+
+
+@pytest.mark.parametrize("json_rows", [False, True], ids=["bound", "json"])
+async def test_a_group_stores_each_kept_step_as_its_own_checkpoint_would(
+    database: TestDatabase, clock: FakeClock, json_rows: bool
+) -> None:
+    # The kept steps after a group's first go in as one JSON text when the connection asks
+    # for it (Connection.json_rows: the browser's); every column must come out as binding
+    # each value stores it. The Pyodide tier runs this with the bridge's own connection.
+    names = [f'step {i} \u00fc"\\' for i in range(len(_RESULTS))]
+
+    async def run(step: StepContext, payload: dict[str, Any]) -> int:
+        for name, result in zip(names, _RESULTS, strict=True):
+            await step.run(name, lambda result=result: result)
+        return len(names)
+
+    connection = database.connection()
+    target: Any = _JsonRows(connection) if json_rows else connection
+    durably = create_durably(
+        target,
+        clock=clock,
+        checkpoint="batched",
+        checkpoint_max_delay=60,
+        checkpoint_max_steps=100,
+        preserve_steps=True,
+    ).register({"kept": define_job(name="kept", input=dict, run=run)})
+    try:
+        await durably.migrate()
+        handle = await durably.jobs.kept.trigger({})
+        final = await durably.process_one()
+        assert final is not None and final.status == "completed", final
+        rows = connection.query(
+            'SELECT name, "index", typeof("index") AS index_type, status, output, error, '
+            "attempt, retry_at, started_at, completed_at FROM durably_steps "
+            'WHERE run_id = ? ORDER BY "index"',
+            (handle.id,),
+        )
+        stamp = format_timestamp(clock.now())
+        assert rows == [
+            {
+                "name": name,
+                "index": index,
+                "index_type": "integer",
+                "status": "completed",
+                "output": None
+                if result is None
+                else json.dumps(result, separators=(",", ":"), ensure_ascii=False),
+                "error": None,
+                "attempt": 1,
+                "retry_at": None,
+                "started_at": stamp,
+                "completed_at": stamp,
+            }
+            for index, (name, result) in enumerate(zip(names, _RESULTS, strict=True))
+        ]
+        steps = await durably.get_steps(handle.id)
+        assert [s.output for s in steps] == _RESULTS
+        if isinstance(target, _JsonRows):  # one group: its first fenced, the rest one text
+            assert target.forms == {"json": 1, "bound": 0}
+    finally:
+        await durably.close(timeout=0)
+
+
+async def test_a_group_too_large_for_one_json_text_binds_its_steps_one_by_one(
+    database: TestDatabase, clock: FakeClock
+) -> None:
+    # Kept steps whose JSON text would pass a mebi-character go one value at a time: a
+    # bridge copies a text whole into SQLite's heap, and no single result asks for as much.
+    big = ["x" * 400_000, "y" * 400_000, "z" * 400_000, "w" * 400_000]
+
+    async def run(step: StepContext, payload: dict[str, Any]) -> int:
+        for i, text in enumerate(big):
+            await step.run(f"s{i}", lambda text=text: text)
+        return len(big)
+
+    connection = _JsonRows(database.connection())
+    durably = create_durably(
+        connection,
+        clock=clock,
+        checkpoint="batched",
+        checkpoint_max_delay=60,
+        checkpoint_max_steps=100,
+        preserve_steps=True,
+    ).register({"big": define_job(name="big", input=dict, run=run)})
+    try:
+        await durably.migrate()
+        handle = await durably.jobs.big.trigger({})
+        final = await durably.process_one()
+        assert final is not None and final.status == "completed", final
+        assert connection.forms == {"json": 0, "bound": 3}
+        steps = await durably.get_steps(handle.id)
+        assert [s.output for s in steps] == big
+    finally:
+        await durably.close(timeout=0)
 
 
 def test_batched_is_refused_on_postgresql() -> None:

@@ -18,7 +18,9 @@ from durably_web import (
     StepContext,
     define_job,
 )
+from durably_web.clock import SystemClock
 from durably_web.core import execution
+from durably_web.options import CheckpointMode
 from durably_web.testing import FakeClock
 from tests.conftest import MakeDurably
 from tests.databases import TestDatabase, until
@@ -304,8 +306,15 @@ async def test_cancel_from_another_engine_seen_at_next_step(
     assert recorder.calls[(run.id, "step-2")] == 0
 
 
+def _clock_of(kind: str) -> Any:
+    """The engine's clock for a lease-check test: the system clock's readings stand in for
+    the checks' own (Execution.real_time), any other clock's do not (time.monotonic is read)."""
+    return SystemClock() if kind == "system" else FakeClock()
+
+
+@pytest.mark.parametrize("clock_kind", ["system", "fake"])
 async def test_committed_checkpoint_counts_as_a_lease_check(
-    make_durably: MakeDurably, monkeypatch: pytest.MonkeyPatch
+    make_durably: MakeDurably, monkeypatch: pytest.MonkeyPatch, clock_kind: str
 ) -> None:
     # Steps of 0.3 s under a 0.5 s check interval: without the checkpoints counting, step 2
     # (0.6 s after the first check) reads the run again; with them, only step 0 does.
@@ -316,7 +325,7 @@ async def test_committed_checkpoint_counts_as_a_lease_check(
         for i in range(4):
             await step.run(f"step-{i}", lambda: asyncio.sleep(0.3))
 
-    durably = await make_durably({"paced": paced})
+    durably = await make_durably({"paced": paced}, clock=_clock_of(clock_kind))
     checks: list[str] = []
     check_lease = durably.store.check_lease
 
@@ -329,6 +338,41 @@ async def test_committed_checkpoint_counts_as_a_lease_check(
     final = await durably.process_one()
     assert final is not None and final.status == "completed"
     assert checks == [run.id]
+
+
+@pytest.mark.parametrize("checkpoint", ["each", "batched"])
+@pytest.mark.parametrize("clock_kind", ["system", "fake"])
+async def test_a_step_after_a_pause_checks_the_lease_again(
+    make_durably: MakeDurably,
+    monkeypatch: pytest.MonkeyPatch,
+    clock_kind: str,
+    checkpoint: CheckpointMode,
+) -> None:
+    # 0.6 s without a step under a 0.5 s check interval: the next step reads the run again
+    # (its start time is the check's reading on the system clock), the one right after not.
+    monkeypatch.setattr(execution, "LEASE_CHECK_EVERY", 0.5)
+
+    # The job's own mode: on PostgreSQL (no batched mode) it runs in the default one.
+    @define_job(name="pausing", input=dict, checkpoint=checkpoint)
+    async def pausing(step: StepContext, _: Any) -> None:
+        await step.run("before", lambda: 1)
+        await asyncio.sleep(0.6)
+        await step.run("after", lambda: 2)
+        await step.run("right-after", lambda: 3)
+
+    durably = await make_durably({"pausing": pausing}, clock=_clock_of(clock_kind))
+    checks: list[str] = []
+    check_lease = durably.store.check_lease
+
+    async def counted(run_id: str, generation: int) -> None:
+        checks.append(run_id)
+        await check_lease(run_id, generation)
+
+    monkeypatch.setattr(durably.store, "check_lease", counted)
+    run = await durably.jobs.pausing.trigger({})
+    final = await durably.process_one()
+    assert final is not None and final.status == "completed"
+    assert checks == [run.id, run.id]
 
 
 async def test_a_first_lease_reads_nothing_to_replay_and_a_later_one_replays(

@@ -8,7 +8,8 @@ synchronously from Python in the same worker. Contract:
   referred to by an integer id; column names are fetched once per query.
 - Arguments are primitives passed variadically; rows come back as JS arrays converted with
   ``to_py()``; SQL NULL arrives as ``None``.
-- A lease holder's fenced write (:meth:`run_batch`) is a single bridge call.
+- A lease holder's fenced write (:meth:`run_batch`) is a single bridge call; a group of kept
+  checkpoints in it is one JSON text (``json_rows``), not 12 values a step.
 - A JS ``SQLite3Error`` is translated once, here, by its result code, as the Connection
   protocol says (constraint, busy, full, too big, anything else). No ``JsProxy`` or
   ``JsException`` leaves this module.
@@ -41,6 +42,10 @@ class PyodideConnection:
 
     lock_wait = 0.0
     """SQLite waits for a lock itself here (the pool is exclusive: none is held for long)."""
+
+    json_rows = True
+    """Many rows for one statement go best as one JSON text (see the Connection protocol):
+    each value passed is converted by Pyodide and bound in JS, one text is one conversion."""
 
     def __init__(self, bridge: Any, filename: str, pragmas: Sequence[str] = ()) -> None:
         self._bridge = bridge

@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
-from durably_web.clock import Clock
+from durably_web.clock import Clock, SystemClock
 from durably_web.core.batching import CheckpointGroup
 from durably_web.core.fastpath import QuickCheckpoints
 from durably_web.core.overrun import Overrun, blocked_warning, extended_lease, too_many_losses
@@ -74,7 +74,7 @@ T = TypeVar("T")
 _MAX_ERROR = 100_000
 """Characters of a failure message stored at most."""
 LEASE_CHECK_EVERY = 0.02
-"""Seconds between the pre-step lease checks (monotonic time).
+"""Seconds between the pre-step lease checks (real time: see ``Execution.real_time``).
 
 The check only avoids *starting* a step on a run another process cancelled or reclaimed:
 every write is fenced by the lease generation anyway, and an in-process cancel aborts the
@@ -188,8 +188,16 @@ class Execution:
             report=self.report,
             broken=self.broken,
         )
+        self.wall = type(self.clock) is SystemClock
+        """The engine's clock is the system clock: its readings are real time (see
+        :meth:`real_time`), and a step's own time stamps stand in for clock reads."""
+        self.real_time: Callable[[], float] = time.time if self.wall else time.monotonic
+        """Real time for the lease checks: the system clock (``time.time``, the clock the
+        step path reads anyway, so a step's start time serves as the lease check's reading:
+        in the browser a read costs 1-3 us), else ``time.monotonic`` (a fake clock does not
+        move by itself)."""
         self._group = (
-            CheckpointGroup(checkpoint, self.writer)
+            CheckpointGroup(checkpoint, self.writer, wall=self.wall)
             if checkpoint is not None and checkpoint.batched
             else None
         )
@@ -260,18 +268,25 @@ class Execution:
             data=None if data_json is None else json.loads(data_json),
         )
 
-    def lease_check_due(self) -> bool:
-        """Whether :meth:`check_lease` would read the database now (or return at once)."""
-        return time.monotonic() - self._lease_checked >= LEASE_CHECK_EVERY
+    def lease_check_due(self, now: float | None = None) -> bool:
+        """Whether :meth:`check_lease` would read the database now (or return at once).
+
+        ``now``: the engine clock's time just read by the caller, used on the system clock
+        (:attr:`wall`) instead of reading :meth:`real_time` again.
+        """
+        if now is None or not self.wall:
+            now = self.real_time()
+        return now - self._lease_checked >= LEASE_CHECK_EVERY
 
     async def check_lease(self) -> None:
         """Raise :class:`RunCancelled` or :class:`LeaseLost` (aborting the signal) if gone.
 
         Reads the database at most every :data:`LEASE_CHECK_EVERY` seconds (see there).
         """
-        if not self.lease_check_due():
+        now = self.real_time()
+        if now - self._lease_checked < LEASE_CHECK_EVERY:
             return
-        self._lease_checked = time.monotonic()
+        self._lease_checked = now
         run = self.run
         with self.signal.on_refusal:
             await self.store_call(
@@ -279,7 +294,7 @@ class Execution:
             )
 
     def lease_proven(self, sent: float) -> None:
-        """Count a fenced write sent at ``sent`` (monotonic) that committed as a lease check."""
+        """Count a fenced write sent at ``sent`` (:meth:`real_time`) that committed as a check."""
         if sent > self._lease_checked:
             self._lease_checked = sent
 
@@ -314,7 +329,7 @@ class Execution:
                 now=finished,
                 attempt=attempt,
             )
-            due = self._group.keep(row)
+            due = self._group.keep(row, finished)
             self.advance(index)
             if due or overran:
                 try:
@@ -341,7 +356,7 @@ class Execution:
                 steps=delta.steps,
             )
 
-        sent = time.monotonic()
+        sent = self.real_time()
         try:
             with self.signal.on_refusal:
                 await self.writer.write("checkpoint", write, logs_only=True)

@@ -46,7 +46,7 @@ class QuickCheckpoints:
 
     """
 
-    __slots__ = ("_execution", "_generation", "_group", "_run_id", "_store", "_writer")
+    __slots__ = ("_execution", "_generation", "_group", "_run_id", "_store", "_wall", "_writer")
 
     def __init__(self, execution: Execution, group: CheckpointGroup | None) -> None:
         store = execution.store
@@ -56,6 +56,7 @@ class QuickCheckpoints:
         self._store = store if isinstance(store, CheckpointsNow) else None
         self._run_id = execution.run.id
         self._generation = execution.run.lease_generation
+        self._wall = execution.wall
 
     def write(
         self,
@@ -93,12 +94,12 @@ class QuickCheckpoints:
             attempt=attempt,
         )
         if group is not None:
-            if not group.keep_unless_due(row):
+            if not group.keep_unless_due(row, finished):
                 return False
             execution.advance(index)
             return True
         assert store is not None
-        sent = time.monotonic()
+        sent = finished if self._wall else time.monotonic()  # as Execution.real_time
         try:
             store.checkpoint_now(self._run_id, self._generation, row)
         except (RunCancelled, LeaseLost) as refusal:  # as ``signal.on_refusal``, without a call

@@ -323,22 +323,26 @@ class StepContext:
         execution = self._execution
         signal = execution.signal
         read_clock = self._now
-        if execution.lease_check_due():  # _start_new, inline: a coroutine less per step
+        # The first attempt's start, read once: on the system clock it is also the lease
+        # check's reading (Execution.real_time), a clock read less per step.
+        started = read_clock()
+        if execution.lease_check_due(started):  # _start_new, inline: a coroutine less
             await execution.check_lease()
+            started = read_clock()  # the check may have read the database
         if self._to_replay:
             self._to_replay.clear()
         attempt = 1
         pending = self._retries.pop(name, None) if self._retries else None
         if pending is not None:  # an earlier attempt at the run got this far
             attempt = pending.attempt + 1
-            await self._wait_for_attempt(name, pending.retry_at, read_clock())
+            await self._wait_for_attempt(name, pending.retry_at, started)
+            started = read_clock()
         bus = self._bus
         while True:
             if _STEP_START in bus.listened:  # as _emit, without a call when nobody listens
                 self._emit(StepStart, name, index)
             else:
                 bus.skip()
-            started = read_clock()
             token = CURRENT_STEP.set(name)
             try:
                 result = _call_step(fn, signal)
@@ -362,6 +366,7 @@ class StepContext:
                     raise
                 await self._retry(name, index, exc, started, attempt, policy)
                 attempt += 1
+                started = read_clock()  # the next attempt's start
             finally:
                 CURRENT_STEP.reset(token)
         finished = read_clock()

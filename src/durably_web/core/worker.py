@@ -26,10 +26,11 @@ the run so it fails it with a message saying to raise ``lease_duration``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from durably_web.clock import Clock
+from durably_web.clock import Clock, SystemClock
 from durably_web.core.batching import policy_for
 from durably_web.core.execution import Execution
 from durably_web.core.maintenance import Maintenance
@@ -248,9 +249,16 @@ class Worker:
             batch = min(batch, self.options.max_concurrent_runs - len(self.active))
             if batch <= 0:
                 break
-            results = await asyncio.gather(
-                *(self.claim() for _ in range(batch)), return_exceptions=True
-            )
+            results: list[Run | BaseException | None]
+            if batch == 1:
+                # Awaited in place: gather would run the claim as a task of its own, three more
+                # turns of the event loop per run (in the browser each is a task of the
+                # worker's, ~30-100 us; bench/NOTES.md).
+                results = [await self.claim()]
+            else:
+                results = await asyncio.gather(
+                    *(self.claim() for _ in range(batch)), return_exceptions=True
+                )
             runs = [run for run in results if isinstance(run, Run)]
             for run in runs:
                 self.launch(run)
@@ -266,6 +274,10 @@ class Worker:
     async def _idle(self, seconds: float) -> None:
         """Wait for a wake-up or ``seconds`` of the engine's clock, whichever comes first."""
         if self._wake.is_set():
+            return
+        if type(self.clock) is SystemClock:  # a timeout on the loop: no task per wait
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), seconds)
             return
         waiter = asyncio.ensure_future(self._wake.wait())
         sleeper = asyncio.ensure_future(self.clock.sleep(seconds))

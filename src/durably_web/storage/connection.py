@@ -16,6 +16,12 @@ An adapter executes SQL and nothing else; it knows no domain. Contract:
 - ``lock_wait`` is how long the Store waits out a held lock asynchronously: an adapter whose
   driver does not wait for locks (CPython's: the loop must not block) sets it to its
   ``busy_timeout``; one whose driver waits (SQLite's busy handler) sets 0.
+- ``json_rows`` (optional, default False): True when binding values one by one costs the
+  adapter more than SQLite reading them from one JSON text (the browser's bridge converts
+  and binds every value in JS). The Store then passes the kept checkpoints of a group commit
+  as one JSON array (``insert_kept_steps``, read with ``json_each``) instead of one
+  ``INSERT`` of 12 values per step; where binding is cheap (CPython's ``sqlite3``, whose
+  ``executemany`` binds in C) the plain ``INSERT`` per step is faster.
 - Driver errors are translated once, in the adapter, by SQLite result code: a constraint
   violation raises :class:`IntegrityViolation`; a held lock (``SQLITE_BUSY``/``SQLITE_LOCKED``,
   at once or after the driver's own wait) :class:`DatabaseBusy`; a full disk or storage quota

@@ -46,6 +46,11 @@ from durably_web.storage.waits import StoreWaits
 
 __all__ = ["SQLiteStore"]
 
+_JSON_ROWS_MAX = 1 << 20
+"""Characters of kept steps' JSON text sent as one value at most. A bigger group goes one
+value at a time: the browser's bridge reserves three bytes a character in SQLite's heap for
+a text it binds, and a group of large results would ask for far more at once than any single
+result does."""
 _CASCADE = ("delete_steps", "delete_logs", "delete_signals", "delete_labels", "delete_run")
 """What deleting a run deletes, in order."""
 
@@ -73,6 +78,8 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         self._q = queries()
         self._insert_step = self._q["insert_step"]
         self._insert_kept_step = self._q["insert_kept_step"]
+        self._insert_kept_steps = self._q["insert_kept_steps"]
+        self._json_rows = getattr(connection, "json_rows", False) is True
         self._insert_log = self._q["insert_log"]
         self._leases = _lease_cache(connection)
 
@@ -409,7 +416,16 @@ class SQLiteStore(StoreReads, StoreWaits, StoreSchedules):
         statements: list[tuple[str, Sequence[Param]]] = []
         if steps:
             statements.append((self._insert_step, steps[0]))
-            statements.extend((self._insert_kept_step, step) for step in steps[1:])
+            rest = steps[1:]
+            text = (  # the rest as one JSON text, for a connection that asks (Connection)
+                json.dumps(rest, separators=(",", ":"), ensure_ascii=False)
+                if self._json_rows and rest
+                else None
+            )
+            if text is not None and len(text) <= _JSON_ROWS_MAX:
+                statements.append((self._insert_kept_steps, (text,)))
+            else:
+                statements.extend((self._insert_kept_step, step) for step in rest)
         statements.append(first)
         statements.extend((self._insert_log, log) for log in logs)
         statements.extend(after)

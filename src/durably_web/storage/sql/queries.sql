@@ -197,6 +197,21 @@ INSERT INTO durably_steps (
 )
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?12);
 
+-- name: insert_kept_steps
+-- The kept steps of a group after its first, as insert_kept_step (no fence: see there), all in
+-- one statement: ?1 is a JSON array of step rows, each the array of insert_step's parameters
+-- ([id, run_id, name, index, status, output, error, started_at, completed_at, generation,
+-- attempt, retry_at]), inserted in array order. For a connection that binds each value
+-- dearly (Connection.json_rows: the browser's bridge converts and binds every value in JS):
+-- one text crosses instead of 12 values a step, and SQLite reads it. The output, itself JSON
+-- text, is a JSON string there (->> gives its text back as it was).
+INSERT INTO durably_steps (
+  id, run_id, name, "index", status, output, error, started_at, completed_at, attempt, retry_at
+)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+  value ->> 6, value ->> 7, value ->> 8, value ->> 10, value ->> 11
+FROM json_each(?1);
+
 -- name: insert_log
 INSERT INTO durably_logs (id, run_id, step_name, level, message, data, created_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7);
