@@ -119,9 +119,14 @@ export function untar(bytes) {
  */
 export function installEngineSite(Module, site) {
   const root = Module.API.sitePackages; // set by Pyodide's own preRun hook, which runs first
+  const made = new Set(); // folders made so far: mkdirTree walks every level of its path
   for (const [name, bytes] of site.files) {
     const path = `${root}/${name}`;
-    Module.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
+    const folder = path.slice(0, path.lastIndexOf("/"));
+    if (!made.has(folder)) {
+      Module.FS.mkdirTree(folder);
+      made.add(folder);
+    }
     Module.FS.writeFile(path, bytes, { canOwn: true });
   }
   site.manifest.dynlibs.forEach((name, i) => {
