@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from durably_web import StepContext, ValidationError, create_durably, define_job
+from durably_web import Durably, StepContext, ValidationError, create_durably, define_job
 from durably_web.clock import format_timestamp
 from durably_web.storage.connection import Connection
 from durably_web.storage.queries import queries
@@ -259,6 +259,19 @@ _RESULTS: list[Any] = [
 ]
 
 
+def _one_group_engine(target: Any, clock: FakeClock, name: str, run: Any) -> Durably:
+    """An engine on ``target`` whose job ``name`` keeps every step of a run in one group
+    (batched, a bound the test never reaches), its steps preserved to be read back."""
+    return create_durably(
+        target,
+        clock=clock,
+        checkpoint="batched",
+        checkpoint_max_delay=60,
+        checkpoint_max_steps=100,
+        preserve_steps=True,
+    ).register({name: define_job(name=name, input=dict, run=run)})
+
+
 @pytest.mark.parametrize("json_rows", [False, True], ids=["bound", "json"])
 async def test_a_group_stores_each_kept_step_as_its_own_checkpoint_would(
     database: TestDatabase, clock: FakeClock, json_rows: bool
@@ -275,14 +288,7 @@ async def test_a_group_stores_each_kept_step_as_its_own_checkpoint_would(
 
     connection = database.connection()
     target: Any = _JsonRows(connection) if json_rows else connection
-    durably = create_durably(
-        target,
-        clock=clock,
-        checkpoint="batched",
-        checkpoint_max_delay=60,
-        checkpoint_max_steps=100,
-        preserve_steps=True,
-    ).register({"kept": define_job(name="kept", input=dict, run=run)})
+    durably = _one_group_engine(target, clock, "kept", run)
     try:
         await durably.migrate()
         handle = await durably.jobs.kept.trigger({})
@@ -333,14 +339,7 @@ async def test_a_group_too_large_for_one_json_text_binds_its_steps_one_by_one(
         return len(big)
 
     connection = _JsonRows(database.connection())
-    durably = create_durably(
-        connection,
-        clock=clock,
-        checkpoint="batched",
-        checkpoint_max_delay=60,
-        checkpoint_max_steps=100,
-        preserve_steps=True,
-    ).register({"big": define_job(name="big", input=dict, run=run)})
+    durably = _one_group_engine(connection, clock, "big", run)
     try:
         await durably.migrate()
         handle = await durably.jobs.big.trigger({})

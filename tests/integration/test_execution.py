@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from durably_web import (
     AbortSignal,
     ConflictError,
+    Durably,
     LeaseLost,
     NotFoundError,
     RunCancelled,
@@ -306,6 +307,19 @@ async def test_cancel_from_another_engine_seen_at_next_step(
     assert recorder.calls[(run.id, "step-2")] == 0
 
 
+def _count_lease_checks(durably: Durably, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the run id of every ``check_lease`` the store is asked for (the list grows)."""
+    checks: list[str] = []
+    check_lease = durably.store.check_lease
+
+    async def counted(run_id: str, generation: int) -> None:
+        checks.append(run_id)
+        await check_lease(run_id, generation)
+
+    monkeypatch.setattr(durably.store, "check_lease", counted)
+    return checks
+
+
 def _clock_of(kind: str) -> Any:
     """The engine's clock for a lease-check test: the system clock's readings stand in for
     the checks' own (Execution.real_time), any other clock's do not (time.monotonic is read)."""
@@ -326,14 +340,7 @@ async def test_committed_checkpoint_counts_as_a_lease_check(
             await step.run(f"step-{i}", lambda: asyncio.sleep(0.3))
 
     durably = await make_durably({"paced": paced}, clock=_clock_of(clock_kind))
-    checks: list[str] = []
-    check_lease = durably.store.check_lease
-
-    async def counted(run_id: str, generation: int) -> None:
-        checks.append(run_id)
-        await check_lease(run_id, generation)
-
-    monkeypatch.setattr(durably.store, "check_lease", counted)
+    checks = _count_lease_checks(durably, monkeypatch)
     run = await durably.jobs.paced.trigger({})
     final = await durably.process_one()
     assert final is not None and final.status == "completed"
@@ -361,14 +368,7 @@ async def test_a_step_after_a_pause_checks_the_lease_again(
         await step.run("right-after", lambda: 3)
 
     durably = await make_durably({"pausing": pausing}, clock=_clock_of(clock_kind))
-    checks: list[str] = []
-    check_lease = durably.store.check_lease
-
-    async def counted(run_id: str, generation: int) -> None:
-        checks.append(run_id)
-        await check_lease(run_id, generation)
-
-    monkeypatch.setattr(durably.store, "check_lease", counted)
+    checks = _count_lease_checks(durably, monkeypatch)
     run = await durably.jobs.pausing.trigger({})
     final = await durably.process_one()
     assert final is not None and final.status == "completed"
