@@ -81,24 +81,18 @@ def completed_row(
     now: float,
     attempt: int = 1,
 ) -> StepRow:
-    """Build the row of a step that completed at ``now`` (see :func:`step_row`).
-
-    The tuple is spelled out rather than passed through :func:`step_row`: this runs once per
-    checkpoint, and the keyword relay was a visible share of the step path's Python.
-    """
-    return (
-        new_ulid(now),
+    """Build the row of a step that completed at ``now`` (see :func:`step_row`)."""
+    return step_row(
         run_id,
-        name,
-        index,
-        "completed",
-        output_json,
-        None,
-        format_timestamp(started_at),
-        format_timestamp(now),
         generation,
-        attempt,
-        None,
+        name=name,
+        index=index,
+        status="completed",
+        output_json=output_json,
+        error=None,
+        started_at=started_at,
+        now=now,
+        attempt=attempt,
     )
 
 
