@@ -79,8 +79,7 @@ async function engineSqlFloor(bridge, bench, pragmas, sync, rows) {
 async function main() {
   const sqlite3 = /** @type {any} */ (await sqlite3InitModule());
   stage("sqlite");
-  const { pool, attempt } = await installVfs(sqlite3);
-  await pool.reserveMinimumCapacity(pool.getFileCount() + 8);
+  const { pool, attempt } = await installVfs(sqlite3); // with the product's free files
   stage("vfs");
   const config = await configReady;
   const sources = MODULES.map((name) => fetch(new URL(`./${name}`, import.meta.url)).then((response) => response.text()));

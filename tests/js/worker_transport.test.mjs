@@ -117,6 +117,30 @@ test("a boot error is final: rebuilt by its code, no restart, the lock released"
   assert.equal(locks?.held.size, 0);
 });
 
+test("a boot_stuck boot error restarts the worker at once, counted against maxAttempts", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
+  const { started, statuses } = startClient(t, { readyTimeout: 30_000, maxAttempts: 2 });
+  await flush();
+  const stuck = { type: "boot-error", error: { error: "installing the OPFS pool (attempt 1) did not finish within 5000 ms", code: "boot_stuck" } };
+  FakeWorker.created[0].send(stuck);
+  // No wait for readyTimeout: the stuck worker is ended (its handles go with it), a new one starts.
+  assert.equal(FakeWorker.created.length, 2);
+  assert.ok(FakeWorker.created[0].terminated);
+  assert.equal(FakeWorker.created[1].init.database, "/t.db");
+  FakeWorker.created[1].send(stuck);
+  await assert.rejects(started, { code: "worker_failed", message: /failed 2 times in a row \(last: installing the OPFS pool \(attempt 1\) did not finish within 5000 ms\)/ });
+  assert.deepEqual(statuses, ["booting", "restarting", "failed"]);
+});
+
+test("a stuck boot recovers: the restarted worker's ready is the client's ready", async (t) => {
+  const { started, statuses } = startClient(t);
+  await flush();
+  FakeWorker.created[0].send({ type: "boot-error", error: { error: "stuck", code: "boot_stuck" } });
+  newest().ready();
+  await started;
+  assert.deepEqual(statuses, ["booting", "restarting", "ready"]);
+});
+
 test("a worker script that fails to load rejects with worker_failed", async (t) => {
   const { started } = startClient(t);
   await flush();

@@ -16,6 +16,7 @@ import { bootFileUrl, fetchEngineManifest, fetchEngineSite, installEngineSite } 
 import { prefetch, prefetched, withPrefetched } from "./prefetch.mjs";
 import { JOB_DIR, writeJobModule } from "./runtime.mjs";
 import { openSnapshot, restoreDynlibHandles, snapshotKey, takeSnapshot } from "./snapshot.mjs";
+import { TIMEOUTS, within } from "./timeouts.mjs";
 
 /**
  * @typedef {{ importModule?: (url: string) => Promise<any>, before?: Promise<unknown>,
@@ -146,17 +147,20 @@ export async function bootInterpreter(vendorUrl, options = {}) {
  * Make the snapshot of a normal boot in a short-lived worker of its own
  * (./snapshot_worker.mjs), which boots Pyodide from `request`'s files as the engine worker
  * did (no VFS, no database: the OPFS pool is the engine worker's), imports the engine and the
- * job module, takes the snapshot and hands its bytes back. The worker is ended either way.
+ * job module, takes the snapshot and hands its bytes back. The worker is ended either way,
+ * at the latest after `TIMEOUTS.snapshotWorker` (./timeouts.mjs): nothing is stored then.
  * @param {SnapshotRequest} request
  * @returns {Promise<Uint8Array>}
  */
 export function makeInWorker(request) {
   const worker = new Worker(new URL("./snapshot_worker.mjs", import.meta.url), { type: "module", name: "durably_web snapshot" });
-  return new Promise((resolve, reject) => {
+  /** @type {Promise<Uint8Array>} */
+  const made = new Promise((resolve, reject) => {
     worker.onmessage = ({ data }) => (data?.bytes ? resolve(data.bytes) : reject(new Error(data?.error ?? "no snapshot")));
     worker.onerror = (event) => reject(new Error(`the snapshot worker failed: ${event.message ?? "cannot load it"}`));
     worker.postMessage(request);
-  }).finally(() => worker.terminate());
+  });
+  return within(made, TIMEOUTS.snapshotWorker, "the snapshot worker").finally(() => worker.terminate());
 }
 
 /**

@@ -80,15 +80,15 @@ async function fetchText(url) {
   return response.text();
 }
 
-/** Load sqlite-wasm and install the OPFS VFS (retried while another worker holds it). */
+/**
+ * Load sqlite-wasm and install the OPFS VFS (retried while another worker holds it; a stuck
+ * install fails the boot with `boot_stuck`, and the page starts a new worker at once).
+ */
 async function openVfs() {
   const sqlite3 = await sqlite3InitModule();
   stage("sqlite");
   const { pool, attempt } = await installVfs(sqlite3);
   marks.vfsAttempts = attempt;
-  // The pool never grows by itself (6 slots by default) and a WAL database holds two (db and
-  // -wal): keep free slots, or opening a third database in a profile fails SQLITE_CANTOPEN.
-  await pool.reserveMinimumCapacity(pool.getFileCount() + 8);
   stage("vfs");
   return { sqlite3, pool };
 }

@@ -7,7 +7,10 @@
  * - Boot: `{type: "init", config}` is posted at once, its `listen` the event types wanted
  *   at that moment (the owner's and the followers'), so the engine forwards the events of
  *   runs it reclaims at boot; the worker answers with `stage` messages, then `ready` or
- *   `boot-error`. A boot error is final (no restart): it names a cause a restart cannot fix.
+ *   `boot-error`. A boot error is final (no restart): it names a cause a restart cannot fix;
+ *   except {@link BOOT_STUCK}: a boot stage that never finished (an OPFS access-handle request
+ *   Chromium left pending, bench/BOOT-NOTES.md), for which the worker is restarted at once
+ *   (counted like the watchdog's restarts) instead of after `readyTimeout`.
  * - Requests are JSON text `{type, ...arguments, id}` (../protocol.d.ts `WorkerRequest`), the
  *   id written last so the host can answer even a request it cannot parse.
  * - Watchdog: a worker not ready within `readyTimeout`, or that leaves `missedPings` pings in
@@ -18,6 +21,9 @@
  *   request of the owner has.
  */
 import { DurablyError, errorFromWire } from "../errors.mjs";
+
+/** The boot error of a stage that never finished (../../runtime/timeouts.mjs): restart at once. */
+const BOOT_STUCK = "boot_stuck";
 
 /**
  * @typedef {import("./transport.js").ReadyInfo} ReadyInfo
@@ -110,6 +116,7 @@ export class EngineWorker {
       case "ready":
         return this.onReady(message);
       case "boot-error":
+        if (message.error?.code === BOOT_STUCK) return this.restart(message.error.error);
         return this.bootFailed(errorFromWire(message.error));
       case "response":
       case "events":
