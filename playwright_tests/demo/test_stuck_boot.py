@@ -45,6 +45,16 @@ def warnings(page: Any) -> list[str]:
     return seen
 
 
+def wait_until(page: Any, script: str, arg: Any = None, timeout_ms: int = 60_000) -> None:
+    """Evaluate ``script`` (which may return a promise: ``page.wait_for_function`` does not
+    await one) every 100 ms until it is truthy."""
+    for _ in range(timeout_ms // 100):
+        if page.evaluate(script, arg):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"not true within {timeout_ms} ms: {script}")
+
+
 def wait_for_warning(page: Any, seen: list[str], text: str, timeout_ms: int = 10_000) -> None:
     """Wait until a collected warning contains ``text`` (console events come asynchronously)."""
     for _ in range(timeout_ms // 100):
@@ -80,10 +90,10 @@ def test_a_pool_left_half_held_by_a_stuck_worker_loses_no_run(
         """async () => (await window.__client.jobs.import_csv.trigger(
              { rows: 1000, batch_size: 100, delay_ms: 150 })).id"""
     )
-    page.wait_for_function(
-        "async (id) => ((await window.__client.getRun(id))?.progress?.current ?? 0) >= 200",
-        arg=run_id,
-        timeout=60_000,
+    wait_until(
+        page,
+        "async (id) => ((await window.__client.getRun(id)).progress?.current ?? 0) >= 200",
+        run_id,
     )
     seen = warnings(page)
     # Reload mid-run into a worker whose third handle request (the pool's second file) never
@@ -117,17 +127,11 @@ def test_a_stuck_snapshot_worker_is_ended_and_the_next_boot_is_normal(
     assert "snapshot-made" in result["marks"], result["marks"]
 
     held = "async (name) => (await navigator.locks.query()).held.some((lock) => lock.name === name)"
-    page.wait_for_function(held, arg=SNAPSHOT_LOCK, timeout=30_000)  # the stuck one runs
-    page.wait_for_function(
-        f"async (name) => !await ({held})(name)", arg=SNAPSHOT_LOCK, timeout=20_000
-    )
+    wait_until(page, held, SNAPSHOT_LOCK, timeout_ms=30_000)  # the stuck snapshot worker runs
+    wait_until(page, f"async (name) => !await ({held})(name)", SNAPSHOT_LOCK, timeout_ms=20_000)
     wait_for_warning(page, seen, "the snapshot worker did not finish within 3000 ms")
-    assert (
-        page.evaluate(
-            "async () => (await caches.open('durably-snapshots').then((c) => c.keys())).length"
-        )
-        == 0
-    )
+    stored = "async () => (await caches.open('durably-snapshots').then((c) => c.keys())).length"
+    assert page.evaluate(stored) == 0
     done = page.evaluate(
         """async () => (await window.__client.jobs.import_csv.triggerAndWait(
              { rows: 20, batch_size: 10 }, { timeout: 60000 })).status"""
@@ -137,7 +141,4 @@ def test_a_stuck_snapshot_worker_is_ended_and_the_next_boot_is_normal(
     # No snapshot was stored: the next boot is a normal one, and its snapshot worker stores one.
     result = boot(page, hang_page(server, db))
     assert "snapshot-made" in result["marks"], result["marks"]
-    page.wait_for_function(
-        "async () => (await caches.open('durably-snapshots').then((c) => c.keys())).length === 1",
-        timeout=90_000,
-    )
+    wait_until(page, f"async () => (await ({stored})()) === 1", timeout_ms=90_000)
