@@ -6,8 +6,8 @@
  *
  * - `vfsStep`: one attempt to install the OPFS pool (./opfs.mjs `installVfs`: sqlite-wasm's
  *   `installOpfsSAHPoolVfs`, whose access-handle requests Chromium sometimes never settles),
- *   or the pool's growth after it. The whole install normally takes 10–940 ms on a loaded
- *   2-core machine (324 loads, bench/boot_hang.py). When an attempt passes it, the worker
+ *   or the pool's growth after it. The whole install normally takes 10–1,540 ms on a loaded
+ *   2-core machine (444 loads, bench/boot_hang.py). When an attempt passes it, the worker
  *   reports the boot error {@link BOOT_STUCK} and the page restarts it at once: only ending
  *   the worker releases the handles a stuck install holds, and sqlite-wasm keeps the stuck
  *   install's promise for the worker's life.
