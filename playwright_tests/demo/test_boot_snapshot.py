@@ -147,6 +147,28 @@ def test_a_failed_snapshot_worker_leaves_the_engine_running_and_the_next_boot_no
     assert outcome(second) == "made" and second["output"] == {"max": 7}
 
 
+def test_a_normal_boot_loads_pydantic_core_when_python_first_imports_it(
+    server: Server, browser: Browser
+) -> None:
+    # A normal boot's memory is never copied, so its extension modules need no fixed address:
+    # pydantic_core's is loaded at Python's first import of it (mark `extensions`), not before
+    # the C runtime starts. A restore loads it there, where the snapshot worker's boot had it.
+    page = browser.open().new_page()
+    plain = boot(page, f"{check_page(server)}&jobs=./plain_jobs.py")
+    assert outcome(plain) == "made" and plain["output"] == {"parsed": 42}
+    assert "extensions" not in plain["marks"], plain["marks"]  # ready without it; the job had it
+    stored(page)
+    restored = boot(page)
+    assert outcome(restored) == "restored" and restored["output"] == {"parsed": 42}
+    marks = restored["marks"]
+    assert marks["instantiated"] <= marks["extensions"] <= marks["installed"], marks
+    # The demo's job module imports pydantic at its top: loaded during the imports.
+    demo = boot(page, check_page(server))
+    assert outcome(demo) == "made" and demo["output"]["rows"] == 20
+    marks = demo["marks"]
+    assert marks["booted"] <= marks["extensions"] <= marks["imported"], marks
+
+
 @pytest.mark.parametrize("damage", ["header", "memory"])
 def test_a_damaged_snapshot_is_replaced_by_a_normal_boot(
     server: Server, browser: Browser, damage: str

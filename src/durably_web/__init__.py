@@ -4,6 +4,11 @@ A job is a function made of named steps; each finished step's result is checkpoi
 that crashes, is reloaded or loses its worker resumes at the first unfinished step.
 """
 
+# First: the engine's dataclasses below then run the bytecode the site build compiled for
+# their generated methods, where the build put it there (the browser engine's wheel).
+from durably_web import _dataclass_code  # noqa: F401
+
+# isort: split
 from durably_web.clock import Clock, SystemClock
 from durably_web.core.durably import Durably
 from durably_web.core.factory import create_durably

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from durably_web._dataclass_code import FILE as DATACLASS_CODE
 from durably_web.sitebuild import (
     BuildError,
     BuildResult,
@@ -686,6 +687,7 @@ def test_archives_are_precompiled_and_the_own_wheel_is_complete(repo_build: Buil
         tag = wheel.read("durably_web-0.1.0.dist-info/WHEEL").decode()
         record = wheel.read("durably_web-0.1.0.dist-info/RECORD").decode()
         header = wheel.read("durably_web/__init__.pyc")[:16]
+        wheel_code = wheel.read(f"durably_web/{DATACLASS_CODE}")
     for source in PACKAGE.rglob("*"):
         rel = "durably_web/" + source.relative_to(PACKAGE).as_posix()
         if not source.is_file() or "__pycache__" in rel or rel.endswith(".pyc"):
@@ -701,6 +703,12 @@ def test_archives_are_precompiled_and_the_own_wheel_is_complete(repo_build: Buil
     assert "Tag: cp314-none-any" in tag
     assert all(name in record for name in names)
     assert header[4:8] == (1).to_bytes(4, "little")  # unchecked hash-based .pyc (PEP 552)
+    # The bytecode of the engine's generated dataclass methods (durably_web/_dataclass_code.py),
+    # recorded by importing the engine with Pyodide's CPython (a marshal this CPython cannot
+    # load): it starts with the .pyc's magic number and holds the events' generated source.
+    assert header[:4] in wheel_code[:16]
+    assert b"def __init__(self,*,run_id,job_name," in wheel_code
+    assert f"durably_web/{DATACLASS_CODE}" in record
 
 
 @pytest.mark.slow
@@ -933,6 +941,7 @@ def test_the_engine_site_holds_the_engines_packages_without_the_server_side(
     assert engine["dynlibs"] == [name for name in names if name.endswith(".so")]
     assert engine["dynlibs"] and engine["dynlibs"][0].startswith("pydantic_core/")
     assert "durably_web/browser/boot.pyc" in names and "pydantic/main.pyc" in names
+    assert f"durably_web/{DATACLASS_CODE}" in names
     assert not [name for name in names if name.startswith(BROWSER_EXCLUDED)]
     assert not [name for name in names if name.startswith(ON_FIRST_IMPORT)]  # in the rest zip
     assert not [name for name in names if name.endswith("/RECORD") or "/sboms/" in name]

@@ -18,7 +18,7 @@ PACKAGE = Path(durably_web.__file__).parent
 
 RANK = {
     **dict.fromkeys(("errors", "json_value", "clock", "ids", "models", "validation", "options"), 0),
-    **dict.fromkeys(("events", "job", "retry"), 0),
+    **dict.fromkeys(("events", "job", "retry", "_dataclass_code"), 0),
     **dict.fromkeys(("storage", "adapters", "testing"), 1),
     "core": 2,
     "protocol": 3,

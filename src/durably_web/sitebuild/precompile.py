@@ -47,11 +47,17 @@ _HELPERS = ("precompile.mjs", "pyc_compile.py")
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One archive to compile: ``kind`` is ``"stdlib"`` or ``"wheel"``; ``name`` the output's."""
+    """One archive to compile: ``kind`` is ``"stdlib"`` or ``"wheel"``; ``name`` the output's.
+
+    ``dataclass_imports``: modules the compiled archive is imported with, to ship the bytecode
+    of the methods their dataclasses generate (``pyc_compile.py`` ``dataclass_code``; for
+    durably_web's own wheel, whose source, and so the archive's key, names them).
+    """
 
     kind: str
     src: Path
     name: str
+    dataclass_imports: tuple[str, ...] = ()
 
 
 def compiled_wheel_name(wheel: Path, info: dict[str, Any]) -> str:
@@ -165,7 +171,12 @@ def _run_node(
         for path in scratch:
             path.parent.mkdir()
         spec = [
-            {"kind": job.kind, "src": str(job.src.resolve()), "dst": str(dst)}
+            {
+                "kind": job.kind,
+                "src": str(job.src.resolve()),
+                "dst": str(dst),
+                "dataclass_imports": list(job.dataclass_imports),
+            }
             for (job, _), dst in zip(todo, scratch, strict=True)
         ]
         spec_file = Path(tmp) / "jobs.json"

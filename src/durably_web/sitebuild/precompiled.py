@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from durably_web.sitebuild.engine_site import ENGINE_IMPORTS
 from durably_web.sitebuild.layout import BuildError, Layout, sha256_file, write_atomic
 from durably_web.sitebuild.npm import fetch, pyodide_dir, pyodide_info
 from durably_web.sitebuild.precompile import (
@@ -141,7 +142,8 @@ def served_archives(
                     "wheel", downloaded[name], compiled_wheel_name(downloaded[name], info)
                 )
     if mine is None:
-        jobs["own"] = Job("wheel", own, compiled_wheel_name(own, info))
+        # With the bytecode of the engine's dataclass methods (durably_web/_dataclass_code.py).
+        jobs["own"] = Job("wheel", own, compiled_wheel_name(own, info), ENGINE_IMPORTS)
     boot = stdlib.path if stdlib is not None else None
     compiled = compile_archives(layout, list(jobs.values()), info, log=log, boot_stdlib=boot)
     made = {

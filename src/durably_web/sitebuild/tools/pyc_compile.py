@@ -16,7 +16,13 @@ Contract:
   archive's sha256 only depends on its contents;
 - for a wheel, ``RECORD`` is rewritten to list the new files and hashes and the
   ``WHEEL`` tags follow the new file name (``py3-none-any`` -> ``cp314-none-any``,
-  as Pyodide's own ``pyodide py-compile`` names them).
+  as Pyodide's own ``pyodide py-compile`` names them);
+- a job with ``dataclass_imports`` (durably_web's own wheel) also gets the bytecode
+  of the methods ``dataclasses`` generates while those modules are imported from the
+  compiled wheel: ``<package>/__dataclass_code__.marshal``, the marshal of
+  ``(magic number, {generated source: code object})``, which
+  ``durably_web/_dataclass_code.py`` reads (its ``FILE``) so that a cold boot does not
+  compile them again.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import sys
 import zipfile
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+DATACLASS_CODE = "__dataclass_code__.marshal"  # durably_web/_dataclass_code.py FILE
 # PEP 552 flags: bit 0 = hash-based, bit 1 = check_source. 0b01: unchecked hash.
 UNCHECKED_HASH_FLAGS = (0b01).to_bytes(4, "little")
 
@@ -58,11 +65,18 @@ def _write(out: zipfile.ZipFile, name: str, data: bytes, external_attr: int) -> 
     out.writestr(info, data)
 
 
-def compile_archive(src: str, dst: str, runtime_prefix: str, wheel_tag: str | None) -> dict:
+def compile_archive(
+    src: str,
+    dst: str,
+    runtime_prefix: str,
+    wheel_tag: str | None,
+    dataclass_imports: list[str] | None = None,
+) -> dict:
     """Compile ``src`` into ``dst``; ``runtime_prefix`` is where members live at run time.
 
     ``wheel_tag`` (e.g. ``cp314-none-any``) marks ``src`` as a wheel whose
-    ``RECORD`` and ``WHEEL`` must be rewritten.
+    ``RECORD`` and ``WHEEL`` must be rewritten. ``dataclass_imports``: modules to
+    import from the compiled archive, recording the dataclass code they generate.
     """
     compiled = 0
     failed: list[str] = []
@@ -83,13 +97,54 @@ def compile_archive(src: str, dst: str, runtime_prefix: str, wheel_tag: str | No
                     compiled += 1
             members.append((name, data, info.external_attr))
 
+    if dataclass_imports:
+        _write_zip(dst, members)  # imported from, then written again with the code
+        package = dataclass_imports[0].split(".", 1)[0]
+        code = dataclass_code(dst, dataclass_imports)
+        members.append((f"{package}/{DATACLASS_CODE}", code, 0o644 << 16))
     if wheel_tag is not None:
         members = _rewrite_wheel_metadata(members, wheel_tag)
+    _write_zip(dst, members)
+    return {"src": src, "dst": dst, "compiled": compiled, "failed": failed}
 
+
+def _write_zip(dst: str, members: list[tuple[str, bytes, int]]) -> None:
     with zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_DEFLATED) as zout:
         for name, data, attr in members:
             _write(zout, name, data, attr)
-    return {"src": src, "dst": dst, "compiled": compiled, "failed": failed}
+
+
+def dataclass_code(archive: str, imports: list[str]) -> bytes:
+    """Import ``imports`` from ``archive`` (zipimport) and return the dataclass code they made.
+
+    Every source ``dataclasses`` executes meanwhile is compiled as its own ``exec``
+    would compile it (no inherited ``__future__`` flags: dataclasses.py has none),
+    kept with its code object, and executed. The modules imported are forgotten
+    again. Returns the marshal of ``(MAGIC_NUMBER, {source: code})``.
+    """
+    import dataclasses
+
+    codes = {}
+
+    def record(source, scope=None, names=None, /):
+        code = compile(source, "<string>", "exec", dont_inherit=True)
+        codes[source] = code
+        exec(code, scope, names)
+
+    before = set(sys.modules)
+    sys.path.insert(0, archive)
+    dataclasses.exec = record
+    try:
+        for name in imports:
+            importlib.import_module(name)
+    finally:
+        del dataclasses.exec
+        sys.path.remove(archive)
+        for name in set(sys.modules) - before:
+            del sys.modules[name]
+    if not codes:
+        raise ValueError(f"importing {imports} from {archive} created no dataclass")
+    return marshal.dumps((importlib.util.MAGIC_NUMBER, codes))
 
 
 def _rewrite_wheel_metadata(
@@ -141,7 +196,8 @@ def wheel_tag(dst: str) -> str:
 def main(jobs_json: str) -> str:
     """Run every job of a JSON list; return a JSON report (called from precompile.mjs).
 
-    A job is ``{"kind": "stdlib" | "wheel", "src": path, "dst": path}``.
+    A job is ``{"kind": "stdlib" | "wheel", "src": path, "dst": path}``, optionally with
+    ``"dataclass_imports": [module, ...]`` (see :func:`dataclass_code`).
     """
     jobs = json.loads(jobs_json)
     report = [
@@ -150,6 +206,7 @@ def main(jobs_json: str) -> str:
             job["dst"],
             runtime_prefix(job["kind"]),
             wheel_tag(job["dst"]) if job["kind"] == "wheel" else None,
+            job.get("dataclass_imports"),
         )
         for job in jobs
     ]

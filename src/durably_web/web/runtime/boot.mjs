@@ -34,8 +34,9 @@ import { TIMEOUTS, within } from "./timeouts.mjs";
  *   job module, imported after the engine so that a snapshot holds it too (startEngine's
  *   import of it is then free); marks: gets the `performance.now()` of the boot's steps
  *   (site, compiled, snapshotFound, before, instantiated, installed (the engine's files
- *   written and its extensions loaded), module, then snapshotRead and restored, or booted and
- *   imported); makeSnapshot: how `save()` makes the snapshot of a
+ *   written), extensions (its extension modules loaded: before `installed` in a restore, at
+ *   Python's first import of one in a normal boot, absent if none was imported before
+ *   `ready`), module, then snapshotRead and restored, or booted and imported); makeSnapshot: how `save()` makes the snapshot of a
  *   normal boot (default {@link makeInWorker}).
  * @typedef {"restored" | "made" | "replaced" | "off"} SnapshotOutcome
  *   restored: booted from a snapshot; made: a normal boot, whose `save()` makes and stores a
@@ -108,7 +109,7 @@ export async function bootInterpreter(vendorUrl, options = {}) {
   let replaced = false;
   if (stored) {
     try {
-      const pyodide = await loadInterpreter(interpreter, stored);
+      const pyodide = await loadInterpreter(interpreter, { snapshot: stored });
       Object.assign(pyodide.loadedPackages, (await stored).header.loadedPackages);
       stored = null; // the ~35 MB read can go: Pyodide's config would keep it for good
       pyodide._api.config._loadSnapshot = undefined;
@@ -122,7 +123,8 @@ export async function bootInterpreter(vendorUrl, options = {}) {
       replaced = true;
     }
   }
-  const pyodide = await loadInterpreter(interpreter);
+  // Nothing copies this boot's memory: its extensions load when Python first imports them.
+  const pyodide = await loadInterpreter(interpreter, { lazyExtensions: true });
   mark("booted");
   importEngine(pyodide, indexURL, await manifest, jobs);
   mark("imported");
@@ -186,7 +188,7 @@ export async function makeSnapshot(vendorUrl, request, importModule = (url) => i
     early: prefetched(indexURL, request.compiled, request.stdlib),
     mark: () => {},
   };
-  const pyodide = await loadInterpreter(interpreter);
+  const pyodide = await loadInterpreter(interpreter); // extensions before the runtime, as a restore loads them
   importEngine(pyodide, indexURL, manifest, request.jobs);
   // What the imports left for first use (the job module's pydantic adapters), so that the
   // snapshot holds it: a restored boot never pays it.
@@ -196,14 +198,17 @@ export async function makeSnapshot(vendorUrl, request, importModule = (url) => i
 
 /**
  * Load Pyodide (restoring `snapshot` when given) with the engine's files installed by a
- * preRun hook, after the wasm is instantiated and before the C runtime starts.
+ * preRun hook, after the wasm is instantiated and before the C runtime starts. The engine's
+ * extension modules are loaded in that hook too (at the same addresses at every such boot:
+ * what a snapshot and its restore need), unless `lazyExtensions`: then only when Python
+ * first imports one (./engine_site.mjs `installEngineSite`). Mark `extensions` says when.
  * @param {{ loadPyodide: any, createModule: (settings: any) => Promise<any>, indexURL: string,
  *           stdlib: string, site: Promise<import("./engine_site.mjs").EngineSite>,
  *           early: import("./prefetch.mjs").Prefetched, mark: (name: string) => void }} interpreter
- * @param {OpenedSnapshot} [snapshot]
+ * @param {{ snapshot?: OpenedSnapshot, lazyExtensions?: boolean }} [how]
  * @returns {Promise<any>} the Pyodide API
  */
-function loadInterpreter({ loadPyodide, createModule, indexURL, stdlib, site, early, mark }, snapshot) {
+function loadInterpreter({ loadPyodide, createModule, indexURL, stdlib, site, early, mark }, { snapshot, lazyExtensions = false } = {}) {
   const loading = withPrefetched(early, () => loadPyodide({
     indexURL,
     lockFileURL: bootFileUrl(indexURL, "pyodide-lock.json"),
@@ -215,7 +220,7 @@ function loadInterpreter({ loadPyodide, createModule, indexURL, stdlib, site, ea
         mark("instantiated");
         Module.addRunDependency("durably-engine-site");
         Promise.all([site, snapshot]).then(([files, restore]) => {
-          installEngineSite(Module, files);
+          installEngineSite(Module, files, { eager: !lazyExtensions, loaded: () => mark("extensions") });
           mark("installed");
           // The wasm exports its memory: Pyodide cannot size it for the snapshot, whose heap
           // may have grown (the job module's imports): grow it to the snapshot's size.

@@ -7,10 +7,12 @@
  * The worker does not use Pyodide's loadPackage for them (a request and a Python-side unzip
  * per wheel, after the interpreter started): it fetches the tar while everything else loads
  * and, from an Emscripten preRun hook (before Python starts), writes its files into
- * site-packages and loads its WebAssembly extension modules (pydantic_core). Loaded before the
- * C runtime initialises, an extension lands at the same memory and table addresses at every
- * boot: that is what lets a memory snapshot taken after the imports be restored
- * (./snapshot.mjs). loadPackage would load it later, at an address that depends on the heap.
+ * site-packages and, in a boot whose memory a snapshot copies or restores, loads its
+ * WebAssembly extension modules (pydantic_core). Loaded before the C runtime initialises, an
+ * extension lands at the same memory and table addresses at every such boot: that is what
+ * lets a memory snapshot taken after the imports be restored (./snapshot.mjs). loadPackage
+ * would load it later, at an address that depends on the heap. A normal boot loads it only
+ * when Python first imports it (most pages reach `ready` without pydantic).
  */
 import { BOOT_FILES } from "./boot_files.mjs";
 
@@ -111,13 +113,22 @@ export function untar(bytes) {
 }
 
 /**
- * Write the engine's files into site-packages and load its extension modules: call from a
- * preRun hook, i.e. before the C runtime and Python start. The same calls in the same order
- * at every boot give every extension the same memory base and table base.
+ * Write the engine's files into site-packages and make its extension modules loadable: call
+ * from a preRun hook, i.e. before the C runtime and Python start.
+ *
+ * `eager`: load the extensions now, before the runtime starts. The same calls in the same
+ * order at every boot give every extension the same memory base and table base: what a boot
+ * that takes a memory snapshot and one that restores it need (./snapshot.mjs). Otherwise
+ * (a normal boot, whose memory no snapshot copies) an extension is loaded only when Python
+ * first imports it (pydantic_core: when a job module imports pydantic, or on the first
+ * validation), from its compiled module: its instantiation, data relocations and
+ * constructors (~50 ms of a cold boot, bench/BOOT-NOTES.md) are not paid before then.
  * @param {any} Module the Emscripten module
  * @param {EngineSite} site
+ * @param {{ eager?: boolean, loaded?: () => void }} [options] loaded: called once the
+ *   extensions are loaded (in the hook if eager, else at Python's first dlopen of one)
  */
-export function installEngineSite(Module, site) {
+export function installEngineSite(Module, site, { eager = true, loaded = () => {} } = {}) {
   const root = Module.API.sitePackages; // set by Pyodide's own preRun hook, which runs first
   const made = new Set(); // folders made so far: mkdirTree walks every level of its path
   for (const [name, bytes] of site.files) {
@@ -129,14 +140,34 @@ export function installEngineSite(Module, site) {
     }
     Module.FS.writeFile(path, bytes, { canOwn: true });
   }
-  site.manifest.dynlibs.forEach((name, i) => {
-    // What Emscripten's dlopen would do, minus the heap allocation: before the runtime starts,
-    // the module's memory is taken from the heap base, the same at every boot. Python's later
-    // dlopen of the same path finds it loaded and only adds a handle.
-    const path = `${root}/${name}`;
-    const dso = Module.newDSO(path, undefined, "loading");
-    dso.refcount = Infinity;
-    dso.global = false;
-    dso.exports = Module.loadWebAssemblyModule(site.dynlibs[i], { loadAsync: false, nodelete: true }, path, {});
+  const paths = site.manifest.dynlibs.map((name) => `${root}/${name}`);
+  if (eager) {
+    paths.forEach((path, i) => {
+      // What Emscripten's dlopen would do, minus the heap allocation: before the runtime
+      // starts, the module's memory is taken from the heap base, the same at every boot.
+      // Python's later dlopen of the same path finds it loaded and only adds a handle.
+      const dso = Module.newDSO(path, undefined, "loading");
+      dso.refcount = Infinity;
+      dso.global = false;
+      dso.exports = Module.loadWebAssemblyModule(site.dynlibs[i], { loadAsync: false, nodelete: true }, path, {});
+    });
+    loaded();
+    return;
+  }
+  paths.forEach((path, i) => {
+    // Emscripten's dlopen takes a library's exports from `preloadedWasm` when they are there
+    // (what Pyodide's package loader fills): a getter instantiates the compiled module at
+    // that first lookup, in the heap of the running interpreter, instead of dlopen reading
+    // the file back and compiling it again synchronously.
+    Object.defineProperty(Module.preloadedWasm, path, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const exports = Module.loadWebAssemblyModule(site.dynlibs[i], { loadAsync: false, nodelete: true }, path, {});
+        Object.defineProperty(Module.preloadedWasm, path, { value: exports, configurable: true, enumerable: true });
+        if (paths.every((other) => Object.getOwnPropertyDescriptor(Module.preloadedWasm, other)?.get === undefined)) loaded();
+        return exports;
+      },
+    });
   });
 }
