@@ -200,10 +200,14 @@ def test_the_demo_never_fetches_the_rest_of_the_stdlib(server: Server, browser: 
     assert outcome(boot(page)) == "restored"
     fetched = [url for url in browser.requests if "python_stdlib" in url]
     assert fetched and all("python_stdlib_core.zip" in url for url in fetched), fetched
-    # Fetched early (runtime/prefetch.mjs) and handed to Pyodide: once per boot, not twice.
-    assert len(fetched) == 2, fetched
+    # Fetched early (runtime/prefetch.mjs) and handed to Pyodide: once per engine worker
+    # start, not twice. Two boots start two workers, or one more each for a boot whose stuck
+    # OPFS install the page recovered from by starting another (runtime/timeouts.mjs).
+    starts = [url for url in browser.requests if url.partition("?")[0].endswith("/runtime/worker.mjs")]
+    assert len(starts) >= 2, starts
+    assert len(fetched) == len(starts), (fetched, starts)
     wasm = [url for url in browser.requests if url.partition("?")[0].endswith("/pyodide.asm.wasm")]
-    assert len(wasm) == 2, wasm
+    assert len(wasm) == len(starts), (wasm, starts)
 
 
 @pytest.fixture(scope="module")
