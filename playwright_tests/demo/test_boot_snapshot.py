@@ -203,7 +203,9 @@ def test_the_demo_never_fetches_the_rest_of_the_stdlib(server: Server, browser: 
     # Fetched early (runtime/prefetch.mjs) and handed to Pyodide: once per engine worker
     # start, not twice. Two boots start two workers, or one more each for a boot whose stuck
     # OPFS install the page recovered from by starting another (runtime/timeouts.mjs).
-    starts = [url for url in browser.requests if url.partition("?")[0].endswith("/runtime/worker.mjs")]
+    starts = [
+        url for url in browser.requests if url.partition("?")[0].endswith("/runtime/worker.mjs")
+    ]
     assert len(starts) >= 2, starts
     assert len(fetched) == len(starts), (fetched, starts)
     wasm = [url for url in browser.requests if url.partition("?")[0].endswith("/pyodide.asm.wasm")]
