@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
@@ -573,7 +574,7 @@ class Execution:
     async def _outcome(self, what: str, write: Callable[[RunDelta], Awaitable[None]]) -> None:
         """Write the outcome, shielded: if this task is cancelled, the write still finishes."""
         self.writer.cancel_flush()
-        task = asyncio.ensure_future(self.writer.write(what, write))
+        task = _started_now(self.writer.write(what, write))
         self._outcome_task = task
         try:
             await asyncio.shield(task)
@@ -683,3 +684,19 @@ class Execution:
 
 def _snippet(text: str, width: int = 80) -> str:
     return repr(text if len(text) <= width else text[:width] + "...")
+
+
+def _started_now(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+    """Start ``coro`` as a task that runs at once, up to its first suspension.
+
+    The outcome's write on SQLite never suspends, so the task is done when this returns and
+    the caller's ``shield`` awaits nothing: no turn of the event loop for the task's first
+    step, the shield's callbacks or the wake-up. In Pyodide's browser loop each such turn is
+    a task of the worker (30-200 us; five of them a run, bench/NOTES.md). A write that does
+    suspend (a lock waited out, a server's round trip) goes on as any task. Python 3.11 has
+    no eager tasks: the task starts at the next turn there. The task is a plain
+    ``asyncio.Task`` whatever the loop's task factory (it runs engine code only).
+    """
+    if sys.version_info >= (3, 12):
+        return asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
+    return asyncio.ensure_future(coro)
