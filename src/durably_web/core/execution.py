@@ -197,15 +197,16 @@ class Execution:
         step path reads anyway, so a step's start time serves as the lease check's reading:
         in the browser a read costs 1-3 us), else ``time.monotonic`` (a fake clock does not
         move by itself)."""
-        self._group = (
+        self.group = (
             CheckpointGroup(checkpoint, self.writer, wall=self.wall)
             if checkpoint is not None and checkpoint.batched
             else None
         )
+        """The batched mode's checkpoint group (:mod:`.batching`); None in the default mode."""
         self._cancel_announced = False
         self._outcome_task: asyncio.Future[Any] | None = None
         self._lease_checked = -LEASE_CHECK_EVERY
-        self.quick = QuickCheckpoints(self, self._group)
+        self.quick = QuickCheckpoints(self, self.group)
         """Writes the plain step's checkpoint without an await (see :mod:`.fastpath`)."""
 
     # -- what the worker asks ------------------------------------------------------------
@@ -319,7 +320,7 @@ class Execution:
         """
         run = self.run
         overran = finished > self.lease_until
-        if self._group is not None:
+        if self.group is not None:
             row = completed_row(
                 run.id,
                 run.lease_generation,
@@ -330,7 +331,7 @@ class Execution:
                 now=finished,
                 attempt=attempt,
             )
-            due = self._group.keep(row, finished)
+            due = self.group.keep(row, finished)
             self.advance(index)
             if due or overran:
                 try:
