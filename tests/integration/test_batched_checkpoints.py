@@ -56,7 +56,7 @@ def test_bad_job_checkpoint_is_refused() -> None:
         define_job(name="j", input=dict, run=lambda step, payload: None, checkpoint="always")  # type: ignore[call-overload]
 
 
-async def test_group_commits_inside_step_run_at_max_steps(make_durably: MakeDurably) -> None:
+async def test_a_full_group_commits_before_the_next_step_runs(make_durably: MakeDurably) -> None:
     seen: list[list[str]] = []
 
     async def run(step: StepContext, payload: dict[str, Any]) -> int:
@@ -76,12 +76,45 @@ async def test_group_commits_inside_step_run_at_max_steps(make_durably: MakeDura
     handle = await durably.jobs.grouped.trigger({})
     final = await durably.process_one()
     assert final is not None and final.status == "completed", final
-    # Steps 0-3 wait; the fifth step.run commits the group before it returns, and so on.
-    assert [len(names) for names in seen] == [0, 0, 0, 0, 5, 5, 5, 5, 5, 10, 10, 10]
+    # Steps 0-4 wait (the fifth fills the group); the sixth step.run commits the full group
+    # before its function runs, and so on: never more than 5 steps uncommitted.
+    assert [len(names) for names in seen] == [0, 0, 0, 0, 0, 5, 5, 5, 5, 5, 10, 10]
     assert _committed(durably, handle.id) == [f"s{i}" for i in range(12)]  # the outcome's
     steps = await durably.get_steps(handle.id)
     assert [(s.index, s.output) for s in steps] == [(i, i) for i in range(12)]
     assert (final.current_step_index, final.completed_step_count) == (12, 12)
+
+
+@pytest.mark.parametrize("preserve_steps", [True, False])
+async def test_a_run_whose_last_step_fills_its_group_writes_it_with_the_outcome(
+    database: TestDatabase, preserve_steps: bool
+) -> None:
+    # Five steps, max_steps=5: the fifth fills the group and the run ends, so the group goes
+    # with the outcome: one write of the run's steps at most (none when they are deleted).
+    async def run(step: StepContext, payload: dict[str, Any]) -> int:
+        for i in range(5):
+            await step.run(f"s{i}", lambda i=i: i)
+        return 5
+
+    connection = _JsonRows(database.connection())
+    durably = create_durably(
+        connection,
+        checkpoint="batched",
+        checkpoint_max_steps=5,
+        checkpoint_max_delay=60,
+        preserve_steps=preserve_steps,
+    ).register({"five": define_job(name="five", input=dict, run=run)})
+    try:
+        await durably.migrate()
+        handle = await durably.jobs.five.trigger({})
+        final = await durably.process_one()
+        assert final is not None and final.status == "completed", final
+        assert (final.current_step_index, final.completed_step_count) == (5, 5)
+        assert connection.batches == 1  # the outcome's write, and no group commit before it
+        expected = [f"s{i}" for i in range(5)] if preserve_steps else []
+        assert _committed(durably, handle.id) == expected
+    finally:
+        await durably.close(timeout=0)
 
 
 async def test_group_commits_after_max_delay_while_the_job_awaits(
@@ -222,17 +255,19 @@ _QUERIES = queries()
 
 class _JsonRows:
     """A connection that asks for kept steps as one JSON text (as the browser's does), and
-    counts the statements of its batches that insert kept steps, by form."""
+    counts its batches and the statements of them that insert kept steps, by form."""
 
     json_rows = True
 
     def __init__(self, inner: Connection) -> None:
         self._inner = inner
         self.forms: dict[str, int] = {"json": 0, "bound": 0}
+        self.batches = 0
 
     def run_batch(
         self, statements: Sequence[tuple[str, Sequence[Any]]], guard: bool = False
     ) -> bool:
+        self.batches += 1
         for sql, _ in statements:
             if sql == _QUERIES["insert_kept_steps"]:
                 self.forms["json"] += 1

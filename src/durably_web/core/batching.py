@@ -7,8 +7,12 @@ most of a short step's time. With ``checkpoint="batched"`` (per instance, or per
 (:class:`~durably_web.core.unwritten.Unwritten`) and committed with the next write of the
 lease holder, in one fenced transaction with the others. The group is committed:
 
-- inside ``step.run``, before it returns, once ``max_steps`` steps are kept or the oldest
-  kept one is ``max_delay`` seconds old;
+- before the next step starts, once ``max_steps`` steps are kept (the group is *full*): a
+  run whose last step fills its group writes that group with its outcome, one transaction
+  less (and with ``preserve_steps=False``, which deletes a completed run's steps, none of
+  its rows at all, as for a run shorter than one group);
+- inside ``step.run``, before it returns, once the oldest kept step is ``max_delay``
+  seconds old;
 - by a timer ``max_delay`` seconds after the first step of the group, while the job awaits
   something (a step that blocks the event loop delays it until ``step.run`` returns);
 - with every other write of the run: progress and log lines reaching the database (a
@@ -16,7 +20,8 @@ lease holder, in one fenced transaction with the others. The group is committed:
   a run handed back when the worker stops; and before each lease renewal.
 
 A crash (or a lost lease) runs the kept group again: at most ``max_steps`` steps, counting
-the one in flight, which the default mode runs again too. A step whose checkpoint committed
+the one in flight, which the default mode runs again too (a full group is committed before
+another step runs, so no step is in flight beside it). A step whose checkpoint committed
 never runs again: each kept step is inserted with the same lease fence as a single
 checkpoint, and a resumed run replays every committed one.
 """
@@ -70,30 +75,35 @@ class CheckpointGroup:
 
     """
 
-    __slots__ = ("_policy", "_since", "_wall", "_writer")
+    __slots__ = ("_policy", "_since", "_wall", "_writer", "full")
 
     def __init__(self, policy: CheckpointPolicy, writer: RunWriter, *, wall: bool) -> None:
         self._policy = policy
         self._writer = writer
         self._wall = wall
         self._since = 0.0
+        self.full = False
+        """The last step kept made ``max_steps``: the group is committed before another step
+        runs (``StepContext``), with the run's next write if that comes first."""
 
     def keep_unless_due(self, row: StepRow, finished: float) -> bool:
         """Keep a completed step unless that makes the group due; return whether it was kept.
 
         The fast path's :meth:`keep` (:mod:`~durably_web.core.fastpath`): a step that would
-        make the group due is left to :meth:`keep` and the commit that follows it.
+        make the group due is left to :meth:`keep` and the commit that follows it. A step that
+        fills the group is kept (the group is then :attr:`full`: the next step commits it).
         ``finished``: when the step finished, on the engine's clock.
         """
         writer, policy = self._writer, self._policy
         kept = writer.kept_steps
         now = finished if self._wall else time.monotonic()
         elapsed = now - self._since if kept else 0.0  # as keep(): the first step starts the clock
-        if kept + 1 >= policy.max_steps or elapsed >= policy.max_delay:
+        if kept >= policy.max_steps or elapsed >= policy.max_delay:
             return False
         if not kept:
             self._since = now  # the first step of a new group
         writer.keep_step(row, within=policy.max_delay)
+        self.full = kept + 1 >= policy.max_steps
         return True
 
     def keep(self, row: StepRow, finished: float) -> bool:
@@ -106,6 +116,7 @@ class CheckpointGroup:
         if not writer.kept_steps:
             self._since = now  # the first step of a new group
         writer.keep_step(row, within=self._policy.max_delay)
+        self.full = False  # committed now, or kept under both bounds
         return (
             writer.kept_steps >= self._policy.max_steps
             or now - self._since >= self._policy.max_delay

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
@@ -196,15 +197,16 @@ class Execution:
         step path reads anyway, so a step's start time serves as the lease check's reading:
         in the browser a read costs 1-3 us), else ``time.monotonic`` (a fake clock does not
         move by itself)."""
-        self._group = (
+        self.group = (
             CheckpointGroup(checkpoint, self.writer, wall=self.wall)
             if checkpoint is not None and checkpoint.batched
             else None
         )
+        """The batched mode's checkpoint group (:mod:`.batching`); None in the default mode."""
         self._cancel_announced = False
         self._outcome_task: asyncio.Future[Any] | None = None
         self._lease_checked = -LEASE_CHECK_EVERY
-        self.quick = QuickCheckpoints(self, self._group)
+        self.quick = QuickCheckpoints(self, self.group)
         """Writes the plain step's checkpoint without an await (see :mod:`.fastpath`)."""
 
     # -- what the worker asks ------------------------------------------------------------
@@ -318,7 +320,7 @@ class Execution:
         """
         run = self.run
         overran = finished > self.lease_until
-        if self._group is not None:
+        if self.group is not None:
             row = completed_row(
                 run.id,
                 run.lease_generation,
@@ -329,7 +331,7 @@ class Execution:
                 now=finished,
                 attempt=attempt,
             )
-            due = self._group.keep(row, finished)
+            due = self.group.keep(row, finished)
             self.advance(index)
             if due or overran:
                 try:
@@ -573,7 +575,7 @@ class Execution:
     async def _outcome(self, what: str, write: Callable[[RunDelta], Awaitable[None]]) -> None:
         """Write the outcome, shielded: if this task is cancelled, the write still finishes."""
         self.writer.cancel_flush()
-        task = asyncio.ensure_future(self.writer.write(what, write))
+        task = _started_now(self.writer.write(what, write))
         self._outcome_task = task
         try:
             await asyncio.shield(task)
@@ -683,3 +685,19 @@ class Execution:
 
 def _snippet(text: str, width: int = 80) -> str:
     return repr(text if len(text) <= width else text[:width] + "...")
+
+
+def _started_now(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+    """Start ``coro`` as a task that runs at once, up to its first suspension.
+
+    The outcome's write on SQLite never suspends, so the task is done when this returns and
+    the caller's ``shield`` awaits nothing: no turn of the event loop for the task's first
+    step, the shield's callbacks or the wake-up. In Pyodide's browser loop each such turn is
+    a task of the worker (30-200 us; five of them a run, bench/NOTES.md). A write that does
+    suspend (a lock waited out, a server's round trip) goes on as any task. Python 3.11 has
+    no eager tasks: the task starts at the next turn there. The task is a plain
+    ``asyncio.Task`` whatever the loop's task factory (it runs engine code only).
+    """
+    if sys.version_info >= (3, 12):
+        return asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
+    return asyncio.ensure_future(coro)

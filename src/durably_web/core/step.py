@@ -321,6 +321,10 @@ class StepContext:
 
         """
         execution = self._execution
+        group = execution.group
+        if group is not None and group.full:  # a full group commits before another step runs
+            group.full = False
+            await execution.commit_checkpoints()
         signal = execution.signal
         read_clock = self._now
         # The first attempt's start, read once: on the system clock it is also the lease
