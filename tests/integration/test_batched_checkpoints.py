@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from durably_web import Durably, StepContext, ValidationError, create_durably, define_job
-from durably_web.clock import format_timestamp
+from durably_web.clock import SystemClock, format_timestamp
 from durably_web.storage.connection import Connection
 from durably_web.storage.queries import queries
 from durably_web.testing import FakeClock
@@ -149,7 +149,7 @@ def _busy(seconds: float) -> None:
 
 @pytest.mark.parametrize("clock_kind", ["system", "fake"])
 async def test_a_step_finishing_past_max_delay_commits_the_group_before_it_returns(
-    database: TestDatabase, clock_kind: str
+    make_durably: MakeDurably, clock_kind: str
 ) -> None:
     # The group's age is measured with the steps' own finish times on the system clock (no
     # clock read of its own), with time.monotonic() on any other: both see a step that blocked
@@ -164,23 +164,19 @@ async def test_a_step_finishing_past_max_delay_commits_the_group_before_it_retur
         await step.run("slow", lambda: _busy(0.15))  # blocks the loop past max_delay
         seen.append(_committed(durably, step.run_id))
 
-    options: dict[str, Any] = {} if clock_kind == "system" else {"clock": FakeClock()}
-    durably = create_durably(
-        database.connection(),
+    options: dict[str, Any] = {"clock": SystemClock()} if clock_kind == "system" else {}
+    durably = await make_durably(
+        {"slow": define_job(name="slow", input=dict, run=run)},
         checkpoint="batched",
         checkpoint_max_delay=0.1,
         checkpoint_max_steps=100,
         preserve_steps=True,
         **options,
-    ).register({"slow": define_job(name="slow", input=dict, run=run)})
-    try:
-        await durably.migrate()
-        await durably.jobs.slow.trigger({})
-        final = await durably.process_one()
-        assert final is not None and final.status == "completed", final
-        assert seen == [[], ["a", "b", "slow"]]
-    finally:
-        await durably.close(timeout=0)
+    )
+    await durably.jobs.slow.trigger({})
+    final = await durably.process_one()
+    assert final is not None and final.status == "completed", final
+    assert seen == [[], ["a", "b", "slow"]]
 
 
 async def test_progress_reaches_the_database_with_the_steps_before_it(
